@@ -1,0 +1,28 @@
+//! x86_64: descriptor tables, trap entry, per-core data, timers and legacy devices.
+
+pub mod cpu_local;
+pub mod exception;
+pub mod gdt;
+pub mod idt;
+pub mod pic;
+pub mod pit;
+pub mod trap;
+pub mod tsc;
+
+/// Halts this core forever with interrupts disabled. Used after a fatal error.
+pub fn halt_forever() -> ! {
+    loop {
+        ::x86_64::instructions::interrupts::disable();
+        ::x86_64::instructions::hlt();
+    }
+}
+
+/// Idles this core: interrupts enabled, `hlt` until the next interrupt, forever.
+pub fn idle_loop() -> ! {
+    loop {
+        // `enable_and_hlt` is `sti; hlt`: the one-instruction shadow of `sti`
+        // guarantees no interrupt slips in between and leaves us halted with
+        // nothing to wake us.
+        ::x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}

@@ -1,0 +1,81 @@
+//! QEMU's firmware configuration device (fw_cfg), read through I/O ports.
+//!
+//! The host passes named blobs with `-fw_cfg name=opt/...,string=...`; the
+//! test kernel reads which tests to run this way. On anything but QEMU the
+//! signature check fails and every lookup reports [`FwCfgError::NotPresent`].
+
+use x86_64::instructions::port::Port;
+
+const SELECTOR_PORT: u16 = 0x510;
+const DATA_PORT: u16 = 0x511;
+const SIGNATURE_KEY: u16 = 0x0000;
+const FILE_DIR_KEY: u16 = 0x0019;
+const NAME_LEN: usize = 56;
+
+/// Errors from fw_cfg lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FwCfgError {
+    /// No fw_cfg device (not running under QEMU).
+    NotPresent,
+    /// No file of that name.
+    NotFound,
+    /// The file is larger than the caller's buffer (its size is given).
+    TooLarge(usize),
+}
+
+fn select(key: u16) {
+    // SAFETY: writing the selector register of fw_cfg has no effect beyond
+    // choosing which item the data port streams.
+    unsafe { Port::<u16>::new(SELECTOR_PORT).write(key) }
+}
+
+fn read_bytes(buf: &mut [u8]) {
+    let mut data = Port::<u8>::new(DATA_PORT);
+    for byte in buf {
+        // SAFETY: reading the fw_cfg data port streams the selected item.
+        *byte = unsafe { data.read() };
+    }
+}
+
+fn read_be32() -> u32 {
+    let mut bytes = [0; 4];
+    read_bytes(&mut bytes);
+    u32::from_be_bytes(bytes)
+}
+
+/// Whether a fw_cfg device answers with the "QEMU" signature.
+pub fn present() -> bool {
+    select(SIGNATURE_KEY);
+    let mut signature = [0; 4];
+    read_bytes(&mut signature);
+    &signature == b"QEMU"
+}
+
+/// Reads the file `name` into `buf`, returning its length.
+pub fn read_file(name: &str, buf: &mut [u8]) -> Result<usize, FwCfgError> {
+    if !present() {
+        return Err(FwCfgError::NotPresent);
+    }
+    select(FILE_DIR_KEY);
+    let count = read_be32();
+    for _ in 0..count {
+        let size = read_be32() as usize;
+        let mut key = [0; 2];
+        read_bytes(&mut key);
+        let mut reserved = [0; 2];
+        read_bytes(&mut reserved);
+        let mut entry_name = [0u8; NAME_LEN];
+        read_bytes(&mut entry_name);
+        let len = entry_name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        if &entry_name[..len] != name.as_bytes() {
+            continue;
+        }
+        if size > buf.len() {
+            return Err(FwCfgError::TooLarge(size));
+        }
+        select(u16::from_be_bytes(key));
+        read_bytes(&mut buf[..size]);
+        return Ok(size);
+    }
+    Err(FwCfgError::NotFound)
+}

@@ -1,0 +1,68 @@
+//! The one way the kernel stops on an unrecoverable error: a CPU exception or
+//! a panic. It prints a report, then either halts the core or hands over to a
+//! hook installed by the test kernel (which exits QEMU with a status).
+
+use core::panic::PanicInfo;
+use core::sync::atomic::Ordering;
+
+use crate::arch::x86_64::cpu_local::this_core;
+use crate::arch::x86_64::exception::ExceptionReport;
+use crate::drivers::qemu_exit::{self, ExitCode};
+
+/// Why the kernel is stopping.
+pub enum Fatal<'a> {
+    Exception(&'a ExceptionReport),
+    Panic(&'a PanicInfo<'a>),
+}
+
+/// Called after the report is printed; must not return.
+pub type FatalHook = fn(&Fatal<'_>) -> !;
+
+static HOOK: spin::Once<FatalHook> = spin::Once::new();
+
+/// Installs the hook that runs after a fatal report (once; later calls are ignored).
+pub fn set_hook(hook: FatalHook) {
+    HOOK.call_once(|| hook);
+}
+
+/// Reports `fatal` and stops. Never returns.
+pub fn stop(fatal: Fatal<'_>) -> ! {
+    let core = this_core();
+    let depth = core.fatal_depth.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: this core will never resume whatever held the console lock
+    // (possibly itself, interrupted inside a print).
+    unsafe { crate::console::force_unlock() };
+    if depth > 0 {
+        // A fault while reporting a fault: say so once, then stop without
+        // touching anything that might fault again.
+        crate::println!("FATAL on core {}: nested fatal error while reporting; stopping", core.id);
+        if HOOK.is_completed() {
+            qemu_exit::exit(ExitCode::Failure);
+        }
+        crate::arch::x86_64::halt_forever();
+    }
+    match &fatal {
+        Fatal::Exception(report) => {
+            crate::println!("FATAL on core {}: exception: {report}", core.id)
+        }
+        Fatal::Panic(info) => {
+            let location = info.location();
+            crate::println!(
+                "PANIC on core {} at {}:{}: {}",
+                core.id,
+                location.map_or("<unknown>", |l| l.file()),
+                location.map_or(0, |l| l.line()),
+                info.message()
+            )
+        }
+    }
+    if let Some(hook) = HOOK.get() {
+        hook(&fatal);
+    }
+    crate::arch::x86_64::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    stop(Fatal::Panic(info))
+}

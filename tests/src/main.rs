@@ -1,0 +1,5 @@
+#![no_std]
+#![no_main]
+use percore_kernel as _;
+#[panic_handler]
+fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
