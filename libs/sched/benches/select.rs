@@ -1,0 +1,94 @@
+//! select + requeue cost per flavour, with 10, 1k and 100k ready tasks.
+//!
+//! One operation is what the reactor does per scheduled task: `select()`,
+//! the flavour's accounting (EDF: next deadline; fair: `charge`), and
+//! `yield_now()` back into the ready structure. Every configuration runs
+//! `REPS` timed repetitions after a warm-up; the median is reported.
+//!
+//! Run: `cargo bench -p percore-sched`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use percore_sched::{AnyDiscipline, Flavour, Priority, TaskParams, TaskTree};
+
+const REPS: usize = 7;
+const OPS: u64 = 300_000;
+const SIZES: [usize; 3] = [10, 1_000, 100_000];
+
+/// Small xorshift generator: deterministic inputs, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn build(flavour: Flavour, n: usize, rng: &mut Rng) -> TaskTree<AnyDiscipline> {
+    let mut tree = TaskTree::with_capacity(AnyDiscipline::new(flavour), n);
+    for _ in 0..n {
+        // Spread over 8 levels (RR walks the bitmap; fair mixes weights).
+        let level = 28 + (rng.next() % 8) as u8;
+        let params =
+            TaskParams::new(Priority::new(level).unwrap()).with_deadline(rng.next() % 1_000_000);
+        tree.spawn(params).unwrap();
+    }
+    tree
+}
+
+/// Runs `OPS` select + account + requeue rounds; returns ns per round.
+fn run(flavour: Flavour, tree: &mut TaskTree<AnyDiscipline>, rng: &mut Rng) -> f64 {
+    let start = Instant::now();
+    for _ in 0..OPS {
+        let id = tree.select().unwrap();
+        let r = rng.next();
+        match flavour {
+            Flavour::RoundRobin => {}
+            Flavour::Deadline => {
+                let next = tree.task(id).unwrap().deadline() + 1 + r % 100_000;
+                tree.set_deadline(id, next).unwrap();
+            }
+            Flavour::Fair => tree.charge(id, 50_000 + r % 100_000).unwrap(),
+        }
+        tree.yield_now(black_box(id)).unwrap();
+    }
+    start.elapsed().as_nanos() as f64 / OPS as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let flavours = [
+        (Flavour::RoundRobin, "rr"),
+        (Flavour::Deadline, "edf"),
+        (Flavour::Fair, "fair"),
+    ];
+    let mut lines = Vec::new();
+    println!("select + requeue, ns/op (median of {REPS})");
+    println!("{:<12} {:>10} {:>10} {:>10}", "flavour", "10", "1k", "100k");
+    for (flavour, short) in flavours {
+        let mut row = format!("{short:<12}");
+        for n in SIZES {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
+            let mut tree = build(flavour, n, &mut rng);
+            run(flavour, &mut tree, &mut rng); // warm-up
+            let times: Vec<f64> = (0..REPS)
+                .map(|_| run(flavour, &mut tree, &mut rng))
+                .collect();
+            let m = median(times);
+            row.push_str(&format!(" {m:>10.1}"));
+            lines.push(format!("bench sched_select_requeue_{short}_{n} {m:.1} ns"));
+        }
+        println!("{row}");
+    }
+    for line in lines {
+        println!("{line}");
+    }
+}
