@@ -1,0 +1,157 @@
+//! The slab every timer entry lives in.
+//!
+//! Entries are addressed by `u32` index. Free one-shot entries form a LIFO
+//! free list threaded through `next`, so arming a timer after warm-up pops an
+//! entry instead of allocating, and recently freed (cache-hot) entries are
+//! reused first. The first `reserved` entries belong to the interval timers:
+//! they are created up front and never join the one-shot free list.
+//!
+//! An entry's `list` field doubles as its liveness tag: [`ListId::FREE`]
+//! means the payload is uninitialised, anything else means it holds a `T`.
+
+use alloc::vec::Vec;
+use core::mem::MaybeUninit;
+
+use crate::level::{ListId, NIL};
+
+/// One timer: its exact deadline, its links in a slot list, and its payload.
+pub(crate) struct Node<T> {
+    /// Exact deadline in nanoseconds (not rounded to a tick).
+    pub(crate) deadline: u64,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) generation: u32,
+    /// The list the node is on; [`ListId::FREE`] when it holds no payload.
+    pub(crate) list: ListId,
+    payload: MaybeUninit<T>,
+}
+
+impl<T> Node<T> {
+    const fn vacant() -> Self {
+        Self {
+            deadline: 0,
+            prev: NIL,
+            next: NIL,
+            generation: 0,
+            list: ListId::FREE,
+            payload: MaybeUninit::uninit(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) const fn vacant_for_tests() -> Self {
+        Self::vacant()
+    }
+}
+
+pub(crate) struct Slab<T> {
+    pub(crate) nodes: Vec<Node<T>>,
+    /// Head of the one-shot free list, or [`NIL`].
+    free: u32,
+    /// Entries `[0, reserved)` belong to interval timers.
+    reserved: u32,
+    /// Upper bound on `nodes.len()`.
+    max_len: u32,
+}
+
+impl<T> Slab<T> {
+    /// A slab with `reserved` interval entries and room for `capacity`
+    /// one-shot timers before it first allocates; it never grows beyond
+    /// `reserved + max_timers` entries.
+    pub(crate) fn new(reserved: u32, capacity: u32, max_timers: u32) -> Self {
+        let mut nodes = Vec::with_capacity((reserved + capacity) as usize);
+        nodes.extend((0..reserved).map(|_| Node::vacant()));
+        Self {
+            nodes,
+            free: NIL,
+            reserved,
+            max_len: reserved + max_timers,
+        }
+    }
+
+    pub(crate) fn reserved(&self) -> u32 {
+        self.reserved
+    }
+
+    /// Takes a one-shot entry and fills it; the caller links it into a list.
+    /// Gives the payload back when `max_timers` entries are live.
+    pub(crate) fn insert(&mut self, deadline: u64, payload: T) -> Result<u32, T> {
+        let index = if self.free != NIL {
+            let index = self.free;
+            self.free = self.nodes[index as usize].next;
+            index
+        } else if (self.nodes.len() as u32) < self.max_len {
+            self.nodes.push(Node::vacant());
+            self.nodes.len() as u32 - 1
+        } else {
+            return Err(payload);
+        };
+        self.fill(index, deadline, payload);
+        Ok(index)
+    }
+
+    /// Fills a vacant entry (one-shot or reserved) with a payload.
+    pub(crate) fn fill(&mut self, index: u32, deadline: u64, payload: T) {
+        let node = &mut self.nodes[index as usize];
+        debug_assert!(node.list == ListId::FREE);
+        node.deadline = deadline;
+        node.payload.write(payload);
+        // Any non-FREE value marks the payload initialised; the caller links
+        // the node next, which overwrites this with the real list.
+        node.list = ListId::DUE;
+    }
+
+    /// Whether `index` holds a live timer whose generation is `generation`.
+    pub(crate) fn is_live(&self, index: u32, generation: u32) -> bool {
+        self.nodes
+            .get(index as usize)
+            .is_some_and(|n| n.generation == generation && n.list != ListId::FREE)
+    }
+
+    /// Empties a live entry (already unlinked from its list), bumps its
+    /// generation so old handles go stale, and returns the payload.
+    /// One-shot entries go back on the free list. `None` if it was vacant.
+    pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
+        let reserved = self.reserved;
+        let node = self.nodes.get_mut(index as usize)?;
+        if node.list == ListId::FREE {
+            return None;
+        }
+        node.list = ListId::FREE;
+        node.generation = node.generation.wrapping_add(1);
+        // SAFETY: `list` was not FREE, and every path that sets a non-FREE
+        // list (`fill`, then linking) has written the payload first; setting
+        // FREE above means it will not be read again until `fill` rewrites it.
+        let payload = unsafe { node.payload.assume_init_read() };
+        if index >= reserved {
+            node.next = self.free;
+            self.free = index;
+        }
+        Some(payload)
+    }
+
+    /// The payload of a live entry.
+    pub(crate) fn payload_mut(&mut self, index: u32) -> Option<&mut T> {
+        let node = self.nodes.get_mut(index as usize)?;
+        if node.list == ListId::FREE {
+            return None;
+        }
+        // SAFETY: a non-FREE entry holds an initialised payload (see `remove`).
+        Some(unsafe { node.payload.assume_init_mut() })
+    }
+}
+
+impl<T> Drop for Slab<T> {
+    fn drop(&mut self) {
+        if !core::mem::needs_drop::<T>() {
+            return;
+        }
+        for node in &mut self.nodes {
+            if node.list != ListId::FREE {
+                // SAFETY: a non-FREE entry holds an initialised payload, and
+                // the slab is being dropped, so it is dropped exactly once.
+                unsafe { node.payload.assume_init_drop() };
+            }
+        }
+    }
+}
