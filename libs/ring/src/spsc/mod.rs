@@ -1,0 +1,295 @@
+//! Single-producer single-consumer ring: the intercore link of one core pair.
+//!
+//! Layout: the producer's `tail` and the consumer's `head` each sit alone on a
+//! 128-byte line. Each handle keeps its own cursor in a plain field (it is
+//! the only writer) and a *cached copy* of the other side's cursor, refreshed
+//! only when the cache says "full" (producer) or "empty" (consumer). So a
+//! push into a ring that is not full touches the slot and one store to
+//! `tail`, and nothing the consumer writes.
+//!
+//! Memory ordering: the producer writes the slot, then stores `tail` with
+//! `Release`; the consumer loads `tail` with `Acquire` before reading the
+//! slot, so the slot write happens-before the read. Symmetrically the
+//! consumer moves the value out, then stores `head` with `Release`, and the
+//! producer loads `head` with `Acquire` before overwriting that slot.
+//!
+//! ```
+//! use percore_ring::spsc;
+//! let (mut tx, mut rx) = spsc::channel::<u64>(1024).unwrap();
+//! std::thread::spawn(move || for i in 0..100 { while tx.try_push(i).is_err() {} });
+//! for i in 0..100 { loop { if let Ok(v) = rx.try_pop() { assert_eq!(v, i); break; } } }
+//! ```
+
+mod chunk;
+
+pub use chunk::{ReadChunk, ReadChunkIntoIter, WriteChunk, WriteChunkUninit};
+
+use core::mem::MaybeUninit;
+
+use crate::buffer::{Buffer, capacity_for};
+use crate::cache_pad::CachePadded;
+use crate::error::{CapacityError, PopError, PushError};
+use crate::queue::{Receiver, Sender};
+use crate::sync::{Arc, AtomicUsize, Ordering};
+
+/// The state both handles share.
+pub(crate) struct Shared<T> {
+    /// Next position the consumer will read (written by the consumer only).
+    head: CachePadded<AtomicUsize>,
+    /// Next position the producer will write (written by the producer only).
+    tail: CachePadded<AtomicUsize>,
+    buf: Buffer<T>,
+}
+
+// SAFETY: the buffer is a unique allocation; values of `T` are moved from the
+// producer's thread to the consumer's, so `T: Send` is all that is needed.
+// The cursor protocol (module doc) keeps slot accesses exclusive.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above; `&Shared` only gives access to atomics and to slots
+// through the handles, which enforce the single-producer/consumer protocol.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut pos = head;
+        while pos != tail {
+            // SAFETY: both handles are gone (we are in the last Arc's drop),
+            // and positions in head..tail hold initialised, unconsumed values.
+            unsafe { (*self.buf.read_ptr(pos)).assume_init_drop() };
+            pos = pos.wrapping_add(1);
+        }
+    }
+}
+
+/// The sending half of an SPSC ring. `Send`, not `Clone`.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Own cursor: authoritative copy of `shared.tail`.
+    tail: usize,
+    /// Last `head` seen; the ring has at least `capacity - (tail - cached_head)` free slots.
+    cached_head: usize,
+}
+
+/// The receiving half of an SPSC ring. `Send`, not `Clone`.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Own cursor: authoritative copy of `shared.head`.
+    head: usize,
+    /// Last `tail` seen; at least `cached_tail - head` messages are ready.
+    cached_tail: usize,
+}
+
+/// Creates an SPSC ring of `capacity` slots, rounded up to a power of two
+/// (see [`capacity_for`](crate::capacity_for)). The only allocation the ring
+/// ever makes happens here.
+///
+/// ```
+/// use percore_ring::spsc;
+/// let (tx, rx) = spsc::channel::<u32>(3).unwrap();
+/// assert_eq!((tx.capacity(), rx.capacity()), (4, 4));
+/// ```
+pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
+    let capacity = capacity_for(capacity)?;
+    let shared = Arc::new(Shared {
+        head: CachePadded(AtomicUsize::new(0)),
+        tail: CachePadded(AtomicUsize::new(0)),
+        buf: Buffer::new(capacity),
+    });
+    let producer = Producer {
+        shared: shared.clone(),
+        tail: 0,
+        cached_head: 0,
+    };
+    let consumer = Consumer {
+        shared,
+        head: 0,
+        cached_tail: 0,
+    };
+    Ok((producer, consumer))
+}
+
+impl<T> Producer<T> {
+    /// Pushes `value`, or returns it in [`PushError::Full`].
+    ///
+    /// ```
+    /// use percore_ring::{PushError, spsc};
+    /// let (mut tx, mut rx) = spsc::channel(1).unwrap();
+    /// assert_eq!(tx.try_push('a'), Ok(()));
+    /// assert_eq!(tx.try_push('b'), Err(PushError::Full('b')));
+    /// assert_eq!(rx.try_pop(), Ok('a'));
+    /// ```
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        if self.free_slots_for(1) == 0 {
+            return Err(PushError::Full(value));
+        }
+        let tail = self.tail;
+        // SAFETY: position `tail` is free (`tail - head < capacity`, with
+        // `head` loaded with Acquire, so the consumer finished moving the old
+        // value out), and only this producer writes slots at `tail`.
+        unsafe {
+            self.shared
+                .buf
+                .write_ptr(tail)
+                .write(MaybeUninit::new(value))
+        };
+        self.tail = tail.wrapping_add(1);
+        self.shared.tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Free slots, refreshing the cached consumer cursor only if the cache
+    /// shows fewer than `want`.
+    #[inline(always)]
+    fn free_slots_for(&mut self, want: usize) -> usize {
+        let cap = self.shared.buf.capacity();
+        let mut free = cap - self.tail.wrapping_sub(self.cached_head);
+        if free < want {
+            self.cached_head = self.shared.head.load(Ordering::Acquire);
+            free = cap - self.tail.wrapping_sub(self.cached_head);
+        }
+        free
+    }
+
+    /// Free slots right now (reads the consumer's cursor).
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// let (mut tx, _rx) = spsc::channel::<u8>(4).unwrap();
+    /// tx.try_push(0).unwrap();
+    /// assert_eq!(tx.slots(), 3);
+    /// ```
+    pub fn slots(&mut self) -> usize {
+        self.free_slots_for(usize::MAX)
+    }
+
+    /// `true` if no slot is free right now.
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// let (mut tx, _rx) = spsc::channel::<u8>(1).unwrap();
+    /// tx.try_push(0).unwrap();
+    /// assert!(tx.is_full());
+    /// ```
+    pub fn is_full(&mut self) -> bool {
+        self.free_slots_for(1) == 0
+    }
+
+    /// Number of slots (a power of two).
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// assert_eq!(spsc::channel::<u8>(1000).unwrap().0.capacity(), 1024);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.shared.buf.capacity()
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Pops the oldest message, or [`PopError::Empty`].
+    ///
+    /// ```
+    /// use percore_ring::{PopError, spsc};
+    /// let (mut tx, mut rx) = spsc::channel(4).unwrap();
+    /// tx.try_push(1).unwrap();
+    /// assert_eq!(rx.try_pop(), Ok(1));
+    /// assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    /// ```
+    #[inline]
+    pub fn try_pop(&mut self) -> Result<T, PopError> {
+        if self.ready_for(1) == 0 {
+            return Err(PopError::Empty);
+        }
+        let head = self.head;
+        // SAFETY: `head < tail` with `tail` loaded with Acquire, so the
+        // producer's write of this slot happens-before this read, and the
+        // slot holds an initialised value that only this consumer moves out.
+        let value = unsafe { self.shared.buf.read_ptr(head).read().assume_init() };
+        self.head = head.wrapping_add(1);
+        self.shared.head.store(self.head, Ordering::Release);
+        Ok(value)
+    }
+
+    /// A reference to the oldest message without removing it.
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// let (mut tx, mut rx) = spsc::channel(4).unwrap();
+    /// tx.try_push(9).unwrap();
+    /// assert_eq!(rx.peek(), Some(&9));
+    /// assert_eq!(rx.try_pop(), Ok(9));
+    /// ```
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.ready_for(1) == 0 {
+            return None;
+        }
+        // SAFETY: as in `try_pop`, the slot at `head` is initialised and the
+        // producer will not touch it until `head` moves, which needs `&mut self`.
+        Some(unsafe { (*self.shared.buf.read_ptr(self.head)).assume_init_ref() })
+    }
+
+    /// Ready messages, refreshing the cached producer cursor only if the
+    /// cache shows fewer than `want`.
+    #[inline(always)]
+    fn ready_for(&mut self, want: usize) -> usize {
+        let mut ready = self.cached_tail.wrapping_sub(self.head);
+        if ready < want {
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            ready = self.cached_tail.wrapping_sub(self.head);
+        }
+        ready
+    }
+
+    /// Messages ready right now (reads the producer's cursor).
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// let (mut tx, mut rx) = spsc::channel(4).unwrap();
+    /// tx.try_push(1).unwrap();
+    /// assert_eq!(rx.slots(), 1);
+    /// ```
+    pub fn slots(&mut self) -> usize {
+        self.ready_for(usize::MAX)
+    }
+
+    /// `true` if no message is ready right now.
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// let (_tx, mut rx) = spsc::channel::<u8>(4).unwrap();
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&mut self) -> bool {
+        self.ready_for(1) == 0
+    }
+
+    /// Number of slots (a power of two).
+    ///
+    /// ```
+    /// use percore_ring::spsc;
+    /// assert_eq!(spsc::channel::<u8>(2).unwrap().1.capacity(), 2);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.shared.buf.capacity()
+    }
+}
+
+impl<T> Sender<T> for Producer<T> {
+    #[inline]
+    fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        Producer::try_push(self, value)
+    }
+}
+
+impl<T> Receiver<T> for Consumer<T> {
+    #[inline]
+    fn try_pop(&mut self) -> Result<T, PopError> {
+        Consumer::try_pop(self)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
