@@ -20,8 +20,7 @@ pub(crate) struct Intervals {
 
 impl Intervals {
     pub(crate) fn new(capacity: u32) -> Self {
-        let mut periods = Vec::new();
-        periods.resize(capacity as usize, 0);
+        let periods = alloc::vec![0; capacity as usize];
         // Reversed so that entry 0 is handed out first.
         Self {
             periods,

@@ -109,9 +109,10 @@ pub(crate) struct Expiration {
     pub(crate) tick: u64,
 }
 
-/// Heads of every list plus one occupied-slot bitmap per level.
+/// Heads and lengths of every list plus one occupied-slot bitmap per level.
 pub(crate) struct Lists {
     heads: [u32; LIST_COUNT],
+    lens: [u32; LIST_COUNT],
     occupied: [u64; LEVELS],
 }
 
@@ -119,12 +120,18 @@ impl Lists {
     pub(crate) const fn new() -> Self {
         Self {
             heads: [NIL; LIST_COUNT],
+            lens: [0; LIST_COUNT],
             occupied: [0; LEVELS],
         }
     }
 
     pub(crate) fn head(&self, list: ListId) -> u32 {
         self.heads[list.0 as usize]
+    }
+
+    /// Number of nodes on `list`.
+    pub(crate) fn len(&self, list: ListId) -> u32 {
+        self.lens[list.0 as usize]
     }
 
     /// Pushes `index` at the head of `list` (order within a list is
@@ -139,6 +146,7 @@ impl Lists {
         node.next = head;
         node.list = list;
         self.heads[list.0 as usize] = index;
+        self.lens[list.0 as usize] += 1;
         if let Some(level) = list.level() {
             self.occupied[level] |= 1 << (list.0 as usize % SLOTS);
         }
@@ -150,6 +158,7 @@ impl Lists {
         let Node {
             prev, next, list, ..
         } = nodes[index as usize];
+        self.lens[list.0 as usize] -= 1;
         if next != NIL {
             nodes[next as usize].prev = prev;
         }
@@ -169,6 +178,7 @@ impl Lists {
     /// is walked through `next` by the caller, who relinks every node.
     pub(crate) fn detach(&mut self, list: ListId) -> u32 {
         let head = core::mem::replace(&mut self.heads[list.0 as usize], NIL);
+        self.lens[list.0 as usize] = 0;
         if let Some(level) = list.level() {
             self.occupied[level] &= !(1 << (list.0 as usize % SLOTS));
         }
@@ -178,12 +188,12 @@ impl Lists {
     /// The earliest non-empty wheel slot, or the overflow list's next
     /// re-examination, for a wheel at tick `now`.
     pub(crate) fn next_expiration(&self, now: u64) -> Option<Expiration> {
-        for level in 0..LEVELS {
+        for (level, &occupied) in self.occupied.iter().enumerate() {
             let shift = level as u32 * SLOT_BITS;
             let now_slot = (now >> shift) as u32 & (SLOTS as u32 - 1);
             // Slots before `now`'s digit are empty (see the module doc), so
             // shifting them out leaves the first occupied slot at bit 0.
-            let ahead = self.occupied[level] >> now_slot;
+            let ahead = occupied >> now_slot;
             if ahead != 0 {
                 let slot = u64::from(now_slot + ahead.trailing_zeros());
                 // Keep `now`'s digits above this level, put `slot` in this

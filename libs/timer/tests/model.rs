@@ -48,13 +48,15 @@ impl Model {
             .unwrap_or(u64::MAX)
     }
 
-    fn earliest_fire_instant(&self) -> Option<u64> {
-        let oneshot = self
-            .heap
-            .iter()
-            .filter(|Reverse((_, _, id))| self.live.contains_key(id))
-            .map(|Reverse((tick, _, _))| *tick)
-            .min();
+    fn earliest_fire_instant(&mut self) -> Option<u64> {
+        // Drop lazily cancelled entries from the top, then peek.
+        while let Some(Reverse((_, _, id))) = self.heap.peek() {
+            if self.live.contains_key(id) {
+                break;
+            }
+            self.heap.pop();
+        }
+        let oneshot = self.heap.peek().map(|Reverse((tick, _, _))| *tick);
         let interval = self
             .intervals
             .values()
@@ -165,7 +167,9 @@ fn run(shift: u32, ops: &[Op]) -> Result<(), TestCaseError> {
                 let id = next_id;
                 next_id += 1;
                 let handle = wheel.insert(deadline, id).unwrap();
-                model.heap.push(Reverse((model.ceil(deadline), deadline, id)));
+                model
+                    .heap
+                    .push(Reverse((model.ceil(deadline), deadline, id)));
                 model.live.insert(id, deadline);
                 handles.push((handle, id));
             }
@@ -229,7 +233,11 @@ fn run(shift: u32, ops: &[Op]) -> Result<(), TestCaseError> {
                 match wheel.add_interval(first, period, id) {
                     Ok(handle) => {
                         prop_assert!(period > 0);
-                        prop_assert!(!model.intervals.contains_key(&handle_slot(&interval_handles, handle)));
+                        prop_assert!(
+                            !model
+                                .intervals
+                                .contains_key(&handle_slot(&interval_handles, handle))
+                        );
                         let slot = interval_handles.len() as u32;
                         model.intervals.insert(slot, (id, first, period, false));
                         interval_handles.push((handle, slot, id));
