@@ -259,8 +259,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 type Runner = fn(&Workload) -> Phases;
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not: run
-    // once, tiny, just to prove the harness works.
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // run a single repetition, just to prove the harness works.
     let bench = std::env::args().any(|a| a == "--bench");
     let reps: usize = std::env::var("PERCORE_BENCH_REPS")
         .ok()

@@ -1,0 +1,127 @@
+//! Edge cases the model test does not reach: unwinding callbacks, payload
+//! drops, capacity limits, interval phase and the end of time.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+use percore_timer::{Config, Expired, InsertError, TickShift, Wheel};
+
+fn wheel<T>(shift: u32) -> Wheel<T> {
+    Wheel::new(Config::new(TickShift::new(shift).unwrap()).with_intervals(2)).unwrap()
+}
+
+#[test]
+fn unwinding_callback_leaves_the_rest_armed() {
+    let mut w = wheel(4);
+    for d in [1, 2, 3, 4] {
+        w.insert(d, d).unwrap();
+    }
+    let mut seen = Vec::new();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        w.advance(100, |e| {
+            seen.push(e.deadline());
+            assert_ne!(e.deadline(), 2, "boom");
+        });
+    }));
+    assert!(result.is_err());
+    assert_eq!(seen, [1, 2]);
+    // The two unfired timers are still armed and fire next time, in order.
+    assert_eq!(w.len(), 2);
+    assert_eq!(w.next_deadline(), Some(w.now()));
+    let mut rest = Vec::new();
+    assert_eq!(w.advance(100, |e| rest.push(e.deadline())), 2);
+    assert_eq!(rest, [3, 4]);
+    assert!(w.is_empty());
+}
+
+#[test]
+fn payloads_are_dropped_exactly_once() {
+    let token = Rc::new(());
+    {
+        let mut w = wheel(0);
+        let a = w.insert(10, Rc::clone(&token)).unwrap();
+        w.insert(20, Rc::clone(&token)).unwrap();
+        w.insert(1 << 50, Rc::clone(&token)).unwrap();
+        w.add_interval(5, 5, Rc::clone(&token)).unwrap();
+        assert_eq!(Rc::strong_count(&token), 5);
+        drop(w.cancel(a).unwrap());
+        w.advance(20, |_| {});
+        assert_eq!(Rc::strong_count(&token), 3);
+    }
+    assert_eq!(Rc::strong_count(&token), 1);
+}
+
+#[test]
+fn max_timers_is_a_hard_limit_and_slots_are_reused() {
+    let config = Config::new(TickShift::new(0).unwrap())
+        .with_capacity(2)
+        .with_max_timers(2);
+    let mut w = Wheel::new(config).unwrap();
+    let a = w.insert(10, 'a').unwrap();
+    w.insert(10, 'b').unwrap();
+    assert_eq!(w.insert(10, 'c'), Err(InsertError::Full('c')));
+    assert_eq!(w.cancel(a), Ok('a'));
+    w.insert(10, 'c').unwrap();
+    let mut got = Vec::new();
+    w.advance(10, |e| {
+        if let Expired::Oneshot { payload, .. } = e {
+            got.push(payload);
+        }
+    });
+    got.sort();
+    assert_eq!(got, ['b', 'c']);
+}
+
+#[test]
+fn intervals_keep_phase_when_period_is_not_a_tick_multiple() {
+    // 1024 ns ticks, 1000 ns period: deadlines stay exact multiples of 1000
+    // even though each fires on a tick boundary.
+    let mut w = wheel(10);
+    w.add_interval(1000, 1000, ()).unwrap();
+    let mut deadlines = Vec::new();
+    let mut now = 0;
+    while now < 20_000 {
+        now += 1024;
+        w.advance(now, |e| match e {
+            Expired::Interval {
+                deadline, missed, ..
+            } => {
+                assert_eq!(missed, 0);
+                deadlines.push(deadline);
+            }
+            Expired::Oneshot { .. } => unreachable!(),
+        });
+    }
+    let expected: Vec<u64> = (1..=20).map(|k| k * 1000).collect();
+    assert_eq!(deadlines, expected);
+}
+
+#[test]
+fn interval_at_the_end_of_time_parks() {
+    let mut w = wheel(0);
+    let h = w.add_interval(u64::MAX - 10, 100, 'i').unwrap();
+    assert_eq!(w.advance(u64::MAX, |_| {}), 1);
+    // Its next deadline is past u64::MAX: it stays armed but never fires.
+    assert_eq!(w.next_deadline(), None);
+    assert_eq!(w.advance(u64::MAX, |_| {}), 0);
+    assert_eq!(w.len(), 1);
+    assert_eq!(w.remove_interval(h), Ok('i'));
+    assert!(w.is_empty());
+}
+
+#[test]
+fn overflow_timers_fire_after_the_top_level_wraps() {
+    // 1 ns ticks: the six levels span 2^36 ns, so 2^40 ns is on overflow.
+    let mut w = wheel(0);
+    w.insert(1 << 40, "far").unwrap();
+    w.insert(5, "near").unwrap();
+    let mut steps = 0;
+    let mut fired = Vec::new();
+    while let Some(at) = w.next_deadline() {
+        steps += 1;
+        w.advance(at, |e| fired.push(e.deadline()));
+    }
+    assert_eq!(fired, [5, 1 << 40]);
+    // One wake-up per overflow window and per cascade level, not per tick.
+    assert!(steps < 40, "{steps} wake-ups");
+}
