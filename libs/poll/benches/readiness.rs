@@ -1,1 +1,202 @@
-fn main() {}
+//! Readiness throughput and wake latency, with mio (epoll + eventfd) as the
+//! peer where the same program can be written against both.
+//!
+//! Rows:
+//! - `signal_poll_batch`: 1024 registrations signalled, then drained by
+//!   `poll`; ns per event (percore only: mio has no user-space sources).
+//! - `wake_poll_same_thread`: `Waker::wake` + `poll(Some(0))` on one thread;
+//!   ns per wake, percore vs mio.
+//! - `wake_roundtrip_threads`: ping-pong between two threads, each blocked in
+//!   `poll(None)` and woken by the other's `Waker`; ns per round trip,
+//!   percore (thread park hook) vs mio.
+//!
+//! Median of `REPS` runs after a warm-up. Run: `cargo bench -p percore-poll`
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use percore_poll::{Events, Interest, Park, Poll, Ready, Registration, Token, Waker};
+
+const REPS: usize = 7;
+
+struct ThreadPark(thread::Thread);
+
+impl Park for ThreadPark {
+    fn park(&self, timeout: Option<Duration>) {
+        match timeout {
+            Some(t) => thread::park_timeout(t),
+            None => thread::park(),
+        }
+    }
+    fn unpark(&self) {
+        self.0.unpark();
+    }
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+/// Runs `f` once to warm up, then `REPS` times; median of its results.
+fn measure(mut f: impl FnMut() -> f64) -> f64 {
+    f();
+    median((0..REPS).map(|_| f()).collect())
+}
+
+fn signal_poll_batch() -> f64 {
+    const N: usize = 1024;
+    const ROUNDS: usize = 200;
+    let mut poll = Poll::with_capacity(N).unwrap();
+    let regs: Vec<Registration> = (0..N)
+        .map(|i| {
+            let mut r = Registration::new();
+            poll.registry()
+                .register(&mut r, Token(i), Interest::READABLE)
+                .unwrap();
+            r
+        })
+        .collect();
+    let signals: Vec<_> = regs.iter().map(|r| r.signal().unwrap().clone()).collect();
+    let mut events = Events::with_capacity(N);
+    measure(|| {
+        let start = Instant::now();
+        for _ in 0..ROUNDS {
+            for s in &signals {
+                s.set(Ready::READABLE).unwrap();
+            }
+            poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+            assert_eq!(events.iter().len(), N);
+        }
+        start.elapsed().as_nanos() as f64 / (N * ROUNDS) as f64
+    })
+}
+
+const SAME_THREAD_OPS: u32 = 100_000;
+
+fn ours_wake_poll() -> f64 {
+    let mut poll = Poll::with_capacity(4).unwrap();
+    let waker = Waker::new(poll.registry(), Token(0)).unwrap();
+    let mut events = Events::with_capacity(4);
+    measure(|| {
+        let start = Instant::now();
+        for _ in 0..SAME_THREAD_OPS {
+            waker.wake().unwrap();
+            poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+            black_box(events.iter().len());
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(SAME_THREAD_OPS)
+    })
+}
+
+fn mio_wake_poll() -> f64 {
+    let mut poll = mio::Poll::new().unwrap();
+    let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
+    let mut events = mio::Events::with_capacity(4);
+    measure(|| {
+        let start = Instant::now();
+        for _ in 0..SAME_THREAD_OPS {
+            waker.wake().unwrap();
+            poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+            black_box(events.iter().count());
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(SAME_THREAD_OPS)
+    })
+}
+
+const ROUND_TRIPS: u32 = 5_000;
+/// Round trips the peer thread answers: warm-up plus every repetition.
+const PEER_ROUNDS: u32 = ROUND_TRIPS * (REPS as u32 + 1);
+
+fn ours_roundtrip() -> f64 {
+    let (to_main, from_peer) = mpsc::channel::<Waker>();
+    let mut poll = Poll::with_park(4, ThreadPark(thread::current())).unwrap();
+    let back = Waker::new(poll.registry(), Token(0)).unwrap();
+    let peer = thread::spawn(move || {
+        let mut poll = Poll::with_park(4, ThreadPark(thread::current())).unwrap();
+        to_main
+            .send(Waker::new(poll.registry(), Token(1)).unwrap())
+            .unwrap();
+        let mut events = Events::with_capacity(4);
+        for _ in 0..PEER_ROUNDS {
+            poll.poll(&mut events, None).unwrap();
+            back.wake().unwrap();
+        }
+    });
+    let ping = from_peer.recv().unwrap();
+    let mut events = Events::with_capacity(4);
+    let ns = measure(|| {
+        let start = Instant::now();
+        for _ in 0..ROUND_TRIPS {
+            ping.wake().unwrap();
+            poll.poll(&mut events, None).unwrap();
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(ROUND_TRIPS)
+    });
+    peer.join().unwrap();
+    ns
+}
+
+/// `poll(None)` until at least one event (mio may return early on EINTR).
+fn mio_wait(poll: &mut mio::Poll, events: &mut mio::Events) {
+    loop {
+        poll.poll(events, None).unwrap();
+        if !events.is_empty() {
+            return;
+        }
+    }
+}
+
+fn mio_roundtrip() -> f64 {
+    let (to_main, from_peer) = mpsc::channel::<mio::Waker>();
+    let mut poll = mio::Poll::new().unwrap();
+    let back = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
+    let peer = thread::spawn(move || {
+        let mut poll = mio::Poll::new().unwrap();
+        to_main
+            .send(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap())
+            .unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        for _ in 0..PEER_ROUNDS {
+            mio_wait(&mut poll, &mut events);
+            back.wake().unwrap();
+        }
+    });
+    let ping = from_peer.recv().unwrap();
+    let mut events = mio::Events::with_capacity(4);
+    let ns = measure(|| {
+        let start = Instant::now();
+        for _ in 0..ROUND_TRIPS {
+            ping.wake().unwrap();
+            mio_wait(&mut poll, &mut events);
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(ROUND_TRIPS)
+    });
+    peer.join().unwrap();
+    ns
+}
+
+fn main() {
+    let batch = signal_poll_batch();
+    let (ours_same, mio_same) = (ours_wake_poll(), mio_wake_poll());
+    let (ours_rt, mio_rt) = (ours_roundtrip(), mio_roundtrip());
+    println!("percore-poll readiness, median of {REPS} (ns, lower is better)");
+    println!("{:<28} {:>12} {:>12}", "row", "percore", "mio");
+    println!(
+        "{:<28} {:>12.1} {:>12}",
+        "signal_poll_batch /event", batch, "-"
+    );
+    println!(
+        "{:<28} {:>12.1} {:>12.1}",
+        "wake_poll_same_thread", ours_same, mio_same
+    );
+    println!(
+        "{:<28} {:>12.1} {:>12.1}",
+        "wake_roundtrip_threads", ours_rt, mio_rt
+    );
+    println!("bench poll_signal_poll_batch {batch:.1} ns");
+    println!("bench poll_wake_poll_same_thread {ours_same:.1} mio {mio_same:.1} ns");
+    println!("bench poll_wake_roundtrip_threads {ours_rt:.1} mio {mio_rt:.1} ns");
+}

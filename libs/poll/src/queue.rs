@@ -108,8 +108,7 @@ impl Queue {
         }
         let value = cell.value.load(Relaxed);
         // Hands the cell to the producer of the next lap.
-        cell.seq
-            .store(head.wrapping_add(self.mask + 1), Release);
+        cell.seq.store(head.wrapping_add(self.mask + 1), Release);
         *head = head.wrapping_add(1);
         Some(value)
     }

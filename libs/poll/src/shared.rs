@@ -141,7 +141,13 @@ impl Shared {
 
     /// Changes token and interest of a live registration; queues it if
     /// latched readiness now passes the new interest (epoll's re-arm).
-    pub(crate) fn modify(&self, slot: u32, epoch: u32, token: Token, interest: Interest) -> Result<()> {
+    pub(crate) fn modify(
+        &self,
+        slot: u32,
+        epoch: u32,
+        token: Token,
+        interest: Interest,
+    ) -> Result<()> {
         if !self.is_live(slot, epoch) {
             return Err(Error::NotRegistered);
         }
@@ -195,9 +201,8 @@ impl Shared {
     /// when it dequeues it (used by `Waker::drop`).
     pub(crate) fn release(&self, slot: u32, epoch: u32) {
         let claimed = self.update(slot, |s| {
-            (generation(s) == epoch && interest_bits(s) != 0).then(|| {
-                (u64::from(epoch.wrapping_add(1)) << GEN_SHIFT) | RELEASE | QUEUED
-            })
+            (generation(s) == epoch && interest_bits(s) != 0)
+                .then(|| (u64::from(epoch.wrapping_add(1)) << GEN_SHIFT) | RELEASE | QUEUED)
         });
         if let Some((old, _)) = claimed
             && old & QUEUED == 0

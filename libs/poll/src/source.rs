@@ -46,8 +46,7 @@ pub trait Source {
     fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()>;
 
     /// Changes token and interests of a registered source.
-    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest)
-    -> Result<()>;
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()>;
 
     /// Removes the registration; no event for it is reported afterwards.
     fn deregister(&mut self, registry: &Registry) -> Result<()>;
@@ -57,12 +56,7 @@ impl<T: Source + ?Sized> Source for &mut T {
     fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()> {
         (**self).register(registry, token, interests)
     }
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> Result<()> {
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()> {
         (**self).reregister(registry, token, interests)
     }
     fn deregister(&mut self, registry: &Registry) -> Result<()> {
@@ -74,12 +68,7 @@ impl<T: Source + ?Sized> Source for Box<T> {
     fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()> {
         (**self).register(registry, token, interests)
     }
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> Result<()> {
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()> {
         (**self).reregister(registry, token, interests)
     }
     fn deregister(&mut self, registry: &Registry) -> Result<()> {
@@ -128,12 +117,7 @@ impl Source for Registration {
         Ok(())
     }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> Result<()> {
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> Result<()> {
         let signal = self.signal.as_ref().ok_or(Error::NotRegistered)?;
         registry.modify(signal, token, interests)
     }

@@ -35,7 +35,9 @@ impl Park for LoomPark {
 fn setup(capacity: usize) -> (Poll, Registration) {
     let poll = Poll::with_park(capacity, LoomPark(thread::current())).unwrap();
     let mut r = Registration::new();
-    poll.registry().register(&mut r, Token(1), Interest::READABLE).unwrap();
+    poll.registry()
+        .register(&mut r, Token(1), Interest::READABLE)
+        .unwrap();
     (poll, r)
 }
 
@@ -102,7 +104,9 @@ fn deregister_beats_a_racing_signal() {
         poll.registry().deregister(&mut r).unwrap();
         // The slot is reused by a new registration that nobody signals.
         let mut fresh = Registration::new();
-        poll.registry().register(&mut fresh, Token(2), Interest::READABLE).unwrap();
+        poll.registry()
+            .register(&mut fresh, Token(2), Interest::READABLE)
+            .unwrap();
         t.join().unwrap();
         let mut events = Events::with_capacity(4);
         assert_eq!(count(&mut poll, &mut events), 0);
@@ -127,6 +131,8 @@ fn waker_dropped_on_another_core_frees_its_slot() {
         t.join().unwrap();
         let _ = count(&mut poll, &mut events);
         let mut r = Registration::new();
-        poll.registry().register(&mut r, Token(3), Interest::READABLE).unwrap();
+        poll.registry()
+            .register(&mut r, Token(3), Interest::READABLE)
+            .unwrap();
     });
 }

@@ -29,7 +29,10 @@ fn register_then_signal_reports_the_token_and_readiness() {
     a.signal().unwrap().set(Ready::READABLE).unwrap();
     b.signal().unwrap().set(Ready::WRITABLE).unwrap();
     poll.poll(&mut events, NOW).unwrap();
-    let got: Vec<_> = events.iter().map(|e| (e.token(), e.is_readable(), e.is_writable())).collect();
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| (e.token(), e.is_readable(), e.is_writable()))
+        .collect();
     assert_eq!(got, [(Token(1), true, false), (Token(2), false, true)]);
 }
 
@@ -56,7 +59,10 @@ fn readiness_outside_interest_is_not_reported() {
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(8);
     let r = registered(&poll, Token(0), Interest::READABLE);
-    r.signal().unwrap().set(Ready::WRITABLE | Ready::PRIORITY).unwrap();
+    r.signal()
+        .unwrap()
+        .set(Ready::WRITABLE | Ready::PRIORITY)
+        .unwrap();
     poll.poll(&mut events, NOW).unwrap();
     assert!(events.is_empty());
 }
@@ -88,7 +94,9 @@ fn reregister_to_narrower_interest_filters_queued_readiness() {
     let mut events = Events::with_capacity(8);
     let mut r = registered(&poll, Token(0), Interest::READABLE | Interest::WRITABLE);
     r.signal().unwrap().set(Ready::WRITABLE).unwrap();
-    poll.registry().reregister(&mut r, Token(0), Interest::READABLE).unwrap();
+    poll.registry()
+        .reregister(&mut r, Token(0), Interest::READABLE)
+        .unwrap();
     poll.poll(&mut events, NOW).unwrap();
     assert!(events.is_empty());
 }
@@ -122,7 +130,10 @@ fn closed_and_error_bits() {
     let wr = registered(&poll, Token(1), Interest::WRITABLE);
     let pr = registered(&poll, Token(2), Interest::PRIORITY);
     rd.signal().unwrap().set(Ready::READ_CLOSED).unwrap();
-    wr.signal().unwrap().set(Ready::ERROR | Ready::WRITE_CLOSED).unwrap();
+    wr.signal()
+        .unwrap()
+        .set(Ready::ERROR | Ready::WRITE_CLOSED)
+        .unwrap();
     pr.signal().unwrap().set(Ready::PRIORITY).unwrap();
     poll.poll(&mut events, NOW).unwrap();
     let e: Vec<_> = events.iter().collect();
@@ -137,7 +148,9 @@ fn closed_and_error_bits() {
 fn events_capacity_limits_each_poll_and_keeps_the_rest() {
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(4);
-    let regs: Vec<_> = (0..10).map(|i| registered(&poll, Token(i), Interest::READABLE)).collect();
+    let regs: Vec<_> = (0..10)
+        .map(|i| registered(&poll, Token(i), Interest::READABLE))
+        .collect();
     for r in &regs {
         r.signal().unwrap().set(Ready::READABLE).unwrap();
     }
@@ -156,19 +169,33 @@ fn registration_errors() {
     let other = Poll::new().unwrap();
     let mut r = registered(&poll, Token(0), Interest::READABLE);
     let reg = poll.registry();
-    assert_eq!(reg.register(&mut r, Token(0), Interest::READABLE), Err(Error::AlreadyRegistered));
     assert_eq!(
-        other.registry().reregister(&mut r, Token(0), Interest::READABLE),
+        reg.register(&mut r, Token(0), Interest::READABLE),
+        Err(Error::AlreadyRegistered)
+    );
+    assert_eq!(
+        other
+            .registry()
+            .reregister(&mut r, Token(0), Interest::READABLE),
         Err(Error::ForeignRegistry)
     );
-    assert_eq!(other.registry().deregister(&mut r), Err(Error::ForeignRegistry));
+    assert_eq!(
+        other.registry().deregister(&mut r),
+        Err(Error::ForeignRegistry)
+    );
     let _w = Waker::new(reg, Token(1)).unwrap();
     assert_eq!(Waker::new(reg, Token(2)).unwrap_err(), Error::Full);
     let mut unregistered = Registration::new();
     assert_eq!(reg.deregister(&mut unregistered), Err(Error::NotRegistered));
     reg.deregister(&mut r).unwrap();
-    assert_eq!(reg.reregister(&mut r, Token(0), Interest::READABLE), Err(Error::NotRegistered));
-    assert!(Waker::new(reg, Token(2)).is_ok(), "deregistered slot is free again");
+    assert_eq!(
+        reg.reregister(&mut r, Token(0), Interest::READABLE),
+        Err(Error::NotRegistered)
+    );
+    assert!(
+        Waker::new(reg, Token(2)).is_ok(),
+        "deregistered slot is free again"
+    );
     assert_eq!(Poll::with_capacity(0).unwrap_err(), Error::InvalidCapacity);
 }
 
@@ -179,9 +206,15 @@ fn dropped_waker_slot_is_reclaimed_by_poll() {
     let waker = Waker::new(poll.registry(), Token(9)).unwrap();
     waker.wake().unwrap();
     drop(waker);
-    assert_eq!(Waker::new(poll.registry(), Token(1)).unwrap_err(), Error::Full);
+    assert_eq!(
+        Waker::new(poll.registry(), Token(1)).unwrap_err(),
+        Error::Full
+    );
     poll.poll(&mut events, NOW).unwrap();
-    assert!(events.is_empty(), "a dropped waker's pending wake is discarded");
+    assert!(
+        events.is_empty(),
+        "a dropped waker's pending wake is discarded"
+    );
     let waker = Waker::new(poll.registry(), Token(1)).unwrap();
     waker.wake().unwrap();
     poll.poll(&mut events, NOW).unwrap();
@@ -211,10 +244,12 @@ fn timed_poll_with_nothing_ready_returns_empty() {
     let mut poll = common::thread_poll(8);
     let mut events = Events::with_capacity(4);
     let _r = registered(&poll, Token(0), Interest::READABLE);
-    poll.poll(&mut events, Some(Duration::from_millis(1))).unwrap();
+    poll.poll(&mut events, Some(Duration::from_millis(1)))
+        .unwrap();
     assert!(events.is_empty());
     let mut spin = Poll::new().unwrap();
-    spin.poll(&mut events, Some(Duration::from_millis(1))).unwrap();
+    spin.poll(&mut events, Some(Duration::from_millis(1)))
+        .unwrap();
     assert!(events.is_empty());
 }
 
@@ -222,9 +257,13 @@ fn timed_poll_with_nothing_ready_returns_empty() {
 fn boxed_and_borrowed_sources_register() {
     let poll = Poll::new().unwrap();
     let mut boxed: Box<Registration> = Box::default();
-    poll.registry().register(&mut boxed, Token(0), Interest::READABLE).unwrap();
+    poll.registry()
+        .register(&mut boxed, Token(0), Interest::READABLE)
+        .unwrap();
     let mut inner = Registration::new();
     let mut borrowed = &mut inner;
-    poll.registry().register(&mut borrowed, Token(1), Interest::WRITABLE).unwrap();
+    poll.registry()
+        .register(&mut borrowed, Token(1), Interest::WRITABLE)
+        .unwrap();
     assert!(inner.signal().is_some());
 }

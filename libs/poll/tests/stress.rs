@@ -15,11 +15,14 @@ fn registers_100k_tokens_and_reports_each_once() {
     let mut poll = Poll::with_capacity(N).unwrap();
     let mut regs: Vec<Registration> = (0..N).map(|_| Registration::new()).collect();
     for (i, r) in regs.iter_mut().enumerate() {
-        poll.registry().register(r, Token(i), Interest::READABLE).unwrap();
+        poll.registry()
+            .register(r, Token(i), Interest::READABLE)
+            .unwrap();
     }
     let mut extra = Registration::new();
     assert_eq!(
-        poll.registry().register(&mut extra, Token(N), Interest::READABLE),
+        poll.registry()
+            .register(&mut extra, Token(N), Interest::READABLE),
         Err(Error::Full)
     );
     // Signal every one twice, in reverse: still one event each.
@@ -34,7 +37,11 @@ fn registers_100k_tokens_and_reports_each_once() {
             break;
         }
         for e in &events {
-            assert!(!std::mem::replace(&mut seen[e.token().0], true), "{:?} twice", e.token());
+            assert!(
+                !std::mem::replace(&mut seen[e.token().0], true),
+                "{:?} twice",
+                e.token()
+            );
         }
     }
     assert!(seen.iter().all(|&s| s));
@@ -52,7 +59,9 @@ fn storm_from_many_threads_queues_each_registration_at_most_once() {
     let regs: Vec<Registration> = (0..SOURCES)
         .map(|i| {
             let mut r = Registration::new();
-            poll.registry().register(&mut r, Token(i), Interest::READABLE).unwrap();
+            poll.registry()
+                .register(&mut r, Token(i), Interest::READABLE)
+                .unwrap();
             r
         })
         .collect();
@@ -97,7 +106,9 @@ fn no_lost_edge_across_threads() {
     const ROUNDS: usize = 2_000;
     let mut poll = common::thread_poll(4);
     let mut r = Registration::new();
-    poll.registry().register(&mut r, Token(0), Interest::READABLE).unwrap();
+    poll.registry()
+        .register(&mut r, Token(0), Interest::READABLE)
+        .unwrap();
     let signal = r.signal().unwrap().clone();
     let taken = Arc::new(AtomicUsize::new(0));
     let seen = taken.clone();
@@ -113,7 +124,8 @@ fn no_lost_edge_across_threads() {
     for round in 0..ROUNDS {
         let mut got = false;
         for _ in 0..5_000 {
-            poll.poll(&mut events, Some(Duration::from_millis(1))).unwrap();
+            poll.poll(&mut events, Some(Duration::from_millis(1)))
+                .unwrap();
             if !events.is_empty() {
                 got = true;
                 break;
