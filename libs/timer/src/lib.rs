@@ -56,6 +56,7 @@ mod expired;
 mod handle;
 mod interval;
 mod level;
+mod pending;
 mod slab;
 mod time;
 mod wheel;

@@ -7,7 +7,10 @@
 //! they are created up front and never join the one-shot free list.
 //!
 //! An entry's `list` field doubles as its liveness tag: [`ListId::FREE`]
-//! means the payload is uninitialised, anything else means it holds a `T`.
+//! means the payload is uninitialised. A cancelled timer is first made
+//! *hollow* (payload taken, generation bumped, still linked on its list) and
+//! freed later in a batch (see `pending.rs`); so an entry holds a `T` exactly
+//! when its list is not FREE and it is not hollow.
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
@@ -23,6 +26,8 @@ pub(crate) struct Node<T> {
     pub(crate) generation: u32,
     /// The list the node is on; [`ListId::FREE`] when it holds no payload.
     pub(crate) list: ListId,
+    /// Cancelled, payload taken, waiting to be unlinked and freed.
+    hollow: bool,
     payload: MaybeUninit<T>,
 }
 
@@ -34,8 +39,14 @@ impl<T> Node<T> {
             next: NIL,
             generation: 0,
             list: ListId::FREE,
+            hollow: false,
             payload: MaybeUninit::uninit(),
         }
+    }
+
+    /// Whether the payload is initialised: on a list and not hollow.
+    fn holds_payload(&self) -> bool {
+        self.list != ListId::FREE && !self.hollow
     }
 
     #[cfg(test)]
@@ -105,38 +116,58 @@ impl<T> Slab<T> {
     pub(crate) fn is_live(&self, index: u32, generation: u32) -> bool {
         self.nodes
             .get(index as usize)
-            .is_some_and(|n| n.generation == generation && n.list != ListId::FREE)
+            .is_some_and(|n| n.generation == generation && n.holds_payload())
     }
 
     /// Empties a live entry (already unlinked from its list), bumps its
     /// generation so old handles go stale, and returns the payload.
     /// One-shot entries go back on the free list. `None` if it was vacant.
     pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
-        let reserved = self.reserved;
+        let payload = self.take(index)?;
+        self.release(index);
+        Some(payload)
+    }
+
+    /// Takes the payload of a live entry and bumps its generation, leaving
+    /// it hollow: still linked, to be released by [`Slab::release`].
+    pub(crate) fn take(&mut self, index: u32) -> Option<T> {
         let node = self.nodes.get_mut(index as usize)?;
-        if node.list == ListId::FREE {
+        if !node.holds_payload() {
             return None;
         }
-        node.list = ListId::FREE;
+        node.hollow = true;
         node.generation = node.generation.wrapping_add(1);
-        // SAFETY: `list` was not FREE, and every path that sets a non-FREE
-        // list (`fill`, then linking) has written the payload first; setting
-        // FREE above means it will not be read again until `fill` rewrites it.
-        let payload = unsafe { node.payload.assume_init_read() };
+        // SAFETY: `holds_payload` was true, so the payload is initialised
+        // (see the module doc); `hollow` is now set, so nothing reads it
+        // again until `fill` rewrites it.
+        Some(unsafe { node.payload.assume_init_read() })
+    }
+
+    /// Frees a hollow entry (already unlinked); one-shot entries go back on
+    /// the free list. Does nothing to an entry that is not hollow.
+    pub(crate) fn release(&mut self, index: u32) {
+        let reserved = self.reserved;
+        let Some(node) = self.nodes.get_mut(index as usize) else {
+            return;
+        };
+        if !node.hollow {
+            return;
+        }
+        node.hollow = false;
+        node.list = ListId::FREE;
         if index >= reserved {
             node.next = self.free;
             self.free = index;
         }
-        Some(payload)
     }
 
     /// The payload of a live entry.
     pub(crate) fn payload_mut(&mut self, index: u32) -> Option<&mut T> {
         let node = self.nodes.get_mut(index as usize)?;
-        if node.list == ListId::FREE {
+        if !node.holds_payload() {
             return None;
         }
-        // SAFETY: a non-FREE entry holds an initialised payload (see `remove`).
+        // SAFETY: `holds_payload` means the payload is initialised.
         Some(unsafe { node.payload.assume_init_mut() })
     }
 }
@@ -147,8 +178,8 @@ impl<T> Drop for Slab<T> {
             return;
         }
         for node in &mut self.nodes {
-            if node.list != ListId::FREE {
-                // SAFETY: a non-FREE entry holds an initialised payload, and
+            if node.holds_payload() {
+                // SAFETY: `holds_payload` means an initialised payload, and
                 // the slab is being dropped, so it is dropped exactly once.
                 unsafe { node.payload.assume_init_drop() };
             }

@@ -15,6 +15,7 @@ use crate::expired::Expired;
 use crate::handle::{IntervalHandle, TimerHandle};
 use crate::interval::Intervals;
 use crate::level::{ListId, Lists, NIL, SLOT_BITS, list_for};
+use crate::pending::Pending;
 use crate::slab::Slab;
 use crate::time::TickShift;
 
@@ -55,6 +56,8 @@ pub struct Wheel<T> {
     timers: usize,
     /// Reused buffer for sorting a batch that fires in the same tick.
     batch: Vec<(u64, u32)>,
+    /// Cancelled (hollow) timers still linked, unlinked in batches.
+    pending: Pending,
 }
 
 impl<T> Wheel<T> {
@@ -76,6 +79,7 @@ impl<T> Wheel<T> {
             intervals: Intervals::new(sizes.intervals),
             timers: 0,
             batch: Vec::with_capacity(64),
+            pending: Pending::new(),
         })
     }
 
@@ -148,10 +152,17 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.cancel(handle), Ok(42));
     /// ```
     pub fn insert(&mut self, deadline: u64, payload: T) -> Result<TimerHandle, InsertError<T>> {
-        let index = self
-            .slab
-            .insert(deadline, payload)
-            .map_err(InsertError::Full)?;
+        let index = match self.slab.insert(deadline, payload) {
+            Ok(index) => index,
+            // Hollow (cancelled) timers may be holding the last entries.
+            Err(payload) if !self.pending.is_empty() => {
+                self.pending.flush(&mut self.lists, &mut self.slab);
+                self.slab
+                    .insert(deadline, payload)
+                    .map_err(InsertError::Full)?
+            }
+            Err(payload) => return Err(InsertError::Full(payload)),
+        };
         self.link(index);
         self.timers += 1;
         Ok(TimerHandle {
@@ -176,9 +187,10 @@ impl<T> Wheel<T> {
         if index < self.slab.reserved() || !self.slab.is_live(index, generation) {
             return Err(CancelError::Inactive);
         }
-        self.lists.unlink(&mut self.slab.nodes, index);
+        let payload = self.slab.take(index).ok_or(CancelError::Inactive)?;
         self.timers -= 1;
-        self.slab.remove(index).ok_or(CancelError::Inactive)
+        self.pending.push(index, &mut self.lists, &mut self.slab);
+        Ok(payload)
     }
 
     /// Arms an interval timer: it fires at `first`, then every `period` ns
@@ -245,8 +257,10 @@ impl<T> Wheel<T> {
     /// rounded up to a tick); it is [`now`](Self::now) when timers are
     /// already due. It is earlier than any fire instant only when a coarse
     /// slot must first be cascaded (or the overflow list re-examined) at
-    /// that instant; advancing to it then does that work, and the next
-    /// call returns a later value. O(levels), no list walks.
+    /// that instant, or when a slot holds only timers cancelled since the
+    /// last `advance` (they are unlinked in batches); advancing to it then
+    /// does that work, and the next call returns a later value. O(levels),
+    /// no list walks.
     ///
     /// ```
     /// use percore_timer::{Config, TickShift, Wheel};
@@ -261,6 +275,9 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.next_deadline(), Some(200));
     /// ```
     pub fn next_deadline(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
         if self.lists.head(ListId::DUE) != NIL {
             return Some(self.now());
         }
@@ -293,6 +310,8 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
+        // Lists are walked below: none may hold a hollow (cancelled) node.
+        self.pending.flush(&mut self.lists, &mut self.slab);
         let target = self.tick.floor(now);
         let limit = self.tick.to_nanos(target.max(self.now));
         let mut fired = 0;

@@ -125,3 +125,36 @@ fn overflow_timers_fire_after_the_top_level_wraps() {
     // One wake-up per overflow window and per cascade level, not per tick.
     assert!(steps < 40, "{steps} wake-ups");
 }
+
+#[test]
+fn batched_cancels_unlink_neighbours_correctly() {
+    // 1000 timers in 4 slots, so cancelled nodes are often list neighbours
+    // of each other; 900 cancels cross many batch flushes.
+    let mut w = wheel(0);
+    let handles: Vec<_> = (0..1000u64)
+        .map(|i| (i, w.insert(10 + i % 4, i).unwrap()))
+        .collect();
+    let mut kept = Vec::new();
+    for &(i, h) in &handles {
+        if i % 10 == 3 {
+            kept.push(i);
+        } else {
+            assert_eq!(w.cancel(h), Ok(i));
+        }
+    }
+    assert_eq!(w.len(), 100);
+    // Cancelling again is an error even while the node awaits unlinking.
+    assert!(w.cancel(handles[0].1).is_err());
+    let mut fired = Vec::new();
+    assert_eq!(
+        w.advance(13, |e| {
+            if let Expired::Oneshot { payload, .. } = e {
+                fired.push(payload);
+            }
+        }),
+        100
+    );
+    fired.sort();
+    assert_eq!(fired, kept);
+    assert_eq!(w.next_deadline(), None);
+}
