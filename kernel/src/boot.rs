@@ -60,10 +60,17 @@ pub fn init(boot_info: &'static mut BootInfo) -> Kernel {
     idt::load();
     pic::remap_and_mask();
     let (hz, source) = tsc::calibrate();
-    log::info!("percore {} booting; tsc {} kHz ({source:?})", env!("CARGO_PKG_VERSION"), hz / 1000);
+    log::info!(
+        "percore {} booting; tsc {} kHz ({source:?})",
+        env!("CARGO_PKG_VERSION"),
+        hz / 1000
+    );
 
     let boot_info: &'static BootInfo = boot_info;
-    if let Err(error) = mem::init(&boot_info.memory_regions, boot_info.physical_memory_offset.into_option()) {
+    if let Err(error) = mem::init(
+        &boot_info.memory_regions,
+        boot_info.physical_memory_offset.into_option(),
+    ) {
         panic!("memory initialisation failed: {error:?}");
     }
     mem::stack::register_guard(boot_info.kernel_stack_bottom - 4096, "boot");

@@ -32,10 +32,17 @@ pub fn stop(fatal: Fatal<'_>) -> ! {
     // SAFETY: this core will never resume whatever held the console lock
     // (possibly itself, interrupted inside a print).
     unsafe { crate::console::force_unlock() };
-    if depth > 0 {
+    if depth > 1 {
+        // The nested report itself faulted: stop without touching anything.
+        crate::arch::x86_64::halt_forever();
+    }
+    if depth == 1 {
         // A fault while reporting a fault: say so once, then stop without
         // touching anything that might fault again.
-        crate::println!("FATAL on core {}: nested fatal error while reporting; stopping", core.id);
+        crate::println!(
+            "FATAL on core {}: nested fatal error while reporting; stopping",
+            core.id
+        );
         if HOOK.is_completed() {
             qemu_exit::exit(ExitCode::Failure);
         }

@@ -1,5 +1,52 @@
+//! The in-QEMU test kernel: boots exactly like `percore-kernel`, then runs the
+//! tests the host asks for (see [`harness`]) and exits QEMU with a verdict.
 #![no_std]
 #![no_main]
-use percore_kernel as _;
-#[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+extern crate alloc;
+
+mod faults;
+mod harness;
+mod memory;
+mod platform;
+
+use bootloader_api::{BootInfo, entry_point};
+use harness::{Kind, Test};
+
+entry_point!(test_main, config = &percore_kernel::BOOTLOADER_CONFIG);
+
+/// Every in-QEMU test. Names are what `cargo xtask test FILTER` matches.
+static TESTS: &[Test] = &[
+    Test::new("boot_state", Kind::Normal, platform::boot_state),
+    Test::new(
+        "mmio_uncached_lapic",
+        Kind::Normal,
+        platform::mmio_uncached_lapic,
+    ),
+    Test::new("heap_many_sizes", Kind::Normal, memory::heap_many_sizes),
+    Test::new(
+        "heap_large_vec_and_btreemap",
+        Kind::Normal,
+        memory::heap_large_vec_and_btreemap,
+    ),
+    Test::new(
+        "frames_unique_and_usable",
+        Kind::Normal,
+        memory::frames_unique_and_usable,
+    ),
+    Test::new(
+        "breakpoint_reported_and_resumed",
+        Kind::Normal,
+        faults::breakpoint,
+    ),
+    faults::PAGE_FAULT,
+    faults::STACK_OVERFLOW,
+    faults::DIVIDE_ERROR,
+    faults::INVALID_OPCODE,
+];
+
+fn test_main(boot_info: &'static mut BootInfo) -> ! {
+    let kernel = percore_kernel::init(boot_info);
+    kernel.announce_ready();
+    harness::run(&kernel, TESTS)
+}

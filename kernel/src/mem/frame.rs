@@ -61,14 +61,22 @@ impl FrameAllocator {
             total_frames: 0,
             allocated_frames: 0,
         };
-        for region in regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
-            let start = region.start.max(LOW_MEMORY_END).next_multiple_of(FRAME_SIZE);
+        for region in regions
+            .iter()
+            .filter(|r| r.kind == MemoryRegionKind::Usable)
+        {
+            let start = region
+                .start
+                .max(LOW_MEMORY_END)
+                .next_multiple_of(FRAME_SIZE);
             let end = region.end & !(FRAME_SIZE - 1);
             if end <= start {
                 continue;
             }
             if this.region_count == MAX_REGIONS {
-                log::warn!("frame allocator: more than {MAX_REGIONS} usable regions; ignoring the rest");
+                log::warn!(
+                    "frame allocator: more than {MAX_REGIONS} usable regions; ignoring the rest"
+                );
                 break;
             }
             this.regions[this.region_count] = PhysRange { start, end };

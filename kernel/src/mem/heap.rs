@@ -27,7 +27,9 @@ pub(super) fn init() -> Result<(), MemoryError> {
             // `frame` is unused; mapping one to the other aliases nothing.
             unsafe { m.page_table.map_to(page, frame, flags, &mut m.frames) }
                 .map_err(|_| MemoryError::MapFailed)?
-                .flush();
+                // The page was not present before, and x86 never caches
+                // not-present translations: there is nothing to flush.
+                .ignore();
         }
         Ok(start)
     })??;

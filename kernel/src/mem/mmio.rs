@@ -38,9 +38,12 @@ pub fn map(phys: PhysAddr, len: u64) -> Result<MmioRegion, MemoryError> {
         for i in 0..pages {
             // SAFETY: the virtual page is freshly reserved; the physical frame
             // is device memory, which the caller names and owns.
-            unsafe { m.page_table.map_to(first_page + i, first + i, flags, &mut m.frames) }
-                .map_err(|_| MemoryError::MapFailed)?
-                .flush();
+            unsafe {
+                m.page_table
+                    .map_to(first_page + i, first + i, flags, &mut m.frames)
+            }
+            .map_err(|_| MemoryError::MapFailed)?
+            .flush();
         }
         Ok(MmioRegion {
             base: virt + offset_in_page,

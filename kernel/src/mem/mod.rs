@@ -75,7 +75,11 @@ pub fn init(
 /// Runs `f` with the memory-management state, interrupts disabled.
 pub fn with<R>(f: impl FnOnce(&mut Memory) -> R) -> Result<R, MemoryError> {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        MEMORY.lock().as_mut().map(f).ok_or(MemoryError::NotInitialised)
+        MEMORY
+            .lock()
+            .as_mut()
+            .map(f)
+            .ok_or(MemoryError::NotInitialised)
     })
 }
 

@@ -45,10 +45,14 @@ static GUARD_COUNT: AtomicUsize = AtomicUsize::new(0);
 pub fn register_guard(guard_start: u64, name: &'static str) {
     let slot = GUARD_COUNT.fetch_add(1, Ordering::Relaxed);
     let Some(guard) = GUARDS.get(slot) else {
-        log::warn!("stack guard table full; overflow of '{name}' will be reported as a plain page fault");
+        log::warn!(
+            "stack guard table full; overflow of '{name}' will be reported as a plain page fault"
+        );
         return;
     };
-    guard.name_ptr.store(name.as_ptr() as usize, Ordering::Relaxed);
+    guard
+        .name_ptr
+        .store(name.as_ptr() as usize, Ordering::Relaxed);
     guard.name_len.store(name.len(), Ordering::Relaxed);
     // Release: a reader that sees `start` also sees the name written above.
     guard.start.store(guard_start, Ordering::Release);

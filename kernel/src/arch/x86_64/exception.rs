@@ -97,7 +97,10 @@ impl fmt::Display for ExceptionReport {
             write!(f, " cr2={cr2:#x} [{}]", PageFaultCode(self.error_code))?;
         }
         if let Some(stack) = self.overflowed_stack {
-            write!(f, " -- kernel stack overflow: guard page of stack '{stack}' hit")?;
+            write!(
+                f,
+                " -- kernel stack overflow: guard page of stack '{stack}' hit"
+            )?;
         }
         Ok(())
     }
@@ -109,10 +112,20 @@ struct PageFaultCode(u64);
 impl fmt::Display for PageFaultCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bit = |n: u32| self.0 & (1 << n) != 0;
-        f.write_str(if bit(0) { "protection-violation" } else { "not-present" })?;
+        f.write_str(if bit(0) {
+            "protection-violation"
+        } else {
+            "not-present"
+        })?;
         f.write_str(if bit(1) { " write" } else { " read" })?;
         f.write_str(if bit(2) { " user" } else { " supervisor" })?;
-        for (n, name) in [(3, " reserved-bit"), (4, " instruction-fetch"), (5, " protection-key"), (6, " shadow-stack"), (15, " sgx")] {
+        for (n, name) in [
+            (3, " reserved-bit"),
+            (4, " instruction-fetch"),
+            (5, " protection-key"),
+            (6, " shadow-stack"),
+            (15, " sgx"),
+        ] {
             if bit(n) {
                 f.write_str(name)?;
             }

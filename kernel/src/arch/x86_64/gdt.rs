@@ -38,7 +38,12 @@ pub enum Ist {
 }
 
 impl Ist {
-    const ALL: [Ist; 4] = [Ist::DoubleFault, Ist::Nmi, Ist::MachineCheck, Ist::PageFault];
+    const ALL: [Ist; 4] = [
+        Ist::DoubleFault,
+        Ist::Nmi,
+        Ist::MachineCheck,
+        Ist::PageFault,
+    ];
 
     fn name(self) -> &'static str {
         match self {

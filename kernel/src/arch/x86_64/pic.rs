@@ -17,28 +17,24 @@ pub const PIC2_OFFSET: u8 = 0x28;
 
 /// Remaps both PICs to [`PIC1_OFFSET`]/[`PIC2_OFFSET`] and masks every line.
 pub fn remap_and_mask() {
-    let mut cmd1 = Port::<u8>::new(PIC1_CMD);
-    let mut data1 = Port::<u8>::new(PIC1_DATA);
-    let mut cmd2 = Port::<u8>::new(PIC2_CMD);
-    let mut data2 = Port::<u8>::new(PIC2_DATA);
-    let mut delay = Port::<u8>::new(0x80);
-    // SAFETY: the standard ICW1..ICW4 initialisation sequence on the PIC ports;
-    // port 0x80 writes are the conventional I/O delay.
-    unsafe {
-        for (port, value) in [
-            (&mut cmd1, 0x11u8), // ICW1: init, expect ICW4
-            (&mut cmd2, 0x11),
-            (&mut data1, PIC1_OFFSET), // ICW2: vector offsets
-            (&mut data2, PIC2_OFFSET),
-            (&mut data1, 4), // ICW3: slave on IRQ2
-            (&mut data2, 2),
-            (&mut data1, 0x01), // ICW4: 8086 mode
-            (&mut data2, 0x01),
-            (&mut data1, 0xFF), // OCW1: mask all
-            (&mut data2, 0xFF),
-        ] {
-            port.write(value);
-            delay.write(0);
+    let sequence = [
+        (PIC1_CMD, 0x11u8), // ICW1: initialise, ICW4 follows
+        (PIC2_CMD, 0x11),
+        (PIC1_DATA, PIC1_OFFSET), // ICW2: vector offsets
+        (PIC2_DATA, PIC2_OFFSET),
+        (PIC1_DATA, 4), // ICW3: slave on IRQ 2
+        (PIC2_DATA, 2),
+        (PIC1_DATA, 0x01), // ICW4: 8086 mode
+        (PIC2_DATA, 0x01),
+        (PIC1_DATA, 0xFF), // OCW1: mask every line
+        (PIC2_DATA, 0xFF),
+    ];
+    for (port, value) in sequence {
+        // SAFETY: the standard ICW1..ICW4 initialisation sequence on the PIC
+        // ports; a write to port 0x80 is the conventional I/O delay.
+        unsafe {
+            Port::<u8>::new(port).write(value);
+            Port::<u8>::new(0x80).write(0);
         }
     }
 }

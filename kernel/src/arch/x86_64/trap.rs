@@ -15,8 +15,8 @@ const STUB_SIZE: u64 = 16;
 
 /// Address of the entry stub for `vector`.
 pub fn stub_address(vector: u8) -> u64 {
-    // SAFETY: only the address of the extern static is taken, never its value.
-    let base = unsafe { core::ptr::addr_of!(trap_stubs) } as u64;
+    // Only the address of the extern static is taken, never its value.
+    let base = core::ptr::addr_of!(trap_stubs) as u64;
     base + STUB_SIZE * u64::from(vector)
 }
 
@@ -92,6 +92,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         .and_then(|table| table[usize::from(vector) - 32]);
     match handler {
         Some(handler) => handler(frame),
-        None => log::warn!("unexpected interrupt on vector {vector:#x} at rip {:#x}", frame.rip),
+        None => log::warn!(
+            "unexpected interrupt on vector {vector:#x} at rip {:#x}",
+            frame.rip
+        ),
     }
 }

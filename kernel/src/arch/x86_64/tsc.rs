@@ -40,13 +40,11 @@ pub fn calibrate() -> (u64, Source) {
 }
 
 fn cpuid_hz() -> Option<u64> {
-    // SAFETY: CPUID is always available in long mode.
-    let max = unsafe { core::arch::x86_64::__cpuid(0) }.eax;
+    let max = core::arch::x86_64::__cpuid(0).eax;
     if max < 0x15 {
         return None;
     }
-    // SAFETY: leaf 0x15 is within the supported range checked above.
-    let leaf = unsafe { core::arch::x86_64::__cpuid(0x15) };
+    let leaf = core::arch::x86_64::__cpuid(0x15);
     // EAX/EBX is the TSC/crystal ratio, ECX the crystal frequency; any of them
     // may be 0 ("not enumerated"), in which case we must measure.
     if leaf.eax == 0 || leaf.ebx == 0 || leaf.ecx == 0 {

@@ -1,0 +1,140 @@
+//! Building the kernel, the test kernel and their disk images.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::args::Args;
+use crate::error::{self, Error};
+
+/// The workspace root (where the top-level Cargo.toml is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tools/xtask sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// Cargo's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// `cargo` as invoked by the user (the one running xtask).
+pub fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace_root());
+    command
+}
+
+/// Which kernel binary to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// `percore-kernel`: the kernel users run.
+    Kernel,
+    /// `percore-tests`: the in-QEMU test kernel.
+    Tests,
+}
+
+impl KernelKind {
+    fn package(self) -> &'static str {
+        match self {
+            KernelKind::Kernel => "percore-kernel",
+            KernelKind::Tests => "percore-tests",
+        }
+    }
+}
+
+/// A built kernel: its ELF (with symbols) and its two disk images.
+pub struct Built {
+    pub elf: PathBuf,
+    pub images: percore_boot::Images,
+}
+
+/// Builds `kind` (debug or release) and its BIOS and UEFI images.
+pub fn kernel(kind: KernelKind, release: bool) -> Result<Built, Error> {
+    let mut command = cargo();
+    command.args(["build", "--package", kind.package()]);
+    if release {
+        command.arg("--release");
+    }
+    error::run(&format!("building {}", kind.package()), &mut command)?;
+    let profile = if release { "release" } else { "debug" };
+    let elf = target_dir()
+        .join("x86_64-unknown-none")
+        .join(profile)
+        .join(kind.package());
+    let out = target_dir().join("images").join(profile);
+    let images = percore_boot::build_images(&elf, &out, kind.package())
+        .map_err(|e| Error::Other(format!("making disk images for {}: {e}", elf.display())))?;
+    Ok(Built { elf, images })
+}
+
+/// `cargo xtask image`: release images, copied to `--out`, with USB instructions.
+pub fn image(args: &mut Args) -> Result<(), Error> {
+    let out: Option<PathBuf> = args.option("--out")?;
+    let debug = args.flag("--debug");
+    std::mem::take(args).finish()?;
+    let built = kernel(KernelKind::Kernel, !debug)?;
+    let out = out.unwrap_or_else(|| target_dir().join("images"));
+    std::fs::create_dir_all(&out)?;
+    let bios = out.join("percore-bios.img");
+    let uefi = out.join("percore-uefi.img");
+    std::fs::copy(&built.images.bios, &bios)?;
+    std::fs::copy(&built.images.uefi, &uefi)?;
+    println!("wrote {}", bios.display());
+    println!("wrote {}", uefi.display());
+    println!();
+    println!("To boot real hardware, write one image to a USB stick (UEFI for modern machines,");
+    println!("BIOS for legacy boot). Find the stick's device with `lsblk` first:");
+    println!();
+    println!(
+        "    sudo dd if={} of=/dev/sdX bs=4M conv=fsync status=progress",
+        uefi.display()
+    );
+    println!();
+    println!("WARNING: dd overwrites the whole target device without asking. Make sure");
+    println!("/dev/sdX is the USB stick and not one of your disks.");
+    println!("The kernel prints to the first serial port (COM1, 115200 8N1).");
+    Ok(())
+}
+
+/// `cargo xtask bench`: host benchmarks of every library crate.
+pub fn bench(args: &mut Args) -> Result<(), Error> {
+    std::mem::take(args).finish()?;
+    for package in crate::test::library_packages()? {
+        let mut command = cargo();
+        command.args(["bench", "--package", &package]);
+        error::run(&format!("benchmarks of {package}"), &mut command)?;
+    }
+    Ok(())
+}
+
+/// The crates that only build for `x86_64-unknown-none`.
+pub const BARE_METAL_PACKAGES: [&str; 2] = ["percore-kernel", "percore-tests"];
+
+/// `cargo xtask lint`: formatting and clippy, warnings denied.
+pub fn lint(args: &mut Args) -> Result<(), Error> {
+    std::mem::take(args).finish()?;
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    error::run("cargo fmt --check", &mut fmt)?;
+    let mut host = cargo();
+    host.args(["clippy", "--workspace", "--all-targets"]);
+    for package in BARE_METAL_PACKAGES {
+        host.args(["--exclude", package]);
+    }
+    host.args(["--", "-D", "warnings"]);
+    error::run("clippy on the host crates", &mut host)?;
+    let mut bare = cargo();
+    bare.arg("clippy");
+    for package in BARE_METAL_PACKAGES {
+        bare.args(["--package", package]);
+    }
+    bare.args(["--", "-D", "warnings"]);
+    error::run("clippy on the kernel crates", &mut bare)
+}

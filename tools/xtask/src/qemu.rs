@@ -1,0 +1,275 @@
+//! Booting percore in QEMU: interactively (`run`, `gdb`) or captured with a
+//! timeout (the test runner).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::args::Args;
+use crate::build::{self, KernelKind};
+use crate::error::{self, Error};
+use crate::tools::{self, Ovmf};
+
+/// QEMU exit status for a guest that wrote 0x10 to isa-debug-exit.
+pub const EXIT_SUCCESS: i32 = (0x10 << 1) | 1;
+/// QEMU exit status for a guest that wrote 0x11 to isa-debug-exit.
+pub const EXIT_FAILURE: i32 = (0x11 << 1) | 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// One QEMU machine configuration.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub firmware: Firmware,
+    pub smp: u32,
+    pub mem_mib: u32,
+    pub kvm: bool,
+    /// CPU model; `None` means `max` (TCG) or `host` (KVM).
+    pub cpu: Option<String>,
+    /// `-fw_cfg name=...,string=...` entries.
+    pub fw_cfg: Vec<(String, String)>,
+    pub extra: Vec<String>,
+}
+
+impl Machine {
+    pub fn new(firmware: Firmware, smp: u32) -> Machine {
+        Machine {
+            firmware,
+            smp,
+            mem_mib: 512,
+            kvm: false,
+            cpu: None,
+            fw_cfg: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The QEMU command line for booting `images` on this machine.
+    /// `vars` is a private, writable copy of the OVMF variable store.
+    pub fn command(&self, images: &percore_boot::Images, ovmf: &Ovmf, vars: &Path) -> Command {
+        let mut q = Command::new(tools::QEMU);
+        q.args(["-machine", "q35", "-no-reboot", "-display", "none"]);
+        q.args([
+            "-m",
+            &format!("{}M", self.mem_mib),
+            "-smp",
+            &self.smp.to_string(),
+        ]);
+        q.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        let cpu = self
+            .cpu
+            .clone()
+            .unwrap_or_else(|| if self.kvm { "host" } else { "max" }.into());
+        q.args(["-accel", if self.kvm { "kvm" } else { "tcg" }, "-cpu", &cpu]);
+        let disk = match self.firmware {
+            Firmware::Bios => &images.bios,
+            Firmware::Uefi => {
+                q.arg("-drive").arg(pflash(&ovmf.code, true));
+                q.arg("-drive").arg(pflash(vars, false));
+                &images.uefi
+            }
+        };
+        q.arg("-drive")
+            .arg(format!("format=raw,file={}", disk.display()));
+        for (name, value) in &self.fw_cfg {
+            q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
+        }
+        q.args(&self.extra);
+        q
+    }
+}
+
+fn pflash(path: &Path, readonly: bool) -> String {
+    let ro = if readonly { ",readonly=on" } else { "" };
+    format!("if=pflash,format=raw,file={}{ro}", path.display())
+}
+
+/// A private copy of the OVMF variable store (OVMF writes to it).
+pub fn vars_copy(ovmf: &Ovmf, tag: &str) -> Result<PathBuf, Error> {
+    let path = build::target_dir().join(format!("ovmf-vars-{tag}-{}.fd", std::process::id()));
+    std::fs::copy(&ovmf.vars, &path)
+        .map_err(|e| Error::Other(format!("copying {}: {e}", ovmf.vars.display())))?;
+    Ok(path)
+}
+
+fn machine_from_args(args: &mut Args) -> Result<Machine, Error> {
+    let firmware = if args.flag("--uefi") {
+        Firmware::Uefi
+    } else {
+        Firmware::Bios
+    };
+    let mut machine = Machine::new(firmware, args.option("--smp")?.unwrap_or(4));
+    if let Some(mem) = args.option("--mem")? {
+        machine.mem_mib = mem;
+    }
+    machine.kvm = args.flag("--kvm") || tools::kvm_available();
+    machine.extra = args.passthrough().to_vec();
+    Ok(machine)
+}
+
+/// `cargo xtask run`.
+pub fn run(args: &mut Args) -> Result<(), Error> {
+    let mut machine = machine_from_args(args)?;
+    let release = args.flag("--release");
+    std::mem::take(args).finish()?;
+    let ovmf = tools::ensure()?;
+    let built = build::kernel(KernelKind::Kernel, release)?;
+    let vars = vars_copy(&ovmf, "run")?;
+    // `mon:stdio` multiplexes the serial console and the QEMU monitor on this
+    // terminal: Ctrl-A X quits, Ctrl-A C toggles the monitor.
+    machine
+        .extra
+        .splice(0..0, ["-serial".to_string(), "mon:stdio".to_string()]);
+    let mut command = machine.command(&built.images, &ovmf, &vars);
+    eprintln!("xtask: {}", error::display(&command));
+    eprintln!("xtask: serial console follows; Ctrl-A X quits QEMU");
+    let status = command.status().map_err(|error| Error::Spawn {
+        command: error::display(&command),
+        error,
+    });
+    let _ = std::fs::remove_file(&vars);
+    let status = status?;
+    match status.code() {
+        Some(0) | Some(EXIT_SUCCESS) => Ok(()),
+        Some(EXIT_FAILURE) => Err(Error::Other(
+            "the kernel reported a failure (see its output above)".into(),
+        )),
+        _ => Err(Error::CommandFailed {
+            what: "QEMU".into(),
+            command: error::display(&command),
+            status: status.to_string(),
+        }),
+    }
+}
+
+/// `cargo xtask gdb`: QEMU paused at reset with a gdb stub on port 1234.
+pub fn gdb(args: &mut Args) -> Result<(), Error> {
+    let mut machine = machine_from_args(args)?;
+    std::mem::take(args).finish()?;
+    let ovmf = tools::ensure()?;
+    let built = build::kernel(KernelKind::Kernel, false)?;
+    let vars = vars_copy(&ovmf, "gdb")?;
+    machine
+        .extra
+        .extend(["-serial", "mon:stdio", "-s", "-S"].map(String::from));
+    let mut command = machine.command(&built.images, &ovmf, &vars);
+    println!("QEMU is paused, waiting for gdb on localhost:1234. In another terminal:");
+    println!();
+    println!(
+        "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
+        built.elf.display(),
+        KERNEL_BASE
+    );
+    println!();
+    let result = error::run("QEMU", &mut command);
+    let _ = std::fs::remove_file(&vars);
+    result
+}
+
+/// Where the kernel is loaded; must match `percore_kernel::boot::KERNEL_BASE`.
+const KERNEL_BASE: u64 = 0xFFFF_FFFF_8000_0000;
+
+/// How a captured QEMU run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The guest wrote the success code to isa-debug-exit.
+    Success,
+    /// The guest wrote the failure code.
+    Failure,
+    /// QEMU exited 0: with `-no-reboot` that is a triple fault or a reset.
+    ResetOrTripleFault,
+    /// The guest did not finish in time and was killed.
+    Timeout(Duration),
+    /// QEMU itself failed (bad arguments, missing file, ...).
+    Qemu(String),
+}
+
+/// The result of a captured run: how it ended and every serial line.
+pub struct Captured {
+    pub exit: Exit,
+    pub lines: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Runs `command` with its serial output captured, killing it after `timeout`.
+/// `echo` prints serial lines live.
+pub fn run_captured(
+    mut command: Command,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Captured, Error> {
+    command.arg("-serial").arg("stdio");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = error::display(&command);
+    let start = Instant::now();
+    let mut child = command.spawn().map_err(|error| Error::Spawn {
+        command: shown.clone(),
+        error,
+    })?;
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let status = loop {
+        while let Ok(line) = rx.try_recv() {
+            if echo {
+                println!("    | {line}");
+            }
+            lines.push(line);
+        }
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    let exit = match status {
+        None => Exit::Timeout(timeout),
+        Some(status) => match status.code() {
+            Some(EXIT_SUCCESS) => Exit::Success,
+            Some(EXIT_FAILURE) => Exit::Failure,
+            Some(0) => Exit::ResetOrTripleFault,
+            _ => Exit::Qemu(format!(
+                "{status}: {}\n  command: {shown}",
+                stderr_of(&mut child)
+            )),
+        },
+    };
+    Ok(Captured {
+        exit,
+        lines,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut text);
+    }
+    text.trim().to_string()
+}
