@@ -2,12 +2,17 @@
 //! random half, expire the rest — ns/op side by side with peers, in one run.
 //!
 //! Every implementation gets the same deadlines (same seed), cancels the
-//! same handles in the same (shuffled) order, and expires the rest with one
-//! advance to past the last deadline. A tick is 2^20 ns for percore and
-//! 1 ms for the peers that count real time. Each phase is timed with
-//! `Instant` and the median of `PERCORE_BENCH_REPS` (default 5) repetitions
-//! is reported. Construction (with capacity where the peer offers it) is
-//! outside the timed regions.
+//! same handles in the same (shuffled) order, and expires the rest in one of
+//! two ways:
+//!
+//! * `expire`: one advance to past the last deadline (a long sleep);
+//! * `expire_stepped`: one advance per tick, 1M of them (a busy reactor).
+//!
+//! A tick is 2^20 ns for percore and 1 ms for the peers that count real
+//! time. Each phase is timed with `Instant`; the median of
+//! `PERCORE_BENCH_REPS` (default 5) repetitions is reported. Construction
+//! (with capacity where the peer offers it) is outside the timed regions.
+//! `PERCORE_BENCH_ONLY=<name>` runs one implementation (for profiling).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -19,6 +24,26 @@ use percore_timer::{Config, Expired, TickShift, Wheel};
 const N: usize = 1_000_000;
 const MAX_TICKS: u64 = 1_000_000;
 const SHIFT: u32 = 20;
+
+/// How the timers left after cancelling are expired.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// One advance past the last deadline.
+    Jump,
+    /// One advance per tick.
+    Stepped,
+}
+
+impl Expiry {
+    /// The instants (in ticks) to advance to.
+    fn steps(self) -> impl Iterator<Item = u64> {
+        let first = match self {
+            Self::Jump => MAX_TICKS + 1,
+            Self::Stepped => 1,
+        };
+        first..=MAX_TICKS + 1
+    }
+}
 
 /// Nanoseconds per operation for one run of the three phases.
 #[derive(Clone, Copy, Default)]
@@ -65,7 +90,7 @@ fn per_op(start: Instant, ops: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / ops as f64
 }
 
-fn percore(w: &Workload) -> Phases {
+fn percore(w: &Workload, expiry: Expiry) -> Phases {
     let config = Config::new(TickShift::new(SHIFT).unwrap()).with_capacity(N);
     let mut wheel = Wheel::new(config).unwrap();
     let start = Instant::now();
@@ -79,12 +104,14 @@ fn percore(w: &Workload) -> Phases {
     }
     let cancel = per_op(start, w.cancel.len());
     let start = Instant::now();
-    let mut sum = 0u64;
-    let fired = wheel.advance((MAX_TICKS + 1) << SHIFT, |e| {
-        if let Expired::Oneshot { payload, .. } = e {
-            sum = sum.wrapping_add(payload);
-        }
-    });
+    let (mut fired, mut sum) = (0, 0u64);
+    for t in expiry.steps() {
+        fired += wheel.advance(t << SHIFT, |e| {
+            if let Expired::Oneshot { payload, .. } = e {
+                sum = sum.wrapping_add(payload);
+            }
+        });
+    }
     let expire = per_op(start, fired);
     black_box(sum);
     assert_eq!(fired, w.expected_fired());
@@ -97,7 +124,7 @@ fn percore(w: &Workload) -> Phases {
 
 /// `BinaryHeap` with lazy cancellation: cancel empties the payload slot
 /// named by the key `insert` returned, expiry pops and skips empty slots.
-fn binary_heap(w: &Workload) -> Phases {
+fn binary_heap(w: &Workload, expiry: Expiry) -> Phases {
     let mut heap = BinaryHeap::with_capacity(N);
     let mut payloads: Vec<Option<u64>> = Vec::with_capacity(N);
     let start = Instant::now();
@@ -120,14 +147,16 @@ fn binary_heap(w: &Workload) -> Phases {
     let cancel = per_op(start, w.cancel.len());
     let start = Instant::now();
     let (mut fired, mut sum) = (0, 0u64);
-    while let Some(&Reverse((d, key))) = heap.peek() {
-        if d > MAX_TICKS + 1 {
-            break;
-        }
-        heap.pop();
-        if let Some(p) = payloads[key as usize].take() {
-            fired += 1;
-            sum = sum.wrapping_add(p);
+    for t in expiry.steps() {
+        while let Some(&Reverse((d, key))) = heap.peek() {
+            if d > t {
+                break;
+            }
+            heap.pop();
+            if let Some(p) = payloads[key as usize].take() {
+                fired += 1;
+                sum = sum.wrapping_add(p);
+            }
         }
     }
     let expire = per_op(start, fired);
@@ -140,10 +169,10 @@ fn binary_heap(w: &Workload) -> Phases {
     }
 }
 
-/// tokio-util `DelayQueue` on a paused current-thread runtime: time is
-/// advanced with `tokio::time::advance` past the last deadline, then
-/// `poll_expired` is drained.
-fn delay_queue(w: &Workload) -> Phases {
+/// tokio-util `DelayQueue` on a paused current-thread runtime: the clock is
+/// moved with `tokio::time::advance` to each step, then `poll_expired` is
+/// awaited while `peek` shows a due timer.
+fn delay_queue(w: &Workload, expiry: Expiry) -> Phases {
     use tokio_util::time::DelayQueue;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -164,11 +193,23 @@ fn delay_queue(w: &Workload) -> Phases {
         }
         let cancel = per_op(start, w.cancel.len());
         let start = Instant::now();
-        tokio::time::advance(Duration::from_millis(MAX_TICKS + 1)).await;
         let (mut fired, mut sum) = (0, 0u64);
-        while let Some(e) = std::future::poll_fn(|cx| queue.poll_expired(cx)).await {
-            fired += 1;
-            sum = sum.wrapping_add(e.into_inner());
+        for t in expiry.steps() {
+            tokio::time::advance((base + Duration::from_millis(t)) - tokio::time::Instant::now())
+                .await;
+            // Await `poll_expired` (so the runtime can fire the queue's
+            // internal sleep) while the queue's next timer is due.
+            let now = tokio::time::Instant::now();
+            while let Some(key) = queue.peek() {
+                if queue.deadline(&key) > now {
+                    break;
+                }
+                let Some(e) = std::future::poll_fn(|cx| queue.poll_expired(cx)).await else {
+                    break;
+                };
+                fired += 1;
+                sum = sum.wrapping_add(e.into_inner());
+            }
         }
         let expire = per_op(start, fired);
         black_box(sum);
@@ -183,8 +224,10 @@ fn delay_queue(w: &Workload) -> Phases {
 
 /// nexus-timer `Wheel` (1 ms tick, its defaults). Its handles must be
 /// consumed, so the handles of timers left to expire are `free`d before
-/// the expire phase, outside the timed region; expiry is one `poll`.
-fn nexus(w: &Workload) -> Phases {
+/// the expire phase, outside the timed region. A jump is one `poll`;
+/// stepping uses `poll_and_rebalance`, which its docs recommend for steady
+/// polling (plain `poll` rescans coarse slots on every call).
+fn nexus(w: &Workload, expiry: Expiry) -> Phases {
     let base = Instant::now();
     let mut wheel: nexus_timer::Wheel<u64> = nexus_timer::Wheel::unbounded(N, base);
     let start = Instant::now();
@@ -202,7 +245,14 @@ fn nexus(w: &Workload) -> Phases {
     }
     let mut buf = Vec::with_capacity(N);
     let start = Instant::now();
-    let fired = wheel.poll(base + Duration::from_millis(MAX_TICKS + 1), &mut buf);
+    let mut fired = 0;
+    for t in expiry.steps() {
+        let now = base + Duration::from_millis(t);
+        fired += match expiry {
+            Expiry::Jump => wheel.poll(now, &mut buf),
+            Expiry::Stepped => wheel.poll_and_rebalance(now, &mut buf),
+        };
+    }
     let expire = per_op(start, fired);
     black_box(&buf);
     assert_eq!(fired, w.expected_fired());
@@ -214,9 +264,9 @@ fn nexus(w: &Workload) -> Phases {
 }
 
 /// hierarchical_hash_wheel_timer's cancellable `QuadWheelWithOverflow`
-/// (1 ms ticks): expiry skips empty stretches with `can_skip`/`skip` and
-/// `tick`s only where something is due.
-fn hhwt(w: &Workload) -> Phases {
+/// (1 ms ticks). A jump skips empty stretches with `can_skip`/`skip` and
+/// `tick`s where something is due; stepping `tick`s once per step.
+fn hhwt(w: &Workload, expiry: Expiry) -> Phases {
     use hierarchical_hash_wheel_timer::IdOnlyTimerEntry;
     use hierarchical_hash_wheel_timer::wheels::Skip;
     use hierarchical_hash_wheel_timer::wheels::cancellable::QuadWheelWithOverflow;
@@ -235,15 +285,23 @@ fn hhwt(w: &Workload) -> Phases {
     let cancel = per_op(start, w.cancel.len());
     let start = Instant::now();
     let (mut fired, mut sum) = (0, 0u64);
-    loop {
-        match wheel.can_skip() {
-            Skip::Empty => break,
-            Skip::Millis(ms) => wheel.skip(ms),
-            Skip::None => {
-                for e in wheel.tick() {
-                    fired += 1;
-                    sum = sum.wrapping_add(e.id);
-                }
+    let mut fire = |expired: Vec<std::rc::Rc<IdOnlyTimerEntry<u64>>>| {
+        for e in expired {
+            fired += 1;
+            sum = sum.wrapping_add(e.id);
+        }
+    };
+    match expiry {
+        Expiry::Jump => loop {
+            match wheel.can_skip() {
+                Skip::Empty => break,
+                Skip::Millis(ms) => wheel.skip(ms),
+                Skip::None => fire(wheel.tick()),
+            }
+        },
+        Expiry::Stepped => {
+            for _ in expiry.steps() {
+                fire(wheel.tick());
             }
         }
     }
@@ -262,7 +320,17 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-type Runner = fn(&Workload) -> Phases;
+type Runner = fn(&Workload, Expiry) -> Phases;
+
+const IMPLS: [(&str, Runner); 5] = [
+    ("percore", percore),
+    ("binary_heap_lazy", binary_heap),
+    ("tokio_delay_queue", delay_queue),
+    ("nexus_timer", nexus),
+    ("hhwt", hhwt),
+];
+
+const ROWS: [&str; 4] = ["insert", "cancel", "expire", "expire_stepped"];
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
@@ -272,64 +340,65 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(if bench { 5 } else { 1 });
-    // PERCORE_BENCH_ONLY=<name> runs one implementation (for profiling).
     let only = std::env::var("PERCORE_BENCH_ONLY").ok();
     let w = Workload::new();
-    let impls: [(&str, Runner); 5] = [
-        ("percore", percore),
-        ("binary_heap_lazy", binary_heap),
-        ("tokio_delay_queue", delay_queue),
-        ("nexus_timer", nexus),
-        ("hhwt", hhwt),
-    ];
-    let mut runs: Vec<Vec<Phases>> = vec![Vec::new(); impls.len()];
+    // samples[implementation][row] = one figure per repetition.
+    let mut samples = vec![vec![Vec::new(); ROWS.len()]; IMPLS.len()];
     for rep in 0..reps {
         // Rotate the order each repetition so no implementation always runs
         // right after the same neighbour.
-        for k in 0..impls.len() {
-            let j = (k + rep) % impls.len();
-            if only.as_deref().is_some_and(|o| o != impls[j].0) {
-                runs[j].push(Phases::default());
+        for k in 0..IMPLS.len() {
+            let j = (k + rep) % IMPLS.len();
+            let (name, run) = IMPLS[j];
+            if only.as_deref().is_some_and(|o| o != name) {
                 continue;
             }
-            runs[j].push((impls[j].1)(&w));
+            let jump = run(&w, Expiry::Jump);
+            let stepped = run(&w, Expiry::Stepped);
+            let figures = [jump.insert, jump.cancel, jump.expire, stepped.expire];
+            for (row, figure) in figures.into_iter().enumerate() {
+                samples[j][row].push(figure);
+            }
         }
     }
-    let phase_names = ["insert", "cancel", "expire"];
-    let pick = |p: &Phases, phase: usize| [p.insert, p.cancel, p.expire][phase];
-    let medians: Vec<[f64; 3]> = runs
-        .iter()
-        .map(|r| core::array::from_fn(|ph| median(r.iter().map(|p| pick(p, ph)).collect())))
+    let medians: Vec<Vec<f64>> = samples
+        .into_iter()
+        .map(|rows| {
+            rows.into_iter()
+                .map(|s| if s.is_empty() { f64::NAN } else { median(s) })
+                .collect()
+        })
         .collect();
 
     println!(
-        "1M timers, deadlines uniform in [1, 1e6] ticks, cancel a random half, expire the rest; \
-         ns/op, median of {reps}; (xN) = peer time / percore time"
+        "1M timers, deadlines uniform in [1, 1e6] ticks, cancel a random half, expire the rest \
+         (one jump / one advance per tick); ns/op, median of {reps}; (xN) = peer / percore"
     );
-    print!("{:<8}", "phase");
-    for (name, _) in &impls {
-        print!(" {name:>26}");
+    print!("{:<15}", "phase");
+    for (name, _) in &IMPLS {
+        print!(" {name:>20}");
     }
     println!();
-    for (ph, phase) in phase_names.iter().enumerate() {
-        print!("{phase:<8}");
-        let ours = medians[0][ph];
+    for (row, name) in ROWS.iter().enumerate() {
+        print!("{name:<15}");
+        let ours = medians[0][row];
         for m in &medians {
-            let cell = format!("{:.1} (x{:.2})", m[ph], m[ph] / ours);
-            print!(" {cell:>26}");
+            let cell = format!("{:.1} (x{:.2})", m[row], m[row] / ours);
+            print!(" {cell:>20}");
         }
         println!();
     }
-    for (ph, phase) in phase_names.iter().enumerate() {
-        let (best, value) = impls[1..]
+    for (row, name) in ROWS.iter().enumerate() {
+        let (best, value) = IMPLS[1..]
             .iter()
             .zip(&medians[1..])
-            .map(|((name, _), m)| (*name, m[ph]))
+            .map(|((peer, _), m)| (*peer, m[row]))
+            .filter(|(_, v)| !v.is_nan())
             .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap();
+            .unwrap_or(("none", f64::NAN));
         println!(
-            "bench timer_1m_{phase} {:.1} {best} {value:.1} ns",
-            medians[0][ph]
+            "bench timer_1m_{name} {:.1} {best} {value:.1} ns",
+            medians[0][row]
         );
     }
 }
