@@ -15,25 +15,36 @@
 
 use std::time::Duration;
 
+use loom::sync::Notify;
 use loom::thread;
 use percore_poll::{Events, Interest, Park, Poll, Ready, Registration, Token, Waker};
 
 const NOW: Option<Duration> = Some(Duration::ZERO);
 
-/// Parks the poller's loom thread.
-struct LoomPark(thread::Thread);
+/// Parks the poller on a loom `Notify` (a permit: a notify before the wait
+/// makes the wait return). Not `loom::thread::park`: loom 0.7 aborts when a
+/// thread blocked in `join` is unparked (tokio-rs/loom#249), and a late
+/// unpark is legal here. A lost wake-up leaves the poller waiting with every
+/// other thread finished, which loom reports as a deadlock.
+struct LoomPark(Notify);
+
+impl LoomPark {
+    fn new() -> Self {
+        Self(Notify::new())
+    }
+}
 
 impl Park for LoomPark {
     fn park(&self, _timeout: Option<Duration>) {
-        thread::park();
+        self.0.wait();
     }
     fn unpark(&self) {
-        self.0.unpark();
+        self.0.notify();
     }
 }
 
 fn setup(capacity: usize) -> (Poll, Registration) {
-    let poll = Poll::with_park(capacity, LoomPark(thread::current())).unwrap();
+    let poll = Poll::with_park(capacity, LoomPark::new()).unwrap();
     let mut r = Registration::new();
     poll.registry()
         .register(&mut r, Token(1), Interest::READABLE)
@@ -120,7 +131,7 @@ fn deregister_beats_a_racing_signal() {
 #[test]
 fn waker_dropped_on_another_core_frees_its_slot() {
     loom::model(|| {
-        let mut poll = Poll::with_park(1, LoomPark(thread::current())).unwrap();
+        let mut poll = Poll::with_park(1, LoomPark::new()).unwrap();
         let waker = Waker::new(poll.registry(), Token(7)).unwrap();
         let t = thread::spawn(move || {
             waker.wake().unwrap();
@@ -134,5 +145,56 @@ fn waker_dropped_on_another_core_frees_its_slot() {
         poll.registry()
             .register(&mut r, Token(3), Interest::READABLE)
             .unwrap();
+    });
+}
+
+#[test]
+fn reregister_racing_a_signal_reports_the_edge_once() {
+    loom::model(|| {
+        let (mut poll, mut r) = setup(1);
+        let signal = r.signal().unwrap().clone();
+        let t = thread::spawn(move || signal.set(Ready::WRITABLE).unwrap());
+        // The edge arrives before or after the interest widens: either way
+        // it is reported once (queued by the signal or by the re-arm).
+        poll.registry()
+            .reregister(&mut r, Token(4), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        t.join().unwrap();
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, NOW).unwrap();
+        let got: Vec<_> = events
+            .iter()
+            .map(|e| (e.token(), e.is_writable()))
+            .collect();
+        assert_eq!(got, [(Token(4), true)]);
+        assert_eq!(count(&mut poll, &mut events), 0);
+    });
+}
+
+#[test]
+fn two_signallers_wake_a_parked_poller() {
+    loom::model(|| {
+        let mut poll = Poll::with_park(2, LoomPark::new()).unwrap();
+        let mut a = Registration::new();
+        let mut b = Registration::new();
+        poll.registry()
+            .register(&mut a, Token(1), Interest::READABLE)
+            .unwrap();
+        poll.registry()
+            .register(&mut b, Token(2), Interest::READABLE)
+            .unwrap();
+        let sa = a.signal().unwrap().clone();
+        let sb = b.signal().unwrap().clone();
+        let ta = thread::spawn(move || sa.set(Ready::READABLE).unwrap());
+        let tb = thread::spawn(move || sb.set(Ready::READABLE).unwrap());
+        let mut events = Events::with_capacity(4);
+        let mut seen = 0;
+        while seen < 2 {
+            poll.poll(&mut events, None).unwrap();
+            seen += events.iter().len();
+        }
+        assert_eq!(seen, 2);
+        ta.join().unwrap();
+        tb.join().unwrap();
     });
 }
