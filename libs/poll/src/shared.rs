@@ -17,7 +17,7 @@
 //! - `QUEUED`: the slot number is in the queue (or about to be pushed by the
 //!   signaller that set the bit). Setting it is the right to push; this is the
 //!   de-duplication, and why the queue cannot overflow.
-//! - `RELEASE`: a dropped `Waker` asks the poller to free the slot.
+//! - `RELEASE`: a dropped `Waker`/`Registration` asks the poller to free the slot.
 //! - `generation`: bumped on deregistration so a stale `Signal` is refused.
 //!
 //! Every change is one CAS on this word, so a signal racing with `poll`'s
@@ -198,7 +198,7 @@ impl Shared {
     }
 
     /// Like [`close`](Self::close) from any core: the poller frees the slot
-    /// when it dequeues it (used by `Waker::drop`).
+    /// when it dequeues it (used when a `Waker` or `Registration` is dropped).
     pub(crate) fn release(&self, slot: u32, epoch: u32) {
         let claimed = self.update(slot, |s| {
             (generation(s) == epoch && interest_bits(s) != 0)

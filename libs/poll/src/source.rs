@@ -77,8 +77,9 @@ impl<T: Source + ?Sized> Source for Box<T> {
 }
 
 /// The primitive [`Source`]: a slot in a `Poll` plus the [`Signal`] that
-/// feeds it. Dropping a registered `Registration` does not free its slot
-/// (only `deregister` on the owning core can): deregister first.
+/// feeds it. Dropping a registered `Registration` deregisters it, like closing
+/// a mio socket: from any core, lock-free; the `Poll` reclaims the slot during
+/// its next `poll`.
 ///
 /// ```
 /// use percore_poll::{Error, Interest, Poll, Registration, Token};
@@ -90,6 +91,17 @@ impl<T: Source + ?Sized> Source for Box<T> {
 /// assert!(r.signal().is_some());
 /// poll.registry().deregister(&mut r).unwrap();
 /// assert_eq!(poll.registry().deregister(&mut r), Err(Error::NotRegistered));
+///
+/// // Dropping a registered one frees its slot at the next poll.
+/// let mut poll = Poll::with_capacity(1).unwrap();
+/// let mut events = percore_poll::Events::with_capacity(1);
+/// let mut r = Registration::new();
+/// poll.registry().register(&mut r, Token(0), Interest::READABLE).unwrap();
+/// drop(r);
+/// poll.poll(&mut events, Some(std::time::Duration::ZERO)).unwrap();
+/// assert!(events.is_empty());
+/// let mut again = Registration::new();
+/// poll.registry().register(&mut again, Token(1), Interest::READABLE).unwrap();
 /// ```
 #[derive(Debug, Default)]
 pub struct Registration {
@@ -105,6 +117,14 @@ impl Registration {
     /// The readiness handle while registered.
     pub fn signal(&self) -> Option<&Signal> {
         self.signal.as_ref()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(signal) = self.signal.take() {
+            signal.shared.release(signal.slot, signal.generation);
+        }
     }
 }
 
