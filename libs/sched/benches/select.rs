@@ -13,7 +13,7 @@ use std::time::Instant;
 use percore_sched::{AnyDiscipline, Flavour, Priority, TaskParams, TaskTree};
 
 const REPS: usize = 7;
-const OPS: u64 = 300_000;
+const OPS: u64 = 1_000_000;
 const SIZES: [usize; 3] = [10, 1_000, 100_000];
 
 /// Small xorshift generator: deterministic inputs, no dependency.
