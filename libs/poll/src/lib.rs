@@ -39,6 +39,7 @@
 //!
 //! Where this API differs from mio, and why, is listed in the crate README.
 #![no_std]
+#![warn(missing_docs)]
 
 extern crate alloc;
 

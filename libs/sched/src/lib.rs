@@ -34,9 +34,11 @@
 //! # let _ = a;
 //! ```
 #![no_std]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
+mod balance;
 mod deadline;
 mod discipline;
 mod error;

@@ -2,9 +2,7 @@
 //! them, over a pluggable [`Discipline`] that orders the ready ones.
 
 use crate::table::TaskTable;
-use crate::{
-    Discipline, Migrant, Priority, SpawnError, StateError, Task, TaskId, TaskParams, TaskState,
-};
+use crate::{Discipline, Priority, SpawnError, StateError, Task, TaskId, TaskParams, TaskState};
 
 /// The per-core task tree: a generation-checked task table plus a ready
 /// structure ([`Discipline`]).
@@ -31,10 +29,10 @@ use crate::{
 /// ```
 #[derive(Debug)]
 pub struct TaskTree<D> {
-    tasks: TaskTable,
-    discipline: D,
+    pub(crate) tasks: TaskTable,
+    pub(crate) discipline: D,
     /// Ready tasks per priority level, for load balancing.
-    ready_at: [u32; Priority::LEVELS],
+    pub(crate) ready_at: [u32; Priority::LEVELS],
 }
 
 impl<D: Discipline> TaskTree<D> {
@@ -345,79 +343,39 @@ impl<D: Discipline> TaskTree<D> {
         Ok(())
     }
 
-    /// Takes one ready, unpinned task of `priority` out of this core (least
-    /// urgent first), for the load balancer to move elsewhere. Its slot here is
-    /// freed. Call repeatedly to take several.
+    /// The record of a live (not reaped) task.
     ///
     /// ```
     /// # use percore_sched::{Priority, RoundRobin, TaskParams, TaskTree};
     /// let mut tree = TaskTree::new(RoundRobin::new());
-    /// let p = Priority::DEFAULT;
-    /// let _pinned = tree.spawn(TaskParams::new(p).pinned()).unwrap();
-    /// let free = tree.spawn(TaskParams::new(p)).unwrap();
-    /// assert_eq!(tree.steal(p).map(|m| m.from()), Some(free));
-    /// assert!(tree.steal(p).is_none()); // only the pinned one is left
+    /// let id = tree.spawn(TaskParams::new(Priority::MAX)).unwrap();
+    /// assert_eq!(tree.task(id).unwrap().priority(), Priority::MAX);
     /// ```
-    pub fn steal(&mut self, priority: Priority) -> Option<Migrant> {
-        if self.ready_at[priority.get() as usize] == 0 {
-            return None;
-        }
-        let mut victim = None;
-        let tasks = &self.tasks;
-        self.discipline.visit_ready(priority, &mut |id| {
-            let movable = tasks.get(id).is_some_and(|t| !t.is_pinned());
-            if movable {
-                victim = Some(id);
-            }
-            !movable
-        });
-        let id = victim?;
-        self.unqueue(id);
-        let clock = self.discipline.virtual_clock();
-        let task = self.tasks.remove(id)?;
-        Some(Migrant {
-            from: id,
-            params: task.params,
-            vlag: task.vruntime.saturating_sub(clock),
-            runtime: task.runtime,
-        })
-    }
-
-    /// Inserts a task stolen from another core as Ready; on a full tree the
-    /// migrant is handed back.
-    ///
-    /// ```
-    /// # use percore_sched::{Priority, RoundRobin, SpawnError, TaskParams, TaskTree};
-    /// let mut a = TaskTree::new(RoundRobin::new());
-    /// let mut b = TaskTree::with_capacity(RoundRobin::new(), 0);
-    /// a.spawn(TaskParams::new(Priority::DEFAULT)).unwrap();
-    /// let m = a.steal(Priority::DEFAULT).unwrap();
-    /// assert_eq!(b.adopt(m), Err(SpawnError::Full(m)));
-    /// ```
-    pub fn adopt(&mut self, migrant: Migrant) -> Result<TaskId, SpawnError<Migrant>> {
-        let clock = self.discipline.virtual_clock();
-        let Some(task) = self.tasks.insert(migrant.params) else {
-            return Err(SpawnError::Full(migrant));
-        };
-        task.vruntime = clock.saturating_add(migrant.vlag);
-        task.runtime = migrant.runtime;
-        let id = task.id;
-        self.discipline.enqueue(task);
-        self.ready_at[migrant.params.priority().get() as usize] += 1;
-        Ok(id)
-    }
-
-    /// The record of a live (not reaped) task.
     pub fn task(&self, id: TaskId) -> Option<&Task> {
         self.tasks.get(id)
     }
 
     /// The state of a live task, `None` for an unknown or reaped id.
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, RoundRobin, TaskParams, TaskState, TaskTree};
+    /// let mut tree = TaskTree::new(RoundRobin::new());
+    /// let id = tree.spawn(TaskParams::new(Priority::MAX)).unwrap();
+    /// assert_eq!(tree.state(id), Some(TaskState::Ready));
+    /// ```
     pub fn state(&self, id: TaskId) -> Option<TaskState> {
         self.tasks.get(id).map(Task::state)
     }
 
-    /// Number of live tasks, in any state.
+    /// Number of live tasks, in any state (finished ones until reaped).
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, RoundRobin, TaskParams, TaskTree};
+    /// let mut tree = TaskTree::new(RoundRobin::new());
+    /// let id = tree.spawn(TaskParams::new(Priority::MAX)).unwrap();
+    /// tree.block(id).unwrap();
+    /// assert_eq!((tree.len(), tree.ready_len()), (1, 0));
+    /// ```
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -432,12 +390,12 @@ impl<D: Discipline> TaskTree<D> {
         self.discipline.len()
     }
 
-    /// Number of Ready tasks at `priority` (the load balancer's view).
-    pub fn ready_at(&self, priority: Priority) -> usize {
-        self.ready_at[priority.get() as usize] as usize
-    }
-
     /// The discipline, read-only (its name, its length).
+    ///
+    /// ```
+    /// # use percore_sched::{Discipline, Fair, TaskTree};
+    /// assert_eq!(TaskTree::new(Fair::new()).discipline().name(), "fair");
+    /// ```
     pub fn discipline(&self) -> &D {
         &self.discipline
     }
@@ -467,7 +425,7 @@ impl<D: Discipline> TaskTree<D> {
     }
 
     /// Takes a Ready task out of the discipline (its state is the caller's).
-    fn unqueue(&mut self, id: TaskId) {
+    pub(crate) fn unqueue(&mut self, id: TaskId) {
         if let Some(task) = self.tasks.get(id) {
             self.discipline.dequeue(task);
             self.ready_at[task.priority().get() as usize] -= 1;
