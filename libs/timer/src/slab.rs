@@ -87,17 +87,24 @@ impl<T> Slab<T> {
     /// Takes a one-shot entry and fills it; the caller links it into a list.
     /// Gives the payload back when `max_timers` entries are live.
     pub(crate) fn insert(&mut self, deadline: u64, payload: T) -> Result<u32, T> {
-        let index = if self.free != NIL {
+        if self.free != NIL {
             let index = self.free;
             self.free = self.nodes[index as usize].next;
-            index
-        } else if (self.nodes.len() as u32) < self.max_len {
-            self.nodes.push(Node::vacant());
-            self.nodes.len() as u32 - 1
-        } else {
+            self.fill(index, deadline, payload);
+            return Ok(index);
+        }
+        let index = self.nodes.len() as u32;
+        if index >= self.max_len {
             return Err(payload);
-        };
-        self.fill(index, deadline, payload);
+        }
+        // A fresh entry is written once, whole, already holding its payload
+        // (any non-FREE list marks it so; the caller links it next).
+        self.nodes.push(Node {
+            deadline,
+            list: ListId::DUE,
+            payload: MaybeUninit::new(payload),
+            ..Node::vacant()
+        });
         Ok(index)
     }
 
