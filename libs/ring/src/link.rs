@@ -30,7 +30,8 @@ use crate::queue::{Receiver, Sender};
 use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, SlotTracker};
 
 /// Slots per segment.
-pub const SEGMENT: usize = 32;
+/// (Two under loom, so model tests cross segment boundaries cheaply.)
+pub const SEGMENT: usize = if cfg!(loom) { 2 } else { 32 };
 
 struct Segment<T> {
     slots: [UnsafeCell<MaybeUninit<T>>; SEGMENT],
