@@ -158,3 +158,54 @@ fn batched_cancels_unlink_neighbours_correctly() {
     assert_eq!(fired, kept);
     assert_eq!(w.next_deadline(), None);
 }
+
+#[test]
+fn cancel_advance_reuse_rounds_match_expectation() {
+    // Rounds of insert, cancel most (crossing batch unlinks), advance part
+    // way, with slab entries reused from round to round.
+    let mut w = wheel(0);
+    let mut next = 0u64;
+    let mut live: Vec<(u64, percore_timer::TimerHandle)> = Vec::new();
+    for round in 0..20u64 {
+        let base = round * 1_000;
+        for _ in 0..200 {
+            let d = base + 10 + next % 900;
+            live.push((next, w.insert(d, next).unwrap()));
+            next += 1;
+        }
+        // Cancel 3 of every 4, in an order that mixes slots.
+        let mut kept = Vec::new();
+        for (k, (id, h)) in live.drain(..).enumerate() {
+            if k % 4 == 0 {
+                kept.push((id, h));
+            } else {
+                assert_eq!(w.cancel(h), Ok(id));
+            }
+        }
+        live = kept;
+        let mut fired = Vec::new();
+        w.advance(base + 500, |e| {
+            if let Expired::Oneshot { payload, .. } = e {
+                fired.push(payload);
+            }
+        });
+        // Exactly the kept timers due by base + 500 fired.
+        let mut expected: Vec<u64> = live
+            .iter()
+            .filter(|(id, _)| {
+                let d = (id / 200) * 1_000 + 10 + id % 900;
+                d <= base + 500
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        fired.sort();
+        expected.sort();
+        assert_eq!(fired, expected);
+        live.retain(|(id, _)| !expected.contains(id));
+        assert_eq!(w.len(), live.len());
+    }
+    let rest = w.advance(u64::MAX, |_| {});
+    assert_eq!(rest, live.len());
+    assert!(w.is_empty());
+    assert_eq!(w.next_deadline(), None);
+}
