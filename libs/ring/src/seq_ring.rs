@@ -21,7 +21,7 @@ use core::mem::MaybeUninit;
 use crate::buffer::capacity_for;
 use crate::cache_pad::CachePadded;
 use crate::error::{CapacityError, PushError};
-use crate::sync::{AtomicUsize, Ordering, SlotTracker};
+use crate::sync::{AtomicUsize, Ordering, SlotTracker, spin_loop};
 
 struct Slot<T> {
     seq: AtomicUsize,
@@ -157,8 +157,12 @@ impl<T> SeqRing<T> {
                 },
                 // The slot still holds the message of `pos - capacity`.
                 d if d < 0 => return Err(PushError::Full(value)),
-                // Another producer took `pos` already: catch up.
-                _ => pos = self.tail.load(Ordering::Relaxed),
+                // Another producer took `pos` already: catch up (the hint
+                // also lets loom's scheduler run the thread that is ahead).
+                _ => {
+                    spin_loop();
+                    pos = self.tail.load(Ordering::Relaxed);
+                }
             }
         }
     }
@@ -199,7 +203,10 @@ impl<T> SeqRing<T> {
                 // Not yet written (empty).
                 d if d < 0 => return None,
                 // Another consumer took `pos` already: catch up.
-                _ => pos = self.head.load(Ordering::Relaxed),
+                _ => {
+                    spin_loop();
+                    pos = self.head.load(Ordering::Relaxed);
+                }
             }
         }
     }
