@@ -370,6 +370,11 @@ fn main() {
         })
         .collect();
 
+    report(reps, &medians);
+}
+
+/// Prints the human table and one machine-readable line per row.
+fn report(reps: usize, medians: &[Vec<f64>]) {
     println!(
         "1M timers, deadlines uniform in [1, 1e6] ticks, cancel a random half, expire the rest \
          (one jump / one advance per tick); ns/op, median of {reps}; (xN) = peer / percore"

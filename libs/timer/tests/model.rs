@@ -8,7 +8,7 @@
 //! earliest fire instant. `PERCORE_STRESS=long` runs many more cases.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use percore_timer::{
     CancelError, Config, Expired, IntervalError, IntervalHandle, TickShift, TimerHandle, Wheel,
@@ -142,142 +142,179 @@ fn case() -> impl Strategy<Value = (u32, Vec<Op>)> {
         .prop_flat_map(|shift| (Just(shift), prop::collection::vec(op(1 << shift), 1..300)))
 }
 
-fn run(shift: u32, ops: &[Op]) -> Result<(), TestCaseError> {
-    let tick = TickShift::new(shift).unwrap();
-    let mut wheel = Wheel::new(Config::new(tick).with_intervals(INTERVALS)).unwrap();
-    let mut model = Model {
-        shift,
-        now: 0,
-        heap: BinaryHeap::new(),
-        live: HashMap::new(),
-        intervals: HashMap::new(),
-    };
-    let mut handles: Vec<(TimerHandle, u64)> = Vec::new();
-    let mut interval_handles: Vec<(IntervalHandle, u32, u64)> = Vec::new();
-    let mut next_id = 0u64;
-    let mut now = 0u64;
-    for op in ops {
-        match *op {
-            Op::Insert(_) | Op::InsertFar(_) => {
-                let deadline = match *op {
-                    Op::Insert(delta) => now.saturating_add_signed(delta),
-                    Op::InsertFar(at) => at,
-                    _ => unreachable!(),
-                };
-                let id = next_id;
-                next_id += 1;
-                let handle = wheel.insert(deadline, id).unwrap();
-                model
-                    .heap
-                    .push(Reverse((model.ceil(deadline), deadline, id)));
-                model.live.insert(id, deadline);
-                handles.push((handle, id));
-            }
-            Op::Cancel(pick) => {
-                if handles.is_empty() {
-                    continue;
-                }
-                let (handle, id) = handles[pick % handles.len()];
-                let expected = model.live.remove(&id).map(|_| id);
-                prop_assert_eq!(wheel.cancel(handle).ok(), expected);
-            }
-            Op::Advance(_) | Op::AdvanceBack(_) | Op::AdvanceToNext => {
-                let before = wheel.next_deadline();
-                now = match *op {
-                    Op::Advance(step) => now.saturating_add(step),
-                    Op::AdvanceBack(step) => now.saturating_sub(step),
-                    _ => match before {
-                        Some(at) => at,
-                        None => continue,
-                    },
-                };
-                let mut got = Vec::new();
-                let count = wheel.advance(now, |e| match e {
-                    Expired::Oneshot { deadline, payload } => got.push(Fire {
-                        deadline,
-                        id: payload,
-                        missed: 0,
-                    }),
-                    Expired::Interval {
-                        deadline,
-                        payload,
-                        missed,
-                        ..
-                    } => got.push(Fire {
-                        deadline,
-                        id: *payload,
-                        missed,
-                    }),
-                });
-                prop_assert_eq!(count, got.len());
-                // One advance fires in non-decreasing deadline order.
-                prop_assert!(got.windows(2).all(|w| w[0].deadline <= w[1].deadline));
-                // Never early: each fire instant is at or before the time
-                // the wheel has reached.
-                for f in &got {
-                    prop_assert!(model.ceil(f.deadline) <= (now >> shift).max(model.now));
-                }
-                let expected = model.advance(now);
-                got.sort();
-                prop_assert_eq!(&got, &expected);
-                if matches!(op, Op::AdvanceToNext) {
-                    // Progress: advancing to next_deadline fires something or
-                    // moves next_deadline strictly later.
-                    prop_assert!(count > 0 || wheel.next_deadline() > before);
-                }
-            }
-            Op::AddInterval(first, period) => {
-                let id = 1 << 62 | next_id;
-                next_id += 1;
-                let first = now.saturating_add(first);
-                match wheel.add_interval(first, period, id) {
-                    Ok(handle) => {
-                        prop_assert!(period > 0);
-                        prop_assert!(
-                            !model
-                                .intervals
-                                .contains_key(&handle_slot(&interval_handles, handle))
-                        );
-                        let slot = interval_handles.len() as u32;
-                        model.intervals.insert(slot, (id, first, period, false));
-                        interval_handles.push((handle, slot, id));
-                    }
-                    Err(IntervalError::ZeroPeriod(back)) => {
-                        prop_assert_eq!(period, 0);
-                        prop_assert_eq!(back, id);
-                    }
-                    Err(IntervalError::Full(back)) => {
-                        prop_assert_eq!(model.intervals.len(), INTERVALS);
-                        prop_assert_eq!(back, id);
-                    }
-                }
-            }
-            Op::RemoveInterval(pick) => {
-                if interval_handles.is_empty() {
-                    continue;
-                }
-                let (handle, slot, id) = interval_handles[pick % interval_handles.len()];
-                let expected = model.intervals.remove(&slot).map(|_| id);
-                prop_assert_eq!(wheel.remove_interval(handle).ok(), expected);
-            }
-        }
-        prop_assert_eq!(wheel.len(), model.live.len() + model.intervals.len());
-        match (wheel.next_deadline(), model.earliest_fire_instant()) {
-            (None, None) => {}
-            (Some(at), Some(earliest)) => prop_assert!(at <= earliest.max(wheel.now())),
-            (got, want) => prop_assert!(false, "next_deadline {:?}, model {:?}", got, want),
-        }
-    }
-    Ok(())
+/// The wheel and the model side by side, plus every handle ever issued.
+struct Harness {
+    wheel: Wheel<u64>,
+    model: Model,
+    handles: Vec<(TimerHandle, u64)>,
+    /// (handle, model slot, id) of every interval ever added.
+    interval_handles: Vec<(IntervalHandle, u32, u64)>,
+    /// Every handle issued so far: a new one must never repeat an old one.
+    issued: HashSet<TimerHandle>,
+    next_id: u64,
+    now: u64,
 }
 
-/// Model slot keys are positions in `interval_handles`; a handle that is
-/// still live must not already be known there.
-fn handle_slot(known: &[(IntervalHandle, u32, u64)], handle: IntervalHandle) -> u32 {
-    known
-        .iter()
-        .find(|(h, _, _)| *h == handle)
-        .map_or(u32::MAX, |(_, slot, _)| *slot)
+impl Harness {
+    fn new(shift: u32) -> Self {
+        let tick = TickShift::new(shift).unwrap();
+        Self {
+            wheel: Wheel::new(Config::new(tick).with_intervals(INTERVALS)).unwrap(),
+            model: Model {
+                shift,
+                now: 0,
+                heap: BinaryHeap::new(),
+                live: HashMap::new(),
+                intervals: HashMap::new(),
+            },
+            handles: Vec::new(),
+            interval_handles: Vec::new(),
+            issued: HashSet::new(),
+            next_id: 0,
+            now: 0,
+        }
+    }
+
+    fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match *op {
+            Op::Insert(delta) => self.insert(self.now.saturating_add_signed(delta))?,
+            Op::InsertFar(at) => self.insert(at)?,
+            Op::Cancel(pick) => self.cancel(pick)?,
+            Op::Advance(step) => self.advance(self.now.saturating_add(step), None)?,
+            Op::AdvanceBack(step) => self.advance(self.now.saturating_sub(step), None)?,
+            Op::AdvanceToNext => {
+                if let Some(at) = self.wheel.next_deadline() {
+                    self.advance(at, Some(at))?;
+                }
+            }
+            Op::AddInterval(first, period) => self.add_interval(first, period)?,
+            Op::RemoveInterval(pick) => self.remove_interval(pick)?,
+        }
+        self.check_invariants()
+    }
+
+    fn insert(&mut self, deadline: u64) -> Result<(), TestCaseError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let handle = self.wheel.insert(deadline, id).unwrap();
+        prop_assert!(self.issued.insert(handle), "handle {:?} reissued", handle);
+        let tick = self.model.ceil(deadline);
+        self.model.heap.push(Reverse((tick, deadline, id)));
+        self.model.live.insert(id, deadline);
+        self.handles.push((handle, id));
+        Ok(())
+    }
+
+    fn cancel(&mut self, pick: usize) -> Result<(), TestCaseError> {
+        if self.handles.is_empty() {
+            return Ok(());
+        }
+        let (handle, id) = self.handles[pick % self.handles.len()];
+        let expected = self.model.live.remove(&id).map(|_| id);
+        prop_assert_eq!(self.wheel.cancel(handle).ok(), expected);
+        Ok(())
+    }
+
+    /// Advances both to `now`; `next` is the `next_deadline` that `now` came
+    /// from, if it did.
+    fn advance(&mut self, now: u64, next: Option<u64>) -> Result<(), TestCaseError> {
+        self.now = now;
+        let mut got = Vec::new();
+        let count = self.wheel.advance(now, |e| {
+            got.push(match e {
+                Expired::Oneshot { deadline, payload } => Fire {
+                    deadline,
+                    id: payload,
+                    missed: 0,
+                },
+                Expired::Interval {
+                    deadline,
+                    payload,
+                    missed,
+                    ..
+                } => Fire {
+                    deadline,
+                    id: *payload,
+                    missed,
+                },
+            })
+        });
+        prop_assert_eq!(count, got.len());
+        // One advance fires in non-decreasing deadline order.
+        prop_assert!(got.windows(2).all(|w| w[0].deadline <= w[1].deadline));
+        // Never early: each fire instant is at or before the time reached.
+        let reached = (now >> self.model.shift).max(self.model.now);
+        for f in &got {
+            prop_assert!(self.model.ceil(f.deadline) <= reached);
+        }
+        let expected = self.model.advance(now);
+        got.sort();
+        prop_assert_eq!(&got, &expected);
+        if next.is_some() {
+            // Progress: advancing to next_deadline fires something or moves
+            // next_deadline strictly later.
+            prop_assert!(count > 0 || self.wheel.next_deadline() > next);
+        }
+        Ok(())
+    }
+
+    fn add_interval(&mut self, first: u64, period: u64) -> Result<(), TestCaseError> {
+        let id = 1 << 62 | self.next_id;
+        self.next_id += 1;
+        let first = self.now.saturating_add(first);
+        match self.wheel.add_interval(first, period, id) {
+            Ok(handle) => {
+                prop_assert!(period > 0);
+                prop_assert!(self.interval_handles.iter().all(|(h, _, _)| *h != handle));
+                let slot = self.interval_handles.len() as u32;
+                self.model
+                    .intervals
+                    .insert(slot, (id, first, period, false));
+                self.interval_handles.push((handle, slot, id));
+            }
+            Err(IntervalError::ZeroPeriod(back)) => {
+                prop_assert_eq!(period, 0);
+                prop_assert_eq!(back, id);
+            }
+            Err(IntervalError::Full(back)) => {
+                prop_assert_eq!(self.model.intervals.len(), INTERVALS);
+                prop_assert_eq!(back, id);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_interval(&mut self, pick: usize) -> Result<(), TestCaseError> {
+        if self.interval_handles.is_empty() {
+            return Ok(());
+        }
+        let (handle, slot, id) = self.interval_handles[pick % self.interval_handles.len()];
+        let expected = self.model.intervals.remove(&slot).map(|_| id);
+        prop_assert_eq!(self.wheel.remove_interval(handle).ok(), expected);
+        Ok(())
+    }
+
+    fn check_invariants(&mut self) -> Result<(), TestCaseError> {
+        let armed = self.model.live.len() + self.model.intervals.len();
+        prop_assert_eq!(self.wheel.len(), armed);
+        match (
+            self.wheel.next_deadline(),
+            self.model.earliest_fire_instant(),
+        ) {
+            (None, None) => {}
+            (Some(at), Some(earliest)) => prop_assert!(at <= earliest.max(self.wheel.now())),
+            (got, want) => prop_assert!(false, "next_deadline {:?}, model {:?}", got, want),
+        }
+        Ok(())
+    }
+}
+
+fn run(shift: u32, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut harness = Harness::new(shift);
+    for op in ops {
+        harness.step(op)?;
+    }
+    Ok(())
 }
 
 fn cases() -> u32 {
