@@ -387,7 +387,7 @@ fn report(reps: usize, medians: &[Vec<f64>]) {
     for (row, name) in ROWS.iter().enumerate() {
         print!("{name:<15}");
         let ours = medians[0][row];
-        for m in &medians {
+        for m in medians {
             let cell = format!("{:.1} (x{:.2})", m[row], m[row] / ours);
             print!(" {cell:>20}");
         }
