@@ -145,9 +145,10 @@ fn spsc_tp<T: Msg, P: Send, C: Send>(
     push: impl Fn(&mut P, T) -> Result<(), T> + Sync,
     pop: impl Fn(&mut C) -> Option<T> + Sync,
 ) -> f64 {
+    let (push, pop) = (&push, &pop);
     let start = Instant::now();
     let sum = thread::scope(|s| {
-        s.spawn(|| {
+        s.spawn(move || {
             pin(0);
             for i in 0..n {
                 let mut v = T::new(i);
@@ -157,7 +158,7 @@ fn spsc_tp<T: Msg, P: Send, C: Send>(
                 }
             }
         });
-        s.spawn(|| {
+        s.spawn(move || {
             pin(1);
             let mut sum = 0u64;
             let mut got = 0;
@@ -181,7 +182,7 @@ fn spsc_tp<T: Msg, P: Send, C: Send>(
 }
 
 fn disruptor_spsc_tp<T: Msg>(n: u64) -> f64 {
-    use disruptor::Producer as _;
+    use disruptor::{ProcessorSettings as _, Producer as _};
     let done = Arc::new(AtomicU64::new(u64::MAX));
     let d2 = done.clone();
     let mut sum = 0u64;
@@ -195,15 +196,21 @@ fn disruptor_spsc_tp<T: Msg>(n: u64) -> f64 {
                 }
             })
             .build();
-    pin(0);
-    let start = Instant::now();
-    for i in 0..n {
-        producer.publish(|e| *e = T::new(i));
-    }
-    while done.load(Ordering::Acquire) == u64::MAX {
-        std::hint::spin_loop();
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = thread::scope(|s| {
+        s.spawn(|| {
+            pin(0);
+            let start = Instant::now();
+            for i in 0..n {
+                producer.publish(|e| *e = T::new(i));
+            }
+            while done.load(Ordering::Acquire) == u64::MAX {
+                std::hint::spin_loop();
+            }
+            start.elapsed().as_secs_f64()
+        })
+        .join()
+        .unwrap()
+    });
     assert_eq!(done.load(Ordering::Relaxed), sum_to(n));
     drop(producer);
     n as f64 / secs
@@ -256,7 +263,7 @@ fn spsc_chunk_rows(n: u64) -> Row {
         let (mut tx, mut rx) = spsc::channel::<u64>(CAP).unwrap();
         let start = Instant::now();
         let sum = thread::scope(|s| {
-            s.spawn(|| {
+            s.spawn(move || {
                 pin(0);
                 let mut i = 0u64;
                 while i < n {
@@ -267,7 +274,7 @@ fn spsc_chunk_rows(n: u64) -> Row {
                     }
                 }
             });
-            s.spawn(|| {
+            s.spawn(move || {
                 pin(1);
                 let (mut sum, mut got) = (0u64, 0u64);
                 while got < n {
@@ -295,7 +302,7 @@ fn spsc_chunk_rows(n: u64) -> Row {
         let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
         let start = Instant::now();
         let sum = thread::scope(|s| {
-            s.spawn(|| {
+            s.spawn(move || {
                 pin(0);
                 let mut i = 0u64;
                 while i < n {
@@ -306,7 +313,7 @@ fn spsc_chunk_rows(n: u64) -> Row {
                     }
                 }
             });
-            s.spawn(|| {
+            s.spawn(move || {
                 pin(1);
                 let (mut sum, mut got) = (0u64, 0u64);
                 while got < n {
@@ -349,8 +356,9 @@ fn pingpong<P: Send, C: Send>(
     pop: impl Fn(&mut C) -> Option<u64> + Sync,
 ) -> [f64; 2] {
     let warmup = rounds / 10;
+    let (push, pop) = (&push, &pop);
     let mut samples = thread::scope(|s| {
-        s.spawn(|| {
+        s.spawn(move || {
             pin(1);
             loop {
                 let v = loop {
@@ -365,26 +373,30 @@ fn pingpong<P: Send, C: Send>(
                 }
             }
         });
-        pin(0);
-        let mut samples = Vec::with_capacity(rounds);
-        for i in 0..(warmup + rounds) as u64 {
-            let t0 = Instant::now();
-            while push(&mut tx_a, i).is_err() {}
-            let v = loop {
-                if let Some(v) = pop(&mut rx_b) {
-                    break v;
+        s.spawn(move || {
+            pin(0);
+            let mut samples = Vec::with_capacity(rounds);
+            for i in 0..(warmup + rounds) as u64 {
+                let t0 = Instant::now();
+                while push(&mut tx_a, i).is_err() {}
+                let v = loop {
+                    if let Some(v) = pop(&mut rx_b) {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                let dt = t0.elapsed().as_nanos() as f64;
+                assert_eq!(v, i);
+                if i as usize >= warmup {
+                    samples.push(dt);
                 }
-                std::hint::spin_loop();
-            };
-            let dt = t0.elapsed().as_nanos() as f64;
-            assert_eq!(v, i);
-            if i as usize >= warmup {
-                samples.push(dt);
             }
-        }
-        while push(&mut tx_a, u64::MAX).is_err() {}
-        while pop(&mut rx_b).is_none() {}
-        samples
+            while push(&mut tx_a, u64::MAX).is_err() {}
+            while pop(&mut rx_b).is_none() {}
+            samples
+        })
+        .join()
+        .unwrap()
     });
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
@@ -638,19 +650,21 @@ fn broadcast_ours(n: u64) -> f64 {
                 }
             });
         }
-        pin(0);
-        for i in 0..n {
-            let mut spins = 0;
-            while publisher.try_publish(i).is_err() {
-                backoff(&mut spins);
+        s.spawn(move || {
+            pin(0);
+            for i in 0..n {
+                let mut spins = 0;
+                while publisher.try_publish(i).is_err() {
+                    backoff(&mut spins);
+                }
             }
-        }
+        });
     });
     n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn broadcast_disruptor(n: u64) -> f64 {
-    use disruptor::Producer as _;
+    use disruptor::{ProcessorSettings as _, Producer as _};
     let done = Arc::new(AtomicU64::new(0));
     let handler = |done: Arc<AtomicU64>| {
         let mut expect = 0u64;
@@ -668,15 +682,21 @@ fn broadcast_disruptor(n: u64) -> f64 {
             .handle_events_with(handler(done.clone()))
             .handle_events_with(handler(done.clone()))
             .build();
-    pin(0);
-    let start = Instant::now();
-    for i in 0..n {
-        producer.publish(|e| *e = i);
-    }
-    while done.load(Ordering::Acquire) < 2 {
-        thread::yield_now();
-    }
-    let r = n as f64 / start.elapsed().as_secs_f64();
+    let r = thread::scope(|s| {
+        s.spawn(|| {
+            pin(0);
+            let start = Instant::now();
+            for i in 0..n {
+                producer.publish(|e| *e = i);
+            }
+            while done.load(Ordering::Acquire) < 2 {
+                thread::yield_now();
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        })
+        .join()
+        .unwrap()
+    });
     drop(producer);
     r
 }
@@ -703,13 +723,15 @@ fn broadcast_bus(n: u64) -> f64 {
                 }
             });
         }
-        pin(0);
-        for i in 0..n {
-            let mut spins = 0;
-            while bus.try_broadcast(i).is_err() {
-                backoff(&mut spins);
+        s.spawn(move || {
+            pin(0);
+            for i in 0..n {
+                let mut spins = 0;
+                while bus.try_broadcast(i).is_err() {
+                    backoff(&mut spins);
+                }
             }
-        }
+        });
     });
     n as f64 / start.elapsed().as_secs_f64()
 }

@@ -49,7 +49,7 @@ impl<T> Buffer<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         let slots: Box<[MaybeUninit<T>]> = (0..capacity).map(|_| MaybeUninit::uninit()).collect();
         let trackers: Box<[SlotTracker]> = (0..capacity)
-            .map(|_| SlotTracker::default())
+            .map(|_| SlotTracker::new())
             .collect::<Vec<_>>()
             .into();
         Buffer {

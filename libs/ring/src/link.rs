@@ -43,7 +43,7 @@ impl<T> Segment<T> {
     fn alloc() -> *mut Segment<T> {
         Box::into_raw(Box::new(Segment {
             slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; SEGMENT],
-            trackers: core::array::from_fn(|_| SlotTracker::default()),
+            trackers: core::array::from_fn(|_| SlotTracker::new()),
             next: AtomicPtr::new(ptr::null_mut()),
         }))
     }
@@ -72,7 +72,7 @@ impl<T> Drop for Shared<T> {
         // First position stored in `seg`. The consumer switches segments
         // lazily (when it pops the first position of the next one), so at
         // a boundary `head` may still point into the fully consumed segment.
-        let mut base = if head % SEGMENT == 0 && head != 0 {
+        let mut base = if head.is_multiple_of(SEGMENT) && head != 0 {
             head - SEGMENT
         } else {
             head - head % SEGMENT
@@ -150,7 +150,7 @@ impl<T> Producer<T> {
     /// Appends `value`; allocates a new segment every [`SEGMENT`] pushes.
     pub fn push(&mut self, value: T) {
         let pos = self.tail;
-        if pos % SEGMENT == 0 && pos != 0 {
+        if pos.is_multiple_of(SEGMENT) && pos != 0 {
             let new = Segment::alloc();
             // SAFETY: `seg` is the producer's current segment; the consumer
             // cannot free it before `tail` passes into the next segment,
@@ -186,7 +186,7 @@ impl<T> Consumer<T> {
             }
         }
         let pos = self.head;
-        if pos % SEGMENT == 0 && pos != 0 {
+        if pos.is_multiple_of(SEGMENT) && pos != 0 {
             let old = self.seg;
             // SAFETY: `tail > pos` (Acquire) and the producer linked the next
             // segment before publishing `pos`, so `next` is set; the old

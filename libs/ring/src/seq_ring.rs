@@ -63,7 +63,7 @@ impl<T> SeqRing<T> {
             .map(|i| Slot {
                 seq: AtomicUsize::new(i),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
-                tracker: SlotTracker::default(),
+                tracker: SlotTracker::new(),
             })
             .collect();
         Ok(SeqRing {

@@ -28,11 +28,15 @@ pub(crate) use core::sync::atomic::{
 
 /// Race detector for one slot: a no-op outside loom.
 #[cfg(not(loom))]
-#[derive(Default)]
 pub(crate) struct SlotTracker;
 
 #[cfg(not(loom))]
 impl SlotTracker {
+    /// A tracker for a fresh slot.
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        SlotTracker
+    }
     /// Announces a shared (read) access to the slot.
     #[inline(always)]
     pub(crate) fn read(&self) {}
@@ -44,11 +48,14 @@ impl SlotTracker {
 /// Race detector for one slot: loom checks that every `write` is ordered
 /// with every other access by happens-before.
 #[cfg(loom)]
-#[derive(Default)]
 pub(crate) struct SlotTracker(loom::cell::UnsafeCell<()>);
 
 #[cfg(loom)]
 impl SlotTracker {
+    /// A tracker for a fresh slot.
+    pub(crate) fn new() -> Self {
+        SlotTracker(loom::cell::UnsafeCell::new(()))
+    }
     /// Announces a shared (read) access to the slot.
     pub(crate) fn read(&self) {
         self.0.with(|_| ());

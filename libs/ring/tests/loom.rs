@@ -179,7 +179,6 @@ fn broadcast_wraps_and_gates_on_subscriber() {
             while expect < 3 {
                 let chunk = sub.read_available();
                 if chunk.is_empty() {
-                    drop(chunk);
                     thread::yield_now();
                     continue;
                 }

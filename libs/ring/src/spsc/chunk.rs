@@ -129,13 +129,16 @@ impl<'a, T> WriteChunkUninit<'a, T> {
         let mut iter = iter.into_iter();
         let mut written = 0;
         let (a, b) = self.as_mut_slices();
-        for slot in a.iter_mut().chain(b) {
-            match iter.next() {
-                Some(v) => {
-                    slot.write(v);
-                    written += 1;
-                }
-                None => break,
+        // Two plain `zip` loops (not a `chain`): for slice-like iterators the
+        // compiler turns each into a straight copy loop.
+        for (slot, v) in a.iter_mut().zip(&mut iter) {
+            slot.write(v);
+            written += 1;
+        }
+        if written == a.len() {
+            for (slot, v) in b.iter_mut().zip(&mut iter) {
+                slot.write(v);
+                written += 1;
             }
         }
         // SAFETY: exactly the first `written` slots were initialised above.

@@ -49,6 +49,14 @@ unsafe impl<T: Send> Send for Shared<T> {}
 // through the handles, which enforce the single-producer/consumer protocol.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
+// SAFETY: `slots` points into the `Shared` the handle co-owns through its
+// `Arc`; it is only a cached copy of `shared.buf`'s pointer, so sending the
+// handle is sending the `Arc` (which needs `Shared<T>: Send + Sync`, i.e.
+// `T: Send`).
+unsafe impl<T: Send> Send for Producer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Send> Send for Consumer<T> {}
+
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         let head = self.head.load(Ordering::Relaxed);
@@ -64,8 +72,17 @@ impl<T> Drop for Shared<T> {
 }
 
 /// The sending half of an SPSC ring. `Send`, not `Clone`.
+///
+/// The handle is written on every push (its own cursor), so it is aligned to
+/// its own 128-byte line: it cannot false-share with the consumer's handle
+/// wherever the two are placed.
+#[repr(align(128))]
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// Copy of the slot array's base pointer and index mask, so the hot path
+    /// does not chase the `Arc` to find them.
+    slots: *mut MaybeUninit<T>,
+    mask: usize,
     /// Own cursor: authoritative copy of `shared.tail`.
     tail: usize,
     /// Last `head` seen; the ring has at least `capacity - (tail - cached_head)` free slots.
@@ -73,8 +90,14 @@ pub struct Producer<T> {
 }
 
 /// The receiving half of an SPSC ring. `Send`, not `Clone`.
+///
+/// Aligned to its own 128-byte line for the same reason as [`Producer`].
+#[repr(align(128))]
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
+    /// See [`Producer`]'s field of the same name.
+    slots: *mut MaybeUninit<T>,
+    mask: usize,
     /// Own cursor: authoritative copy of `shared.head`.
     head: usize,
     /// Last `tail` seen; at least `cached_tail - head` messages are ready.
@@ -97,13 +120,18 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         tail: CachePadded(AtomicUsize::new(0)),
         buf: Buffer::new(capacity),
     });
+    let (slots, mask) = (shared.buf.raw(0), capacity - 1);
     let producer = Producer {
         shared: shared.clone(),
+        slots,
+        mask,
         tail: 0,
         cached_head: 0,
     };
     let consumer = Consumer {
         shared,
+        slots,
+        mask,
         head: 0,
         cached_tail: 0,
     };
@@ -126,13 +154,14 @@ impl<T> Producer<T> {
             return Err(PushError::Full(value));
         }
         let tail = self.tail;
+        self.shared.buf.track(tail, 1, true);
         // SAFETY: position `tail` is free (`tail - head < capacity`, with
         // `head` loaded with Acquire, so the consumer finished moving the old
-        // value out), and only this producer writes slots at `tail`.
+        // value out), and only this producer writes slots at `tail`;
+        // `tail & mask < capacity` keeps the pointer in the array.
         unsafe {
-            self.shared
-                .buf
-                .write_ptr(tail)
+            self.slots
+                .add(tail & self.mask)
                 .write(MaybeUninit::new(value))
         };
         self.tail = tail.wrapping_add(1);
@@ -144,7 +173,7 @@ impl<T> Producer<T> {
     /// shows fewer than `want`.
     #[inline(always)]
     fn free_slots_for(&mut self, want: usize) -> usize {
-        let cap = self.shared.buf.capacity();
+        let cap = self.mask + 1;
         let mut free = cap - self.tail.wrapping_sub(self.cached_head);
         if free < want {
             self.cached_head = self.shared.head.load(Ordering::Acquire);
@@ -204,10 +233,11 @@ impl<T> Consumer<T> {
             return Err(PopError::Empty);
         }
         let head = self.head;
+        self.shared.buf.track(head, 1, true);
         // SAFETY: `head < tail` with `tail` loaded with Acquire, so the
         // producer's write of this slot happens-before this read, and the
         // slot holds an initialised value that only this consumer moves out.
-        let value = unsafe { self.shared.buf.read_ptr(head).read().assume_init() };
+        let value = unsafe { self.slots.add(head & self.mask).read().assume_init() };
         self.head = head.wrapping_add(1);
         self.shared.head.store(self.head, Ordering::Release);
         Ok(value)
