@@ -6,6 +6,7 @@
 //! interleave inside a line.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use uart_16550::SerialPort;
 
@@ -54,6 +55,60 @@ macro_rules! print {
 macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Capacity of the console input buffer (a power of two).
+const INPUT_CAPACITY: usize = 256;
+static INPUT: [AtomicU8; INPUT_CAPACITY] = [const { AtomicU8::new(0) }; INPUT_CAPACITY];
+/// Free-running counters: bytes written by the interrupt handler and bytes read.
+static INPUT_HEAD: AtomicUsize = AtomicUsize::new(0);
+static INPUT_TAIL: AtomicUsize = AtomicUsize::new(0);
+static INPUT_RECEIVED: AtomicU64 = AtomicU64::new(0);
+static INPUT_OVERRUNS: AtomicU64 = AtomicU64::new(0);
+
+/// The COM1 receive interrupt: moves every waiting byte into the input buffer.
+///
+/// Single producer (the one core the IRQ is routed to), single consumer
+/// ([`read_byte`]). A byte that finds the buffer full is counted in
+/// [`input_stats`] rather than silently lost.
+pub fn on_receive_interrupt() {
+    let mut serial = SERIAL.lock();
+    let Some(port) = serial.as_mut() else { return };
+    while let Ok(byte) = port.try_receive() {
+        INPUT_RECEIVED.fetch_add(1, Ordering::Relaxed);
+        let head = INPUT_HEAD.load(Ordering::Relaxed);
+        if head - INPUT_TAIL.load(Ordering::Acquire) == INPUT_CAPACITY {
+            INPUT_OVERRUNS.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        INPUT[head % INPUT_CAPACITY].store(byte, Ordering::Relaxed);
+        INPUT_HEAD.store(head + 1, Ordering::Release);
+    }
+}
+
+/// The next byte typed on the console, if any.
+pub fn read_byte() -> Option<u8> {
+    let tail = INPUT_TAIL.load(Ordering::Relaxed);
+    if tail == INPUT_HEAD.load(Ordering::Acquire) {
+        return None;
+    }
+    let byte = INPUT[tail % INPUT_CAPACITY].load(Ordering::Relaxed);
+    INPUT_TAIL.store(tail + 1, Ordering::Release);
+    Some(byte)
+}
+
+/// (bytes received, bytes dropped because the input buffer was full).
+pub fn input_stats() -> (u64, u64) {
+    (
+        INPUT_RECEIVED.load(Ordering::Relaxed),
+        INPUT_OVERRUNS.load(Ordering::Relaxed),
+    )
+}
+
+/// Runs `f` on the UART with the console lock held (for tests that drive
+/// the hardware directly, e.g. loopback).
+pub fn with_uart<R>(f: impl FnOnce(&mut SerialPort) -> R) -> Option<R> {
+    x86_64::instructions::interrupts::without_interrupts(|| SERIAL.lock().as_mut().map(f))
 }
 
 struct Logger;

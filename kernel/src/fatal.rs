@@ -1,9 +1,12 @@
 //! The one way the kernel stops on an unrecoverable error: a CPU exception or
-//! a panic. It prints a report, then either halts the core or hands over to a
-//! hook installed by the test kernel (which exits QEMU with a status).
+//! a panic, on any core. The first core to get here owns the stop: it sends
+//! an NMI to every other core (which halts them where they are), prints one
+//! report, then either halts or hands over to a hook installed by the test
+//! kernel (which exits QEMU with a status). A second core failing at the same
+//! time halts silently, so the report is printed once and never interleaved.
 
 use core::panic::PanicInfo;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch::x86_64::cpu_local::this_core;
 use crate::arch::x86_64::exception::ExceptionReport;
@@ -20,6 +23,15 @@ pub type FatalHook = fn(&Fatal<'_>) -> !;
 
 static HOOK: spin::Once<FatalHook> = spin::Once::new();
 
+/// The core that owns the stop (`NO_OWNER` while the machine runs).
+static OWNER: AtomicU32 = AtomicU32::new(NO_OWNER);
+const NO_OWNER: u32 = u32::MAX;
+
+/// Whether some core is stopping the machine (other cores then halt on NMI).
+pub fn in_progress() -> bool {
+    OWNER.load(Ordering::Acquire) != NO_OWNER
+}
+
 /// Installs the hook that runs after a fatal report (once; later calls are ignored).
 pub fn set_hook(hook: FatalHook) {
     HOOK.call_once(|| hook);
@@ -28,6 +40,16 @@ pub fn set_hook(hook: FatalHook) {
 /// Reports `fatal` and stops. Never returns.
 pub fn stop(fatal: Fatal<'_>) -> ! {
     let core = this_core();
+    if let Err(owner) =
+        OWNER.compare_exchange(NO_OWNER, core.id.0, Ordering::AcqRel, Ordering::Acquire)
+    {
+        if owner != core.id.0 {
+            // Another core is already reporting: stay out of its way.
+            crate::arch::x86_64::halt_forever();
+        }
+    } else if crate::arch::x86_64::lapic::is_ready() {
+        crate::arch::x86_64::lapic::send_nmi_all_others();
+    }
     let depth = core.fatal_depth.fetch_add(1, Ordering::SeqCst);
     // SAFETY: this core will never resume whatever held the console lock
     // (possibly itself, interrupted inside a print).

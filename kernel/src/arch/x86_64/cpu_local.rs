@@ -1,11 +1,17 @@
-//! Per-core data reached through the GS base register.
+//! Per-core data reached through the GS base register, and the table of cores.
 //!
 //! Every core points its `IA32_GS_BASE` at its own [`CoreLocal`], whose first
 //! field is a pointer to itself; `this_core()` is then a single `mov rax, gs:[0]`
 //! with no lock and no table lookup. The GS base is set before a core logs its
 //! first line, so every part of the kernel may call [`this_core`].
+//!
+//! The table of cores is sized from the MADT at boot ([`init_cores`]); a core
+//! is reachable by its dense [`CoreId`] from any core.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 
@@ -13,36 +19,72 @@ use x86_64::registers::model_specific::GsBase;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CoreId(pub u32);
 
+impl CoreId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 impl core::fmt::Display for CoreId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.0)
     }
 }
 
-/// The data one core owns. Other cores never write it.
+/// Counters a core keeps about itself; other cores only read them.
+#[derive(Default)]
+pub struct CoreStats {
+    pub ipis_received: AtomicU64,
+    pub timer_interrupts: AtomicU64,
+    pub spurious_interrupts: AtomicU64,
+    pub apic_errors: AtomicU64,
+}
+
+/// The data one core owns.
 #[repr(C)]
 pub struct CoreLocal {
     /// Points to this structure itself; must stay the first field (`gs:[0]`).
     self_ptr: *const CoreLocal,
     /// This core's logical id.
     pub id: CoreId,
-    /// Nesting depth of fatal-error handling on this core (a fault inside the
-    /// fault reporter must not recurse forever).
+    /// This core's local APIC id.
+    pub apic_id: AtomicU32,
+    /// Nesting depth of fatal-error handling on this core.
     pub fatal_depth: AtomicU32,
+    pub stats: CoreStats,
+    /// This core's local APIC driver; only ever touched on this core, with
+    /// interrupts disabled (see `lapic`).
+    pub(super) lapic: UnsafeCell<Option<x2apic::lapic::LocalApic>>,
+    /// Local APIC timer ticks per second in one-shot mode (0 with TSC deadline).
+    pub lapic_timer_hz: AtomicU64,
+    /// TSC value of the last APIC timer interrupt on this core.
+    pub last_timer_tsc: AtomicU64,
+    /// A function another core asked this core to run (see `ipi::run_on`).
+    pub(super) mailbox: AtomicPtr<super::ipi::Call>,
 }
 
-// SAFETY: a `CoreLocal` is only mutated through atomics; sharing references
-// across cores (e.g. for diagnostics) is sound.
+// SAFETY: shared fields are atomics; `lapic` is only accessed by the owning
+// core with interrupts disabled, never through a shared reference elsewhere.
 unsafe impl Sync for CoreLocal {}
 
 impl CoreLocal {
-    /// A core-local block for the core with logical id `id`. Call
-    /// [`CoreLocal::install`] on the owning core to make it current.
+    /// A core-local block for the core with logical id `id`.
     pub const fn new(id: CoreId) -> Self {
         Self {
             self_ptr: core::ptr::null(),
             id,
+            apic_id: AtomicU32::new(0),
             fatal_depth: AtomicU32::new(0),
+            stats: CoreStats {
+                ipis_received: AtomicU64::new(0),
+                timer_interrupts: AtomicU64::new(0),
+                spurious_interrupts: AtomicU64::new(0),
+                apic_errors: AtomicU64::new(0),
+            },
+            lapic: UnsafeCell::new(None),
+            lapic_timer_hz: AtomicU64::new(0),
+            last_timer_tsc: AtomicU64::new(0),
+            mailbox: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
@@ -67,6 +109,13 @@ pub fn install_bsp() {
     unsafe { CoreLocal::install(&mut *core::ptr::addr_of_mut!(BSP_LOCAL)) }
 }
 
+/// Allocates (and leaks) the local block of application core `id`.
+pub fn new_core_local(id: CoreId, apic_id: u32) -> &'static mut CoreLocal {
+    let local = Box::leak(Box::new(CoreLocal::new(id)));
+    local.apic_id.store(apic_id, Ordering::Relaxed);
+    local
+}
+
 /// The running core's local block.
 #[inline]
 pub fn this_core() -> &'static CoreLocal {
@@ -85,9 +134,74 @@ pub fn core_id() -> CoreId {
     this_core().id
 }
 
-/// Number of cores that are online (only the bootstrap core until SMP start-up).
+/// One entry of the core table.
+pub struct CoreSlot {
+    pub apic_id: u32,
+    local: AtomicPtr<CoreLocal>,
+    online: AtomicBool,
+}
+
+impl CoreSlot {
+    /// The core's local block, once it is online.
+    pub fn local(&self) -> Option<&'static CoreLocal> {
+        // SAFETY: pointers stored here come from leaked boxes or the static
+        // BSP block and live forever.
+        unsafe { self.local.load(Ordering::Acquire).as_ref() }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+}
+
+static CORES: spin::Once<Box<[CoreSlot]>> = spin::Once::new();
+static ONLINE: AtomicU32 = AtomicU32::new(1);
+
+/// Sizes the core table: one slot per usable processor, the bootstrap
+/// processor first (as core 0). Called once on the bootstrap core.
+pub fn init_cores(apic_ids: &[u32]) {
+    CORES.call_once(|| {
+        let slots: Vec<CoreSlot> = apic_ids
+            .iter()
+            .map(|&apic_id| CoreSlot {
+                apic_id,
+                local: AtomicPtr::new(core::ptr::null_mut()),
+                online: AtomicBool::new(false),
+            })
+            .collect();
+        slots.into_boxed_slice()
+    });
+    let bsp = this_core();
+    if let Some(slot) = cores().first() {
+        bsp.apic_id.store(slot.apic_id, Ordering::Relaxed);
+        slot.local
+            .store(core::ptr::from_ref(bsp).cast_mut(), Ordering::Release);
+        slot.online.store(true, Ordering::Release);
+    }
+}
+
+/// Marks the running core online in the table.
+pub fn mark_online() {
+    let me = this_core();
+    if let Some(slot) = cores().get(me.id.index()) {
+        slot.local
+            .store(core::ptr::from_ref(me).cast_mut(), Ordering::Release);
+        slot.online.store(true, Ordering::Release);
+        ONLINE.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// All cores the firmware reported as usable (online or not).
+pub fn cores() -> &'static [CoreSlot] {
+    CORES.get().map_or(&[], |c| &c[..])
+}
+
+/// The slot of core `id`.
+pub fn core(id: CoreId) -> Option<&'static CoreSlot> {
+    cores().get(id.index())
+}
+
+/// Number of cores that are online.
 pub fn online_cores() -> u32 {
     ONLINE.load(Ordering::Acquire)
 }
-
-static ONLINE: AtomicU32 = AtomicU32::new(1);

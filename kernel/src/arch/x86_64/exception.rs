@@ -1,7 +1,8 @@
 //! CPU exceptions (vectors 0..32): a full report, then a clean stop.
 //!
 //! Every exception is fatal except the breakpoint (`int3`), which is reported
-//! and resumed, as a debugger expects.
+//! and resumed, as a debugger expects, and the NMI a stopping core sends to
+//! the others, which halts them quietly.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -144,6 +145,10 @@ pub fn breakpoint_count() -> u64 {
 /// Handles exception `frame.vector`: resumes breakpoints, stops on anything else.
 pub(super) fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    if vector == vector::NMI && crate::fatal::in_progress() {
+        // Another core is stopping the machine and asked us to stand still.
+        super::halt_forever();
+    }
     let cr2 = (vector == vector::PAGE_FAULT).then(x86_64::registers::control::Cr2::read_raw);
     let report = ExceptionReport {
         vector,

@@ -1,9 +1,12 @@
 //! The time-stamp counter: read it, and know its frequency.
 //!
-//! The frequency comes from CPUID leaf 0x15 when the CPU reports it, and
-//! otherwise from a 10 ms calibration against the PIT at boot.
+//! The frequency is measured at boot against a reference clock (HPET, ACPI
+//! PM timer or PIT, see [`super::refclock`]). CPUID leaf 0x15 is not trusted:
+//! emulators and some firmware report a nominal value far from the truth.
 
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::refclock::RefClock;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 
@@ -20,37 +23,40 @@ pub fn hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
 
-/// Where the TSC frequency came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// CPUID leaf 0x15 (crystal ratio).
-    Cpuid,
-    /// Counted over a PIT interval.
-    Pit,
-}
-
-/// Determines the TSC frequency once, at boot, on the bootstrap core.
-pub fn calibrate() -> (u64, Source) {
-    let (hz, source) = match cpuid_hz() {
-        Some(hz) => (hz, Source::Cpuid),
-        None => (pit_hz(), Source::Pit),
+/// Measures the TSC frequency against `reference` over `window_ns`
+/// nanoseconds and makes it the kernel's TSC frequency. Returns the frequency.
+pub fn calibrate(reference: &RefClock, window_ns: u64) -> u64 {
+    let hz = match reference.hz() {
+        0 => pit_hz(),
+        ref_hz => measure(reference, ref_hz, window_ns).0,
     };
     TSC_HZ.store(hz, Ordering::Relaxed);
-    (hz, source)
+    hz
 }
 
-fn cpuid_hz() -> Option<u64> {
-    let max = core::arch::x86_64::__cpuid(0).eax;
-    if max < 0x15 {
-        return None;
-    }
-    let leaf = core::arch::x86_64::__cpuid(0x15);
-    // EAX/EBX is the TSC/crystal ratio, ECX the crystal frequency; any of them
-    // may be 0 ("not enumerated"), in which case we must measure.
-    if leaf.eax == 0 || leaf.ebx == 0 || leaf.ecx == 0 {
-        return None;
-    }
-    Some(u64::from(leaf.ecx) * u64::from(leaf.ebx) / u64::from(leaf.eax))
+/// TSC frequency measured against `reference` over about `window_ns`, and
+/// the window actually measured, in reference ticks.
+pub fn measure(reference: &RefClock, ref_hz: u64, window_ns: u64) -> (u64, u64) {
+    let window_ticks = (u128::from(ref_hz) * u128::from(window_ns) / 1_000_000_000) as u64;
+    // Bracket each reference read with two TSC reads and take the midpoint:
+    // this cancels most of the (slow, uncached) reference read's latency.
+    let sample = || {
+        let before = rdtsc();
+        let counter = reference.read().unwrap_or(0);
+        let after = rdtsc();
+        (counter, before + (after - before) / 2)
+    };
+    let (r0, t0) = sample();
+    let (r1, t1) = loop {
+        let (r, t) = sample();
+        if reference.ticks_between(r0, r) >= window_ticks {
+            break (r, t);
+        }
+        core::hint::spin_loop();
+    };
+    let ticks = reference.ticks_between(r0, r1);
+    let hz = (u128::from(t1 - t0) * u128::from(ref_hz) / u128::from(ticks.max(1))) as u64;
+    (hz, ticks)
 }
 
 fn pit_hz() -> u64 {

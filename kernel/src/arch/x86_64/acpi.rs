@@ -1,0 +1,161 @@
+//! ACPI discovery: processors, IOAPICs, interrupt overrides and timers.
+//!
+//! Tables are read through the bootloader's physical-memory window (they sit
+//! in ordinary RAM, so the write-back mapping is right for them). The result
+//! is a plain [`Platform`] description; nothing else in the kernel touches
+//! ACPI. Firmware without usable tables gets a clear error and the kernel
+//! carries on with the bootstrap core alone.
+
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+
+use acpi::platform::ProcessorState;
+use acpi::platform::interrupt::{InterruptModel, Polarity, TriggerMode};
+use acpi::{AcpiHandler, AcpiTables, HpetInfo, PhysicalMapping};
+
+/// One logical processor from the MADT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Processor {
+    pub apic_id: u32,
+    /// Usable now (enabled) rather than only "online capable".
+    pub enabled: bool,
+    pub is_bsp: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct IoApic {
+    pub id: u8,
+    pub address: u64,
+    pub gsi_base: u32,
+}
+
+/// An ISA IRQ wired to a different global system interrupt, or with a
+/// non-default polarity or trigger mode.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceOverride {
+    pub isa_irq: u8,
+    pub gsi: u32,
+    pub active_low: bool,
+    pub level_triggered: bool,
+}
+
+/// Where the ACPI power-management timer is.
+#[derive(Clone, Copy, Debug)]
+pub struct PmTimer {
+    pub port: u16,
+    pub is_32bit: bool,
+}
+
+/// What the firmware told us about the machine.
+#[derive(Clone, Debug)]
+pub struct Platform {
+    /// The bootstrap processor first, then the others in MADT order.
+    pub processors: Vec<Processor>,
+    pub local_apic_address: u64,
+    pub io_apics: Vec<IoApic>,
+    pub overrides: Vec<SourceOverride>,
+    pub hpet_address: Option<u64>,
+    pub pm_timer: Option<PmTimer>,
+}
+
+/// Why ACPI discovery failed.
+#[derive(Debug)]
+pub enum AcpiError {
+    /// The bootloader found no RSDP.
+    NoRsdp,
+    /// The tables could not be parsed (the `acpi` crate's error).
+    Tables(acpi::AcpiError),
+    /// No MADT, or an interrupt model other than the APIC.
+    NoApic,
+}
+
+#[derive(Clone, Copy)]
+struct PhysWindow {
+    offset: u64,
+}
+
+impl AcpiHandler for PhysWindow {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
+        let virt = (self.offset + physical_address as u64) as *mut T;
+        // SAFETY: all physical memory is mapped at `offset`; the pointer is
+        // non-null because `offset` lies in the higher half.
+        unsafe {
+            PhysicalMapping::new(
+                physical_address,
+                NonNull::new_unchecked(virt),
+                size,
+                size,
+                *self,
+            )
+        }
+    }
+
+    fn unmap_physical_region<T>(_: &PhysicalMapping<Self, T>) {}
+}
+
+/// Reads the MADT, HPET and FADT reachable from `rsdp`.
+pub fn discover(rsdp: Option<u64>, physical_memory_offset: u64) -> Result<Platform, AcpiError> {
+    let rsdp = rsdp.ok_or(AcpiError::NoRsdp)?;
+    let handler = PhysWindow {
+        offset: physical_memory_offset,
+    };
+    // SAFETY: the bootloader reports the RSDP's physical address, and the
+    // whole of physical memory is readable through the window.
+    let tables =
+        unsafe { AcpiTables::from_rsdp(handler, rsdp as usize) }.map_err(AcpiError::Tables)?;
+    let info = tables.platform_info().map_err(AcpiError::Tables)?;
+    let InterruptModel::Apic(apic) = &info.interrupt_model else {
+        return Err(AcpiError::NoApic);
+    };
+    let mut processors = Vec::new();
+    if let Some(cpus) = &info.processor_info {
+        let describe = |p: &acpi::platform::Processor, is_bsp| Processor {
+            apic_id: p.local_apic_id,
+            enabled: p.state != ProcessorState::Disabled,
+            is_bsp,
+        };
+        processors.push(describe(&cpus.boot_processor, true));
+        processors.extend(
+            cpus.application_processors
+                .iter()
+                .map(|p| describe(p, false)),
+        );
+    }
+    let io_apics = apic
+        .io_apics
+        .iter()
+        .map(|io| IoApic {
+            id: io.id,
+            address: u64::from(io.address),
+            gsi_base: io.global_system_interrupt_base,
+        })
+        .collect();
+    let overrides = apic
+        .interrupt_source_overrides
+        .iter()
+        .map(|o| SourceOverride {
+            isa_irq: o.isa_source,
+            gsi: o.global_system_interrupt,
+            active_low: o.polarity == Polarity::ActiveLow,
+            level_triggered: o.trigger_mode == TriggerMode::Level,
+        })
+        .collect();
+    let pm_timer = info.pm_timer.as_ref().and_then(|t| {
+        (t.base.address_space == acpi::address::AddressSpace::SystemIo).then_some(PmTimer {
+            port: t.base.address as u16,
+            is_32bit: t.supports_32bit,
+        })
+    });
+    Ok(Platform {
+        processors,
+        local_apic_address: apic.local_apic_address,
+        io_apics,
+        overrides,
+        hpet_address: HpetInfo::new(&tables).ok().map(|h| h.base_address as u64),
+        pm_timer,
+    })
+}
