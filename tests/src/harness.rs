@@ -31,6 +31,11 @@ pub enum Kind {
     Normal,
     /// Raising exception `vector`, with a report that passes `check`.
     Fault { vector: u8, check: FaultCheck },
+    /// Panicking on an application core with a message containing `message`,
+    /// after which every other core must have stopped.
+    Panic { message: &'static str },
+    /// Not a test: a benchmark, run only by `cargo xtask bench`.
+    Bench,
 }
 
 /// One named test.
@@ -77,6 +82,8 @@ pub fn run(kernel: &Kernel, tests: &'static [Test]) -> ! {
                     Kind::Fault { vector, .. } => {
                         println!("test-list {} fault:{vector}", test.name)
                     }
+                    Kind::Panic { .. } => println!("test-list {} panic", test.name),
+                    Kind::Bench => println!("test-list {} bench", test.name),
                 }
             }
             qemu_exit::exit(ExitCode::Success)
@@ -103,7 +110,10 @@ fn run_named<'a>(kernel: &Kernel, tests: &[Test], names: impl Iterator<Item = &'
         let result = (test.run)(kernel);
         CURRENT.store(usize::MAX, Ordering::SeqCst);
         let verdict = match (&test.kind, result) {
-            (Kind::Normal, Ok(())) => Ok(()),
+            (Kind::Normal | Kind::Bench, Ok(())) => Ok(()),
+            (Kind::Panic { .. }, Ok(())) => Err(alloc::string::String::from(
+                "expected a panic, but the test returned",
+            )),
             (Kind::Fault { vector, .. }, Ok(())) => Err(alloc::format!(
                 "expected exception vector {vector}, but the test returned"
             )),
@@ -146,6 +156,7 @@ fn on_fatal(fatal: &Fatal<'_>) -> ! {
             report.mnemonic(),
             report.vector
         )),
+        (Kind::Panic { message }, Fatal::Panic(info)) => check_panic(message, info),
         (_, Fatal::Exception(report)) => Err(alloc::format!("unexpected exception: {report}")),
         (_, Fatal::Panic(info)) => Err(alloc::format!("panicked: {}", info.message())),
     };
@@ -158,5 +169,39 @@ fn on_fatal(fatal: &Fatal<'_>) -> ! {
             println!("test-fail {}: {why}", test.name);
             qemu_exit::exit(ExitCode::Failure)
         }
+    }
+}
+
+/// A panic test passes if the panic happened on an application core with the
+/// expected message, and every other online core stopped (on the NMI the
+/// panicking core sent).
+fn check_panic(message: &str, info: &core::panic::PanicInfo<'_>) -> Result<(), String> {
+    use percore_kernel::arch::x86_64::{cpu_local, tsc};
+    let me = cpu_local::core_id();
+    let text = alloc::format!("{}", info.message());
+    if me.0 == 0 || !text.contains(message) {
+        return Err(alloc::format!("panic on core {me}: {text}"));
+    }
+    let deadline = tsc::rdtsc() + tsc::hz();
+    let others = || {
+        cpu_local::cores()
+            .iter()
+            .enumerate()
+            .filter(|(i, slot)| *i != me.index() && slot.is_online())
+            .filter(|(_, slot)| {
+                !slot
+                    .local()
+                    .is_some_and(|l| l.stopped.load(Ordering::Acquire))
+            })
+            .count()
+    };
+    while others() > 0 && tsc::rdtsc() < deadline {
+        core::hint::spin_loop();
+    }
+    match others() {
+        0 => Ok(()),
+        running => Err(alloc::format!(
+            "{running} cores did not stop after the panic"
+        )),
     }
 }

@@ -9,6 +9,7 @@ mod faults;
 mod harness;
 mod memory;
 mod platform;
+mod smp;
 
 use bootloader_api::{BootInfo, entry_point};
 use harness::{Kind, Test};
@@ -38,6 +39,40 @@ static TESTS: &[Test] = &[
         "breakpoint_reported_and_resumed",
         Kind::Normal,
         faults::breakpoint,
+    ),
+    Test::new("cores_online", Kind::Normal, smp::cores_online),
+    Test::new(
+        "apic_mode_matches_machine",
+        Kind::Normal,
+        smp::apic_mode_matches_machine,
+    ),
+    Test::new("ipi_matrix", Kind::Normal, smp::ipi_matrix),
+    Test::new(
+        "apic_timer_every_core",
+        Kind::Normal,
+        smp::apic_timer_every_core,
+    ),
+    Test::new(
+        "tsc_skew_across_cores",
+        Kind::Normal,
+        smp::tsc_skew_across_cores,
+    ),
+    Test::new(
+        "tsc_calibration_vs_reference",
+        Kind::Normal,
+        smp::tsc_calibration_vs_reference,
+    ),
+    Test::new(
+        "com1_interrupt_routed",
+        Kind::Normal,
+        smp::com1_interrupt_routed,
+    ),
+    Test::new(
+        "panic_on_application_core",
+        Kind::Panic {
+            message: "deliberate panic on an application core",
+        },
+        smp::panic_on_application_core,
     ),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,

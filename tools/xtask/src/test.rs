@@ -25,6 +25,7 @@ const TAIL_LINES: usize = 50;
 struct Tally {
     passed: u64,
     failed: u64,
+    skipped: u64,
     failures: Vec<String>,
 }
 
@@ -59,7 +60,15 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             println!("    {name}");
         }
     }
-    println!("\n{} passed, {} failed", tally.passed, tally.failed);
+    let skipped = if tally.skipped > 0 {
+        format!(", {} skipped", tally.skipped)
+    } else {
+        String::new()
+    };
+    println!(
+        "\n{} passed, {} failed{skipped}",
+        tally.passed, tally.failed
+    );
     if tally.failed > 0 {
         std::process::exit(1);
     }
@@ -171,11 +180,22 @@ fn loom_tests(tally: &mut Tally) -> Result<(), Error> {
     Ok(())
 }
 
+/// What kind of test the test kernel says a test is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GuestKind {
+    Normal,
+    /// Passes only by raising this exception vector; ends its boot.
+    Fault(u8),
+    /// Passes only by panicking on an application core; ends its boot.
+    Panic,
+    /// A benchmark, not a test.
+    Bench,
+}
+
 /// One in-QEMU test as the test kernel describes it.
 struct GuestTest {
     name: String,
-    /// `Some(vector)` for a test that passes only by raising that exception.
-    fault: Option<u8>,
+    kind: GuestKind,
 }
 
 fn timeout() -> Duration {
@@ -186,11 +206,58 @@ fn timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// The machines every normal test runs on.
-fn matrix() -> Vec<(String, Machine)> {
+/// A machine every normal test runs on.
+struct Config {
+    label: &'static str,
+    machine: Machine,
+    /// Why this machine cannot run here, if it cannot.
+    unavailable: Option<&'static str>,
+}
+
+/// The machines every normal test runs on. Each tells the guest what to
+/// expect through fw_cfg (`opt/percore/expect-*`).
+fn matrix() -> Vec<Config> {
+    let config = |label, firmware, smp: u32, cpu: Option<&str>, apic: Option<&str>| {
+        let mut machine = Machine::new(firmware, smp);
+        machine.cpu = cpu.map(String::from);
+        machine
+            .fw_cfg
+            .push(("opt/percore/expect-cores".into(), smp.to_string()));
+        if let Some(apic) = apic {
+            machine
+                .fw_cfg
+                .push(("opt/percore/expect-apic".into(), apic.into()));
+        }
+        Config {
+            label,
+            machine,
+            unavailable: None,
+        }
+    };
+    let mut x2apic = config(
+        "bios-smp2-kvm-x2apic",
+        Firmware::Bios,
+        2,
+        Some("host"),
+        Some("x2apic"),
+    );
+    x2apic.machine.kvm = true;
+    if !tools::kvm_available() {
+        x2apic.unavailable = Some("needs KVM (QEMU's TCG offers no x2APIC)");
+    }
     vec![
-        ("bios".into(), Machine::new(Firmware::Bios, 1)),
-        ("uefi".into(), Machine::new(Firmware::Uefi, 1)),
+        config("bios-smp1", Firmware::Bios, 1, None, None),
+        config(
+            "bios-smp2-qemu64-xapic",
+            Firmware::Bios,
+            2,
+            Some("qemu64"),
+            Some("xapic"),
+        ),
+        config("bios-smp4", Firmware::Bios, 4, None, None),
+        config("bios-smp8", Firmware::Bios, 8, None, None),
+        config("uefi-smp4", Firmware::Uefi, 4, None, None),
+        x2apic,
     ]
 }
 
@@ -224,22 +291,47 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
 
     let normal: Vec<&str> = selected
         .iter()
-        .filter(|t| t.fault.is_none())
+        .filter(|t| t.kind == GuestKind::Normal)
         .map(|t| t.name.as_str())
         .collect();
     if !normal.is_empty() {
-        for (label, machine) in matrix() {
-            let captured = boot(&machine, &format!("run {}", normal.join(" ")))?;
-            report(&label, &normal, &captured, tally);
+        for config in matrix() {
+            if let Some(why) = config.unavailable {
+                println!("test qemu/{}/* ... skipped: {why}", config.label);
+                tally.skipped += normal.len() as u64;
+                continue;
+            }
+            let captured = boot(&config.machine, &format!("run {}", normal.join(" ")))?;
+            report(config.label, &normal, &captured, tally);
         }
     }
-    // A test that faults on purpose ends its boot, so each gets its own.
-    for test in selected.iter().filter(|t| t.fault.is_some()) {
+    // A test that faults or panics on purpose ends its boot, so each gets its own.
+    for test in &selected {
+        let smp = match test.kind {
+            GuestKind::Fault(_) => 1,
+            GuestKind::Panic => 4,
+            GuestKind::Normal | GuestKind::Bench => continue,
+        };
         let captured = boot(
-            &Machine::new(Firmware::Bios, 1),
+            &Machine::new(Firmware::Bios, smp),
             &format!("run {}", test.name),
         )?;
-        report("bios", &[test.name.as_str()], &captured, tally);
+        let label = format!("bios-smp{smp}");
+        report(&label, &[test.name.as_str()], &captured, tally);
+        if test.kind == GuestKind::Panic {
+            let reports = captured
+                .lines
+                .iter()
+                .filter(|l| l.starts_with("PANIC on core"))
+                .count();
+            let name = format!("qemu/{label}/{}::reported_once", test.name);
+            if reports == 1 {
+                println!("test {name} ... ok");
+            } else {
+                println!("test {name} ... FAILED: {reports} panic reports");
+            }
+            tally.record(&name, reports == 1);
+        }
     }
     Ok(())
 }
@@ -251,11 +343,13 @@ fn parse_listing(listing: &Captured) -> Result<Vec<GuestTest>, Error> {
         .filter_map(|line| {
             let mut words = line.strip_prefix("test-list ")?.split_whitespace();
             let name = words.next()?.to_string();
-            let fault = words
-                .next()?
-                .strip_prefix("fault:")
-                .and_then(|v| v.parse().ok());
-            Some(GuestTest { name, fault })
+            let kind = match words.next()? {
+                "normal" => GuestKind::Normal,
+                "panic" => GuestKind::Panic,
+                "bench" => GuestKind::Bench,
+                other => GuestKind::Fault(other.strip_prefix("fault:")?.parse().ok()?),
+            };
+            Some(GuestTest { name, kind })
         })
         .collect();
     if listing.exit != Exit::Success || tests.is_empty() {

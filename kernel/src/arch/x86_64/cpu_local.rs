@@ -36,6 +36,8 @@ impl core::fmt::Display for CoreId {
 pub struct CoreStats {
     pub ipis_received: AtomicU64,
     pub timer_interrupts: AtomicU64,
+    /// One-shot timer interrupts that came before the deadline and were re-armed.
+    pub timer_early_rearms: AtomicU64,
     pub spurious_interrupts: AtomicU64,
     pub apic_errors: AtomicU64,
 }
@@ -59,6 +61,10 @@ pub struct CoreLocal {
     pub lapic_timer_hz: AtomicU64,
     /// TSC value of the last APIC timer interrupt on this core.
     pub last_timer_tsc: AtomicU64,
+    /// The TSC deadline the APIC timer is armed for (0: not armed).
+    pub timer_deadline: AtomicU64,
+    /// Set when this core halted on another core's fatal-error NMI.
+    pub stopped: AtomicBool,
     /// A function another core asked this core to run (see `ipi::run_on`).
     pub(super) mailbox: AtomicPtr<super::ipi::Call>,
 }
@@ -78,12 +84,15 @@ impl CoreLocal {
             stats: CoreStats {
                 ipis_received: AtomicU64::new(0),
                 timer_interrupts: AtomicU64::new(0),
+                timer_early_rearms: AtomicU64::new(0),
                 spurious_interrupts: AtomicU64::new(0),
                 apic_errors: AtomicU64::new(0),
             },
             lapic: UnsafeCell::new(None),
             lapic_timer_hz: AtomicU64::new(0),
             last_timer_tsc: AtomicU64::new(0),
+            timer_deadline: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
             mailbox: AtomicPtr::new(core::ptr::null_mut()),
         }
     }

@@ -147,6 +147,9 @@ pub(super) fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector == vector::NMI && crate::fatal::in_progress() {
         // Another core is stopping the machine and asked us to stand still.
+        super::cpu_local::this_core()
+            .stopped
+            .store(true, core::sync::atomic::Ordering::Release);
         super::halt_forever();
     }
     let cr2 = (vector == vector::PAGE_FAULT).then(x86_64::registers::control::Cr2::read_raw);

@@ -42,21 +42,27 @@ fn on_ipi(_: &mut TrapFrame) {
     lapic::end_of_interrupt();
 }
 
-/// Runs `func(arg)` on core `target` and returns its result, waiting at most
-/// `timeout_ms`. On the calling core itself, runs it directly.
-pub fn run_on(
+/// A call posted to another core with [`post`].
+pub struct Pending {
+    call: *mut Call,
+    target: CoreId,
+}
+
+/// Posts `func(arg)` to core `target` (not the calling core) and rings its
+/// doorbell, without waiting for it to run.
+pub fn post(
     target: CoreId,
     func: fn(usize) -> u64,
     arg: usize,
     timeout_ms: u64,
-) -> Result<u64, CallError> {
-    if target == cpu_local::core_id() {
-        return Ok(func(arg));
-    }
+) -> Result<Pending, CallError> {
     let slot = cpu_local::core(target)
         .filter(|s| s.is_online())
         .ok_or(CallError::NoSuchCore(target))?;
     let local = slot.local().ok_or(CallError::NoSuchCore(target))?;
+    if target == cpu_local::core_id() {
+        return Err(CallError::NoSuchCore(target));
+    }
     // Boxed and leaked on timeout: the target may still run it later.
     let call = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(Call {
         func,
@@ -64,7 +70,7 @@ pub fn run_on(
         result: AtomicU64::new(0),
         done: AtomicBool::new(false),
     }));
-    let deadline = tsc::rdtsc() + tsc::hz() / 1000 * timeout_ms;
+    let deadline = deadline_after_ms(timeout_ms);
     while local
         .mailbox
         .compare_exchange(
@@ -81,18 +87,44 @@ pub fn run_on(
         core::hint::spin_loop();
     }
     lapic::send_ipi(target, lapic::IPI_VECTOR);
-    // SAFETY: `call` stays allocated until we free it below, after `done`.
-    let call_ref = unsafe { &*call };
-    while !call_ref.done.load(Ordering::Acquire) {
-        if tsc::rdtsc() > deadline {
-            return Err(CallError::Timeout(target));
+    Ok(Pending { call, target })
+}
+
+impl Pending {
+    /// Waits for the call to finish and returns its result.
+    pub fn wait(self, timeout_ms: u64) -> Result<u64, CallError> {
+        let deadline = deadline_after_ms(timeout_ms);
+        // SAFETY: `call` stays allocated until freed below, after `done`.
+        let call = unsafe { &*self.call };
+        while !call.done.load(Ordering::Acquire) {
+            if tsc::rdtsc() > deadline {
+                return Err(CallError::Timeout(self.target));
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
+        let result = call.result.load(Ordering::Relaxed);
+        // SAFETY: the target set `done` and no longer touches the call.
+        drop(unsafe { alloc::boxed::Box::from_raw(self.call) });
+        Ok(result)
     }
-    let result = call_ref.result.load(Ordering::Relaxed);
-    // SAFETY: the target set `done` and no longer touches the call.
-    drop(unsafe { alloc::boxed::Box::from_raw(call) });
-    Ok(result)
+}
+
+fn deadline_after_ms(ms: u64) -> u64 {
+    tsc::rdtsc().saturating_add(tsc::hz() / 1000 * ms)
+}
+
+/// Runs `func(arg)` on core `target` and returns its result, waiting at most
+/// `timeout_ms`. On the calling core itself, runs it directly.
+pub fn run_on(
+    target: CoreId,
+    func: fn(usize) -> u64,
+    arg: usize,
+    timeout_ms: u64,
+) -> Result<u64, CallError> {
+    if target == cpu_local::core_id() {
+        return Ok(func(arg));
+    }
+    post(target, func, arg, timeout_ms)?.wait(timeout_ms)
 }
 
 /// Runs a call waiting in this core's mailbox, if any. Returns whether it ran one.

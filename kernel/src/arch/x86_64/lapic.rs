@@ -157,8 +157,17 @@ fn calibrate_one_shot() -> u64 {
 }
 
 /// Arms this core's timer to interrupt at TSC value `deadline` (at once if
-/// it has passed). Replaces any earlier deadline.
+/// it has passed). Replaces any earlier deadline. The interrupt never comes
+/// before the deadline: a one-shot count that ran out early (the APIC timer
+/// and the TSC are separate clocks) is re-armed for the remainder.
 pub fn arm_timer(deadline: u64) {
+    this_core()
+        .timer_deadline
+        .store(deadline.max(1), Ordering::Relaxed);
+    program_timer(deadline);
+}
+
+fn program_timer(deadline: u64) {
     match timer_kind() {
         TimerKind::TscDeadline => without_interrupts(|| {
             // SAFETY: writing IA32_TSC_DEADLINE arms this core's timer; the
@@ -178,6 +187,7 @@ pub fn arm_timer(deadline: u64) {
 
 /// Stops this core's timer.
 pub fn cancel_timer() {
+    this_core().timer_deadline.store(0, Ordering::Relaxed);
     match timer_kind() {
         // SAFETY: a zero deadline disarms the TSC-deadline timer.
         TimerKind::TscDeadline => {
@@ -271,8 +281,18 @@ pub fn is_ready() -> bool {
 
 fn on_timer(_: &mut TrapFrame) {
     let core = this_core();
-    core.last_timer_tsc.store(tsc::rdtsc(), Ordering::Release);
-    core.stats.timer_interrupts.fetch_add(1, Ordering::Relaxed);
+    let now = tsc::rdtsc();
+    let deadline = core.timer_deadline.load(Ordering::Relaxed);
+    if deadline != 0 && now < deadline {
+        core.stats
+            .timer_early_rearms
+            .fetch_add(1, Ordering::Relaxed);
+        program_timer(deadline);
+    } else {
+        core.timer_deadline.store(0, Ordering::Relaxed);
+        core.last_timer_tsc.store(now, Ordering::Release);
+        core.stats.timer_interrupts.fetch_add(1, Ordering::Relaxed);
+    }
     end_of_interrupt();
 }
 
