@@ -325,11 +325,17 @@ impl<T> Wheel<T> {
             if work.tick > target {
                 break;
             }
-            // The slot's last tick; for overflow, nothing is known about it.
-            let last = match work.list.level() {
-                Some(level) => work.tick + ((1u64 << (level as u32 * SLOT_BITS)) - 1),
-                None => u64::MAX,
+            let Some(level) = work.list.level() else {
+                // Overflow, with the whole wheel empty: nothing is due before
+                // the earliest overflow timer, so jump straight to it (or to
+                // `target`) instead of one 2^36-tick window at a time.
+                let earliest = self.earliest_overflow_tick();
+                self.now = self.now.max(work.tick.max(earliest.min(target)));
+                self.cascade(work.list);
+                continue;
             };
+            // The slot's last tick.
+            let last = work.tick + ((1u64 << (level as u32 * SLOT_BITS)) - 1);
             if last <= target {
                 // The whole slot is due, and nothing else pending is due
                 // before it (lower levels are empty, see `level.rs`): fire
@@ -343,6 +349,18 @@ impl<T> Wheel<T> {
         }
         self.now = self.now.max(target);
         fired
+    }
+
+    /// The earliest due tick on the overflow list (`u64::MAX` if empty).
+    fn earliest_overflow_tick(&self) -> u64 {
+        let mut earliest = u64::MAX;
+        let mut index = self.lists.head(ListId::OVERFLOW);
+        while index != NIL {
+            let node = &self.slab.nodes[index as usize];
+            earliest = earliest.min(self.tick.ceil(node.deadline));
+            index = node.next;
+        }
+        earliest
     }
 
     /// Files node `index` on the list its deadline calls for.

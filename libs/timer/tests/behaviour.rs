@@ -209,3 +209,17 @@ fn cancel_advance_reuse_rounds_match_expectation() {
     assert!(w.is_empty());
     assert_eq!(w.next_deadline(), None);
 }
+
+#[test]
+fn one_long_jump_refiles_overflow_once() {
+    // 1 ns ticks: 2^63 ns is 2^27 top-level windows away. A single advance
+    // must jump to the overflow timer, not walk window by window (which
+    // would take minutes in a debug build).
+    let mut w = wheel(0);
+    w.insert(1 << 63, "far").unwrap();
+    w.insert((1 << 63) + 5, "farther").unwrap();
+    let mut fired = Vec::new();
+    assert_eq!(w.advance(u64::MAX - 1, |e| fired.push(e.deadline())), 2);
+    assert_eq!(fired, [1 << 63, (1 << 63) + 5]);
+    assert_eq!(w.now(), u64::MAX - 1);
+}
