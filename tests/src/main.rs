@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod faults;
 mod harness;
 mod memory;
@@ -74,6 +75,7 @@ static TESTS: &[Test] = &[
         },
         smp::panic_on_application_core,
     ),
+    Test::new("bench_smp", Kind::Bench, bench::bench_smp),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

@@ -103,8 +103,17 @@ pub fn image(args: &mut Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// `cargo xtask bench`: host benchmarks of every library crate.
+/// `cargo xtask bench`: host benchmarks of every library crate;
+/// `cargo xtask bench smp [--smp N]`: the in-kernel SMP benchmark.
 pub fn bench(args: &mut Args) -> Result<(), Error> {
+    if let Some(which) = args.next_positional() {
+        return match which.as_str() {
+            "smp" => crate::test::guest_bench(args, "bench_smp"),
+            other => Err(Error::Usage(format!(
+                "unknown benchmark `{other}` (try `smp`)"
+            ))),
+        };
+    }
     std::mem::take(args).finish()?;
     for package in crate::test::library_packages()? {
         let mut command = cargo();

@@ -411,3 +411,44 @@ fn print_tail(lines: &[String]) {
     }
     println!("   ---");
 }
+
+/// Boots the test kernel to run one in-kernel benchmark and prints its
+/// output (the table and its `bench NAME VALUE UNIT` lines).
+pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
+    let smp: u32 = args.option("--smp")?.unwrap_or(4);
+    std::mem::take(args).finish()?;
+    let ovmf = tools::ensure()?;
+    let built = build::kernel(KernelKind::Tests, true)?;
+    let mut machine = Machine::new(Firmware::Bios, smp);
+    machine.kvm = tools::kvm_available();
+    machine
+        .fw_cfg
+        .push((FW_CFG_NAME.into(), format!("run {name}")));
+    let vars = qemu::vars_copy(&ovmf, "bench")?;
+    let captured = qemu::run_captured(
+        machine.command(&built.images, &ovmf, &vars),
+        timeout(),
+        false,
+    );
+    let _ = std::fs::remove_file(&vars);
+    let captured = captured?;
+    let start = captured
+        .lines
+        .iter()
+        .position(|l| l == &format!("test-start {name}"))
+        .map_or(0, |i| i + 1);
+    for line in captured.lines[start..]
+        .iter()
+        .take_while(|l| !l.starts_with("test-"))
+    {
+        println!("{line}");
+    }
+    if captured.exit != Exit::Success {
+        print_tail(&captured.lines);
+        return Err(Error::Other(format!(
+            "benchmark {name} did not finish ({:?})",
+            captured.exit
+        )));
+    }
+    Ok(())
+}

@@ -189,10 +189,10 @@ fn program_timer(deadline: u64) {
 pub fn cancel_timer() {
     this_core().timer_deadline.store(0, Ordering::Relaxed);
     match timer_kind() {
-        // SAFETY: a zero deadline disarms the TSC-deadline timer.
-        TimerKind::TscDeadline => {
-            without_interrupts(|| unsafe { Msr::new(IA32_TSC_DEADLINE).write(0) })
-        }
+        TimerKind::TscDeadline => without_interrupts(|| {
+            // SAFETY: a zero deadline disarms the TSC-deadline timer.
+            unsafe { Msr::new(IA32_TSC_DEADLINE).write(0) }
+        }),
         // SAFETY: an initial count of 0 stops the one-shot timer.
         TimerKind::OneShot => with_lapic(|l| unsafe { l.set_timer_initial(0) }),
     }

@@ -55,14 +55,16 @@ impl RefClock {
     /// Reads the counter (`None` for the PIT).
     pub fn read(&self) -> Option<u64> {
         match *self {
-            // SAFETY: `base` maps the HPET registers uncached; the main
-            // counter is a side-effect-free 64-bit read.
             RefClock::Hpet { base, .. } => {
-                Some(unsafe { ((base + HPET_COUNTER) as *const u64).read_volatile() })
+                let counter = (base + HPET_COUNTER) as *const u64;
+                // SAFETY: `base` maps the HPET registers uncached; the main
+                // counter is a side-effect-free 64-bit read.
+                Some(unsafe { counter.read_volatile() })
             }
-            // SAFETY: reading the PM timer port has no side effects.
             RefClock::PmTimer { port, .. } => {
-                Some(u64::from(unsafe { Port::<u32>::new(port).read() }))
+                let mut port = Port::<u32>::new(port);
+                // SAFETY: reading the PM timer port has no side effects.
+                Some(u64::from(unsafe { port.read() }))
             }
             RefClock::Pit => None,
         }

@@ -1,0 +1,182 @@
+//! In-kernel SMP benchmarks (`cargo xtask bench smp`): AP start-up, IPI
+//! latency between core pairs, APIC timer lateness. Not run by `cargo xtask
+//! test`: benchmarks are never pass/fail on timing.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use percore_kernel::arch::x86_64::cpu_local::{self, CoreId, this_core};
+use percore_kernel::arch::x86_64::{ipi, lapic, tsc};
+use percore_kernel::time::cycles_to_ns;
+use percore_kernel::{Kernel, println};
+
+const ROUND_TRIPS: usize = 10_000;
+const TIMER_SHOTS: usize = 200;
+
+/// Median and 99th percentile of `samples` (sorted in place).
+fn percentiles(samples: &mut [u64]) -> (u64, u64) {
+    samples.sort_unstable();
+    let at = |q: usize| {
+        samples
+            .get((samples.len().saturating_sub(1)) * q / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    (at(50), at(99))
+}
+
+fn line(name: &str, value: u64, unit: &str) {
+    println!("bench {name} {value} {unit}");
+}
+
+pub fn bench_smp(kernel: &Kernel) -> Result<(), String> {
+    let cores: Vec<CoreId> = (0..cpu_local::cores().len() as u32).map(CoreId).collect();
+    println!(
+        "== SMP benchmark: {} cores, {:?} APIC, {:?} timer",
+        cores.len(),
+        lapic::mode(),
+        lapic::timer_kind()
+    );
+    ap_startup(kernel);
+    for &core in cores.iter().filter(|c| c.0 != 0) {
+        ipi_latency(core)?;
+    }
+    timer_lateness(&cores)
+}
+
+fn ap_startup(kernel: &Kernel) {
+    println!("AP start-up (from STARTUP IPI)      entered_us  online_us  startups");
+    for t in &kernel.smp.timings {
+        println!(
+            "  core {:>3} (APIC {:>3})              {:>10}  {:>9}  {:>8}",
+            t.core,
+            t.apic_id,
+            cycles_to_ns(t.entered_cycles) / 1000,
+            cycles_to_ns(t.online_cycles) / 1000,
+            t.startups
+        );
+    }
+    let total_us = cycles_to_ns(kernel.smp.total_cycles) / 1000;
+    println!("  total (first INIT to last online): {total_us} us");
+    for t in &kernel.smp.timings {
+        line(
+            &format!("ap_startup_core{}_us", t.core),
+            cycles_to_ns(t.online_cycles) / 1000,
+            "us",
+        );
+    }
+    line("ap_startup_total_us", total_us, "us");
+}
+
+static REMOTE_SEEN: [AtomicU64; ROUND_TRIPS] = [const { AtomicU64::new(0) }; ROUND_TRIPS];
+
+/// On the remote core: answer each IPI from core 0 with an IPI back,
+/// recording when it saw each one.
+fn echo(rounds: usize) -> u64 {
+    let stats = &this_core().stats;
+    x86_64::instructions::interrupts::enable();
+    let first = stats.ipis_received.load(Ordering::Acquire);
+    for (seen, slot) in (first..).zip(REMOTE_SEEN.iter().take(rounds)) {
+        while stats.ipis_received.load(Ordering::Acquire) == seen {
+            core::hint::spin_loop();
+        }
+        slot.store(tsc::rdtsc(), Ordering::Relaxed);
+        lapic::send_ipi(CoreId(0), lapic::IPI_VECTOR);
+    }
+    x86_64::instructions::interrupts::disable();
+    0
+}
+
+fn ipi_latency(core: CoreId) -> Result<(), String> {
+    let stats = &this_core().stats;
+    let pending = ipi::post(core, echo, ROUND_TRIPS, 60_000).map_err(|e| format!("{e:?}"))?;
+    // Let the echo loop start before the first timed IPI.
+    let settle = tsc::rdtsc() + tsc::hz() / 100;
+    while tsc::rdtsc() < settle {
+        core::hint::spin_loop();
+    }
+    let mut one_way = Vec::with_capacity(ROUND_TRIPS);
+    let mut round_trip = Vec::with_capacity(ROUND_TRIPS);
+    let first = stats.ipis_received.load(Ordering::Acquire);
+    for (seen, slot) in (first..).zip(REMOTE_SEEN.iter()) {
+        let sent = tsc::rdtsc();
+        lapic::send_ipi(core, lapic::IPI_VECTOR);
+        while stats.ipis_received.load(Ordering::Acquire) == seen {
+            core::hint::spin_loop();
+        }
+        let back = tsc::rdtsc();
+        round_trip.push(back - sent);
+        one_way.push(slot.load(Ordering::Relaxed).saturating_sub(sent));
+    }
+    pending.wait(60_000).map_err(|e| format!("{e:?}"))?;
+    let (ow50, ow99) = percentiles(&mut one_way);
+    let (rt50, rt99) = percentiles(&mut round_trip);
+    println!(
+        "IPI 0<->{core} over {ROUND_TRIPS} round trips: one-way p50 {ow50} cycles ({} ns) p99 {ow99} cycles ({} ns); round trip p50 {rt50} cycles ({} ns) p99 {rt99} cycles ({} ns)",
+        cycles_to_ns(ow50),
+        cycles_to_ns(ow99),
+        cycles_to_ns(rt50),
+        cycles_to_ns(rt99)
+    );
+    for (name, value) in [
+        ("one_way_p50", ow50),
+        ("one_way_p99", ow99),
+        ("round_trip_p50", rt50),
+        ("round_trip_p99", rt99),
+    ] {
+        line(&format!("ipi_0_{core}_{name}_cycles"), value, "cycles");
+        line(
+            &format!("ipi_0_{core}_{name}_ns"),
+            cycles_to_ns(value),
+            "ns",
+        );
+    }
+    Ok(())
+}
+
+/// On one core: `count` one-shots 200..1000 µs ahead; lateness in ns,
+/// packed into the shared sample buffer from `offset`.
+fn timer_shots(offset: usize) -> u64 {
+    let core = this_core();
+    for i in 0..TIMER_SHOTS {
+        let fired_before = core.stats.timer_interrupts.load(Ordering::Acquire);
+        let ahead_us = 200 + (i as u64 * 7919) % 800;
+        let deadline = tsc::rdtsc() + tsc::hz() / 1_000_000 * ahead_us;
+        lapic::arm_timer(deadline);
+        while core.stats.timer_interrupts.load(Ordering::Acquire) == fired_before {
+            x86_64::instructions::interrupts::enable_and_hlt();
+        }
+        x86_64::instructions::interrupts::disable();
+        let fired = core.last_timer_tsc.load(Ordering::Acquire);
+        LATENESS[offset + i].store(
+            cycles_to_ns(fired.saturating_sub(deadline)),
+            Ordering::Relaxed,
+        );
+    }
+    0
+}
+
+static LATENESS: [AtomicU64; TIMER_SHOTS * 64] = [const { AtomicU64::new(0) }; TIMER_SHOTS * 64];
+
+fn timer_lateness(cores: &[CoreId]) -> Result<(), String> {
+    let mut all = Vec::new();
+    for (i, &core) in cores.iter().enumerate().take(64) {
+        ipi::run_on(core, timer_shots, i * TIMER_SHOTS, 60_000).map_err(|e| format!("{e:?}"))?;
+        let mut samples: Vec<u64> = LATENESS[i * TIMER_SHOTS..(i + 1) * TIMER_SHOTS]
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect();
+        all.extend_from_slice(&samples);
+        let (p50, p99) = percentiles(&mut samples);
+        println!(
+            "APIC timer lateness core {core}: p50 {p50} ns p99 {p99} ns ({TIMER_SHOTS} one-shots)"
+        );
+    }
+    let (p50, p99) = percentiles(&mut all);
+    println!("APIC timer lateness all cores: p50 {p50} ns p99 {p99} ns");
+    line("timer_lateness_p50_ns", p50, "ns");
+    line("timer_lateness_p99_ns", p99, "ns");
+    Ok(())
+}
