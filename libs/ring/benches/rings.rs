@@ -777,10 +777,10 @@ fn main() {
     for r in latency_rows(scale(100_000) as usize) {
         run(r);
     }
-    for r in mpsc_rows(scale(1_000_000)) {
+    for r in mpsc_rows(scale(500_000)) {
         run(r);
     }
-    run(broadcast_rows(scale(1_000_000)));
+    run(broadcast_rows(scale(500_000)));
 
     println!();
     println!("| row | percore | best peer | best peer value | percore/best | unit |");
