@@ -13,13 +13,25 @@
 //! Median of `REPS` runs after a warm-up. Run: `cargo bench -p percore-poll`
 
 use std::hint::black_box;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use percore_poll::{Events, Interest, Park, Poll, Ready, Registration, Token, Waker};
 
 const REPS: usize = 7;
+
+/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`)
+/// this is a smoke run: 1/100 of the work and no `bench` lines.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// `full` iterations, or 1/100 of them in a smoke run.
+fn scaled(full: u32) -> u32 {
+    if smoke() { (full / 100).max(1) } else { full }
+}
 
 struct ThreadPark(thread::Thread);
 
@@ -48,7 +60,7 @@ fn measure(mut f: impl FnMut() -> f64) -> f64 {
 
 fn signal_poll_batch() -> f64 {
     const N: usize = 1024;
-    const ROUNDS: usize = 200;
+    let rounds = scaled(200) as usize;
     let mut poll = Poll::with_capacity(N).unwrap();
     let regs: Vec<Registration> = (0..N)
         .map(|i| {
@@ -63,14 +75,14 @@ fn signal_poll_batch() -> f64 {
     let mut events = Events::with_capacity(N);
     measure(|| {
         let start = Instant::now();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             for s in &signals {
                 s.set(Ready::READABLE).unwrap();
             }
             poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
             assert_eq!(events.iter().len(), N);
         }
-        start.elapsed().as_nanos() as f64 / (N * ROUNDS) as f64
+        start.elapsed().as_nanos() as f64 / (N * rounds) as f64
     })
 }
 
@@ -81,13 +93,14 @@ fn ours_wake_poll() -> f64 {
     let waker = Waker::new(poll.registry(), Token(0)).unwrap();
     let mut events = Events::with_capacity(4);
     measure(|| {
+        let ops = scaled(SAME_THREAD_OPS);
         let start = Instant::now();
-        for _ in 0..SAME_THREAD_OPS {
+        for _ in 0..ops {
             waker.wake().unwrap();
             poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
             black_box(events.iter().len());
         }
-        start.elapsed().as_nanos() as f64 / f64::from(SAME_THREAD_OPS)
+        start.elapsed().as_nanos() as f64 / f64::from(ops)
     })
 }
 
@@ -96,45 +109,55 @@ fn mio_wake_poll() -> f64 {
     let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
     let mut events = mio::Events::with_capacity(4);
     measure(|| {
+        let ops = scaled(SAME_THREAD_OPS);
         let start = Instant::now();
-        for _ in 0..SAME_THREAD_OPS {
+        for _ in 0..ops {
             waker.wake().unwrap();
             poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
             black_box(events.iter().count());
         }
-        start.elapsed().as_nanos() as f64 / f64::from(SAME_THREAD_OPS)
+        start.elapsed().as_nanos() as f64 / f64::from(ops)
     })
 }
 
 const ROUND_TRIPS: u32 = 5_000;
-/// Round trips the peer thread answers: warm-up plus every repetition.
-const PEER_ROUNDS: u32 = ROUND_TRIPS * (REPS as u32 + 1);
+// The peer answers until told to stop rather than counting rounds: mio may
+// report spurious waker events, and a peer that counted one as a round would
+// leave the main thread waiting forever on the last trip.
 
 fn ours_roundtrip() -> f64 {
     let (to_main, from_peer) = mpsc::channel::<Waker>();
     let mut poll = Poll::with_park(4, ThreadPark(thread::current())).unwrap();
     let back = Waker::new(poll.registry(), Token(0)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     let peer = thread::spawn(move || {
         let mut poll = Poll::with_park(4, ThreadPark(thread::current())).unwrap();
         to_main
             .send(Waker::new(poll.registry(), Token(1)).unwrap())
             .unwrap();
         let mut events = Events::with_capacity(4);
-        for _ in 0..PEER_ROUNDS {
+        loop {
             poll.poll(&mut events, None).unwrap();
+            if stopped.load(Ordering::Acquire) {
+                return;
+            }
             back.wake().unwrap();
         }
     });
     let ping = from_peer.recv().unwrap();
     let mut events = Events::with_capacity(4);
     let ns = measure(|| {
+        let trips = scaled(ROUND_TRIPS);
         let start = Instant::now();
-        for _ in 0..ROUND_TRIPS {
+        for _ in 0..trips {
             ping.wake().unwrap();
             poll.poll(&mut events, None).unwrap();
         }
-        start.elapsed().as_nanos() as f64 / f64::from(ROUND_TRIPS)
+        start.elapsed().as_nanos() as f64 / f64::from(trips)
     });
+    stop.store(true, Ordering::Release);
+    ping.wake().unwrap();
     peer.join().unwrap();
     ns
 }
@@ -153,27 +176,35 @@ fn mio_roundtrip() -> f64 {
     let (to_main, from_peer) = mpsc::channel::<mio::Waker>();
     let mut poll = mio::Poll::new().unwrap();
     let back = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     let peer = thread::spawn(move || {
         let mut poll = mio::Poll::new().unwrap();
         to_main
             .send(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap())
             .unwrap();
         let mut events = mio::Events::with_capacity(4);
-        for _ in 0..PEER_ROUNDS {
+        loop {
             mio_wait(&mut poll, &mut events);
+            if stopped.load(Ordering::Acquire) {
+                return;
+            }
             back.wake().unwrap();
         }
     });
     let ping = from_peer.recv().unwrap();
     let mut events = mio::Events::with_capacity(4);
     let ns = measure(|| {
+        let trips = scaled(ROUND_TRIPS);
         let start = Instant::now();
-        for _ in 0..ROUND_TRIPS {
+        for _ in 0..trips {
             ping.wake().unwrap();
             mio_wait(&mut poll, &mut events);
         }
-        start.elapsed().as_nanos() as f64 / f64::from(ROUND_TRIPS)
+        start.elapsed().as_nanos() as f64 / f64::from(trips)
     });
+    stop.store(true, Ordering::Release);
+    ping.wake().unwrap();
     peer.join().unwrap();
     ns
 }
@@ -196,6 +227,10 @@ fn main() {
         "{:<28} {:>12.1} {:>12.1}",
         "wake_roundtrip_threads", ours_rt, mio_rt
     );
+    if smoke() {
+        println!("(smoke run: numbers are not measurements; use cargo bench)");
+        return;
+    }
     println!("bench poll_signal_poll_batch {batch:.1} ns");
     println!("bench poll_wake_poll_same_thread {ours_same:.1} mio {mio_same:.1} ns");
     println!("bench poll_wake_roundtrip_threads {ours_rt:.1} mio {mio_rt:.1} ns");

@@ -14,6 +14,16 @@ use percore_sched::{AnyDiscipline, Flavour, Priority, TaskParams, TaskTree};
 
 const REPS: usize = 7;
 const OPS: u64 = 1_000_000;
+
+/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`)
+/// this is a smoke run: 1/1000 of the work and no `bench` lines.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+fn ops() -> u64 {
+    if smoke() { OPS / 1000 } else { OPS }
+}
 const SIZES: [usize; 3] = [10, 1_000, 100_000];
 
 /// Small xorshift generator: deterministic inputs, no dependency.
@@ -40,10 +50,11 @@ fn build(flavour: Flavour, n: usize, rng: &mut Rng) -> TaskTree<AnyDiscipline> {
     tree
 }
 
-/// Runs `OPS` select + account + requeue rounds; returns ns per round.
+/// Runs `ops()` select + account + requeue rounds; returns ns per round.
 fn run(flavour: Flavour, tree: &mut TaskTree<AnyDiscipline>, rng: &mut Rng) -> f64 {
+    let ops = ops();
     let start = Instant::now();
-    for _ in 0..OPS {
+    for _ in 0..ops {
         let id = tree.select().unwrap();
         let r = rng.next();
         match flavour {
@@ -56,7 +67,7 @@ fn run(flavour: Flavour, tree: &mut TaskTree<AnyDiscipline>, rng: &mut Rng) -> f
         }
         tree.yield_now(black_box(id)).unwrap();
     }
-    start.elapsed().as_nanos() as f64 / OPS as f64
+    start.elapsed().as_nanos() as f64 / ops as f64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -87,6 +98,10 @@ fn main() {
             lines.push(format!("bench sched_select_requeue_{short}_{n} {m:.1} ns"));
         }
         println!("{row}");
+    }
+    if smoke() {
+        println!("(smoke run: numbers are not measurements; use cargo bench)");
+        return;
     }
     for line in lines {
         println!("{line}");
