@@ -60,6 +60,35 @@ impl TaskId {
         self.generation
     }
 
+    /// Packs the id into one `u64` (generation high, index low), e.g. to use
+    /// it as a readiness `Token` or in an intercore message.
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, RoundRobin, TaskId, TaskParams, TaskTree};
+    /// let mut tree = TaskTree::new(RoundRobin::new());
+    /// let id = tree.spawn(TaskParams::new(Priority::DEFAULT)).unwrap();
+    /// assert_eq!(TaskId::from_raw(id.to_raw()), id);
+    /// ```
+    pub const fn to_raw(self) -> u64 {
+        ((self.generation as u64) << 32) | self.index as u64
+    }
+
+    /// Unpacks [`to_raw`](Self::to_raw). Any value is accepted: a value that
+    /// names no live task is refused by the tree (`StateError::NoSuchTask`),
+    /// so a forged or stale id cannot touch another task.
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, RoundRobin, StateError, TaskId, TaskParams, TaskTree};
+    /// let mut tree = TaskTree::new(RoundRobin::new());
+    /// tree.spawn(TaskParams::new(Priority::DEFAULT)).unwrap();
+    /// let forged = TaskId::from_raw(7 << 32); // slot 0, generation 7
+    /// assert_eq!(tree.wake(forged), Err(StateError::NoSuchTask(forged)));
+    /// ```
+    pub const fn from_raw(raw: u64) -> Self {
+        // Truncation is the unpacking: low half index, high half generation.
+        Self::new(raw as u32, (raw >> 32) as u32)
+    }
+
     pub(crate) const fn slot(self) -> u32 {
         self.index
     }
