@@ -11,7 +11,10 @@ use crate::{Ready, Result};
 /// Obtained from a registered [`Registration`](crate::Registration); cheap to
 /// clone (one reference count) and `Send + Sync`, so an interrupt handler or
 /// another core can hold it. [`set`](Signal::set) is lock-free: one CAS on
-/// the registration's state word, plus one queue push on a new edge. After the
+/// the registration's state word, plus one queue push on a new edge. It never
+/// waits for another party (not the poller, not a half-finished push of
+/// another signaller), so it is safe in an interrupt handler that preempted
+/// either on the same core. After the
 /// source is deregistered the signal is stale and `set` returns
 /// [`Error::NotRegistered`](crate::Error::NotRegistered).
 ///
