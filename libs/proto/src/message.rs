@@ -1,0 +1,128 @@
+//! [`Message`]: everything one core can tell another. Each message is a
+//! small `Copy` value (at most 32 bytes, checked at compile time) that is
+//! written straight into a preallocated ring slot and read back out of it;
+//! nothing is boxed or serialised.
+//!
+//! "Sender" below is the core that pushes the message, "receiver" the core
+//! whose reactor drains it and acts on it.
+
+use crate::id::{CoreId, TaskRef};
+
+/// One intercore protocol message.
+///
+/// ```
+/// use percore_proto::{Message, TaskRef};
+/// let m = Message::Wake { task: TaskRef(42) };
+/// assert!(core::mem::size_of::<Message>() <= 32);
+/// assert_eq!(m, Message::Wake { task: TaskRef(42) });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Run a new task on the receiver: it inserts `task` into its task tree
+    /// at `priority` (the sender created the task, the receiver owns it now).
+    Spawn {
+        /// The new task.
+        task: TaskRef,
+        /// Its scheduling priority (meaning defined by `percore-sched`).
+        priority: u8,
+    },
+    /// Make `task`, which lives on the receiver, ready again (a cross-core
+    /// waker). The receiver marks it ready; waking a ready task is a no-op.
+    Wake {
+        /// The task to wake; it lives on the receiver.
+        task: TaskRef,
+    },
+    /// `task` (which ran on the sender) finished; the receiver, where its
+    /// joiner waits, wakes the joiner.
+    Join {
+        /// The task that finished.
+        task: TaskRef,
+    },
+    /// A value for a kernel channel whose receiving end lives on the
+    /// receiver; the receiver hands `value` to the channel and wakes its
+    /// reader.
+    Send {
+        /// The kernel channel number.
+        channel: u32,
+        /// The payload (a small value, or a reference the kernel owns).
+        value: u64,
+    },
+    /// Arm a one-shot timer on the receiver's timer wheel that wakes `task`
+    /// at `deadline_ns` (receiver's monotonic clock).
+    Timer {
+        /// The task to wake at the deadline.
+        task: TaskRef,
+        /// Absolute deadline in nanoseconds.
+        deadline_ns: u64,
+    },
+    /// The sender arrived at barrier `barrier` in round `generation`; the
+    /// receiver (the barrier's home core) counts arrivals and releases the
+    /// waiters when all have arrived.
+    Sync {
+        /// The barrier number.
+        barrier: u32,
+        /// The barrier round, so late arrivals of an old round are ignored.
+        generation: u32,
+    },
+    /// Register interest in event source `source` on the receiver (the core
+    /// that owns the device queue); the receiver adds it to its readiness
+    /// queue and reports readiness under `token`.
+    Register {
+        /// The event source (device queue, interrupt line) number.
+        source: u32,
+        /// The token readiness events will carry (a `percore-poll` token).
+        token: u64,
+    },
+    /// The sender joins (`subscribe: true`) or leaves a broadcast stream
+    /// published by `publisher`. The receiver, normally `publisher` itself,
+    /// updates its bookkeeping (for example who must acknowledge a
+    /// broadcast). The bus's own broadcasts need no such message: every core
+    /// is subscribed to every other core from [`Bus::new`](crate::Bus::new) on.
+    Cursor {
+        /// The core whose broadcast stream is meant.
+        publisher: CoreId,
+        /// `true` to join, `false` to leave.
+        subscribe: bool,
+    },
+    /// Work stealing: `thief` is idle and asks the receiver for a task of at
+    /// least `priority`. The receiver answers with [`Message::Migrate`] or
+    /// [`Message::StealDenied`].
+    StealRequest {
+        /// The idle core asking for work.
+        thief: CoreId,
+        /// The lowest priority worth moving.
+        priority: u8,
+    },
+    /// The answer to a steal: `task` now belongs to the receiver (the thief),
+    /// which inserts it at `priority`.
+    Migrate {
+        /// The migrated task.
+        task: TaskRef,
+        /// Its priority on the new core.
+        priority: u8,
+    },
+    /// The answer to a steal when the victim has nothing to give; the
+    /// receiver (the thief) may halt or ask another core.
+    StealDenied,
+    /// Latency probe: the receiver answers with [`Message::Pong`] carrying
+    /// the same `seq` and `sent_at`.
+    Ping {
+        /// Probe sequence number.
+        seq: u64,
+        /// Sender's timestamp (TSC or ns) when it sent the probe.
+        sent_at: u64,
+    },
+    /// Answer to [`Message::Ping`]; the receiver (the original prober)
+    /// computes the round trip from `sent_at`.
+    Pong {
+        /// The probe's sequence number.
+        seq: u64,
+        /// The probe's original timestamp.
+        sent_at: u64,
+    },
+    /// Stop: the receiver finishes its current task, stops taking new work
+    /// and parks the core (shutdown or CPU offlining).
+    Halt,
+}
+
+const _: () = assert!(core::mem::size_of::<Message>() <= 32);
