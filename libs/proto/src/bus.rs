@@ -58,12 +58,11 @@ impl Bus {
         let mut publishers = Vec::with_capacity(cores);
         for from in 0..cores {
             let sender = CoreId(from as u16);
-            let mut publisher = broadcast::create_with(
-                ring_capacity,
-                cores.saturating_sub(1).max(1),
-                || Message::Halt,
-            )
-            .map_err(BusError::Capacity)?;
+            let mut publisher =
+                broadcast::create_with(ring_capacity, cores.saturating_sub(1).max(1), || {
+                    Message::Halt
+                })
+                .map_err(BusError::Capacity)?;
             for (to, sources) in inbound.iter_mut().enumerate() {
                 if to == from {
                     continue;

@@ -166,7 +166,8 @@ impl Endpoint {
                 self.overflow[to.index()].push_back(msg);
                 self.stats.overflow_queued += 1;
                 self.stats.overflow_pending += 1;
-                self.stats.overflow_peak = self.stats.overflow_peak.max(self.stats.overflow_pending);
+                self.stats.overflow_peak =
+                    self.stats.overflow_peak.max(self.stats.overflow_pending);
                 Ok(Delivery::Queued)
             }
             other => other,
