@@ -44,6 +44,10 @@ impl Bus {
     /// assert_eq!(Bus::new(2, 16).unwrap().len(), 2);
     /// assert_eq!(Bus::new(MAX_CORES + 1, 16).err(), Some(BusError::TooManyCores(MAX_CORES + 1)));
     /// ```
+    #[expect(
+        clippy::new_ret_no_self,
+        reason = "the bus exists only as its endpoints, one per core"
+    )]
     pub fn new(cores: usize, ring_capacity: usize) -> Result<Vec<Endpoint>, BusError> {
         match cores {
             0 => return Err(BusError::NoCores),
@@ -56,7 +60,7 @@ impl Bus {
             .collect();
         let mut inbound: Vec<Vec<(CoreId, Source)>> = (0..cores).map(|_| Vec::new()).collect();
         let mut publishers = Vec::with_capacity(cores);
-        for from in 0..cores {
+        for (from, row) in outbound.iter_mut().enumerate() {
             let sender = CoreId(from as u16);
             let mut publisher =
                 broadcast::create_with(ring_capacity, cores.saturating_sub(1).max(1), || {
@@ -68,7 +72,7 @@ impl Bus {
                     continue;
                 }
                 let (tx, rx) = spsc::channel(ring_capacity).map_err(BusError::Capacity)?;
-                outbound[from][to] = Some(tx);
+                row[to] = Some(tx);
                 let sub = publisher
                     .subscribe()
                     .map_err(|_| BusError::TooManyCores(cores))?;

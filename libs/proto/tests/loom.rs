@@ -1,0 +1,87 @@
+//! Loom models of the sleep/doorbell protocol as the bus composes it (the
+//! ring and doorbell atomics of `percore-ring` switch to loom's under
+//! `--cfg loom`). Run with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p percore-proto --release --test loom
+//! ```
+#![cfg(loom)]
+
+use loom::thread;
+use percore_proto::{Bus, CoreId, Message, TaskRef};
+
+const WAKE: Message = Message::Wake { task: TaskRef(1) };
+
+/// One sender, one receiver about to halt: if the receiver halts, the
+/// sender was told to ring, and the message is there to be drained.
+#[test]
+fn send_racing_prepare_sleep_never_loses_the_wake_up() {
+    loom::model(|| {
+        let mut eps = Bus::new(2, 2).unwrap();
+        let mut rx = eps.pop().unwrap();
+        let mut tx = eps.pop().unwrap();
+        let h = thread::spawn(move || tx.send(CoreId(1), WAKE).unwrap().must_ring());
+        let halts = rx.prepare_sleep();
+        let rang = h.join().unwrap();
+        assert!(!halts || rang, "receiver halted and nobody rang");
+        rx.woke();
+        assert_eq!(rx.drain(4, |_, _| {}), 1);
+    });
+}
+
+/// Two senders: at most one rings per announced sleep, and at least one
+/// does if the receiver halts.
+#[test]
+fn two_senders_ring_once_for_a_halted_receiver() {
+    loom::model(|| {
+        let mut eps = Bus::new(3, 2).unwrap();
+        let mut rx = eps.remove(0);
+        let hs: Vec<_> = eps
+            .into_iter()
+            .map(|mut tx| thread::spawn(move || tx.send(CoreId(0), WAKE).unwrap().must_ring()))
+            .collect();
+        let halts = rx.prepare_sleep();
+        let rings = hs
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&r| r)
+            .count();
+        assert!(rings <= 1);
+        assert!(!halts || rings == 1, "receiver halted and nobody rang");
+    });
+}
+
+/// A broadcast racing the sleep of one subscriber.
+#[test]
+fn broadcast_racing_prepare_sleep_never_loses_the_wake_up() {
+    loom::model(|| {
+        let mut eps = Bus::new(2, 2).unwrap();
+        let mut rx = eps.pop().unwrap();
+        let mut tx = eps.pop().unwrap();
+        let h = thread::spawn(move || tx.broadcast(WAKE).unwrap().contains(CoreId(1)));
+        let halts = rx.prepare_sleep();
+        let rang = h.join().unwrap();
+        assert!(!halts || rang, "receiver halted and nobody rang");
+        rx.woke();
+        assert_eq!(rx.drain(4, |_, _| {}), 1);
+    });
+}
+
+/// Overflow flushed while the receiver goes to sleep: `flush` reports the
+/// doorbell exactly when the receiver halts.
+#[test]
+fn flush_racing_prepare_sleep_never_loses_the_wake_up() {
+    loom::model(|| {
+        let mut eps = Bus::new(2, 1).unwrap();
+        let mut rx = eps.pop().unwrap();
+        let mut tx = eps.pop().unwrap();
+        let _ = tx.send_or_queue(CoreId(1), WAKE).unwrap();
+        let _ = tx.send_or_queue(CoreId(1), WAKE).unwrap(); // queued
+        assert_eq!(rx.drain(1, |_, _| {}), 1);
+        let h = thread::spawn(move || tx.flush().contains(CoreId(1)));
+        let halts = rx.prepare_sleep();
+        let rang = h.join().unwrap();
+        assert!(!halts || rang, "receiver halted and nobody rang");
+    });
+}
