@@ -13,6 +13,7 @@ pub mod console;
 pub mod drivers;
 pub mod fatal;
 pub mod mem;
+pub mod reactor;
 pub mod time;
 
 pub use boot::{BOOTLOADER_CONFIG, Kernel, init};

@@ -1,0 +1,430 @@
+//! The per-core reactor: every core runs this loop (DESIGN.md, "data flow on
+//! one core"):
+//!
+//! 1. drain the inbound intercore rings (spawn, wake, steal, migrate, ...);
+//! 2. advance the timer wheel to now and wake the expired sleepers;
+//! 3. take the wakes and spawns queued on this core;
+//! 4. poll the highest-priority ready tasks (a bounded batch);
+//! 5. nothing ready: program the local APIC for the wheel's next deadline
+//!    (or not at all: tickless), mark the core asleep, re-check the rings,
+//!    and halt until an interrupt.
+//!
+//! No global lock is taken on this path: a core's task tree, wheel and bus
+//! endpoint belong to it alone ([`CoreOnly`]); the only shared state is the
+//! rings and a few counters other cores read.
+
+mod balance;
+pub mod channel;
+mod bus;
+mod core_only;
+pub mod task;
+pub mod timer;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+
+use percore_sched::{AnyDiscipline, Flavour, Priority, TaskId, TaskParams, TaskTree};
+use percore_timer::{Config, Expired, TickShift, Wheel};
+
+use crate::arch::x86_64::cpu_local::{self, CoreId};
+use crate::arch::x86_64::{ipi, lapic};
+use crate::time::{Clock, Instant};
+use core_only::CoreOnly;
+use task::TaskCell;
+
+pub use task::{JoinHandle, SpawnOptions, spawn, spawn_on, spawn_with, yield_now};
+pub use timer::{Interval, Sleep, interval, sleep, sleep_until};
+
+/// Tasks polled per loop iteration before the rings and timers are checked again.
+const POLL_BATCH: usize = 32;
+/// Messages taken from the rings per loop iteration.
+const DRAIN_BATCH: usize = 256;
+/// Timer wheel tick: 2^10 ns ≈ 1 µs.
+const TIMER_TICK_SHIFT: u32 = 10;
+
+/// Counters of one reactor, readable from any core.
+#[derive(Default)]
+pub struct ReactorStats {
+    /// Tasks living on this core.
+    pub tasks: AtomicUsize,
+    /// Ready tasks waiting to run (load-balancing input).
+    pub ready: AtomicUsize,
+    pub polls: AtomicU64,
+    pub spawned: AtomicU64,
+    pub completed: AtomicU64,
+    pub migrated_in: AtomicU64,
+    pub migrated_out: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    /// Doorbell IPIs this core sent because the receiver was asleep.
+    pub doorbells: AtomicU64,
+    /// Timers in this core's wheel.
+    pub timers: AtomicUsize,
+    /// Times this core halted with nothing to do.
+    pub halts: AtomicU64,
+}
+
+/// The executor state: the task tree and the futures' cells by slot.
+struct Executor {
+    tree: TaskTree<AnyDiscipline>,
+    cells: Vec<Option<Arc<TaskCell>>>,
+}
+
+/// One core's reactor.
+pub struct Reactor {
+    core: CoreId,
+    executor: CoreOnly<Executor>,
+    wheel: CoreOnly<Wheel<Waker>>,
+    bus: CoreOnly<bus::Bus>,
+    /// Wakes and spawns from this core itself (tasks, timers), taken in step 3.
+    local: spin::Mutex<VecDeque<Arc<TaskCell>>>,
+    /// An outstanding steal request (so an idle core asks once, not in a loop).
+    steal_pending: AtomicBool,
+    pub stats: ReactorStats,
+}
+
+static REACTORS: spin::Once<Box<[Reactor]>> = spin::Once::new();
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Core `core`'s reactor, once the reactors exist.
+pub fn reactor(core: CoreId) -> Option<&'static Reactor> {
+    REACTORS.get()?.get(core.index())
+}
+
+/// All reactors, by core.
+pub fn reactors() -> &'static [Reactor] {
+    REACTORS.get().map_or(&[], |r| &r[..])
+}
+
+fn this() -> &'static Reactor {
+    reactor(cpu_local::core_id()).expect("reactor used before reactor::init")
+}
+
+/// Builds one reactor per online core (on the bootstrap core, after SMP
+/// start-up) and starts the loop on every application core. The bootstrap
+/// core joins with [`run`] or [`block_on`].
+pub fn init(flavour: Flavour) {
+    let cores = cpu_local::online_cores() as usize;
+    let endpoints = bus::create(cores);
+    REACTORS.call_once(|| {
+        endpoints
+            .into_iter()
+            .enumerate()
+            .map(|(i, endpoint)| {
+                let core = CoreId(i as u32);
+                let wheel = Wheel::new(Config::new(TickShift::new(TIMER_TICK_SHIFT).expect("valid tick")))
+                    .expect("valid timer wheel configuration");
+                Reactor {
+                    core,
+                    executor: CoreOnly::new(core, Executor { tree: TaskTree::new(AnyDiscipline::new(flavour)), cells: Vec::new() }),
+                    wheel: CoreOnly::new(core, wheel),
+                    bus: CoreOnly::new(core, endpoint),
+                    local: spin::Mutex::new(VecDeque::new()),
+                    steal_pending: AtomicBool::new(false),
+                    stats: ReactorStats::default(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .into_boxed_slice()
+    });
+    STARTED.fetch_add(1, Ordering::AcqRel);
+    for core in 1..cores {
+        // The call never returns: the application core runs its reactor from now on.
+        if let Err(error) = ipi::post(CoreId(core as u32), |_| run_forever(), 0, 1000) {
+            log::error!("reactor: core {core} did not take its loop: {error:?}");
+        }
+    }
+}
+
+fn run_forever() -> ! {
+    STARTED.fetch_add(1, Ordering::AcqRel);
+    loop {
+        this().turn(&|| true);
+    }
+}
+
+/// Runs this core's reactor forever (the kernel's main loop on core 0).
+pub fn run() -> ! {
+    run_forever()
+}
+
+/// Runs this core's reactor until `future` completes, and returns its output.
+/// The future is polled in place on this core (it need not be `Send`).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = core::pin::pin!(future);
+    let woken = Arc::new(FlagWaker { woken: AtomicBool::new(true), core: cpu_local::core_id() });
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if woken.woken.swap(false, Ordering::AcqRel)
+            && let Poll::Ready(value) = future.as_mut().poll(&mut cx)
+        {
+            return value;
+        }
+        // Halt only if the outer future has not been woken meanwhile
+        // (checked again with interrupts off, see `Reactor::idle`).
+        this().turn(&|| !woken.woken.load(Ordering::Acquire));
+    }
+}
+
+/// The waker of a `block_on` future: a flag, plus an IPI when set from
+/// another core (the blocked core may be halted).
+struct FlagWaker {
+    woken: AtomicBool,
+    core: CoreId,
+}
+
+impl alloc::task::Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if self.core != cpu_local::core_id() {
+            lapic::send_ipi(self.core, lapic::IPI_VECTOR);
+        }
+    }
+}
+
+/// Runs `f` on this core's timer wheel (None before the reactor exists).
+fn with_wheel<R>(f: impl FnOnce(&mut Wheel<Waker>) -> R) -> Option<R> {
+    let reactor = reactor(cpu_local::core_id())?;
+    let mut wheel = reactor.wheel.borrow_mut();
+    let result = f(&mut wheel);
+    reactor.stats.timers.store(wheel.len(), Ordering::Relaxed);
+    Some(result)
+}
+
+/// Sends a wake to the task's home core (or queues it locally).
+fn deliver_wake(cell: Arc<TaskCell>) {
+    let home = cell.home();
+    let me = cpu_local::core_id();
+    match reactor(me) {
+        Some(here) if home == me => here.local.lock().push_back(cell),
+        Some(here) => here.send(home, bus::Outgoing::Wake(cell)),
+        // No reactor on this core: nothing can run the task here.
+        None => log::error!("wake from core {me} without a reactor: dropped"),
+    }
+}
+
+/// Hands a new task to its core.
+fn deliver_spawn(cell: Arc<TaskCell>) {
+    let home = cell.home();
+    let me = cpu_local::core_id();
+    let here = this();
+    here.stats.spawned.fetch_add(1, Ordering::Relaxed);
+    if home == me {
+        here.local.lock().push_back(cell);
+    } else {
+        here.send(home, bus::Outgoing::Spawn(cell));
+    }
+}
+
+impl Reactor {
+    fn send(&self, to: CoreId, message: bus::Outgoing) {
+        let rang = self.bus.borrow_mut().send(to, message);
+        self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+        if rang {
+            self.stats.doorbells.fetch_add(1, Ordering::Relaxed);
+            lapic::send_ipi(to, lapic::IPI_VECTOR);
+        }
+    }
+
+    /// One turn of the loop; halts at the end if nothing is ready and
+    /// `may_halt()` still says so with interrupts disabled.
+    fn turn(&self, may_halt: &dyn Fn() -> bool) {
+        self.drain_bus();
+        self.fire_timers();
+        self.take_local();
+        let ran = self.run_batch();
+        let rang = self.bus.borrow_mut().flush();
+        for to in rang {
+            self.stats.doorbells.fetch_add(1, Ordering::Relaxed);
+            lapic::send_ipi(to, lapic::IPI_VECTOR);
+        }
+        ipi::serve_pending_call();
+        if ran == 0 {
+            balance::when_idle(self);
+            self.idle(may_halt);
+        }
+    }
+
+    fn drain_bus(&self) {
+        let mut incoming = Vec::new();
+        let count = self.bus.borrow_mut().drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
+        self.stats.messages_in.fetch_add(count as u64, Ordering::Relaxed);
+        for (from, message) in incoming {
+            self.handle(from, message);
+        }
+    }
+
+    fn handle(&self, from: CoreId, message: bus::Incoming) {
+        match message {
+            bus::Incoming::Spawn(cell) => self.adopt(cell),
+            bus::Incoming::Migrate(cell) => {
+                self.stats.migrated_in.fetch_add(1, Ordering::Relaxed);
+                self.steal_pending.store(false, Ordering::Release);
+                self.adopt(cell);
+            }
+            bus::Incoming::Wake(cell) => {
+                if cell.home() == self.core {
+                    self.local.lock().push_back(cell);
+                } else {
+                    // The task moved on: follow it.
+                    self.send(cell.home(), bus::Outgoing::Wake(cell));
+                }
+            }
+            bus::Incoming::StealRequest { priority } => balance::on_steal_request(self, from, priority),
+            bus::Incoming::StealDenied => self.steal_pending.store(false, Ordering::Release),
+            bus::Incoming::Other(message) => log::warn!("reactor: unexpected message from core {from}: {message:?}"),
+        }
+    }
+
+    /// Puts a task that arrived from elsewhere (or was just spawned) into the tree.
+    fn adopt(&self, cell: Arc<TaskCell>) {
+        let mut params = TaskParams::new(cell.priority);
+        if cell.pinned {
+            params = params.pinned();
+        }
+        let mut exec = self.executor.borrow_mut();
+        let id = match exec.tree.spawn(params) {
+            Ok(id) => id,
+            Err(error) => {
+                // The tree has no room: keep the task queued and retry next turn.
+                log::warn!("reactor: task tree full ({error:?}); retrying");
+                self.local.lock().push_back(cell);
+                return;
+            }
+        };
+        cell.home.store(self.core.0, Ordering::Release);
+        cell.local_id.store(id.to_raw(), Ordering::Release);
+        let slot = id.index();
+        if exec.cells.len() <= slot {
+            exec.cells.resize(slot + 1, None);
+        }
+        exec.cells[slot] = Some(cell);
+        self.stats.tasks.fetch_add(1, Ordering::Relaxed);
+        self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+    }
+
+    fn fire_timers(&self) {
+        let now = Clock::now().0;
+        let mut due = Vec::new();
+        {
+            let mut wheel = self.wheel.borrow_mut();
+            if wheel.next_deadline().is_some_and(|d| d <= now) {
+                wheel.advance(now, |expired| {
+                    if let Expired::Oneshot { payload, .. } = expired {
+                        due.push(payload);
+                    }
+                });
+            }
+            self.stats.timers.store(wheel.len(), Ordering::Relaxed);
+        }
+        // Wake outside the wheel borrow: a wake may re-enter the reactor.
+        for waker in due {
+            waker.wake();
+        }
+    }
+
+    /// Moves queued local wakes and spawns into the tree.
+    fn take_local(&self) {
+        let queued: VecDeque<Arc<TaskCell>> = core::mem::take(&mut *self.local.lock());
+        for cell in queued {
+            let raw = cell.local_id.load(Ordering::Acquire);
+            if raw == u64::MAX {
+                self.adopt(cell); // a new task
+                continue;
+            }
+            let mut exec = self.executor.borrow_mut();
+            // A stale id (the task finished or moved) is rejected by the tree's generation check.
+            let _ = exec.tree.wake(TaskId::from_raw(raw));
+            self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Polls up to POLL_BATCH ready tasks; returns how many ran.
+    fn run_batch(&self) -> usize {
+        let mut ran = 0;
+        while ran < POLL_BATCH {
+            let Some((id, cell)) = self.select() else { break };
+            ran += 1;
+            self.poll_task(id, cell);
+        }
+        ran
+    }
+
+    fn select(&self) -> Option<(TaskId, Arc<TaskCell>)> {
+        let mut exec = self.executor.borrow_mut();
+        let id = exec.tree.select()?;
+        let cell = exec.cells.get(id.index()).and_then(|c| c.clone())?;
+        self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+        Some((id, cell))
+    }
+
+    fn poll_task(&self, id: TaskId, cell: Arc<TaskCell>) {
+        cell.notified.store(false, Ordering::Release);
+        let waker = Waker::from(cell.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut slot = cell.future.lock();
+        let done = match slot.as_mut() {
+            Some(future) => future.as_mut().poll(&mut cx).is_ready(),
+            None => true,
+        };
+        if done {
+            *slot = None;
+        }
+        drop(slot);
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let mut exec = self.executor.borrow_mut();
+        if done {
+            let _ = exec.tree.finish(id);
+            let _ = exec.tree.reap(id);
+            exec.cells[id.index()] = None;
+            self.stats.tasks.fetch_sub(1, Ordering::Relaxed);
+            self.stats.completed.fetch_add(1, Ordering::Relaxed);
+        } else if cell.notified.load(Ordering::Acquire) {
+            // Woken during its own poll (e.g. yield_now): run again later.
+            let _ = exec.tree.yield_now(id);
+        } else {
+            let _ = exec.tree.block(id);
+        }
+        self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+    }
+
+    /// Nothing to run: arm the APIC for the next timer (if any) and halt
+    /// until an interrupt, unless work arrived in the meantime.
+    fn idle(&self, may_halt: &dyn Fn() -> bool) {
+        x86_64::instructions::interrupts::disable();
+        let next = self.wheel.borrow_mut().next_deadline();
+        match next {
+            Some(deadline) => lapic::arm_timer(Clock::tsc_at(Instant(deadline))),
+            None => lapic::cancel_timer(),
+        }
+        let work_waiting = !self.local.lock().is_empty() || self.executor.borrow_mut().tree.ready_len() > 0;
+        if !work_waiting && may_halt() && self.bus.borrow_mut().prepare_sleep() {
+            self.stats.halts.fetch_add(1, Ordering::Relaxed);
+            // `sti; hlt`: an interrupt pending since `cli` ends the halt at once.
+            x86_64::instructions::interrupts::enable_and_hlt();
+            self.bus.borrow_mut().woke();
+        }
+        x86_64::instructions::interrupts::enable();
+    }
+
+    /// This core.
+    pub fn core(&self) -> CoreId {
+        self.core
+    }
+}
+
+/// Whether every core's reactor is running.
+pub fn all_started() -> bool {
+    STARTED.load(Ordering::Acquire) >= reactors().len()
+}
+
+/// Priority helper: `level` clamped to the 64 levels.
+pub fn priority(level: u8) -> Priority {
+    Priority::new(level.min(63)).unwrap_or(Priority::DEFAULT)
+}

@@ -1,0 +1,101 @@
+//! Timer futures on the per-core wheel: `sleep`, `sleep_until`, `interval`.
+//!
+//! A sleeping task puts its waker into the wheel of the core it runs on; the
+//! reactor advances the wheel every loop iteration and programs the local
+//! APIC for the wheel's next deadline only (tickless: no timer interrupt
+//! unless a timer is due). If a task migrates while sleeping, its old core's
+//! timer still fires and the waker follows the task to its new core.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use percore_timer::TimerHandle;
+
+use crate::arch::x86_64::cpu_local::{self, CoreId};
+use crate::time::{Clock, Instant};
+
+/// Completes at `deadline` (never earlier).
+pub struct Sleep {
+    deadline: Instant,
+    armed: Option<(CoreId, TimerHandle)>,
+}
+
+/// Sleeps for `duration`.
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(Instant(Clock::now().0.saturating_add(duration.as_nanos() as u64)))
+}
+
+/// Sleeps until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep { deadline, armed: None }
+}
+
+impl Sleep {
+    fn disarm(&mut self) {
+        if let Some((core, handle)) = self.armed.take()
+            && core == cpu_local::core_id()
+        {
+            // On another core the timer stays: it fires once, waking a task
+            // that no longer waits, which is harmless.
+            super::with_wheel(|wheel| {
+                let _ = wheel.cancel(handle);
+            });
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Clock::now() >= self.deadline {
+            self.disarm();
+            return Poll::Ready(());
+        }
+        // Re-arm on every poll that is not the timer's own wake-up: the
+        // waker may have changed, or the task may have moved cores.
+        self.disarm();
+        let deadline = self.deadline.0;
+        let waker = cx.waker().clone();
+        match super::with_wheel(|wheel| wheel.insert(deadline, waker)) {
+            Some(Ok(handle)) => self.armed = Some((cpu_local::core_id(), handle)),
+            // The wheel is full or absent: poll again soon instead of losing the wake-up.
+            Some(Err(_)) | None => cx.waker().wake_by_ref(),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
+/// Ticks every `period`, without drift: tick n is due at start + n·period,
+/// however late the previous one was taken.
+pub struct Interval {
+    next: Instant,
+    period: u64,
+    sleep: Option<Sleep>,
+}
+
+/// An interval whose first tick is one `period` from now.
+pub fn interval(period: Duration) -> Interval {
+    let period = (period.as_nanos() as u64).max(1);
+    Interval { next: Instant(Clock::now().0 + period), period, sleep: None }
+}
+
+impl Interval {
+    /// Waits for the next tick and returns its scheduled instant.
+    pub async fn tick(&mut self) -> Instant {
+        let due = self.next;
+        let sleep = self.sleep.insert(sleep_until(due));
+        Pin::new(sleep).await;
+        self.sleep = None;
+        self.next = Instant(due.0 + self.period);
+        due
+    }
+}
