@@ -1,42 +1,28 @@
-//! The intercore bus as the reactor uses it: an N x N matrix of SPSC rings
-//! (`percore_ring::spsc`), ring i->j written only by core i and read only by
-//! core j, plus one doorbell per core.
+//! The intercore bus as the reactor uses it: `percore_proto`'s N x N matrix of
+//! SPSC rings (ring i->j written only by core i, read only by core j) and
+//! its protocol messages, with task references packed into the messages.
 //!
-//! A message is one machine word plus a tag, written in place into a
-//! preallocated ring slot; a task travels as its `Arc<TaskCell>` pointer.
-//! A full ring is backpressure: the message goes to a per-destination
-//! overflow queue, in order, flushed every turn of the loop — task spawns,
-//! wakes and migrations are never dropped. That queue is the one place the
-//! bus may allocate (counted in `overflowed`).
+//! A task travels as its `Arc<TaskCell>` pointer inside a `Message`, written
+//! in place into a preallocated ring slot. A full ring is backpressure: spawns,
+//! wakes and migrations, which must never be lost, go through the endpoint's
+//! per-destination overflow queue (`send_or_queue`), flushed every turn of
+//! the loop. `prepare_sleep` refuses to sleep while that queue holds anything.
 //!
-//! Doorbell (see `percore_ring::wait::Doorbell`): a core about to halt marks
-//! itself sleeping and re-checks its rings; a sender that publishes and then
-//! finds the mark set rings an IPI. Busy receivers are never interrupted.
+//! Doorbell: a core about to halt marks itself sleeping and re-checks its
+//! rings; a sender that publishes and then finds the mark set rings an IPI
+//! (see `percore_proto`'s README for why no wake-up is lost). Busy receivers
+//! are never interrupted.
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 
-use percore_ring::spsc;
-use percore_ring::wait::Doorbell;
-use percore_ring::PushError;
+use percore_proto::{Bus as ProtoBus, CoreId as ProtoCore, Endpoint, Message, TaskRef};
 
 use super::task::TaskCell;
 use crate::arch::x86_64::cpu_local::CoreId;
 
 /// Slots per ring (per ordered core pair).
 pub const RING_CAPACITY: usize = 256;
-
-/// What travels in a ring slot.
-#[derive(Clone, Copy, Debug)]
-pub enum Wire {
-    Spawn(u64),
-    Wake(u64),
-    Migrate(u64),
-    StealRequest(u8),
-    StealDenied,
-}
 
 /// A message to send (owning any task reference it carries).
 pub enum Outgoing {
@@ -54,191 +40,92 @@ pub enum Incoming {
     Migrate(Arc<TaskCell>),
     StealRequest { priority: u8 },
     StealDenied,
-    #[allow(dead_code)]
-    Other(Wire),
+    /// A protocol message this reactor does not act on (yet).
+    Other(Message),
 }
 
-impl Outgoing {
-    fn into_wire(self) -> Wire {
-        match self {
-            Outgoing::Spawn(cell) => Wire::Spawn(TaskCell::into_word(cell)),
-            Outgoing::Wake(cell) => Wire::Wake(TaskCell::into_word(cell)),
-            Outgoing::Migrate(cell) => Wire::Migrate(TaskCell::into_word(cell)),
-            Outgoing::StealRequest { priority } => Wire::StealRequest(priority),
-            Outgoing::StealDenied => Wire::StealDenied,
-        }
-    }
-}
-
-impl Incoming {
-    fn from_wire(wire: Wire) -> Incoming {
-        // SAFETY: every task word on a ring was made by `into_wire` from an
-        // owned Arc and is popped (so unpacked) exactly once.
-        unsafe {
-            match wire {
-                Wire::Spawn(word) => Incoming::Spawn(TaskCell::from_word(word)),
-                Wire::Wake(word) => Incoming::Wake(TaskCell::from_word(word)),
-                Wire::Migrate(word) => Incoming::Migrate(TaskCell::from_word(word)),
-                Wire::StealRequest(priority) => Incoming::StealRequest { priority },
-                Wire::StealDenied => Incoming::StealDenied,
-            }
-        }
-    }
-}
-
-/// Counters of one endpoint.
-#[derive(Default)]
-pub struct BusStats {
-    pub sent: AtomicU64,
-    pub received: AtomicU64,
-    /// Messages that found their ring full and waited in the overflow queue.
-    pub overflowed: AtomicU64,
-    pub doorbells: AtomicU64,
+fn task_ref(cell: Arc<TaskCell>) -> TaskRef {
+    TaskRef(TaskCell::into_word(cell))
 }
 
 /// One core's end of the bus.
 pub struct Bus {
-    me: usize,
-    outbox: Vec<Option<spsc::Producer<Wire>>>,
-    inbox: Vec<Option<spsc::Consumer<Wire>>>,
-    overflow: Vec<VecDeque<Wire>>,
-    doorbells: Arc<[Doorbell]>,
-    next_peer: usize,
-    pub stats: Arc<BusStats>,
+    endpoint: Endpoint,
 }
 
 /// Builds the ring matrix for `cores` cores; element i goes to core i.
 pub fn create(cores: usize) -> Vec<Bus> {
-    let doorbells: Arc<[Doorbell]> = (0..cores).map(|_| Doorbell::new()).collect();
-    let mut buses: Vec<Bus> = (0..cores)
-        .map(|me| Bus {
-            me,
-            outbox: (0..cores).map(|_| None).collect(),
-            inbox: (0..cores).map(|_| None).collect(),
-            overflow: (0..cores).map(|_| VecDeque::new()).collect(),
-            doorbells: doorbells.clone(),
-            next_peer: 0,
-            stats: Arc::new(BusStats::default()),
-        })
-        .collect();
-    for from in 0..cores {
-        for to in (0..cores).filter(|&to| to != from) {
-            let (producer, consumer) = spsc::channel(RING_CAPACITY).expect("ring capacity is a valid power of two");
-            buses[from].outbox[to] = Some(producer);
-            buses[to].inbox[from] = Some(consumer);
-        }
-    }
-    buses
+    ProtoBus::new(cores, RING_CAPACITY)
+        .expect("bus for the online cores")
+        .into_iter()
+        .map(|endpoint| Bus { endpoint })
+        .collect()
+}
+
+fn proto(core: CoreId) -> ProtoCore {
+    ProtoCore(core.0 as u16)
 }
 
 impl Bus {
     /// Sends `message` to core `to`; returns whether to ring its doorbell.
     /// Never loses the message: a full ring queues it for [`Bus::flush`].
     pub fn send(&mut self, to: CoreId, message: Outgoing) -> bool {
-        let wire = message.into_wire();
-        self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        let to = to.index();
-        let Some(Some(ring)) = self.outbox.get_mut(to) else {
-            // Not a peer (self or unknown): keep it for flush, which logs it.
-            log::error!("bus: no ring from core {} to core {to}; message {wire:?} kept back", self.me);
-            self.overflow.get_mut(self.me).map(|q| q.push_back(wire));
-            return false;
+        let me = self.endpoint.id();
+        let message = match message {
+            Outgoing::Spawn(cell) => Message::Spawn { task: task_ref(cell), priority: 0 },
+            Outgoing::Wake(cell) => Message::Wake { task: task_ref(cell) },
+            Outgoing::Migrate(cell) => Message::Migrate { task: task_ref(cell), priority: 0 },
+            Outgoing::StealRequest { priority } => Message::StealRequest { thief: me, priority },
+            Outgoing::StealDenied => Message::StealDenied,
         };
-        // Keep order: behind anything already waiting for this ring.
-        if !self.overflow[to].is_empty() {
-            self.overflow[to].push_back(wire);
-            self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        match ring.try_push(wire) {
-            Ok(()) => self.ring_if_asleep(to),
-            Err(PushError::Full(wire)) => {
-                self.overflow[to].push_back(wire);
-                self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
+        match self.endpoint.send_or_queue(proto(to), message) {
+            Ok(delivery) => delivery.must_ring(),
+            Err(error) => {
+                // Only a bad destination gets here (a bug): say so loudly.
+                // The task reference inside is leaked, not freed twice.
+                log::error!("bus: cannot send to core {to}: {error:?}");
                 false
             }
         }
     }
 
-    fn ring_if_asleep(&self, to: usize) -> bool {
-        let ring = self.doorbells[to].should_ring();
-        if ring {
-            self.stats.doorbells.fetch_add(1, Ordering::Relaxed);
-        }
-        ring
-    }
-
     /// Moves queued overflow into rings that have room; returns the cores
     /// whose doorbell must be rung.
     pub fn flush(&mut self) -> Vec<CoreId> {
-        let mut ring_these = Vec::new();
-        for to in 0..self.overflow.len() {
-            if self.overflow[to].is_empty() {
-                continue;
-            }
-            let Some(Some(ring)) = self.outbox.get_mut(to) else { continue };
-            let mut pushed = false;
-            while let Some(wire) = self.overflow[to].pop_front() {
-                if let Err(PushError::Full(wire)) = ring.try_push(wire) {
-                    self.overflow[to].push_front(wire);
-                    break;
-                }
-                pushed = true;
-            }
-            if pushed && self.ring_if_asleep(to) {
-                ring_these.push(CoreId(to as u32));
-            }
-        }
-        ring_these
+        self.endpoint.flush().iter().map(|c| CoreId(u32::from(c.0))).collect()
     }
 
-    /// Takes up to `max` messages, round-robin over the peers so that a
-    /// flooding peer cannot starve the others; per-peer order is kept.
+    /// Takes up to `max` messages, fairly over the peers, per-peer in order.
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(CoreId, Incoming)) -> usize {
-        let peers = self.inbox.len();
-        let per_peer = (max / peers.max(1)).max(1);
-        let mut taken = 0;
-        for step in 0..peers {
-            let from = (self.next_peer + step) % peers;
-            let Some(ring) = self.inbox[from].as_mut() else { continue };
-            for _ in 0..per_peer {
-                match ring.try_pop() {
-                    Ok(wire) => {
-                        taken += 1;
-                        f(CoreId(from as u32), Incoming::from_wire(wire));
-                    }
-                    Err(_) => break,
+        self.endpoint.drain(max, |from, message| {
+            // SAFETY: every task reference on the bus was made by `task_ref`
+            // from an owned Arc and is received exactly once.
+            let incoming = unsafe {
+                match message {
+                    Message::Spawn { task, .. } => Incoming::Spawn(TaskCell::from_word(task.0)),
+                    Message::Wake { task } => Incoming::Wake(TaskCell::from_word(task.0)),
+                    Message::Migrate { task, .. } => Incoming::Migrate(TaskCell::from_word(task.0)),
+                    Message::StealRequest { priority, .. } => Incoming::StealRequest { priority },
+                    Message::StealDenied => Incoming::StealDenied,
+                    other => Incoming::Other(other),
                 }
-            }
-        }
-        self.next_peer = (self.next_peer + 1) % peers.max(1);
-        self.stats.received.fetch_add(taken as u64, Ordering::Relaxed);
-        taken
+            };
+            f(CoreId(u32::from(from.0)), incoming)
+        })
     }
 
-    /// About to halt: mark this core asleep and re-check the rings. Returns
-    /// false (and clears the mark) if a message is waiting: do not halt.
+    /// About to halt: false (do not halt) if a message or own overflow is waiting.
     pub fn prepare_sleep(&mut self) -> bool {
-        self.doorbells[self.me].prepare_sleep();
-        let waiting = self.inbox.iter_mut().flatten().any(|ring| !ring.is_empty());
-        if waiting {
-            self.doorbells[self.me].wake();
-        }
-        !waiting
+        self.endpoint.prepare_sleep()
     }
 
     /// Awake again after a halt.
     pub fn woke(&mut self) {
-        self.doorbells[self.me].wake();
+        self.endpoint.woke();
     }
 
-    /// Messages waiting in overflow queues.
-    pub fn overflow_len(&self) -> usize {
-        self.overflow.iter().map(VecDeque::len).sum()
-    }
-
-    /// Messages waiting in this core's inbound rings.
-    pub fn inbound_len(&mut self) -> usize {
-        self.inbox.iter_mut().flatten().map(|ring| ring.slots()).sum()
+    /// The endpoint's counters.
+    pub fn stats(&self) -> percore_proto::Stats {
+        self.endpoint.stats()
     }
 }

@@ -81,8 +81,11 @@ pub struct Reactor {
     executor: CoreOnly<Executor>,
     wheel: CoreOnly<Wheel<Waker>>,
     bus: CoreOnly<bus::Bus>,
-    /// Wakes and spawns from this core itself (tasks, timers), taken in step 3.
+    /// Wakes of this core's tasks, from this core (tasks, timers) or
+    /// received from others; taken in step 3.
     local: spin::Mutex<VecDeque<Arc<TaskCell>>>,
+    /// Tasks spawned on this core by its own tasks, adopted in step 3.
+    spawned: spin::Mutex<VecDeque<Arc<TaskCell>>>,
     /// An outstanding steal request (so an idle core asks once, not in a loop).
     steal_pending: AtomicBool,
     pub stats: ReactorStats,
@@ -125,6 +128,7 @@ pub fn init(flavour: Flavour) {
                     wheel: CoreOnly::new(core, wheel),
                     bus: CoreOnly::new(core, endpoint),
                     local: spin::Mutex::new(VecDeque::new()),
+                    spawned: spin::Mutex::new(VecDeque::new()),
                     steal_pending: AtomicBool::new(false),
                     stats: ReactorStats::default(),
                 }
@@ -216,7 +220,7 @@ fn deliver_spawn(cell: Arc<TaskCell>) {
     let here = this();
     here.stats.spawned.fetch_add(1, Ordering::Relaxed);
     if home == me {
-        here.local.lock().push_back(cell);
+        here.spawned.lock().push_back(cell);
     } else {
         here.send(home, bus::Outgoing::Spawn(cell));
     }
@@ -294,7 +298,7 @@ impl Reactor {
             Err(error) => {
                 // The tree has no room: keep the task queued and retry next turn.
                 log::warn!("reactor: task tree full ({error:?}); retrying");
-                self.local.lock().push_back(cell);
+                self.spawned.lock().push_back(cell);
                 return;
             }
         };
@@ -329,13 +333,21 @@ impl Reactor {
         }
     }
 
-    /// Moves queued local wakes and spawns into the tree.
+    /// Adopts locally spawned tasks and applies queued wakes.
     fn take_local(&self) {
+        let spawned: VecDeque<Arc<TaskCell>> = core::mem::take(&mut *self.spawned.lock());
+        for cell in spawned {
+            self.adopt(cell);
+        }
         let queued: VecDeque<Arc<TaskCell>> = core::mem::take(&mut *self.local.lock());
         for cell in queued {
             let raw = cell.local_id.load(Ordering::Acquire);
-            if raw == u64::MAX {
-                self.adopt(cell); // a new task
+            if raw == u64::MAX || cell.home() != self.core {
+                // In flight to this core (spawn or migration): it arrives
+                // ready. Or it moved on meanwhile: follow it.
+                if cell.home() != self.core {
+                    self.send(cell.home(), bus::Outgoing::Wake(cell));
+                }
                 continue;
             }
             let mut exec = self.executor.borrow_mut();
@@ -403,7 +415,9 @@ impl Reactor {
             Some(deadline) => lapic::arm_timer(Clock::tsc_at(Instant(deadline))),
             None => lapic::cancel_timer(),
         }
-        let work_waiting = !self.local.lock().is_empty() || self.executor.borrow_mut().tree.ready_len() > 0;
+        let work_waiting = !self.local.lock().is_empty()
+            || !self.spawned.lock().is_empty()
+            || self.executor.borrow_mut().tree.ready_len() > 0;
         if !work_waiting && may_halt() && self.bus.borrow_mut().prepare_sleep() {
             self.stats.halts.fetch_add(1, Ordering::Relaxed);
             // `sti; hlt`: an interrupt pending since `cli` ends the halt at once.

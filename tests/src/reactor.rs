@@ -1,0 +1,296 @@
+//! Reactor tests (`-smp 4` and the rest of the matrix): tasks across cores,
+//! timers, channels, load balancing, tickless idle.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+
+use percore_kernel::Kernel;
+use percore_kernel::arch::x86_64::cpu_local::{self, CoreId};
+use percore_kernel::arch::x86_64::tsc;
+use percore_kernel::reactor::{
+    self, SpawnOptions, block_on, channel, interval, priority, sleep, spawn, spawn_on, spawn_with, yield_now,
+};
+use percore_kernel::time::{Clock, Instant};
+use percore_sched::Flavour;
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the reactors once (the first reactor test to run does it).
+fn ensure_reactors() {
+    if !STARTED.swap(true, Ordering::AcqRel) {
+        reactor::init(Flavour::RoundRobin);
+        let deadline = tsc::rdtsc() + tsc::hz() * 5;
+        while !reactor::all_started() && tsc::rdtsc() < deadline {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+fn cores() -> u32 {
+    cpu_local::online_cores()
+}
+
+/// 10k tasks spawned across all cores complete; their results are joined
+/// by a task on another core than the one that spawned them.
+pub fn ten_thousand_tasks_joined_elsewhere(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    let n = cores();
+    let joiner = CoreId(n.saturating_sub(1));
+    let total = block_on(spawn_on(joiner, priority(32), async move {
+        let handles: Vec<_> = (0..10_000u64)
+            .map(|i| spawn_on(CoreId((i % u64::from(n)) as u32), priority(32), async move { i * 3 }))
+            .collect();
+        let mut sum = 0;
+        for handle in handles {
+            sum += handle.await;
+        }
+        sum
+    }));
+    let expected: u64 = (0..10_000u64).map(|i| i * 3).sum();
+    if total != expected {
+        return Err(format!("joined sum {total}, expected {expected}"));
+    }
+    Ok(())
+}
+
+static FIRED: AtomicU64 = AtomicU64::new(0);
+static EARLY: AtomicU64 = AtomicU64::new(0);
+
+/// 100k one-shot timers spread over all cores all fire, none early.
+pub fn hundred_thousand_timers(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    FIRED.store(0, Ordering::SeqCst);
+    EARLY.store(0, Ordering::SeqCst);
+    const TIMERS: u64 = 100_000;
+    let n = u64::from(cores());
+    let start = Clock::now().0;
+    let handles: Vec<_> = (0..n)
+        .map(|core| {
+            spawn_on(CoreId(core as u32), priority(32), async move {
+                let mine: Vec<_> = (0..TIMERS / n + u64::from(core < TIMERS % n))
+                    .map(|i| {
+                        // Deadlines spread over 1..=200 ms.
+                        let deadline = Instant(start + 1_000_000 + (i * 7919 % 200) * 1_000_000);
+                        spawn(priority(32), async move {
+                            reactor::sleep_until(deadline).await;
+                            if Clock::now() < deadline {
+                                EARLY.fetch_add(1, Ordering::Relaxed);
+                            }
+                            FIRED.fetch_add(1, Ordering::Relaxed);
+                        })
+                    })
+                    .collect();
+                for handle in mine {
+                    handle.await;
+                }
+            })
+        })
+        .collect();
+    block_on(async {
+        for handle in handles {
+            handle.await;
+        }
+    });
+    let (fired, early) = (FIRED.load(Ordering::SeqCst), EARLY.load(Ordering::SeqCst));
+    percore_kernel::println!("timers: {fired} fired, {early} early, in {} ms", (Clock::now().0 - start) / 1_000_000);
+    if fired != TIMERS || early != 0 {
+        return Err(format!("{fired} of {TIMERS} timers fired, {early} early"));
+    }
+    Ok(())
+}
+
+/// An interval fires N times at exact multiples of its period (no drift),
+/// never before its due instant.
+pub fn interval_without_drift(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    const PERIOD_MS: u64 = 2;
+    const TICKS: u64 = 50;
+    block_on(async {
+        let start = Clock::now().0;
+        let mut ticker = interval(Duration::from_millis(PERIOD_MS));
+        let mut first = None;
+        for n in 0..TICKS {
+            let due = ticker.tick().await;
+            let now = Clock::now();
+            let first_due = *first.get_or_insert(due.0);
+            if due.0 != first_due + n * PERIOD_MS * 1_000_000 {
+                return Err(format!("tick {n} due at {} ns, not a multiple of the period", due.0 - first_due));
+            }
+            if now < due {
+                return Err(format!("tick {n} came {} ns early", due.0 - now.0));
+            }
+        }
+        let late = Clock::now().0.saturating_sub(start + TICKS * PERIOD_MS * 1_000_000);
+        percore_kernel::println!("interval: {TICKS} ticks of {PERIOD_MS} ms, last one late by {} us", late / 1000);
+        Ok(())
+    })
+}
+
+/// Every ordered pair of cores ping-pongs 10k messages through channels:
+/// nothing lost, nothing reordered.
+pub fn ping_pong_every_pair(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    const ROUNDS: u64 = 10_000;
+    let n = cores();
+    for a in 0..n {
+        for b in (0..n).filter(|&b| b != a) {
+            let result = block_on(spawn_on(CoreId(a), priority(40), async move {
+                let (mut to_b, mut at_b) = channel::channel::<u64>(64).expect("capacity");
+                let (mut to_a, mut at_a) = channel::channel::<u64>(64).expect("capacity");
+                let echo = spawn_on(CoreId(b), priority(40), async move {
+                    while let Some(value) = at_b.recv().await {
+                        to_a.send(value).await;
+                    }
+                });
+                for seq in 0..ROUNDS {
+                    to_b.send(seq).await;
+                    match at_a.recv().await {
+                        Some(got) if got == seq => {}
+                        other => return Err(format!("core {a}->{b}: sent {seq}, got back {other:?}")),
+                    }
+                }
+                drop(to_b);
+                echo.await;
+                Ok(())
+            }));
+            result?;
+        }
+    }
+    percore_kernel::println!("ping-pong: {} pairs x {ROUNDS} round trips, in order", n * n.saturating_sub(1));
+    Ok(())
+}
+
+/// A full channel applies backpressure: `try_send` hands the value back,
+/// `send().await` waits, and every value arrives in order.
+pub fn channel_backpressure(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    let far = CoreId(cores() - 1);
+    block_on(async move {
+        let (mut tx, mut rx) = channel::channel::<u64>(4).expect("capacity");
+        for i in 0..4 {
+            tx.try_send(i).map_err(|e| format!("send {i} into an empty channel: {e:?}"))?;
+        }
+        match tx.try_send(99) {
+            Err(channel::TrySendError::Full(99)) => {}
+            other => return Err(format!("full channel accepted a value: {other:?}")),
+        }
+        let consumer = spawn_on(far, priority(32), async move {
+            let mut got = Vec::new();
+            while let Some(value) = rx.recv().await {
+                got.push(value);
+                if got.len() % 100 == 0 {
+                    sleep(Duration::from_micros(200)).await; // a slow consumer
+                }
+            }
+            got
+        });
+        for i in 4..2_000 {
+            tx.send(i).await;
+        }
+        drop(tx);
+        let got = consumer.await;
+        if got != (0..2_000).collect::<Vec<u64>>() {
+            return Err(format!("received {} values, not 0..2000 in order", got.len()));
+        }
+        Ok(())
+    })
+}
+
+static RAN_ON: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
+static PINNED_MOVED: AtomicBool = AtomicBool::new(false);
+
+fn busy_us(us: u64) {
+    let end = tsc::rdtsc() + tsc::hz() / 1_000_000 * us;
+    while tsc::rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// 1000 CPU-bound tasks spawned on core 0 end up spread over every core; a
+/// pinned task never leaves core 0.
+pub fn load_balancing_spreads_work(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    let n = cores() as usize;
+    for counter in &RAN_ON {
+        counter.store(0, Ordering::SeqCst);
+    }
+    PINNED_MOVED.store(false, Ordering::SeqCst);
+    let handles = block_on(async {
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            handles.push(spawn_with(CoreId(0), SpawnOptions::new(priority(32)).pinned(), async {
+                for _ in 0..50 {
+                    if cpu_local::core_id() != CoreId(0) {
+                        PINNED_MOVED.store(true, Ordering::SeqCst);
+                    }
+                    busy_us(100);
+                    yield_now().await;
+                }
+            }));
+        }
+        handles
+    });
+    let workers: Vec<_> = block_on(async {
+        (0..1000)
+            .map(|_| {
+                spawn(priority(32), async {
+                    for _ in 0..4 {
+                        busy_us(50);
+                        yield_now().await;
+                    }
+                    RAN_ON[cpu_local::core_id().index()].fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect()
+    });
+    block_on(async {
+        for handle in handles {
+            handle.await;
+        }
+        for worker in workers {
+            worker.await;
+        }
+    });
+    let counts: Vec<usize> = RAN_ON[..n].iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    percore_kernel::println!("balance: 1000 tasks finished per core: {counts:?}");
+    if PINNED_MOVED.load(Ordering::SeqCst) {
+        return Err(String::from("a pinned task ran on another core"));
+    }
+    if counts.iter().sum::<usize>() != 1000 {
+        return Err(format!("{} of 1000 tasks finished", counts.iter().sum::<usize>()));
+    }
+    if n > 1 && counts.iter().any(|&c| c < 1000 / (4 * n)) {
+        return Err(format!("work not spread over all cores: {counts:?}"));
+    }
+    Ok(())
+}
+
+/// An idle kernel takes no timer interrupts: over one second with nothing
+/// to do, no core's APIC timer fires.
+pub fn tickless_when_idle(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    // Let timers left by earlier tests drain first.
+    let settle = tsc::rdtsc() + tsc::hz() * 2;
+    while reactor::reactors().iter().any(|r| r.stats.timers.load(Ordering::Relaxed) > 0) && tsc::rdtsc() < settle {
+        core::hint::spin_loop();
+    }
+    let count = || -> Vec<u64> {
+        cpu_local::cores()
+            .iter()
+            .map(|s| s.local().map_or(0, |l| l.stats.timer_interrupts.load(Ordering::Acquire)))
+            .collect()
+    };
+    let before = count();
+    // Core 0 waits by spinning (arming no timer); the others sit in their reactors.
+    busy_us(1_000_000);
+    let after = count();
+    let fired: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+    percore_kernel::println!("tickless: {fired} timer interrupts over 1 s idle on {} cores", after.len());
+    if fired != 0 {
+        return Err(format!("{fired} timer interrupts while idle ({before:?} -> {after:?})"));
+    }
+    Ok(())
+}
