@@ -78,13 +78,41 @@ static TESTS: &[Test] = &[
     ),
     Test::new("bench_smp", Kind::Bench, bench::bench_smp),
     // Reactor tests last: they start the reactors on every core.
-    Test::new("reactor_ten_thousand_tasks_joined_elsewhere", Kind::Normal, reactor::ten_thousand_tasks_joined_elsewhere),
-    Test::new("reactor_hundred_thousand_timers", Kind::Normal, reactor::hundred_thousand_timers),
-    Test::new("reactor_interval_without_drift", Kind::Normal, reactor::interval_without_drift),
-    Test::new("reactor_ping_pong_every_pair", Kind::Normal, reactor::ping_pong_every_pair),
-    Test::new("reactor_channel_backpressure", Kind::Normal, reactor::channel_backpressure),
-    Test::new("reactor_load_balancing_spreads_work", Kind::Normal, reactor::load_balancing_spreads_work),
-    Test::new("reactor_tickless_when_idle", Kind::Normal, reactor::tickless_when_idle),
+    Test::new(
+        "reactor_ten_thousand_tasks_joined_elsewhere",
+        Kind::Normal,
+        reactor::ten_thousand_tasks_joined_elsewhere,
+    ),
+    Test::new(
+        "reactor_hundred_thousand_timers",
+        Kind::Normal,
+        reactor::hundred_thousand_timers,
+    ),
+    Test::new(
+        "reactor_interval_without_drift",
+        Kind::Normal,
+        reactor::interval_without_drift,
+    ),
+    Test::new(
+        "reactor_ping_pong_every_pair",
+        Kind::Normal,
+        reactor::ping_pong_every_pair,
+    ),
+    Test::new(
+        "reactor_channel_backpressure",
+        Kind::Normal,
+        reactor::channel_backpressure,
+    ),
+    Test::new(
+        "reactor_load_balancing_spreads_work",
+        Kind::Normal,
+        reactor::load_balancing_spreads_work,
+    ),
+    Test::new(
+        "reactor_tickless_when_idle",
+        Kind::Normal,
+        reactor::tickless_when_idle,
+    ),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

@@ -67,7 +67,10 @@ fn class_of(layout: &Layout) -> Option<usize> {
 impl KernelAllocator {
     fn large_alloc(&self, layout: Layout) -> *mut u8 {
         x86_64::instructions::interrupts::without_interrupts(|| {
-            self.large.lock().allocate_first_fit(layout).map_or(null_mut(), NonNull::as_ptr)
+            self.large
+                .lock()
+                .allocate_first_fit(layout)
+                .map_or(null_mut(), NonNull::as_ptr)
         })
     }
 
@@ -76,7 +79,9 @@ impl KernelAllocator {
         x86_64::instructions::interrupts::without_interrupts(|| {
             let mut list = self.small[class].lock();
             if list.head.is_none() {
-                let Ok(chunk) = Layout::from_size_align(REFILL_BYTES, block_size) else { return null_mut() };
+                let Ok(chunk) = Layout::from_size_align(REFILL_BYTES, block_size) else {
+                    return null_mut();
+                };
                 let base = self.large_alloc(chunk);
                 if base.is_null() {
                     return null_mut();
@@ -120,7 +125,9 @@ unsafe impl GlobalAlloc for KernelAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         self.live.fetch_sub(layout.size(), Ordering::Relaxed);
-        let Some(block) = NonNull::new(ptr) else { return };
+        let Some(block) = NonNull::new(ptr) else {
+            return;
+        };
         x86_64::instructions::interrupts::without_interrupts(|| match class_of(&layout) {
             Some(class) => {
                 let mut list = self.small[class].lock();

@@ -2,6 +2,8 @@
 //! core hands over up to half of its movable ready tasks.
 //!
 //! Each reactor publishes its ready-task count (`ReactorStats::ready`). A core
+//! with more ready tasks than one polling batch wakes one halted core (an
+//! IPI, no message), which then finds itself idle and asks for work. A core
 //! that just ran nothing picks the core with the most ready tasks (at least
 //! two) and sends it one `StealRequest`; it sends no other until an answer
 //! (`Migrate` or `StealDenied`) arrives. The victim takes tasks bucket by
@@ -17,6 +19,22 @@ use percore_sched::Priority;
 use super::bus::Outgoing;
 use super::{Reactor, reactors};
 use crate::arch::x86_64::cpu_local::CoreId;
+use crate::arch::x86_64::lapic;
+
+/// More ready tasks here than one batch: wake one halted core so that it
+/// comes asking for work (each halted core is woken at most once per halt).
+pub(super) fn when_busy(me: &Reactor) {
+    if me.stats.ready.load(Ordering::Relaxed) <= super::POLL_BATCH {
+        return;
+    }
+    let sleeper = reactors()
+        .iter()
+        .find(|r| r.core != me.core && r.halted.swap(false, Ordering::AcqRel));
+    if let Some(sleeper) = sleeper {
+        me.stats.doorbells.fetch_add(1, Ordering::Relaxed);
+        lapic::send_ipi(sleeper.core, lapic::IPI_VECTOR);
+    }
+}
 
 /// Called when this core ran nothing in a turn.
 pub(super) fn when_idle(me: &Reactor) {
@@ -32,7 +50,12 @@ pub(super) fn when_idle(me: &Reactor) {
         && ready >= 2
     {
         me.steal_pending.store(true, Ordering::Release);
-        me.send(victim, Outgoing::StealRequest { priority: Priority::MIN.get() });
+        me.send(
+            victim,
+            Outgoing::StealRequest {
+                priority: Priority::MIN.get(),
+            },
+        );
     }
 }
 
@@ -56,7 +79,9 @@ pub(super) fn on_steal_request(me: &Reactor, thief: CoreId, _min_priority: u8) {
         me.send(thief, Outgoing::Migrate(cell));
         moved += 1;
     }
-    me.stats.ready.store(me.executor.borrow_mut().tree.ready_len(), Ordering::Relaxed);
+    me.stats
+        .ready
+        .store(me.executor.borrow_mut().tree.ready_len(), Ordering::Relaxed);
     if moved == 0 {
         me.send(thief, Outgoing::StealDenied);
     }

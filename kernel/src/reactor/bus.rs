@@ -38,7 +38,9 @@ pub enum Incoming {
     Spawn(Arc<TaskCell>),
     Wake(Arc<TaskCell>),
     Migrate(Arc<TaskCell>),
-    StealRequest { priority: u8 },
+    StealRequest {
+        priority: u8,
+    },
     StealDenied,
     /// A protocol message this reactor does not act on (yet).
     Other(Message),
@@ -72,10 +74,21 @@ impl Bus {
     pub fn send(&mut self, to: CoreId, message: Outgoing) -> bool {
         let me = self.endpoint.id();
         let message = match message {
-            Outgoing::Spawn(cell) => Message::Spawn { task: task_ref(cell), priority: 0 },
-            Outgoing::Wake(cell) => Message::Wake { task: task_ref(cell) },
-            Outgoing::Migrate(cell) => Message::Migrate { task: task_ref(cell), priority: 0 },
-            Outgoing::StealRequest { priority } => Message::StealRequest { thief: me, priority },
+            Outgoing::Spawn(cell) => Message::Spawn {
+                task: task_ref(cell),
+                priority: 0,
+            },
+            Outgoing::Wake(cell) => Message::Wake {
+                task: task_ref(cell),
+            },
+            Outgoing::Migrate(cell) => Message::Migrate {
+                task: task_ref(cell),
+                priority: 0,
+            },
+            Outgoing::StealRequest { priority } => Message::StealRequest {
+                thief: me,
+                priority,
+            },
             Outgoing::StealDenied => Message::StealDenied,
         };
         match self.endpoint.send_or_queue(proto(to), message) {
@@ -92,7 +105,11 @@ impl Bus {
     /// Moves queued overflow into rings that have room; returns the cores
     /// whose doorbell must be rung.
     pub fn flush(&mut self) -> Vec<CoreId> {
-        self.endpoint.flush().iter().map(|c| CoreId(u32::from(c.0))).collect()
+        self.endpoint
+            .flush()
+            .iter()
+            .map(|c| CoreId(u32::from(c.0)))
+            .collect()
     }
 
     /// Takes up to `max` messages, fairly over the peers, per-peer in order.

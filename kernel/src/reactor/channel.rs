@@ -47,7 +47,16 @@ pub fn channel<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
         senders_waiting: spin::Mutex::new(VecDeque::new()),
         senders: AtomicUsize::new(1),
     });
-    Ok((Sender { ring: producer, shared: shared.clone() }, Receiver { ring: consumer, shared }))
+    Ok((
+        Sender {
+            ring: producer,
+            shared: shared.clone(),
+        },
+        Receiver {
+            ring: consumer,
+            shared,
+        },
+    ))
 }
 
 impl<T> Sender<T> {
@@ -68,11 +77,16 @@ impl<T> Sender<T> {
     pub async fn send(&mut self, value: T) {
         let mut value = Some(value);
         poll_fn(|cx| {
-            let Some(v) = value.take() else { return Poll::Ready(()) };
+            let Some(v) = value.take() else {
+                return Poll::Ready(());
+            };
             match self.try_send(v) {
                 Ok(()) => Poll::Ready(()),
                 Err(TrySendError::Full(v)) => {
-                    self.shared.senders_waiting.lock().push_back(cx.waker().clone());
+                    self.shared
+                        .senders_waiting
+                        .lock()
+                        .push_back(cx.waker().clone());
                     // Re-try once: the receiver may have made room before our waker was queued.
                     match self.try_send(v) {
                         Ok(()) => Poll::Ready(()),
@@ -91,7 +105,10 @@ impl<T> Sender<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::AcqRel);
-        Sender { ring: self.ring.clone(), shared: self.shared.clone() }
+        Sender {
+            ring: self.ring.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 

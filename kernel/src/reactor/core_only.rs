@@ -22,12 +22,19 @@ unsafe impl<T: Send> Sync for CoreOnly<T> {}
 
 impl<T> CoreOnly<T> {
     pub fn new(owner: CoreId, value: T) -> Self {
-        CoreOnly { owner, cell: RefCell::new(value) }
+        CoreOnly {
+            owner,
+            cell: RefCell::new(value),
+        }
     }
 
     /// Borrows the state; panics if called on another core or while borrowed.
     pub fn borrow_mut(&self) -> RefMut<'_, T> {
-        assert_eq!(cpu_local::core_id(), self.owner, "core-local state used from another core");
+        assert_eq!(
+            cpu_local::core_id(),
+            self.owner,
+            "core-local state used from another core"
+        );
         self.cell.borrow_mut()
     }
 }

@@ -14,8 +14,8 @@
 //! rings and a few counters other cores read.
 
 mod balance;
-pub mod channel;
 mod bus;
+pub mod channel;
 mod core_only;
 pub mod task;
 pub mod timer;
@@ -88,6 +88,8 @@ pub struct Reactor {
     spawned: spin::Mutex<VecDeque<Arc<TaskCell>>>,
     /// An outstanding steal request (so an idle core asks once, not in a loop).
     steal_pending: AtomicBool,
+    /// Set while this core is halted with nothing to do (a hint for others).
+    halted: AtomicBool,
     pub stats: ReactorStats,
 }
 
@@ -120,16 +122,25 @@ pub fn init(flavour: Flavour) {
             .enumerate()
             .map(|(i, endpoint)| {
                 let core = CoreId(i as u32);
-                let wheel = Wheel::new(Config::new(TickShift::new(TIMER_TICK_SHIFT).expect("valid tick")))
-                    .expect("valid timer wheel configuration");
+                let wheel = Wheel::new(Config::new(
+                    TickShift::new(TIMER_TICK_SHIFT).expect("valid tick"),
+                ))
+                .expect("valid timer wheel configuration");
                 Reactor {
                     core,
-                    executor: CoreOnly::new(core, Executor { tree: TaskTree::new(AnyDiscipline::new(flavour)), cells: Vec::new() }),
+                    executor: CoreOnly::new(
+                        core,
+                        Executor {
+                            tree: TaskTree::new(AnyDiscipline::new(flavour)),
+                            cells: Vec::new(),
+                        },
+                    ),
                     wheel: CoreOnly::new(core, wheel),
                     bus: CoreOnly::new(core, endpoint),
                     local: spin::Mutex::new(VecDeque::new()),
                     spawned: spin::Mutex::new(VecDeque::new()),
                     steal_pending: AtomicBool::new(false),
+                    halted: AtomicBool::new(false),
                     stats: ReactorStats::default(),
                 }
             })
@@ -161,7 +172,10 @@ pub fn run() -> ! {
 /// The future is polled in place on this core (it need not be `Send`).
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = core::pin::pin!(future);
-    let woken = Arc::new(FlagWaker { woken: AtomicBool::new(true), core: cpu_local::core_id() });
+    let woken = Arc::new(FlagWaker {
+        woken: AtomicBool::new(true),
+        core: cpu_local::core_id(),
+    });
     let waker = Waker::from(woken.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
@@ -243,6 +257,7 @@ impl Reactor {
         self.fire_timers();
         self.take_local();
         let ran = self.run_batch();
+        balance::when_busy(self);
         let rang = self.bus.borrow_mut().flush();
         for to in rang {
             self.stats.doorbells.fetch_add(1, Ordering::Relaxed);
@@ -257,8 +272,13 @@ impl Reactor {
 
     fn drain_bus(&self) {
         let mut incoming = Vec::new();
-        let count = self.bus.borrow_mut().drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
-        self.stats.messages_in.fetch_add(count as u64, Ordering::Relaxed);
+        let count = self
+            .bus
+            .borrow_mut()
+            .drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
+        self.stats
+            .messages_in
+            .fetch_add(count as u64, Ordering::Relaxed);
         for (from, message) in incoming {
             self.handle(from, message);
         }
@@ -280,9 +300,13 @@ impl Reactor {
                     self.send(cell.home(), bus::Outgoing::Wake(cell));
                 }
             }
-            bus::Incoming::StealRequest { priority } => balance::on_steal_request(self, from, priority),
+            bus::Incoming::StealRequest { priority } => {
+                balance::on_steal_request(self, from, priority)
+            }
             bus::Incoming::StealDenied => self.steal_pending.store(false, Ordering::Release),
-            bus::Incoming::Other(message) => log::warn!("reactor: unexpected message from core {from}: {message:?}"),
+            bus::Incoming::Other(message) => {
+                log::warn!("reactor: unexpected message from core {from}: {message:?}")
+            }
         }
     }
 
@@ -310,7 +334,9 @@ impl Reactor {
         }
         exec.cells[slot] = Some(cell);
         self.stats.tasks.fetch_add(1, Ordering::Relaxed);
-        self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.stats
+            .ready
+            .store(exec.tree.ready_len(), Ordering::Relaxed);
     }
 
     fn fire_timers(&self) {
@@ -353,7 +379,9 @@ impl Reactor {
             let mut exec = self.executor.borrow_mut();
             // A stale id (the task finished or moved) is rejected by the tree's generation check.
             let _ = exec.tree.wake(TaskId::from_raw(raw));
-            self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+            self.stats
+                .ready
+                .store(exec.tree.ready_len(), Ordering::Relaxed);
         }
     }
 
@@ -361,7 +389,9 @@ impl Reactor {
     fn run_batch(&self) -> usize {
         let mut ran = 0;
         while ran < POLL_BATCH {
-            let Some((id, cell)) = self.select() else { break };
+            let Some((id, cell)) = self.select() else {
+                break;
+            };
             ran += 1;
             self.poll_task(id, cell);
         }
@@ -372,7 +402,9 @@ impl Reactor {
         let mut exec = self.executor.borrow_mut();
         let id = exec.tree.select()?;
         let cell = exec.cells.get(id.index()).and_then(|c| c.clone())?;
-        self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.stats
+            .ready
+            .store(exec.tree.ready_len(), Ordering::Relaxed);
         Some((id, cell))
     }
 
@@ -403,7 +435,9 @@ impl Reactor {
         } else {
             let _ = exec.tree.block(id);
         }
-        self.stats.ready.store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.stats
+            .ready
+            .store(exec.tree.ready_len(), Ordering::Relaxed);
     }
 
     /// Nothing to run: arm the APIC for the next timer (if any) and halt
@@ -420,8 +454,10 @@ impl Reactor {
             || self.executor.borrow_mut().tree.ready_len() > 0;
         if !work_waiting && may_halt() && self.bus.borrow_mut().prepare_sleep() {
             self.stats.halts.fetch_add(1, Ordering::Relaxed);
+            self.halted.store(true, Ordering::Release);
             // `sti; hlt`: an interrupt pending since `cli` ends the halt at once.
             x86_64::instructions::interrupts::enable_and_hlt();
+            self.halted.store(false, Ordering::Release);
             self.bus.borrow_mut().woke();
         }
         x86_64::instructions::interrupts::enable();
@@ -430,6 +466,11 @@ impl Reactor {
     /// This core.
     pub fn core(&self) -> CoreId {
         self.core
+    }
+
+    /// The bus endpoint's counters (only on this reactor's own core).
+    pub fn bus_stats(&self) -> percore_proto::Stats {
+        self.bus.borrow_mut().stats()
     }
 }
 

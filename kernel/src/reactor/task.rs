@@ -40,7 +40,12 @@ pub struct TaskCell {
 }
 
 impl TaskCell {
-    pub(super) fn new(future: TaskFuture, priority: Priority, pinned: bool, home: CoreId) -> Arc<TaskCell> {
+    pub(super) fn new(
+        future: TaskFuture,
+        priority: Priority,
+        pinned: bool,
+        home: CoreId,
+    ) -> Arc<TaskCell> {
         Arc::new(TaskCell {
             home: AtomicU32::new(home.0),
             local_id: AtomicU64::new(u64::MAX),
@@ -134,7 +139,9 @@ where
         result: spin::Mutex::new(None),
         waiter: spin::Mutex::new(None),
     });
-    let handle = JoinHandle { state: state.clone() };
+    let handle = JoinHandle {
+        state: state.clone(),
+    };
     let task = Box::pin(async move {
         let value = future.await;
         *state.result.lock() = Some(value);
@@ -156,7 +163,10 @@ pub struct SpawnOptions {
 
 impl SpawnOptions {
     pub fn new(priority: Priority) -> Self {
-        SpawnOptions { priority, pinned: false }
+        SpawnOptions {
+            priority,
+            pinned: false,
+        }
     }
 
     pub fn pinned(mut self) -> Self {

@@ -24,12 +24,17 @@ pub struct Sleep {
 
 /// Sleeps for `duration`.
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant(Clock::now().0.saturating_add(duration.as_nanos() as u64)))
+    sleep_until(Instant(
+        Clock::now().0.saturating_add(duration.as_nanos() as u64),
+    ))
 }
 
 /// Sleeps until `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep { deadline, armed: None }
+    Sleep {
+        deadline,
+        armed: None,
+    }
 }
 
 impl Sleep {
@@ -85,7 +90,11 @@ pub struct Interval {
 /// An interval whose first tick is one `period` from now.
 pub fn interval(period: Duration) -> Interval {
     let period = (period.as_nanos() as u64).max(1);
-    Interval { next: Instant(Clock::now().0 + period), period, sleep: None }
+    Interval {
+        next: Instant(Clock::now().0 + period),
+        period,
+        sleep: None,
+    }
 }
 
 impl Interval {
