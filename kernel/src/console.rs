@@ -83,7 +83,37 @@ pub fn on_receive_interrupt() {
         }
         INPUT[head % INPUT_CAPACITY].store(byte, Ordering::Relaxed);
         INPUT_HEAD.store(head + 1, Ordering::Release);
+        INPUT_ARRIVED.store(true, Ordering::Release);
     }
+}
+
+static INPUT_WAKER: spin::Mutex<Option<core::task::Waker>> = spin::Mutex::new(None);
+static INPUT_ARRIVED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Called by the reactor every turn (normal context): wakes the task waiting
+/// in [`next_byte`] if the receive interrupt brought input. The interrupt
+/// handler itself only sets a flag: wakers never run in interrupt context.
+pub fn dispatch_input_wakeup() {
+    if INPUT_ARRIVED.swap(false, Ordering::AcqRel)
+        && let Some(waker) = INPUT_WAKER.lock().take()
+    {
+        waker.wake();
+    }
+}
+
+/// Waits for the next byte typed on the console.
+pub async fn next_byte() -> u8 {
+    core::future::poll_fn(|cx| {
+        if let Some(byte) = read_byte() {
+            return core::task::Poll::Ready(byte);
+        }
+        *INPUT_WAKER.lock() = Some(cx.waker().clone());
+        match read_byte() {
+            Some(byte) => core::task::Poll::Ready(byte),
+            None => core::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The next byte typed on the console, if any.

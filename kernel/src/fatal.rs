@@ -95,3 +95,17 @@ pub fn stop(fatal: Fatal<'_>) -> ! {
 fn panic(info: &PanicInfo<'_>) -> ! {
     stop(Fatal::Panic(info))
 }
+
+/// Stops every core on request (the console's `halt`): the other cores get
+/// the stop NMI and halt; under QEMU the machine exits with success.
+pub fn halt_machine() -> ! {
+    let me = this_core().id.0;
+    if OWNER
+        .compare_exchange(NO_OWNER, me, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+        && crate::arch::x86_64::lapic::is_ready()
+    {
+        crate::arch::x86_64::lapic::send_nmi_all_others();
+    }
+    qemu_exit::exit(ExitCode::Success)
+}

@@ -14,6 +14,7 @@ pub mod drivers;
 pub mod fatal;
 pub mod mem;
 pub mod reactor;
+pub mod tele;
 pub mod time;
 
 pub use boot::{BOOTLOADER_CONFIG, Kernel, init};

@@ -113,6 +113,11 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         reactor::tickless_when_idle,
     ),
+    Test::new(
+        "reactor_console_commands",
+        Kind::Normal,
+        reactor::console_commands,
+    ),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

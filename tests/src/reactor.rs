@@ -346,3 +346,31 @@ pub fn tickless_when_idle(_: &Kernel) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The console commands answer with what they promise (the serial input path
+/// itself is covered by `com1_interrupt_routed`).
+pub fn console_commands(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    let n = cores() as usize;
+    let run = |command: &'static str| block_on(percore_kernel::tele::execute(command));
+    let cores_out = run("cores");
+    if !cores_out.starts_with("core  apic") || cores_out.lines().count() != n + 1 {
+        return Err(format!("`cores` printed:\n{cores_out}"));
+    }
+    for command in ["tasks", "timers"] {
+        let out = run(command);
+        if out.lines().count() != n + 1 {
+            return Err(format!("`{command}` printed:\n{out}"));
+        }
+    }
+    let demo = run("spawn-demo");
+    if !demo.starts_with("spawn-demo: 100 tasks") {
+        return Err(format!("`spawn-demo` printed: {demo}"));
+    }
+    if !run("help").contains("spawn-demo") || !run("bogus").starts_with("unknown command `bogus`") {
+        return Err(String::from(
+            "`help` or an unknown command answered wrongly",
+        ));
+    }
+    Ok(())
+}

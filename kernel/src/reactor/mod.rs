@@ -255,6 +255,10 @@ impl Reactor {
     fn turn(&self, may_halt: &dyn Fn() -> bool) {
         self.drain_bus();
         self.fire_timers();
+        if self.core.0 == 0 {
+            // The console's receive interrupt goes to core 0 (step 3: readiness).
+            crate::console::dispatch_input_wakeup();
+        }
         self.take_local();
         let ran = self.run_batch();
         balance::when_busy(self);

@@ -27,7 +27,8 @@ impl CoreId {
 
 impl core::fmt::Display for CoreId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}", self.0)
+        // Forward to the number so that width and alignment apply.
+        core::fmt::Display::fmt(&self.0, f)
     }
 }
 
