@@ -180,3 +180,191 @@ fn timer_lateness(cores: &[CoreId]) -> Result<(), String> {
     line("timer_lateness_p99_ns", p99, "ns");
     Ok(())
 }
+
+/// Median and 99th percentile in ns of TSC-cycle samples, plus cycles.
+fn report_cycles(name: &str, samples: &mut [u64]) {
+    let (p50, p99) = percentiles(samples);
+    println!(
+        "{name:<34} p50 {p50:>9} cycles {:>9} ns   p99 {p99:>9} cycles {:>9} ns",
+        cycles_to_ns(p50),
+        cycles_to_ns(p99)
+    );
+    line(&format!("{name}_p50_cycles"), p50, "cycles");
+    line(&format!("{name}_p50_ns"), cycles_to_ns(p50), "ns");
+    line(&format!("{name}_p99_cycles"), p99, "cycles");
+    line(&format!("{name}_p99_ns"), cycles_to_ns(p99), "ns");
+}
+
+fn total_doorbells() -> u64 {
+    percore_kernel::reactor::reactors()
+        .iter()
+        .map(|r| r.stats.doorbells.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// `cargo xtask bench reactor`: the reactor's costs, measured in the kernel.
+pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::reactor::{
+        block_on, channel::channel, priority, sleep, spawn, spawn_on, yield_now,
+    };
+    crate::reactor::start_reactors();
+    let cores = cpu_local::online_cores();
+    let far = CoreId(cores - 1);
+    println!("== reactor benchmark: {cores} cores, round trips between core 0 and core {far}");
+
+    // Cross-core message round trip through channels.
+    let mut rtt = block_on(async move {
+        let (mut to_far, mut at_far) = channel::<u64>(64).expect("capacity");
+        let (mut back, mut at_home) = channel::<u64>(64).expect("capacity");
+        let echo = spawn_on(far, priority(40), async move {
+            while let Some(v) = at_far.recv().await {
+                back.send(v).await;
+            }
+        });
+        let mut samples = Vec::with_capacity(10_000);
+        for i in 0..10_000u64 {
+            let t0 = tsc::rdtsc();
+            to_far.send(i).await;
+            let _ = at_home.recv().await;
+            samples.push(tsc::rdtsc() - t0);
+        }
+        drop(to_far);
+        echo.await;
+        samples
+    });
+    report_cycles("cross_core_round_trip", &mut rtt);
+
+    // One-way throughput, unbatched (u64 per message) and batched (32 per message).
+    const MESSAGES: u64 = 200_000;
+    let doorbells_before = total_doorbells();
+    let (unbatched_cycles, batched_cycles) = block_on(async move {
+        let (mut tx, mut rx) = channel::<u64>(1024).expect("capacity");
+        let sink = spawn_on(far, priority(40), async move {
+            let mut n = 0u64;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        });
+        let t0 = tsc::rdtsc();
+        for i in 0..MESSAGES {
+            tx.send(i).await;
+        }
+        drop(tx);
+        let got = sink.await;
+        let unbatched = tsc::rdtsc() - t0;
+        assert_eq!(got, MESSAGES, "all messages arrive");
+        let (mut tx, mut rx) = channel::<[u64; 32]>(64).expect("capacity");
+        let sink = spawn_on(far, priority(40), async move {
+            let mut n = 0u64;
+            while rx.recv().await.is_some() {
+                n += 32;
+            }
+            n
+        });
+        let t0 = tsc::rdtsc();
+        for i in 0..MESSAGES / 32 {
+            tx.send([i; 32]).await;
+        }
+        drop(tx);
+        let got = sink.await;
+        (unbatched, (tsc::rdtsc() - t0, got))
+    });
+    let doorbells = total_doorbells() - doorbells_before;
+    let per_s = |cycles: u64, n: u64| n * tsc::hz() / cycles.max(1);
+    let unbatched = per_s(unbatched_cycles, MESSAGES);
+    let batched = per_s(batched_cycles.0, batched_cycles.1);
+    println!("cross_core_throughput_unbatched    {unbatched} msgs/s");
+    println!("cross_core_throughput_batched32    {batched} msgs/s");
+    line("cross_core_throughput_unbatched", unbatched, "msgs/s");
+    line("cross_core_throughput_batched32", batched, "msgs/s");
+    let messages = MESSAGES + batched_cycles.1 / 32;
+    let ipis_per_million = doorbells * 1_000_000 / messages.max(1);
+    println!(
+        "doorbell IPIs per 1M messages      {ipis_per_million} ({doorbells} IPIs for {messages} channel messages)"
+    );
+    line("ipis_per_1m_messages", ipis_per_million, "count");
+
+    // Spawn to first poll, local and remote.
+    for (name, target) in [
+        ("spawn_to_first_poll_local", CoreId(0)),
+        ("spawn_to_first_poll_remote", far),
+    ] {
+        let mut samples = block_on(async move {
+            let mut samples = Vec::with_capacity(1000);
+            for _ in 0..1000 {
+                let spawned_at = tsc::rdtsc();
+                samples.push(
+                    spawn_on(
+                        target,
+                        priority(40),
+                        async move { tsc::rdtsc() - spawned_at },
+                    )
+                    .await,
+                );
+            }
+            samples
+        });
+        report_cycles(name, &mut samples);
+    }
+
+    // Task switch: two tasks on one core yielding to each other.
+    const SWITCHES: u64 = 100_000;
+    let cycles = block_on(async {
+        let t0 = tsc::rdtsc();
+        let a = spawn(priority(50), async {
+            for _ in 0..SWITCHES / 2 {
+                yield_now().await;
+            }
+        });
+        let b = spawn(priority(50), async {
+            for _ in 0..SWITCHES / 2 {
+                yield_now().await;
+            }
+        });
+        a.await;
+        b.await;
+        tsc::rdtsc() - t0
+    });
+    let switch = cycles / SWITCHES;
+    println!(
+        "task_switch                        {switch} cycles {} ns",
+        cycles_to_ns(switch)
+    );
+    line("task_switch_cycles", switch, "cycles");
+    line("task_switch_ns", cycles_to_ns(switch), "ns");
+
+    // Timer lateness of reactor sleeps.
+    let mut lateness = block_on(async {
+        let mut samples = Vec::with_capacity(500);
+        for i in 0..500u64 {
+            let ahead = 100_000 + (i * 7919 % 1_900) * 1000;
+            let due = percore_kernel::time::Clock::now().0 + ahead;
+            sleep(core::time::Duration::from_nanos(ahead)).await;
+            samples.push(percore_kernel::time::Clock::now().0.saturating_sub(due));
+        }
+        samples
+    });
+    let (p50, p99) = percentiles(&mut lateness);
+    println!("timer_lateness                     p50 {p50} ns p99 {p99} ns");
+    line("reactor_timer_lateness_p50_ns", p50, "ns");
+    line("reactor_timer_lateness_p99_ns", p99, "ns");
+
+    // Timer interrupts per second on idle cores (0 for a tickless kernel).
+    let irqs = || -> u64 {
+        cpu_local::cores()
+            .iter()
+            .filter_map(|s| s.local())
+            .map(|l| l.stats.timer_interrupts.load(Ordering::Acquire))
+            .sum()
+    };
+    let before = irqs();
+    let end = tsc::rdtsc() + tsc::hz();
+    while tsc::rdtsc() < end {
+        core::hint::spin_loop();
+    }
+    let per_s = (irqs() - before) / u64::from(cores);
+    println!("idle_timer_irqs_per_s              {per_s} per core");
+    line("idle_timer_irqs_per_s", per_s, "count");
+    Ok(())
+}

@@ -77,6 +77,7 @@ static TESTS: &[Test] = &[
         smp::panic_on_application_core,
     ),
     Test::new("bench_smp", Kind::Bench, bench::bench_smp),
+    Test::new("bench_reactor", Kind::Bench, bench::bench_reactor),
     // Reactor tests last: they start the reactors on every core.
     Test::new(
         "reactor_ten_thousand_tasks_joined_elsewhere",

@@ -19,7 +19,11 @@ use percore_sched::Flavour;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Starts the reactors once (the first reactor test to run does it).
+/// Starts the reactors once (the first reactor test or bench to run does it).
+pub fn start_reactors() {
+    ensure_reactors();
+}
+
 fn ensure_reactors() {
     if !STARTED.swap(true, Ordering::AcqRel) {
         reactor::init(Flavour::RoundRobin);

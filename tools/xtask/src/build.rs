@@ -109,8 +109,9 @@ pub fn bench(args: &mut Args) -> Result<(), Error> {
     if let Some(which) = args.next_positional() {
         return match which.as_str() {
             "smp" => crate::test::guest_bench(args, "bench_smp"),
+            "reactor" => crate::test::guest_bench(args, "bench_reactor"),
             other => Err(Error::Usage(format!(
-                "unknown benchmark `{other}` (try `smp`)"
+                "unknown benchmark `{other}` (try `smp` or `reactor`)"
             ))),
         };
     }

@@ -43,7 +43,8 @@ commands:
            --debug      use the debug kernel
   gdb    boot QEMU paused with a gdb stub and print the gdb command that attaches
            --uefi, --smp N as for run
-  bench  run the host benchmarks of every library crate
+  bench  run the host benchmarks of every library crate;
+         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones
   lint   cargo fmt --check and clippy -D warnings over every crate (the bare-metal
          crates are checked in their own cargo run: cargo unifies dependency
          features across targets within one run, which would give the kernel
