@@ -119,6 +119,11 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         reactor::console_commands,
     ),
+    Test::new(
+        "reactor_process_actor",
+        Kind::Normal,
+        reactor::process_actor,
+    ),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

@@ -378,3 +378,68 @@ pub fn console_commands(_: &Kernel) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A counter process, for the actor test: adds, and fails on overflow.
+struct Counter(u64);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Overflow(u64);
+
+impl percore_kernel::reactor::process::Process for Counter {
+    type Message = u64;
+    type Error = Overflow;
+
+    fn send(self, add: u64) -> Result<Counter, Overflow> {
+        self.0.checked_add(add).map(Counter).ok_or(Overflow(self.0))
+    }
+}
+
+/// A process on the last core takes 1000 messages from tasks on every core,
+/// in order per sender; the final state is joined; an error transition
+/// stops a process and reaches its joiner.
+pub fn process_actor(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::reactor::process::spawn_process;
+    ensure_reactors();
+    let n = cores();
+    let home = CoreId(n - 1);
+    let (mailbox, handle) =
+        spawn_process(home, priority(32), Counter(0), 16).map_err(|e| format!("{e:?}"))?;
+    let senders: Vec<_> = (0..n)
+        .map(|core| {
+            let mut mailbox = mailbox.clone();
+            spawn_on(CoreId(core), priority(32), async move {
+                for i in 0..1000 / u64::from(n) + u64::from(core < 1000 % n) {
+                    mailbox.send(i + 1).await;
+                }
+            })
+        })
+        .collect();
+    drop(mailbox);
+    let result = block_on(async move {
+        for sender in senders {
+            sender.await;
+        }
+        handle.await
+    });
+    let expected: u64 = (0..n)
+        .map(|core| (1..=1000 / u64::from(n) + u64::from(core < 1000 % n)).sum::<u64>())
+        .sum();
+    match result {
+        Ok(Counter(total)) if total == expected => {}
+        Ok(Counter(total)) => return Err(format!("process counted {total}, expected {expected}")),
+        Err(e) => return Err(format!("process failed: {e:?}")),
+    }
+    let (mut mailbox, handle) = spawn_process(home, priority(32), Counter(u64::MAX - 1), 4)
+        .map_err(|e| format!("{e:?}"))?;
+    let outcome = block_on(async move {
+        mailbox.send(5).await;
+        handle.await
+    });
+    match outcome {
+        Err(Overflow(at)) if at == u64::MAX - 1 => Ok(()),
+        other => Err(format!(
+            "overflowing transition gave {:?}",
+            other.map(|c| c.0)
+        )),
+    }
+}

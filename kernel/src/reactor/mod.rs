@@ -17,6 +17,7 @@ mod balance;
 mod bus;
 pub mod channel;
 mod core_only;
+pub mod process;
 pub mod task;
 pub mod timer;
 
