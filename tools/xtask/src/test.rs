@@ -202,7 +202,7 @@ fn timeout() -> Duration {
     let secs = std::env::var("PERCORE_QEMU_TIMEOUT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(120);
+        .unwrap_or(300);
     Duration::from_secs(secs)
 }
 

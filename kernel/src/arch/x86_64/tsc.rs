@@ -40,11 +40,19 @@ pub fn measure(reference: &RefClock, ref_hz: u64, window_ns: u64) -> (u64, u64) 
     let window_ticks = (u128::from(ref_hz) * u128::from(window_ns) / 1_000_000_000) as u64;
     // Bracket each reference read with two TSC reads and take the midpoint:
     // this cancels most of the (slow, uncached) reference read's latency.
+    // Of a few tries keep the narrowest bracket: a vCPU preempted inside one
+    // (common under emulation on a loaded host) would skew the midpoint.
     let sample = || {
-        let before = rdtsc();
-        let counter = reference.read().unwrap_or(0);
-        let after = rdtsc();
-        (counter, before + (after - before) / 2)
+        let mut best = (0, 0, u64::MAX);
+        for _ in 0..8 {
+            let before = rdtsc();
+            let counter = reference.read().unwrap_or(0);
+            let after = rdtsc();
+            if after - before < best.2 {
+                best = (counter, before + (after - before) / 2, after - before);
+            }
+        }
+        (best.0, best.1)
     };
     let (r0, t0) = sample();
     let (r1, t1) = loop {
