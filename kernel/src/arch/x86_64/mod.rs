@@ -22,13 +22,3 @@ pub fn halt_forever() -> ! {
         ::x86_64::instructions::hlt();
     }
 }
-
-/// Idles this core: interrupts enabled, `hlt` until the next interrupt, forever.
-pub fn idle_loop() -> ! {
-    loop {
-        // `enable_and_hlt` is `sti; hlt`: the one-instruction shadow of `sti`
-        // guarantees no interrupt slips in between and leaves us halted with
-        // nothing to wake us.
-        ::x86_64::instructions::interrupts::enable_and_hlt();
-    }
-}

@@ -111,7 +111,7 @@ pub fn start_aps(
         x86_64::registers::control::Cr4::read_raw(),
         Ordering::Relaxed,
     );
-    let page = map_trampoline(regions, phys_offset)?;
+    let page = map_trampoline(regions)?;
     // SAFETY: `page` is a free low frame we just identity-mapped; the
     // trampoline blob is code/data in the kernel image.
     let params = unsafe { install_trampoline(page, phys_offset, l4.start_address().as_u64()) };
@@ -226,8 +226,7 @@ fn spin_for_us(us: u64) {
 }
 
 /// Picks a usable page in [4 KiB, 640 KiB) that can be identity-mapped, and maps it.
-fn map_trampoline(regions: &MemoryRegions, phys_offset: u64) -> Result<u64, SmpError> {
-    let _ = phys_offset;
+fn map_trampoline(regions: &MemoryRegions) -> Result<u64, SmpError> {
     let candidates = regions
         .iter()
         .filter(|r| r.kind == MemoryRegionKind::Usable)
