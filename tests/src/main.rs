@@ -124,6 +124,16 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         reactor::process_actor,
     ),
+    Test::new(
+        "reactor_remote_timers",
+        Kind::Normal,
+        reactor::remote_timers,
+    ),
+    Test::new(
+        "reactor_barrier_across_cores",
+        Kind::Normal,
+        reactor::barrier_across_cores,
+    ),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

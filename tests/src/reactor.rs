@@ -444,3 +444,69 @@ pub fn process_actor(_: &Kernel) -> Result<(), String> {
         )),
     }
 }
+
+/// Timers armed on another core's wheel (the protocol's `Timer` message)
+/// wake their task back on its own core, never early.
+pub fn remote_timers(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    let n = cores();
+    let early = block_on(async move {
+        let mut early = 0u32;
+        for i in 0..300u64 {
+            let on = CoreId((i % u64::from(n)) as u32);
+            let deadline = Instant(Clock::now().0 + 200_000 + (i * 7919 % 2_000) * 1000);
+            reactor::sleep_on(on, deadline).await;
+            if Clock::now() < deadline {
+                early += 1;
+            }
+        }
+        early
+    });
+    if early != 0 {
+        return Err(format!("{early} of 300 remote timers completed early"));
+    }
+    Ok(())
+}
+
+static ARRIVED: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+static PASSED_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// Three rounds of a barrier across every core (the protocol's `Sync`
+/// message): no core leaves a round before every core has arrived.
+pub fn barrier_across_cores(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    let n = cores() as usize;
+    for arrived in &ARRIVED {
+        arrived.store(0, Ordering::SeqCst);
+    }
+    PASSED_EARLY.store(false, Ordering::SeqCst);
+    let handles: Vec<_> = (0..n as u32)
+        .map(|core| {
+            spawn_on(CoreId(core), priority(32), async move {
+                for (round, arrived) in ARRIVED.iter().enumerate() {
+                    // Stagger the arrivals so that the barrier has something to wait for.
+                    sleep(Duration::from_micros(
+                        100 * u64::from(core) * (round as u64 + 1),
+                    ))
+                    .await;
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    reactor::sync_all_cores(42).await;
+                    if arrived.load(Ordering::SeqCst) != n {
+                        PASSED_EARLY.store(true, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    block_on(async {
+        for handle in handles {
+            handle.await;
+        }
+    });
+    if PASSED_EARLY.load(Ordering::SeqCst) {
+        return Err(String::from(
+            "a core left a barrier round before every core arrived",
+        ));
+    }
+    Ok(())
+}

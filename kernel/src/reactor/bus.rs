@@ -13,8 +13,10 @@
 //! (see `percore_proto`'s README for why no wake-up is lost). Busy receivers
 //! are never interrupted.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::task::Waker;
 
 use percore_proto::{Bus as ProtoBus, CoreId as ProtoCore, Endpoint, Message, TaskRef};
 
@@ -29,8 +31,20 @@ pub enum Outgoing {
     Spawn(Arc<TaskCell>),
     Wake(Arc<TaskCell>),
     Migrate(Arc<TaskCell>),
-    StealRequest { priority: u8 },
+    StealRequest {
+        priority: u8,
+    },
     StealDenied,
+    /// Arm a timer on the receiving core that wakes `waker` at `deadline_ns`.
+    Timer {
+        waker: Box<Waker>,
+        deadline_ns: u64,
+    },
+    /// Barrier traffic: an arrival (to the home core) or a release (from it).
+    Sync {
+        barrier: u32,
+        generation: u32,
+    },
 }
 
 /// A message received (owning any task reference it carries).
@@ -42,6 +56,14 @@ pub enum Incoming {
         priority: u8,
     },
     StealDenied,
+    Timer {
+        waker: Box<Waker>,
+        deadline_ns: u64,
+    },
+    Sync {
+        barrier: u32,
+        generation: u32,
+    },
     /// A protocol message this reactor does not act on (yet).
     Other(Message),
 }
@@ -90,6 +112,19 @@ impl Bus {
                 priority,
             },
             Outgoing::StealDenied => Message::StealDenied,
+            // A timer's task is named by a boxed waker (the sender may be any
+            // future, not only a whole task).
+            Outgoing::Timer { waker, deadline_ns } => Message::Timer {
+                task: TaskRef(Box::into_raw(waker) as u64),
+                deadline_ns,
+            },
+            Outgoing::Sync {
+                barrier,
+                generation,
+            } => Message::Sync {
+                barrier,
+                generation,
+            },
         };
         match self.endpoint.send_or_queue(proto(to), message) {
             Ok(delivery) => delivery.must_ring(),
@@ -116,7 +151,8 @@ impl Bus {
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(CoreId, Incoming)) -> usize {
         self.endpoint.drain(max, |from, message| {
             // SAFETY: every task reference on the bus was made by `task_ref`
-            // from an owned Arc and is received exactly once.
+            // from an owned Arc (or, for Timer, by Box::into_raw of a Waker)
+            // and is received exactly once.
             let incoming = unsafe {
                 match message {
                     Message::Spawn { task, .. } => Incoming::Spawn(TaskCell::from_word(task.0)),
@@ -124,6 +160,17 @@ impl Bus {
                     Message::Migrate { task, .. } => Incoming::Migrate(TaskCell::from_word(task.0)),
                     Message::StealRequest { priority, .. } => Incoming::StealRequest { priority },
                     Message::StealDenied => Incoming::StealDenied,
+                    Message::Timer { task, deadline_ns } => Incoming::Timer {
+                        waker: Box::from_raw(task.0 as *mut Waker),
+                        deadline_ns,
+                    },
+                    Message::Sync {
+                        barrier,
+                        generation,
+                    } => Incoming::Sync {
+                        barrier,
+                        generation,
+                    },
                     other => Incoming::Other(other),
                 }
             };

@@ -18,6 +18,7 @@ mod bus;
 pub mod channel;
 mod core_only;
 pub mod process;
+pub mod sync;
 pub mod task;
 pub mod timer;
 
@@ -38,8 +39,9 @@ use crate::time::{Clock, Instant};
 use core_only::CoreOnly;
 use task::TaskCell;
 
+pub use sync::sync_all_cores;
 pub use task::{JoinHandle, SpawnOptions, spawn, spawn_on, spawn_with, yield_now};
-pub use timer::{Interval, Sleep, interval, sleep, sleep_until};
+pub use timer::{Interval, Sleep, interval, sleep, sleep_on, sleep_until};
 
 /// Tasks polled per loop iteration before the rings and timers are checked again.
 const POLL_BATCH: usize = 32;
@@ -91,6 +93,7 @@ pub struct Reactor {
     steal_pending: AtomicBool,
     /// Set while this core is halted with nothing to do (a hint for others).
     halted: AtomicBool,
+    barriers: spin::Mutex<sync::Barriers>,
     pub stats: ReactorStats,
 }
 
@@ -142,6 +145,7 @@ pub fn init(flavour: Flavour) {
                     spawned: spin::Mutex::new(VecDeque::new()),
                     steal_pending: AtomicBool::new(false),
                     halted: AtomicBool::new(false),
+                    barriers: spin::Mutex::new(sync::Barriers::default()),
                     stats: ReactorStats::default(),
                 }
             })
@@ -309,6 +313,19 @@ impl Reactor {
                 balance::on_steal_request(self, from, priority)
             }
             bus::Incoming::StealDenied => self.steal_pending.store(false, Ordering::Release),
+            bus::Incoming::Timer { waker, deadline_ns } => {
+                let inserted = with_wheel(|wheel| wheel.insert(deadline_ns, *waker));
+                if let Some(Err(error)) = inserted {
+                    // The wheel is full: wake now rather than never (the
+                    // sleeper re-checks its deadline and asks again).
+                    let percore_timer::InsertError::Full(waker) = error;
+                    waker.wake();
+                }
+            }
+            bus::Incoming::Sync {
+                barrier,
+                generation,
+            } => sync::on_message(self, from, barrier, generation),
             bus::Incoming::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }

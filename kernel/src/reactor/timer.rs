@@ -108,3 +108,32 @@ impl Interval {
         due
     }
 }
+
+/// Sleeps until `deadline` on a timer armed in core `core`'s wheel (the
+/// protocol's `Timer` message): the wake-up comes back over the bus. Never
+/// completes before the deadline.
+pub async fn sleep_on(core: CoreId, deadline: Instant) {
+    core::future::poll_fn(|cx| {
+        if Clock::now() >= deadline {
+            return Poll::Ready(());
+        }
+        // Not due (first poll, or a wake-up a few ns ahead of this core's
+        // clock): arm a timer there for the deadline.
+        let waker = alloc::boxed::Box::new(cx.waker().clone());
+        if core == cpu_local::core_id() || super::reactor(core).is_none() {
+            if super::with_wheel(|wheel| wheel.insert(deadline.0, *waker).is_ok()) != Some(true) {
+                cx.waker().wake_by_ref();
+            }
+        } else {
+            super::this().send(
+                core,
+                super::bus::Outgoing::Timer {
+                    waker,
+                    deadline_ns: deadline.0,
+                },
+            );
+        }
+        Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,118 @@
+//! Barriers across cores, over the bus (the protocol's `Sync` message).
+//!
+//! `sync_all_cores(barrier)` is called by one task on every online core; it
+//! completes on all of them once all have arrived. Each barrier has a home
+//! core (`barrier % cores`) that counts arrivals and sends each waiting core
+//! its release. In a `Sync` message, an even `generation` field (2g) is an
+//! arrival for round g and an odd one (2g+1) the release of round g, so late
+//! traffic of an old round cannot release a new one.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::task::{Poll, Waker};
+
+use super::bus::Outgoing;
+use super::{Reactor, reactor, this};
+use crate::arch::x86_64::cpu_local::{self, CoreId};
+
+/// Per-core barrier state.
+#[derive(Default)]
+pub struct Barriers {
+    /// Barriers homed here: the round being counted and who has arrived.
+    home: BTreeMap<u32, (u32, Vec<CoreId>)>,
+    /// Barriers a task of this core waits on: its round, released?, waker.
+    waiting: BTreeMap<u32, (u32, bool, Option<Waker>)>,
+}
+
+/// Waits until a task on every online core has called this for `barrier`.
+pub async fn sync_all_cores(barrier: u32) {
+    let me = this();
+    let round = {
+        let mut b = me.barriers.lock();
+        let entry = b.waiting.entry(barrier).or_insert((0, false, None));
+        entry.1 = false;
+        entry.0
+    };
+    let home = CoreId(barrier % cpu_local::online_cores().max(1));
+    if home == me.core {
+        on_message(me, me.core, barrier, round * 2);
+    } else {
+        me.send(
+            home,
+            Outgoing::Sync {
+                barrier,
+                generation: round * 2,
+            },
+        );
+    }
+    poll_fn(|cx| {
+        let mut b = me.barriers.lock();
+        let Some(entry) = b.waiting.get_mut(&barrier) else {
+            return Poll::Ready(());
+        };
+        if entry.1 {
+            entry.0 += 1; // next round
+            entry.1 = false;
+            entry.2 = None;
+            return Poll::Ready(());
+        }
+        entry.2 = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// A `Sync` message (or a local arrival at the home core).
+pub(super) fn on_message(me: &Reactor, from: CoreId, barrier: u32, generation: u32) {
+    let round = generation / 2;
+    if generation % 2 == 1 {
+        release_here(me, barrier, round);
+        return;
+    }
+    let released = {
+        let mut b = me.barriers.lock();
+        let (current, arrived) = b.home.entry(barrier).or_insert((round, Vec::new()));
+        if *current != round {
+            log::warn!(
+                "barrier {barrier}: arrival for round {round} while counting round {current}; ignored"
+            );
+            return;
+        }
+        arrived.push(from);
+        if arrived.len() < cpu_local::online_cores() as usize {
+            return;
+        }
+        *current += 1;
+        core::mem::take(arrived)
+    };
+    for core in released {
+        if core == me.core {
+            release_here(me, barrier, round);
+        } else if reactor(core).is_some() {
+            me.send(
+                core,
+                Outgoing::Sync {
+                    barrier,
+                    generation: round * 2 + 1,
+                },
+            );
+        }
+    }
+}
+
+fn release_here(me: &Reactor, barrier: u32, round: u32) {
+    let waker = {
+        let mut b = me.barriers.lock();
+        match b.waiting.get_mut(&barrier) {
+            Some(entry) if entry.0 == round => {
+                entry.1 = true;
+                entry.2.take()
+            }
+            _ => None,
+        }
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
