@@ -160,9 +160,11 @@ pub fn gdb(args: &mut Args) -> Result<(), Error> {
         .extend(["-serial", "mon:stdio", "-s", "-S"].map(String::from));
     let mut command = machine.command(&built.images, &ovmf, &vars);
     println!("QEMU is paused, waiting for gdb on localhost:1234. In another terminal:");
+    // `hbreak`: a software breakpoint cannot be planted before the
+    // bootloader has mapped the kernel; a hardware one can.
     println!();
     println!(
-        "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'break kernel_main' -ex continue",
+        "    gdb -ex 'add-symbol-file {} -o {:#x}' -ex 'target remote :1234' -ex 'hbreak kernel_main' -ex continue",
         built.elf.display(),
         KERNEL_BASE
     );
