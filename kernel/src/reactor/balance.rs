@@ -16,7 +16,7 @@ use core::sync::atomic::Ordering;
 
 use percore_sched::Priority;
 
-use super::bus::Outgoing;
+use super::bus::Letter;
 use super::{Reactor, reactors};
 use crate::arch::x86_64::cpu_local::CoreId;
 use crate::arch::x86_64::lapic;
@@ -52,7 +52,7 @@ pub(super) fn when_idle(me: &Reactor) {
         me.steal_pending.store(true, Ordering::Release);
         me.send(
             victim,
-            Outgoing::StealRequest {
+            Letter::StealRequest {
                 priority: Priority::MIN.get(),
             },
         );
@@ -76,13 +76,11 @@ pub(super) fn on_steal_request(me: &Reactor, thief: CoreId, _min_priority: u8) {
         cell.local_id.store(u64::MAX, Ordering::Release);
         cell.home.store(thief.0, Ordering::Release);
         me.stats.migrated_out.fetch_add(1, Ordering::Relaxed);
-        me.send(thief, Outgoing::Migrate(cell));
+        me.send(thief, Letter::Migrate(cell));
         moved += 1;
     }
-    me.stats
-        .ready
-        .store(me.executor.borrow_mut().tree.ready_len(), Ordering::Relaxed);
+    me.publish_ready(&me.executor.borrow_mut());
     if moved == 0 {
-        me.send(thief, Outgoing::StealDenied);
+        me.send(thief, Letter::StealDenied);
     }
 }

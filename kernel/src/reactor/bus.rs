@@ -26,8 +26,9 @@ use crate::arch::x86_64::cpu_local::CoreId;
 /// Slots per ring (per ordered core pair).
 pub const RING_CAPACITY: usize = 256;
 
-/// A message to send (owning any task reference it carries).
-pub enum Outgoing {
+/// A protocol message as the reactor sends and receives it, owning any
+/// task reference it carries (packed into / unpacked from the wire message).
+pub enum Letter {
     Spawn(Arc<TaskCell>),
     Wake(Arc<TaskCell>),
     Migrate(Arc<TaskCell>),
@@ -45,26 +46,8 @@ pub enum Outgoing {
         barrier: u32,
         generation: u32,
     },
-}
-
-/// A message received (owning any task reference it carries).
-pub enum Incoming {
-    Spawn(Arc<TaskCell>),
-    Wake(Arc<TaskCell>),
-    Migrate(Arc<TaskCell>),
-    StealRequest {
-        priority: u8,
-    },
-    StealDenied,
-    Timer {
-        waker: Box<Waker>,
-        deadline_ns: u64,
-    },
-    Sync {
-        barrier: u32,
-        generation: u32,
-    },
-    /// A protocol message this reactor does not act on (yet).
+    /// Any other protocol message, passed through as is (received ones the
+    /// reactor does not act on yet).
     Other(Message),
 }
 
@@ -93,38 +76,39 @@ fn proto(core: CoreId) -> ProtoCore {
 impl Bus {
     /// Sends `message` to core `to`; returns whether to ring its doorbell.
     /// Never loses the message: a full ring queues it for [`Bus::flush`].
-    pub fn send(&mut self, to: CoreId, message: Outgoing) -> bool {
+    pub fn send(&mut self, to: CoreId, message: Letter) -> bool {
         let me = self.endpoint.id();
         let message = match message {
-            Outgoing::Spawn(cell) => Message::Spawn {
+            Letter::Spawn(cell) => Message::Spawn {
                 task: task_ref(cell),
                 priority: 0,
             },
-            Outgoing::Wake(cell) => Message::Wake {
+            Letter::Wake(cell) => Message::Wake {
                 task: task_ref(cell),
             },
-            Outgoing::Migrate(cell) => Message::Migrate {
+            Letter::Migrate(cell) => Message::Migrate {
                 task: task_ref(cell),
                 priority: 0,
             },
-            Outgoing::StealRequest { priority } => Message::StealRequest {
+            Letter::StealRequest { priority } => Message::StealRequest {
                 thief: me,
                 priority,
             },
-            Outgoing::StealDenied => Message::StealDenied,
+            Letter::StealDenied => Message::StealDenied,
             // A timer's task is named by a boxed waker (the sender may be any
             // future, not only a whole task).
-            Outgoing::Timer { waker, deadline_ns } => Message::Timer {
+            Letter::Timer { waker, deadline_ns } => Message::Timer {
                 task: TaskRef(Box::into_raw(waker) as u64),
                 deadline_ns,
             },
-            Outgoing::Sync {
+            Letter::Sync {
                 barrier,
                 generation,
             } => Message::Sync {
                 barrier,
                 generation,
             },
+            Letter::Other(message) => message,
         };
         match self.endpoint.send_or_queue(proto(to), message) {
             Ok(delivery) => delivery.must_ring(),
@@ -148,30 +132,30 @@ impl Bus {
     }
 
     /// Takes up to `max` messages, fairly over the peers, per-peer in order.
-    pub fn drain(&mut self, max: usize, mut f: impl FnMut(CoreId, Incoming)) -> usize {
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(CoreId, Letter)) -> usize {
         self.endpoint.drain(max, |from, message| {
             // SAFETY: every task reference on the bus was made by `task_ref`
             // from an owned Arc (or, for Timer, by Box::into_raw of a Waker)
             // and is received exactly once.
             let incoming = unsafe {
                 match message {
-                    Message::Spawn { task, .. } => Incoming::Spawn(TaskCell::from_word(task.0)),
-                    Message::Wake { task } => Incoming::Wake(TaskCell::from_word(task.0)),
-                    Message::Migrate { task, .. } => Incoming::Migrate(TaskCell::from_word(task.0)),
-                    Message::StealRequest { priority, .. } => Incoming::StealRequest { priority },
-                    Message::StealDenied => Incoming::StealDenied,
-                    Message::Timer { task, deadline_ns } => Incoming::Timer {
+                    Message::Spawn { task, .. } => Letter::Spawn(TaskCell::from_word(task.0)),
+                    Message::Wake { task } => Letter::Wake(TaskCell::from_word(task.0)),
+                    Message::Migrate { task, .. } => Letter::Migrate(TaskCell::from_word(task.0)),
+                    Message::StealRequest { priority, .. } => Letter::StealRequest { priority },
+                    Message::StealDenied => Letter::StealDenied,
+                    Message::Timer { task, deadline_ns } => Letter::Timer {
                         waker: Box::from_raw(task.0 as *mut Waker),
                         deadline_ns,
                     },
                     Message::Sync {
                         barrier,
                         generation,
-                    } => Incoming::Sync {
+                    } => Letter::Sync {
                         barrier,
                         generation,
                     },
-                    other => Incoming::Other(other),
+                    other => Letter::Other(other),
                 }
             };
             f(CoreId(u32::from(from.0)), incoming)

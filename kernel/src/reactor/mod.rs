@@ -226,7 +226,7 @@ fn deliver_wake(cell: Arc<TaskCell>) {
     let me = cpu_local::core_id();
     match reactor(me) {
         Some(here) if home == me => here.local.lock().push_back(cell),
-        Some(here) => here.send(home, bus::Outgoing::Wake(cell)),
+        Some(here) => here.send(home, bus::Letter::Wake(cell)),
         // No reactor on this core: nothing can run the task here.
         None => log::error!("wake from core {me} without a reactor: dropped"),
     }
@@ -241,12 +241,12 @@ fn deliver_spawn(cell: Arc<TaskCell>) {
     if home == me {
         here.spawned.lock().push_back(cell);
     } else {
-        here.send(home, bus::Outgoing::Spawn(cell));
+        here.send(home, bus::Letter::Spawn(cell));
     }
 }
 
 impl Reactor {
-    fn send(&self, to: CoreId, message: bus::Outgoing) {
+    fn send(&self, to: CoreId, message: bus::Letter) {
         let rang = self.bus.borrow_mut().send(to, message);
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         if rang {
@@ -293,27 +293,21 @@ impl Reactor {
         }
     }
 
-    fn handle(&self, from: CoreId, message: bus::Incoming) {
+    fn handle(&self, from: CoreId, message: bus::Letter) {
         match message {
-            bus::Incoming::Spawn(cell) => self.adopt(cell),
-            bus::Incoming::Migrate(cell) => {
+            bus::Letter::Spawn(cell) => self.adopt(cell),
+            bus::Letter::Migrate(cell) => {
                 self.stats.migrated_in.fetch_add(1, Ordering::Relaxed);
                 self.steal_pending.store(false, Ordering::Release);
                 self.adopt(cell);
             }
-            bus::Incoming::Wake(cell) => {
-                if cell.home() == self.core {
-                    self.local.lock().push_back(cell);
-                } else {
-                    // The task moved on: follow it.
-                    self.send(cell.home(), bus::Outgoing::Wake(cell));
-                }
-            }
-            bus::Incoming::StealRequest { priority } => {
+            // `take_local` applies it, or forwards it if the task moved on.
+            bus::Letter::Wake(cell) => self.local.lock().push_back(cell),
+            bus::Letter::StealRequest { priority } => {
                 balance::on_steal_request(self, from, priority)
             }
-            bus::Incoming::StealDenied => self.steal_pending.store(false, Ordering::Release),
-            bus::Incoming::Timer { waker, deadline_ns } => {
+            bus::Letter::StealDenied => self.steal_pending.store(false, Ordering::Release),
+            bus::Letter::Timer { waker, deadline_ns } => {
                 let inserted = with_wheel(|wheel| wheel.insert(deadline_ns, *waker));
                 if let Some(Err(error)) = inserted {
                     // The wheel is full: wake now rather than never (the
@@ -322,11 +316,11 @@ impl Reactor {
                     waker.wake();
                 }
             }
-            bus::Incoming::Sync {
+            bus::Letter::Sync {
                 barrier,
                 generation,
             } => sync::on_message(self, from, barrier, generation),
-            bus::Incoming::Other(message) => {
+            bus::Letter::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }
         }
@@ -356,9 +350,7 @@ impl Reactor {
         }
         exec.cells[slot] = Some(cell);
         self.stats.tasks.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .ready
-            .store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.publish_ready(&exec);
     }
 
     fn fire_timers(&self) {
@@ -394,16 +386,14 @@ impl Reactor {
                 // In flight to this core (spawn or migration): it arrives
                 // ready. Or it moved on meanwhile: follow it.
                 if cell.home() != self.core {
-                    self.send(cell.home(), bus::Outgoing::Wake(cell));
+                    self.send(cell.home(), bus::Letter::Wake(cell));
                 }
                 continue;
             }
             let mut exec = self.executor.borrow_mut();
             // A stale id (the task finished or moved) is rejected by the tree's generation check.
             let _ = exec.tree.wake(TaskId::from_raw(raw));
-            self.stats
-                .ready
-                .store(exec.tree.ready_len(), Ordering::Relaxed);
+            self.publish_ready(&exec);
         }
     }
 
@@ -424,9 +414,7 @@ impl Reactor {
         let mut exec = self.executor.borrow_mut();
         let id = exec.tree.select()?;
         let cell = exec.cells.get(id.index()).and_then(|c| c.clone())?;
-        self.stats
-            .ready
-            .store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.publish_ready(&exec);
         Some((id, cell))
     }
 
@@ -457,9 +445,7 @@ impl Reactor {
         } else {
             let _ = exec.tree.block(id);
         }
-        self.stats
-            .ready
-            .store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.publish_ready(&exec);
     }
 
     /// Nothing to run: arm the APIC for the next timer (if any) and halt
@@ -483,6 +469,13 @@ impl Reactor {
             self.bus.borrow_mut().woke();
         }
         x86_64::instructions::interrupts::enable();
+    }
+
+    /// Publishes the ready count for other cores (load balancing, `cores`).
+    fn publish_ready(&self, exec: &Executor) {
+        self.stats
+            .ready
+            .store(exec.tree.ready_len(), Ordering::Relaxed);
     }
 
     /// This core.

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::{Poll, Waker};
 
-use super::bus::Outgoing;
+use super::bus::Letter;
 use super::{Reactor, reactor, this};
 use crate::arch::x86_64::cpu_local::{self, CoreId};
 
@@ -40,7 +40,7 @@ pub async fn sync_all_cores(barrier: u32) {
     } else {
         me.send(
             home,
-            Outgoing::Sync {
+            Letter::Sync {
                 barrier,
                 generation: round * 2,
             },
@@ -92,7 +92,7 @@ pub(super) fn on_message(me: &Reactor, from: CoreId, barrier: u32, generation: u
         } else if reactor(core).is_some() {
             me.send(
                 core,
-                Outgoing::Sync {
+                Letter::Sync {
                     barrier,
                     generation: round * 2 + 1,
                 },

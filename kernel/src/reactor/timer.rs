@@ -127,7 +127,7 @@ pub async fn sleep_on(core: CoreId, deadline: Instant) {
         } else {
             super::this().send(
                 core,
-                super::bus::Outgoing::Timer {
+                super::bus::Letter::Timer {
                     waker,
                     deadline_ns: deadline.0,
                 },
