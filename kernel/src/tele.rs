@@ -20,12 +20,12 @@ use crate::{console, print, println};
 const HELP: &str = "\
 commands:
   help        this list
-  cores       per-core load, tasks, message and IPI counters
+  cores       per-core load, tasks, ring depths, message and IPI counters
   tasks       per-core task counts (live, ready, spawned, completed, migrated)
   timers      per-core timers armed and timer interrupts taken
   spawn-demo  spawn 100 tasks over all cores that sleep and report back
   bench       cross-core round trip through a channel (1000 messages)
-  halt        stop every core";
+  halt        stop every core (the others over the bus), then the machine";
 
 /// The console task: reads lines and runs commands, forever.
 pub async fn run() {
@@ -70,7 +70,15 @@ pub async fn execute(command: &str) -> String {
         "spawn-demo" => spawn_demo(&mut out).await,
         "bench" => bench(&mut out).await,
         "halt" => {
-            println!("tele: halting every core");
+            let report = reactor::halt::halt_other_cores(Duration::from_secs(1)).await;
+            println!(
+                "tele: halt: {} of {} other cores stopped ({} tasks abandoned); stopping core {}",
+                report.stopped,
+                report.asked,
+                report.tasks_left,
+                cpu_local::core_id()
+            );
+            // Cores that did not answer are stopped by NMI; QEMU exits.
             crate::fatal::halt_machine();
         }
         other => {
@@ -83,7 +91,7 @@ pub async fn execute(command: &str) -> String {
 fn cores(out: &mut String) {
     let _ = writeln!(
         out,
-        "core  apic  tasks  ready   polls  msgs_in msgs_out doorbells ipis_rx timer_irqs  halts"
+        "core  apic  tasks  ready   polls  msgs_in msgs_out  ring  ring_max overflow doorbells ipis_rx timer_irqs  halts"
     );
     for (i, slot) in cpu_local::cores().iter().enumerate() {
         let Some(local) = slot.local() else { continue };
@@ -93,13 +101,16 @@ fn cores(out: &mut String) {
         let s = &r.stats;
         let _ = writeln!(
             out,
-            "{i:>4} {:>5} {:>6} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>10} {:>6}",
+            "{i:>4} {:>5} {:>6} {:>6} {:>7} {:>8} {:>8} {:>5} {:>9} {:>8} {:>9} {:>7} {:>10} {:>6}",
             slot.apic_id,
             s.tasks.load(Ordering::Relaxed),
             s.ready.load(Ordering::Relaxed),
             s.polls.load(Ordering::Relaxed),
             s.messages_in.load(Ordering::Relaxed),
             s.messages_out.load(Ordering::Relaxed),
+            s.ring_depth.load(Ordering::Relaxed),
+            s.ring_depth_max.load(Ordering::Relaxed),
+            s.overflow_pending.load(Ordering::Relaxed),
             s.doorbells.load(Ordering::Relaxed),
             local.stats.ipis_received.load(Ordering::Relaxed),
             local.stats.timer_interrupts.load(Ordering::Relaxed),

@@ -43,6 +43,9 @@ pub struct Test {
     pub name: &'static str,
     pub kind: Kind,
     pub run: fn(&Kernel) -> Result<(), String>,
+    /// Runs after every other test of its boot (it leaves the machine in a
+    /// state other tests cannot use, e.g. other cores halted).
+    pub runs_last: bool,
 }
 
 impl Test {
@@ -51,7 +54,18 @@ impl Test {
         kind: Kind,
         run: fn(&Kernel) -> Result<(), String>,
     ) -> Test {
-        Test { name, kind, run }
+        Test {
+            name,
+            kind,
+            run,
+            runs_last: false,
+        }
+    }
+
+    /// Marks the test to run after every other test of its boot.
+    pub const fn last(mut self) -> Test {
+        self.runs_last = true;
+        self
     }
 }
 
@@ -98,6 +112,9 @@ pub fn run(kernel: &Kernel, tests: &'static [Test]) -> ! {
 
 fn run_named<'a>(kernel: &Kernel, tests: &[Test], names: impl Iterator<Item = &'a str>) -> ! {
     let (mut passed, mut failed) = (0, 0);
+    let mut names: alloc::vec::Vec<&str> = names.collect();
+    // Stable: the order asked for, except that `runs_last` tests go last.
+    names.sort_by_key(|name| tests.iter().any(|t| t.name == *name && t.runs_last));
     for name in names {
         let Some(index) = tests.iter().position(|t| t.name == name) else {
             println!("test-fail {name}: no such test");

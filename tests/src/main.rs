@@ -10,6 +10,7 @@ mod faults;
 mod harness;
 mod memory;
 mod platform;
+mod protocol;
 mod reactor;
 mod smp;
 
@@ -134,6 +135,24 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         reactor::barrier_across_cores,
     ),
+    Test::new(
+        "reactor_join_across_cores",
+        Kind::Normal,
+        protocol::join_across_cores,
+    ),
+    Test::new("reactor_ports_by_number", Kind::Normal, protocol::ports_by_number),
+    Test::new(
+        "reactor_ring_depth_seen_by_busy_core",
+        Kind::Normal,
+        protocol::ring_depth_seen_by_busy_core,
+    ),
+    // Leaves only one core running: the harness runs it after every other test.
+    Test::new(
+        "reactor_halt_parks_other_cores",
+        Kind::Normal,
+        protocol::halt_parks_other_cores,
+    )
+    .last(),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

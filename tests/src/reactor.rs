@@ -34,7 +34,7 @@ fn ensure_reactors() {
     }
 }
 
-fn cores() -> u32 {
+pub fn cores() -> u32 {
     cpu_local::online_cores()
 }
 
@@ -234,7 +234,7 @@ pub fn channel_backpressure(_: &Kernel) -> Result<(), String> {
 static RAN_ON: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
 static PINNED_MOVED: AtomicBool = AtomicBool::new(false);
 
-fn busy_us(us: u64) {
+pub fn busy_us(us: u64) {
     let end = tsc::rdtsc() + tsc::hz() / 1_000_000 * us;
     while tsc::rdtsc() < end {
         core::hint::spin_loop();

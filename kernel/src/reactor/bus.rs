@@ -46,6 +46,15 @@ pub enum Letter {
         barrier: u32,
         generation: u32,
     },
+    /// A task finished: wake its joiner (`waker`), which waits on the receiver.
+    Join(Box<Waker>),
+    /// A value for port `port` on the receiver (see `port.rs`).
+    Send {
+        port: u32,
+        value: u64,
+    },
+    /// Stop taking work and park (see `halt.rs`).
+    Halt,
     /// Any other protocol message, passed through as is (received ones the
     /// reactor does not act on yet).
     Other(Message),
@@ -108,6 +117,14 @@ impl Bus {
                 barrier,
                 generation,
             },
+            Letter::Join(waker) => Message::Join {
+                task: TaskRef(Box::into_raw(waker) as u64),
+            },
+            Letter::Send { port, value } => Message::Send {
+                channel: port,
+                value,
+            },
+            Letter::Halt => Message::Halt,
             Letter::Other(message) => message,
         };
         match self.endpoint.send_or_queue(proto(to), message) {
@@ -135,8 +152,8 @@ impl Bus {
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(CoreId, Letter)) -> usize {
         self.endpoint.drain(max, |from, message| {
             // SAFETY: every task reference on the bus was made by `task_ref`
-            // from an owned Arc (or, for Timer, by Box::into_raw of a Waker)
-            // and is received exactly once.
+            // from an owned Arc (or, for Timer and Join, by Box::into_raw of
+            // a Waker) and is received exactly once.
             let incoming = unsafe {
                 match message {
                     Message::Spawn { task, .. } => Letter::Spawn(TaskCell::from_word(task.0)),
@@ -155,11 +172,33 @@ impl Bus {
                         barrier,
                         generation,
                     },
+                    Message::Join { task } => Letter::Join(Box::from_raw(task.0 as *mut Waker)),
+                    Message::Send { channel, value } => Letter::Send {
+                        port: channel,
+                        value,
+                    },
+                    Message::Halt => Letter::Halt,
                     other => Letter::Other(other),
                 }
             };
             f(CoreId(u32::from(from.0)), incoming)
         })
+    }
+
+    /// Sends a payload-free `message` (such as `Halt`) to every other core
+    /// through this core's broadcast ring: written once, read in place by
+    /// each peer. Returns the cores whose doorbell must be rung, or gives the
+    /// message back when the slowest peer is a whole ring behind.
+    pub fn broadcast(&mut self, message: Message) -> Result<Vec<CoreId>, Message> {
+        match self.endpoint.broadcast(message) {
+            Ok(ring) => Ok(ring.iter().map(|c| CoreId(u32::from(c.0))).collect()),
+            Err(_) => Err(message),
+        }
+    }
+
+    /// Messages waiting in this core's inbound rings right now.
+    pub fn inbound_depth(&mut self) -> usize {
+        self.endpoint.inbound_depth()
     }
 
     /// About to halt: false (do not halt) if a message or own overflow is waiting.

@@ -17,6 +17,8 @@ mod balance;
 mod bus;
 pub mod channel;
 mod core_only;
+pub mod halt;
+pub mod port;
 pub mod process;
 pub mod sync;
 pub mod task;
@@ -70,6 +72,19 @@ pub struct ReactorStats {
     pub timers: AtomicUsize,
     /// Times this core halted with nothing to do.
     pub halts: AtomicU64,
+    /// `Join` messages received: a task on another core finished and its
+    /// joiner waits here.
+    pub joins_in: AtomicU64,
+    /// Messages waiting in this core's inbound rings when it last drained
+    /// them, and the most ever seen.
+    pub ring_depth: AtomicUsize,
+    pub ring_depth_max: AtomicUsize,
+    /// Messages this core could not place in a full ring yet (its
+    /// overflow queues; flushed every turn).
+    pub overflow_pending: AtomicU64,
+    /// Messages dropped because their receiver had parked (after `halt`)
+    /// or their port was closed; each one is also logged.
+    pub undeliverable: AtomicU64,
 }
 
 /// The executor state: the task tree and the futures' cells by slot.
@@ -93,6 +108,13 @@ pub struct Reactor {
     steal_pending: AtomicBool,
     /// Set while this core is halted with nothing to do (a hint for others).
     halted: AtomicBool,
+    /// Set when a `Halt` message arrived: park after this batch of messages.
+    halting: AtomicBool,
+    /// Set once parked for good (see `halt.rs`).
+    parked: AtomicBool,
+    /// This core's ports, by number (see `port.rs`); senders on other cores
+    /// read it to check that a port exists and reserve room in it.
+    ports: spin::RwLock<alloc::collections::BTreeMap<u32, Arc<port::Port>>>,
     barriers: spin::Mutex<sync::Barriers>,
     pub stats: ReactorStats,
 }
@@ -145,6 +167,9 @@ pub fn init(flavour: Flavour) {
                     spawned: spin::Mutex::new(VecDeque::new()),
                     steal_pending: AtomicBool::new(false),
                     halted: AtomicBool::new(false),
+                    halting: AtomicBool::new(false),
+                    parked: AtomicBool::new(false),
+                    ports: spin::RwLock::new(alloc::collections::BTreeMap::new()),
                     barriers: spin::Mutex::new(sync::Barriers::default()),
                     stats: ReactorStats::default(),
                 }
@@ -245,8 +270,26 @@ fn deliver_spawn(cell: Arc<TaskCell>) {
     }
 }
 
+/// Hands a finished task's joiner its wake-up: directly when the joiner
+/// waits on this core, else as a `Join` message to the joiner's core.
+fn deliver_join(joiner_core: CoreId, waker: Waker) {
+    match reactor(cpu_local::core_id()) {
+        Some(here) if joiner_core != here.core => {
+            here.send(joiner_core, bus::Letter::Join(alloc::boxed::Box::new(waker)))
+        }
+        _ => waker.wake(),
+    }
+}
+
 impl Reactor {
     fn send(&self, to: CoreId, message: bus::Letter) {
+        if halt::parked(to) {
+            // Nothing will ever drain that core's rings again: say so
+            // rather than fill its ring and our overflow queue.
+            self.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
+            log::warn!("reactor: core {to} has halted; a message to it is dropped");
+            return;
+        }
         let rang = self.bus.borrow_mut().send(to, message);
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         if rang {
@@ -259,6 +302,9 @@ impl Reactor {
     /// `may_halt()` still says so with interrupts disabled.
     fn turn(&self, may_halt: &dyn Fn() -> bool) {
         self.drain_bus();
+        if self.halting.load(Ordering::Acquire) {
+            self.park();
+        }
         self.fire_timers();
         if self.core.0 == 0 {
             // The console's receive interrupt goes to core 0 (step 3: readiness).
@@ -267,7 +313,14 @@ impl Reactor {
         self.take_local();
         let ran = self.run_batch();
         balance::when_busy(self);
-        let rang = self.bus.borrow_mut().flush();
+        let rang = {
+            let mut bus = self.bus.borrow_mut();
+            let rang = bus.flush();
+            self.stats
+                .overflow_pending
+                .store(bus.stats().overflow_pending, Ordering::Relaxed);
+            rang
+        };
         for to in rang {
             self.stats.doorbells.fetch_add(1, Ordering::Relaxed);
             lapic::send_ipi(to, lapic::IPI_VECTOR);
@@ -281,10 +334,13 @@ impl Reactor {
 
     fn drain_bus(&self) {
         let mut incoming = Vec::new();
-        let count = self
-            .bus
-            .borrow_mut()
-            .drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
+        let count = {
+            let mut bus = self.bus.borrow_mut();
+            let depth = bus.inbound_depth();
+            self.stats.ring_depth.store(depth, Ordering::Relaxed);
+            self.stats.ring_depth_max.fetch_max(depth, Ordering::Relaxed);
+            bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)))
+        };
         self.stats
             .messages_in
             .fetch_add(count as u64, Ordering::Relaxed);
@@ -320,6 +376,12 @@ impl Reactor {
                 barrier,
                 generation,
             } => sync::on_message(self, from, barrier, generation),
+            bus::Letter::Join(waker) => {
+                self.stats.joins_in.fetch_add(1, Ordering::Relaxed);
+                waker.wake();
+            }
+            bus::Letter::Send { port, value } => port::on_message(self, from, port, value),
+            bus::Letter::Halt => self.halting.store(true, Ordering::Release),
             bus::Letter::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }

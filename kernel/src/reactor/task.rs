@@ -93,7 +93,9 @@ impl Wake for TaskCell {
 struct JoinState<T> {
     done: AtomicBool,
     result: spin::Mutex<Option<T>>,
-    waiter: spin::Mutex<Option<Waker>>,
+    /// The joiner's waker and the core it waited on: when the task
+    /// finishes on another core, the wake-up travels as a `Join` message.
+    waiter: spin::Mutex<Option<(CoreId, Waker)>>,
 }
 
 /// Awaits a task's result, from any core.
@@ -107,7 +109,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let state = &self.state;
         if !state.done.load(Ordering::Acquire) {
-            *state.waiter.lock() = Some(cx.waker().clone());
+            *state.waiter.lock() = Some((cpu_local::core_id(), cx.waker().clone()));
             // Re-check: the task may have finished before the waker was stored.
             if !state.done.load(Ordering::Acquire) {
                 return Poll::Pending;
@@ -146,8 +148,9 @@ where
         let value = future.await;
         *state.result.lock() = Some(value);
         state.done.store(true, Ordering::Release);
-        if let Some(waiter) = state.waiter.lock().take() {
-            waiter.wake();
+        let waiter = state.waiter.lock().take();
+        if let Some((core, waker)) = waiter {
+            super::deliver_join(core, waker);
         }
     });
     (task, handle)

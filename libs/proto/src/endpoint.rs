@@ -293,6 +293,24 @@ impl Endpoint {
         n
     }
 
+    /// How many messages wait in this core's inbound rings and broadcast
+    /// subscriptions right now (all peers together): the depth a
+    /// [`drain`](Self::drain) would find.
+    ///
+    /// ```
+    /// use percore_proto::{Bus, CoreId, Message};
+    /// let mut eps = Bus::new(3, 4).unwrap();
+    /// let _ = eps[1].send(CoreId(0), Message::StealDenied).unwrap();
+    /// let _ = eps[2].send(CoreId(0), Message::StealDenied).unwrap();
+    /// let _ = eps[1].broadcast(Message::Halt).unwrap();
+    /// assert_eq!(eps[0].inbound_depth(), 3);
+    /// eps[0].drain(8, |_, _| {});
+    /// assert_eq!(eps[0].inbound_depth(), 0);
+    /// ```
+    pub fn inbound_depth(&mut self) -> usize {
+        self.inbound.depth()
+    }
+
     /// Announces that this core is about to halt, then checks its inbound
     /// rings once more. Returns `true` if the core may halt now (a sender
     /// that publishes from here on is told to ring the doorbell), `false` if

@@ -59,6 +59,14 @@ impl Source {
         }
     }
 
+    /// How many messages are waiting in this source right now.
+    fn depth(&mut self) -> usize {
+        match self {
+            Source::Ring(rx) => rx.slots(),
+            Source::Broadcast(sub) => sub.read_available().len(),
+        }
+    }
+
     /// Whether at least one message is waiting (loads the producer's
     /// cursor unless a cached one already shows a message).
     fn has_message(&mut self) -> bool {
@@ -95,6 +103,11 @@ impl Inbound {
         }
         self.next = i;
         taken
+    }
+
+    /// Messages waiting over all sources (the inbound ring depth).
+    pub(crate) fn depth(&mut self) -> usize {
+        self.sources.iter_mut().map(|(_, s)| s.depth()).sum()
     }
 
     /// Whether any source has a message waiting.

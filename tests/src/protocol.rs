@@ -1,0 +1,327 @@
+//! Tests of the intercore protocol's messages beyond spawn/wake/timer/sync:
+//! `Join` (a joiner on another core), `Send` (ports by number), the ring
+//! depth accounting, and `Halt` (an orderly stop of the other cores).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::task::Poll;
+use core::time::Duration;
+
+use percore_kernel::Kernel;
+use percore_kernel::arch::x86_64::cpu_local::{self, CoreId};
+use percore_kernel::arch::x86_64::tsc;
+use percore_kernel::reactor::port::{self, PortError};
+use percore_kernel::reactor::{
+    self, SpawnOptions, block_on, channel, priority, sleep, spawn_on, spawn_with,
+};
+
+use crate::reactor::{busy_us, cores, start_reactors};
+
+fn total(counter: impl Fn(&reactor::ReactorStats) -> u64) -> u64 {
+    reactor::reactors().iter().map(|r| counter(&r.stats)).sum()
+}
+
+fn pinned() -> SpawnOptions {
+    SpawnOptions::new(priority(32)).pinned()
+}
+
+/// For every ordered pair of cores (a, b), a task on `a` joins a task on `b`
+/// that finishes only after the joiner has polled its handle: the wake-up
+/// must travel as exactly one `Join` message to `a`.
+pub fn join_across_cores(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let n = cores();
+    let before = total(|s| s.joins_in.load(Ordering::SeqCst));
+    let joiners: Vec<_> = (0..n)
+        .flat_map(|a| (0..n).map(move |b| (a, b)))
+        .map(|(a, b)| {
+            spawn_with(CoreId(a), pinned(), async move {
+                let Ok((mut go, mut wait)) = channel::channel::<()>(1) else {
+                    return Err(String::from("channel"));
+                };
+                let mut joined = spawn_with(CoreId(b), pinned(), async move {
+                    let _ = wait.recv().await;
+                    (a * 100 + b, cpu_local::core_id().0)
+                });
+                // Poll the handle once, so the joiner is registered (on core a)
+                // before the task can finish.
+                let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut joined).poll(cx))).await;
+                if first.is_ready() {
+                    return Err(format!("task on core {b} finished before it was released"));
+                }
+                go.send(()).await;
+                match joined.await {
+                    (value, ran_on) if value == a * 100 + b && ran_on == b => Ok(()),
+                    other => Err(format!("joined {other:?} from core {b} on core {a}")),
+                }
+            })
+        })
+        .collect();
+    block_on(async {
+        for joiner in joiners {
+            joiner.await?;
+        }
+        Ok::<(), String>(())
+    })?;
+    let joins = total(|s| s.joins_in.load(Ordering::SeqCst)) - before;
+    let expected = u64::from(n) * u64::from(n - 1);
+    // Each cross-core pair needs one. The test's own `block_on` on this core
+    // also joins the n joiner tasks, which may take up to n - 1 more.
+    if !(expected..expected + u64::from(n)).contains(&joins) {
+        return Err(format!(
+            "{joins} Join messages for {expected} cross-core joins (+ up to {} from the test itself)",
+            n - 1
+        ));
+    }
+    Ok(())
+}
+
+const PER_SENDER: u64 = 500;
+
+/// Every core opens port 7 (room for 64 values); every core sends 500
+/// numbered values to every core's port 7, waiting when it is full. Every
+/// value arrives once, in order per sender. Then the error cases.
+pub fn ports_by_number(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let n = cores();
+    let opened: Vec<_> = (0..n)
+        .map(|c| spawn_with(CoreId(c), pinned(), async { port::open(7, 64) }))
+        .collect();
+    let receivers = block_on(async {
+        let mut receivers = Vec::new();
+        for handle in opened {
+            receivers.push(handle.await.map_err(|e| format!("open: {e:?}"))?);
+        }
+        Ok::<_, String>(receivers)
+    })?;
+    let readers: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut rx)| {
+            spawn_with(CoreId(c as u32), pinned(), async move {
+                let mut next = alloc::vec![0u64; n as usize];
+                for _ in 0..u64::from(n) * PER_SENDER {
+                    let value = rx.recv().await;
+                    let (from, seq) = ((value >> 32) as usize, value & 0xffff_ffff);
+                    match next.get_mut(from) {
+                        Some(expected) if *expected == seq => *expected += 1,
+                        _ => return Err(format!("port on core {c}: got {from}/{seq}, out of order")),
+                    }
+                }
+                if rx.core() != CoreId(c as u32) || rx.try_recv().is_some() {
+                    return Err(format!("port on core {c}: extra values"));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let senders: Vec<_> = (0..n)
+        .map(|from| {
+            spawn_on(CoreId(from), priority(32), async move {
+                for seq in 0..PER_SENDER {
+                    for to in 0..n {
+                        let value = (u64::from(from) << 32) | seq;
+                        port::send(CoreId(to), 7, value)
+                            .await
+                            .map_err(|e| format!("send {from}->{to}: {e:?}"))?;
+                    }
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    block_on(async {
+        for sender in senders {
+            sender.await?;
+        }
+        for reader in readers {
+            reader.await?;
+        }
+        Ok::<(), String>(())
+    })?;
+    port_errors(n)
+}
+
+fn port_errors(n: u32) -> Result<(), String> {
+    let last = CoreId(n - 1);
+    let check = |what: &str, got: Result<(), PortError>, want: Result<(), PortError>| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{what}: got {got:?}, expected {want:?}"))
+        }
+    };
+    check(
+        "never opened",
+        port::try_send(CoreId(0), 99, 1),
+        Err(PortError::NoSuchPort {
+            core: CoreId(0),
+            number: 99,
+        }),
+    )?;
+    check(
+        "no such core",
+        port::try_send(CoreId(n), 7, 1),
+        Err(PortError::NoSuchCore(CoreId(n))),
+    )?;
+    let first = block_on(spawn_on(last, priority(32), async { port::open(9, 4) }))
+        .map_err(|e| format!("open 9: {e:?}"))?;
+    let twice = block_on(spawn_on(last, priority(32), async {
+        port::open(9, 4).map(|_| ())
+    }));
+    check("opened twice", twice, Err(PortError::InUse(9)))?;
+    check(
+        "capacity 0",
+        port::open(8, 0).map(|_| ()),
+        Err(PortError::BadCapacity(0)),
+    )?;
+    for v in 0..4 {
+        check("room left", port::try_send(last, 9, v), Ok(()))?;
+    }
+    check("full", port::try_send(last, 9, 77), Err(PortError::Full(77)))?;
+    let lost_before = reactor::reactor(last).map_or(0, |r| r.stats.undeliverable.load(Ordering::SeqCst));
+    drop(first);
+    check(
+        "after close",
+        port::try_send(last, 9, 5),
+        Err(PortError::NoSuchPort {
+            core: last,
+            number: 9,
+        }),
+    )?;
+    // The four unread values are reported, whether they were queued or still
+    // in flight when the port closed.
+    let lost = || {
+        reactor::reactor(last).map_or(0, |r| r.stats.undeliverable.load(Ordering::SeqCst))
+            - lost_before
+    };
+    let deadline = tsc::rdtsc() + tsc::hz();
+    while lost() < 4 && tsc::rdtsc() < deadline {
+        block_on(sleep(Duration::from_millis(1)));
+    }
+    if lost() != 4 {
+        return Err(format!("closing with 4 unread values reported {} lost", lost()));
+    }
+    // Re-opened, the port starts empty and takes four values again.
+    let again = block_on(spawn_on(last, priority(32), async { port::open(9, 4) }))
+        .map_err(|e| format!("re-open 9: {e:?}"))?;
+    for v in 0..4 {
+        check("room after re-open", port::try_send(last, 9, v), Ok(()))?;
+    }
+    drop(again);
+    Ok(())
+}
+
+static SENT: AtomicUsize = AtomicUsize::new(0);
+
+/// While the last core is busy in one task (not draining its rings), every
+/// other core sends it 50 port values: the reactor's ring depth, measured
+/// when it drains, shows them all waiting.
+pub fn ring_depth_seen_by_busy_core(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let n = cores();
+    if n < 2 {
+        return Ok(()); // no rings on one core
+    }
+    let last = CoreId(n - 1);
+    let rx = block_on(spawn_on(last, priority(32), async { port::open(10, 1024) }))
+        .map_err(|e| format!("open: {e:?}"))?;
+    SENT.store(0, Ordering::SeqCst);
+    let busy = spawn_with(last, pinned(), async move {
+        let deadline = tsc::rdtsc() + tsc::hz() * 5;
+        while SENT.load(Ordering::SeqCst) < (n - 1) as usize && tsc::rdtsc() < deadline {
+            busy_us(100);
+        }
+        rx
+    });
+    let senders: Vec<_> = (0..n - 1)
+        .map(|from| {
+            spawn_with(CoreId(from), pinned(), async move {
+                for v in 0..50 {
+                    port::try_send(last, 10, v).map_err(|e| format!("{e:?}"))?;
+                }
+                SENT.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    let mut rx = block_on(async {
+        for sender in senders {
+            sender.await?;
+        }
+        Ok::<_, String>(busy.await)
+    })?;
+    let received = block_on(spawn_on(last, priority(32), async move {
+        let mut count = 0;
+        while count < 50 * (n - 1) {
+            rx.recv().await;
+            count += 1;
+        }
+        count
+    }));
+    let depth = reactor::reactor(last).map_or(0, |r| r.stats.ring_depth_max.load(Ordering::SeqCst));
+    if received != 50 * (n - 1) || depth < 50 * (n as usize - 1) {
+        return Err(format!(
+            "received {received}, deepest inbound ring depth seen {depth}"
+        ));
+    }
+    Ok(())
+}
+
+static TICKS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// The console's `halt`, minus the machine exit: every other core gets the
+/// broadcast `Halt`, parks and says so; their work stops (a ticking task on
+/// each stops ticking), and messages to them are refused with a clear error.
+/// Runs last: it leaves only this core running.
+pub fn halt_parks_other_cores(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let n = cores();
+    let me = cpu_local::core_id();
+    for core in (0..n).filter(|&c| c != me.0) {
+        spawn_with(CoreId(core), pinned(), async move {
+            loop {
+                TICKS[core as usize % 64].fetch_add(1, Ordering::SeqCst);
+                sleep(Duration::from_millis(1)).await;
+            }
+        });
+    }
+    block_on(sleep(Duration::from_millis(20)));
+    let report = block_on(reactor::halt::halt_other_cores(Duration::from_secs(2)));
+    if report.asked != (n - 1) as usize || report.stopped != report.asked {
+        return Err(format!("halt: {report:?} on {n} cores"));
+    }
+    let ticks = || TICKS.iter().map(|t| t.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    let before = ticks();
+    busy_us(20_000);
+    let after = ticks();
+    for core in (0..n).filter(|&c| c != me.0) {
+        let stopped = cpu_local::core(CoreId(core))
+            .and_then(|s| s.local())
+            .is_some_and(|l| l.stopped.load(Ordering::SeqCst));
+        let parked = reactor::reactor(CoreId(core)).is_some_and(|r| r.is_parked());
+        if !stopped || !parked || before[core as usize] == 0 {
+            return Err(format!(
+                "core {core}: stopped {stopped}, parked {parked}, ticked {}",
+                before[core as usize]
+            ));
+        }
+        match port::try_send(CoreId(core), 7, 1) {
+            Err(PortError::Halted(c)) if c == CoreId(core) => {}
+            other => return Err(format!("send to halted core {core}: {other:?}")),
+        }
+    }
+    if before != after {
+        return Err(format!("halted cores still ran tasks: {before:?} -> {after:?}"));
+    }
+    // The remaining core still works.
+    let v = block_on(reactor::spawn(priority(32), async { 6 * 7 }));
+    if v != 42 {
+        return Err(String::from("this core stopped working after the halt"));
+    }
+    Ok(())
+}
