@@ -10,8 +10,11 @@ use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use uart_16550::SerialPort;
 
+use percore_poll::{Interest, Ready};
+
 use crate::arch::x86_64::cpu_local;
 use crate::drivers::uart;
+use crate::reactor::readiness::{self, CONSOLE_INPUT, Readiness, ReadinessError};
 
 static SERIAL: Mutex<Option<SerialPort>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
@@ -68,8 +71,8 @@ static INPUT_OVERRUNS: AtomicU64 = AtomicU64::new(0);
 
 /// The COM1 receive interrupt: moves every waiting byte into the input buffer.
 ///
-/// Single producer (the one core the IRQ is routed to), single consumer
-/// ([`read_byte`]). A byte that finds the buffer full is counted in
+/// Single producer (the one core the IRQ is routed to); consumers claim
+/// bytes with a CAS ([`read_byte`]). A byte that finds the buffer full is counted in
 /// [`input_stats`] rather than silently lost.
 pub fn on_receive_interrupt() {
     let mut serial = SERIAL.lock();
@@ -83,48 +86,56 @@ pub fn on_receive_interrupt() {
         }
         INPUT[head % INPUT_CAPACITY].store(byte, Ordering::Relaxed);
         INPUT_HEAD.store(head + 1, Ordering::Release);
-        INPUT_ARRIVED.store(true, Ordering::Release);
+    }
+    drop(serial);
+    // Wakers never run here: this only queues readiness for core 0's reactor.
+    readiness::raise(CONSOLE_INPUT, Ready::READABLE);
+}
+
+/// A task's reader of console input, on any core: the receive line is an
+/// event source owned by core 0 (where IRQ 4 goes), and this reader's
+/// registration lives in core 0's readiness queue (made through the
+/// protocol's `Register` message when the reader is on another core).
+pub struct Reader {
+    readiness: Readiness,
+}
+
+impl Reader {
+    /// Registers for console input. Fails only before the reactors exist.
+    pub fn new() -> Result<Reader, ReadinessError> {
+        Ok(Reader {
+            readiness: Readiness::register(CONSOLE_INPUT, Interest::READABLE)?,
+        })
+    }
+
+    /// Waits for the next byte typed on the console.
+    pub async fn next_byte(&mut self) -> u8 {
+        loop {
+            // Edge-triggered: take what is there, then wait for the next edge.
+            if let Some(byte) = read_byte() {
+                return byte;
+            }
+            self.readiness.ready().await;
+        }
     }
 }
 
-static INPUT_WAKER: spin::Mutex<Option<core::task::Waker>> = spin::Mutex::new(None);
-static INPUT_ARRIVED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Called by the reactor every turn (normal context): wakes the task waiting
-/// in [`next_byte`] if the receive interrupt brought input. The interrupt
-/// handler itself only sets a flag: wakers never run in interrupt context.
-pub fn dispatch_input_wakeup() {
-    if INPUT_ARRIVED.swap(false, Ordering::AcqRel)
-        && let Some(waker) = INPUT_WAKER.lock().take()
-    {
-        waker.wake();
-    }
-}
-
-/// Waits for the next byte typed on the console.
-pub async fn next_byte() -> u8 {
-    core::future::poll_fn(|cx| {
-        if let Some(byte) = read_byte() {
-            return core::task::Poll::Ready(byte);
-        }
-        *INPUT_WAKER.lock() = Some(cx.waker().clone());
-        match read_byte() {
-            Some(byte) => core::task::Poll::Ready(byte),
-            None => core::task::Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// The next byte typed on the console, if any.
+/// The next byte typed on the console, if any. Any number of readers on
+/// any cores: each byte goes to exactly one of them.
 pub fn read_byte() -> Option<u8> {
-    let tail = INPUT_TAIL.load(Ordering::Relaxed);
-    if tail == INPUT_HEAD.load(Ordering::Acquire) {
-        return None;
+    let mut tail = INPUT_TAIL.load(Ordering::Acquire);
+    loop {
+        if tail == INPUT_HEAD.load(Ordering::Acquire) {
+            return None;
+        }
+        // Read before claiming: the interrupt handler cannot overwrite this
+        // slot until the tail moves past it.
+        let byte = INPUT[tail % INPUT_CAPACITY].load(Ordering::Relaxed);
+        match INPUT_TAIL.compare_exchange(tail, tail + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some(byte),
+            Err(now) => tail = now,
+        }
     }
-    let byte = INPUT[tail % INPUT_CAPACITY].load(Ordering::Relaxed);
-    INPUT_TAIL.store(tail + 1, Ordering::Release);
-    Some(byte)
 }
 
 /// (bytes received, bytes dropped because the input buffer was full).

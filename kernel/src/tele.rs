@@ -1,9 +1,10 @@
-//! "tele": the interactive command line on the serial console, itself a task
-//! of core 0's reactor.
+//! "tele": the interactive command line on the serial console, itself a
+//! task (on any core).
 //!
 //! The COM1 receive interrupt only moves bytes into the console buffer and
-//! raises a flag; the reactor turns that flag into a wake-up of this task
-//! (wakers are never called from interrupt context). Commands: `help`,
+//! raises the console's readiness in core 0's readiness queue; core 0's
+//! reactor wakes this task from there (wakers never run in interrupt
+//! context), through the bus if the task lives on another core. Commands: `help`,
 //! `cores`, `tasks`, `timers`, `spawn-demo`, `bench`, `halt`.
 
 use alloc::string::String;
@@ -31,9 +32,16 @@ commands:
 pub async fn run() {
     println!("tele: type `help` for commands");
     let mut line = String::new();
+    let mut input = match console::Reader::new() {
+        Ok(input) => input,
+        Err(error) => {
+            log::error!("tele: cannot read the console: {error:?}");
+            return;
+        }
+    };
     print!("percore> ");
     loop {
-        let byte = console::next_byte().await;
+        let byte = input.next_byte().await;
         match byte {
             b'\r' | b'\n' => {
                 println!();

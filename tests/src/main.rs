@@ -146,6 +146,16 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         protocol::ring_depth_seen_by_busy_core,
     ),
+    Test::new(
+        "reactor_console_reader_on_another_core",
+        Kind::Normal,
+        protocol::console_reader_on_another_core,
+    ),
+    Test::new(
+        "reactor_readiness_edges_reach_other_cores",
+        Kind::Normal,
+        protocol::readiness_edges_reach_other_cores,
+    ),
     // Leaves only one core running: the harness runs it after every other test.
     Test::new(
         "reactor_halt_parks_other_cores",

@@ -325,3 +325,120 @@ pub fn halt_parks_other_cores(_: &Kernel) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A console reader on the last core: its registration is made in core 0's
+/// readiness queue through a `Register` message; bytes received through
+/// IRQ 4 on core 0 (UART loopback) reach it; dropping it deregisters.
+pub fn console_reader_on_another_core(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::console;
+    start_reactors();
+    let last = CoreId(cores() - 1);
+    let registrations = || {
+        reactor::reactor(CoreId(0)).map_or(0, |r| r.stats.registrations.load(Ordering::SeqCst))
+    };
+    let before = registrations();
+    let reader = spawn_on(last, priority(32), async {
+        let mut input = console::Reader::new().map_err(|e| format!("{e:?}"))?;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(input.next_byte().await);
+        }
+        Ok::<_, String>((got, cpu_local::core_id()))
+    });
+    // Give the registration time to arrive; bytes sent before it would
+    // still be read (the reader checks the buffer after registering).
+    block_on(sleep(Duration::from_millis(5)));
+    const MCR: u16 = 0x3F8 + 4;
+    console::with_uart(|port| {
+        // SAFETY: UART loopback (keeping DTR, RTS, OUT2), as in com1_interrupt_routed.
+        unsafe { x86_64::instructions::port::Port::<u8>::new(MCR).write(0x1B) };
+        for &b in b"abc" {
+            port.send_raw(b);
+        }
+    });
+    let deadline = tsc::rdtsc() + tsc::hz() * 5;
+    while !reader.is_finished() && tsc::rdtsc() < deadline {
+        block_on(sleep(Duration::from_millis(1)));
+    }
+    console::with_uart(|_| {
+        // SAFETY: back to normal operation (DTR, RTS, OUT2).
+        unsafe { x86_64::instructions::port::Port::<u8>::new(MCR).write(0x0B) };
+    });
+    if !reader.is_finished() {
+        return Err(format!(
+            "the reader on core {last} did not get 3 bytes (registrations on core 0: {})",
+            registrations()
+        ));
+    }
+    let (got, ran_on) = block_on(reader)?;
+    if got != b"abc" || (ran_on != last && ran_on != CoreId(0)) {
+        return Err(format!("read {got:?} on core {ran_on}"));
+    }
+    let deadline = tsc::rdtsc() + tsc::hz();
+    while registrations() != before && tsc::rdtsc() < deadline {
+        block_on(sleep(Duration::from_millis(1)));
+    }
+    if registrations() != before {
+        return Err(format!(
+            "the dropped reader is still registered ({} registrations, {before} before)",
+            registrations()
+        ));
+    }
+    Ok(())
+}
+
+static ACKS: AtomicUsize = AtomicUsize::new(0);
+const RAISES: usize = 50;
+
+/// For every core as the owner of a software event source: a task on the
+/// next core registers, and core 0 raises the source 50 times, each after
+/// the previous edge was seen. Every edge reaches the task — including when
+/// the owner has halted in between, which takes the poll's IPI unpark.
+pub fn readiness_edges_reach_other_cores(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::reactor::readiness::{self, Readiness};
+    use percore_poll::{Interest, Ready};
+    start_reactors();
+    let n = cores();
+    for owner in 0..n {
+        let source = readiness::define_source(CoreId(owner)).map_err(|e| format!("{e:?}"))?;
+        ACKS.store(0, Ordering::SeqCst);
+        let registered = AtomicUsize::new(0);
+        let registered: &'static AtomicUsize = alloc::boxed::Box::leak(alloc::boxed::Box::new(registered));
+        let subscriber = spawn_on(CoreId((owner + 1) % n), priority(32), async move {
+            let mut r = Readiness::register(source, Interest::READABLE).map_err(|e| format!("{e:?}"))?;
+            r.ready().await; // in place
+            registered.store(1, Ordering::SeqCst);
+            for _ in 0..RAISES {
+                let ready = r.ready().await;
+                if !ready.contains(Ready::READABLE) {
+                    return Err(format!("event without READABLE: {ready:?}"));
+                }
+                ACKS.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<(), String>(())
+        });
+        block_on(async {
+            let deadline = tsc::rdtsc() + tsc::hz() * 5;
+            while registered.load(Ordering::SeqCst) == 0 && tsc::rdtsc() < deadline {
+                sleep(Duration::from_micros(200)).await;
+            }
+            for i in 0..RAISES {
+                if readiness::raise(source, Ready::READABLE) != 1 {
+                    return Err(format!("source of core {owner}: raise {i} found no registration"));
+                }
+                let deadline = tsc::rdtsc() + tsc::hz() * 2;
+                while ACKS.load(Ordering::SeqCst) <= i && tsc::rdtsc() < deadline {
+                    sleep(Duration::from_micros(200)).await;
+                }
+                if ACKS.load(Ordering::SeqCst) <= i {
+                    return Err(format!("source of core {owner}: edge {i} never reached its task"));
+                }
+            }
+            subscriber.await
+        })?;
+        if ACKS.load(Ordering::SeqCst) != RAISES {
+            return Err(format!("{} events for {RAISES} edges", ACKS.load(Ordering::SeqCst)));
+        }
+    }
+    Ok(())
+}

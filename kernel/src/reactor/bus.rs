@@ -55,6 +55,12 @@ pub enum Letter {
     },
     /// Stop taking work and park (see `halt.rs`).
     Halt,
+    /// (De)register readiness interest with the receiver (see `readiness.rs`).
+    Register {
+        source: u32,
+        token: u64,
+        interest: u8,
+    },
     /// Any other protocol message, passed through as is (received ones the
     /// reactor does not act on yet).
     Other(Message),
@@ -125,6 +131,15 @@ impl Bus {
                 value,
             },
             Letter::Halt => Message::Halt,
+            Letter::Register {
+                source,
+                token,
+                interest,
+            } => Message::Register {
+                source,
+                token,
+                interest,
+            },
             Letter::Other(message) => message,
         };
         match self.endpoint.send_or_queue(proto(to), message) {
@@ -178,6 +193,15 @@ impl Bus {
                         value,
                     },
                     Message::Halt => Letter::Halt,
+                    Message::Register {
+                        source,
+                        token,
+                        interest,
+                    } => Letter::Register {
+                        source,
+                        token,
+                        interest,
+                    },
                     other => Letter::Other(other),
                 }
             };

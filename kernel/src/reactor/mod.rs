@@ -20,6 +20,7 @@ mod core_only;
 pub mod halt;
 pub mod port;
 pub mod process;
+pub mod readiness;
 pub mod sync;
 pub mod task;
 pub mod timer;
@@ -85,6 +86,8 @@ pub struct ReactorStats {
     /// Messages dropped because their receiver had parked (after `halt`)
     /// or their port was closed; each one is also logged.
     pub undeliverable: AtomicU64,
+    /// Readiness registrations in this core's queue.
+    pub registrations: AtomicUsize,
 }
 
 /// The executor state: the task tree and the futures' cells by slot.
@@ -99,6 +102,8 @@ pub struct Reactor {
     executor: CoreOnly<Executor>,
     wheel: CoreOnly<Wheel<Waker>>,
     bus: CoreOnly<bus::Bus>,
+    /// The readiness queue of the event sources this core owns.
+    readiness: CoreOnly<readiness::Queue>,
     /// Wakes of this core's tasks, from this core (tasks, timers) or
     /// received from others; taken in step 3.
     local: spin::Mutex<VecDeque<Arc<TaskCell>>>,
@@ -163,6 +168,7 @@ pub fn init(flavour: Flavour) {
                     ),
                     wheel: CoreOnly::new(core, wheel),
                     bus: CoreOnly::new(core, endpoint),
+                    readiness: CoreOnly::new(core, readiness::Queue::new(core)),
                     local: spin::Mutex::new(VecDeque::new()),
                     spawned: spin::Mutex::new(VecDeque::new()),
                     steal_pending: AtomicBool::new(false),
@@ -177,6 +183,7 @@ pub fn init(flavour: Flavour) {
             .collect::<Vec<_>>()
             .into_boxed_slice()
     });
+    readiness::init();
     STARTED.fetch_add(1, Ordering::AcqRel);
     for core in 1..cores {
         // The call never returns: the application core runs its reactor from now on.
@@ -306,10 +313,7 @@ impl Reactor {
             self.park();
         }
         self.fire_timers();
-        if self.core.0 == 0 {
-            // The console's receive interrupt goes to core 0 (step 3: readiness).
-            crate::console::dispatch_input_wakeup();
-        }
+        readiness::dispatch(self);
         self.take_local();
         let ran = self.run_batch();
         balance::when_busy(self);
@@ -382,6 +386,11 @@ impl Reactor {
             }
             bus::Letter::Send { port, value } => port::on_message(self, from, port, value),
             bus::Letter::Halt => self.halting.store(true, Ordering::Release),
+            bus::Letter::Register {
+                source,
+                token,
+                interest,
+            } => readiness::on_register(self, source, token, interest),
             bus::Letter::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }
@@ -523,11 +532,18 @@ impl Reactor {
             || !self.spawned.lock().is_empty()
             || self.executor.borrow_mut().tree.ready_len() > 0;
         if !work_waiting && may_halt() && self.bus.borrow_mut().prepare_sleep() {
-            self.stats.halts.fetch_add(1, Ordering::Relaxed);
-            self.halted.store(true, Ordering::Release);
-            // `sti; hlt`: an interrupt pending since `cli` ends the halt at once.
-            x86_64::instructions::interrupts::enable_and_hlt();
-            self.halted.store(false, Ordering::Release);
+            // Readiness signalled from another core from here on sends an IPI.
+            let readiness = self.readiness.borrow_mut();
+            if readiness.prepare_wait() {
+                self.stats.halts.fetch_add(1, Ordering::Relaxed);
+                self.halted.store(true, Ordering::Release);
+                // `sti; hlt`: an interrupt pending since `cli` ends the halt at once.
+                x86_64::instructions::interrupts::enable_and_hlt();
+                x86_64::instructions::interrupts::disable();
+                self.halted.store(false, Ordering::Release);
+            }
+            readiness.end_wait();
+            drop(readiness);
             self.bus.borrow_mut().woke();
         }
         x86_64::instructions::interrupts::enable();

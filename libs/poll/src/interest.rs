@@ -76,11 +76,22 @@ impl Interest {
         self.0.get() & PRIORITY != 0
     }
 
-    pub(crate) const fn bits(self) -> u8 {
+    /// The bits (readable 1, writable 2, priority 4), for carrying an
+    /// interest in a message; [`from_bits`](Self::from_bits) is the inverse.
+    ///
+    /// ```
+    /// # use percore_poll::Interest;
+    /// let i = Interest::READABLE | Interest::PRIORITY;
+    /// assert_eq!(i.bits(), 5);
+    /// assert_eq!(Interest::from_bits(i.bits()), Some(i));
+    /// assert_eq!(Interest::from_bits(0), None); // an interest is never empty
+    /// ```
+    pub const fn bits(self) -> u8 {
         self.0.get()
     }
 
-    pub(crate) const fn from_bits(bits: u8) -> Option<Interest> {
+    /// The interest with these bits; `None` if none of the known bits is set.
+    pub const fn from_bits(bits: u8) -> Option<Interest> {
         match NonZeroU8::new(bits & (READABLE | WRITABLE | PRIORITY)) {
             Some(bits) => Some(Interest(bits)),
             None => None,

@@ -127,6 +127,37 @@ impl Poll {
         }
     }
 
+    /// For an event loop that waits on more than this poll at once (the
+    /// kernel's reactor halts until a ring message, a timer *or* readiness
+    /// arrives): announces that the owner is about to wait, and returns
+    /// `false` if readiness is already queued (then do not wait: call
+    /// [`poll`](Self::poll) with a zero timeout instead). From this call
+    /// until [`end_wait`](Self::end_wait), a signaller that queues readiness
+    /// calls [`Park::unpark`], which must end the owner's wait (the kernel:
+    /// an IPI to the owning core). The same store-fence-load handshake as
+    /// `poll`'s own waiting, so no edge is missed; a `false` return still
+    /// needs `end_wait`.
+    /// ```
+    /// use percore_poll::{Interest, Poll, Ready, Registration, Token};
+    /// let poll = Poll::new().unwrap();
+    /// let mut rx = Registration::new();
+    /// poll.registry().register(&mut rx, Token(0), Interest::READABLE).unwrap();
+    /// assert!(poll.prepare_wait()); // nothing queued: the loop may halt
+    /// poll.end_wait();
+    /// rx.signal().unwrap().set(Ready::READABLE).unwrap();
+    /// assert!(!poll.prepare_wait()); // readiness waits: do not halt
+    /// poll.end_wait();
+    /// ```
+    pub fn prepare_wait(&self) -> bool {
+        self.registry.shared.prepare_sleep(self.head)
+    }
+
+    /// Ends the wait announced by [`prepare_wait`](Self::prepare_wait):
+    /// signallers stop calling [`Park::unpark`].
+    pub fn end_wait(&self) {
+        self.registry.shared.end_sleep();
+    }
+
     /// Moves queued readiness into `events` until it is full or the queue
     /// is (momentarily) empty; entries queued during the drain are left for
     /// the next call, so a token appears at most once per `poll`.

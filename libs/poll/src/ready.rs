@@ -52,11 +52,21 @@ impl Ready {
         self.0 == 0
     }
 
-    pub(crate) const fn bits(self) -> u8 {
+    /// The bits, for carrying readiness in a message (the kernel's
+    /// intercore protocol); [`from_bits`](Self::from_bits) is the inverse.
+    ///
+    /// ```
+    /// # use percore_poll::Ready;
+    /// let r = Ready::READABLE | Ready::ERROR;
+    /// assert_eq!(Ready::from_bits(r.bits()), r);
+    /// assert_eq!(Ready::from_bits(0xff), Ready::ALL); // unknown bits dropped
+    /// ```
+    pub const fn bits(self) -> u8 {
         self.0
     }
 
-    pub(crate) const fn from_bits(bits: u8) -> Ready {
+    /// Readiness from [`bits`](Self::bits); unknown bits are ignored.
+    pub const fn from_bits(bits: u8) -> Ready {
         Ready(bits & Self::ALL.0)
     }
 

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use loom::sync::Notify;
+use loom::sync::{Arc, Notify};
 use loom::thread;
 use percore_poll::{Events, Interest, Park, Poll, Ready, Registration, Token, Waker};
 
@@ -100,6 +100,45 @@ fn parked_poller_is_always_woken() {
         let mut events = Events::with_capacity(4);
         poll.poll(&mut events, None).unwrap();
         assert_eq!(events.iter().next().map(|e| e.token()), Some(Token(1)));
+        t.join().unwrap();
+    });
+}
+
+/// The park of an outer event loop: the loop halts on the same permit
+/// the poll's signallers unpark.
+struct OuterPark(Arc<Notify>);
+
+impl Park for OuterPark {
+    fn park(&self, _timeout: Option<Duration>) {
+        self.0.wait();
+    }
+    fn unpark(&self) {
+        self.0.notify();
+    }
+}
+
+/// An outer event loop (the kernel's reactor) that waits through
+/// `prepare_wait` + its own halt never sleeps through a signal: either
+/// `prepare_wait` sees the queued readiness, or the signaller sees the
+/// waiting flag and unparks. A lost wake-up is a loom deadlock.
+#[test]
+fn external_loop_wait_is_always_woken() {
+    loom::model(|| {
+        let halt = Arc::new(Notify::new());
+        let mut poll = Poll::with_park(1, OuterPark(halt.clone())).unwrap();
+        let mut r = Registration::new();
+        poll.registry()
+            .register(&mut r, Token(1), Interest::READABLE)
+            .unwrap();
+        let signal = r.signal().unwrap().clone();
+        let t = thread::spawn(move || signal.set(Ready::READABLE).unwrap());
+        let mut events = Events::with_capacity(4);
+        while count(&mut poll, &mut events) == 0 {
+            if poll.prepare_wait() {
+                halt.wait();
+            }
+            poll.end_wait();
+        }
         t.join().unwrap();
     });
 }

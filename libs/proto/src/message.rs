@@ -66,12 +66,16 @@ pub enum Message {
     },
     /// Register interest in event source `source` on the receiver (the core
     /// that owns the device queue); the receiver adds it to its readiness
-    /// queue and reports readiness under `token`.
+    /// queue and reports readiness under `token`. With `interest == 0` it is
+    /// the deregistration of `token` (like `EPOLL_CTL_DEL`).
     Register {
         /// The event source (device queue, interrupt line) number.
         source: u32,
         /// The token readiness events will carry (a `percore-poll` token).
         token: u64,
+        /// `percore-poll` interest bits (readable 1, writable 2, priority
+        /// 4); 0 deregisters `token`.
+        interest: u8,
     },
     /// The sender joins (`subscribe: true`) or leaves a broadcast stream
     /// published by `publisher`. The receiver, normally `publisher` itself,
