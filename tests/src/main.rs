@@ -140,7 +140,11 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         protocol::join_across_cores,
     ),
-    Test::new("reactor_ports_by_number", Kind::Normal, protocol::ports_by_number),
+    Test::new(
+        "reactor_ports_by_number",
+        Kind::Normal,
+        protocol::ports_by_number,
+    ),
     Test::new(
         "reactor_ring_depth_seen_by_busy_core",
         Kind::Normal,

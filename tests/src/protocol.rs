@@ -109,7 +109,11 @@ pub fn ports_by_number(_: &Kernel) -> Result<(), String> {
                     let (from, seq) = ((value >> 32) as usize, value & 0xffff_ffff);
                     match next.get_mut(from) {
                         Some(expected) if *expected == seq => *expected += 1,
-                        _ => return Err(format!("port on core {c}: got {from}/{seq}, out of order")),
+                        _ => {
+                            return Err(format!(
+                                "port on core {c}: got {from}/{seq}, out of order"
+                            ));
+                        }
                     }
                 }
                 if rx.core() != CoreId(c as u32) || rx.try_recv().is_some() {
@@ -182,8 +186,13 @@ fn port_errors(n: u32) -> Result<(), String> {
     for v in 0..4 {
         check("room left", port::try_send(last, 9, v), Ok(()))?;
     }
-    check("full", port::try_send(last, 9, 77), Err(PortError::Full(77)))?;
-    let lost_before = reactor::reactor(last).map_or(0, |r| r.stats.undeliverable.load(Ordering::SeqCst));
+    check(
+        "full",
+        port::try_send(last, 9, 77),
+        Err(PortError::Full(77)),
+    )?;
+    let lost_before =
+        reactor::reactor(last).map_or(0, |r| r.stats.undeliverable.load(Ordering::SeqCst));
     drop(first);
     check(
         "after close",
@@ -204,7 +213,10 @@ fn port_errors(n: u32) -> Result<(), String> {
         block_on(sleep(Duration::from_millis(1)));
     }
     if lost() != 4 {
-        return Err(format!("closing with 4 unread values reported {} lost", lost()));
+        return Err(format!(
+            "closing with 4 unread values reported {} lost",
+            lost()
+        ));
     }
     // Re-opened, the port starts empty and takes four values again.
     let again = block_on(spawn_on(last, priority(32), async { port::open(9, 4) }))
@@ -295,7 +307,12 @@ pub fn halt_parks_other_cores(_: &Kernel) -> Result<(), String> {
     if report.asked != (n - 1) as usize || report.stopped != report.asked {
         return Err(format!("halt: {report:?} on {n} cores"));
     }
-    let ticks = || TICKS.iter().map(|t| t.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    let ticks = || {
+        TICKS
+            .iter()
+            .map(|t| t.load(Ordering::SeqCst))
+            .collect::<Vec<_>>()
+    };
     let before = ticks();
     busy_us(20_000);
     let after = ticks();
@@ -316,7 +333,9 @@ pub fn halt_parks_other_cores(_: &Kernel) -> Result<(), String> {
         }
     }
     if before != after {
-        return Err(format!("halted cores still ran tasks: {before:?} -> {after:?}"));
+        return Err(format!(
+            "halted cores still ran tasks: {before:?} -> {after:?}"
+        ));
     }
     // The remaining core still works.
     let v = block_on(reactor::spawn(priority(32), async { 6 * 7 }));
@@ -333,9 +352,8 @@ pub fn console_reader_on_another_core(_: &Kernel) -> Result<(), String> {
     use percore_kernel::console;
     start_reactors();
     let last = CoreId(cores() - 1);
-    let registrations = || {
-        reactor::reactor(CoreId(0)).map_or(0, |r| r.stats.registrations.load(Ordering::SeqCst))
-    };
+    let registrations =
+        || reactor::reactor(CoreId(0)).map_or(0, |r| r.stats.registrations.load(Ordering::SeqCst));
     let before = registrations();
     let reader = spawn_on(last, priority(32), async {
         let mut input = console::Reader::new().map_err(|e| format!("{e:?}"))?;
@@ -403,9 +421,11 @@ pub fn readiness_edges_reach_other_cores(_: &Kernel) -> Result<(), String> {
         let source = readiness::define_source(CoreId(owner)).map_err(|e| format!("{e:?}"))?;
         ACKS.store(0, Ordering::SeqCst);
         let registered = AtomicUsize::new(0);
-        let registered: &'static AtomicUsize = alloc::boxed::Box::leak(alloc::boxed::Box::new(registered));
+        let registered: &'static AtomicUsize =
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(registered));
         let subscriber = spawn_on(CoreId((owner + 1) % n), priority(32), async move {
-            let mut r = Readiness::register(source, Interest::READABLE).map_err(|e| format!("{e:?}"))?;
+            let mut r =
+                Readiness::register(source, Interest::READABLE).map_err(|e| format!("{e:?}"))?;
             r.ready().await; // in place
             registered.store(1, Ordering::SeqCst);
             for _ in 0..RAISES {
@@ -424,20 +444,27 @@ pub fn readiness_edges_reach_other_cores(_: &Kernel) -> Result<(), String> {
             }
             for i in 0..RAISES {
                 if readiness::raise(source, Ready::READABLE) != 1 {
-                    return Err(format!("source of core {owner}: raise {i} found no registration"));
+                    return Err(format!(
+                        "source of core {owner}: raise {i} found no registration"
+                    ));
                 }
                 let deadline = tsc::rdtsc() + tsc::hz() * 2;
                 while ACKS.load(Ordering::SeqCst) <= i && tsc::rdtsc() < deadline {
                     sleep(Duration::from_micros(200)).await;
                 }
                 if ACKS.load(Ordering::SeqCst) <= i {
-                    return Err(format!("source of core {owner}: edge {i} never reached its task"));
+                    return Err(format!(
+                        "source of core {owner}: edge {i} never reached its task"
+                    ));
                 }
             }
             subscriber.await
         })?;
         if ACKS.load(Ordering::SeqCst) != RAISES {
-            return Err(format!("{} events for {RAISES} edges", ACKS.load(Ordering::SeqCst)));
+            return Err(format!(
+                "{} events for {RAISES} edges",
+                ACKS.load(Ordering::SeqCst)
+            ));
         }
     }
     Ok(())

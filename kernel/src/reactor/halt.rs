@@ -92,9 +92,14 @@ impl Reactor {
         lapic::cancel_timer();
         let tasks = self.stats.tasks.load(Ordering::Relaxed);
         let timers = self.stats.timers.load(Ordering::Relaxed);
-        log::info!("core {}: halted on request ({tasks} tasks, {timers} timers left)", self.core);
+        log::info!(
+            "core {}: halted on request ({tasks} tasks, {timers} timers left)",
+            self.core
+        );
         self.parked.store(true, Ordering::Release);
-        cpu_local::this_core().stopped.store(true, Ordering::Release);
+        cpu_local::this_core()
+            .stopped
+            .store(true, Ordering::Release);
         halt_forever()
     }
 }

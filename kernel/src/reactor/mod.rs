@@ -281,9 +281,10 @@ fn deliver_spawn(cell: Arc<TaskCell>) {
 /// waits on this core, else as a `Join` message to the joiner's core.
 fn deliver_join(joiner_core: CoreId, waker: Waker) {
     match reactor(cpu_local::core_id()) {
-        Some(here) if joiner_core != here.core => {
-            here.send(joiner_core, bus::Letter::Join(alloc::boxed::Box::new(waker)))
-        }
+        Some(here) if joiner_core != here.core => here.send(
+            joiner_core,
+            bus::Letter::Join(alloc::boxed::Box::new(waker)),
+        ),
         _ => waker.wake(),
     }
 }
@@ -342,7 +343,9 @@ impl Reactor {
             let mut bus = self.bus.borrow_mut();
             let depth = bus.inbound_depth();
             self.stats.ring_depth.store(depth, Ordering::Relaxed);
-            self.stats.ring_depth_max.fetch_max(depth, Ordering::Relaxed);
+            self.stats
+                .ring_depth_max
+                .fetch_max(depth, Ordering::Relaxed);
             bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)))
         };
         self.stats

@@ -277,7 +277,10 @@ pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: 
             forget_signal(source, key);
             drop(registration);
         }
-        reactor.stats.registrations.store(queue.len(), Ordering::Relaxed);
+        reactor
+            .stats
+            .registrations
+            .store(queue.len(), Ordering::Relaxed);
         return;
     };
     // SAFETY: `token` came from `Arc::into_raw` in `Readiness::register`
@@ -293,8 +296,13 @@ pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: 
     let mut registration = Registration::new();
     if let Err(error) = registration.register(queue.poll.registry(), Token(key), interest) {
         // The queue is full: report an error event so the task does not wait forever.
-        log::warn!("readiness: core {} cannot register {source:?}: {error:?}", reactor.core);
-        watcher.ready.fetch_or(Ready::ERROR.bits(), Ordering::AcqRel);
+        log::warn!(
+            "readiness: core {} cannot register {source:?}: {error:?}",
+            reactor.core
+        );
+        watcher
+            .ready
+            .fetch_or(Ready::ERROR.bits(), Ordering::AcqRel);
         wake(&watcher);
         return;
     }
@@ -306,8 +314,13 @@ pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: 
     });
     // The first event: the registration is in place (see the module doc).
     let _ = signal.set(Ready::reported_by(interest));
-    queue.registered.insert(key, (source, registration, watcher));
-    reactor.stats.registrations.store(queue.len(), Ordering::Relaxed);
+    queue
+        .registered
+        .insert(key, (source, registration, watcher));
+    reactor
+        .stats
+        .registrations
+        .store(queue.len(), Ordering::Relaxed);
 }
 
 fn forget_signal(source: SourceId, key: usize) {
