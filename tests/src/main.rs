@@ -12,6 +12,7 @@ mod memory;
 mod platform;
 mod reactor;
 mod smp;
+mod topic;
 
 use bootloader_api::{BootInfo, entry_point};
 use harness::{Kind, Test};
@@ -134,6 +135,12 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         reactor::barrier_across_cores,
     ),
+    Test::new(
+        "topic_fan_out_every_core",
+        Kind::Normal,
+        topic::fan_out_every_core,
+    ),
+    Test::new("topic_errors", Kind::Normal, topic::errors),
     faults::PAGE_FAULT,
     faults::STACK_OVERFLOW,
     faults::DIVIDE_ERROR,

@@ -21,6 +21,7 @@ pub mod process;
 pub mod sync;
 pub mod task;
 pub mod timer;
+pub mod topic;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -70,6 +71,8 @@ pub struct ReactorStats {
     pub timers: AtomicUsize,
     /// Times this core halted with nothing to do.
     pub halts: AtomicU64,
+    /// Topics published from this core.
+    pub topics: AtomicUsize,
 }
 
 /// The executor state: the task tree and the futures' cells by slot.
@@ -94,6 +97,8 @@ pub struct Reactor {
     /// Set while this core is halted with nothing to do (a hint for others).
     halted: AtomicBool,
     barriers: spin::Mutex<sync::Barriers>,
+    /// Topics published from this core, by number (see `topic`).
+    topics: spin::Mutex<topic::Table>,
     pub stats: ReactorStats,
 }
 
@@ -146,6 +151,7 @@ pub fn init(flavour: Flavour) {
                     steal_pending: AtomicBool::new(false),
                     halted: AtomicBool::new(false),
                     barriers: spin::Mutex::new(sync::Barriers::default()),
+                    topics: spin::Mutex::new(topic::Table::new()),
                     stats: ReactorStats::default(),
                 }
             })
@@ -320,6 +326,11 @@ impl Reactor {
                 barrier,
                 generation,
             } => sync::on_message(self, from, barrier, generation),
+            bus::Letter::Cursor {
+                publisher,
+                topic,
+                reply,
+            } => topic::on_cursor(self, publisher, topic, reply),
             bus::Letter::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }
