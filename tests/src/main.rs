@@ -13,6 +13,7 @@ mod platform;
 mod protocol;
 mod reactor;
 mod smp;
+mod topic;
 
 use bootloader_api::{BootInfo, entry_point};
 use harness::{Kind, Test};
@@ -135,6 +136,12 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         reactor::barrier_across_cores,
     ),
+    Test::new(
+        "topic_fan_out_every_core",
+        Kind::Normal,
+        topic::fan_out_every_core,
+    ),
+    Test::new("topic_errors", Kind::Normal, topic::errors),
     Test::new(
         "reactor_join_across_cores",
         Kind::Normal,

@@ -229,6 +229,7 @@ fn port_errors(n: u32) -> Result<(), String> {
 }
 
 static SENT: AtomicUsize = AtomicUsize::new(0);
+static BUSY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// While the last core is busy in one task (not draining its rings), every
 /// other core sends it 50 port values: the reactor's ring depth, measured
@@ -243,13 +244,20 @@ pub fn ring_depth_seen_by_busy_core(_: &Kernel) -> Result<(), String> {
     let rx = block_on(spawn_on(last, priority(32), async { port::open(10, 1024) }))
         .map_err(|e| format!("open: {e:?}"))?;
     SENT.store(0, Ordering::SeqCst);
+    BUSY.store(false, Ordering::SeqCst);
     let busy = spawn_with(last, pinned(), async move {
+        BUSY.store(true, Ordering::SeqCst);
         let deadline = tsc::rdtsc() + tsc::hz() * 5;
         while SENT.load(Ordering::SeqCst) < (n - 1) as usize && tsc::rdtsc() < deadline {
             busy_us(100);
         }
         rx
     });
+    // Send only once the last core is inside the busy task (not draining).
+    let deadline = tsc::rdtsc() + tsc::hz() * 5;
+    while !BUSY.load(Ordering::SeqCst) && tsc::rdtsc() < deadline {
+        core::hint::spin_loop();
+    }
     let senders: Vec<_> = (0..n - 1)
         .map(|from| {
             spawn_with(CoreId(from), pinned(), async move {

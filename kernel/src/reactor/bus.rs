@@ -21,6 +21,7 @@ use core::task::Waker;
 use percore_proto::{Bus as ProtoBus, CoreId as ProtoCore, Endpoint, Message, TaskRef};
 
 use super::task::TaskCell;
+use super::topic::Reply;
 use crate::arch::x86_64::cpu_local::CoreId;
 
 /// Slots per ring (per ordered core pair).
@@ -60,6 +61,13 @@ pub enum Letter {
         source: u32,
         token: u64,
         interest: u8,
+    },
+    /// A request to join topic `topic` of core `publisher`; the answer goes
+    /// back through `reply`. (The kernel never sends leaves: see `topic`.)
+    Cursor {
+        publisher: CoreId,
+        topic: u32,
+        reply: Reply,
     },
     /// Any other protocol message, passed through as is (received ones the
     /// reactor does not act on yet).
@@ -140,6 +148,16 @@ impl Bus {
                 token,
                 interest,
             },
+            Letter::Cursor {
+                publisher,
+                topic,
+                reply,
+            } => Message::Cursor {
+                publisher: proto(publisher),
+                topic,
+                reply: reply.into_word(),
+                subscribe: true,
+            },
             Letter::Other(message) => message,
         };
         match self.endpoint.send_or_queue(proto(to), message) {
@@ -167,8 +185,10 @@ impl Bus {
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(CoreId, Letter)) -> usize {
         self.endpoint.drain(max, |from, message| {
             // SAFETY: every task reference on the bus was made by `task_ref`
-            // from an owned Arc (or, for Timer and Join, by Box::into_raw of
-            // a Waker) and is received exactly once.
+            // SAFETY: every task reference on the bus was made by `task_ref`
+            // from an owned Arc (for Timer and Join, by Box::into_raw of a
+            // Waker; for a Cursor join, by `Reply::into_word`) and is
+            // received exactly once.
             let incoming = unsafe {
                 match message {
                     Message::Spawn { task, .. } => Letter::Spawn(TaskCell::from_word(task.0)),
@@ -201,6 +221,16 @@ impl Bus {
                         source,
                         token,
                         interest,
+                    },
+                    Message::Cursor {
+                        publisher,
+                        topic,
+                        reply,
+                        subscribe: true,
+                    } => Letter::Cursor {
+                        publisher: CoreId(u32::from(publisher.0)),
+                        topic,
+                        reply: Reply::from_word(reply),
                     },
                     other => Letter::Other(other),
                 }

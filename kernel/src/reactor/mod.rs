@@ -24,6 +24,7 @@ pub mod readiness;
 pub mod sync;
 pub mod task;
 pub mod timer;
+pub mod topic;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -88,6 +89,8 @@ pub struct ReactorStats {
     pub undeliverable: AtomicU64,
     /// Readiness registrations in this core's queue.
     pub registrations: AtomicUsize,
+    /// Topics published from this core.
+    pub topics: AtomicUsize,
 }
 
 /// The executor state: the task tree and the futures' cells by slot.
@@ -121,6 +124,8 @@ pub struct Reactor {
     /// read it to check that a port exists and reserve room in it.
     ports: spin::RwLock<alloc::collections::BTreeMap<u32, Arc<port::Port>>>,
     barriers: spin::Mutex<sync::Barriers>,
+    /// Topics published from this core, by number (see `topic`).
+    topics: spin::Mutex<topic::Table>,
     pub stats: ReactorStats,
 }
 
@@ -177,6 +182,7 @@ pub fn init(flavour: Flavour) {
                     parked: AtomicBool::new(false),
                     ports: spin::RwLock::new(alloc::collections::BTreeMap::new()),
                     barriers: spin::Mutex::new(sync::Barriers::default()),
+                    topics: spin::Mutex::new(topic::Table::new()),
                     stats: ReactorStats::default(),
                 }
             })
@@ -394,6 +400,11 @@ impl Reactor {
                 token,
                 interest,
             } => readiness::on_register(self, source, token, interest),
+            bus::Letter::Cursor {
+                publisher,
+                topic,
+                reply,
+            } => topic::on_cursor(self, publisher, topic, reply),
             bus::Letter::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }

@@ -77,14 +77,27 @@ pub enum Message {
         /// 4); 0 deregisters `token`.
         interest: u8,
     },
-    /// The sender joins (`subscribe: true`) or leaves a broadcast stream
-    /// published by `publisher`. The receiver, normally `publisher` itself,
-    /// updates its bookkeeping (for example who must acknowledge a
-    /// broadcast). The bus's own broadcasts need no such message: every core
-    /// is subscribed to every other core from [`Bus::new`](crate::Bus::new) on.
+    /// The sender joins (`subscribe: true`) or leaves (`false`) topic
+    /// `topic`, a broadcast stream published by `publisher`. The receiver,
+    /// normally `publisher` itself, looks the topic up, and on a join creates
+    /// a new cursor and hands it (or an error) back through `reply`. The
+    /// bus's own broadcasts need no such message: every core is subscribed
+    /// to every other core from [`Bus::new`](crate::Bus::new) on.
+    ///
+    /// ```
+    /// use percore_proto::{CoreId, Message};
+    /// let join = Message::Cursor { publisher: CoreId(0), topic: 7, reply: 0x1000, subscribe: true };
+    /// assert!(matches!(join, Message::Cursor { topic: 7, subscribe: true, .. }));
+    /// ```
     Cursor {
-        /// The core whose broadcast stream is meant.
+        /// The core whose topic is meant (where the topic was created).
         publisher: CoreId,
+        /// The topic's number in the publisher core's table.
+        topic: u32,
+        /// A kernel-owned reference word (like [`TaskRef`]) through which
+        /// the publisher core hands the new cursor, or an error, back to
+        /// the subscriber; never dereferenced here. Meaningless on a leave.
+        reply: u64,
         /// `true` to join, `false` to leave.
         subscribe: bool,
     },

@@ -1,0 +1,430 @@
+//! Topics: zero-copy publish from one task to many subscribers on any cores,
+//! on a Disruptor-style broadcast ring (`percore_ring::spmc::broadcast`).
+//!
+//! A topic lives on the core that creates it (its *publisher core*),
+//! registered by number in that core's table. The publisher writes each
+//! value once into a ring slot; every subscriber reads it in place through
+//! its own cursor. A full ring (the slowest subscriber a whole ring behind)
+//! is backpressure: `try_publish` hands the value back, `publish().await`
+//! waits until a subscriber releases a slot. Nothing is dropped.
+//!
+//! Joining goes through the publisher core, because only the ring's single
+//! writer may add a cursor (a new cursor starts at the write position, which
+//! is what makes joining race-free). From another core, `subscribe` sends
+//! the protocol's `Cursor { subscribe: true, reply }` message; the publisher
+//! core's reactor adds the cursor and hands the new [`Subscriber`] back
+//! through `reply` (a [`Reply`] cell), then wakes the requester. On the
+//! publisher core itself the same is done directly. Leaving needs no
+//! message: dropping a `Subscriber` frees its cursor-table entry in the ring,
+//! which only relaxes the publisher's gate, so the kernel never sends
+//! `Cursor { subscribe: false }` (one received is logged and ignored).
+//!
+//! Wake-ups: a subscriber waiting in `recv` and a publisher waiting for room
+//! park their wakers here; the other side checks an `AtomicBool` after a
+//! `SeqCst` fence, so the hot path takes no lock while nobody waits. Both
+//! sides fence between "publish my progress" and "look at the other's
+//! flag", so at least one of them sees the other: no wake-up is lost.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::future::poll_fn;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering, fence};
+use core::task::{Poll, Waker};
+
+use percore_ring::spmc::broadcast;
+
+/// What [`Publisher::try_publish`] returns on a full topic (the value).
+pub use percore_ring::PushError;
+
+use super::bus::Letter;
+use super::{Reactor, reactor};
+use crate::arch::x86_64::cpu_local::{self, CoreId};
+
+/// Subscribers one topic can have at a time (the ring's cursor table).
+pub const MAX_SUBSCRIBERS: usize = 64;
+/// The largest ring a topic may ask for, in slots (keeps a bad request from
+/// exhausting the heap).
+pub const MAX_CAPACITY: usize = 1 << 16;
+
+/// Why a topic could not be created or joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicError {
+    /// The number is already taken on the creating core.
+    NumberInUse,
+    /// A capacity of zero or above [`MAX_CAPACITY`].
+    BadCapacity,
+    /// No topic by that number on that core (or no such core).
+    NoSuchTopic,
+    /// The topic already has [`MAX_SUBSCRIBERS`] subscribers.
+    TooManySubscribers,
+    /// The topic carries values of another type.
+    WrongType,
+    /// Called on a core without a reactor.
+    NoReactor,
+    /// The publisher's core has halted (see `halt`).
+    PublisherHalted,
+}
+
+/// A core's topics by number, type-erased.
+pub(super) type Table = BTreeMap<u32, Arc<dyn TopicSlot>>;
+
+/// A topic as the publisher core's table sees it: it can add a subscriber
+/// without knowing the value type; the subscribing side downcasts.
+pub(super) trait TopicSlot: Send + Sync {
+    /// A new `Subscriber<T>`, boxed.
+    fn subscribe(self: Arc<Self>) -> Answer;
+}
+
+/// What the publisher core answers to a join.
+type Answer = Result<Box<dyn Any + Send>, TopicError>;
+
+/// Shared by the publisher, the subscribers and the publisher core's table.
+struct Topic<T> {
+    /// Slots are `MaybeUninit` so that `T` needs no `Default` (the ring
+    /// fills every slot at creation); a subscriber only reads slots that
+    /// `try_publish` wrote. The publishing task and the publisher core's
+    /// reactor (adding cursors) both take this lock. They normally run on the
+    /// same core, one after the other (a reactor handles messages between
+    /// polls, and no interrupt handler takes it), so it is uncontended; it
+    /// keeps things sound when the `Publisher` handle moves to another core.
+    ring: spin::Mutex<broadcast::Publisher<MaybeUninit<T>>>,
+    /// Set (under `ring`) when the publisher is dropped.
+    closed: AtomicBool,
+    /// Subscribers waiting in `recv`, by cursor id (one waker each).
+    readers: spin::Mutex<Vec<(usize, Waker)>>,
+    readers_waiting: AtomicBool,
+    /// The publisher waiting for room.
+    writer: spin::Mutex<Option<Waker>>,
+    writer_waiting: AtomicBool,
+}
+
+impl<T> Topic<T> {
+    /// Wakes every parked subscriber if there is one (call after publishing).
+    fn wake_readers(&self) {
+        // Pairs with the fence in `Subscriber::recv`.
+        fence(Ordering::SeqCst);
+        if self.readers_waiting.load(Ordering::Relaxed) {
+            self.wake_all_readers();
+        }
+    }
+
+    /// Wakes every parked subscriber.
+    fn wake_all_readers(&self) {
+        let readers = {
+            let mut readers = self.readers.lock();
+            self.readers_waiting.store(false, Ordering::Relaxed);
+            core::mem::take(&mut *readers)
+        };
+        for (_, waker) in readers {
+            waker.wake();
+        }
+    }
+
+    /// Wakes the publisher if it waits for room (call after freeing slots).
+    fn wake_writer(&self) {
+        // Pairs with the fence in `Publisher::publish`.
+        fence(Ordering::SeqCst);
+        if !self.writer_waiting.load(Ordering::Relaxed) {
+            return;
+        }
+        let waker = {
+            let mut writer = self.writer.lock();
+            self.writer_waiting.store(false, Ordering::Relaxed);
+            writer.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T: Copy + Send + Sync + 'static> TopicSlot for Topic<T> {
+    fn subscribe(self: Arc<Self>) -> Answer {
+        let mut ring = self.ring.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TopicError::NoSuchTopic);
+        }
+        let sub = ring
+            .subscribe()
+            .map_err(|_| TopicError::TooManySubscribers)?;
+        drop(ring);
+        Ok(Box::new(Subscriber {
+            id: sub.id().0,
+            ring: Some(sub),
+            topic: self,
+        }))
+    }
+}
+
+/// The single writer of a topic. Dropping it closes the topic: subscribers
+/// read what is left, then `recv` returns `None`; the number becomes free.
+pub struct Publisher<T> {
+    topic: Arc<Topic<T>>,
+    home: CoreId,
+    number: u32,
+}
+
+/// One reader of a topic; it sees every value published after it joined.
+/// Dropping it leaves the topic (the publisher no longer waits for it).
+pub struct Subscriber<T> {
+    /// `None` only during drop (the cursor is freed before waking the writer).
+    ring: Option<broadcast::Subscriber<MaybeUninit<T>>>,
+    id: usize,
+    topic: Arc<Topic<T>>,
+}
+
+/// Creates topic `number` on this core, with a ring of `capacity` values
+/// (rounded up to a power of two). Values are copied into the ring once and
+/// read in place by every subscriber.
+pub fn create<T: Copy + Send + Sync + 'static>(
+    number: u32,
+    capacity: usize,
+) -> Result<Publisher<T>, TopicError> {
+    let home = reactor(cpu_local::core_id()).ok_or(TopicError::NoReactor)?;
+    if capacity > MAX_CAPACITY {
+        return Err(TopicError::BadCapacity);
+    }
+    let ring = broadcast::create_with(capacity, MAX_SUBSCRIBERS, MaybeUninit::uninit)
+        .map_err(|_| TopicError::BadCapacity)?;
+    let topic = Arc::new(Topic {
+        ring: spin::Mutex::new(ring),
+        closed: AtomicBool::new(false),
+        readers: spin::Mutex::new(Vec::new()),
+        readers_waiting: AtomicBool::new(false),
+        writer: spin::Mutex::new(None),
+        writer_waiting: AtomicBool::new(false),
+    });
+    match home.topics.lock().entry(number) {
+        Entry::Occupied(_) => return Err(TopicError::NumberInUse),
+        Entry::Vacant(entry) => entry.insert(topic.clone()),
+    };
+    home.stats.topics.fetch_add(1, Ordering::Relaxed);
+    Ok(Publisher {
+        topic,
+        home: home.core,
+        number,
+    })
+}
+
+/// Joins topic `number` of core `publisher` (this core or another). The new
+/// subscriber sees every value published after the publisher core added it.
+pub async fn subscribe<T: Copy + Send + Sync + 'static>(
+    publisher: CoreId,
+    number: u32,
+) -> Result<Subscriber<T>, TopicError> {
+    let here = reactor(cpu_local::core_id()).ok_or(TopicError::NoReactor)?;
+    let home = reactor(publisher).ok_or(TopicError::NoSuchTopic)?;
+    if home.is_parked() {
+        return Err(TopicError::PublisherHalted);
+    }
+    let answer = if home.core == here.core {
+        join(home, number)
+    } else {
+        let reply = Reply(Arc::new(spin::Mutex::new((None, None))));
+        let cell = reply.0.clone();
+        here.send(
+            publisher,
+            Letter::Cursor {
+                publisher,
+                topic: number,
+                reply,
+            },
+        );
+        // The publisher core fills the cell, then wakes us; both under its
+        // lock, so a wake cannot slip between our check and our parking.
+        poll_fn(|cx| {
+            let mut state = cell.lock();
+            match state.0.take() {
+                Some(answer) => Poll::Ready(answer),
+                None => {
+                    state.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    };
+    // A wrong type drops the new subscriber here, which frees its cursor.
+    answer?
+        .downcast::<Subscriber<T>>()
+        .map(|sub| *sub)
+        .map_err(|_| TopicError::WrongType)
+}
+
+/// Adds a subscriber to topic `number` of `home` (run on `home`'s core).
+fn join(home: &Reactor, number: u32) -> Answer {
+    // Clone out of the table first: `subscribe` takes the ring lock, which
+    // is never taken while holding the table's.
+    let slot = home.topics.lock().get(&number).cloned();
+    slot.ok_or(TopicError::NoSuchTopic)?.subscribe()
+}
+
+/// A join request from another core (the protocol's `Cursor` message).
+pub(super) fn on_cursor(me: &Reactor, publisher: CoreId, number: u32, reply: Reply) {
+    let answer = if publisher == me.core {
+        join(me, number)
+    } else {
+        // Misrouted: topics are only known on their own core.
+        Err(TopicError::NoSuchTopic)
+    };
+    let waker = {
+        let mut state = reply.0.lock();
+        state.0 = Some(answer);
+        state.1.take()
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// The answer cell of a remote join, travelling in a `Cursor` message as
+/// its `reply` word: the answer, and the requester's waker.
+pub(super) struct Reply(Arc<spin::Mutex<(Option<Answer>, Option<Waker>)>>);
+
+impl Reply {
+    /// Packs the owned reference into a message word.
+    pub(super) fn into_word(self) -> u64 {
+        Arc::into_raw(self.0) as u64
+    }
+
+    /// Unpacks an owned reference from a message word.
+    ///
+    /// # Safety
+    /// `word` must come from [`Reply::into_word`] and be unpacked once.
+    pub(super) unsafe fn from_word(word: u64) -> Reply {
+        // SAFETY: forwarded to the caller.
+        Reply(unsafe { Arc::from_raw(word as *const _) })
+    }
+}
+
+impl<T: Copy> Publisher<T> {
+    /// Publishes `value` to every current subscriber, or hands it back if
+    /// the slowest one is a whole ring behind.
+    pub fn try_publish(&mut self, value: T) -> Result<(), PushError<T>> {
+        let published = self.topic.ring.lock().try_publish(MaybeUninit::new(value));
+        match published {
+            Ok(()) => {
+                self.topic.wake_readers();
+                Ok(())
+            }
+            Err(PushError::Full(_)) => Err(PushError::Full(value)),
+        }
+    }
+
+    /// Publishes `value`, waiting while the ring is full (until a subscriber
+    /// reads or leaves).
+    pub async fn publish(&mut self, value: T) {
+        poll_fn(|cx| {
+            if self.try_publish(value).is_ok() {
+                return Poll::Ready(());
+            }
+            {
+                let mut writer = self.topic.writer.lock();
+                *writer = Some(cx.waker().clone());
+                self.topic.writer_waiting.store(true, Ordering::Relaxed);
+            }
+            // Re-try after parking (pairs with the fence in `wake_writer`):
+            // a slot freed in between is not missed.
+            fence(Ordering::SeqCst);
+            match self.try_publish(value) {
+                Ok(()) => Poll::Ready(()),
+                Err(_) => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl<T> Publisher<T> {
+    /// Number of current subscribers (a snapshot).
+    pub fn subscribers(&self) -> usize {
+        self.topic.ring.lock().subscribers()
+    }
+
+    /// The core this topic lives on and its number there.
+    pub fn address(&self) -> (CoreId, u32) {
+        (self.home, self.number)
+    }
+}
+
+impl<T> Drop for Publisher<T> {
+    fn drop(&mut self) {
+        // Under the ring lock, so no join can succeed after this.
+        {
+            let _ring = self.topic.ring.lock();
+            self.topic.closed.store(true, Ordering::Release);
+        }
+        if let Some(home) = reactor(self.home) {
+            let mut table = home.topics.lock();
+            // Remove our own entry only (compare the data pointers).
+            let ours = table.get(&self.number).is_some_and(|slot| {
+                Arc::as_ptr(slot).cast::<()>() == Arc::as_ptr(&self.topic).cast::<()>()
+            });
+            if ours {
+                table.remove(&self.number);
+                home.stats.topics.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        // Parked subscribers learn the topic is closed (they re-check
+        // `closed` after parking, under the same lock order).
+        self.topic.wake_all_readers();
+    }
+}
+
+impl<T: Copy> Subscriber<T> {
+    /// Copies out the next value, if one is ready.
+    pub fn try_recv(&mut self) -> Option<T> {
+        let slot = self.ring.as_mut()?.try_recv()?;
+        // A slot freed: a publisher waiting for room may go on.
+        self.topic.wake_writer();
+        // SAFETY: a subscriber reads only positions below `published`, and
+        // every such position was written by `try_publish` with an
+        // initialised value (the ring is not reachable otherwise).
+        Some(unsafe { slot.assume_init() })
+    }
+
+    /// The next value, waiting for one; `None` once the publisher is gone
+    /// and everything published has been read.
+    pub async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| {
+            if let Some(value) = self.try_recv() {
+                return Poll::Ready(Some(value));
+            }
+            if self.topic.closed.load(Ordering::Acquire) {
+                return Poll::Ready(self.try_recv());
+            }
+            {
+                let mut readers = self.topic.readers.lock();
+                match readers.iter_mut().find(|(id, _)| *id == self.id) {
+                    Some((_, waker)) => waker.clone_from(cx.waker()),
+                    None => readers.push((self.id, cx.waker().clone())),
+                }
+                self.topic.readers_waiting.store(true, Ordering::Relaxed);
+            }
+            // Re-check after parking (pairs with the fence in `wake_readers`):
+            // a value published, or a close, in between is not missed.
+            fence(Ordering::SeqCst);
+            match self.try_recv() {
+                Some(value) => Poll::Ready(Some(value)),
+                None if self.topic.closed.load(Ordering::Acquire) => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl<T> Drop for Subscriber<T> {
+    fn drop(&mut self) {
+        // Free the cursor first, then tell a publisher that may be waiting
+        // for this subscriber alone.
+        drop(self.ring.take());
+        self.topic.readers.lock().retain(|(id, _)| *id != self.id);
+        self.topic.wake_writer();
+    }
+}
