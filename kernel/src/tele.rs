@@ -26,6 +26,7 @@ commands:
   timers      per-core timers armed and timer interrupts taken
   spawn-demo  spawn 100 tasks over all cores that sleep and report back
   bench       cross-core round trip through a channel (1000 messages)
+  ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
   halt        stop every core (the others over the bus), then the machine";
 
 /// The console task: reads lines and runs commands, forever.
@@ -77,6 +78,7 @@ pub async fn execute(command: &str) -> String {
         "timers" => timers(&mut out),
         "spawn-demo" => spawn_demo(&mut out).await,
         "bench" => bench(&mut out).await,
+        "ping" => ping(&mut out).await,
         "halt" => {
             let report = reactor::halt::halt_other_cores(Duration::from_secs(1)).await;
             println!(
@@ -225,4 +227,39 @@ async fn bench(out: &mut String) {
         samples[500],
         samples[990]
     );
+}
+
+async fn ping(out: &mut String) {
+    let me = cpu_local::core_id();
+    let hz = crate::arch::x86_64::tsc::hz().max(1);
+    let _ = writeln!(
+        out,
+        "core  probes  p50_ns  p99_ns  (100 Ping/Pong round trips from core {me})"
+    );
+    for core in (0..cpu_local::online_cores())
+        .map(CoreId)
+        .filter(|&c| c != me)
+    {
+        let mut samples = Vec::with_capacity(100);
+        for _ in 0..100 {
+            match reactor::ping::ping(core).await {
+                Ok(cycles) => samples.push(cycles * 1_000_000_000 / hz),
+                Err(error) => {
+                    let _ = writeln!(out, "{core:>4}  {error:?}");
+                    break;
+                }
+            }
+        }
+        if samples.len() == 100 {
+            samples.sort_unstable();
+            let _ = writeln!(
+                out,
+                "{core:>4} {:>7} {:>7} {:>7}",
+                samples.len(),
+                samples[50],
+                samples[99]
+            );
+        }
+    }
+    out.pop();
 }

@@ -234,6 +234,23 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
     });
     report_cycles("cross_core_round_trip", &mut rtt);
 
+    // The bus's own round trip: Ping answered by the far core's reactor (no
+    // task there), the figure to compare with `cargo bench -p percore-proto`.
+    let mut bus_rtt = block_on(async move {
+        let mut samples = Vec::with_capacity(10_000);
+        for _ in 0..10_000 {
+            samples.push(
+                percore_kernel::reactor::ping::ping(far)
+                    .await
+                    .unwrap_or(u64::MAX),
+            );
+        }
+        samples
+    });
+    if cores > 1 {
+        report_cycles("bus_round_trip", &mut bus_rtt);
+    }
+
     // One-way throughput, unbatched (u64 per message) and batched (32 per message).
     const MESSAGES: u64 = 200_000;
     let doorbells_before = total_doorbells();

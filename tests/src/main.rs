@@ -167,6 +167,11 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         protocol::readiness_edges_reach_other_cores,
     ),
+    Test::new(
+        "reactor_ping_every_core",
+        Kind::Normal,
+        protocol::ping_every_core,
+    ),
     // Leaves only one core running: the harness runs it after every other test.
     Test::new(
         "reactor_halt_parks_other_cores",

@@ -477,3 +477,50 @@ pub fn readiness_edges_reach_other_cores(_: &Kernel) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every core probes every other core 100 times with Ping/Pong (answered
+/// by the reactor, no task on the far side); every probe completes, and
+/// the error cases are clear.
+pub fn ping_every_core(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::reactor::ping::{PingError, ping};
+    start_reactors();
+    let n = cores();
+    let before = total(|s| s.probes.load(Ordering::SeqCst));
+    let probers: Vec<_> = (0..n)
+        .map(|from| {
+            spawn_with(CoreId(from), pinned(), async move {
+                for to in (0..n).filter(|&to| to != from) {
+                    for _ in 0..100 {
+                        ping(CoreId(to))
+                            .await
+                            .map_err(|e| format!("{from}->{to}: {e:?}"))?;
+                    }
+                }
+                match ping(CoreId(from)).await {
+                    Err(PingError::ToSelf) => {}
+                    other => return Err(format!("ping to self: {other:?}")),
+                }
+                match ping(CoreId(n)).await {
+                    Err(PingError::NoSuchCore(c)) if c == CoreId(n) => Ok(()),
+                    other => Err(format!("ping to a missing core: {other:?}")),
+                }
+            })
+        })
+        .collect();
+    block_on(async {
+        for prober in probers {
+            prober.await?;
+        }
+        Ok::<(), String>(())
+    })?;
+    // Each probe is counted twice: the Ping where it is answered, the Pong
+    // where it completes.
+    let probes = total(|s| s.probes.load(Ordering::SeqCst)) - before;
+    let expected = 2 * 100 * u64::from(n) * u64::from(n - 1);
+    if probes != expected {
+        return Err(format!(
+            "{probes} Ping/Pong messages handled, expected {expected}"
+        ));
+    }
+    Ok(())
+}

@@ -368,6 +368,17 @@ pub fn console_commands(_: &Kernel) -> Result<(), String> {
             return Err(format!("`{command}` printed:\n{out}"));
         }
     }
+    let ping = run("ping");
+    let probed = |line: &str| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() == 4 && fields.iter().all(|f| f.parse::<u64>().is_ok()) && fields[1] == "100"
+    };
+    if !ping.starts_with("core  probes")
+        || ping.lines().count() != n
+        || !ping.lines().skip(1).all(probed)
+    {
+        return Err(format!("`ping` printed:\n{ping}"));
+    }
     let demo = run("spawn-demo");
     if !demo.starts_with("spawn-demo: 100 tasks") {
         return Err(format!("`spawn-demo` printed: {demo}"));

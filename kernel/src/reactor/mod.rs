@@ -18,6 +18,7 @@ mod bus;
 pub mod channel;
 mod core_only;
 pub mod halt;
+pub mod ping;
 pub mod port;
 pub mod process;
 pub mod readiness;
@@ -89,6 +90,8 @@ pub struct ReactorStats {
     pub undeliverable: AtomicU64,
     /// Readiness registrations in this core's queue.
     pub registrations: AtomicUsize,
+    /// `Ping`s answered and `Pong`s received (latency probes).
+    pub probes: AtomicU64,
     /// Topics published from this core.
     pub topics: AtomicUsize,
 }
@@ -124,6 +127,8 @@ pub struct Reactor {
     /// read it to check that a port exists and reserve room in it.
     ports: spin::RwLock<alloc::collections::BTreeMap<u32, Arc<port::Port>>>,
     barriers: spin::Mutex<sync::Barriers>,
+    /// Latency probes sent from this core, waiting for their `Pong`.
+    probes: spin::Mutex<ping::Probes>,
     /// Topics published from this core, by number (see `topic`).
     topics: spin::Mutex<topic::Table>,
     pub stats: ReactorStats,
@@ -182,6 +187,7 @@ pub fn init(flavour: Flavour) {
                     parked: AtomicBool::new(false),
                     ports: spin::RwLock::new(alloc::collections::BTreeMap::new()),
                     barriers: spin::Mutex::new(sync::Barriers::default()),
+                    probes: spin::Mutex::new(ping::Probes::default()),
                     topics: spin::Mutex::new(topic::Table::new()),
                     stats: ReactorStats::default(),
                 }
@@ -405,6 +411,10 @@ impl Reactor {
                 topic,
                 reply,
             } => topic::on_cursor(self, publisher, topic, reply),
+            bus::Letter::Other(
+                message @ (percore_proto::Message::Ping { .. }
+                | percore_proto::Message::Pong { .. }),
+            ) => ping::on_message(self, from, message),
             bus::Letter::Other(message) => {
                 log::warn!("reactor: unexpected message from core {from}: {message:?}")
             }
