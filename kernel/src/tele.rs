@@ -27,6 +27,7 @@ commands:
   spawn-demo  spawn 100 tasks over all cores that sleep and report back
   bench       cross-core round trip through a channel (1000 messages)
   ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
+  poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
   halt        stop every core (the others over the bus), then the machine";
 
 /// The console task: reads lines and runs commands, forever.
@@ -91,6 +92,7 @@ pub async fn execute(command: &str) -> String {
             // Cores that did not answer are stopped by NMI; QEMU exits.
             crate::fatal::halt_machine();
         }
+        other if other.starts_with("poll ") => poll_mode(other, &mut out),
         other => {
             let _ = write!(out, "unknown command `{other}`; try `help`");
         }
@@ -262,4 +264,29 @@ async fn ping(out: &mut String) {
         }
     }
     out.pop();
+}
+
+fn poll_mode(command: &str, out: &mut String) {
+    let mut words = command.split_whitespace().skip(1);
+    let core = words.next().and_then(|w| w.parse::<u32>().ok());
+    let on = match words.next() {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    };
+    match (core, on, words.next()) {
+        (Some(core), Some(on), None) => {
+            if reactor::set_busy_poll(CoreId(core), on) {
+                let mode = if on {
+                    "polls (never halts)"
+                } else {
+                    "halts when idle"
+                };
+                let _ = write!(out, "poll: core {core} now {mode}");
+            } else {
+                let _ = write!(out, "poll: no core {core}");
+            }
+        }
+        _ => out.push_str("usage: poll CORE on|off"),
+    }
 }

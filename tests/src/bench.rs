@@ -249,6 +249,28 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
     });
     if cores > 1 {
         report_cycles("bus_round_trip", &mut bus_rtt);
+        // The same with both cores in poll mode (they never halt, so no
+        // doorbell IPI is needed): what is left is the rings and one
+        // reactor turn on each side.
+        percore_kernel::reactor::set_busy_poll(CoreId(0), true);
+        percore_kernel::reactor::set_busy_poll(far, true);
+        let doorbells_before = total_doorbells();
+        let mut polled_rtt = block_on(async move {
+            let mut samples = Vec::with_capacity(10_000);
+            for _ in 0..10_000 {
+                samples.push(
+                    percore_kernel::reactor::ping::ping(far)
+                        .await
+                        .unwrap_or(u64::MAX),
+                );
+            }
+            samples
+        });
+        let doorbells = total_doorbells() - doorbells_before;
+        percore_kernel::reactor::set_busy_poll(CoreId(0), false);
+        percore_kernel::reactor::set_busy_poll(far, false);
+        report_cycles("bus_round_trip_poll_mode", &mut polled_rtt);
+        println!("  ({doorbells} doorbell IPIs over those 10000 round trips)");
     }
 
     // One-way throughput, unbatched (u64 per message) and batched (32 per message).

@@ -172,6 +172,11 @@ static TESTS: &[Test] = &[
         Kind::Normal,
         protocol::ping_every_core,
     ),
+    Test::new(
+        "reactor_poll_mode_needs_no_interrupts",
+        Kind::Normal,
+        protocol::poll_mode_needs_no_interrupts,
+    ),
     // Leaves only one core running: the harness runs it after every other test.
     Test::new(
         "reactor_halt_parks_other_cores",

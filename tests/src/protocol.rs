@@ -524,3 +524,60 @@ pub fn ping_every_core(_: &Kernel) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Poll mode: two cores that never halt exchange 1000 Ping/Pongs without a
+/// single doorbell IPI, and a sleep on a polling core completes without a
+/// timer interrupt; switched back, the core halts again when idle.
+pub fn poll_mode_needs_no_interrupts(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::reactor::ping::ping;
+    use percore_kernel::reactor::set_busy_poll;
+    start_reactors();
+    let n = cores();
+    let (me, far) = (CoreId(0), CoreId(n - 1));
+    let doorbells = || total(|s| s.doorbells.load(Ordering::SeqCst));
+    let halts =
+        |core: CoreId| reactor::reactor(core).map_or(0, |r| r.stats.halts.load(Ordering::SeqCst));
+    let timer_irqs = |core: CoreId| {
+        cpu_local::core(core)
+            .and_then(|s| s.local())
+            .map_or(0, |l| l.stats.timer_interrupts.load(Ordering::SeqCst))
+    };
+    if !set_busy_poll(me, true) || !set_busy_poll(far, true) || set_busy_poll(CoreId(n), true) {
+        return Err(String::from(
+            "set_busy_poll accepted a missing core or refused a real one",
+        ));
+    }
+    block_on(sleep(Duration::from_millis(1))); // the far core has taken the kick
+    let (bells, far_halts, irqs) = (doorbells(), halts(far), timer_irqs(me));
+    if n > 1 {
+        block_on(async {
+            for _ in 0..1000 {
+                ping(far).await.map_err(|e| format!("{e:?}"))?;
+            }
+            Ok::<(), String>(())
+        })?;
+    }
+    block_on(sleep(Duration::from_millis(5)));
+    let result = (
+        doorbells() - bells,
+        halts(far) - far_halts,
+        timer_irqs(me) - irqs,
+    );
+    set_busy_poll(me, false);
+    set_busy_poll(far, false);
+    if result != (0, 0, 0) {
+        return Err(format!(
+            "in poll mode: {} doorbells, {} halts of core {far}, {} timer interrupts on core 0",
+            result.0, result.1, result.2
+        ));
+    }
+    let deadline = tsc::rdtsc() + tsc::hz();
+    let before = halts(far);
+    while halts(far) == before && tsc::rdtsc() < deadline {
+        block_on(sleep(Duration::from_millis(1)));
+    }
+    if halts(far) == before {
+        return Err(format!("core {far} never halted after leaving poll mode"));
+    }
+    Ok(())
+}

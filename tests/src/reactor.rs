@@ -379,6 +379,13 @@ pub fn console_commands(_: &Kernel) -> Result<(), String> {
     {
         return Err(format!("`ping` printed:\n{ping}"));
     }
+    if run("poll 0 on") != "poll: core 0 now polls (never halts)"
+        || run("poll 0 off") != "poll: core 0 now halts when idle"
+        || run("poll 99 on") != "poll: no core 99"
+        || run("poll x") != "usage: poll CORE on|off"
+    {
+        return Err(String::from("`poll` answered wrongly"));
+    }
     let demo = run("spawn-demo");
     if !demo.starts_with("spawn-demo: 100 tasks") {
         return Err(format!("`spawn-demo` printed: {demo}"));

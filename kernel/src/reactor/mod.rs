@@ -119,6 +119,8 @@ pub struct Reactor {
     steal_pending: AtomicBool,
     /// Set while this core is halted with nothing to do (a hint for others).
     halted: AtomicBool,
+    /// Poll mode (see [`set_busy_poll`]): the idle step spins instead of halting.
+    busy_poll: AtomicBool,
     /// Set when a `Halt` message arrived: park after this batch of messages.
     halting: AtomicBool,
     /// Set once parked for good (see `halt.rs`).
@@ -183,6 +185,7 @@ pub fn init(flavour: Flavour) {
                     spawned: spin::Mutex::new(VecDeque::new()),
                     steal_pending: AtomicBool::new(false),
                     halted: AtomicBool::new(false),
+                    busy_poll: AtomicBool::new(false),
                     halting: AtomicBool::new(false),
                     parked: AtomicBool::new(false),
                     ports: spin::RwLock::new(alloc::collections::BTreeMap::new()),
@@ -546,6 +549,12 @@ impl Reactor {
     /// Nothing to run: arm the APIC for the next timer (if any) and halt
     /// until an interrupt, unless work arrived in the meantime.
     fn idle(&self, may_halt: &dyn Fn() -> bool) {
+        if self.busy_poll.load(Ordering::Relaxed) {
+            // Poll mode: never halt, so nothing needs a doorbell IPI or a
+            // timer interrupt to wake this core; the next turn looks again.
+            core::hint::spin_loop();
+            return;
+        }
         x86_64::instructions::interrupts::disable();
         let next = self.wheel.borrow_mut().next_deadline();
         match next {
@@ -588,6 +597,26 @@ impl Reactor {
     /// The bus endpoint's counters (only on this reactor's own core).
     pub fn bus_stats(&self) -> percore_proto::Stats {
         self.bus.borrow_mut().stats()
+    }
+}
+
+/// Puts core `core`'s reactor in poll mode (`true`) or back to halting when
+/// idle (`false`, the default). In poll mode the core never halts: a
+/// message or a timer is seen on the next loop turn without a doorbell IPI
+/// or a timer interrupt, which trades a whole core's power and its
+/// hyperthread sibling's cycles for the lowest wake-up latency (like a
+/// DPDK poll-mode core). Returns false if there is no such core.
+pub fn set_busy_poll(core: CoreId, on: bool) -> bool {
+    match reactor(core) {
+        Some(r) => {
+            r.busy_poll.store(on, Ordering::Relaxed);
+            if core != cpu_local::core_id() {
+                // A halted core notices only when something wakes it.
+                lapic::send_ipi(core, lapic::IPI_VECTOR);
+            }
+            true
+        }
+        None => false,
     }
 }
 
