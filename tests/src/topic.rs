@@ -33,14 +33,23 @@ pub fn fan_out_every_core(_: &Kernel) -> Result<(), String> {
                     .map_err(|e| format!("core {core}: subscribe: {e:?}"))?;
                 SUBSCRIBED.fetch_add(1, Ordering::SeqCst);
                 let (mut count, mut sum) = (0u64, 0u64);
-                while let Some(value) = sub.recv().await {
+                // Where each of the first 64 values sat when read in place:
+                // every subscriber must have read the same slot (zero copy).
+                let mut slots = Vec::with_capacity(64);
+                while let Some((value, slot)) = sub
+                    .recv_with(|v: &u64| (*v, core::ptr::from_ref(v) as usize))
+                    .await
+                {
                     if value != count {
                         return Err(format!("core {core}: got {value} as value #{count}"));
+                    }
+                    if slots.len() < 64 {
+                        slots.push(slot);
                     }
                     count += 1;
                     sum += value;
                 }
-                Ok((count, sum))
+                Ok((count, sum, slots))
             })
         })
         .collect();
@@ -72,13 +81,21 @@ pub fn fan_out_every_core(_: &Kernel) -> Result<(), String> {
     );
     let full = block_on(publishing)?;
     let expected_sum = VALUES * (VALUES - 1) / 2;
+    let mut first_slots: Option<Vec<usize>> = None;
     for (core, handle) in subscribers.into_iter().enumerate() {
         match block_on(handle)? {
-            (count, sum) if count == VALUES && sum == expected_sum => {}
-            (count, sum) => {
+            (count, sum, slots) if count == VALUES && sum == expected_sum => match &first_slots {
+                None => first_slots = Some(slots),
+                Some(first) if *first == slots => {}
+                Some(_) => return Err(format!("core {core} read copies, not the ring slots")),
+            },
+            (count, sum, _) => {
                 return Err(format!("core {core}: {count} values summing to {sum}"));
             }
         }
+    }
+    if first_slots.is_some_and(|s| s.len() != 64 || s[0] == s[1]) {
+        return Err(String::from("in-place reads did not walk the ring's slots"));
     }
     percore_kernel::println!(
         "topic: {VALUES} values to {n} subscribers, publisher waited for room {full} times"

@@ -379,24 +379,31 @@ impl<T> Drop for Publisher<T> {
 impl<T: Copy> Subscriber<T> {
     /// Copies out the next value, if one is ready.
     pub fn try_recv(&mut self) -> Option<T> {
-        let slot = self.ring.as_mut()?.try_recv()?;
-        // A slot freed: a publisher waiting for room may go on.
-        self.topic.wake_writer();
-        // SAFETY: a subscriber reads only positions below `published`, and
-        // every such position was written by `try_publish` with an
-        // initialised value (the ring is not reachable otherwise).
-        Some(unsafe { slot.assume_init() })
+        self.try_recv_with(|value| *value)
+    }
+
+    /// Hands the next value to `f` in place, in its ring slot (zero copy:
+    /// every subscriber reads the one slot the publisher wrote), then moves
+    /// past it. `None` if no value is ready.
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.take_next(&mut Some(f))
     }
 
     /// The next value, waiting for one; `None` once the publisher is gone
     /// and everything published has been read.
     pub async fn recv(&mut self) -> Option<T> {
+        self.recv_with(|value| *value).await
+    }
+
+    /// Like [`recv`](Self::recv), but hands the value to `f` in place.
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let mut f = Some(f);
         poll_fn(|cx| {
-            if let Some(value) = self.try_recv() {
+            if let Some(value) = self.take_next(&mut f) {
                 return Poll::Ready(Some(value));
             }
             if self.topic.closed.load(Ordering::Acquire) {
-                return Poll::Ready(self.try_recv());
+                return Poll::Ready(self.take_next(&mut f));
             }
             {
                 let mut readers = self.topic.readers.lock();
@@ -409,13 +416,30 @@ impl<T: Copy> Subscriber<T> {
             // Re-check after parking (pairs with the fence in `wake_readers`):
             // a value published, or a close, in between is not missed.
             fence(Ordering::SeqCst);
-            match self.try_recv() {
+            match self.take_next(&mut f) {
                 Some(value) => Poll::Ready(Some(value)),
                 None if self.topic.closed.load(Ordering::Acquire) => Poll::Ready(None),
                 None => Poll::Pending,
             }
         })
         .await
+    }
+
+    /// Calls `f` (taken out of its option only when a value is ready) on
+    /// the next value in place and moves past it.
+    fn take_next<R, F: FnOnce(&T) -> R>(&mut self, f: &mut Option<F>) -> Option<R> {
+        let chunk = self.ring.as_mut()?.read_chunk(1).ok()?;
+        let (first, second) = chunk.as_slices();
+        let slot = first.first().or(second.first())?;
+        let f = f.take()?;
+        // SAFETY: a subscriber reads only positions below `published`, and
+        // every such position was written by `try_publish` with an
+        // initialised value (the ring is not reachable otherwise).
+        let result = f(unsafe { slot.assume_init_ref() });
+        chunk.release();
+        // A slot freed: a publisher waiting for room may go on.
+        self.topic.wake_writer();
+        Some(result)
     }
 }
 
