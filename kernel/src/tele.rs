@@ -236,7 +236,7 @@ async fn ping(out: &mut String) {
     let hz = crate::arch::x86_64::tsc::hz().max(1);
     let _ = writeln!(
         out,
-        "core  probes  p50_ns  p99_ns  (100 Ping/Pong round trips from core {me})"
+        "core  probes  p50_ns  max_ns  (100 Ping/Pong round trips from core {me})"
     );
     for core in (0..cpu_local::online_cores())
         .map(CoreId)
@@ -245,7 +245,9 @@ async fn ping(out: &mut String) {
         let mut samples = Vec::with_capacity(100);
         for _ in 0..100 {
             match reactor::ping::ping(core).await {
-                Ok(cycles) => samples.push(cycles * 1_000_000_000 / hz),
+                Ok(cycles) => {
+                    samples.push((u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64)
+                }
                 Err(error) => {
                     let _ = writeln!(out, "{core:>4}  {error:?}");
                     break;

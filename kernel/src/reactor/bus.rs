@@ -250,6 +250,13 @@ impl Bus {
         }
     }
 
+    /// Drops what waits in the overflow queue towards `to` (a halted core);
+    /// returns how many messages. Task references inside are leaked, never
+    /// freed twice.
+    pub fn discard_overflow(&mut self, to: CoreId) -> usize {
+        self.endpoint.discard_overflow(proto(to))
+    }
+
     /// Messages waiting in this core's inbound rings right now.
     pub fn inbound_depth(&mut self) -> usize {
         self.endpoint.inbound_depth()

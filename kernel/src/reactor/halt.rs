@@ -97,6 +97,11 @@ impl Reactor {
             self.core
         );
         self.parked.store(true, Ordering::Release);
+        // Senders waiting for room in this core's ports retry and learn
+        // that it halted.
+        for port in self.ports.read().values() {
+            port.wake_senders();
+        }
         cpu_local::this_core()
             .stopped
             .store(true, Ordering::Release);

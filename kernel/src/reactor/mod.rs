@@ -121,6 +121,9 @@ pub struct Reactor {
     halted: AtomicBool,
     /// Poll mode (see [`set_busy_poll`]): the idle step spins instead of halting.
     busy_poll: AtomicBool,
+    /// Whether the idle step left the LAPIC timer armed (only this core
+    /// touches it).
+    timer_armed: AtomicBool,
     /// Set when a `Halt` message arrived: park after this batch of messages.
     halting: AtomicBool,
     /// Set once parked for good (see `halt.rs`).
@@ -186,6 +189,7 @@ pub fn init(flavour: Flavour) {
                     steal_pending: AtomicBool::new(false),
                     halted: AtomicBool::new(false),
                     busy_poll: AtomicBool::new(false),
+                    timer_armed: AtomicBool::new(false),
                     halting: AtomicBool::new(false),
                     parked: AtomicBool::new(false),
                     ports: spin::RwLock::new(alloc::collections::BTreeMap::new()),
@@ -335,6 +339,22 @@ impl Reactor {
         balance::when_busy(self);
         let rang = {
             let mut bus = self.bus.borrow_mut();
+            if bus.stats().overflow_pending > 0 {
+                // Overflow towards a halted core can never drain: report it
+                // and drop it, or this core could never halt again.
+                for r in reactors().iter().filter(|r| r.is_parked()) {
+                    let dropped = bus.discard_overflow(r.core);
+                    if dropped > 0 {
+                        self.stats
+                            .undeliverable
+                            .fetch_add(dropped as u64, Ordering::Relaxed);
+                        log::warn!(
+                            "reactor: {dropped} queued messages to halted core {} dropped",
+                            r.core
+                        );
+                    }
+                }
+            }
             let rang = bus.flush();
             self.stats
                 .overflow_pending
@@ -552,6 +572,10 @@ impl Reactor {
         if self.busy_poll.load(Ordering::Relaxed) {
             // Poll mode: never halt, so nothing needs a doorbell IPI or a
             // timer interrupt to wake this core; the next turn looks again.
+            // A deadline armed before poll mode began is withdrawn once.
+            if self.timer_armed.swap(false, Ordering::Relaxed) {
+                lapic::cancel_timer();
+            }
             core::hint::spin_loop();
             return;
         }
@@ -561,6 +585,7 @@ impl Reactor {
             Some(deadline) => lapic::arm_timer(Clock::tsc_at(Instant(deadline))),
             None => lapic::cancel_timer(),
         }
+        self.timer_armed.store(next.is_some(), Ordering::Relaxed);
         let work_waiting = !self.local.lock().is_empty()
             || !self.spawned.lock().is_empty()
             || self.executor.borrow_mut().tree.ready_len() > 0;

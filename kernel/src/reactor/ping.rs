@@ -58,6 +58,8 @@ pub async fn ping(core: CoreId) -> Result<u64, PingError> {
         probes.waiting.insert(seq, Probe::default());
         seq
     };
+    // A probe abandoned before its Pong (the future dropped) leaves no entry.
+    let _forget = Forget { origin, seq };
     let sent_at = tsc::rdtsc();
     origin.send(core, bus::Letter::Other(Message::Ping { seq, sent_at }));
     // The answer comes back to `origin`, wherever this task runs by then.
@@ -78,6 +80,18 @@ pub async fn ping(core: CoreId) -> Result<u64, PingError> {
         }
     })
     .await)
+}
+
+/// Removes a probe's entry when its future ends, answered or not.
+struct Forget {
+    origin: &'static Reactor,
+    seq: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.origin.probes.lock().waiting.remove(&self.seq);
+    }
 }
 
 /// The reactor's handling of `Ping` (answer at once) and `Pong` (complete

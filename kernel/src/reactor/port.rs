@@ -102,6 +102,11 @@ impl Port {
     /// Gives back `n` reserved places and wakes the senders waiting for room.
     fn release(&self, n: usize) {
         self.reserved.fetch_sub(n, Ordering::AcqRel);
+        self.wake_senders();
+    }
+
+    /// Wakes the senders waiting for room (they retry and see why not).
+    pub(super) fn wake_senders(&self) {
         let waiting = core::mem::take(&mut *self.senders_waiting.lock());
         for waker in waiting {
             waker.wake();
@@ -167,7 +172,10 @@ pub fn try_send(core: CoreId, number: u32, value: u64) -> Result<(), PortError> 
     port.reserve(core, value)?;
     let here = this();
     if core == here.core {
-        port.deliver(value);
+        // The receiver (on any core) may have closed the port since `reserve`.
+        if !port.deliver(value) {
+            return Err(PortError::NoSuchPort { core, number });
+        }
     } else {
         here.send(
             core,

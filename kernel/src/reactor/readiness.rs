@@ -190,7 +190,10 @@ impl Readiness {
 impl Drop for Readiness {
     fn drop(&mut self) {
         self.watcher.closed.store(true, Ordering::Release);
-        let token = Arc::as_ptr(&self.watcher) as u64;
+        // The deregistration owns a reference too, so the watcher's address
+        // cannot be reused (and named by a new registration) before the
+        // owner core has handled it.
+        let token = Arc::into_raw(self.watcher.clone()) as u64;
         send_register(self.owner, self.source, token, 0);
     }
 }
@@ -269,23 +272,24 @@ impl Queue {
 pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: u8) {
     let source = SourceId(source);
     let key = token as usize;
+    // SAFETY: `token` came from `Arc::into_raw` in `Readiness::register` or
+    // `Readiness::drop`, and each (de)registration message is received once.
+    let watcher = unsafe { Arc::from_raw(token as *const Watcher) };
     let mut queue = reactor.readiness.borrow_mut();
     let Some(interest) = Interest::from_bits(interest) else {
         // Deregistration: drop the registration (its signal goes stale and
-        // is removed from the source's list).
+        // is removed from the source's list), then the message's reference.
         if let Some((source, registration, _)) = queue.registered.remove(&key) {
             forget_signal(source, key);
             drop(registration);
         }
+        drop(watcher);
         reactor
             .stats
             .registrations
             .store(queue.len(), Ordering::Relaxed);
         return;
     };
-    // SAFETY: `token` came from `Arc::into_raw` in `Readiness::register`
-    // and each registration message is received once.
-    let watcher = unsafe { Arc::from_raw(token as *const Watcher) };
     if watcher.closed.load(Ordering::Acquire) {
         return; // dropped before its registration arrived
     }

@@ -445,10 +445,11 @@ impl<T: Copy> Subscriber<T> {
 
 impl<T> Drop for Subscriber<T> {
     fn drop(&mut self) {
-        // Free the cursor first, then tell a publisher that may be waiting
-        // for this subscriber alone.
-        drop(self.ring.take());
+        // Forget our parked waker before freeing the cursor: once freed, its
+        // id can be handed to a new subscriber, whose waker we must not remove.
         self.topic.readers.lock().retain(|(id, _)| *id != self.id);
+        drop(self.ring.take());
+        // A publisher may have been waiting for this subscriber alone.
         self.topic.wake_writer();
     }
 }

@@ -210,6 +210,30 @@ impl Endpoint {
         ring
     }
 
+    /// Drops the messages waiting in the overflow queue towards `to` and
+    /// returns how many: for a receiver that will never drain its ring again
+    /// (a core that has stopped), so that this core's
+    /// [`prepare_sleep`](Self::prepare_sleep) is not held up by them forever.
+    /// The caller reports the loss.
+    ///
+    /// ```
+    /// use percore_proto::{Bus, CoreId, Message};
+    /// let mut eps = Bus::new(2, 1).unwrap();
+    /// let _ = eps[0].send_or_queue(CoreId(1), Message::Halt);
+    /// let _ = eps[0].send_or_queue(CoreId(1), Message::StealDenied); // queued
+    /// assert_eq!(eps[0].discard_overflow(CoreId(1)), 1);
+    /// assert_eq!(eps[0].stats().overflow_pending, 0);
+    /// ```
+    pub fn discard_overflow(&mut self, to: CoreId) -> usize {
+        let Some(queue) = self.overflow.get_mut(to.index()) else {
+            return 0;
+        };
+        let n = queue.len();
+        queue.clear();
+        self.stats.overflow_pending -= n as u64;
+        n
+    }
+
     /// Sends a prefix of `msgs` to `to`, as many as fit, written in place
     /// into the ring and published with one cursor store and one doorbell
     /// check. Nothing is sent while overflow messages to `to` wait.
