@@ -559,7 +559,17 @@ pub fn poll_mode_needs_no_interrupts(_: &Kernel) -> Result<(), String> {
             "set_busy_poll accepted a missing core or refused a real one",
         ));
     }
-    block_on(sleep(Duration::from_millis(1))); // the far core has taken the kick
+    // Warm up: once a Ping has been answered, the far core has woken from
+    // any halt it was in and is polling (the kick may take a while under TCG).
+    if n > 1 {
+        block_on(async {
+            for _ in 0..10 {
+                ping(far).await.map_err(|e| format!("{e:?}"))?;
+            }
+            Ok::<(), String>(())
+        })?;
+    }
+    block_on(sleep(Duration::from_millis(1)));
     let (bells, far_halts, irqs) = (doorbells(), halts(far), timer_irqs(me));
     if n > 1 {
         block_on(async {
@@ -570,9 +580,10 @@ pub fn poll_mode_needs_no_interrupts(_: &Kernel) -> Result<(), String> {
         })?;
     }
     block_on(sleep(Duration::from_millis(5)));
+    let still_polling = halts(far);
     let result = (
         doorbells() - bells,
-        halts(far) - far_halts,
+        still_polling - far_halts,
         timer_irqs(me) - irqs,
     );
     set_busy_poll(me, false);
@@ -583,12 +594,13 @@ pub fn poll_mode_needs_no_interrupts(_: &Kernel) -> Result<(), String> {
             result.0, result.1, result.2
         ));
     }
+    // Counted from before poll mode ended (it may halt, and stay halted,
+    // right after being switched back).
     let deadline = tsc::rdtsc() + tsc::hz();
-    let before = halts(far);
-    while halts(far) == before && tsc::rdtsc() < deadline {
+    while halts(far) == still_polling && tsc::rdtsc() < deadline {
         block_on(sleep(Duration::from_millis(1)));
     }
-    if halts(far) == before {
+    if halts(far) == still_polling {
         return Err(format!("core {far} never halted after leaving poll mode"));
     }
     Ok(())
