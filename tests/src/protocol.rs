@@ -35,6 +35,9 @@ fn pinned() -> SpawnOptions {
 pub fn join_across_cores(_: &Kernel) -> Result<(), String> {
     start_reactors();
     let n = cores();
+    // A wake-up of an earlier test's joiner may still be in flight (a task
+    // that finished just as its joiner found it done): let it land first.
+    block_on(sleep(Duration::from_millis(10)));
     let before = total(|s| s.joins_in.load(Ordering::SeqCst));
     // The joiners report through a channel, not their own join handles, so
     // that the only joins are the ones under test.

@@ -114,6 +114,9 @@ impl<T> Future for JoinHandle<T> {
             if !state.done.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
+            // It did: take the waker back, so that the finishing side (if it
+            // has not taken it yet) sends no needless wake-up.
+            state.waiter.lock().take();
         }
         match state.result.lock().take() {
             Some(value) => Poll::Ready(value),
