@@ -97,6 +97,9 @@ impl Drop for Forget {
 /// The reactor's handling of `Ping` (answer at once) and `Pong` (complete
 /// the probe).
 pub(super) fn on_message(reactor: &Reactor, from: CoreId, message: Message) {
+    // Counted before answering or waking, so whoever sees the probe
+    // complete also sees it counted.
+    reactor.stats.probes.fetch_add(1, Ordering::Relaxed);
     match message {
         Message::Ping { seq, sent_at } => {
             reactor.send(from, bus::Letter::Other(Message::Pong { seq, sent_at }))
@@ -122,5 +125,4 @@ pub(super) fn on_message(reactor: &Reactor, from: CoreId, message: Message) {
         }
         _ => {}
     }
-    reactor.stats.probes.fetch_add(1, Ordering::Relaxed);
 }
