@@ -1,17 +1,23 @@
 //! The per-core reactor: every core runs this loop (DESIGN.md, "data flow on
 //! one core"):
 //!
-//! 1. drain the inbound intercore rings (spawn, wake, steal, migrate, ...);
+//! 1. drain the inbound intercore rings and act on each protocol message:
+//!    spawn, wake, join, send (ports), timer, sync (barriers), register
+//!    (readiness), cursor (topics), steal/migrate, ping, halt;
 //! 2. advance the timer wheel to now and wake the expired sleepers;
-//! 3. take the wakes and spawns queued on this core;
-//! 4. poll the highest-priority ready tasks (a bounded batch);
+//! 3. drain this core's readiness queue (`readiness`) and wake the
+//!    registered tasks by token; then take the wakes and spawns queued on
+//!    this core;
+//! 4. poll the highest-priority ready tasks (a bounded batch of
+//!    [`POLL_BATCH`]), then balance load and flush overflowed messages;
 //! 5. nothing ready: program the local APIC for the wheel's next deadline
-//!    (or not at all: tickless), mark the core asleep, re-check the rings,
-//!    and halt until an interrupt.
+//!    (or not at all: tickless), mark the core asleep to the bus and to the
+//!    readiness queue, re-check both, and halt until an interrupt — or, in
+//!    poll mode ([`set_busy_poll`]), just go round again.
 //!
-//! No global lock is taken on this path: a core's task tree, wheel and bus
-//! endpoint belong to it alone ([`CoreOnly`]); the only shared state is the
-//! rings and a few counters other cores read.
+//! No global lock is taken on this path: a core's task tree, wheel, bus
+//! endpoint and readiness queue belong to it alone ([`CoreOnly`]); the only
+//! shared state is the rings and a few counters other cores read.
 
 mod balance;
 mod bus;
