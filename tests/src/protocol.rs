@@ -360,10 +360,22 @@ pub fn halt_parks_other_cores(_: &Kernel) -> Result<(), String> {
             "halted cores still ran tasks: {before:?} -> {after:?}"
         ));
     }
-    // The remaining core still works.
+    // The remaining core still works, and a spawn aimed at a halted core
+    // runs here instead of being lost.
     let v = block_on(reactor::spawn(priority(32), async { 6 * 7 }));
     if v != 42 {
         return Err(String::from("this core stopped working after the halt"));
+    }
+    if n > 1 {
+        let halted = CoreId((me.0 + 1) % n);
+        let ran_on = block_on(spawn_on(halted, priority(32), async {
+            cpu_local::core_id()
+        }));
+        if ran_on != me {
+            return Err(format!(
+                "a spawn on halted core {halted} ran on core {ran_on}"
+            ));
+        }
     }
     Ok(())
 }

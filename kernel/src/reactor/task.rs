@@ -199,19 +199,24 @@ where
     spawn_with(core, SpawnOptions::new(priority), future)
 }
 
-/// Spawns with explicit options. A core that does not exist is replaced by
-/// this core (logged): a task is never silently dropped.
+/// Spawns with explicit options. A core that does not exist or has halted
+/// is replaced by this core (logged): a task is never silently dropped.
 pub fn spawn_with<F>(core: CoreId, options: SpawnOptions, future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let (task, handle) = joinable(future);
-    let target = if super::reactor(core).is_some() {
-        core
-    } else {
-        log::warn!("spawn_on: no reactor on core {core}; spawning on this core");
-        cpu_local::core_id()
+    let target = match super::reactor(core) {
+        Some(r) if !r.is_parked() => core,
+        Some(_) => {
+            log::warn!("spawn_on: core {core} has halted; spawning on this core");
+            cpu_local::core_id()
+        }
+        None => {
+            log::warn!("spawn_on: no reactor on core {core}; spawning on this core");
+            cpu_local::core_id()
+        }
     };
     let cell = TaskCell::new(task, options.priority, options.pinned, target);
     super::deliver_spawn(cell);
