@@ -195,6 +195,19 @@ fn report_cycles(name: &str, samples: &mut [u64]) {
     line(&format!("{name}_p99_ns"), cycles_to_ns(p99), "ns");
 }
 
+/// Round trips in TSC cycles of `count` Ping/Pongs to `core`, one after
+/// another (u64::MAX for a failed probe, which then shows as p99).
+fn ping_samples(core: CoreId, count: usize) -> Vec<u64> {
+    percore_kernel::reactor::block_on(async move {
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let rtt = percore_kernel::reactor::ping::ping(core).await;
+            samples.push(rtt.unwrap_or(u64::MAX));
+        }
+        samples
+    })
+}
+
 fn total_doorbells() -> u64 {
     percore_kernel::reactor::reactors()
         .iter()
@@ -236,17 +249,7 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
 
     // The bus's own round trip: Ping answered by the far core's reactor (no
     // task there), the figure to compare with `cargo bench -p percore-proto`.
-    let mut bus_rtt = block_on(async move {
-        let mut samples = Vec::with_capacity(10_000);
-        for _ in 0..10_000 {
-            samples.push(
-                percore_kernel::reactor::ping::ping(far)
-                    .await
-                    .unwrap_or(u64::MAX),
-            );
-        }
-        samples
-    });
+    let mut bus_rtt = ping_samples(far, 10_000);
     if cores > 1 {
         report_cycles("bus_round_trip", &mut bus_rtt);
         // The same with both cores in poll mode (they never halt, so no
@@ -255,17 +258,7 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
         percore_kernel::reactor::set_busy_poll(CoreId(0), true);
         percore_kernel::reactor::set_busy_poll(far, true);
         let doorbells_before = total_doorbells();
-        let mut polled_rtt = block_on(async move {
-            let mut samples = Vec::with_capacity(10_000);
-            for _ in 0..10_000 {
-                samples.push(
-                    percore_kernel::reactor::ping::ping(far)
-                        .await
-                        .unwrap_or(u64::MAX),
-                );
-            }
-            samples
-        });
+        let mut polled_rtt = ping_samples(far, 10_000);
         let doorbells = total_doorbells() - doorbells_before;
         percore_kernel::reactor::set_busy_poll(CoreId(0), false);
         percore_kernel::reactor::set_busy_poll(far, false);
