@@ -85,7 +85,8 @@ pub struct ReactorStats {
     /// joiner waits here.
     pub joins_in: AtomicU64,
     /// Messages waiting in this core's inbound rings when it last drained
-    /// them, and the most ever seen.
+    /// them (including any that arrived during that drain), and the most
+    /// ever seen.
     pub ring_depth: AtomicUsize,
     pub ring_depth_max: AtomicUsize,
     /// Messages this core could not place in a full ring yet (its
@@ -382,12 +383,21 @@ impl Reactor {
         let mut incoming = Vec::new();
         let count = {
             let mut bus = self.bus.borrow_mut();
-            let depth = bus.inbound_depth();
+            let count = bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
+            // The depth this turn found: a drain under budget emptied every
+            // ring (it stops after a lap that finds nothing), so it is the
+            // count; only a drain that spent its budget needs to look at
+            // what is left (a second pass over the cursors, only then).
+            let depth = if count < DRAIN_BATCH {
+                count
+            } else {
+                count + bus.inbound_depth()
+            };
             self.stats.ring_depth.store(depth, Ordering::Relaxed);
             self.stats
                 .ring_depth_max
                 .fetch_max(depth, Ordering::Relaxed);
-            bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)))
+            count
         };
         self.stats
             .messages_in
