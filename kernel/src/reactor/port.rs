@@ -164,41 +164,20 @@ pub fn open(number: u32, capacity: usize) -> Result<PortReceiver, PortError> {
 
 /// Sends `value` to port `number` on `core` if the port has room.
 pub fn try_send(core: CoreId, number: u32, value: u64) -> Result<(), PortError> {
-    let owner = reactor(core).ok_or(PortError::NoSuchCore(core))?;
-    if owner.is_parked() {
-        return Err(PortError::Halted(core));
-    }
-    let port = lookup(owner, number).ok_or(PortError::NoSuchPort { core, number })?;
-    port.reserve(core, value)?;
-    let here = this();
-    if core == here.core {
-        // The receiver (on any core) may have closed the port since `reserve`.
-        if !port.deliver(value) {
-            return Err(PortError::NoSuchPort { core, number });
-        }
-    } else {
-        here.send(
-            core,
-            bus::Letter::Send {
-                port: number,
-                value,
-            },
-        );
-    }
-    Ok(())
+    let (owner, port) = find(core, number)?;
+    send_to(owner, &port, value)
 }
 
 /// Sends `value` to port `number` on `core`, waiting while the port is
 /// full. Fails only if the port or core does not exist (or closes or halts
 /// while waiting).
 pub async fn send(core: CoreId, number: u32, value: u64) -> Result<(), PortError> {
-    poll_fn(|cx| match try_send(core, number, value) {
+    let (owner, port) = find(core, number)?;
+    poll_fn(|cx| match send_to(owner, &port, value) {
         Err(PortError::Full(_)) => {
-            if let Some(port) = reactor(core).and_then(|owner| lookup(owner, number)) {
-                port.senders_waiting.lock().push_back(cx.waker().clone());
-            }
+            port.senders_waiting.lock().push_back(cx.waker().clone());
             // Re-try once: room may have appeared before the waker was queued.
-            match try_send(core, number, value) {
+            match send_to(owner, &port, value) {
                 Err(PortError::Full(_)) => Poll::Pending,
                 other => Poll::Ready(other),
             }
@@ -206,6 +185,45 @@ pub async fn send(core: CoreId, number: u32, value: u64) -> Result<(), PortError
         other => Poll::Ready(other),
     })
     .await
+}
+
+/// The reactor of `core` and its port `number` (a port object, once made,
+/// stays in the table: closing and re-opening reuse it).
+fn find(core: CoreId, number: u32) -> Result<(&'static Reactor, Arc<Port>), PortError> {
+    let owner = reactor(core).ok_or(PortError::NoSuchCore(core))?;
+    if owner.is_parked() {
+        return Err(PortError::Halted(core));
+    }
+    let port = lookup(owner, number).ok_or(PortError::NoSuchPort { core, number })?;
+    Ok((owner, port))
+}
+
+/// Reserves room in `port` of `owner` and sends it `value`.
+fn send_to(owner: &Reactor, port: &Port, value: u64) -> Result<(), PortError> {
+    let core = owner.core;
+    if owner.is_parked() {
+        return Err(PortError::Halted(core));
+    }
+    port.reserve(core, value)?;
+    let here = this();
+    if core == here.core {
+        // The receiver (on any core) may have closed the port since `reserve`.
+        if !port.deliver(value) {
+            return Err(PortError::NoSuchPort {
+                core,
+                number: port.number,
+            });
+        }
+    } else {
+        here.send(
+            core,
+            bus::Letter::Send {
+                port: port.number,
+                value,
+            },
+        );
+    }
+    Ok(())
 }
 
 fn lookup(owner: &Reactor, number: u32) -> Option<Arc<Port>> {
