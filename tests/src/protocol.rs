@@ -25,6 +25,11 @@ fn total(counter: impl Fn(&reactor::ReactorStats) -> u64) -> u64 {
     reactor::reactors().iter().map(|r| counter(&r.stats)).sum()
 }
 
+/// One core's counter (0 if the core has no reactor).
+fn of_core(core: CoreId, counter: impl Fn(&reactor::ReactorStats) -> u64) -> u64 {
+    reactor::reactor(core).map_or(0, |r| counter(&r.stats))
+}
+
 fn pinned() -> SpawnOptions {
     SpawnOptions::new(priority(32)).pinned()
 }
@@ -202,8 +207,8 @@ fn port_errors(n: u32) -> Result<(), String> {
         port::try_send(last, 9, 77),
         Err(PortError::Full(77)),
     )?;
-    let lost_before =
-        reactor::reactor(last).map_or(0, |r| r.stats.undeliverable.load(Ordering::SeqCst));
+    let undeliverable = || of_core(last, |s| s.undeliverable.load(Ordering::SeqCst));
+    let lost_before = undeliverable();
     drop(first);
     check(
         "after close",
@@ -215,10 +220,7 @@ fn port_errors(n: u32) -> Result<(), String> {
     )?;
     // The four unread values are reported, whether they were queued or still
     // in flight when the port closed.
-    let lost = || {
-        reactor::reactor(last).map_or(0, |r| r.stats.undeliverable.load(Ordering::SeqCst))
-            - lost_before
-    };
+    let lost = || undeliverable() - lost_before;
     let deadline = tsc::rdtsc() + tsc::hz();
     while lost() < 4 && tsc::rdtsc() < deadline {
         block_on(sleep(Duration::from_millis(1)));
@@ -298,8 +300,8 @@ pub fn ring_depth_seen_by_busy_core(_: &Kernel) -> Result<(), String> {
         }
         count
     }));
-    let depth = reactor::reactor(last).map_or(0, |r| r.stats.ring_depth_max.load(Ordering::SeqCst));
-    if received != 50 * (n - 1) || depth < 50 * (n as usize - 1) {
+    let depth = of_core(last, |s| s.ring_depth_max.load(Ordering::SeqCst) as u64);
+    if received != 50 * (n - 1) || depth < 50 * u64::from(n - 1) {
         return Err(format!(
             "received {received}, deepest inbound ring depth seen {depth}"
         ));
@@ -387,8 +389,7 @@ pub fn console_reader_on_another_core(_: &Kernel) -> Result<(), String> {
     use percore_kernel::console;
     start_reactors();
     let last = CoreId(cores() - 1);
-    let registrations =
-        || reactor::reactor(CoreId(0)).map_or(0, |r| r.stats.registrations.load(Ordering::SeqCst));
+    let registrations = || of_core(CoreId(0), |s| s.registrations.load(Ordering::SeqCst) as u64);
     let before = registrations();
     let reader = spawn_with(last, pinned(), async {
         let mut input = console::Reader::new().map_err(|e| format!("{e:?}"))?;
@@ -562,8 +563,7 @@ pub fn poll_mode_needs_no_interrupts(_: &Kernel) -> Result<(), String> {
     let n = cores();
     let (me, far) = (CoreId(0), CoreId(n - 1));
     let doorbells = || total(|s| s.doorbells.load(Ordering::SeqCst));
-    let halts =
-        |core: CoreId| reactor::reactor(core).map_or(0, |r| r.stats.halts.load(Ordering::SeqCst));
+    let halts = |core: CoreId| of_core(core, |s| s.halts.load(Ordering::SeqCst));
     let timer_irqs = |core: CoreId| {
         cpu_local::core(core)
             .and_then(|s| s.local())
