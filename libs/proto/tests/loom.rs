@@ -9,22 +9,39 @@
 #![cfg(loom)]
 
 use loom::thread;
-use percore_proto::{Bus, CoreId, Message, TaskRef};
+use percore_proto::{Bus, CoreId, Endpoint, Message, TaskRef};
 
 const WAKE: Message = Message::Wake { task: TaskRef(1) };
+
+/// A two-core bus with rings of `capacity`: after `setup`, core 0 runs
+/// `publish` (which says whether it was told to ring) while core 1 prepares
+/// to halt. Checks that a core 1 that halts was rung, and hands core 1 back.
+fn publish_racing_sleep(
+    capacity: usize,
+    setup: impl FnOnce(&mut Endpoint, &mut Endpoint),
+    publish: impl FnOnce(&mut Endpoint) -> bool + Send + 'static,
+) -> Endpoint {
+    let mut eps = Bus::new(2, capacity).unwrap();
+    let mut rx = eps.pop().unwrap();
+    let mut tx = eps.pop().unwrap();
+    setup(&mut tx, &mut rx);
+    let h = thread::spawn(move || publish(&mut tx));
+    let halts = rx.prepare_sleep();
+    let rang = h.join().unwrap();
+    assert!(!halts || rang, "receiver halted and nobody rang");
+    rx
+}
 
 /// One sender, one receiver about to halt: if the receiver halts, the
 /// sender was told to ring, and the message is there to be drained.
 #[test]
 fn send_racing_prepare_sleep_never_loses_the_wake_up() {
     loom::model(|| {
-        let mut eps = Bus::new(2, 2).unwrap();
-        let mut rx = eps.pop().unwrap();
-        let mut tx = eps.pop().unwrap();
-        let h = thread::spawn(move || tx.send(CoreId(1), WAKE).unwrap().must_ring());
-        let halts = rx.prepare_sleep();
-        let rang = h.join().unwrap();
-        assert!(!halts || rang, "receiver halted and nobody rang");
+        let mut rx = publish_racing_sleep(
+            2,
+            |_, _| {},
+            |tx| tx.send(CoreId(1), WAKE).unwrap().must_ring(),
+        );
         rx.woke();
         assert_eq!(rx.drain(4, |_, _| {}), 1);
     });
@@ -56,13 +73,11 @@ fn two_senders_ring_once_for_a_halted_receiver() {
 #[test]
 fn broadcast_racing_prepare_sleep_never_loses_the_wake_up() {
     loom::model(|| {
-        let mut eps = Bus::new(2, 2).unwrap();
-        let mut rx = eps.pop().unwrap();
-        let mut tx = eps.pop().unwrap();
-        let h = thread::spawn(move || tx.broadcast(WAKE).unwrap().contains(CoreId(1)));
-        let halts = rx.prepare_sleep();
-        let rang = h.join().unwrap();
-        assert!(!halts || rang, "receiver halted and nobody rang");
+        let mut rx = publish_racing_sleep(
+            2,
+            |_, _| {},
+            |tx| tx.broadcast(WAKE).unwrap().contains(CoreId(1)),
+        );
         rx.woke();
         assert_eq!(rx.drain(4, |_, _| {}), 1);
     });
@@ -73,15 +88,14 @@ fn broadcast_racing_prepare_sleep_never_loses_the_wake_up() {
 #[test]
 fn flush_racing_prepare_sleep_never_loses_the_wake_up() {
     loom::model(|| {
-        let mut eps = Bus::new(2, 1).unwrap();
-        let mut rx = eps.pop().unwrap();
-        let mut tx = eps.pop().unwrap();
-        let _ = tx.send_or_queue(CoreId(1), WAKE).unwrap();
-        let _ = tx.send_or_queue(CoreId(1), WAKE).unwrap(); // queued
-        assert_eq!(rx.drain(1, |_, _| {}), 1);
-        let h = thread::spawn(move || tx.flush().contains(CoreId(1)));
-        let halts = rx.prepare_sleep();
-        let rang = h.join().unwrap();
-        assert!(!halts || rang, "receiver halted and nobody rang");
+        publish_racing_sleep(
+            1,
+            |tx, rx| {
+                let _ = tx.send_or_queue(CoreId(1), WAKE).unwrap();
+                let _ = tx.send_or_queue(CoreId(1), WAKE).unwrap(); // queued
+                assert_eq!(rx.drain(1, |_, _| {}), 1);
+            },
+            |tx| tx.flush().contains(CoreId(1)),
+        );
     });
 }
