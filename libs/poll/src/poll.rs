@@ -132,29 +132,29 @@ impl Poll {
     /// arrives): announces that the owner is about to wait, and returns
     /// `false` if readiness is already queued (then do not wait: call
     /// [`poll`](Self::poll) with a zero timeout instead). From this call
-    /// until [`end_wait`](Self::end_wait), a signaller that queues readiness
+    /// until [`end_sleep`](Self::end_sleep), a signaller that queues readiness
     /// calls [`Park::unpark`], which must end the owner's wait (the kernel:
     /// an IPI to the owning core). The same store-fence-load handshake as
     /// `poll`'s own waiting, so no edge is missed; a `false` return still
-    /// needs `end_wait`.
+    /// needs `end_sleep`.
     /// ```
     /// use percore_poll::{Interest, Poll, Ready, Registration, Token};
     /// let poll = Poll::new().unwrap();
     /// let mut rx = Registration::new();
     /// poll.registry().register(&mut rx, Token(0), Interest::READABLE).unwrap();
-    /// assert!(poll.prepare_wait()); // nothing queued: the loop may halt
-    /// poll.end_wait();
+    /// assert!(poll.prepare_sleep()); // nothing queued: the loop may halt
+    /// poll.end_sleep();
     /// rx.signal().unwrap().set(Ready::READABLE).unwrap();
-    /// assert!(!poll.prepare_wait()); // readiness waits: do not halt
-    /// poll.end_wait();
+    /// assert!(!poll.prepare_sleep()); // readiness waits: do not halt
+    /// poll.end_sleep();
     /// ```
-    pub fn prepare_wait(&self) -> bool {
+    pub fn prepare_sleep(&self) -> bool {
         self.registry.shared.prepare_sleep(self.head)
     }
 
-    /// Ends the wait announced by [`prepare_wait`](Self::prepare_wait):
+    /// Ends the wait announced by [`prepare_sleep`](Self::prepare_sleep):
     /// signallers stop calling [`Park::unpark`].
-    pub fn end_wait(&self) {
+    pub fn end_sleep(&self) {
         self.registry.shared.end_sleep();
     }
 

@@ -118,8 +118,8 @@ impl Park for OuterPark {
 }
 
 /// An outer event loop (the kernel's reactor) that waits through
-/// `prepare_wait` + its own halt never sleeps through a signal: either
-/// `prepare_wait` sees the queued readiness, or the signaller sees the
+/// `prepare_sleep` + its own halt never sleeps through a signal: either
+/// `prepare_sleep` sees the queued readiness, or the signaller sees the
 /// waiting flag and unparks. A lost wake-up is a loom deadlock.
 #[test]
 fn external_loop_wait_is_always_woken() {
@@ -134,10 +134,10 @@ fn external_loop_wait_is_always_woken() {
         let t = thread::spawn(move || signal.set(Ready::READABLE).unwrap());
         let mut events = Events::with_capacity(4);
         while count(&mut poll, &mut events) == 0 {
-            if poll.prepare_wait() {
+            if poll.prepare_sleep() {
                 halt.wait();
             }
-            poll.end_wait();
+            poll.end_sleep();
         }
         t.join().unwrap();
     });

@@ -64,7 +64,7 @@ impl Bus {
             let sender = CoreId(from as u16);
             let mut publisher =
                 broadcast::create_with(ring_capacity, cores.saturating_sub(1).max(1), || {
-                    Message::Halt
+                    Message::Stop
                 })
                 .map_err(BusError::Capacity)?;
             for (to, sources) in inbound.iter_mut().enumerate() {

@@ -10,7 +10,7 @@
 /// ```
 /// use percore_proto::{Bus, CoreId, Delivery, Message};
 /// let mut eps = Bus::new(2, 4).unwrap();
-/// let d = eps[0].send(CoreId(1), Message::Halt).unwrap();
+/// let d = eps[0].send(CoreId(1), Message::Stop).unwrap();
 /// assert_eq!(d, Delivery::Delivered); // core 1 is awake: no IPI
 /// assert!(!d.must_ring());
 /// ```
@@ -49,7 +49,7 @@ impl Delivery {
 /// ```
 /// use percore_proto::{Bus, CoreId, Delivery, Message};
 /// let mut eps = Bus::new(2, 2).unwrap();
-/// let b = eps[0].send_batch(CoreId(1), &[Message::Halt; 3]).unwrap();
+/// let b = eps[0].send_batch(CoreId(1), &[Message::Stop; 3]).unwrap();
 /// assert_eq!(b.sent, 2); // capacity 2: the third is left to the caller
 /// assert_eq!(b.delivery, Delivery::Delivered);
 /// ```

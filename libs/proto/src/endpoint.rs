@@ -121,9 +121,9 @@ impl Endpoint {
     /// ```
     /// use percore_proto::{Bus, CoreId, Message, SendError};
     /// let mut eps = Bus::new(2, 1).unwrap();
-    /// assert!(eps[0].send(CoreId(1), Message::Halt).is_ok());
+    /// assert!(eps[0].send(CoreId(1), Message::Stop).is_ok());
     /// assert_eq!(eps[0].send(CoreId(1), Message::StealDenied), Err(SendError::Full(Message::StealDenied)));
-    /// assert_eq!(eps[0].send(CoreId(0), Message::Halt), Err(SendError::ToSelf(Message::Halt)));
+    /// assert_eq!(eps[0].send(CoreId(0), Message::Stop), Err(SendError::ToSelf(Message::Stop)));
     /// ```
     pub fn send(&mut self, to: CoreId, msg: Message) -> Result<Delivery, SendError> {
         let i = match self.route(to) {
@@ -155,7 +155,7 @@ impl Endpoint {
     /// ```
     /// use percore_proto::{Bus, CoreId, Delivery, Message};
     /// let mut eps = Bus::new(2, 1).unwrap();
-    /// assert_eq!(eps[0].send_or_queue(CoreId(1), Message::Halt), Ok(Delivery::Delivered));
+    /// assert_eq!(eps[0].send_or_queue(CoreId(1), Message::Stop), Ok(Delivery::Delivered));
     /// assert_eq!(eps[0].send_or_queue(CoreId(1), Message::StealDenied), Ok(Delivery::Queued));
     /// assert_eq!(eps[0].stats().overflow_pending, 1);
     /// ```
@@ -181,7 +181,7 @@ impl Endpoint {
     /// ```
     /// use percore_proto::{Bus, CoreId, Message};
     /// let mut eps = Bus::new(2, 1).unwrap();
-    /// let _ = eps[0].send_or_queue(CoreId(1), Message::Halt);
+    /// let _ = eps[0].send_or_queue(CoreId(1), Message::Stop);
     /// let _ = eps[0].send_or_queue(CoreId(1), Message::StealDenied); // queued
     /// eps[1].drain(1, |_, _| {});
     /// assert!(eps[0].flush().is_empty()); // core 1 is awake
@@ -219,7 +219,7 @@ impl Endpoint {
     /// ```
     /// use percore_proto::{Bus, CoreId, Message};
     /// let mut eps = Bus::new(2, 1).unwrap();
-    /// let _ = eps[0].send_or_queue(CoreId(1), Message::Halt);
+    /// let _ = eps[0].send_or_queue(CoreId(1), Message::Stop);
     /// let _ = eps[0].send_or_queue(CoreId(1), Message::StealDenied); // queued
     /// assert_eq!(eps[0].discard_overflow(CoreId(1)), 1);
     /// assert_eq!(eps[0].stats().overflow_pending, 0);
@@ -277,7 +277,7 @@ impl Endpoint {
     /// ```
     /// use percore_proto::{Bus, Message};
     /// let mut eps = Bus::new(3, 4).unwrap();
-    /// assert!(eps[0].broadcast(Message::Halt).unwrap().is_empty());
+    /// assert!(eps[0].broadcast(Message::Stop).unwrap().is_empty());
     /// assert_eq!(eps[1].drain(8, |_, _| {}), 1);
     /// assert_eq!(eps[2].drain(8, |_, _| {}), 1);
     /// ```
@@ -326,7 +326,7 @@ impl Endpoint {
     /// let mut eps = Bus::new(3, 4).unwrap();
     /// let _ = eps[1].send(CoreId(0), Message::StealDenied).unwrap();
     /// let _ = eps[2].send(CoreId(0), Message::StealDenied).unwrap();
-    /// let _ = eps[1].broadcast(Message::Halt).unwrap();
+    /// let _ = eps[1].broadcast(Message::Stop).unwrap();
     /// assert_eq!(eps[0].inbound_depth(), 3);
     /// eps[0].drain(8, |_, _| {});
     /// assert_eq!(eps[0].inbound_depth(), 0);
@@ -343,15 +343,15 @@ impl Endpoint {
     ///
     /// In the kernel, call it with interrupts disabled and halt with
     /// `sti; hlt`, so an IPI sent between this call and the halt stays
-    /// pending and ends the halt. After waking, call [`woke`](Self::woke).
+    /// pending and ends the halt. After waking, call [`end_sleep`](Self::woke).
     ///
     /// ```
     /// use percore_proto::{Bus, CoreId, Message};
     /// let mut eps = Bus::new(2, 4).unwrap();
     /// assert!(eps[1].prepare_sleep()); // nothing pending: may halt
-    /// let d = eps[0].send(CoreId(1), Message::Halt).unwrap();
+    /// let d = eps[0].send(CoreId(1), Message::Stop).unwrap();
     /// assert!(d.must_ring()); // core 1 sleeps: send it an IPI
-    /// eps[1].woke();
+    /// eps[1].end_sleep();
     /// assert!(!eps[1].prepare_sleep()); // the message is waiting: do not halt
     /// ```
     pub fn prepare_sleep(&mut self) -> bool {
@@ -370,9 +370,9 @@ impl Endpoint {
     /// use percore_proto::Bus;
     /// let mut eps = Bus::new(1, 4).unwrap();
     /// assert!(eps[0].prepare_sleep());
-    /// eps[0].woke();
+    /// eps[0].end_sleep();
     /// ```
-    pub fn woke(&self) {
+    pub fn end_sleep(&self) {
         self.doorbells[self.id.index()].wake();
     }
 

@@ -14,9 +14,9 @@ use crate::message::Message;
 /// ```
 /// use percore_proto::{Bus, CoreId, Message, SendError};
 /// let mut eps = Bus::new(2, 4).unwrap();
-/// let err = eps[0].send(CoreId(9), Message::Halt).unwrap_err();
-/// assert_eq!(err, SendError::NoSuchCore(Message::Halt));
-/// assert_eq!(err.into_inner(), Message::Halt);
+/// let err = eps[0].send(CoreId(9), Message::Stop).unwrap_err();
+/// assert_eq!(err, SendError::NoSuchCore(Message::Stop));
+/// assert_eq!(err.into_inner(), Message::Stop);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
@@ -35,7 +35,7 @@ impl SendError {
     ///
     /// ```
     /// use percore_proto::{Message, SendError};
-    /// assert_eq!(SendError::Full(Message::Halt).into_inner(), Message::Halt);
+    /// assert_eq!(SendError::Full(Message::Stop).into_inner(), Message::Stop);
     /// ```
     pub fn into_inner(self) -> Message {
         match self {
@@ -60,7 +60,7 @@ impl fmt::Display for SendError {
 /// ```
 /// use percore_proto::{Bus, CoreId, Message, RouteError};
 /// let mut eps = Bus::new(2, 4).unwrap();
-/// let err = eps[1].send_batch(CoreId(1), &[Message::Halt]).unwrap_err();
+/// let err = eps[1].send_batch(CoreId(1), &[Message::Stop]).unwrap_err();
 /// assert_eq!(err, RouteError::ToSelf);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! Identifiers that cross cores: which core ([`CoreId`]) and which task
-//! ([`TaskRef`]). Newtypes, so a core index can never be passed where a task
+//! Identifiers that cross cores: which core ([`CoreId`]), which task
+//! ([`TaskRef`]) and which other kernel-owned object ([`Handle`]). Newtypes, so a core index can never be passed where a task
 //! is expected.
 
 use core::fmt;
@@ -10,7 +10,8 @@ use core::fmt;
 /// use percore_proto::CoreId;
 /// let c = CoreId(3);
 /// assert_eq!(c.index(), 3);
-/// assert_eq!(format!("{c}"), "core3");
+/// assert_eq!(format!("{c}"), "3");
+/// assert_eq!(format!("[{c:>3}]"), "[  3]");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CoreId(pub u16);
@@ -27,9 +28,11 @@ impl CoreId {
     }
 }
 
+/// The bare number, honouring width and alignment, so that it composes:
+/// `"core {id}"`, `"{id:>4}"`.
 impl fmt::Display for CoreId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "core{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -44,3 +47,34 @@ impl fmt::Display for CoreId {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskRef(pub u64);
+
+/// An owned kernel object travelling in a message (a waker, a reply cell):
+/// a [`Word`](crate::Word) packed by the sender and taken back exactly once
+/// by the receiver. This crate only copies it and never dereferences it.
+///
+/// ```
+/// use percore_proto::Handle;
+/// let h = Handle::new(std::boxed::Box::new(5u32));
+/// // SAFETY: made from a Box<u32> just above, taken once.
+/// let back: std::boxed::Box<u32> = unsafe { h.take() };
+/// assert_eq!(*back, 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handle(pub u64);
+
+impl Handle {
+    /// Packs `value` (ownership moves into the handle).
+    pub fn new<W: crate::Word>(value: W) -> Handle {
+        Handle(value.into_word())
+    }
+
+    /// Unpacks the owned value.
+    ///
+    /// # Safety
+    /// The handle must come from [`Handle::new`] with the same type `W`, and
+    /// be taken at most once (copies of a handle share one owner).
+    pub unsafe fn take<W: crate::Word>(self) -> W {
+        // SAFETY: forwarded to the caller.
+        unsafe { W::from_word(self.0) }
+    }
+}

@@ -23,7 +23,7 @@
 //! // 2.-4. timers, readiness, run a task; 5. nothing ready:
 //! if b.prepare_sleep() {
 //!     /* halt until IPI */
-//!     b.woke();
+//!     b.end_sleep();
 //! }
 //! ```
 
@@ -40,12 +40,14 @@ mod id;
 mod inbound;
 mod message;
 mod stats;
+mod word;
 
 pub use bus::Bus;
 pub use core_set::{CoreSet, MAX_CORES};
 pub use delivery::{Batch, Delivery};
 pub use endpoint::Endpoint;
 pub use error::{BusError, RouteError, SendError};
-pub use id::{CoreId, TaskRef};
+pub use id::{CoreId, Handle, TaskRef};
 pub use message::Message;
 pub use stats::Stats;
+pub use word::Word;

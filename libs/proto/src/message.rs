@@ -6,7 +6,7 @@
 //! "Sender" below is the core that pushes the message, "receiver" the core
 //! whose reactor drains it and acts on it.
 
-use crate::id::{CoreId, TaskRef};
+use crate::id::{CoreId, Handle, TaskRef};
 
 /// One intercore protocol message.
 ///
@@ -32,26 +32,26 @@ pub enum Message {
         /// The task to wake; it lives on the receiver.
         task: TaskRef,
     },
-    /// `task` (which ran on the sender) finished; the receiver, where its
-    /// joiner waits, wakes the joiner.
+    /// A one-shot answer (a task's result, a reply) was filled on the
+    /// sender; the receiver, where the one waiting for it waits, wakes it.
     Join {
-        /// The task that finished.
-        task: TaskRef,
+        /// The waiter's waker.
+        waker: Handle,
     },
-    /// A value for a kernel channel whose receiving end lives on the
-    /// receiver; the receiver hands `value` to the channel and wakes its
-    /// reader.
+    /// A value for a port (a kernel endpoint addressed by `(core, number)`)
+    /// that lives on the receiver; the receiver queues `value` in the port
+    /// and wakes its reader.
     Send {
-        /// The kernel channel number.
-        channel: u32,
+        /// The port's number on the receiver.
+        port: u32,
         /// The payload (a small value, or a reference the kernel owns).
         value: u64,
     },
-    /// Arm a one-shot timer on the receiver's timer wheel that wakes `task`
-    /// at `deadline_ns` (receiver's monotonic clock).
+    /// Arm a one-shot timer on the receiver's timer wheel that wakes
+    /// `waker` at `deadline_ns` (receiver's monotonic clock).
     Timer {
-        /// The task to wake at the deadline.
-        task: TaskRef,
+        /// What to wake at the deadline.
+        waker: Handle,
         /// Absolute deadline in nanoseconds.
         deadline_ns: u64,
     },
@@ -71,35 +71,35 @@ pub enum Message {
     Register {
         /// The event source (device queue, interrupt line) number.
         source: u32,
-        /// The token readiness events will carry (a `percore-poll` token).
-        token: u64,
+        /// The registration: the token readiness events will carry (a
+        /// `percore-poll` token); the kernel passes an owned reference to
+        /// the registration's shared state here, taken back on arrival.
+        token: Handle,
         /// `percore-poll` interest bits (readable 1, writable 2, priority
         /// 4); 0 deregisters `token`.
         interest: u8,
     },
-    /// The sender joins (`subscribe: true`) or leaves (`false`) topic
-    /// `topic`, a broadcast stream published by `publisher`. The receiver,
-    /// normally `publisher` itself, looks the topic up, and on a join creates
-    /// a new cursor and hands it (or an error) back through `reply`. The
-    /// bus's own broadcasts need no such message: every core is subscribed
-    /// to every other core from [`Bus::new`](crate::Bus::new) on.
+    /// The sender joins topic `topic`, a broadcast stream published by
+    /// `publisher`. The receiver, normally `publisher` itself, looks the
+    /// topic up, creates a new cursor and hands it (or an error) back
+    /// through `reply`. Leaving needs no message: a subscriber frees its own
+    /// cursor. The bus's own broadcasts need no such message either: every
+    /// core is subscribed to every other core from
+    /// [`Bus::new`](crate::Bus::new) on.
     ///
     /// ```
-    /// use percore_proto::{CoreId, Message};
-    /// let join = Message::Cursor { publisher: CoreId(0), topic: 7, reply: 0x1000, subscribe: true };
-    /// assert!(matches!(join, Message::Cursor { topic: 7, subscribe: true, .. }));
+    /// use percore_proto::{CoreId, Handle, Message};
+    /// let join = Message::Cursor { publisher: CoreId(0), topic: 7, reply: Handle(0x1000) };
+    /// assert!(matches!(join, Message::Cursor { topic: 7, .. }));
     /// ```
     Cursor {
         /// The core whose topic is meant (where the topic was created).
         publisher: CoreId,
         /// The topic's number in the publisher core's table.
         topic: u32,
-        /// A kernel-owned reference word (like [`TaskRef`]) through which
-        /// the publisher core hands the new cursor, or an error, back to
-        /// the subscriber; never dereferenced here. Meaningless on a leave.
-        reply: u64,
-        /// `true` to join, `false` to leave.
-        subscribe: bool,
+        /// Where the publisher core hands the new cursor, or an error,
+        /// back to the subscriber.
+        reply: Handle,
     },
     /// Work stealing: `thief` is idle and asks the receiver for a task of at
     /// least `priority`. The receiver answers with [`Message::Migrate`] or
@@ -124,7 +124,8 @@ pub enum Message {
     /// Latency probe: the receiver answers with [`Message::Pong`] carrying
     /// the same `seq` and `sent_at`.
     Ping {
-        /// Probe sequence number.
+        /// The prober's tag for the answer: a sequence number, or an owned
+        /// reference it takes back from the `Pong` (the kernel's reply cell).
         seq: u64,
         /// Sender's timestamp (TSC or ns) when it sent the probe.
         sent_at: u64,
@@ -132,14 +133,14 @@ pub enum Message {
     /// Answer to [`Message::Ping`]; the receiver (the original prober)
     /// computes the round trip from `sent_at`.
     Pong {
-        /// The probe's sequence number.
+        /// The probe's tag, as sent.
         seq: u64,
         /// The probe's original timestamp.
         sent_at: u64,
     },
     /// Stop: the receiver finishes its current task, stops taking new work
     /// and parks the core (shutdown or CPU offlining).
-    Halt,
+    Stop,
 }
 
 const _: () = assert!(core::mem::size_of::<Message>() <= 32);

@@ -7,7 +7,7 @@
 /// ```
 /// use percore_proto::{Bus, CoreId, Message};
 /// let mut eps = Bus::new(2, 4).unwrap();
-/// let _ = eps[0].send(CoreId(1), Message::Halt).unwrap();
+/// let _ = eps[0].send(CoreId(1), Message::Stop).unwrap();
 /// assert_eq!(eps[0].stats().sent, 1);
 /// eps[1].drain(8, |_, _| {});
 /// assert_eq!(eps[1].stats().received, 1);

@@ -8,7 +8,7 @@ use percore_proto::{Bus, BusError, CoreId, Delivery, Message, RouteError, SendEr
 
 fn seq(n: u64) -> Message {
     Message::Send {
-        channel: 0,
+        port: 0,
         value: n,
     }
 }
@@ -164,7 +164,7 @@ fn sleeping_core_is_reported_once_per_sleep() {
     assert_eq!(eps[1].send(CoreId(0), wake), Ok(Delivery::RingDoorbell));
     assert_eq!(eps[2].send(CoreId(0), wake), Ok(Delivery::Delivered));
     assert_eq!(eps[1].stats().doorbells, 1);
-    eps[0].woke();
+    eps[0].end_sleep();
     assert!(!eps[0].prepare_sleep(), "messages wait: must not halt");
     drain_all(&mut eps[0], |_, _| {});
     assert!(eps[0].prepare_sleep());
@@ -191,7 +191,7 @@ fn pending_overflow_keeps_the_core_awake_and_flush_rings() {
 #[test]
 fn bad_destinations_are_errors_not_panics() {
     let mut eps = Bus::new(2, 4).unwrap();
-    let m = Message::Halt;
+    let m = Message::Stop;
     assert_eq!(eps[0].send(CoreId(2), m), Err(SendError::NoSuchCore(m)));
     assert_eq!(
         eps[0].send(CoreId(u16::MAX), m),
@@ -224,6 +224,6 @@ fn bad_shapes_are_errors() {
         Err(BusError::Capacity(_))
     ));
     let mut one = Bus::new(1, 4).unwrap();
-    assert!(one[0].broadcast(Message::Halt).unwrap().is_empty());
+    assert!(one[0].broadcast(Message::Stop).unwrap().is_empty());
     assert_eq!(one[0].drain(8, |_, _| {}), 0);
 }

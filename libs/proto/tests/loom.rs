@@ -42,7 +42,7 @@ fn send_racing_prepare_sleep_never_loses_the_wake_up() {
             |_, _| {},
             |tx| tx.send(CoreId(1), WAKE).unwrap().must_ring(),
         );
-        rx.woke();
+        rx.end_sleep();
         assert_eq!(rx.drain(4, |_, _| {}), 1);
     });
 }
@@ -78,7 +78,7 @@ fn broadcast_racing_prepare_sleep_never_loses_the_wake_up() {
             |_, _| {},
             |tx| tx.broadcast(WAKE).unwrap().contains(CoreId(1)),
         );
-        rx.woke();
+        rx.end_sleep();
         assert_eq!(rx.drain(4, |_, _| {}), 1);
     });
 }

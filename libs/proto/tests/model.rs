@@ -41,7 +41,7 @@ impl Model {
 
 fn msg(n: u64) -> Message {
     Message::Send {
-        channel: 1,
+        port: 1,
         value: n,
     }
 }

@@ -50,7 +50,7 @@ fn no_wake_up_is_lost() {
                         lost += 1;
                         break;
                     }
-                    receiver.woke();
+                    receiver.end_sleep();
                 }
             }
             done.store(true, Ordering::Release);

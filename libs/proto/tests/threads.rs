@@ -103,7 +103,7 @@ fn concurrent_broadcasts_reach_every_other_core_exactly_once() {
                 while seen < want || published < EACH {
                     if published < EACH {
                         let m = Message::Send {
-                            channel: me as u32,
+                            port: me as u32,
                             value: published,
                         };
                         if ep.broadcast(m).is_ok() {
@@ -113,7 +113,7 @@ fn concurrent_broadcasts_reach_every_other_core_exactly_once() {
                     seen += drain_all(&mut ep, |from, m| {
                         assert_ne!(from.index(), me);
                         let expect = Message::Send {
-                            channel: from.0 as u32,
+                            port: from.0 as u32,
                             value: next[from.index()],
                         };
                         assert_eq!(m, expect);

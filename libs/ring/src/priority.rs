@@ -13,12 +13,12 @@
 //! never hidden behind a cleared bit.
 //!
 //! ```
-//! use percore_ring::priority::{self, Priority};
+//! use percore_ring::priority::{self, Level};
 //! let (mut tx, mut rx) = priority::channel::<&str>(3, 8).unwrap();
-//! tx.try_push(Priority(0), "low").unwrap();
-//! tx.try_push(Priority(2), "urgent").unwrap();
-//! assert_eq!(rx.try_pop(), Ok((Priority(2), "urgent")));
-//! assert_eq!(rx.try_pop(), Ok((Priority(0), "low")));
+//! tx.try_push(Level(0), "low").unwrap();
+//! tx.try_push(Level(2), "urgent").unwrap();
+//! assert_eq!(rx.try_pop(), Ok((Level(2), "urgent")));
+//! assert_eq!(rx.try_pop(), Ok((Level(0), "low")));
 //! ```
 
 use alloc::vec::Vec;
@@ -31,9 +31,10 @@ use crate::sync::{Arc, AtomicU32, Ordering};
 /// The most levels a priority queue can have (one bit each in a `u32`).
 pub const MAX_LEVELS: usize = 32;
 
-/// A priority level: higher numbers are served first.
+/// A level of a priority queue: higher levels are served first. (Task
+/// priorities are `percore_sched::Priority`; a kernel maps them to levels.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(pub u8);
+pub struct Level(pub u8);
 
 /// Why a priority push failed; the value is handed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,13 +98,13 @@ impl<T> Producer<T> {
     /// Pushes `value` at `level`, or hands it back.
     ///
     /// ```
-    /// use percore_ring::priority::{self, Priority, PriorityPushError};
+    /// use percore_ring::priority::{self, Level, PriorityPushError};
     /// let (mut tx, _rx) = priority::channel::<u8>(2, 1).unwrap();
-    /// assert_eq!(tx.try_push(Priority(5), 1), Err(PriorityPushError::NoSuchLevel(1)));
-    /// tx.try_push(Priority(1), 1).unwrap();
-    /// assert_eq!(tx.try_push(Priority(1), 2), Err(PriorityPushError::Full(2)));
+    /// assert_eq!(tx.try_push(Level(5), 1), Err(PriorityPushError::NoSuchLevel(1)));
+    /// tx.try_push(Level(1), 1).unwrap();
+    /// assert_eq!(tx.try_push(Level(1), 2), Err(PriorityPushError::Full(2)));
     /// ```
-    pub fn try_push(&mut self, level: Priority, value: T) -> Result<(), PriorityPushError<T>> {
+    pub fn try_push(&mut self, level: Level, value: T) -> Result<(), PriorityPushError<T>> {
         let l = usize::from(level.0);
         let Some(ring) = self.levels.get_mut(l) else {
             return Err(PriorityPushError::NoSuchLevel(value));
@@ -126,13 +127,13 @@ impl<T> Consumer<T> {
     /// Pops the oldest message of the highest non-empty level.
     ///
     /// ```
-    /// use percore_ring::{PopError, priority::{self, Priority}};
+    /// use percore_ring::{PopError, priority::{self, Level}};
     /// let (mut tx, mut rx) = priority::channel::<u8>(2, 4).unwrap();
     /// assert_eq!(rx.try_pop(), Err(PopError::Empty));
-    /// tx.try_push(Priority(1), 9).unwrap();
-    /// assert_eq!(rx.try_pop(), Ok((Priority(1), 9)));
+    /// tx.try_push(Level(1), 9).unwrap();
+    /// assert_eq!(rx.try_pop(), Ok((Level(1), 9)));
     /// ```
-    pub fn try_pop(&mut self) -> Result<(Priority, T), PopError> {
+    pub fn try_pop(&mut self) -> Result<(Level, T), PopError> {
         loop {
             let bits = self.bitmap.load(Ordering::Acquire);
             if bits == 0 {
@@ -143,7 +144,7 @@ impl<T> Consumer<T> {
             // Levels beyond `levels()` are never set by the producer.
             let ring = &mut self.levels[l];
             if let Ok(v) = ring.try_pop() {
-                return Ok((Priority(l as u8), v));
+                return Ok((Level(l as u8), v));
             }
             // The level is empty: clear its bit, then look again (a push
             // that raced with the clear is seen here, see module doc).
@@ -167,18 +168,18 @@ mod tests {
     #[test]
     fn higher_levels_overtake_and_fifo_within_level() {
         let (mut tx, mut rx) = channel::<u32>(4, 4).unwrap();
-        tx.try_push(Priority(0), 1).unwrap();
-        tx.try_push(Priority(3), 2).unwrap();
-        tx.try_push(Priority(1), 3).unwrap();
-        tx.try_push(Priority(3), 4).unwrap();
+        tx.try_push(Level(0), 1).unwrap();
+        tx.try_push(Level(3), 2).unwrap();
+        tx.try_push(Level(1), 3).unwrap();
+        tx.try_push(Level(3), 4).unwrap();
         let got: alloc::vec::Vec<_> = core::iter::from_fn(|| rx.try_pop().ok()).collect();
         assert_eq!(
             got,
             [
-                (Priority(3), 2),
-                (Priority(3), 4),
-                (Priority(1), 3),
-                (Priority(0), 1)
+                (Level(3), 2),
+                (Level(3), 4),
+                (Level(1), 3),
+                (Level(0), 1)
             ]
         );
         assert_eq!(
@@ -193,9 +194,9 @@ mod tests {
     fn levels_are_validated() {
         assert_eq!(channel::<u8>(0, 4).err(), Some(CapacityError::Zero));
         let (mut tx, _rx) = channel::<u8>(32, 1).unwrap();
-        assert!(tx.try_push(Priority(31), 0).is_ok());
+        assert!(tx.try_push(Level(31), 0).is_ok());
         assert_eq!(
-            tx.try_push(Priority(32), 0),
+            tx.try_push(Level(32), 0),
             Err(PriorityPushError::NoSuchLevel(0))
         );
     }

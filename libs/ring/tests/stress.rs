@@ -7,7 +7,7 @@
 use std::thread;
 
 use percore_ring::mpsc::fanin::{self, Policy};
-use percore_ring::priority::{self, Priority};
+use percore_ring::priority::{self, Level};
 use percore_ring::wait::SpinThen;
 use percore_ring::{Receiver, Sender, link, mpsc, spmc, spsc};
 
@@ -277,7 +277,7 @@ fn priority_stress() {
                 for i in 0..n {
                     let level = (i % 3) as u8;
                     let mut m = msg(0, i / 3);
-                    while let Err(e) = tx.try_push(Priority(level), m) {
+                    while let Err(e) = tx.try_push(Level(level), m) {
                         m = match e {
                             priority::PriorityPushError::Full(m) => m,
                             priority::PriorityPushError::NoSuchLevel(_) => unreachable!(),
@@ -289,7 +289,7 @@ fn priority_stress() {
             let mut got = 0;
             while got < n {
                 match rx.try_pop() {
-                    Ok((Priority(l), m)) => {
+                    Ok((Level(l), m)) => {
                         checkers[usize::from(l)].see(m);
                         got += 1;
                     }
