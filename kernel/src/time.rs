@@ -7,23 +7,23 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::x86_64::tsc;
+use crate::arch::clock;
 
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 
 /// Records the boot instant. Called first thing on the bootstrap core.
 pub fn mark_boot() {
-    BOOT_TSC.store(tsc::rdtsc(), Ordering::Relaxed);
+    BOOT_TSC.store(clock::cycles(), Ordering::Relaxed);
 }
 
 /// TSC cycles since boot.
 pub fn cycles_since_boot() -> u64 {
-    tsc::rdtsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed))
+    clock::cycles().saturating_sub(BOOT_TSC.load(Ordering::Relaxed))
 }
 
 /// Converts TSC cycles to nanoseconds (0 before the TSC is calibrated).
 pub fn cycles_to_ns(cycles: u64) -> u64 {
-    match tsc::hz() {
+    match clock::hz() {
         0 => 0,
         // u128: cycles * 1e9 overflows u64 after a few seconds.
         hz => (u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64,
@@ -53,9 +53,9 @@ impl Clock {
         Instant(uptime_ns())
     }
 
-    /// The TSC value at which `instant` is reached (for the APIC timer).
-    pub fn tsc_at(instant: Instant) -> u64 {
-        let hz = u128::from(tsc::hz());
+    /// The cycle count at which `instant` is reached (for the timer).
+    pub fn cycles_at(instant: Instant) -> u64 {
+        let hz = u128::from(clock::hz());
         BOOT_TSC.load(Ordering::Relaxed) + (u128::from(instant.0) * hz / 1_000_000_000) as u64
     }
 }

@@ -7,10 +7,19 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use percore_kernel::arch::x86_64::cpu_local::{self, CoreId, this_core};
-use percore_kernel::arch::x86_64::{ipi, lapic, tsc};
+use percore_kernel::arch::{CoreId, clock, cpu};
+use percore_kernel::arch::{apic, call, doorbell, timer};
+use percore_kernel::measure::percentile;
 use percore_kernel::time::cycles_to_ns;
 use percore_kernel::{Kernel, println};
+
+use crate::harness::{Kind, Test};
+
+/// This file's benchmarks (run by `cargo xtask bench`, never by `test`).
+pub const TESTS: &[Test] = &[
+    Test::new("bench_smp", Kind::Bench, bench_smp),
+    Test::new("bench_reactor", Kind::Bench, bench_reactor),
+];
 
 const ROUND_TRIPS: usize = 10_000;
 const TIMER_SHOTS: usize = 200;
@@ -18,13 +27,7 @@ const TIMER_SHOTS: usize = 200;
 /// Median and 99th percentile of `samples` (sorted in place).
 fn percentiles(samples: &mut [u64]) -> (u64, u64) {
     samples.sort_unstable();
-    let at = |q: usize| {
-        samples
-            .get((samples.len().saturating_sub(1)) * q / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    (at(50), at(99))
+    (percentile(samples, 50), percentile(samples, 99))
 }
 
 fn line(name: &str, value: u64, unit: &str) {
@@ -32,12 +35,12 @@ fn line(name: &str, value: u64, unit: &str) {
 }
 
 pub fn bench_smp(kernel: &Kernel) -> Result<(), String> {
-    let cores: Vec<CoreId> = (0..cpu_local::cores().len() as u32).map(CoreId).collect();
+    let cores: Vec<CoreId> = (0..cpu::core_count() as u16).map(CoreId).collect();
     println!(
         "== SMP benchmark: {} cores, {:?} APIC, {:?} timer",
         cores.len(),
-        lapic::mode(),
-        lapic::timer_kind()
+        apic::mode(),
+        apic::timer_kind()
     );
     ap_startup(kernel);
     for &core in cores.iter().filter(|c| c.0 != 0) {
@@ -48,7 +51,7 @@ pub fn bench_smp(kernel: &Kernel) -> Result<(), String> {
 
 fn ap_startup(kernel: &Kernel) {
     println!("AP start-up (from STARTUP IPI)      entered_us  online_us  startups");
-    for t in &kernel.smp.timings {
+    for t in &kernel.machine.smp.timings {
         println!(
             "  core {:>3} (APIC {:>3})              {:>10}  {:>9}  {:>8}",
             t.core,
@@ -58,9 +61,9 @@ fn ap_startup(kernel: &Kernel) {
             t.startups
         );
     }
-    let total_us = cycles_to_ns(kernel.smp.total_cycles) / 1000;
+    let total_us = cycles_to_ns(kernel.machine.smp.total_cycles) / 1000;
     println!("  total (first INIT to last online): {total_us} us");
-    for t in &kernel.smp.timings {
+    for t in &kernel.machine.smp.timings {
         line(
             &format!("ap_startup_core{}_us", t.core),
             cycles_to_ns(t.online_cycles) / 1000,
@@ -75,38 +78,40 @@ static REMOTE_SEEN: [AtomicU64; ROUND_TRIPS] = [const { AtomicU64::new(0) }; ROU
 /// On the remote core: answer each IPI from core 0 with an IPI back,
 /// recording when it saw each one.
 fn echo(rounds: usize) -> u64 {
-    let stats = &this_core().stats;
-    x86_64::instructions::interrupts::enable();
+    let Some(stats) = cpu::stats(cpu::core_id()) else {
+        return 0;
+    };
+    cpu::enable_interrupts();
     let first = stats.ipis_received.load(Ordering::Acquire);
     for (seen, slot) in (first..).zip(REMOTE_SEEN.iter().take(rounds)) {
         while stats.ipis_received.load(Ordering::Acquire) == seen {
             core::hint::spin_loop();
         }
-        slot.store(tsc::rdtsc(), Ordering::Relaxed);
-        lapic::send_ipi(CoreId(0), lapic::IPI_VECTOR);
+        slot.store(clock::cycles(), Ordering::Relaxed);
+        doorbell::ring(CoreId(0));
     }
-    x86_64::instructions::interrupts::disable();
+    cpu::disable_interrupts();
     0
 }
 
 fn ipi_latency(core: CoreId) -> Result<(), String> {
-    let stats = &this_core().stats;
-    let pending = ipi::post(core, echo, ROUND_TRIPS, 60_000).map_err(|e| format!("{e:?}"))?;
+    let stats = cpu::stats(cpu::core_id()).ok_or("no counters for this core")?;
+    let pending = call::post(core, echo, ROUND_TRIPS, 60_000).map_err(|e| format!("{e:?}"))?;
     // Let the echo loop start before the first timed IPI.
-    let settle = tsc::rdtsc() + tsc::hz() / 100;
-    while tsc::rdtsc() < settle {
+    let settle = clock::cycles() + clock::hz() / 100;
+    while clock::cycles() < settle {
         core::hint::spin_loop();
     }
     let mut one_way = Vec::with_capacity(ROUND_TRIPS);
     let mut round_trip = Vec::with_capacity(ROUND_TRIPS);
     let first = stats.ipis_received.load(Ordering::Acquire);
     for (seen, slot) in (first..).zip(REMOTE_SEEN.iter()) {
-        let sent = tsc::rdtsc();
-        lapic::send_ipi(core, lapic::IPI_VECTOR);
+        let sent = clock::cycles();
+        doorbell::ring(core);
         while stats.ipis_received.load(Ordering::Acquire) == seen {
             core::hint::spin_loop();
         }
-        let back = tsc::rdtsc();
+        let back = clock::cycles();
         round_trip.push(back - sent);
         one_way.push(slot.load(Ordering::Relaxed).saturating_sub(sent));
     }
@@ -139,17 +144,19 @@ fn ipi_latency(core: CoreId) -> Result<(), String> {
 /// On one core: `count` one-shots 200..1000 µs ahead; lateness in ns,
 /// packed into the shared sample buffer from `offset`.
 fn timer_shots(offset: usize) -> u64 {
-    let core = this_core();
+    let Some(stats) = cpu::stats(cpu::core_id()) else {
+        return 0;
+    };
+    cpu::disable_interrupts();
     for i in 0..TIMER_SHOTS {
-        let fired_before = core.stats.timer_interrupts.load(Ordering::Acquire);
+        let fired_before = stats.timer_interrupts.load(Ordering::Acquire);
         let ahead_us = 200 + (i as u64 * 7919) % 800;
-        let deadline = tsc::rdtsc() + tsc::hz() / 1_000_000 * ahead_us;
-        lapic::arm_timer(deadline);
-        while core.stats.timer_interrupts.load(Ordering::Acquire) == fired_before {
-            x86_64::instructions::interrupts::enable_and_hlt();
+        let deadline = clock::cycles() + clock::hz() / 1_000_000 * ahead_us;
+        timer::arm(deadline);
+        while stats.timer_interrupts.load(Ordering::Acquire) == fired_before {
+            cpu::wait_for_interrupt();
         }
-        x86_64::instructions::interrupts::disable();
-        let fired = core.last_timer_tsc.load(Ordering::Acquire);
+        let fired = apic::last_timer_fired();
         LATENESS[offset + i].store(
             cycles_to_ns(fired.saturating_sub(deadline)),
             Ordering::Relaxed,
@@ -163,7 +170,7 @@ static LATENESS: [AtomicU64; TIMER_SHOTS * 64] = [const { AtomicU64::new(0) }; T
 fn timer_lateness(cores: &[CoreId]) -> Result<(), String> {
     let mut all = Vec::new();
     for (i, &core) in cores.iter().enumerate().take(64) {
-        ipi::run_on(core, timer_shots, i * TIMER_SHOTS, 60_000).map_err(|e| format!("{e:?}"))?;
+        call::run_on(core, timer_shots, i * TIMER_SHOTS, 60_000).map_err(|e| format!("{e:?}"))?;
         let mut samples: Vec<u64> = LATENESS[i * TIMER_SHOTS..(i + 1) * TIMER_SHOTS]
             .iter()
             .map(|s| s.load(Ordering::Relaxed))
@@ -195,62 +202,37 @@ fn report_cycles(name: &str, samples: &mut [u64]) {
     line(&format!("{name}_p99_ns"), cycles_to_ns(p99), "ns");
 }
 
-/// Round trips in TSC cycles of `count` Ping/Pongs to `core`, one after
-/// another (u64::MAX for a failed probe, which then shows as p99).
-fn ping_samples(core: CoreId, count: usize) -> Vec<u64> {
-    percore_kernel::reactor::block_on(async move {
-        let mut samples = Vec::with_capacity(count);
-        for _ in 0..count {
-            let rtt = percore_kernel::reactor::ping::ping(core).await;
-            samples.push(rtt.unwrap_or(u64::MAX));
-        }
-        samples
-    })
+/// Round trips in clock cycles of `count` Ping/Pongs to `core`, one after
+/// another.
+fn ping_samples(core: CoreId, count: usize) -> Result<Vec<u64>, String> {
+    percore_kernel::reactor::block_on(percore_kernel::ipc::probe::round_trips(core, count))
+        .map_err(|e| format!("ping core {core}: {e:?}"))
 }
 
 fn total_doorbells() -> u64 {
-    percore_kernel::reactor::reactors()
-        .iter()
-        .map(|r| r.stats.doorbells.load(Ordering::Relaxed))
+    (0..cpu::online_cores() as u16)
+        .filter_map(|c| cpu::stats(CoreId(c)))
+        .map(|s| s.doorbells.load(Ordering::Relaxed))
         .sum()
 }
 
 /// `cargo xtask bench reactor`: the reactor's costs, measured in the kernel.
 pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
-    use percore_kernel::reactor::{
-        block_on, channel::channel, priority, sleep, spawn, spawn_on, yield_now,
-    };
+    use percore_kernel::ipc::channel::{self, channel};
+    use percore_kernel::reactor::{block_on, priority, sleep, spawn, spawn_on, yield_now};
     crate::reactor::start_reactors();
-    let cores = cpu_local::online_cores();
-    let far = CoreId(cores - 1);
+    let cores = cpu::online_cores();
+    let far = CoreId(cores as u16 - 1);
     println!("== reactor benchmark: {cores} cores, round trips between core 0 and core {far}");
 
     // Cross-core message round trip through channels.
-    let mut rtt = block_on(async move {
-        let (mut to_far, mut at_far) = channel::<u64>(64).expect("capacity");
-        let (mut back, mut at_home) = channel::<u64>(64).expect("capacity");
-        let echo = spawn_on(far, priority(40), async move {
-            while let Some(v) = at_far.recv().await {
-                back.send(v).await;
-            }
-        });
-        let mut samples = Vec::with_capacity(10_000);
-        for i in 0..10_000u64 {
-            let t0 = tsc::rdtsc();
-            to_far.send(i).await;
-            let _ = at_home.recv().await;
-            samples.push(tsc::rdtsc() - t0);
-        }
-        drop(to_far);
-        echo.await;
-        samples
-    });
+    let mut rtt = block_on(channel::round_trips(far, 10_000));
     report_cycles("cross_core_round_trip", &mut rtt);
 
     // The bus's own round trip: Ping answered by the far core's reactor (no
     // task there), the figure to compare with `cargo bench -p percore-proto`.
-    let mut bus_rtt = ping_samples(far, 10_000);
     if cores > 1 {
+        let mut bus_rtt = ping_samples(far, 10_000)?;
         report_cycles("bus_round_trip", &mut bus_rtt);
         // The same with both cores in poll mode (they never halt, so no
         // doorbell IPI is needed): what is left is the rings and one
@@ -258,7 +240,7 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
         percore_kernel::reactor::set_busy_poll(CoreId(0), true);
         percore_kernel::reactor::set_busy_poll(far, true);
         let doorbells_before = total_doorbells();
-        let mut polled_rtt = ping_samples(far, 10_000);
+        let mut polled_rtt = ping_samples(far, 10_000)?;
         let doorbells = total_doorbells() - doorbells_before;
         percore_kernel::reactor::set_busy_poll(CoreId(0), false);
         percore_kernel::reactor::set_busy_poll(far, false);
@@ -278,13 +260,13 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
             }
             n
         });
-        let t0 = tsc::rdtsc();
+        let t0 = clock::cycles();
         for i in 0..MESSAGES {
             tx.send(i).await;
         }
         drop(tx);
         let got = sink.await;
-        let unbatched = tsc::rdtsc() - t0;
+        let unbatched = clock::cycles() - t0;
         assert_eq!(got, MESSAGES, "all messages arrive");
         let (mut tx, mut rx) = channel::<[u64; 32]>(64).expect("capacity");
         let sink = spawn_on(far, priority(40), async move {
@@ -294,16 +276,16 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
             }
             n
         });
-        let t0 = tsc::rdtsc();
+        let t0 = clock::cycles();
         for i in 0..MESSAGES / 32 {
             tx.send([i; 32]).await;
         }
         drop(tx);
         let got = sink.await;
-        (unbatched, (tsc::rdtsc() - t0, got))
+        (unbatched, (clock::cycles() - t0, got))
     });
     let doorbells = total_doorbells() - doorbells_before;
-    let per_s = |cycles: u64, n: u64| n * tsc::hz() / cycles.max(1);
+    let per_s = |cycles: u64, n: u64| n * clock::hz() / cycles.max(1);
     let unbatched = per_s(unbatched_cycles, MESSAGES);
     let batched = per_s(batched_cycles.0, batched_cycles.1);
     println!("cross_core_throughput_unbatched    {unbatched} msgs/s");
@@ -325,12 +307,12 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
         let mut samples = block_on(async move {
             let mut samples = Vec::with_capacity(1000);
             for _ in 0..1000 {
-                let spawned_at = tsc::rdtsc();
+                let spawned_at = clock::cycles();
                 samples.push(
                     spawn_on(
                         target,
                         priority(40),
-                        async move { tsc::rdtsc() - spawned_at },
+                        async move { clock::cycles() - spawned_at },
                     )
                     .await,
                 );
@@ -343,7 +325,7 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
     // Task switch: two tasks on one core yielding to each other.
     const SWITCHES: u64 = 100_000;
     let cycles = block_on(async {
-        let t0 = tsc::rdtsc();
+        let t0 = clock::cycles();
         let a = spawn(priority(50), async {
             for _ in 0..SWITCHES / 2 {
                 yield_now().await;
@@ -356,7 +338,7 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
         });
         a.await;
         b.await;
-        tsc::rdtsc() - t0
+        clock::cycles() - t0
     });
     let switch = cycles / SWITCHES;
     println!(
@@ -384,18 +366,17 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
 
     // Timer interrupts per second on idle cores (0 for a tickless kernel).
     let irqs = || -> u64 {
-        cpu_local::cores()
-            .iter()
-            .filter_map(|s| s.local())
-            .map(|l| l.stats.timer_interrupts.load(Ordering::Acquire))
+        (0..cores as u16)
+            .filter_map(|c| cpu::stats(CoreId(c)))
+            .map(|s| s.timer_interrupts.load(Ordering::Acquire))
             .sum()
     };
     let before = irqs();
-    let end = tsc::rdtsc() + tsc::hz();
-    while tsc::rdtsc() < end {
+    let end = clock::cycles() + clock::hz();
+    while clock::cycles() < end {
         core::hint::spin_loop();
     }
-    let per_s = (irqs() - before) / u64::from(cores);
+    let per_s = (irqs() - before) / cores as u64;
     println!("idle_timer_irqs_per_s              {per_s} per core");
     line("idle_timer_irqs_per_s", per_s, "count");
     Ok(())

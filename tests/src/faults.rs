@@ -4,15 +4,25 @@ use alloc::format;
 use alloc::string::String;
 
 use percore_kernel::Kernel;
-use percore_kernel::arch::x86_64::exception::{self, ExceptionReport, vector};
+use percore_kernel::arch::trap::{self, ExceptionReport, vector};
 
 use crate::harness::{Kind, Test};
 
+/// This file's tests: the breakpoint (resumed), then the faults (each ends
+/// its own boot).
+pub const TESTS: &[Test] = &[
+    Test::new("breakpoint_reported_and_resumed", Kind::Normal, breakpoint),
+    PAGE_FAULT,
+    STACK_OVERFLOW,
+    DIVIDE_ERROR,
+    INVALID_OPCODE,
+];
+
 /// `int3` is reported and execution resumes right after it.
 pub fn breakpoint(_: &Kernel) -> Result<(), String> {
-    let before = exception::breakpoint_count();
-    x86_64::instructions::interrupts::int3();
-    let after = exception::breakpoint_count();
+    let before = trap::breakpoint_count();
+    trap::breakpoint();
+    let after = trap::breakpoint_count();
     if after != before + 1 {
         return Err(format!("breakpoint count went from {before} to {after}"));
     }
@@ -22,7 +32,7 @@ pub fn breakpoint(_: &Kernel) -> Result<(), String> {
 /// An address no one maps: lower half, far from the bootloader's identity mappings.
 const UNMAPPED: u64 = 0x0000_6666_0000_1000;
 
-pub const PAGE_FAULT: Test = Test::new(
+const PAGE_FAULT: Test = Test::new(
     "fault_page_fault",
     Kind::Fault {
         vector: vector::PAGE_FAULT,
@@ -45,7 +55,7 @@ fn check_page_fault(report: &ExceptionReport) -> Result<(), String> {
     }
 }
 
-pub const STACK_OVERFLOW: Test = Test::new(
+const STACK_OVERFLOW: Test = Test::new(
     "fault_kernel_stack_overflow",
     Kind::Fault {
         vector: vector::PAGE_FAULT,
@@ -74,7 +84,7 @@ fn check_stack_overflow(report: &ExceptionReport) -> Result<(), String> {
     }
 }
 
-pub const DIVIDE_ERROR: Test = Test::new(
+const DIVIDE_ERROR: Test = Test::new(
     "fault_divide_error",
     Kind::Fault {
         vector: vector::DIVIDE_ERROR,
@@ -90,7 +100,7 @@ pub const DIVIDE_ERROR: Test = Test::new(
     },
 );
 
-pub const INVALID_OPCODE: Test = Test::new(
+const INVALID_OPCODE: Test = Test::new(
     "fault_invalid_opcode",
     Kind::Fault {
         vector: 6,

@@ -14,9 +14,12 @@
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use percore_kernel::arch::x86_64::exception::ExceptionReport;
+use alloc::vec::Vec;
+
+use percore_kernel::arch::power::{ExitCode, exit_qemu};
+use percore_kernel::arch::trap::ExceptionReport;
+use percore_kernel::arch::{CoreId, clock, cpu};
 use percore_kernel::drivers::fw_cfg;
-use percore_kernel::drivers::qemu_exit::{self, ExitCode};
 use percore_kernel::fatal::{self, Fatal};
 use percore_kernel::{Kernel, println};
 
@@ -72,19 +75,20 @@ impl Test {
 /// The test that is running, as an index into the table (usize::MAX: none),
 /// for the fatal-error hook.
 static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
-static mut TABLE: &[Test] = &[];
+/// Every test, in the order of the suites.
+static TABLE: spin::Once<Vec<&'static Test>> = spin::Once::new();
 
-/// Reads the host's command, runs it and exits QEMU.
-pub fn run(kernel: &Kernel, tests: &'static [Test]) -> ! {
-    // SAFETY: written once, before the hook that reads it is installed.
-    unsafe { TABLE = tests };
+/// Reads the host's command, runs it and exits QEMU. `suites` are the test
+/// lists of the test modules, in the order their tests run.
+pub fn run(kernel: &Kernel, suites: &[&'static [Test]]) -> ! {
+    let tests: &[&Test] = TABLE.call_once(|| suites.iter().flat_map(|s| s.iter()).collect());
     fatal::set_hook(on_fatal);
     let mut buffer = [0u8; 4096];
     let command = match fw_cfg::read_file(COMMAND_FILE, &mut buffer) {
         Ok(len) => core::str::from_utf8(&buffer[..len]).unwrap_or(""),
         Err(error) => {
             println!("test harness: no command in fw_cfg {COMMAND_FILE}: {error:?}");
-            qemu_exit::exit(ExitCode::Failure)
+            exit_qemu(ExitCode::Failure)
         }
     };
     let mut words = command.split_whitespace();
@@ -100,17 +104,17 @@ pub fn run(kernel: &Kernel, tests: &'static [Test]) -> ! {
                     Kind::Bench => println!("test-list {} bench", test.name),
                 }
             }
-            qemu_exit::exit(ExitCode::Success)
+            exit_qemu(ExitCode::Success)
         }
         Some("run") => run_named(kernel, tests, words),
         _ => {
             println!("test harness: unknown command `{command}`");
-            qemu_exit::exit(ExitCode::Failure)
+            exit_qemu(ExitCode::Failure)
         }
     }
 }
 
-fn run_named<'a>(kernel: &Kernel, tests: &[Test], names: impl Iterator<Item = &'a str>) -> ! {
+fn run_named<'a>(kernel: &Kernel, tests: &[&Test], names: impl Iterator<Item = &'a str>) -> ! {
     let (mut passed, mut failed) = (0, 0);
     let mut names: alloc::vec::Vec<&str> = names.collect();
     // Stable: the order asked for, except that `runs_last` tests go last.
@@ -121,7 +125,7 @@ fn run_named<'a>(kernel: &Kernel, tests: &[Test], names: impl Iterator<Item = &'
             failed += 1;
             continue;
         };
-        let test = &tests[index];
+        let test = tests[index];
         println!("test-start {name}");
         CURRENT.store(index, Ordering::SeqCst);
         let result = (test.run)(kernel);
@@ -148,7 +152,7 @@ fn run_named<'a>(kernel: &Kernel, tests: &[Test], names: impl Iterator<Item = &'
         }
     }
     println!("results: passed={passed} failed={failed}");
-    qemu_exit::exit(if failed == 0 {
+    exit_qemu(if failed == 0 {
         ExitCode::Success
     } else {
         ExitCode::Failure
@@ -158,11 +162,9 @@ fn run_named<'a>(kernel: &Kernel, tests: &[Test], names: impl Iterator<Item = &'
 /// The kernel's fatal-error hook while tests run.
 fn on_fatal(fatal: &Fatal<'_>) -> ! {
     let index = CURRENT.load(Ordering::SeqCst);
-    // SAFETY: TABLE was set before this hook was installed and never changes.
-    let tests = unsafe { TABLE };
-    let Some(test) = tests.get(index) else {
+    let Some(test) = TABLE.get().and_then(|tests| tests.get(index)) else {
         println!("test harness: fatal error outside any test");
-        qemu_exit::exit(ExitCode::Failure)
+        exit_qemu(ExitCode::Failure)
     };
     let verdict = match (&test.kind, fatal) {
         (Kind::Fault { vector, check }, Fatal::Exception(report)) if report.vector == *vector => {
@@ -180,11 +182,11 @@ fn on_fatal(fatal: &Fatal<'_>) -> ! {
     match verdict {
         Ok(()) => {
             println!("test-ok {}", test.name);
-            qemu_exit::exit(ExitCode::Success)
+            exit_qemu(ExitCode::Success)
         }
         Err(why) => {
             println!("test-fail {}: {why}", test.name);
-            qemu_exit::exit(ExitCode::Failure)
+            exit_qemu(ExitCode::Failure)
         }
     }
 }
@@ -193,26 +195,19 @@ fn on_fatal(fatal: &Fatal<'_>) -> ! {
 /// expected message, and every other online core stopped (on the NMI the
 /// panicking core sent).
 fn check_panic(message: &str, info: &core::panic::PanicInfo<'_>) -> Result<(), String> {
-    use percore_kernel::arch::x86_64::{cpu_local, tsc};
-    let me = cpu_local::core_id();
+    let me = cpu::core_id();
     let text = alloc::format!("{}", info.message());
     if me.0 == 0 || !text.contains(message) {
         return Err(alloc::format!("panic on core {me}: {text}"));
     }
-    let deadline = tsc::rdtsc() + tsc::hz();
+    let deadline = clock::cycles() + clock::hz();
     let others = || {
-        cpu_local::cores()
-            .iter()
-            .enumerate()
-            .filter(|(i, slot)| *i != me.index() && slot.is_online())
-            .filter(|(_, slot)| {
-                !slot
-                    .local()
-                    .is_some_and(|l| l.stopped.load(Ordering::Acquire))
-            })
+        (0..cpu::core_count() as u16)
+            .map(CoreId)
+            .filter(|&c| c != me && cpu::is_online(c) && !cpu::is_stopped(c))
             .count()
     };
-    while others() > 0 && tsc::rdtsc() < deadline {
+    while others() > 0 && clock::cycles() < deadline {
         core::hint::spin_loop();
     }
     match others() {

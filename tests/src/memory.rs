@@ -10,6 +10,23 @@ use bootloader_api::info::MemoryRegionKind;
 use percore_kernel::Kernel;
 use percore_kernel::mem::{self, heap};
 
+use crate::harness::{Kind, Test};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new("heap_many_sizes", Kind::Normal, heap_many_sizes),
+    Test::new(
+        "heap_large_vec_and_btreemap",
+        Kind::Normal,
+        heap_large_vec_and_btreemap,
+    ),
+    Test::new(
+        "frames_unique_and_usable",
+        Kind::Normal,
+        frames_unique_and_usable,
+    ),
+];
+
 /// Allocates blocks of many sizes and alignments, checks their contents
 /// survive the other allocations, frees them in a scrambled order, and checks
 /// the heap gives every byte back.
@@ -131,7 +148,7 @@ pub fn frames_unique_and_usable(kernel: &Kernel) -> Result<(), String> {
     .map_err(|e| format!("{e:?}"))?;
     let mut problem = None;
     for frame in &taken {
-        let addr = frame.start_address().as_u64();
+        let addr = frame.0;
         let index = (addr / 4096) as usize;
         if addr < mem::frame::LOW_MEMORY_END {
             problem = Some(format!("frame {addr:#x} is below 1 MiB"));
@@ -174,7 +191,7 @@ pub fn frames_unique_and_usable(kernel: &Kernel) -> Result<(), String> {
     // Recycled frames come back through the free list, still unique.
     let again = mem::with(|m| {
         let frames: Vec<_> = (0..1000).filter_map(|_| m.frames.allocate()).collect();
-        let mut addrs: Vec<u64> = frames.iter().map(|f| f.start_address().as_u64()).collect();
+        let mut addrs: Vec<u64> = frames.iter().map(|f| f.0).collect();
         for frame in frames {
             // SAFETY: allocated just above, unused.
             unsafe { m.frames.free(frame) };

@@ -4,10 +4,15 @@ use alloc::format;
 use alloc::string::String;
 
 use percore_kernel::Kernel;
-use percore_kernel::arch::x86_64::{cpu_local, tsc};
-use percore_kernel::mem::{self, mmio};
-use x86_64::structures::paging::{PageTableFlags, Translate, mapper::TranslateResult};
-use x86_64::{PhysAddr, VirtAddr};
+use percore_kernel::arch::{apic, clock, cpu, paging};
+
+use crate::harness::{Kind, Test};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new("boot_state", Kind::Normal, boot_state),
+    Test::new("mmio_uncached_lapic", Kind::Normal, mmio_uncached_lapic),
+];
 
 /// What boot must have set up, on BIOS and UEFI alike.
 pub fn boot_state(kernel: &Kernel) -> Result<(), String> {
@@ -21,13 +26,16 @@ pub fn boot_state(kernel: &Kernel) -> Result<(), String> {
     if info.rsdp_addr.as_ref().is_none() {
         return Err(String::from("firmware gave no ACPI RSDP"));
     }
-    if kernel.usable_mib < 400 {
-        return Err(format!("only {} MiB usable of 512 MiB", kernel.usable_mib));
+    if kernel.machine.usable_mib < 400 {
+        return Err(format!(
+            "only {} MiB usable of 512 MiB",
+            kernel.machine.usable_mib
+        ));
     }
-    if cpu_local::core_id().0 != 0 {
-        return Err(format!("bootstrap core has id {}", cpu_local::core_id()));
+    if cpu::core_id().0 != 0 {
+        return Err(format!("bootstrap core has id {}", cpu::core_id()));
     }
-    let hz = tsc::hz();
+    let hz = clock::hz();
     if !(100_000_000..=20_000_000_000).contains(&hz) {
         return Err(format!("implausible TSC frequency {hz} Hz"));
     }
@@ -43,35 +51,27 @@ pub fn boot_state(kernel: &Kernel) -> Result<(), String> {
     Ok(())
 }
 
-const IA32_APIC_BASE: u32 = 0x1B;
-
 /// Maps the local APIC uncached and reads its version register.
 pub fn mmio_uncached_lapic(_: &Kernel) -> Result<(), String> {
-    // SAFETY: reading IA32_APIC_BASE has no side effects.
-    let apic_base = unsafe { x86_64::registers::model_specific::Msr::new(IA32_APIC_BASE).read() };
+    let apic_base = apic::base_msr();
     let phys = apic_base & 0x000F_FFFF_FFFF_F000;
-    let region = mmio::map(PhysAddr::new(phys), 4096).map_err(|e| format!("map failed: {e:?}"))?;
-    let flags = mem::with(|m| match m.page_table.translate(region.base) {
-        TranslateResult::Mapped { flags, frame, .. } => Some((flags, frame.start_address())),
-        _ => None,
-    })
-    .map_err(|e| format!("{e:?}"))?;
-    let Some((flags, frame)) = flags else {
-        return Err(format!("{:#x} is not mapped", region.base.as_u64()));
+    let region = paging::map_mmio(phys, 4096).map_err(|e| format!("map failed: {e:?}"))?;
+    let Some(mapping) = paging::translate(region.base) else {
+        return Err(format!("{:#x} is not mapped", region.base));
     };
-    if frame != PhysAddr::new(phys) {
-        return Err(format!("mapped to {frame:?}, expected {phys:#x}"));
+    if mapping.phys != phys {
+        return Err(format!("mapped to {:#x}, expected {phys:#x}", mapping.phys));
     }
-    if !flags.contains(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH) {
-        return Err(format!("MMIO page is cacheable: {flags:?}"));
+    if !mapping.uncached {
+        return Err(format!("MMIO page is cacheable: {mapping:?}"));
     }
     if apic_base & (1 << 10) != 0 {
         // x2APIC mode: the MMIO window is disabled, nothing to read there.
         return Ok(());
     }
-    let version_register: VirtAddr = region.base + 0x30u64;
+    let version_register = (region.base + 0x30) as *const u32;
     // SAFETY: the LAPIC version register is read-only and side-effect free.
-    let version = unsafe { version_register.as_ptr::<u32>().read_volatile() };
+    let version = unsafe { version_register.read_volatile() };
     let (version_id, max_lvt) = (version & 0xFF, (version >> 16) & 0xFF);
     if !(0x10..=0x15).contains(&version_id) || max_lvt < 3 {
         return Err(format!("LAPIC version register reads {version:#x}"));

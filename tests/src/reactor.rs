@@ -8,14 +8,62 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use percore_kernel::Kernel;
-use percore_kernel::arch::x86_64::cpu_local::{self, CoreId};
-use percore_kernel::arch::x86_64::tsc;
+use percore_kernel::arch::{CoreId, clock, cpu};
+use percore_kernel::ipc::{self, barrier, channel};
 use percore_kernel::reactor::{
-    self, SpawnOptions, block_on, channel, interval, priority, sleep, spawn, spawn_on, spawn_with,
-    yield_now,
+    self, SpawnOptions, block_on, interval, priority, sleep, spawn, spawn_on, spawn_with, yield_now,
 };
 use percore_kernel::time::{Clock, Instant};
 use percore_sched::Flavour;
+
+use crate::harness::{Kind, Test};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new(
+        "reactor_ten_thousand_tasks_joined_elsewhere",
+        Kind::Normal,
+        ten_thousand_tasks_joined_elsewhere,
+    ),
+    Test::new(
+        "reactor_hundred_thousand_timers",
+        Kind::Normal,
+        hundred_thousand_timers,
+    ),
+    Test::new(
+        "reactor_interval_without_drift",
+        Kind::Normal,
+        interval_without_drift,
+    ),
+    Test::new(
+        "reactor_ping_pong_every_pair",
+        Kind::Normal,
+        ping_pong_every_pair,
+    ),
+    Test::new(
+        "reactor_channel_backpressure",
+        Kind::Normal,
+        channel_backpressure,
+    ),
+    Test::new(
+        "reactor_load_balancing_spreads_work",
+        Kind::Normal,
+        load_balancing_spreads_work,
+    ),
+    Test::new(
+        "reactor_tickless_when_idle",
+        Kind::Normal,
+        tickless_when_idle,
+    ),
+    Test::new("reactor_console_commands", Kind::Normal, console_commands),
+    Test::new("reactor_process_actor", Kind::Normal, process_actor),
+    Test::new("reactor_remote_timers", Kind::Normal, remote_timers),
+    Test::new(
+        "reactor_barrier_across_cores",
+        Kind::Normal,
+        barrier_across_cores,
+    ),
+];
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
@@ -27,15 +75,31 @@ pub fn start_reactors() {
 fn ensure_reactors() {
     if !STARTED.swap(true, Ordering::AcqRel) {
         reactor::init(Flavour::RoundRobin);
-        let deadline = tsc::rdtsc() + tsc::hz() * 5;
-        while !reactor::all_started() && tsc::rdtsc() < deadline {
+        ipc::init();
+        let deadline = clock::cycles() + clock::hz() * 5;
+        while !reactor::all_started() && clock::cycles() < deadline {
             core::hint::spin_loop();
         }
     }
 }
 
-pub fn cores() -> u32 {
-    cpu_local::online_cores()
+pub fn cores() -> u16 {
+    cpu::online_cores() as u16
+}
+
+/// The sum of a counter over every core's reactor.
+pub fn total(counter: impl Fn(&reactor::ReactorStats) -> u64) -> u64 {
+    reactor::reactors().iter().map(|r| counter(&r.stats)).sum()
+}
+
+/// One core's counter (0 if the core has no reactor).
+pub fn of_core(core: CoreId, counter: impl Fn(&reactor::ReactorStats) -> u64) -> u64 {
+    reactor::reactor(core).map_or(0, |r| counter(&r.stats))
+}
+
+/// Spawn options of a task that must stay where it is put.
+pub fn pinned() -> SpawnOptions {
+    SpawnOptions::new(priority(32)).pinned()
 }
 
 /// 10k tasks spawned across all cores complete; their results are joined
@@ -48,7 +112,7 @@ pub fn ten_thousand_tasks_joined_elsewhere(_: &Kernel) -> Result<(), String> {
         let handles: Vec<_> = (0..10_000u64)
             .map(|i| {
                 spawn_on(
-                    CoreId((i % u64::from(n)) as u32),
+                    CoreId((i % u64::from(n)) as u16),
                     priority(32),
                     async move { i * 3 },
                 )
@@ -80,7 +144,7 @@ pub fn hundred_thousand_timers(_: &Kernel) -> Result<(), String> {
     let start = Clock::now().0;
     let handles: Vec<_> = (0..n)
         .map(|core| {
-            spawn_on(CoreId(core as u32), priority(32), async move {
+            spawn_on(CoreId(core as u16), priority(32), async move {
                 let mine: Vec<_> = (0..TIMERS / n + u64::from(core < TIMERS % n))
                     .map(|i| {
                         // Deadlines spread over 1..=200 ms.
@@ -235,8 +299,8 @@ static RAN_ON: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
 static PINNED_MOVED: AtomicBool = AtomicBool::new(false);
 
 pub fn busy_us(us: u64) {
-    let end = tsc::rdtsc() + tsc::hz() / 1_000_000 * us;
-    while tsc::rdtsc() < end {
+    let end = clock::cycles() + clock::hz() / 1_000_000 * us;
+    while clock::cycles() < end {
         core::hint::spin_loop();
     }
 }
@@ -258,7 +322,7 @@ pub fn load_balancing_spreads_work(_: &Kernel) -> Result<(), String> {
                 SpawnOptions::new(priority(32)).pinned(),
                 async {
                     for _ in 0..50 {
-                        if cpu_local::core_id() != CoreId(0) {
+                        if cpu::core_id() != CoreId(0) {
                             PINNED_MOVED.store(true, Ordering::SeqCst);
                         }
                         busy_us(100);
@@ -275,7 +339,7 @@ pub fn load_balancing_spreads_work(_: &Kernel) -> Result<(), String> {
                 spawn(priority(32), async {
                     for _ in 0..4 {
                         busy_us(50);
-                        RAN_ON[cpu_local::core_id().index()].fetch_add(1, Ordering::Relaxed);
+                        RAN_ON[cpu::core_id().index()].fetch_add(1, Ordering::Relaxed);
                         yield_now().await;
                     }
                 })
@@ -318,20 +382,18 @@ pub fn load_balancing_spreads_work(_: &Kernel) -> Result<(), String> {
 pub fn tickless_when_idle(_: &Kernel) -> Result<(), String> {
     ensure_reactors();
     // Let timers left by earlier tests drain first.
-    let settle = tsc::rdtsc() + tsc::hz() * 2;
+    let settle = clock::cycles() + clock::hz() * 2;
     while reactor::reactors()
         .iter()
         .any(|r| r.stats.timers.load(Ordering::Relaxed) > 0)
-        && tsc::rdtsc() < settle
+        && clock::cycles() < settle
     {
         core::hint::spin_loop();
     }
     let count = || -> Vec<u64> {
-        cpu_local::cores()
-            .iter()
-            .map(|s| {
-                s.local()
-                    .map_or(0, |l| l.stats.timer_interrupts.load(Ordering::Acquire))
+        (0..cpu::core_count() as u16)
+            .map(|c| {
+                cpu::stats(CoreId(c)).map_or(0, |s| s.timer_interrupts.load(Ordering::Acquire))
             })
             .collect()
     };
@@ -357,7 +419,7 @@ pub fn tickless_when_idle(_: &Kernel) -> Result<(), String> {
 pub fn console_commands(_: &Kernel) -> Result<(), String> {
     ensure_reactors();
     let n = cores() as usize;
-    let run = |command: &'static str| block_on(percore_kernel::tele::execute(command));
+    let run = |command: &'static str| block_on(percore_kernel::shell::commands::execute(command));
     let cores_out = run("cores");
     if !cores_out.starts_with("core  apic") || cores_out.lines().count() != n + 1 {
         return Err(format!("`cores` printed:\n{cores_out}"));
@@ -404,7 +466,7 @@ struct Counter(u64);
 #[derive(Debug, PartialEq, Eq)]
 struct Overflow(u64);
 
-impl percore_kernel::reactor::process::Process for Counter {
+impl percore_kernel::ipc::actor::Actor for Counter {
     type Message = u64;
     type Error = Overflow;
 
@@ -417,12 +479,12 @@ impl percore_kernel::reactor::process::Process for Counter {
 /// in order per sender; the final state is joined; an error transition
 /// stops a process and reaches its joiner.
 pub fn process_actor(_: &Kernel) -> Result<(), String> {
-    use percore_kernel::reactor::process::spawn_process;
+    use percore_kernel::ipc::actor::spawn_actor;
     ensure_reactors();
     let n = cores();
     let home = CoreId(n - 1);
     let (mailbox, handle) =
-        spawn_process(home, priority(32), Counter(0), 16).map_err(|e| format!("{e:?}"))?;
+        spawn_actor(home, priority(32), Counter(0), 16).map_err(|e| format!("{e:?}"))?;
     let senders: Vec<_> = (0..n)
         .map(|core| {
             let mut mailbox = mailbox.clone();
@@ -448,8 +510,8 @@ pub fn process_actor(_: &Kernel) -> Result<(), String> {
         Ok(Counter(total)) => return Err(format!("process counted {total}, expected {expected}")),
         Err(e) => return Err(format!("process failed: {e:?}")),
     }
-    let (mut mailbox, handle) = spawn_process(home, priority(32), Counter(u64::MAX - 1), 4)
-        .map_err(|e| format!("{e:?}"))?;
+    let (mut mailbox, handle) =
+        spawn_actor(home, priority(32), Counter(u64::MAX - 1), 4).map_err(|e| format!("{e:?}"))?;
     let outcome = block_on(async move {
         mailbox.send(5).await;
         handle.await
@@ -471,7 +533,7 @@ pub fn remote_timers(_: &Kernel) -> Result<(), String> {
     let early = block_on(async move {
         let mut early = 0u32;
         for i in 0..300u64 {
-            let on = CoreId((i % u64::from(n)) as u32);
+            let on = CoreId((i % u64::from(n)) as u16);
             let deadline = Instant(Clock::now().0 + 200_000 + (i * 7919 % 2_000) * 1000);
             reactor::sleep_on(on, deadline).await;
             if Clock::now() < deadline {
@@ -498,7 +560,7 @@ pub fn barrier_across_cores(_: &Kernel) -> Result<(), String> {
         arrived.store(0, Ordering::SeqCst);
     }
     PASSED_EARLY.store(false, Ordering::SeqCst);
-    let handles: Vec<_> = (0..n as u32)
+    let handles: Vec<_> = (0..n as u16)
         .map(|core| {
             spawn_on(CoreId(core), priority(32), async move {
                 for (round, arrived) in ARRIVED.iter().enumerate() {
@@ -508,7 +570,7 @@ pub fn barrier_across_cores(_: &Kernel) -> Result<(), String> {
                     ))
                     .await;
                     arrived.fetch_add(1, Ordering::SeqCst);
-                    reactor::sync_all_cores(42).await;
+                    barrier::sync_all_cores(42).await;
                     if arrived.load(Ordering::SeqCst) != n {
                         PASSED_EARLY.store(true, Ordering::SeqCst);
                     }

@@ -4,13 +4,42 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use percore_kernel::Kernel;
-use percore_kernel::arch::x86_64::cpu_local::{self, CoreId, this_core};
-use percore_kernel::arch::x86_64::{ioapic, ipi, lapic, tsc};
-use percore_kernel::drivers::fw_cfg;
+use percore_kernel::arch::{CoreId, clock, cpu};
+use percore_kernel::arch::{apic, calibration, call as arch_call, doorbell, timer};
+use percore_kernel::drivers::{fw_cfg, uart};
 use percore_kernel::time;
+
+use crate::harness::{Kind, Test};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new("cores_online", Kind::Normal, cores_online),
+    Test::new(
+        "apic_mode_matches_machine",
+        Kind::Normal,
+        apic_mode_matches_machine,
+    ),
+    Test::new("ipi_matrix", Kind::Normal, ipi_matrix),
+    Test::new("apic_timer_every_core", Kind::Normal, apic_timer_every_core),
+    Test::new("tsc_skew_across_cores", Kind::Normal, tsc_skew_across_cores),
+    Test::new(
+        "tsc_calibration_vs_reference",
+        Kind::Normal,
+        tsc_calibration_vs_reference,
+    ),
+    Test::new("com1_interrupt_routed", Kind::Normal, com1_interrupt_routed),
+    Test::new(
+        "panic_on_application_core",
+        Kind::Panic {
+            message: "deliberate panic on an application core",
+        },
+        panic_on_application_core,
+    ),
+];
 
 const CALL_TIMEOUT_MS: u64 = 20_000;
 
@@ -24,58 +53,55 @@ pub fn expectation(name: &str) -> Option<String> {
 }
 
 fn online() -> Vec<CoreId> {
-    cpu_local::cores()
-        .iter()
-        .enumerate()
-        .filter(|(_, slot)| slot.is_online())
-        .map(|(i, _)| CoreId(i as u32))
+    (0..cpu::core_count() as u16)
+        .map(CoreId)
+        .filter(|&c| cpu::is_online(c))
         .collect()
 }
 
 fn call(core: CoreId, func: fn(usize) -> u64, arg: usize) -> Result<u64, String> {
-    ipi::run_on(core, func, arg, CALL_TIMEOUT_MS).map_err(|e| format!("call on core {core}: {e:?}"))
+    arch_call::run_on(core, func, arg, CALL_TIMEOUT_MS)
+        .map_err(|e| format!("call on core {core}: {e:?}"))
 }
 
 /// Every core the machine has is online, with dense ids and distinct APIC ids.
 pub fn cores_online(kernel: &Kernel) -> Result<(), String> {
-    let expected: Option<u32> =
+    let expected: Option<usize> =
         expectation("opt/percore/expect-cores").and_then(|s| s.parse().ok());
-    let slots = cpu_local::cores();
+    let slots = cpu::core_count();
     let online = online();
     if let Some(expected) = expected
-        && (slots.len() as u32 != expected || online.len() as u32 != expected)
+        && (slots != expected || online.len() != expected)
     {
         return Err(format!(
-            "expected {expected} cores, MADT gave {} and {} are online",
-            slots.len(),
+            "expected {expected} cores, MADT gave {slots} and {} are online",
             online.len()
         ));
     }
-    if cpu_local::online_cores() as usize != online.len() || !kernel.smp.failed.is_empty() {
+    let smp = &kernel.machine.smp;
+    if cpu::online_cores() != online.len() || !smp.failed.is_empty() {
         return Err(format!(
             "online count mismatch; failed to start: {:?}",
-            kernel.smp.failed
+            smp.failed
         ));
     }
-    let mut apic_ids: Vec<u32> = slots.iter().map(|s| s.apic_id).collect();
+    let madt_ids: Vec<u32> = (0..slots as u16)
+        .filter_map(|c| cpu::apic_id(CoreId(c)))
+        .collect();
+    let mut apic_ids = madt_ids.clone();
     apic_ids.sort_unstable();
     apic_ids.dedup();
-    if apic_ids.len() != slots.len() {
+    if apic_ids.len() != slots {
         return Err(String::from("two cores share an APIC id"));
     }
-    for (index, slot) in slots.iter().enumerate() {
-        let answer = call(
-            CoreId(index as u32),
-            |_| u64::from(cpu_local::core_id().0),
-            0,
-        )?;
+    for (index, &madt_id) in madt_ids.iter().enumerate() {
+        let core = CoreId(index as u16);
+        let answer = call(core, |_| u64::from(cpu::core_id().0), 0)?;
         if answer != index as u64 {
             return Err(format!("core {index} says it is core {answer}"));
         }
-        let local = slot
-            .local()
-            .ok_or_else(|| format!("core {index} has no local block"))?;
-        if local.apic_id.load(Ordering::Relaxed) != slot.apic_id {
+        let register = call(core, |_| u64::from(apic::own_id()), 0)?;
+        if register != u64::from(madt_id) {
             return Err(format!(
                 "core {index}: APIC id register disagrees with the MADT"
             ));
@@ -87,9 +113,9 @@ pub fn cores_online(kernel: &Kernel) -> Result<(), String> {
 
 /// The APIC mode the host expects for this machine (`xapic` or `x2apic`).
 pub fn apic_mode_matches_machine(_: &Kernel) -> Result<(), String> {
-    let mode = match lapic::mode() {
-        lapic::Mode::XApic => "xapic",
-        lapic::Mode::X2Apic => "x2apic",
+    let mode = match apic::mode() {
+        apic::Mode::XApic => "xapic",
+        apic::Mode::X2Apic => "x2apic",
     };
     match expectation("opt/percore/expect-apic") {
         Some(expected) if expected != mode => {
@@ -102,26 +128,24 @@ pub fn apic_mode_matches_machine(_: &Kernel) -> Result<(), String> {
 /// Sends one IPI to every other core, one at a time, and returns how many
 /// destinations did not see exactly one (packed: count of failures).
 fn send_to_each_other(_: usize) -> u64 {
-    let me = cpu_local::core_id();
+    let me = cpu::core_id();
     let mut failures = 0;
-    for (index, slot) in cpu_local::cores().iter().enumerate() {
-        let target = CoreId(index as u32);
-        let Some(local) = slot.local().filter(|_| target != me) else {
+    for target in online() {
+        let Some(stats) = cpu::stats(target).filter(|_| target != me) else {
             continue;
         };
-        let before = local.stats.ipis_received.load(Ordering::Acquire);
-        lapic::send_ipi(target, lapic::IPI_VECTOR);
-        let deadline = tsc::rdtsc() + tsc::hz();
-        while local.stats.ipis_received.load(Ordering::Acquire) == before && tsc::rdtsc() < deadline
-        {
+        let before = stats.ipis_received.load(Ordering::Acquire);
+        doorbell::ring(target);
+        let deadline = clock::cycles() + clock::hz();
+        while stats.ipis_received.load(Ordering::Acquire) == before && clock::cycles() < deadline {
             core::hint::spin_loop();
         }
         // Give a duplicate delivery time to show up.
-        let settle = tsc::rdtsc() + tsc::hz() / 1000;
-        while tsc::rdtsc() < settle {
+        let settle = clock::cycles() + clock::hz() / 1000;
+        while clock::cycles() < settle {
             core::hint::spin_loop();
         }
-        if local.stats.ipis_received.load(Ordering::Acquire) != before + 1 {
+        if stats.ipis_received.load(Ordering::Acquire) != before + 1 {
             failures += 1;
         }
     }
@@ -144,23 +168,19 @@ pub fn ipi_matrix(_: &Kernel) -> Result<(), String> {
         let counts = |cores: &[CoreId]| -> Vec<u64> {
             cores
                 .iter()
-                .map(|c| {
-                    cpu_local::core(*c)
-                        .and_then(|s| s.local())
-                        .map_or(0, |l| l.stats.ipis_received.load(Ordering::Acquire))
-                })
+                .map(|&c| cpu::stats(c).map_or(0, |s| s.ipis_received.load(Ordering::Acquire)))
                 .collect()
         };
         let before = counts(&cores);
         call(
             source,
             |_| {
-                lapic::send_ipi_all_others(lapic::IPI_VECTOR);
+                apic::ring_all_others();
                 0
             },
             0,
         )?;
-        let deadline = tsc::rdtsc() + tsc::hz();
+        let deadline = clock::cycles() + clock::hz();
         let expected = |before: &[u64], after: &[u64]| {
             cores
                 .iter()
@@ -173,7 +193,7 @@ pub fn ipi_matrix(_: &Kernel) -> Result<(), String> {
                 })
         };
         let mut after = counts(&cores);
-        while !expected(&before, &after) && tsc::rdtsc() < deadline {
+        while !expected(&before, &after) && clock::cycles() < deadline {
             after = counts(&cores);
         }
         if !expected(&before, &after) {
@@ -193,22 +213,24 @@ pub fn ipi_matrix(_: &Kernel) -> Result<(), String> {
 /// Arms this core's APIC timer `arg` microseconds ahead and waits for it;
 /// returns the lateness in ns, or u64::MAX if it came early or never.
 fn one_shot_lateness(arg: usize) -> u64 {
-    let core = this_core();
-    let fired_before = core.stats.timer_interrupts.load(Ordering::Acquire);
-    let deadline = tsc::rdtsc() + tsc::hz() / 1_000_000 * arg as u64;
-    lapic::arm_timer(deadline);
-    let give_up = deadline + tsc::hz() * 5;
-    while core.stats.timer_interrupts.load(Ordering::Acquire) == fired_before
-        && tsc::rdtsc() < give_up
+    let Some(stats) = cpu::stats(cpu::core_id()) else {
+        return u64::MAX;
+    };
+    let fired_before = stats.timer_interrupts.load(Ordering::Acquire);
+    let deadline = clock::cycles() + clock::hz() / 1_000_000 * arg as u64;
+    cpu::disable_interrupts();
+    timer::arm(deadline);
+    let give_up = deadline + clock::hz() * 5;
+    while stats.timer_interrupts.load(Ordering::Acquire) == fired_before
+        && clock::cycles() < give_up
     {
-        x86_64::instructions::interrupts::enable_and_hlt();
+        cpu::wait_for_interrupt();
     }
-    x86_64::instructions::interrupts::disable();
-    if core.stats.timer_interrupts.load(Ordering::Acquire) == fired_before {
-        lapic::cancel_timer();
+    if stats.timer_interrupts.load(Ordering::Acquire) == fired_before {
+        timer::cancel();
         return u64::MAX;
     }
-    let fired = core.last_timer_tsc.load(Ordering::Acquire);
+    let fired = apic::last_timer_fired();
     if fired < deadline {
         return u64::MAX;
     }
@@ -244,7 +266,7 @@ fn pong(_: usize) -> u64 {
         while PING.load(Ordering::Acquire) != round {
             core::hint::spin_loop();
         }
-        PONG_TSC.store(tsc::rdtsc(), Ordering::Relaxed);
+        PONG_TSC.store(clock::cycles(), Ordering::Relaxed);
         PONG.store(round, Ordering::Release);
     }
     0
@@ -257,15 +279,16 @@ pub fn tsc_skew_across_cores(_: &Kernel) -> Result<(), String> {
     for core in online().into_iter().filter(|c| c.0 != 0) {
         PING.store(0, Ordering::SeqCst);
         PONG.store(0, Ordering::SeqCst);
-        let pending = ipi::post(core, pong, 0, CALL_TIMEOUT_MS).map_err(|e| format!("{e:?}"))?;
+        let pending =
+            arch_call::post(core, pong, 0, CALL_TIMEOUT_MS).map_err(|e| format!("{e:?}"))?;
         let (mut best_rtt, mut best_offset) = (u64::MAX, 0i64);
         for round in 1..=SKEW_ROUNDS {
-            let t0 = tsc::rdtsc();
+            let t0 = clock::cycles();
             PING.store(round, Ordering::Release);
             while PONG.load(Ordering::Acquire) != round {
                 core::hint::spin_loop();
             }
-            let t2 = tsc::rdtsc();
+            let t2 = clock::cycles();
             let remote = PONG_TSC.load(Ordering::Relaxed);
             if t2 - t0 < best_rtt {
                 best_rtt = t2 - t0;
@@ -292,18 +315,16 @@ pub fn tsc_skew_across_cores(_: &Kernel) -> Result<(), String> {
 
 /// Measures the TSC against the reference clock over 100 ms and reports the
 /// difference from the boot-time calibration.
-pub fn tsc_calibration_vs_reference(kernel: &Kernel) -> Result<(), String> {
-    let reference = &kernel.reference_clock;
-    let ref_hz = reference.hz();
-    if ref_hz == 0 {
+pub fn tsc_calibration_vs_reference(_: &Kernel) -> Result<(), String> {
+    let Some(measured) = calibration::recalibrate(100_000_000) else {
         return Ok(()); // PIT only: nothing to read as a counter
-    }
-    let (hz, ticks) = tsc::measure(reference, ref_hz, 100_000_000);
-    let boot = tsc::hz();
+    };
+    let (hz, boot) = (measured.hz, measured.boot_hz);
     let ppm = (hz as i128 - boot as i128) * 1_000_000 / boot as i128;
     percore_kernel::println!(
-        "clock: tsc {hz} Hz over 100 ms of {} ({ticks} ticks); boot calibration {boot} Hz; error {ppm} ppm",
-        reference.name()
+        "clock: tsc {hz} Hz over 100 ms of {} ({} ticks); boot calibration {boot} Hz; error {ppm} ppm",
+        measured.reference,
+        measured.ticks
     );
     // 5%: far outside emulation noise, yet catches a wrong unit or factor.
     if ppm.abs() > 50_000 {
@@ -315,32 +336,27 @@ pub fn tsc_calibration_vs_reference(kernel: &Kernel) -> Result<(), String> {
 /// COM1's IRQ 4 is routed unmasked to core 0, and a byte sent in UART
 /// loopback mode arrives through the interrupt handler.
 pub fn com1_interrupt_routed(_: &Kernel) -> Result<(), String> {
-    let (vector, masked, dest) = ioapic::isa_entry(4).ok_or("no IOAPIC entry for IRQ 4")?;
-    let bsp_apic = cpu_local::core(CoreId(0))
-        .map(|s| s.apic_id)
-        .unwrap_or(u32::MAX);
-    if vector != percore_kernel::boot::COM1_VECTOR || masked || u32::from(dest) != bsp_apic {
+    let (vector, masked, dest) = apic::isa_entry(4).ok_or("no IOAPIC entry for IRQ 4")?;
+    let bsp_apic = cpu::apic_id(CoreId(0)).unwrap_or(u32::MAX);
+    if vector != apic::IRQ_BASE_VECTOR + 4 || masked || u32::from(dest) != bsp_apic {
         return Err(format!(
             "IRQ 4 entry: vector {vector:#x} masked {masked} dest {dest}"
         ));
     }
-    let (received_before, _) = percore_kernel::console::input_stats();
-    const MCR: u16 = 0x3F8 + 4;
+    let (received_before, _) = uart::input_stats();
     percore_kernel::console::with_uart(|port| {
-        // SAFETY: sets the UART's loopback bit (keeping DTR, RTS, OUT2), then
-        // sends one byte, which the UART receives from itself.
-        unsafe { x86_64::instructions::port::Port::<u8>::new(MCR).write(0x1B) };
-        port.send_raw(b'Z');
+        // Loopback: the UART receives the byte it sends.
+        port.set_loopback(true);
+        let _ = port.write_str("Z");
     });
-    let deadline = tsc::rdtsc() + tsc::hz() * 2;
-    while percore_kernel::console::input_stats().0 == received_before && tsc::rdtsc() < deadline {
-        x86_64::instructions::interrupts::enable_and_hlt();
+    let deadline = clock::cycles() + clock::hz() * 2;
+    cpu::disable_interrupts();
+    while uart::input_stats().0 == received_before && clock::cycles() < deadline {
+        cpu::wait_for_interrupt();
     }
-    percore_kernel::console::with_uart(|_| {
-        // SAFETY: back to normal operation (DTR, RTS, OUT2).
-        unsafe { x86_64::instructions::port::Port::<u8>::new(MCR).write(0x0B) };
-    });
-    match percore_kernel::console::read_byte() {
+    cpu::enable_interrupts();
+    percore_kernel::console::with_uart(|port| port.set_loopback(false));
+    match uart::read_byte() {
         Some(b'Z') => Ok(()),
         other => Err(format!(
             "loopback byte not received through IRQ 4 (got {other:?})"

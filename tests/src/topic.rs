@@ -8,9 +8,17 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
 use percore_kernel::Kernel;
-use percore_kernel::arch::x86_64::cpu_local::{self, CoreId};
-use percore_kernel::reactor::topic::{self, PushError, TopicError};
+use percore_kernel::arch::{CoreId, cpu};
+use percore_kernel::ipc::topic::{self, PushError, TopicError};
 use percore_kernel::reactor::{SpawnOptions, block_on, priority, sleep, spawn_on, spawn_with};
+
+use crate::harness::{Kind, Test};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new("topic_fan_out_every_core", Kind::Normal, fan_out_every_core),
+    Test::new("topic_errors", Kind::Normal, errors),
+];
 
 const VALUES: u64 = 10_000;
 
@@ -22,7 +30,7 @@ static JOINED: AtomicBool = AtomicBool::new(false);
 /// in order; the publisher had to wait for room (backpressure).
 pub fn fan_out_every_core(_: &Kernel) -> Result<(), String> {
     crate::reactor::start_reactors();
-    let n = cpu_local::online_cores();
+    let n = cpu::online_cores() as u16;
     SUBSCRIBED.store(0, Ordering::SeqCst);
     let mut publisher = topic::create::<u64>(1, 64).map_err(|e| format!("create: {e:?}"))?;
     let subscribers: Vec<_> = (0..n)
@@ -59,7 +67,7 @@ pub fn fan_out_every_core(_: &Kernel) -> Result<(), String> {
         SpawnOptions::new(priority(32)).pinned(),
         async move {
             let mut waited = 0u32;
-            while SUBSCRIBED.load(Ordering::SeqCst) < n {
+            while SUBSCRIBED.load(Ordering::SeqCst) < u32::from(n) {
                 waited += 1;
                 if waited > 20_000 {
                     return Err(format!(
@@ -110,7 +118,7 @@ pub fn fan_out_every_core(_: &Kernel) -> Result<(), String> {
 /// publisher back; `recv` ends with `None` once the publisher is gone.
 pub fn errors(_: &Kernel) -> Result<(), String> {
     crate::reactor::start_reactors();
-    let far = CoreId(cpu_local::online_cores() - 1);
+    let far = CoreId(cpu::online_cores() as u16 - 1);
     let check = |what: &str, got: Result<(), TopicError>, want: TopicError| {
         if got == Err(want) {
             Ok(())

@@ -1,3 +1,153 @@
-//! Hardware support. `x86_64` is the only place in the kernel that knows about the CPU.
+//! The hardware interface: everything above this module reaches the CPU,
+//! its interrupt controllers and its timers only through the functions
+//! named here (the model is Hubris' `arch.rs` and Tock's `Chip`: the reactor
+//! asks arch to sleep, mask and ring; it never issues the instructions).
+//!
+//! Two implementations sit behind it: `x86_64` (the machine, built for
+//! `target_os = "none"`) and `fake` (a simulation for host unit tests of the
+//! layers above, in the spirit of Hubris' `arch/fake.rs`). The portable part
+//! of the interface — [`cpu`], [`doorbell`], [`timer`], [`clock`],
+//! [`call`], [`serial`], [`io`], [`irq`], [`power`] and [`trap`] — exists
+//! in both; what only the machine has (boot, APIC details, page tables) is
+//! compiled for the machine alone.
 
-pub mod x86_64;
+use core::sync::atomic::AtomicU64;
+
+#[cfg(not(target_os = "none"))]
+pub mod fake;
+#[cfg(not(target_os = "none"))]
+use fake as imp;
+#[cfg(target_os = "none")]
+mod x86_64;
+#[cfg(target_os = "none")]
+use self::x86_64 as imp;
+
+/// A dense logical core number, `0..cores`; the bootstrap core is core 0.
+/// The same type names a core on the intercore bus.
+pub use percore_proto::CoreId;
+
+/// Counters a core keeps about itself; other cores only read them.
+#[derive(Default)]
+pub struct CoreStats {
+    /// Doorbell IPIs this core sent ([`doorbell::ring`]).
+    pub doorbells: AtomicU64,
+    pub ipis_received: AtomicU64,
+    pub timer_interrupts: AtomicU64,
+    /// One-shot timer interrupts that came before the deadline and were re-armed.
+    pub timer_early_rearms: AtomicU64,
+    pub spurious_interrupts: AtomicU64,
+    pub apic_errors: AtomicU64,
+}
+
+impl CoreStats {
+    /// All counters at zero (usable in a `static`).
+    pub const fn new() -> CoreStats {
+        CoreStats {
+            doorbells: AtomicU64::new(0),
+            ipis_received: AtomicU64::new(0),
+            timer_interrupts: AtomicU64::new(0),
+            timer_early_rearms: AtomicU64::new(0),
+            spurious_interrupts: AtomicU64::new(0),
+            apic_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The running core: its id, the table of cores, interrupt masking, waiting.
+pub mod cpu {
+    pub use super::imp::cpu::{
+        apic_id, core_count, core_id, disable_interrupts, enable_interrupts, halt_forever,
+        is_online, is_stopped, mark_stopped, online_cores, stats, stop_other_cores,
+        wait_for_interrupt, without_interrupts,
+    };
+}
+
+/// The wake-up doorbell: an IPI that ends another core's halt. Every
+/// doorbell the kernel rings goes through [`ring`](doorbell::ring), which
+/// counts it in the sender's [`CoreStats::doorbells`].
+pub mod doorbell {
+    pub use super::imp::doorbell::ring;
+}
+
+/// This core's one-shot timer interrupt, on the [`clock`]'s time base.
+pub mod timer {
+    pub use super::imp::timer::{arm, cancel};
+}
+
+/// The cycle counter every core reads (synchronised across cores).
+pub mod clock {
+    pub use super::imp::clock::{cycles, hz};
+}
+
+/// Running a function on another core, outside the reactor (boot, tests,
+/// starting each core's loop).
+pub mod call {
+    pub use super::imp::call::{CallError, Pending, post, run_on, serve_pending};
+}
+
+/// The serial port the console writes to and reads from.
+pub mod serial {
+    pub use super::imp::serial::Uart;
+}
+
+/// Port-mapped I/O, for devices that live in the I/O port space (QEMU's
+/// fw_cfg, PCI configuration mechanism #1).
+pub mod io {
+    pub use super::imp::io::{read_u8, read_u16, read_u32, write_u8, write_u16, write_u32};
+}
+
+/// Device interrupts: a handler on a chosen core.
+pub mod irq {
+    pub use super::imp::irq::{RouteError, route_isa};
+}
+
+/// Leaving the machine.
+pub mod power {
+    pub use super::imp::power::exit_qemu;
+
+    /// What the guest reports to the host through QEMU's `isa-debug-exit`
+    /// device. QEMU exits with `(code << 1) | 1`: 33 for success and 35 for
+    /// failure, which cannot be confused with QEMU's own exit codes (0 for a
+    /// guest shutdown or reset, 1 for its own errors).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u32)]
+    pub enum ExitCode {
+        Success = 0x10,
+        Failure = 0x11,
+    }
+}
+
+/// CPU exceptions: what the fatal path reports.
+pub mod trap {
+    pub use super::imp::trap::{ExceptionReport, breakpoint, breakpoint_count, set_fatal_handler};
+    #[cfg(target_os = "none")]
+    pub use super::x86_64::exception::vector;
+}
+
+/// Bringing the machine up (the bootstrap core's part of boot).
+#[cfg(target_os = "none")]
+pub mod boot {
+    pub use super::x86_64::boot::{Machine, early, init};
+    pub use super::x86_64::smp::{ApTiming, SmpReport};
+}
+
+/// The local APIC and IOAPIC, for the tests and benchmarks of this layer.
+#[cfg(target_os = "none")]
+pub mod apic {
+    pub use super::x86_64::ioapic::{IRQ_BASE_VECTOR, isa_entry};
+    pub use super::x86_64::lapic::{
+        Mode, TimerKind, base_msr, last_timer_fired, mode, own_id, ring_all_others, timer_kind,
+    };
+}
+
+/// Kernel page tables: device windows, stacks, address translation.
+#[cfg(target_os = "none")]
+pub mod paging {
+    pub use super::x86_64::paging::{Mapping, MmioRegion, allocate_stack, map_mmio, translate};
+}
+
+/// The clock calibration, checked again (tests).
+#[cfg(target_os = "none")]
+pub mod calibration {
+    pub use super::x86_64::boot::{Calibration, recalibrate};
+}

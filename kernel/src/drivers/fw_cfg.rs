@@ -4,7 +4,7 @@
 //! test kernel reads which tests to run this way. On anything but QEMU the
 //! signature check fails and every lookup reports [`FwCfgError::NotPresent`].
 
-use x86_64::instructions::port::Port;
+use crate::arch::io;
 
 const SELECTOR_PORT: u16 = 0x510;
 const DATA_PORT: u16 = 0x511;
@@ -26,14 +26,13 @@ pub enum FwCfgError {
 fn select(key: u16) {
     // SAFETY: writing the selector register of fw_cfg has no effect beyond
     // choosing which item the data port streams.
-    unsafe { Port::<u16>::new(SELECTOR_PORT).write(key) }
+    unsafe { io::write_u16(SELECTOR_PORT, key) }
 }
 
 fn read_bytes(buf: &mut [u8]) {
-    let mut data = Port::<u8>::new(DATA_PORT);
     for byte in buf {
         // SAFETY: reading the fw_cfg data port streams the selected item.
-        *byte = unsafe { data.read() };
+        *byte = unsafe { io::read_u8(DATA_PORT) };
     }
 }
 

@@ -1,5 +1,5 @@
-//! Device drivers.
+//! Device drivers: each device is an event source in the readiness queue
+//! of the core its interrupt goes to.
 
 pub mod fw_cfg;
-pub mod qemu_exit;
 pub mod uart;

@@ -10,8 +10,8 @@
 //! and it is where the real-mode start-up page for application cores must go.
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use x86_64::structures::paging::{PhysFrame, Size4KiB};
-use x86_64::{PhysAddr, VirtAddr};
+
+use super::PhysAddr;
 
 /// The first byte the general pool may hand out.
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
@@ -26,13 +26,6 @@ pub struct PhysRange {
     pub end: u64,
 }
 
-impl PhysRange {
-    /// Whether the 4 KiB frame at `addr` lies entirely inside this range.
-    pub fn contains_frame(&self, addr: u64) -> bool {
-        addr >= self.start && addr + FRAME_SIZE <= self.end
-    }
-}
-
 /// Hands out each usable physical frame at most once until it is freed.
 pub struct FrameAllocator {
     regions: [PhysRange; MAX_REGIONS],
@@ -42,7 +35,7 @@ pub struct FrameAllocator {
     cursor_addr: u64,
     /// Head of the intrusive free list (physical address), if any.
     free_head: Option<u64>,
-    phys_offset: VirtAddr,
+    phys_offset: u64,
     total_frames: u64,
     allocated_frames: u64,
 }
@@ -50,7 +43,7 @@ pub struct FrameAllocator {
 impl FrameAllocator {
     /// Builds the allocator over the `Usable` regions of the bootloader's map,
     /// trimmed to whole frames at or above [`LOW_MEMORY_END`].
-    pub fn new(regions: &MemoryRegions, phys_offset: VirtAddr) -> Self {
+    pub fn new(regions: &MemoryRegions, phys_offset: u64) -> Self {
         let mut this = FrameAllocator {
             regions: [PhysRange { start: 0, end: 0 }; MAX_REGIONS],
             region_count: 0,
@@ -108,7 +101,7 @@ impl FrameAllocator {
     }
 
     /// Takes one frame, or `None` when physical memory is exhausted.
-    pub fn allocate(&mut self) -> Option<PhysFrame> {
+    pub fn allocate(&mut self) -> Option<PhysAddr> {
         let addr = match self.free_head {
             Some(head) => {
                 // SAFETY: `head` is a free frame we own; its first word holds
@@ -120,7 +113,7 @@ impl FrameAllocator {
             None => self.bump()?,
         };
         self.allocated_frames += 1;
-        Some(PhysFrame::containing_address(PhysAddr::new(addr)))
+        Some(PhysAddr(addr))
     }
 
     /// Returns a frame to the pool.
@@ -128,8 +121,8 @@ impl FrameAllocator {
     /// # Safety
     /// `frame` must have come from [`FrameAllocator::allocate`], must not be
     /// freed twice, and nothing may use it afterwards.
-    pub unsafe fn free(&mut self, frame: PhysFrame) {
-        let addr = frame.start_address().as_u64();
+    pub unsafe fn free(&mut self, frame: PhysAddr) {
+        let addr = frame.0;
         // SAFETY: the caller gives the frame back to us; we own its contents.
         unsafe { self.link(addr).write(self.free_head.unwrap_or(u64::MAX)) };
         self.free_head = Some(addr);
@@ -153,13 +146,6 @@ impl FrameAllocator {
     }
 
     fn link(&self, frame: u64) -> *mut u64 {
-        (self.phys_offset + frame).as_mut_ptr()
-    }
-}
-
-// SAFETY: the allocator is only reached through the MEMORY lock.
-unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for FrameAllocator {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        self.allocate()
+        (self.phys_offset + frame) as *mut u64
     }
 }

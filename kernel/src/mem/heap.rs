@@ -15,9 +15,8 @@ use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linked_list_allocator::Heap;
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags};
 
-use super::MemoryError;
+use super::irq;
 
 /// Size of the kernel heap. This is the one place it is set.
 pub const HEAP_SIZE: usize = 64 * 1024 * 1024;
@@ -47,7 +46,7 @@ struct KernelAllocator {
     live: AtomicUsize,
 }
 
-#[global_allocator]
+#[cfg_attr(target_os = "none", global_allocator)]
 static ALLOCATOR: KernelAllocator = KernelAllocator {
     large: spin::Mutex::new(Heap::empty()),
     small: [const { spin::Mutex::new(FreeList { head: None }) }; CLASSES],
@@ -66,7 +65,7 @@ fn class_of(layout: &Layout) -> Option<usize> {
 
 impl KernelAllocator {
     fn large_alloc(&self, layout: Layout) -> *mut u8 {
-        x86_64::instructions::interrupts::without_interrupts(|| {
+        irq::masked(|| {
             self.large
                 .lock()
                 .allocate_first_fit(layout)
@@ -76,7 +75,7 @@ impl KernelAllocator {
 
     fn small_alloc(&self, class: usize) -> *mut u8 {
         let block_size = 16usize << class;
-        x86_64::instructions::interrupts::without_interrupts(|| {
+        irq::masked(|| {
             let mut list = self.small[class].lock();
             if list.head.is_none() {
                 let Ok(chunk) = Layout::from_size_align(REFILL_BYTES, block_size) else {
@@ -128,7 +127,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
         let Some(block) = NonNull::new(ptr) else {
             return;
         };
-        x86_64::instructions::interrupts::without_interrupts(|| match class_of(&layout) {
+        irq::masked(|| match class_of(&layout) {
             Some(class) => {
                 let mut list = self.small[class].lock();
                 let block = block.cast::<FreeBlock>();
@@ -142,30 +141,15 @@ unsafe impl GlobalAlloc for KernelAllocator {
     }
 }
 
-/// Maps [`HEAP_SIZE`] bytes and hands them to the allocator.
-pub(super) fn init() -> Result<(), MemoryError> {
-    let start = super::with(|m| -> Result<_, MemoryError> {
-        let start = m
-            .vspace
-            .reserve(HEAP_SIZE as u64)
-            .ok_or(MemoryError::VirtualSpaceExhausted)?;
-        let first = Page::containing_address(start);
-        let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-        for page in Page::range(first, first + (HEAP_SIZE / 4096) as u64) {
-            let frame = m.frames.allocate().ok_or(MemoryError::OutOfFrames)?;
-            // SAFETY: `page` lies in freshly reserved kernel virtual space and
-            // `frame` is unused; mapping one to the other aliases nothing.
-            unsafe { m.page_table.map_to(page, frame, flags, &mut m.frames) }
-                .map_err(|_| MemoryError::MapFailed)?
-                // The page was not present before, and x86 never caches
-                // not-present translations: there is nothing to flush.
-                .ignore();
-        }
-        Ok(start)
-    })??;
-    // SAFETY: the range was just mapped writable and is used by nothing else.
-    unsafe { ALLOCATOR.large.lock().init(start.as_mut_ptr(), HEAP_SIZE) };
-    Ok(())
+/// Hands the heap its region: `size` bytes at `start`, already mapped
+/// writable by `arch`. Called once, at boot.
+///
+/// # Safety
+/// `[start, start + size)` must be mapped, writable, unused by anything else,
+/// and stay so for as long as the kernel runs.
+pub unsafe fn init(start: *mut u8, size: usize) {
+    // SAFETY: forwarded to the caller.
+    unsafe { ALLOCATOR.large.lock().init(start, size) };
 }
 
 /// Bytes in live heap allocations (the sizes callers asked for).

@@ -1,30 +1,37 @@
-//! Memory management: physical frames, the kernel page table, kernel virtual
-//! space, the heap, guarded stacks and uncached MMIO mappings.
+//! Memory management that knows no CPU: physical frames, kernel virtual
+//! space, the heap allocator and the registry of stack guard pages.
 //!
-//! The bootloader maps all physical memory at a fixed offset
-//! (`physical_memory_offset`); page tables are edited through that window.
-//! All mutable memory-management state sits behind one lock, [`MEMORY`],
-//! taken with interrupts disabled. It is a boot-time and slow-path lock:
-//! nothing on a reactor's hot path allocates frames or maps pages.
+//! Page tables are the CPU's business: `arch` edits them, taking frames and
+//! virtual ranges from here. The bootloader maps all physical memory at a
+//! fixed offset, which the frame allocator uses to keep its free list in the
+//! free frames themselves.
+//!
+//! All mutable memory-management state sits behind one lock, [`with`], taken
+//! with interrupts masked (through the [`irq`] hook that `arch` installs). It
+//! is a boot-time and slow-path lock: nothing on a reactor's hot path
+//! allocates frames or maps pages.
 
 pub mod frame;
 pub mod heap;
-pub mod mmio;
+pub mod irq;
 pub mod stack;
 pub mod vspace;
 
-use bootloader_api::info::MemoryRegions;
 use spin::Mutex;
-use x86_64::VirtAddr;
-use x86_64::structures::paging::{OffsetPageTable, PageTable};
 
 use frame::FrameAllocator;
 use vspace::VirtualSpace;
 
+/// A physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysAddr(pub u64);
+
+/// Size of a page and of a physical frame.
+pub const PAGE_SIZE: u64 = 4096;
+
 /// The memory-management state of the whole machine.
 pub struct Memory {
     pub frames: FrameAllocator,
-    pub page_table: OffsetPageTable<'static>,
     pub vspace: VirtualSpace,
 }
 
@@ -47,34 +54,15 @@ pub enum MemoryError {
     NotInitialised,
 }
 
-/// Sets up frame allocation, the page-table editor and kernel virtual space,
-/// then maps the heap. Called once, on the bootstrap core.
-pub fn init(
-    regions: &'static MemoryRegions,
-    physical_memory_offset: Option<u64>,
-) -> Result<(), MemoryError> {
-    let offset = VirtAddr::new(physical_memory_offset.ok_or(MemoryError::NoPhysicalMapping)?);
-    let (l4_frame, _) = x86_64::registers::control::Cr3::read();
-    let l4_ptr: *mut PageTable = (offset + l4_frame.start_address().as_u64()).as_mut_ptr();
-    // SAFETY: CR3 holds the active level-4 table, which the bootloader's
-    // offset mapping makes reachable at `offset + phys`; this is the only
-    // `&mut` to it, kept behind the MEMORY lock from now on.
-    let l4 = unsafe { &mut *l4_ptr };
-    let vspace = VirtualSpace::claim(l4).ok_or(MemoryError::NoVirtualSpace)?;
-    // SAFETY: `offset` is where the bootloader mapped all physical memory.
-    let page_table = unsafe { OffsetPageTable::new(l4, offset) };
-    let frames = FrameAllocator::new(regions, offset);
-    *MEMORY.lock() = Some(Memory {
-        frames,
-        page_table,
-        vspace,
-    });
-    heap::init()
+/// Installs the frame allocator and kernel virtual space. Called once, on
+/// the bootstrap core, by `arch` (which then maps the heap).
+pub fn init(frames: FrameAllocator, vspace: VirtualSpace) {
+    *MEMORY.lock() = Some(Memory { frames, vspace });
 }
 
-/// Runs `f` with the memory-management state, interrupts disabled.
+/// Runs `f` with the memory-management state, interrupts masked.
 pub fn with<R>(f: impl FnOnce(&mut Memory) -> R) -> Result<R, MemoryError> {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    irq::masked(|| {
         MEMORY
             .lock()
             .as_mut()

@@ -5,17 +5,11 @@
 //! recorded in a lock-free table that the page-fault handler consults (it may
 //! run while any lock is held) to report "stack overflow in stack X".
 
+use super::PAGE_SIZE;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags};
 
-use super::MemoryError;
-
-const PAGE_SIZE: u64 = 4096;
 /// Room for the boot stack plus 5 stacks per core for 100+ cores.
 const MAX_GUARDS: usize = 512;
-
-/// Errors from [`allocate`].
-pub type StackError = MemoryError;
 
 /// A mapped kernel stack.
 #[derive(Clone, Copy, Debug)]
@@ -72,32 +66,4 @@ pub fn guard_owner(addr: u64) -> Option<&'static str> {
         // and published before `start` (release/acquire above).
         Some(unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(ptr, len)) })
     })
-}
-
-/// Maps a new kernel stack of `size` bytes (rounded up to pages) above an
-/// unmapped guard page, and registers the guard under `name`.
-pub fn allocate(size: usize, name: &'static str) -> Result<Stack, StackError> {
-    let pages = (size as u64).div_ceil(PAGE_SIZE);
-    let stack = super::with(|m| -> Result<Stack, MemoryError> {
-        let guard = m
-            .vspace
-            .reserve((pages + 1) * PAGE_SIZE)
-            .ok_or(MemoryError::VirtualSpaceExhausted)?;
-        let bottom = guard + PAGE_SIZE;
-        let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
-        let first = Page::containing_address(bottom);
-        for i in 0..pages {
-            let frame = m.frames.allocate().ok_or(MemoryError::OutOfFrames)?;
-            // SAFETY: fresh virtual page, fresh frame: nothing is aliased.
-            unsafe { m.page_table.map_to(first + i, frame, flags, &mut m.frames) }
-                .map_err(|_| MemoryError::MapFailed)?
-                .flush();
-        }
-        Ok(Stack {
-            top: bottom.as_u64() + pages * PAGE_SIZE,
-            bottom: bottom.as_u64(),
-        })
-    })??;
-    register_guard(stack.bottom - PAGE_SIZE, name);
-    Ok(stack)
 }

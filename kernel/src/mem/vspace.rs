@@ -1,41 +1,33 @@
 //! Kernel virtual address space for the heap, stacks and MMIO windows.
 //!
-//! At boot the kernel claims one unused top-level (PML4) slot in the higher
-//! half — 512 GiB that the bootloader left empty — and hands out page-aligned
-//! ranges from it with a bump pointer. Ranges are never returned: what lives
-//! there (heap, per-core stacks, device windows) lives as long as the kernel.
+//! At boot `arch` claims a range of kernel virtual space that the bootloader
+//! left empty (on x86_64, one top-level page-table slot: 512 GiB) and this
+//! hands out page-aligned ranges from it with a bump pointer. Ranges are
+//! never returned: what lives there (heap, per-core stacks, device windows)
+//! lives as long as the kernel.
 //! The lower half stays empty for user space.
 
-use x86_64::VirtAddr;
-use x86_64::structures::paging::PageTable;
+use super::PAGE_SIZE;
 
-const PAGE_SIZE: u64 = 4096;
-/// Bytes covered by one PML4 entry.
-const SLOT_SIZE: u64 = 1 << 39;
-
-/// A bump allocator over one claimed 512 GiB slot.
+/// A bump allocator over one claimed range of kernel virtual space.
 pub struct VirtualSpace {
+    start: u64,
     next: u64,
     end: u64,
 }
 
 impl VirtualSpace {
-    /// Claims the highest-numbered empty higher-half PML4 slot of `l4`.
-    pub fn claim(l4: &PageTable) -> Option<VirtualSpace> {
-        // Index 256 starts the higher half; the bootloader fills slots from
-        // the bottom of its dynamic range, so searching downward from 510
-        // (511 holds the kernel image) keeps out of its way.
-        let index = (256..511).rev().find(|&i| l4[i].is_unused())?;
-        // Sign-extend bit 47: higher-half addresses have bits 48..64 set.
-        let start = 0xFFFF_0000_0000_0000 | ((index as u64) * SLOT_SIZE);
-        Some(VirtualSpace {
+    /// Hands out `[start, end)`, which nothing else uses.
+    pub fn new(start: u64, end: u64) -> VirtualSpace {
+        VirtualSpace {
+            start,
             next: start,
-            end: start + SLOT_SIZE,
-        })
+            end,
+        }
     }
 
     /// Reserves `bytes` (rounded up to whole pages); nothing is mapped yet.
-    pub fn reserve(&mut self, bytes: u64) -> Option<VirtAddr> {
+    pub fn reserve(&mut self, bytes: u64) -> Option<u64> {
         let size = bytes.checked_next_multiple_of(PAGE_SIZE)?;
         let start = self.next;
         let end = start.checked_add(size)?;
@@ -43,11 +35,11 @@ impl VirtualSpace {
             return None;
         }
         self.next = end;
-        Some(VirtAddr::new(start))
+        Some(start)
     }
 
     /// The range handed out so far, `[start, next)`.
     pub fn used(&self) -> (u64, u64) {
-        (self.end - SLOT_SIZE, self.next)
+        (self.start, self.next)
     }
 }

@@ -9,7 +9,7 @@
 
 use core::cell::{RefCell, RefMut};
 
-use crate::arch::x86_64::cpu_local::{self, CoreId};
+use crate::arch::{CoreId, cpu};
 
 pub struct CoreOnly<T> {
     owner: CoreId,
@@ -31,7 +31,7 @@ impl<T> CoreOnly<T> {
     /// Borrows the state; panics if called on another core or while borrowed.
     pub fn borrow_mut(&self) -> RefMut<'_, T> {
         assert_eq!(
-            cpu_local::core_id(),
+            cpu::core_id(),
             self.owner,
             "core-local state used from another core"
         );

@@ -1,8 +1,8 @@
 //! Step 3 of the reactor loop: each core's readiness queue (a
 //! `percore_poll::Poll`) and the protocol's `Register` message.
 //!
-//! An event source (the console's receive line, later a virtio queue) is
-//! *owned* by one core: the one its interrupt goes to. A task on any core
+//! An event source (a device's interrupt line or queue: the UART's receive
+//! line, a virtio queue) is *owned* by one core: the one its interrupt goes to. A task on any core
 //! that wants to hear about it creates a [`Readiness`]: the registration is
 //! made in the owner's poll, by the owner, on a `Register` message (a poll's
 //! registry is core-local). The device raises readiness with [`raise`] —
@@ -16,23 +16,24 @@
 //! is in place (possibly spurious), so an edge that came before it cannot
 //! be missed by a task that checks the device after that first event.
 //!
-//! Halting: the owner's reactor announces its halt to the poll
-//! (`prepare_wait`); a signaller on another core that then queues readiness
-//! sends the owner an IPI (the poll's `Park::unpark`).
+//! Sleeping: the owner's reactor announces its sleep to the poll
+//! (`prepare_sleep`); a signaller on another core that then queues readiness
+//! rings the owner's doorbell (the poll's `Park::unpark`).
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
-use core::task::{Poll as TaskPoll, Waker};
+use core::task::Poll as TaskPoll;
 use core::time::Duration;
 
 use percore_poll::{Events, Interest, Park, Poll, Ready, Registration, Signal, Source, Token};
+use percore_proto::{Handle, Message};
+use percore_wake::WakerSlot;
 
-use super::{Reactor, bus, reactor, this};
-use crate::arch::x86_64::cpu_local::{self, CoreId};
-use crate::arch::x86_64::lapic;
+use super::{Reactor, reactor, this};
+use crate::arch::{CoreId, cpu, doorbell};
 
 /// Registrations one core's readiness queue holds.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -43,9 +44,6 @@ pub const MAX_SOURCES: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceId(pub u32);
 
-/// The console's receive line (COM1, IRQ 4, owned by core 0).
-pub const CONSOLE_INPUT: SourceId = SourceId(0);
-
 /// Why a readiness operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadinessError {
@@ -55,8 +53,8 @@ pub enum ReadinessError {
     TooManySources,
     /// There is no such core (or it has no reactor).
     NoSuchCore(CoreId),
-    /// The owner core has halted.
-    OwnerHalted(CoreId),
+    /// The owner core has stopped.
+    OwnerStopped(CoreId),
 }
 
 const NO_OWNER: u32 = u32::MAX;
@@ -75,24 +73,19 @@ static SOURCES: [SourceSlot; MAX_SOURCES] = [const {
         signals: spin::Mutex::new(Vec::new()),
     }
 }; MAX_SOURCES];
-static NEXT_SOURCE: AtomicU32 = AtomicU32::new(1);
-
-/// Sets the owner of the console's source (core 0, where IRQ 4 goes).
-pub(super) fn init() {
-    SOURCES[0].owner.store(0, Ordering::Release);
-}
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
 
 /// Defines a new event source owned by core `owner` (the core its
 /// interrupt is routed to).
 pub fn define_source(owner: CoreId) -> Result<SourceId, ReadinessError> {
-    if reactor(owner).is_none() {
+    if !cpu::is_online(owner) {
         return Err(ReadinessError::NoSuchCore(owner));
     }
     let n = NEXT_SOURCE.fetch_add(1, Ordering::AcqRel);
     let slot = SOURCES
         .get(n as usize)
         .ok_or(ReadinessError::TooManySources)?;
-    slot.owner.store(owner.0, Ordering::Release);
+    slot.owner.store(u32::from(owner.0), Ordering::Release);
     Ok(SourceId(n))
 }
 
@@ -102,7 +95,7 @@ fn owner(source: SourceId) -> Result<CoreId, ReadinessError> {
         .ok_or(ReadinessError::NoSuchSource(source))?;
     match slot.owner.load(Ordering::Acquire) {
         NO_OWNER => Err(ReadinessError::NoSuchSource(source)),
-        core => Ok(CoreId(core)),
+        core => Ok(CoreId(core as u16)),
     }
 }
 
@@ -113,7 +106,7 @@ pub fn raise(source: SourceId, ready: Ready) -> usize {
     let Some(slot) = SOURCES.get(source.0 as usize) else {
         return 0;
     };
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    cpu::without_interrupts(|| {
         let signals = slot.signals.lock();
         signals
             .iter()
@@ -126,7 +119,7 @@ pub fn raise(source: SourceId, ready: Ready) -> usize {
 struct Watcher {
     /// Readiness reported and not yet taken by [`Readiness::ready`].
     ready: AtomicU8,
-    waker: spin::Mutex<Option<Waker>>,
+    waker: WakerSlot,
     /// Set when the `Readiness` is dropped (a registration that arrives
     /// after its own deregistration is dropped on arrival).
     closed: AtomicBool,
@@ -146,16 +139,15 @@ impl Readiness {
     pub fn register(source: SourceId, interest: Interest) -> Result<Readiness, ReadinessError> {
         let owner = owner(source)?;
         let owner_reactor = reactor(owner).ok_or(ReadinessError::NoSuchCore(owner))?;
-        if owner_reactor.is_parked() {
-            return Err(ReadinessError::OwnerHalted(owner));
+        if owner_reactor.is_stopped() {
+            return Err(ReadinessError::OwnerStopped(owner));
         }
         let watcher = Arc::new(Watcher {
             ready: AtomicU8::new(0),
-            waker: spin::Mutex::new(None),
+            waker: WakerSlot::new(),
             closed: AtomicBool::new(false),
         });
-        let token = Arc::into_raw(watcher.clone()) as u64;
-        send_register(owner, source, token, interest.bits());
+        send_register(owner, source, Handle::new(watcher.clone()), interest.bits());
         Ok(Readiness {
             source,
             owner,
@@ -176,7 +168,7 @@ impl Readiness {
             if bits != 0 {
                 return TaskPoll::Ready(Ready::from_bits(bits));
             }
-            *self.watcher.waker.lock() = Some(cx.waker().clone());
+            self.watcher.waker.register(cx.waker());
             // Re-check: readiness reported before the waker was stored.
             match self.watcher.ready.swap(0, Ordering::AcqRel) {
                 0 => TaskPoll::Pending,
@@ -193,20 +185,24 @@ impl Drop for Readiness {
         // The deregistration owns a reference too, so the watcher's address
         // cannot be reused (and named by a new registration) before the
         // owner core has handled it.
-        let token = Arc::into_raw(self.watcher.clone()) as u64;
-        send_register(self.owner, self.source, token, 0);
+        send_register(
+            self.owner,
+            self.source,
+            Handle::new(self.watcher.clone()),
+            0,
+        );
     }
 }
 
 /// Registers (`interest != 0`) or deregisters `token` at `owner`.
-fn send_register(owner: CoreId, source: SourceId, token: u64, interest: u8) {
+fn send_register(owner: CoreId, source: SourceId, token: Handle, interest: u8) {
     let here = this();
     if owner == here.core {
         on_register(here, source.0, token, interest);
     } else {
         here.send(
             owner,
-            bus::Letter::Register {
+            Message::Register {
                 source: source.0,
                 token,
                 interest,
@@ -216,22 +212,22 @@ fn send_register(owner: CoreId, source: SourceId, token: u64, interest: u8) {
 }
 
 /// Wakes the owner core when a signaller on another core queues readiness
-/// while the owner is about to halt or halted.
+/// while the owner is about to sleep or sleeps.
 struct IpiPark {
     owner: CoreId,
 }
 
 impl Park for IpiPark {
     fn park(&self, _timeout: Option<Duration>) {
-        // The reactor never parks inside the poll: it halts in its own loop
-        // (see `Poll::prepare_wait`).
+        // The reactor never parks inside the poll: it sleeps in its own loop
+        // (see `Poll::prepare_sleep`).
     }
 
     fn unpark(&self) {
         // On the owner itself the signal comes from an interrupt handler or
-        // a running task: the core is not halted.
-        if cpu_local::core_id() != self.owner {
-            lapic::send_ipi(self.owner, lapic::IPI_VECTOR);
+        // a running task: the core is not asleep.
+        if cpu::core_id() != self.owner {
+            doorbell::ring(self.owner);
         }
     }
 }
@@ -254,13 +250,13 @@ impl Queue {
         }
     }
 
-    /// About to halt: false if readiness is queued (see `Poll::prepare_wait`).
-    pub(super) fn prepare_wait(&self) -> bool {
-        self.poll.prepare_wait()
+    /// About to sleep: false if readiness is queued (see `Poll::prepare_sleep`).
+    pub(super) fn prepare_sleep(&self) -> bool {
+        self.poll.prepare_sleep()
     }
 
-    pub(super) fn end_wait(&self) {
-        self.poll.end_wait();
+    pub(super) fn end_sleep(&self) {
+        self.poll.end_sleep();
     }
 
     pub(super) fn len(&self) -> usize {
@@ -269,12 +265,13 @@ impl Queue {
 }
 
 /// The reactor's handling of `Register` (from a bus message or locally).
-pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: u8) {
+pub(super) fn on_register(reactor: &Reactor, source: u32, token: Handle, interest: u8) {
     let source = SourceId(source);
-    let key = token as usize;
-    // SAFETY: `token` came from `Arc::into_raw` in `Readiness::register` or
-    // `Readiness::drop`, and each (de)registration message is received once.
-    let watcher = unsafe { Arc::from_raw(token as *const Watcher) };
+    let key = token.0 as usize;
+    // SAFETY: `token` came from `Handle::new` of an `Arc<Watcher>` in
+    // `Readiness::register` or `Readiness::drop`, and each (de)registration
+    // message is received once.
+    let watcher: Arc<Watcher> = unsafe { token.take() };
     let mut queue = reactor.readiness.borrow_mut();
     let Some(interest) = Interest::from_bits(interest) else {
         // Deregistration: drop the registration (its signal goes stale and
@@ -313,7 +310,7 @@ pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: 
     let Some(signal) = registration.signal().cloned() else {
         return;
     };
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    cpu::without_interrupts(|| {
         slot.signals.lock().push((key, signal.clone()));
     });
     // The first event: the registration is in place (see the module doc).
@@ -329,17 +326,14 @@ pub(super) fn on_register(reactor: &Reactor, source: u32, token: u64, interest: 
 
 fn forget_signal(source: SourceId, key: usize) {
     if let Some(slot) = SOURCES.get(source.0 as usize) {
-        x86_64::instructions::interrupts::without_interrupts(|| {
+        cpu::without_interrupts(|| {
             slot.signals.lock().retain(|(k, _)| *k != key);
         });
     }
 }
 
 fn wake(watcher: &Watcher) {
-    let waker = watcher.waker.lock().take();
-    if let Some(waker) = waker {
-        waker.wake();
-    }
+    watcher.waker.wake();
 }
 
 /// Step 3: takes the queued readiness and wakes the registered tasks.

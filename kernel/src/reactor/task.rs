@@ -6,29 +6,35 @@
 //! task tree), so a waker names `(core, task)`: waking on the home core
 //! touches only that core's queue; waking from another core sends a `Wake`
 //! message over the intercore bus. A cell travels between cores (spawn_on,
-//! migration) as a raw `Arc` pointer inside a message, written in place into
-//! a ring slot.
+//! migration) as a `Word` inside a message, written in place into a ring
+//! slot.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use core::task::{Context, Poll, Waker};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use core::task::{Context, Poll};
 
+use percore_proto::{Message, TaskRef, Word};
 use percore_sched::Priority;
 
-use crate::arch::x86_64::cpu_local::{self, CoreId};
+use super::oneshot::{self, Receiver};
+use super::{Reactor, reactor, this};
+use crate::arch::{CoreId, cpu};
 
 /// A boxed task future.
 pub type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// `TaskCell::local_id` of a task no core has adopted yet (in flight).
+pub(super) const NOT_ADOPTED: u64 = u64::MAX;
+
 /// One task, shared by its core's tree, its wakers and in-flight messages.
 pub struct TaskCell {
     /// The core the task lives on.
-    pub(super) home: AtomicU32,
-    /// Its `TaskId` (raw) in the home core's tree; `u64::MAX` before it is adopted.
+    pub(super) home: AtomicU16,
+    /// Its `TaskId` (raw) in the home core's tree; [`NOT_ADOPTED`] before.
     pub(super) local_id: AtomicU64,
     /// Set by a wake, cleared just before each poll: a wake during a poll is never lost.
     pub(super) notified: AtomicBool,
@@ -40,15 +46,10 @@ pub struct TaskCell {
 }
 
 impl TaskCell {
-    pub(super) fn new(
-        future: TaskFuture,
-        priority: Priority,
-        pinned: bool,
-        home: CoreId,
-    ) -> Arc<TaskCell> {
+    fn new(future: TaskFuture, priority: Priority, pinned: bool, home: CoreId) -> Arc<TaskCell> {
         Arc::new(TaskCell {
-            home: AtomicU32::new(home.0),
-            local_id: AtomicU64::new(u64::MAX),
+            home: AtomicU16::new(home.0),
+            local_id: AtomicU64::new(NOT_ADOPTED),
             notified: AtomicBool::new(true),
             priority,
             pinned,
@@ -60,20 +61,6 @@ impl TaskCell {
     pub fn home(&self) -> CoreId {
         CoreId(self.home.load(Ordering::Acquire))
     }
-
-    /// Packs an owned reference into a message word.
-    pub(super) fn into_word(cell: Arc<TaskCell>) -> u64 {
-        Arc::into_raw(cell) as u64
-    }
-
-    /// Unpacks an owned reference from a message word.
-    ///
-    /// # Safety
-    /// `word` must come from [`TaskCell::into_word`] and be unpacked once.
-    pub(super) unsafe fn from_word(word: u64) -> Arc<TaskCell> {
-        // SAFETY: forwarded to the caller.
-        unsafe { Arc::from_raw(word as *const TaskCell) }
-    }
 }
 
 impl Wake for TaskCell {
@@ -81,7 +68,13 @@ impl Wake for TaskCell {
         if self.notified.swap(true, Ordering::AcqRel) {
             return; // already queued to run
         }
-        super::deliver_wake(self);
+        let me = cpu::core_id();
+        match reactor(me) {
+            Some(here) if self.home() == me => here.local.lock().push_back(self),
+            Some(here) => send_wake(here, self),
+            // No reactor on this core: nothing can run the task here.
+            None => log::error!("wake from core {me} without a reactor: dropped"),
+        }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
@@ -89,39 +82,43 @@ impl Wake for TaskCell {
     }
 }
 
-/// Shared between a task and its [`JoinHandle`].
-struct JoinState<T> {
-    done: AtomicBool,
-    result: spin::Mutex<Option<T>>,
-    /// The joiner's waker and the core it waited on: when the task
-    /// finishes on another core, the wake-up travels as a `Join` message.
-    waiter: spin::Mutex<Option<(CoreId, Waker)>>,
+/// Sends a wake-up for `cell` to its home core.
+pub(super) fn send_wake(from: &Reactor, cell: Arc<TaskCell>) {
+    let home = cell.home();
+    from.send(
+        home,
+        Message::Wake {
+            task: TaskRef(cell.into_word()),
+        },
+    );
+}
+
+/// Sends a new or migrating task to `to` (`migrate`: it was stolen).
+pub(super) fn send_task(from: &Reactor, to: CoreId, cell: Arc<TaskCell>, migrate: bool) {
+    let priority = cell.priority.get();
+    let task = TaskRef(cell.into_word());
+    let message = if migrate {
+        Message::Migrate { task, priority }
+    } else {
+        Message::Spawn { task, priority }
+    };
+    from.send(to, message);
 }
 
 /// Awaits a task's result, from any core.
 pub struct JoinHandle<T> {
-    state: Arc<JoinState<T>>,
+    result: Receiver<T>,
 }
 
 impl<T> Future for JoinHandle<T> {
     type Output = T;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let state = &self.state;
-        if !state.done.load(Ordering::Acquire) {
-            *state.waiter.lock() = Some((cpu_local::core_id(), cx.waker().clone()));
-            // Re-check: the task may have finished before the waker was stored.
-            if !state.done.load(Ordering::Acquire) {
-                return Poll::Pending;
-            }
-            // It did: take the waker back, so that the finishing side (if it
-            // has not taken it yet) sends no needless wake-up.
-            state.waiter.lock().take();
-        }
-        match state.result.lock().take() {
-            Some(value) => Poll::Ready(value),
-            // Polled again after completion: a caller bug; stay pending rather than panic.
-            None => Poll::Pending,
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match Pin::new(&mut self.result).poll(cx) {
+            Poll::Ready(Some(value)) => Poll::Ready(value),
+            // Polled again after completion (a caller bug), or the task was
+            // dropped unfinished: stay pending rather than panic.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -129,7 +126,7 @@ impl<T> Future for JoinHandle<T> {
 impl<T> JoinHandle<T> {
     /// Whether the task has finished.
     pub fn is_finished(&self) -> bool {
-        self.state.done.load(Ordering::Acquire)
+        self.result.is_done()
     }
 }
 
@@ -139,24 +136,11 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let state = Arc::new(JoinState {
-        done: AtomicBool::new(false),
-        result: spin::Mutex::new(None),
-        waiter: spin::Mutex::new(None),
-    });
-    let handle = JoinHandle {
-        state: state.clone(),
-    };
+    let (sender, result) = oneshot::oneshot();
     let task = Box::pin(async move {
-        let value = future.await;
-        *state.result.lock() = Some(value);
-        state.done.store(true, Ordering::Release);
-        let waiter = state.waiter.lock().take();
-        if let Some((core, waker)) = waiter {
-            super::deliver_join(core, waker);
-        }
+        sender.send(future.await);
     });
-    (task, handle)
+    (task, JoinHandle { result })
 }
 
 /// How a task is placed.
@@ -187,7 +171,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    spawn_with(cpu_local::core_id(), SpawnOptions::new(priority), future)
+    spawn_with(cpu::core_id(), SpawnOptions::new(priority), future)
 }
 
 /// Spawns `future` on core `core` (through the intercore bus when remote).
@@ -199,7 +183,7 @@ where
     spawn_with(core, SpawnOptions::new(priority), future)
 }
 
-/// Spawns with explicit options. A core that does not exist or has halted
+/// Spawns with explicit options. A core that does not exist or has stopped
 /// is replaced by this core (logged): a task is never silently dropped.
 pub fn spawn_with<F>(core: CoreId, options: SpawnOptions, future: F) -> JoinHandle<F::Output>
 where
@@ -207,19 +191,25 @@ where
     F::Output: Send + 'static,
 {
     let (task, handle) = joinable(future);
-    let target = match super::reactor(core) {
-        Some(r) if !r.is_parked() => core,
+    let here = this();
+    let target = match reactor(core) {
+        Some(r) if !r.is_stopped() => core,
         Some(_) => {
-            log::warn!("spawn_on: core {core} has halted; spawning on this core");
-            cpu_local::core_id()
+            log::warn!("spawn_on: core {core} has stopped; spawning on this core");
+            here.core()
         }
         None => {
             log::warn!("spawn_on: no reactor on core {core}; spawning on this core");
-            cpu_local::core_id()
+            here.core()
         }
     };
     let cell = TaskCell::new(task, options.priority, options.pinned, target);
-    super::deliver_spawn(cell);
+    here.stats.spawned.fetch_add(1, Ordering::Relaxed);
+    if target == here.core() {
+        here.spawned.lock().push_back(cell);
+    } else {
+        send_task(here, target, cell, false);
+    }
     handle
 }
 

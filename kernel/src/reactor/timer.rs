@@ -1,20 +1,34 @@
-//! Timer futures on the per-core wheel: `sleep`, `sleep_until`, `interval`.
+//! Timer futures on the per-core wheel: `sleep`, `sleep_until`, `interval`,
+//! and `sleep_on` (a timer on another core's wheel, the protocol's `Timer`).
 //!
 //! A sleeping task puts its waker into the wheel of the core it runs on; the
-//! reactor advances the wheel every loop iteration and programs the local
-//! APIC for the wheel's next deadline only (tickless: no timer interrupt
-//! unless a timer is due). If a task migrates while sleeping, its old core's
-//! timer still fires and the waker follows the task to its new core.
+//! reactor advances the wheel every loop iteration and programs the timer
+//! for the wheel's next deadline only (tickless: no timer interrupt unless a
+//! timer is due). If a task migrates while sleeping, its old core's timer
+//! still fires and the waker follows the task to its new core.
 
+use alloc::boxed::Box;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::sync::atomic::Ordering;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
-use percore_timer::TimerHandle;
+use percore_proto::{Handle, Message};
+use percore_timer::{TimerHandle, Wheel};
 
-use crate::arch::x86_64::cpu_local::{self, CoreId};
+use super::{reactor, this};
+use crate::arch::{CoreId, cpu};
 use crate::time::{Clock, Instant};
+
+/// Runs `f` on this core's timer wheel (None before the reactor exists).
+fn with_wheel<R>(f: impl FnOnce(&mut Wheel<Waker>) -> R) -> Option<R> {
+    let reactor = reactor(cpu::core_id())?;
+    let mut wheel = reactor.wheel.borrow_mut();
+    let result = f(&mut wheel);
+    reactor.stats.timers.store(wheel.len(), Ordering::Relaxed);
+    Some(result)
+}
 
 /// Completes at `deadline` (never earlier).
 pub struct Sleep {
@@ -40,11 +54,11 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 impl Sleep {
     fn disarm(&mut self) {
         if let Some((core, handle)) = self.armed.take()
-            && core == cpu_local::core_id()
+            && core == cpu::core_id()
         {
             // On another core the timer stays: it fires once, waking a task
             // that no longer waits, which is harmless.
-            super::with_wheel(|wheel| {
+            with_wheel(|wheel| {
                 let _ = wheel.cancel(handle);
             });
         }
@@ -64,8 +78,8 @@ impl Future for Sleep {
         self.disarm();
         let deadline = self.deadline.0;
         let waker = cx.waker().clone();
-        match super::with_wheel(|wheel| wheel.insert(deadline, waker)) {
-            Some(Ok(handle)) => self.armed = Some((cpu_local::core_id(), handle)),
+        match with_wheel(|wheel| wheel.insert(deadline, waker)) {
+            Some(Ok(handle)) => self.armed = Some((cpu::core_id(), handle)),
             // The wheel is full or absent: poll again soon instead of losing the wake-up.
             Some(Err(_)) | None => cx.waker().wake_by_ref(),
         }
@@ -119,16 +133,14 @@ pub async fn sleep_on(core: CoreId, deadline: Instant) {
         }
         // Not due (first poll, or a wake-up a few ns ahead of this core's
         // clock): arm a timer there for the deadline.
-        let waker = alloc::boxed::Box::new(cx.waker().clone());
-        if core == cpu_local::core_id() || super::reactor(core).is_none() {
-            if super::with_wheel(|wheel| wheel.insert(deadline.0, *waker).is_ok()) != Some(true) {
-                cx.waker().wake_by_ref();
-            }
+        let here = this();
+        if core == here.core() || reactor(core).is_none() {
+            here.arm_timer(deadline.0, cx.waker().clone());
         } else {
-            super::this().send(
+            here.send(
                 core,
-                super::bus::Letter::Timer {
-                    waker,
+                Message::Timer {
+                    waker: Handle::new(Box::new(cx.waker().clone())),
                     deadline_ns: deadline.0,
                 },
             );

@@ -7,10 +7,7 @@ use common::drain_all;
 use percore_proto::{Bus, BusError, CoreId, Delivery, Message, RouteError, SendError, TaskRef};
 
 fn seq(n: u64) -> Message {
-    Message::Send {
-        port: 0,
-        value: n,
-    }
+    Message::Send { port: 0, value: n }
 }
 
 fn value(m: Message) -> u64 {

@@ -40,10 +40,7 @@ impl Model {
 }
 
 fn msg(n: u64) -> Message {
-    Message::Send {
-        port: 1,
-        value: n,
-    }
+    Message::Send { port: 1, value: n }
 }
 
 proptest! {

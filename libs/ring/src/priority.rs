@@ -175,12 +175,7 @@ mod tests {
         let got: alloc::vec::Vec<_> = core::iter::from_fn(|| rx.try_pop().ok()).collect();
         assert_eq!(
             got,
-            [
-                (Level(3), 2),
-                (Level(3), 4),
-                (Level(1), 3),
-                (Level(0), 1)
-            ]
+            [(Level(3), 2), (Level(3), 4), (Level(1), 3), (Level(0), 1)]
         );
         assert_eq!(
             rx.bitmap.load(Ordering::Relaxed),

@@ -81,10 +81,12 @@ impl WakerSlot {
     /// assert!(slot.take().is_some());
     /// ```
     pub fn register(&self, waker: &Waker) {
-        match self
-            .state
-            .compare_exchange(WAITING, REGISTERING, Ordering::Acquire, Ordering::Acquire)
-        {
+        match self.state.compare_exchange(
+            WAITING,
+            REGISTERING,
+            Ordering::Acquire,
+            Ordering::Acquire,
+        ) {
             Ok(_) => {
                 self.waker.with_mut(|cell| {
                     // SAFETY: REGISTERING excludes every other access to the cell.

@@ -24,7 +24,6 @@ pub struct Processor {
 
 #[derive(Clone, Copy, Debug)]
 pub struct IoApic {
-    pub id: u8,
     pub address: u64,
     pub gsi_base: u32,
 }
@@ -63,8 +62,9 @@ pub struct Platform {
 pub enum AcpiError {
     /// The bootloader found no RSDP.
     NoRsdp,
-    /// The tables could not be parsed (the `acpi` crate's error).
-    Tables(acpi::AcpiError),
+    /// The tables could not be parsed (the `acpi` crate's error, read
+    /// through `Debug` in the boot log).
+    Tables(#[allow(dead_code)] acpi::AcpiError),
     /// No MADT, or an interrupt model other than the APIC.
     NoApic,
 }
@@ -129,7 +129,6 @@ pub fn discover(rsdp: Option<u64>, physical_memory_offset: u64) -> Result<Platfo
         .io_apics
         .iter()
         .map(|io| IoApic {
-            id: io.id,
             address: u64::from(io.address),
             gsi_base: io.global_system_interrupt_base,
         })

@@ -15,33 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 
-/// A dense logical core number, `0..cores`. The bootstrap core is core 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CoreId(pub u32);
-
-impl CoreId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl core::fmt::Display for CoreId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // Forward to the number so that width and alignment apply.
-        core::fmt::Display::fmt(&self.0, f)
-    }
-}
-
-/// Counters a core keeps about itself; other cores only read them.
-#[derive(Default)]
-pub struct CoreStats {
-    pub ipis_received: AtomicU64,
-    pub timer_interrupts: AtomicU64,
-    /// One-shot timer interrupts that came before the deadline and were re-armed.
-    pub timer_early_rearms: AtomicU64,
-    pub spurious_interrupts: AtomicU64,
-    pub apic_errors: AtomicU64,
-}
+pub use crate::arch::{CoreId, CoreStats};
 
 /// The data one core owns.
 #[repr(C)]
@@ -52,8 +26,6 @@ pub struct CoreLocal {
     pub id: CoreId,
     /// This core's local APIC id.
     pub apic_id: AtomicU32,
-    /// Nesting depth of fatal-error handling on this core.
-    pub fatal_depth: AtomicU32,
     pub stats: CoreStats,
     /// This core's local APIC driver; only ever touched on this core, with
     /// interrupts disabled (see `lapic`).
@@ -64,7 +36,7 @@ pub struct CoreLocal {
     pub last_timer_tsc: AtomicU64,
     /// The TSC deadline the APIC timer is armed for (0: not armed).
     pub timer_deadline: AtomicU64,
-    /// Set when this core halted on another core's fatal-error NMI.
+    /// Set when this core stopped for good (on a stop NMI, or parked on request).
     pub stopped: AtomicBool,
     /// A function another core asked this core to run (see `ipi::run_on`).
     pub(super) mailbox: AtomicPtr<super::ipi::Call>,
@@ -81,14 +53,7 @@ impl CoreLocal {
             self_ptr: core::ptr::null(),
             id,
             apic_id: AtomicU32::new(0),
-            fatal_depth: AtomicU32::new(0),
-            stats: CoreStats {
-                ipis_received: AtomicU64::new(0),
-                timer_interrupts: AtomicU64::new(0),
-                timer_early_rearms: AtomicU64::new(0),
-                spurious_interrupts: AtomicU64::new(0),
-                apic_errors: AtomicU64::new(0),
-            },
+            stats: CoreStats::new(),
             lapic: UnsafeCell::new(None),
             lapic_timer_hz: AtomicU64::new(0),
             last_timer_tsc: AtomicU64::new(0),
@@ -212,6 +177,6 @@ pub fn core(id: CoreId) -> Option<&'static CoreSlot> {
 }
 
 /// Number of cores that are online.
-pub fn online_cores() -> u32 {
-    ONLINE.load(Ordering::Acquire)
+pub fn online_cores() -> usize {
+    ONLINE.load(Ordering::Acquire) as usize
 }

@@ -137,6 +137,20 @@ impl fmt::Display for PageFaultCode {
 
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
+/// What runs on an exception that cannot be resumed (the kernel's fatal
+/// path, installed at boot; this layer knows nothing above it).
+static FATAL_HANDLER: spin::Once<fn(&ExceptionReport) -> !> = spin::Once::new();
+
+/// Installs the handler of unrecoverable exceptions (once; later calls are ignored).
+pub fn set_fatal_handler(handler: fn(&ExceptionReport) -> !) {
+    FATAL_HANDLER.call_once(|| handler);
+}
+
+/// Executes a breakpoint instruction (`int3`), which is reported and resumed.
+pub fn breakpoint() {
+    x86_64::instructions::interrupts::int3();
+}
+
 /// How many `int3` breakpoints this kernel has handled (and resumed from).
 pub fn breakpoint_count() -> u64 {
     BREAKPOINTS.load(Ordering::SeqCst)
@@ -145,12 +159,10 @@ pub fn breakpoint_count() -> u64 {
 /// Handles exception `frame.vector`: resumes breakpoints, stops on anything else.
 pub(super) fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
-    if vector == vector::NMI && crate::fatal::in_progress() {
+    if vector == vector::NMI && super::stopping() {
         // Another core is stopping the machine and asked us to stand still.
-        super::cpu_local::this_core()
-            .stopped
-            .store(true, core::sync::atomic::Ordering::Release);
-        super::halt_forever();
+        super::cpu::mark_stopped();
+        super::cpu::halt_forever();
     }
     let cr2 = (vector == vector::PAGE_FAULT).then(x86_64::registers::control::Cr2::read_raw);
     let report = ExceptionReport {
@@ -168,5 +180,8 @@ pub(super) fn handle(frame: &mut TrapFrame) {
         log::warn!("exception: {report}; resuming");
         return;
     }
-    crate::fatal::stop(crate::fatal::Fatal::Exception(&report));
+    match FATAL_HANDLER.get() {
+        Some(handler) => handler(&report),
+        None => super::cpu::halt_forever(),
+    }
 }

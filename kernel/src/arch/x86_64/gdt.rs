@@ -20,7 +20,8 @@ use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::mem::stack::{self, StackError};
+use super::paging;
+use crate::mem::MemoryError;
 
 /// Kernel code segment selector.
 pub const KERNEL_CODE_SELECTOR: SegmentSelector = SegmentSelector(0x08);
@@ -61,10 +62,10 @@ pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 /// Builds this core's TSS (with freshly allocated, guarded IST stacks) and GDT,
 /// loads them and reloads every segment register.
-pub fn init_this_core() -> Result<(), StackError> {
+pub fn init_this_core() -> Result<(), MemoryError> {
     let mut tss = TaskStateSegment::new();
     for ist in Ist::ALL {
-        let stack = stack::allocate(IST_STACK_SIZE, ist.name())?;
+        let stack = paging::allocate_stack(IST_STACK_SIZE, ist.name())?;
         tss.interrupt_stack_table[usize::from(ist as u8 - 1)] = VirtAddr::new(stack.top);
     }
     let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));

@@ -4,11 +4,11 @@
 use alloc::vec::Vec;
 
 use x2apic::ioapic::{IoApic, IrqFlags, IrqMode, RedirectionTableEntry};
-use x86_64::PhysAddr;
 
 use super::acpi::{Platform, SourceOverride};
 use super::cpu_local::{self, CoreId};
-use crate::mem::{MemoryError, mmio};
+use super::paging;
+use crate::mem::MemoryError;
 
 /// First vector used for IOAPIC-routed interrupts (ISA IRQ n -> BASE + n).
 pub const IRQ_BASE_VECTOR: u8 = 0x30;
@@ -35,8 +35,7 @@ pub enum RouteError {
 pub fn init(platform: &Platform) -> Result<(), MemoryError> {
     let mut chips = Vec::new();
     for io in &platform.io_apics {
-        let region = mmio::map(PhysAddr::new(io.address), 0x20)?;
-        let virt = region.base.as_u64();
+        let virt = paging::map_mmio(io.address, 0x20)?.base;
         // SAFETY: the IOAPIC's register window is mapped uncached at `virt`.
         let mut chip = unsafe { IoApic::new(virt) };
         // SAFETY: reading the version register, then masking every entry.
@@ -57,6 +56,11 @@ pub fn init(platform: &Platform) -> Result<(), MemoryError> {
     CHIPS.call_once(|| chips);
     OVERRIDES.call_once(|| platform.overrides.clone());
     Ok(())
+}
+
+/// Whether the IOAPICs are mapped (ACPI described them and boot mapped them).
+pub fn is_ready() -> bool {
+    CHIPS.get().is_some_and(|chips| !chips.is_empty())
 }
 
 /// Routes ISA IRQ `irq` to `vector` on core `target`, unmasked.

@@ -31,7 +31,8 @@ pub enum CallError {
 
 /// Installs the IPI handler. Called once on the bootstrap core.
 pub fn init() {
-    trap::set_handler(lapic::IPI_VECTOR, on_ipi).expect("the IPI vector is reserved");
+    trap::set_handler(lapic::IPI_VECTOR, super::irq::TrapHandler::Kernel(on_ipi))
+        .expect("the IPI vector is reserved");
 }
 
 fn on_ipi(_: &mut TrapFrame) {

@@ -27,6 +27,7 @@ pub const ERROR_VECTOR: u8 = 0xFE;
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 
 const IA32_TSC_DEADLINE: u32 = 0x6E0;
+const IA32_APIC_BASE: u32 = 0x1B;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
 static TSC_DEADLINE: AtomicBool = AtomicBool::new(false);
@@ -71,15 +72,16 @@ pub fn init_global(xapic_phys: u64) -> Result<(), crate::mem::MemoryError> {
     X2APIC.store(x2, Ordering::Relaxed);
     TSC_DEADLINE.store(features.ecx & (1 << 24) != 0, Ordering::Relaxed);
     if !x2 {
-        let region = crate::mem::mmio::map(x86_64::PhysAddr::new(xapic_phys), 4096)?;
-        XAPIC_BASE.store(region.base.as_u64(), Ordering::Relaxed);
+        let region = super::paging::map_mmio(xapic_phys, 4096)?;
+        XAPIC_BASE.store(region.base, Ordering::Relaxed);
     }
     for (vector, handler) in [
-        (TIMER_VECTOR, on_timer as trap::InterruptHandler),
+        (TIMER_VECTOR, on_timer as fn(&mut TrapFrame)),
         (ERROR_VECTOR, on_error),
         (SPURIOUS_VECTOR, on_spurious),
     ] {
-        trap::set_handler(vector, handler).expect("APIC vectors are reserved for the APIC driver");
+        trap::set_handler(vector, super::irq::TrapHandler::Kernel(handler))
+            .expect("APIC vectors are reserved for the APIC driver");
     }
     Ok(())
 }
@@ -236,8 +238,31 @@ pub fn send_ipi(target: CoreId, vector: u8) -> bool {
     true
 }
 
+/// This core's local APIC id, as its id register reads.
+pub fn own_id() -> u32 {
+    this_core().apic_id.load(Ordering::Relaxed)
+}
+
+/// The cycle count at which this core's last timer interrupt was taken.
+pub fn last_timer_fired() -> u64 {
+    this_core().last_timer_tsc.load(Ordering::Acquire)
+}
+
+/// The `IA32_APIC_BASE` MSR of this core (base address and mode bits).
+pub fn base_msr() -> u64 {
+    // SAFETY: reading IA32_APIC_BASE has no side effects.
+    unsafe { Msr::new(IA32_APIC_BASE).read() }
+}
+
+/// Rings the doorbell of every core but this one at once (the
+/// all-excluding-self shorthand), counted as one doorbell.
+pub fn ring_all_others() {
+    this_core().stats.doorbells.fetch_add(1, Ordering::Relaxed);
+    send_ipi_all_others(IPI_VECTOR);
+}
+
 /// Sends `vector` to every core but this one.
-pub fn send_ipi_all_others(vector: u8) {
+fn send_ipi_all_others(vector: u8) {
     with_lapic(|l| {
         wait_icr_idle(l);
         // SAFETY: a fixed-vector IPI with the all-excluding-self shorthand.

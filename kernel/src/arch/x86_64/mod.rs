@@ -1,6 +1,9 @@
-//! x86_64: descriptor tables, trap entry, per-core data, timers and legacy devices.
+//! x86_64: descriptor tables, trap entry, per-core data, local APIC and
+//! IOAPIC, timers, AP start-up, page tables and legacy devices — and, at the
+//! top of this file, the implementation of the interface `arch` exports.
 
 pub mod acpi;
+pub mod boot;
 pub mod cpu_local;
 pub mod exception;
 pub mod gdt;
@@ -8,17 +11,240 @@ pub mod idt;
 pub mod ioapic;
 pub mod ipi;
 pub mod lapic;
+pub mod paging;
 pub mod pic;
 pub mod pit;
 pub mod refclock;
+pub mod serial;
 pub mod smp;
 pub mod trap;
 pub mod tsc;
 
-/// Halts this core forever with interrupts disabled. Used after a fatal error.
-pub fn halt_forever() -> ! {
-    loop {
-        ::x86_64::instructions::interrupts::disable();
-        ::x86_64::instructions::hlt();
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once some core stops the others with an NMI (the fatal path): a core
+/// that takes that NMI halts where it is.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// `arch::cpu`.
+pub mod cpu {
+    use core::sync::atomic::Ordering;
+
+    use super::cpu_local::{self, CoreId, CoreStats};
+    use ::x86_64::instructions::interrupts;
+
+    pub use cpu_local::{core_id, online_cores};
+
+    /// Cores the firmware reported as usable (online or not).
+    pub fn core_count() -> usize {
+        cpu_local::cores().len()
+    }
+
+    /// Whether core `core` is online.
+    pub fn is_online(core: CoreId) -> bool {
+        cpu_local::core(core).is_some_and(|slot| slot.is_online())
+    }
+
+    /// The counters of core `core`, once it is online.
+    pub fn stats(core: CoreId) -> Option<&'static CoreStats> {
+        Some(&cpu_local::core(core)?.local()?.stats)
+    }
+
+    /// Core `core`'s local APIC id.
+    pub fn apic_id(core: CoreId) -> Option<u32> {
+        Some(cpu_local::core(core)?.apic_id)
+    }
+
+    /// Runs `f` with interrupts masked on this core (restoring the previous state).
+    #[inline]
+    pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+        interrupts::without_interrupts(f)
+    }
+
+    #[inline]
+    pub fn disable_interrupts() {
+        interrupts::disable();
+    }
+
+    #[inline]
+    pub fn enable_interrupts() {
+        interrupts::enable();
+    }
+
+    /// With interrupts masked on entry: unmasks them and halts until an
+    /// interrupt, atomically (`sti; hlt`: an interrupt pending since they
+    /// were masked ends the halt at once). Returns with interrupts masked.
+    #[inline]
+    pub fn wait_for_interrupt() {
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+    }
+
+    /// Halts this core forever with interrupts masked.
+    pub fn halt_forever() -> ! {
+        loop {
+            interrupts::disable();
+            ::x86_64::instructions::hlt();
+        }
+    }
+
+    /// Marks this core as stopped for good (it is about to halt forever).
+    pub fn mark_stopped() {
+        cpu_local::this_core()
+            .stopped
+            .store(true, Ordering::Release);
+    }
+
+    /// Whether core `core` has stopped for good.
+    pub fn is_stopped(core: CoreId) -> bool {
+        cpu_local::core(core)
+            .and_then(|slot| slot.local())
+            .is_some_and(|local| local.stopped.load(Ordering::Acquire))
+    }
+
+    /// Stops every other core where it is, with an NMI (the fatal path:
+    /// a core may be stuck and cannot be asked). Harmless before the APIC
+    /// is up (there are no other cores yet).
+    pub fn stop_other_cores() {
+        super::STOPPING.store(true, Ordering::Release);
+        if super::lapic::is_ready() {
+            super::lapic::send_nmi_all_others();
+        }
+    }
+}
+
+/// Whether a stop NMI is expected (see [`cpu::stop_other_cores`]).
+pub(crate) fn stopping() -> bool {
+    STOPPING.load(Ordering::Acquire)
+}
+
+/// `arch::doorbell`.
+pub mod doorbell {
+    use core::sync::atomic::Ordering;
+
+    use super::cpu_local::{CoreId, this_core};
+    use super::lapic;
+
+    /// Rings core `core`'s doorbell (an IPI on the wake-up vector) and
+    /// counts it. Returns false if there is no such core.
+    pub fn ring(core: CoreId) -> bool {
+        this_core().stats.doorbells.fetch_add(1, Ordering::Relaxed);
+        lapic::send_ipi(core, lapic::IPI_VECTOR)
+    }
+}
+
+/// `arch::timer`.
+pub mod timer {
+    pub use super::lapic::{arm_timer as arm, cancel_timer as cancel};
+}
+
+/// `arch::clock`.
+pub mod clock {
+    pub use super::tsc::{hz, rdtsc as cycles};
+}
+
+/// `arch::call`.
+pub mod call {
+    pub use super::ipi::{CallError, Pending, post, run_on, serve_pending_call as serve_pending};
+}
+
+/// `arch::io`.
+pub mod io {
+    use ::x86_64::instructions::port::Port;
+
+    macro_rules! port_io {
+        ($read:ident, $write:ident, $t:ty) => {
+            /// Reads the I/O port `port`.
+            ///
+            /// # Safety
+            /// Reading a device register can have side effects: the caller
+            /// must own the device at `port`.
+            pub unsafe fn $read(port: u16) -> $t {
+                // SAFETY: forwarded to the caller.
+                unsafe { Port::<$t>::new(port).read() }
+            }
+
+            /// Writes `value` to the I/O port `port`.
+            ///
+            /// # Safety
+            /// The caller must own the device at `port`.
+            pub unsafe fn $write(port: u16, value: $t) {
+                // SAFETY: forwarded to the caller.
+                unsafe { Port::<$t>::new(port).write(value) }
+            }
+        };
+    }
+
+    port_io!(read_u8, write_u8, u8);
+    port_io!(read_u16, write_u16, u16);
+    port_io!(read_u32, write_u32, u32);
+}
+
+/// `arch::irq`.
+pub mod irq {
+    use super::cpu_local::CoreId;
+    use super::trap::{self, TrapFrame};
+    use super::{ioapic, lapic};
+
+    /// Why a device interrupt could not be routed.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum RouteError {
+        /// Another handler owns the vector of this IRQ.
+        Busy(u8),
+        /// The IOAPIC cannot deliver it there.
+        Route(ioapic::RouteError),
+        /// There is no IOAPIC (ACPI described none, or boot could not map it).
+        NoIoApic,
+    }
+
+    /// Routes ISA IRQ `irq` to core `core`, where `handler` runs (with
+    /// interrupts masked; arch acknowledges the interrupt after it).
+    pub fn route_isa(irq: u8, core: CoreId, handler: fn()) -> Result<(), RouteError> {
+        if !ioapic::is_ready() {
+            return Err(RouteError::NoIoApic);
+        }
+        let vector = ioapic::IRQ_BASE_VECTOR + irq;
+        trap::set_handler(vector, TrapHandler::Device(handler))
+            .map_err(|_| RouteError::Busy(vector))?;
+        ioapic::route_isa_irq(irq, vector, core).map_err(RouteError::Route)
+    }
+
+    /// A vector's handler: the kernel's own (with the trap frame), or a
+    /// device's (acknowledged here).
+    #[derive(Clone, Copy)]
+    pub enum TrapHandler {
+        Kernel(fn(&mut TrapFrame)),
+        Device(fn()),
+    }
+
+    impl TrapHandler {
+        pub(super) fn run(self, frame: &mut TrapFrame) {
+            match self {
+                TrapHandler::Kernel(handler) => handler(frame),
+                TrapHandler::Device(handler) => {
+                    handler();
+                    lapic::end_of_interrupt();
+                }
+            }
+        }
+    }
+}
+
+/// `arch::power`.
+pub mod power {
+    use qemu_exit::QEMUExit;
+
+    use crate::arch::power::ExitCode;
+
+    /// I/O port of QEMU's `isa-debug-exit` device.
+    const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+    /// Exits QEMU with `code`. On real hardware (no device at the port) the
+    /// write does nothing, so this then halts the core.
+    pub fn exit_qemu(code: ExitCode) -> ! {
+        // The crate wants QEMU's resulting status for its success shortcut,
+        // which is not used: every exit names its code explicitly.
+        const SUCCESS_STATUS: u32 = ((ExitCode::Success as u32) << 1) | 1;
+        qemu_exit::X86::new(DEBUG_EXIT_PORT, SUCCESS_STATUS).exit(code as u32)
     }
 }

@@ -1,11 +1,10 @@
 //! Reference clocks of known frequency, used to calibrate the TSC: the HPET
 //! when ACPI describes one, else the ACPI PM timer, else the PIT.
 
-use x86_64::PhysAddr;
 use x86_64::instructions::port::Port;
 
 use super::acpi::Platform;
-use crate::mem::mmio;
+use super::paging;
 
 /// HPET register offsets (IA-PC HPET spec 1.0a, 2.3).
 const HPET_CAPABILITIES: u64 = 0x00;
@@ -92,8 +91,7 @@ impl RefClock {
 }
 
 fn enable_hpet(phys: u64) -> Option<RefClock> {
-    let region = mmio::map(PhysAddr::new(phys), 0x400).ok()?;
-    let base = region.base.as_u64();
+    let base = paging::map_mmio(phys, 0x400).ok()?.base;
     // SAFETY: the HPET register block is mapped uncached at `base`.
     unsafe {
         let capabilities = ((base + HPET_CAPABILITIES) as *const u64).read_volatile();

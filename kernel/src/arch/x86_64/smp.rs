@@ -19,12 +19,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size4KiB, Translate};
-use x86_64::{PhysAddr, VirtAddr};
 
 use super::cpu_local::{self, CoreId, CoreLocal};
-use super::{gdt, idt, ipi, lapic, tsc};
-use crate::mem::{self, stack};
+use super::{gdt, idt, ipi, lapic, paging, tsc};
+use crate::mem;
 
 core::arch::global_asm!(include_str!("ap_trampoline.S"), options(att_syntax));
 
@@ -122,7 +120,7 @@ pub fn start_aps(
     }
     spin_for_us(10_000);
     for (i, &apic_id) in apic_ids.iter().enumerate() {
-        let core = CoreId(i as u32 + 1);
+        let core = CoreId(i as u16 + 1);
         match start_one(core, apic_id, params, page) {
             Ok(timing) => report.timings.push(timing),
             Err(error) => {
@@ -135,7 +133,7 @@ pub fn start_aps(
         }
     }
     // Everyone who entered must finish coming online.
-    let expected = 1 + report.timings.len() as u32;
+    let expected = 1 + report.timings.len();
     let deadline = tsc::rdtsc() + tsc::hz() * 5;
     while cpu_local::online_cores() < expected && tsc::rdtsc() < deadline {
         core::hint::spin_loop();
@@ -173,7 +171,7 @@ fn start_one(
     page: u64,
 ) -> Result<ApTiming, StartError> {
     let name: &'static str = alloc::string::String::leak(format!("ap-{core}"));
-    let stack = stack::allocate(AP_STACK_SIZE, name).map_err(StartError::Stack)?;
+    let stack = paging::allocate_stack(AP_STACK_SIZE, name).map_err(StartError::Stack)?;
     let local: *mut CoreLocal = cpu_local::new_core_local(core, apic_id);
     // SAFETY: no AP is using the parameter block: the previous one left the
     // trampoline (ENTERED was incremented) before we got here.
@@ -233,23 +231,7 @@ fn map_trampoline(regions: &MemoryRegions) -> Result<u64, SmpError> {
         .flat_map(|r| (r.start.next_multiple_of(4096)..r.end.min(0xA_0000)).step_by(4096))
         .filter(|&p| p >= 0x1000 && p + 4096 <= 0xA_0000);
     for page in candidates {
-        let mapped = mem::with(|m| {
-            let virt = VirtAddr::new(page);
-            if m.page_table.translate_addr(virt).is_some() {
-                return false; // something (the bootloader) already uses this address
-            }
-            let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
-            let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(page));
-            // SAFETY: identity-mapping a free low frame at an unused lower-half address.
-            unsafe {
-                m.page_table
-                    .map_to(Page::containing_address(virt), frame, flags, &mut m.frames)
-            }
-            .map(|flush| flush.flush())
-            .is_ok()
-        })
-        .map_err(SmpError::Memory)?;
-        if mapped {
+        if paging::map_identity(page).map_err(SmpError::Memory)? {
             return Ok(page);
         }
     }
@@ -257,14 +239,7 @@ fn map_trampoline(regions: &MemoryRegions) -> Result<u64, SmpError> {
 }
 
 fn unmap_trampoline(page: u64) {
-    let _ = mem::with(|m| {
-        if let Ok((_, flush)) = m
-            .page_table
-            .unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(page)))
-        {
-            flush.flush();
-        }
-    });
+    paging::unmap_identity(page);
 }
 
 /// Copies the trampoline to `page` and fills in its parameter block.

@@ -2,6 +2,9 @@
 //! Rust dispatcher that every exception and interrupt goes through.
 
 use super::exception;
+use super::irq::TrapHandler;
+
+pub use super::exception::{ExceptionReport, breakpoint, breakpoint_count, set_fatal_handler};
 
 core::arch::global_asm!(include_str!("trap_stubs.S"), options(att_syntax));
 
@@ -51,11 +54,8 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
-/// A handler for an interrupt vector (32..=255).
-pub type InterruptHandler = fn(&mut TrapFrame);
-
 /// Interrupt handlers by vector; exceptions (0..32) are handled by [`exception`].
-static HANDLERS: spin::RwLock<[Option<InterruptHandler>; 224]> = spin::RwLock::new([None; 224]);
+static HANDLERS: spin::RwLock<[Option<TrapHandler>; 224]> = spin::RwLock::new([None; 224]);
 
 /// Errors from [`set_handler`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub enum HandlerError {
 }
 
 /// Installs `handler` for interrupt `vector`.
-pub fn set_handler(vector: u8, handler: InterruptHandler) -> Result<(), HandlerError> {
+pub fn set_handler(vector: u8, handler: TrapHandler) -> Result<(), HandlerError> {
     let index = usize::from(vector)
         .checked_sub(32)
         .ok_or(HandlerError::ExceptionVector(vector))?;
@@ -91,7 +91,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         .try_read()
         .and_then(|table| table[usize::from(vector) - 32]);
     match handler {
-        Some(handler) => handler(frame),
+        Some(handler) => handler.run(frame),
         None => log::warn!(
             "unexpected interrupt on vector {vector:#x} at rip {:#x}",
             frame.rip

@@ -11,39 +11,36 @@
 //! Joining goes through the publisher core, because only the ring's single
 //! writer may add a cursor (a new cursor starts at the write position, which
 //! is what makes joining race-free). From another core, `subscribe` sends
-//! the protocol's `Cursor { subscribe: true, reply }` message; the publisher
-//! core's reactor adds the cursor and hands the new [`Subscriber`] back
-//! through `reply` (a [`Reply`] cell), then wakes the requester. On the
-//! publisher core itself the same is done directly. Leaving needs no
-//! message: dropping a `Subscriber` frees its cursor-table entry in the ring,
-//! which only relaxes the publisher's gate, so the kernel never sends
-//! `Cursor { subscribe: false }` (one received is logged and ignored).
+//! the protocol's `Cursor { reply }` message; the publisher core adds the
+//! cursor and hands the new [`Subscriber`] back through `reply` (a
+//! `reactor::oneshot`). On the publisher core itself the same is done
+//! directly. Leaving needs no message: dropping a `Subscriber` frees its
+//! cursor-table entry in the ring, which only relaxes the publisher's gate.
 //!
-//! Wake-ups: a subscriber waiting in `recv` and a publisher waiting for room
-//! park their wakers here; the other side checks an `AtomicBool` after a
-//! `SeqCst` fence, so the hot path takes no lock while nobody waits. Both
-//! sides fence between "publish my progress" and "look at the other's
-//! flag", so at least one of them sees the other: no wake-up is lost.
+//! Wake-ups: subscribers waiting in `recv` wait in a `WaitList`, a publisher
+//! waiting for room in a `WakerSlot` (`percore-wake`): the hot path takes no
+//! lock while nobody waits, and no wake-up is lost.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::collections::btree_map::Entry;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::any::Any;
 use core::future::poll_fn;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, Ordering, fence};
-use core::task::{Poll, Waker};
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::Poll;
 
+use percore_proto::{Handle, Message};
 use percore_ring::spmc::broadcast;
+use percore_wake::{WaitList, WakerSlot};
 
 /// What [`Publisher::try_publish`] returns on a full topic (the value).
 pub use percore_ring::PushError;
 
-use super::bus::Letter;
-use super::{Reactor, reactor};
-use crate::arch::x86_64::cpu_local::{self, CoreId};
+use crate::arch::{CoreId, cpu};
+use crate::reactor::oneshot::{self, Sender};
+use crate::reactor::{self, PerCore};
 
 /// Subscribers one topic can have at a time (the ring's cursor table).
 pub const MAX_SUBSCRIBERS: usize = 64;
@@ -66,16 +63,18 @@ pub enum TopicError {
     WrongType,
     /// Called on a core without a reactor.
     NoReactor,
-    /// The publisher's core has halted (see `halt`).
-    PublisherHalted,
+    /// The publisher's core has stopped (see `reactor::stop`).
+    PublisherStopped,
 }
 
 /// A core's topics by number, type-erased.
-pub(super) type Table = BTreeMap<u32, Arc<dyn TopicSlot>>;
+type Table = spin::Mutex<BTreeMap<u32, Arc<dyn TopicSlot>>>;
+
+static TOPICS: PerCore<Table> = PerCore::new();
 
 /// A topic as the publisher core's table sees it: it can add a subscriber
 /// without knowing the value type; the subscribing side downcasts.
-pub(super) trait TopicSlot: Send + Sync {
+trait TopicSlot: Send + Sync {
     /// A new `Subscriber<T>`, boxed.
     fn subscribe(self: Arc<Self>) -> Answer;
 }
@@ -95,52 +94,10 @@ struct Topic<T> {
     ring: spin::Mutex<broadcast::Publisher<MaybeUninit<T>>>,
     /// Set (under `ring`) when the publisher is dropped.
     closed: AtomicBool,
-    /// Subscribers waiting in `recv`, by cursor id (one waker each).
-    readers: spin::Mutex<Vec<(usize, Waker)>>,
-    readers_waiting: AtomicBool,
+    /// Subscribers waiting in `recv`.
+    readers: WaitList,
     /// The publisher waiting for room.
-    writer: spin::Mutex<Option<Waker>>,
-    writer_waiting: AtomicBool,
-}
-
-impl<T> Topic<T> {
-    /// Wakes every parked subscriber if there is one (call after publishing).
-    fn wake_readers(&self) {
-        // Pairs with the fence in `Subscriber::recv`.
-        fence(Ordering::SeqCst);
-        if self.readers_waiting.load(Ordering::Relaxed) {
-            self.wake_all_readers();
-        }
-    }
-
-    /// Wakes every parked subscriber.
-    fn wake_all_readers(&self) {
-        let readers = {
-            let mut readers = self.readers.lock();
-            self.readers_waiting.store(false, Ordering::Relaxed);
-            core::mem::take(&mut *readers)
-        };
-        for (_, waker) in readers {
-            waker.wake();
-        }
-    }
-
-    /// Wakes the publisher if it waits for room (call after freeing slots).
-    fn wake_writer(&self) {
-        // Pairs with the fence in `Publisher::publish`.
-        fence(Ordering::SeqCst);
-        if !self.writer_waiting.load(Ordering::Relaxed) {
-            return;
-        }
-        let waker = {
-            let mut writer = self.writer.lock();
-            self.writer_waiting.store(false, Ordering::Relaxed);
-            writer.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
+    writer: WakerSlot,
 }
 
 impl<T: Copy + Send + Sync + 'static> TopicSlot for Topic<T> {
@@ -154,7 +111,6 @@ impl<T: Copy + Send + Sync + 'static> TopicSlot for Topic<T> {
             .map_err(|_| TopicError::TooManySubscribers)?;
         drop(ring);
         Ok(Box::new(Subscriber {
-            id: sub.id().0,
             ring: Some(sub),
             topic: self,
         }))
@@ -174,7 +130,6 @@ pub struct Publisher<T> {
 pub struct Subscriber<T> {
     /// `None` only during drop (the cursor is freed before waking the writer).
     ring: Option<broadcast::Subscriber<MaybeUninit<T>>>,
-    id: usize,
     topic: Arc<Topic<T>>,
 }
 
@@ -185,7 +140,7 @@ pub fn create<T: Copy + Send + Sync + 'static>(
     number: u32,
     capacity: usize,
 ) -> Result<Publisher<T>, TopicError> {
-    let home = reactor(cpu_local::core_id()).ok_or(TopicError::NoReactor)?;
+    let home = reactor::reactor(cpu::core_id()).ok_or(TopicError::NoReactor)?;
     if capacity > MAX_CAPACITY {
         return Err(TopicError::BadCapacity);
     }
@@ -194,19 +149,18 @@ pub fn create<T: Copy + Send + Sync + 'static>(
     let topic = Arc::new(Topic {
         ring: spin::Mutex::new(ring),
         closed: AtomicBool::new(false),
-        readers: spin::Mutex::new(Vec::new()),
-        readers_waiting: AtomicBool::new(false),
-        writer: spin::Mutex::new(None),
-        writer_waiting: AtomicBool::new(false),
+        readers: WaitList::new(),
+        writer: WakerSlot::new(),
     });
-    match home.topics.lock().entry(number) {
+    let table = TOPICS.get(home.core()).ok_or(TopicError::NoReactor)?;
+    match table.lock().entry(number) {
         Entry::Occupied(_) => return Err(TopicError::NumberInUse),
         Entry::Vacant(entry) => entry.insert(topic.clone()),
     };
     home.stats.topics.fetch_add(1, Ordering::Relaxed);
     Ok(Publisher {
         topic,
-        home: home.core,
+        home: home.core(),
         number,
     })
 }
@@ -217,37 +171,25 @@ pub async fn subscribe<T: Copy + Send + Sync + 'static>(
     publisher: CoreId,
     number: u32,
 ) -> Result<Subscriber<T>, TopicError> {
-    let here = reactor(cpu_local::core_id()).ok_or(TopicError::NoReactor)?;
-    let home = reactor(publisher).ok_or(TopicError::NoSuchTopic)?;
-    if home.is_parked() {
-        return Err(TopicError::PublisherHalted);
+    let here = reactor::reactor(cpu::core_id()).ok_or(TopicError::NoReactor)?;
+    let home = reactor::reactor(publisher).ok_or(TopicError::NoSuchTopic)?;
+    if home.is_stopped() {
+        return Err(TopicError::PublisherStopped);
     }
-    let answer = if home.core == here.core {
-        join(home, number)
+    let answer = if home.core() == here.core() {
+        join(publisher, number)
     } else {
-        let reply = Reply(Arc::new(spin::Mutex::new((None, None))));
-        let cell = reply.0.clone();
+        let (reply, answer) = oneshot::oneshot::<Answer>();
         here.send(
             publisher,
-            Letter::Cursor {
+            Message::Cursor {
                 publisher,
                 topic: number,
-                reply,
+                reply: Handle::new(reply),
             },
         );
-        // The publisher core fills the cell, then wakes us; both under its
-        // lock, so a wake cannot slip between our check and our parking.
-        poll_fn(|cx| {
-            let mut state = cell.lock();
-            match state.0.take() {
-                Some(answer) => Poll::Ready(answer),
-                None => {
-                    state.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+        // No answer at all only if the publisher core dropped the request.
+        answer.await.unwrap_or(Err(TopicError::PublisherStopped))
     };
     // A wrong type drops the new subscriber here, which frees its cursor.
     answer?
@@ -256,50 +198,36 @@ pub async fn subscribe<T: Copy + Send + Sync + 'static>(
         .map_err(|_| TopicError::WrongType)
 }
 
-/// Adds a subscriber to topic `number` of `home` (run on `home`'s core).
-fn join(home: &Reactor, number: u32) -> Answer {
+/// Adds a subscriber to topic `number` of core `home` (run on `home`).
+fn join(home: CoreId, number: u32) -> Answer {
     // Clone out of the table first: `subscribe` takes the ring lock, which
     // is never taken while holding the table's.
-    let slot = home.topics.lock().get(&number).cloned();
+    let slot = TOPICS
+        .get(home)
+        .and_then(|t| t.lock().get(&number).cloned());
     slot.ok_or(TopicError::NoSuchTopic)?.subscribe()
 }
 
 /// A join request from another core (the protocol's `Cursor` message).
-pub(super) fn on_cursor(me: &Reactor, publisher: CoreId, number: u32, reply: Reply) {
-    let answer = if publisher == me.core {
-        join(me, number)
+pub(super) fn on_message(_from: CoreId, message: Message) {
+    let Message::Cursor {
+        publisher,
+        topic,
+        reply,
+    } = message
+    else {
+        return;
+    };
+    // SAFETY: `reply` was packed by `subscribe` from a `Sender<Answer>`, and
+    // each message is received once.
+    let reply: Sender<Answer> = unsafe { reply.take() };
+    let answer = if publisher == cpu::core_id() {
+        join(publisher, topic)
     } else {
         // Misrouted: topics are only known on their own core.
         Err(TopicError::NoSuchTopic)
     };
-    let waker = {
-        let mut state = reply.0.lock();
-        state.0 = Some(answer);
-        state.1.take()
-    };
-    if let Some(waker) = waker {
-        waker.wake();
-    }
-}
-
-/// The answer cell of a remote join, travelling in a `Cursor` message as
-/// its `reply` word: the answer, and the requester's waker.
-pub(super) struct Reply(Arc<spin::Mutex<(Option<Answer>, Option<Waker>)>>);
-
-impl Reply {
-    /// Packs the owned reference into a message word.
-    pub(super) fn into_word(self) -> u64 {
-        Arc::into_raw(self.0) as u64
-    }
-
-    /// Unpacks an owned reference from a message word.
-    ///
-    /// # Safety
-    /// `word` must come from [`Reply::into_word`] and be unpacked once.
-    pub(super) unsafe fn from_word(word: u64) -> Reply {
-        // SAFETY: forwarded to the caller.
-        Reply(unsafe { Arc::from_raw(word as *const _) })
-    }
+    reply.send(answer);
 }
 
 impl<T: Copy> Publisher<T> {
@@ -309,7 +237,7 @@ impl<T: Copy> Publisher<T> {
         let published = self.topic.ring.lock().try_publish(MaybeUninit::new(value));
         match published {
             Ok(()) => {
-                self.topic.wake_readers();
+                self.topic.readers.wake_all();
                 Ok(())
             }
             Err(PushError::Full(_)) => Err(PushError::Full(value)),
@@ -323,14 +251,8 @@ impl<T: Copy> Publisher<T> {
             if self.try_publish(value).is_ok() {
                 return Poll::Ready(());
             }
-            {
-                let mut writer = self.topic.writer.lock();
-                *writer = Some(cx.waker().clone());
-                self.topic.writer_waiting.store(true, Ordering::Relaxed);
-            }
-            // Re-try after parking (pairs with the fence in `wake_writer`):
-            // a slot freed in between is not missed.
-            fence(Ordering::SeqCst);
+            self.topic.writer.register(cx.waker());
+            // Re-try after registering: a slot freed in between is not missed.
             match self.try_publish(value) {
                 Ok(()) => Poll::Ready(()),
                 Err(_) => Poll::Pending,
@@ -359,8 +281,8 @@ impl<T> Drop for Publisher<T> {
             let _ring = self.topic.ring.lock();
             self.topic.closed.store(true, Ordering::Release);
         }
-        if let Some(home) = reactor(self.home) {
-            let mut table = home.topics.lock();
+        if let (Some(home), Some(table)) = (reactor::reactor(self.home), TOPICS.get(self.home)) {
+            let mut table = table.lock();
             // Remove our own entry only (compare the data pointers).
             let ours = table.get(&self.number).is_some_and(|slot| {
                 Arc::as_ptr(slot).cast::<()>() == Arc::as_ptr(&self.topic).cast::<()>()
@@ -370,9 +292,9 @@ impl<T> Drop for Publisher<T> {
                 home.stats.topics.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        // Parked subscribers learn the topic is closed (they re-check
-        // `closed` after parking, under the same lock order).
-        self.topic.wake_all_readers();
+        // Waiting subscribers learn the topic is closed (they re-check
+        // `closed` after registering).
+        self.topic.readers.wake_all();
     }
 }
 
@@ -405,17 +327,9 @@ impl<T: Copy> Subscriber<T> {
             if self.topic.closed.load(Ordering::Acquire) {
                 return Poll::Ready(self.take_next(&mut f));
             }
-            {
-                let mut readers = self.topic.readers.lock();
-                match readers.iter_mut().find(|(id, _)| *id == self.id) {
-                    Some((_, waker)) => waker.clone_from(cx.waker()),
-                    None => readers.push((self.id, cx.waker().clone())),
-                }
-                self.topic.readers_waiting.store(true, Ordering::Relaxed);
-            }
-            // Re-check after parking (pairs with the fence in `wake_readers`):
-            // a value published, or a close, in between is not missed.
-            fence(Ordering::SeqCst);
+            self.topic.readers.register(cx.waker());
+            // Re-check after registering: a value published, or a close, in
+            // between is not missed.
             match self.take_next(&mut f) {
                 Some(value) => Poll::Ready(Some(value)),
                 None if self.topic.closed.load(Ordering::Acquire) => Poll::Ready(None),
@@ -438,18 +352,15 @@ impl<T: Copy> Subscriber<T> {
         let result = f(unsafe { slot.assume_init_ref() });
         chunk.release();
         // A slot freed: a publisher waiting for room may go on.
-        self.topic.wake_writer();
+        self.topic.writer.wake();
         Some(result)
     }
 }
 
 impl<T> Drop for Subscriber<T> {
     fn drop(&mut self) {
-        // Forget our parked waker before freeing the cursor: once freed, its
-        // id can be handed to a new subscriber, whose waker we must not remove.
-        self.topic.readers.lock().retain(|(id, _)| *id != self.id);
         drop(self.ring.take());
         // A publisher may have been waiting for this subscriber alone.
-        self.topic.wake_writer();
+        self.topic.writer.wake();
     }
 }

@@ -4,7 +4,9 @@
 //! A task opens port `n` on its core ([`open`]); any task on any core can
 //! then send it `u64` values knowing only the core and the number
 //! ([`send`], [`try_send`]) — a service address, where a [`channel`](super::channel)
-//! needs its sender handle passed around. A value from another core travels
+//! needs its sender handle passed around. Each core's ports are that core's
+//! table (senders on other cores read it to check that a port exists and
+//! reserve room in it). A value from another core travels
 //! through the ring towards the port's core and is queued by that core's
 //! reactor; values from one core arrive in the order they were sent.
 //!
@@ -18,14 +20,17 @@
 //! it. A port object is kept once made, so re-opening a number reuses it
 //! and reservations stay consistent.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use core::future::poll_fn;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use core::task::{Poll, Waker};
+use core::task::Poll;
 
-use super::{Reactor, bus, reactor, this};
-use crate::arch::x86_64::cpu_local::CoreId;
+use percore_proto::Message;
+use percore_wake::{WaitList, WakerSlot};
+
+use crate::arch::{CoreId, cpu};
+use crate::reactor::{self, PerCore, Reactor};
 
 /// The most values one port holds.
 pub const MAX_PORT_CAPACITY: usize = 1 << 16;
@@ -43,8 +48,8 @@ pub enum PortError {
     BadCapacity(usize),
     /// The port holds `capacity` values already; the value comes back.
     Full(u64),
-    /// The core that owns the port has halted.
-    Halted(CoreId),
+    /// The core that owns the port has stopped.
+    Stopped(CoreId),
 }
 
 /// One port; shared by its core's table, its receiver and its senders.
@@ -56,9 +61,14 @@ pub struct Port {
     /// `capacity` because senders reserve before sending.
     reserved: AtomicUsize,
     queue: spin::Mutex<VecDeque<u64>>,
-    reader: spin::Mutex<Option<Waker>>,
-    senders_waiting: spin::Mutex<VecDeque<Waker>>,
+    reader: WakerSlot,
+    senders_waiting: WaitList,
 }
+
+/// One core's ports, by number.
+type Table = spin::RwLock<BTreeMap<u32, Arc<Port>>>;
+
+static PORTS: PerCore<Table> = PerCore::new();
 
 impl Port {
     fn new(number: u32) -> Port {
@@ -68,8 +78,8 @@ impl Port {
             capacity: AtomicUsize::new(0),
             reserved: AtomicUsize::new(0),
             queue: spin::Mutex::new(VecDeque::new()),
-            reader: spin::Mutex::new(None),
-            senders_waiting: spin::Mutex::new(VecDeque::new()),
+            reader: WakerSlot::new(),
+            senders_waiting: WaitList::new(),
         }
     }
 
@@ -106,11 +116,8 @@ impl Port {
     }
 
     /// Wakes the senders waiting for room (they retry and see why not).
-    pub(super) fn wake_senders(&self) {
-        let waiting = core::mem::take(&mut *self.senders_waiting.lock());
-        for waker in waiting {
-            waker.wake();
-        }
+    fn wake_senders(&self) {
+        self.senders_waiting.wake_all();
     }
 
     /// Queues a value that arrived (its place was reserved by the sender).
@@ -125,9 +132,7 @@ impl Port {
         }
         queue.push_back(value);
         drop(queue);
-        if let Some(waker) = self.reader.lock().take() {
-            waker.wake();
-        }
+        self.reader.wake();
         true
     }
 }
@@ -144,8 +149,8 @@ pub fn open(number: u32, capacity: usize) -> Result<PortReceiver, PortError> {
     if capacity == 0 || capacity > MAX_PORT_CAPACITY {
         return Err(PortError::BadCapacity(capacity));
     }
-    let here = this();
-    let mut ports = here.ports.write();
+    let core = cpu::core_id();
+    let mut ports = table(core).ok_or(PortError::NoSuchCore(core))?.write();
     let port = ports
         .entry(number)
         .or_insert_with(|| Arc::new(Port::new(number)))
@@ -156,10 +161,11 @@ pub fn open(number: u32, capacity: usize) -> Result<PortReceiver, PortError> {
     port.queue.lock().reserve(capacity);
     port.capacity.store(capacity, Ordering::Release);
     port.open.store(true, Ordering::Release);
-    Ok(PortReceiver {
-        core: here.core,
-        port,
-    })
+    Ok(PortReceiver { core, port })
+}
+
+fn table(core: CoreId) -> Option<&'static Table> {
+    PORTS.get(core)
 }
 
 /// Sends `value` to port `number` on `core` if the port has room.
@@ -175,8 +181,8 @@ pub async fn send(core: CoreId, number: u32, value: u64) -> Result<(), PortError
     let (owner, port) = find(core, number)?;
     poll_fn(|cx| match send_to(owner, &port, value) {
         Err(PortError::Full(_)) => {
-            port.senders_waiting.lock().push_back(cx.waker().clone());
-            // Re-try once: room may have appeared before the waker was queued.
+            port.senders_waiting.register(cx.waker());
+            // Re-try: room may have appeared before we registered.
             match send_to(owner, &port, value) {
                 Err(PortError::Full(_)) => Poll::Pending,
                 other => Poll::Ready(other),
@@ -190,23 +196,23 @@ pub async fn send(core: CoreId, number: u32, value: u64) -> Result<(), PortError
 /// The reactor of `core` and its port `number` (a port object, once made,
 /// stays in the table: closing and re-opening reuse it).
 fn find(core: CoreId, number: u32) -> Result<(&'static Reactor, Arc<Port>), PortError> {
-    let owner = reactor(core).ok_or(PortError::NoSuchCore(core))?;
-    if owner.is_parked() {
-        return Err(PortError::Halted(core));
+    let owner = reactor::reactor(core).ok_or(PortError::NoSuchCore(core))?;
+    if owner.is_stopped() {
+        return Err(PortError::Stopped(core));
     }
-    let port = lookup(owner, number).ok_or(PortError::NoSuchPort { core, number })?;
+    let port = lookup(core, number).ok_or(PortError::NoSuchPort { core, number })?;
     Ok((owner, port))
 }
 
 /// Reserves room in `port` of `owner` and sends it `value`.
 fn send_to(owner: &Reactor, port: &Port, value: u64) -> Result<(), PortError> {
-    let core = owner.core;
-    if owner.is_parked() {
-        return Err(PortError::Halted(core));
+    let core = owner.core();
+    if owner.is_stopped() {
+        return Err(PortError::Stopped(core));
     }
     port.reserve(core, value)?;
-    let here = this();
-    if core == here.core {
+    let here = reactor::this();
+    if core == here.core() {
         // The receiver (on any core) may have closed the port since `reserve`.
         if !port.deliver(value) {
             return Err(PortError::NoSuchPort {
@@ -217,7 +223,7 @@ fn send_to(owner: &Reactor, port: &Port, value: u64) -> Result<(), PortError> {
     } else {
         here.send(
             core,
-            bus::Letter::Send {
+            Message::Send {
                 port: port.number,
                 value,
             },
@@ -226,8 +232,8 @@ fn send_to(owner: &Reactor, port: &Port, value: u64) -> Result<(), PortError> {
     Ok(())
 }
 
-fn lookup(owner: &Reactor, number: u32) -> Option<Arc<Port>> {
-    owner.ports.read().get(&number).cloned()
+fn lookup(core: CoreId, number: u32) -> Option<Arc<Port>> {
+    table(core)?.read().get(&number).cloned()
 }
 
 impl PortReceiver {
@@ -254,8 +260,8 @@ impl PortReceiver {
             if let Some(value) = self.try_recv() {
                 return Poll::Ready(value);
             }
-            *self.port.reader.lock() = Some(cx.waker().clone());
-            // Re-check: a value queued before the waker was stored is not missed.
+            self.port.reader.register(cx.waker());
+            // Re-check: a value queued before we registered is not missed.
             match self.try_recv() {
                 Some(value) => Poll::Ready(value),
                 None => Poll::Pending,
@@ -279,7 +285,7 @@ impl Drop for PortReceiver {
                 self.core,
                 left.len()
             );
-            if let Some(owner) = reactor(self.core) {
+            if let Some(owner) = reactor::reactor(self.core) {
                 owner
                     .stats
                     .undeliverable
@@ -293,13 +299,31 @@ impl Drop for PortReceiver {
 }
 
 /// The reactor's handling of an arriving `Send`.
-pub(super) fn on_message(reactor: &Reactor, from: CoreId, number: u32, value: u64) {
-    let delivered = lookup(reactor, number).is_some_and(|port| port.deliver(value));
+pub(super) fn on_message(from: CoreId, message: Message) {
+    let Message::Send {
+        port: number,
+        value,
+    } = message
+    else {
+        return;
+    };
+    let me = reactor::this();
+    let delivered = lookup(me.core(), number).is_some_and(|port| port.deliver(value));
     if !delivered {
-        reactor.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
+        me.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
         log::warn!(
             "port {number} on core {}: closed while a value from core {from} was in flight",
-            reactor.core
+            me.core()
         );
+    }
+}
+
+/// Core `core` stopped: senders waiting for room in its ports retry and
+/// learn that it stopped.
+pub(super) fn on_core_stopped(core: CoreId) {
+    if let Some(table) = table(core) {
+        for port in table.read().values() {
+            port.wake_senders();
+        }
     }
 }

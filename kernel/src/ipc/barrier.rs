@@ -12,42 +12,52 @@ use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::{Poll, Waker};
 
-use super::bus::Letter;
-use super::{Reactor, reactor, this};
-use crate::arch::x86_64::cpu_local::{self, CoreId};
+use percore_proto::Message;
+
+use crate::arch::{CoreId, cpu};
+use crate::reactor::{self, PerCore};
 
 /// Per-core barrier state.
 #[derive(Default)]
-pub struct Barriers {
+struct Barriers {
     /// Barriers homed here: the round being counted and who has arrived.
     home: BTreeMap<u32, (u32, Vec<CoreId>)>,
     /// Barriers a task of this core waits on: its round, released?, waker.
     waiting: BTreeMap<u32, (u32, bool, Option<Waker>)>,
 }
 
+static BARRIERS: PerCore<spin::Mutex<Barriers>> = PerCore::new();
+
+fn barriers(core: CoreId) -> spin::MutexGuard<'static, Barriers> {
+    BARRIERS
+        .get(core)
+        .expect("barriers used on an online core")
+        .lock()
+}
+
 /// Waits until a task on every online core has called this for `barrier`.
 pub async fn sync_all_cores(barrier: u32) {
-    let me = this();
+    let me = cpu::core_id();
     let round = {
-        let mut b = me.barriers.lock();
+        let mut b = barriers(me);
         let entry = b.waiting.entry(barrier).or_insert((0, false, None));
         entry.1 = false;
         entry.0
     };
-    let home = CoreId(barrier % cpu_local::online_cores().max(1));
-    if home == me.core {
-        on_message(me, me.core, barrier, round * 2);
+    let home = CoreId((barrier as usize % cpu::online_cores().max(1)) as u16);
+    if home == me {
+        on_sync(me, me, barrier, round * 2);
     } else {
-        me.send(
+        reactor::send(
             home,
-            Letter::Sync {
+            Message::Sync {
                 barrier,
                 generation: round * 2,
             },
         );
     }
     poll_fn(|cx| {
-        let mut b = me.barriers.lock();
+        let mut b = barriers(me);
         let Some(entry) = b.waiting.get_mut(&barrier) else {
             return Poll::Ready(());
         };
@@ -63,15 +73,26 @@ pub async fn sync_all_cores(barrier: u32) {
     .await
 }
 
-/// A `Sync` message (or a local arrival at the home core).
-pub(super) fn on_message(me: &Reactor, from: CoreId, barrier: u32, generation: u32) {
+/// The reactor's handling of a `Sync` message.
+pub(super) fn on_message(from: CoreId, message: Message) {
+    if let Message::Sync {
+        barrier,
+        generation,
+    } = message
+    {
+        on_sync(cpu::core_id(), from, barrier, generation);
+    }
+}
+
+/// A `Sync` message (or a local arrival at the home core), on core `me`.
+fn on_sync(me: CoreId, from: CoreId, barrier: u32, generation: u32) {
     let round = generation / 2;
     if generation % 2 == 1 {
         release_here(me, barrier, round);
         return;
     }
     let released = {
-        let mut b = me.barriers.lock();
+        let mut b = barriers(me);
         let (current, arrived) = b.home.entry(barrier).or_insert((round, Vec::new()));
         if *current != round {
             log::warn!(
@@ -80,19 +101,19 @@ pub(super) fn on_message(me: &Reactor, from: CoreId, barrier: u32, generation: u
             return;
         }
         arrived.push(from);
-        if arrived.len() < cpu_local::online_cores() as usize {
+        if arrived.len() < cpu::online_cores() {
             return;
         }
         *current += 1;
         core::mem::take(arrived)
     };
     for core in released {
-        if core == me.core {
+        if core == me {
             release_here(me, barrier, round);
-        } else if reactor(core).is_some() {
-            me.send(
+        } else if reactor::reactor(core).is_some() {
+            reactor::send(
                 core,
-                Letter::Sync {
+                Message::Sync {
                     barrier,
                     generation: round * 2 + 1,
                 },
@@ -101,9 +122,9 @@ pub(super) fn on_message(me: &Reactor, from: CoreId, barrier: u32, generation: u
     }
 }
 
-fn release_here(me: &Reactor, barrier: u32, round: u32) {
+fn release_here(me: CoreId, barrier: u32, round: u32) {
     let waker = {
-        let mut b = me.barriers.lock();
+        let mut b = barriers(me);
         match b.waiting.get_mut(&barrier) {
             Some(entry) if entry.0 == round => {
                 entry.1 = true;

@@ -6,18 +6,18 @@
 //! is woken through its waker (a same-core wake or a `Wake` message over the
 //! intercore bus); senders waiting for space are woken when a value is taken.
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::future::poll_fn;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use core::task::{Poll, Waker};
+use core::task::Poll;
 
 use percore_ring::mpsc::cas;
 use percore_ring::{CapacityError, PushError};
+use percore_wake::{WaitList, WakerSlot};
 
 struct Shared {
-    receiver: spin::Mutex<Option<Waker>>,
-    senders_waiting: spin::Mutex<VecDeque<Waker>>,
+    receiver: WakerSlot,
+    senders_waiting: WaitList,
     senders: AtomicUsize,
 }
 
@@ -43,8 +43,8 @@ pub enum TrySendError<T> {
 pub fn channel<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), CapacityError> {
     let (producer, consumer) = cas::channel(capacity)?;
     let shared = Arc::new(Shared {
-        receiver: spin::Mutex::new(None),
-        senders_waiting: spin::Mutex::new(VecDeque::new()),
+        receiver: WakerSlot::new(),
+        senders_waiting: WaitList::new(),
         senders: AtomicUsize::new(1),
     });
     Ok((
@@ -64,9 +64,7 @@ impl<T> Sender<T> {
     pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T>> {
         match self.ring.try_push(value) {
             Ok(()) => {
-                if let Some(waker) = self.shared.receiver.lock().take() {
-                    waker.wake();
-                }
+                self.shared.receiver.wake();
                 Ok(())
             }
             Err(PushError::Full(value)) => Err(TrySendError::Full(value)),
@@ -83,11 +81,8 @@ impl<T> Sender<T> {
             match self.try_send(v) {
                 Ok(()) => Poll::Ready(()),
                 Err(TrySendError::Full(v)) => {
-                    self.shared
-                        .senders_waiting
-                        .lock()
-                        .push_back(cx.waker().clone());
-                    // Re-try once: the receiver may have made room before our waker was queued.
+                    self.shared.senders_waiting.register(cx.waker());
+                    // Re-try: the receiver may have made room before we registered.
                     match self.try_send(v) {
                         Ok(()) => Poll::Ready(()),
                         Err(TrySendError::Full(v)) => {
@@ -114,10 +109,8 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(waker) = self.shared.receiver.lock().take()
-        {
-            waker.wake(); // the receiver learns the channel is closed
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.receiver.wake(); // the receiver learns the channel is closed
         }
     }
 }
@@ -126,13 +119,7 @@ impl<T> Receiver<T> {
     /// Takes a value without waiting.
     pub fn try_recv(&mut self) -> Option<T> {
         let value = self.ring.try_pop().ok()?;
-        // Wake every waiting sender, not just one: a queued waker may be
-        // stale (its sender got a slot on its re-try), and waking only that
-        // one could leave a real waiter asleep forever.
-        let waiting = core::mem::take(&mut *self.shared.senders_waiting.lock());
-        for waker in waiting {
-            waker.wake();
-        }
+        self.shared.senders_waiting.wake_all();
         Some(value)
     }
 
@@ -145,8 +132,8 @@ impl<T> Receiver<T> {
             if self.shared.senders.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(self.try_recv());
             }
-            *self.shared.receiver.lock() = Some(cx.waker().clone());
-            // Re-check after publishing the waker: a value sent in between is not missed.
+            self.shared.receiver.register(cx.waker());
+            // Re-check after registering: a value sent in between is not missed.
             match self.try_recv() {
                 Some(value) => Poll::Ready(Some(value)),
                 None if self.shared.senders.load(Ordering::Acquire) == 0 => Poll::Ready(None),
@@ -155,4 +142,33 @@ impl<T> Receiver<T> {
         })
         .await
     }
+}
+
+/// `count` round trips of one `u64` between this core and core `far` (an
+/// echo task there, two channels of `capacity`): each round trip in clock
+/// cycles, in order. The shell's `bench` and `cargo xtask bench reactor`
+/// both measure with this.
+pub async fn round_trips(far: crate::arch::CoreId, count: usize) -> alloc::vec::Vec<u64> {
+    use crate::arch::clock;
+    use crate::reactor::{priority, spawn_on};
+    let (Ok((mut to_far, mut at_far)), Ok((mut back, mut at_home))) =
+        (channel::<u64>(64), channel::<u64>(64))
+    else {
+        return alloc::vec::Vec::new();
+    };
+    let echo = spawn_on(far, priority(40), async move {
+        while let Some(v) = at_far.recv().await {
+            back.send(v).await;
+        }
+    });
+    let mut samples = alloc::vec::Vec::with_capacity(count);
+    for i in 0..count as u64 {
+        let t0 = clock::cycles();
+        to_far.send(i).await;
+        let _ = at_home.recv().await;
+        samples.push(clock::cycles() - t0);
+    }
+    drop(to_far);
+    echo.await;
+    samples
 }

@@ -1,0 +1,338 @@
+//! A simulated machine behind the arch interface, for host unit tests of
+//! the layers above (the reactor's dispatch and idle decisions, the shell).
+//!
+//! One host thread plays one core at a time: [`set_core`] says which. The
+//! clock only moves when a test advances it ([`advance`]), so timer
+//! behaviour is deterministic. Halting never blocks: [`cpu::wait_for_interrupt`]
+//! counts the halt, runs the test's hook (standing for whatever interrupt
+//! ends the halt) and returns. Doorbells and timer programming are
+//! recorded for the test to inspect.
+
+extern crate std;
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::boxed::Box;
+use std::sync::Mutex;
+use std::vec::Vec;
+
+use super::{CoreId, CoreStats};
+
+/// The most cores the simulation has.
+pub const MAX_CORES: usize = 8;
+
+static ONLINE: AtomicUsize = AtomicUsize::new(4);
+static STATS: [CoreStats; MAX_CORES] = [const { CoreStats::new() }; MAX_CORES];
+static STOPPED: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+static HALTS: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+/// The armed timer deadline of each core (0: not armed).
+static ARMED: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+static CLOCK: AtomicU64 = AtomicU64::new(1);
+static RUNG: Mutex<Vec<(CoreId, CoreId)>> = Mutex::new(Vec::new());
+
+std::thread_local! {
+    static CURRENT: Cell<u16> = const { Cell::new(0) };
+    static MASKED: Cell<bool> = const { Cell::new(false) };
+    static ON_WAIT: Cell<Option<Box<dyn FnOnce()>>> = const { Cell::new(None) };
+}
+
+/// Sets how many cores are online (at most [`MAX_CORES`]).
+pub fn set_online(cores: usize) {
+    ONLINE.store(cores.min(MAX_CORES), Ordering::Release);
+}
+
+/// Makes this thread play core `core`.
+pub fn set_core(core: CoreId) {
+    CURRENT.with(|c| c.set(core.0));
+}
+
+/// Moves the simulated clock forward by `ns` nanoseconds (one cycle is one ns).
+pub fn advance(ns: u64) {
+    CLOCK.fetch_add(ns, Ordering::AcqRel);
+}
+
+/// Halts of core `core` so far.
+pub fn halts(core: CoreId) -> u64 {
+    HALTS[core.index()].load(Ordering::Acquire)
+}
+
+/// The deadline core `core`'s timer is armed for, if it is.
+pub fn armed(core: CoreId) -> Option<u64> {
+    match ARMED[core.index()].load(Ordering::Acquire) {
+        0 => None,
+        deadline => Some(deadline),
+    }
+}
+
+/// Takes the doorbells rung so far, as (from, to) pairs.
+pub fn take_doorbells() -> Vec<(CoreId, CoreId)> {
+    core::mem::take(&mut *RUNG.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Runs `hook` in the next halt of the core this thread plays (standing
+/// for what happens on other cores while it sleeps).
+pub fn on_next_halt(hook: impl FnOnce() + 'static) {
+    ON_WAIT.with(|h| h.set(Some(Box::new(hook))));
+}
+
+/// `arch::cpu` of the simulation.
+pub mod cpu {
+    use super::*;
+
+    pub fn core_id() -> CoreId {
+        CoreId(CURRENT.with(Cell::get))
+    }
+
+    pub fn online_cores() -> usize {
+        ONLINE.load(Ordering::Acquire)
+    }
+
+    pub fn core_count() -> usize {
+        online_cores()
+    }
+
+    pub fn is_online(core: CoreId) -> bool {
+        core.index() < online_cores()
+    }
+
+    pub fn stats(core: CoreId) -> Option<&'static CoreStats> {
+        STATS.get(core.index()).filter(|_| is_online(core))
+    }
+
+    pub fn apic_id(core: CoreId) -> Option<u32> {
+        is_online(core).then_some(u32::from(core.0))
+    }
+
+    pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+        let was = MASKED.with(|m| m.replace(true));
+        let result = f();
+        MASKED.with(|m| m.set(was));
+        result
+    }
+
+    pub fn disable_interrupts() {
+        MASKED.with(|m| m.set(true));
+    }
+
+    pub fn enable_interrupts() {
+        MASKED.with(|m| m.set(false));
+    }
+
+    /// Counts a halt, runs the pending [`on_next_halt`] hook, and returns
+    /// (with interrupts masked, like the machine).
+    pub fn wait_for_interrupt() {
+        HALTS[core_id().index()].fetch_add(1, Ordering::AcqRel);
+        if let Some(hook) = ON_WAIT.with(Cell::take) {
+            let me = core_id();
+            hook();
+            set_core(me);
+        }
+        disable_interrupts();
+    }
+
+    pub fn halt_forever() -> ! {
+        panic!("core {} halted forever", core_id())
+    }
+
+    pub fn mark_stopped() {
+        STOPPED[core_id().index()].store(true, Ordering::Release);
+    }
+
+    pub fn is_stopped(core: CoreId) -> bool {
+        STOPPED
+            .get(core.index())
+            .is_some_and(|s| s.load(Ordering::Acquire))
+    }
+
+    pub fn stop_other_cores() {}
+}
+
+/// `arch::doorbell` of the simulation: recorded, see [`take_doorbells`].
+pub mod doorbell {
+    use super::*;
+
+    pub fn ring(core: CoreId) -> bool {
+        let me = cpu::core_id();
+        STATS[me.index()].doorbells.fetch_add(1, Ordering::Relaxed);
+        RUNG.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((me, core));
+        cpu::is_online(core)
+    }
+}
+
+/// `arch::timer` of the simulation: recorded, see [`armed`].
+pub mod timer {
+    use super::*;
+
+    pub fn arm(deadline: u64) {
+        ARMED[cpu::core_id().index()].store(deadline.max(1), Ordering::Release);
+    }
+
+    pub fn cancel() {
+        ARMED[cpu::core_id().index()].store(0, Ordering::Release);
+    }
+}
+
+/// `arch::clock` of the simulation: 1 GHz, moved by [`advance`].
+pub mod clock {
+    use super::*;
+
+    pub fn cycles() -> u64 {
+        CLOCK.load(Ordering::Acquire)
+    }
+
+    pub fn hz() -> u64 {
+        1_000_000_000
+    }
+}
+
+/// `arch::call` of the simulation: there are no other threads of control.
+pub mod call {
+    use super::CoreId;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum CallError {
+        NoSuchCore(CoreId),
+        Timeout(CoreId),
+    }
+
+    pub struct Pending;
+
+    impl Pending {
+        pub fn wait(self, _timeout_ms: u64) -> Result<u64, CallError> {
+            Ok(0)
+        }
+    }
+
+    pub fn post(
+        target: CoreId,
+        _func: fn(usize) -> u64,
+        _arg: usize,
+        _timeout_ms: u64,
+    ) -> Result<Pending, CallError> {
+        Err(CallError::NoSuchCore(target))
+    }
+
+    pub fn run_on(
+        target: CoreId,
+        func: fn(usize) -> u64,
+        arg: usize,
+        _timeout_ms: u64,
+    ) -> Result<u64, CallError> {
+        if target == super::cpu::core_id() {
+            Ok(func(arg))
+        } else {
+            Err(CallError::NoSuchCore(target))
+        }
+    }
+
+    pub fn serve_pending() -> bool {
+        false
+    }
+}
+
+/// `arch::serial` of the simulation: output is kept, input is empty.
+pub mod serial {
+    use super::*;
+
+    static OUTPUT: Mutex<std::string::String> = Mutex::new(std::string::String::new());
+
+    pub struct Uart;
+
+    impl Uart {
+        pub fn com1() -> Uart {
+            Uart
+        }
+
+        pub fn try_receive(&mut self) -> Option<u8> {
+            None
+        }
+
+        pub fn set_loopback(&mut self, _on: bool) {}
+    }
+
+    impl core::fmt::Write for Uart {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            OUTPUT.lock().unwrap_or_else(|e| e.into_inner()).push_str(s);
+            Ok(())
+        }
+    }
+}
+
+/// `arch::io` of the simulation: no devices (reads see a floating bus).
+pub mod io {
+    /// # Safety
+    /// None needed in the simulation; the signature matches the machine's.
+    pub unsafe fn read_u8(_port: u16) -> u8 {
+        0xFF
+    }
+    /// # Safety
+    /// As [`read_u8`].
+    pub unsafe fn read_u16(_port: u16) -> u16 {
+        0xFFFF
+    }
+    /// # Safety
+    /// As [`read_u8`].
+    pub unsafe fn read_u32(_port: u16) -> u32 {
+        0xFFFF_FFFF
+    }
+    /// # Safety
+    /// As [`read_u8`].
+    pub unsafe fn write_u8(_port: u16, _value: u8) {}
+    /// # Safety
+    /// As [`read_u8`].
+    pub unsafe fn write_u16(_port: u16, _value: u16) {}
+    /// # Safety
+    /// As [`read_u8`].
+    pub unsafe fn write_u32(_port: u16, _value: u32) {}
+}
+
+/// `arch::irq` of the simulation: no interrupt controller.
+pub mod irq {
+    use super::CoreId;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum RouteError {
+        NoIoApic,
+    }
+
+    pub fn route_isa(_irq: u8, _core: CoreId, _handler: fn()) -> Result<(), RouteError> {
+        Err(RouteError::NoIoApic)
+    }
+}
+
+/// `arch::power` of the simulation.
+pub mod power {
+    use crate::arch::power::ExitCode;
+
+    pub fn exit_qemu(code: ExitCode) -> ! {
+        panic!("exit requested: {code:?}")
+    }
+}
+
+/// `arch::trap` of the simulation: no exceptions happen.
+pub mod trap {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+    #[derive(Clone, Debug)]
+    pub struct ExceptionReport;
+
+    impl core::fmt::Display for ExceptionReport {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("simulated exception")
+        }
+    }
+
+    pub fn set_fatal_handler(_handler: fn(&ExceptionReport) -> !) {}
+
+    pub fn breakpoint() {
+        BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn breakpoint_count() -> u64 {
+        BREAKPOINTS.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,1 @@
+//! Host tests of the reactor against the simulated machine.

@@ -1,0 +1,230 @@
+//! One turn of the loop (steps 1 to 5 of the module doc of `reactor`): the
+//! engine's dispatch of protocol messages and its idle decision.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use core::task::Waker;
+
+use percore_proto::{Message, Word};
+use percore_timer::Expired;
+
+use super::task::TaskCell;
+use super::{DRAIN_BATCH, Reactor, balance, reactors, readiness, service, stop};
+use crate::arch::{CoreId, call, cpu, doorbell, timer};
+use crate::time::{Clock, Instant};
+
+impl Reactor {
+    /// One turn of the loop; sleeps at the end if nothing is ready and
+    /// `may_sleep()` still says so with interrupts masked.
+    pub(super) fn turn(&self, may_sleep: &dyn Fn() -> bool) {
+        self.drain_bus();
+        if self.stopping.load(Ordering::Acquire) {
+            self.stop_here();
+        }
+        self.fire_timers();
+        readiness::dispatch(self);
+        self.take_local();
+        let ran = self.run_batch();
+        balance::when_busy(self);
+        self.flush_overflow();
+        call::serve_pending();
+        if ran == 0 {
+            balance::when_idle(self);
+            self.idle(may_sleep);
+        }
+    }
+
+    /// Step 1: takes a batch of messages from the inbound rings and acts on them.
+    fn drain_bus(&self) {
+        let mut incoming = Vec::new();
+        let count = {
+            let mut bus = self.bus.borrow_mut();
+            let count = bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
+            // The depth this turn found: a drain under budget emptied every
+            // ring (it stops after a lap that finds nothing), so it is the
+            // count; only a drain that spent its budget needs to look at
+            // what is left (a second pass over the cursors, only then).
+            let depth = if count < DRAIN_BATCH {
+                count
+            } else {
+                count + bus.inbound_depth()
+            };
+            self.stats.ring_depth.store(depth, Ordering::Relaxed);
+            self.stats
+                .ring_depth_max
+                .fetch_max(depth, Ordering::Relaxed);
+            count
+        };
+        self.stats
+            .messages_in
+            .fetch_add(count as u64, Ordering::Relaxed);
+        for (from, message) in incoming {
+            self.dispatch(from, message);
+        }
+    }
+
+    /// Acts on one message: the engine's own here, a service's through the
+    /// handler it registered.
+    pub(super) fn dispatch(&self, from: CoreId, message: Message) {
+        // SAFETY (every `from_word`/`take` below): the sender packed the
+        // object named by the message with `Word::into_word`/`Handle::new`,
+        // with the type unpacked here (`TaskCell`s in spawn, wake and
+        // migrate: `task.rs`, `balance.rs`; boxed wakers in timer and join:
+        // `timer.rs`, `oneshot.rs`), and each message is received once.
+        match message {
+            Message::Spawn { task, .. } => {
+                self.adopt(unsafe { Arc::<TaskCell>::from_word(task.0) })
+            }
+            Message::Migrate { task, .. } => {
+                self.stats.migrated_in.fetch_add(1, Ordering::Relaxed);
+                self.steal_pending.store(false, Ordering::Release);
+                self.adopt(unsafe { Arc::<TaskCell>::from_word(task.0) });
+            }
+            // `take_local` applies it, or forwards it if the task moved on.
+            Message::Wake { task } => self
+                .local
+                .lock()
+                .push_back(unsafe { Arc::<TaskCell>::from_word(task.0) }),
+            Message::StealRequest { thief, priority } => {
+                balance::on_steal_request(self, thief, priority)
+            }
+            Message::StealDenied => self.steal_pending.store(false, Ordering::Release),
+            Message::Timer { waker, deadline_ns } => {
+                let waker: Box<Waker> = unsafe { waker.take() };
+                self.arm_timer(deadline_ns, *waker);
+            }
+            Message::Join { waker } => {
+                self.stats.joins_in.fetch_add(1, Ordering::Relaxed);
+                let waker: Box<Waker> = unsafe { waker.take() };
+                waker.wake();
+            }
+            Message::Stop => self.stopping.store(true, Ordering::Release),
+            Message::Register {
+                source,
+                token,
+                interest,
+            } => readiness::on_register(self, source, token, interest),
+            other => {
+                if !service::dispatch(from, other) {
+                    log::warn!("reactor: no service takes {other:?} from core {from}");
+                }
+            }
+        }
+    }
+
+    /// Arms a timer on this core's wheel that wakes `waker` at `deadline_ns`.
+    /// A full wheel wakes it at once rather than never (a sleeper re-checks
+    /// its deadline and asks again).
+    pub(super) fn arm_timer(&self, deadline_ns: u64, waker: Waker) {
+        let inserted = {
+            let mut wheel = self.wheel.borrow_mut();
+            let inserted = wheel.insert(deadline_ns, waker);
+            self.stats.timers.store(wheel.len(), Ordering::Relaxed);
+            inserted
+        };
+        if let Err(percore_timer::InsertError::Full(waker)) = inserted {
+            waker.wake();
+        }
+    }
+
+    /// Step 2: wakes the sleepers whose deadline has passed.
+    fn fire_timers(&self) {
+        let now = Clock::now().0;
+        let mut due = Vec::new();
+        {
+            let mut wheel = self.wheel.borrow_mut();
+            if wheel.next_deadline().is_some_and(|d| d <= now) {
+                wheel.advance(now, |expired| {
+                    if let Expired::Oneshot { payload, .. } = expired {
+                        due.push(payload);
+                    }
+                });
+            }
+            self.stats.timers.store(wheel.len(), Ordering::Relaxed);
+        }
+        // Wake outside the wheel borrow: a wake may re-enter the reactor.
+        for waker in due {
+            waker.wake();
+        }
+    }
+
+    /// Moves overflowed messages into rings with room and rings the
+    /// doorbells that needs. Overflow towards a stopped core can never
+    /// drain: it is reported and dropped, or this core could never sleep
+    /// again.
+    fn flush_overflow(&self) {
+        let ring = {
+            let mut bus = self.bus.borrow_mut();
+            if bus.stats().overflow_pending > 0 {
+                for r in reactors().iter().filter(|r| r.is_stopped()) {
+                    let dropped = bus.discard_overflow(r.core);
+                    if dropped > 0 {
+                        self.stats
+                            .undeliverable
+                            .fetch_add(dropped as u64, Ordering::Relaxed);
+                        log::warn!(
+                            "reactor: {dropped} queued messages to stopped core {} dropped",
+                            r.core
+                        );
+                    }
+                }
+            }
+            let ring = bus.flush();
+            self.stats
+                .overflow_pending
+                .store(bus.stats().overflow_pending, Ordering::Relaxed);
+            ring
+        };
+        for to in ring {
+            doorbell::ring(to);
+        }
+    }
+
+    /// Step 5, nothing to run: arm the timer for the next deadline (if any)
+    /// and sleep until an interrupt, unless work arrived in the meantime.
+    fn idle(&self, may_sleep: &dyn Fn() -> bool) {
+        if self.busy_poll.load(Ordering::Relaxed) {
+            // Poll mode: never sleep, so nothing needs a doorbell or a timer
+            // interrupt to wake this core; the next turn looks again. A
+            // deadline armed before poll mode began is withdrawn once.
+            if self.timer_armed.swap(false, Ordering::Relaxed) {
+                timer::cancel();
+            }
+            core::hint::spin_loop();
+            return;
+        }
+        cpu::disable_interrupts();
+        let next = self.wheel.borrow_mut().next_deadline();
+        match next {
+            Some(deadline) => timer::arm(Clock::cycles_at(Instant(deadline))),
+            None => timer::cancel(),
+        }
+        self.timer_armed.store(next.is_some(), Ordering::Relaxed);
+        if !self.has_work() && may_sleep() && self.bus.borrow_mut().prepare_sleep() {
+            // Readiness signalled from another core from here on rings our doorbell.
+            let readiness = self.readiness.borrow_mut();
+            if readiness.prepare_sleep() {
+                self.stats.sleeps.fetch_add(1, Ordering::Relaxed);
+                self.asleep.store(true, Ordering::Release);
+                // An interrupt pending since interrupts were masked ends the sleep at once.
+                cpu::wait_for_interrupt();
+                self.asleep.store(false, Ordering::Release);
+            }
+            readiness.end_sleep();
+            drop(readiness);
+            self.bus.borrow_mut().end_sleep();
+        }
+        cpu::enable_interrupts();
+    }
+
+    /// Whether this core stopped for good on a `Stop` message.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    fn stop_here(&self) -> ! {
+        stop::stop_this_core(self)
+    }
+}

@@ -1,0 +1,245 @@
+//! The shell's commands. Each returns the text it prints, so the same code
+//! serves the serial line and the tests (`execute`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+use super::table::Table;
+use crate::arch::{CoreId, cpu};
+use crate::ipc::{channel, probe};
+use crate::measure::Summary;
+use crate::reactor::{self, priority, spawn_on};
+use crate::time::{self, Clock};
+
+/// Command names, for completion.
+pub const NAMES: &[&str] = &[
+    "help",
+    "cores",
+    "tasks",
+    "timers",
+    "spawn-demo",
+    "bench",
+    "ping",
+    "poll",
+    "halt",
+];
+
+const HELP: &str = "\
+commands:
+  help        this list
+  cores       per-core load, tasks, ring depths, message and doorbell counters
+  tasks       per-core task counts (live, ready, spawned, completed, migrated)
+  timers      per-core timers armed and timer interrupts taken
+  spawn-demo  spawn 100 tasks over all cores that sleep and report back
+  bench       cross-core round trip through a channel (1000 messages)
+  ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
+  poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
+  halt        stop every core (the others over the bus), then the machine
+keys: left/right, home/end, up/down (history), tab (complete), ctrl-u/k/w, ctrl-c";
+
+/// Runs one command and returns what it prints.
+pub async fn execute(command: &str) -> String {
+    let mut out = String::new();
+    let mut words = command.split_whitespace();
+    match words.next() {
+        None => {}
+        Some("help") => out.push_str(HELP),
+        Some("cores") => cores(&mut out),
+        Some("tasks") => tasks(&mut out),
+        Some("timers") => timers(&mut out),
+        Some("spawn-demo") => spawn_demo(&mut out).await,
+        Some("bench") => bench(&mut out).await,
+        Some("ping") => ping(&mut out).await,
+        Some("poll") => poll_mode(words.collect(), &mut out),
+        Some("halt") => halt().await,
+        Some(other) => {
+            let _ = write!(out, "unknown command `{other}`; try `help`");
+        }
+    }
+    out
+}
+
+fn cores(out: &mut String) {
+    let mut table = Table::new(&[
+        "core",
+        "apic",
+        "tasks",
+        "ready",
+        "polls",
+        "msgs_in",
+        "msgs_out",
+        "ring",
+        "ring_max",
+        "overflow",
+        "doorbells",
+        "ipis_rx",
+        "timer_irqs",
+        "sleeps",
+    ]);
+    for r in reactor::reactors() {
+        let core = r.core();
+        let (Some(apic), Some(arch)) = (cpu::apic_id(core), cpu::stats(core)) else {
+            continue;
+        };
+        let s = &r.stats;
+        table.row(&[
+            &core,
+            &apic,
+            &s.tasks.load(Ordering::Relaxed),
+            &s.ready.load(Ordering::Relaxed),
+            &s.polls.load(Ordering::Relaxed),
+            &s.messages_in.load(Ordering::Relaxed),
+            &s.messages_out.load(Ordering::Relaxed),
+            &s.ring_depth.load(Ordering::Relaxed),
+            &s.ring_depth_max.load(Ordering::Relaxed),
+            &s.overflow_pending.load(Ordering::Relaxed),
+            &arch.doorbells.load(Ordering::Relaxed),
+            &arch.ipis_received.load(Ordering::Relaxed),
+            &arch.timer_interrupts.load(Ordering::Relaxed),
+            &s.sleeps.load(Ordering::Relaxed),
+        ]);
+    }
+    table.render(out);
+}
+
+fn tasks(out: &mut String) {
+    let mut table = Table::new(&[
+        "core",
+        "tasks",
+        "ready",
+        "spawned",
+        "completed",
+        "migrated_in",
+        "migrated_out",
+    ]);
+    for r in reactor::reactors() {
+        let s = &r.stats;
+        table.row(&[
+            &r.core(),
+            &s.tasks.load(Ordering::Relaxed),
+            &s.ready.load(Ordering::Relaxed),
+            &s.spawned.load(Ordering::Relaxed),
+            &s.completed.load(Ordering::Relaxed),
+            &s.migrated_in.load(Ordering::Relaxed),
+            &s.migrated_out.load(Ordering::Relaxed),
+        ]);
+    }
+    table.render(out);
+}
+
+fn timers(out: &mut String) {
+    let mut table = Table::new(&["core", "armed", "timer_irqs", "early_rearms"]);
+    for r in reactor::reactors() {
+        let arch = cpu::stats(r.core());
+        let count = |f: fn(&crate::arch::CoreStats) -> u64| arch.map_or(0, f);
+        table.row(&[
+            &r.core(),
+            &r.stats.timers.load(Ordering::Relaxed),
+            &count(|s| s.timer_interrupts.load(Ordering::Relaxed)),
+            &count(|s| s.timer_early_rearms.load(Ordering::Relaxed)),
+        ]);
+    }
+    table.render(out);
+}
+
+async fn spawn_demo(out: &mut String) {
+    let cores = cpu::online_cores();
+    let start = Clock::now();
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| {
+            spawn_on(
+                CoreId((i % cores as u64) as u16),
+                priority(32),
+                async move {
+                    reactor::sleep(Duration::from_millis(1 + i % 20)).await;
+                    cpu::core_id()
+                },
+            )
+        })
+        .collect();
+    let mut per_core = alloc::vec![0u32; cores];
+    for handle in handles {
+        if let Some(count) = per_core.get_mut(handle.await.index()) {
+            *count += 1;
+        }
+    }
+    let _ = write!(
+        out,
+        "spawn-demo: 100 tasks slept 1-20 ms and finished in {} us; per core {per_core:?}",
+        (Clock::now().0 - start.0) / 1000
+    );
+}
+
+async fn bench(out: &mut String) {
+    let far = CoreId((cpu::online_cores() - 1) as u16);
+    let mut samples = channel::round_trips(far, 1000).await;
+    let cycles = Summary::of(&mut samples);
+    let _ = write!(
+        out,
+        "bench: core {} <-> core {far} channel round trip over 1000 messages: p50 {} ns, p99 {} ns",
+        cpu::core_id(),
+        time::cycles_to_ns(cycles.p50),
+        time::cycles_to_ns(cycles.p99)
+    );
+}
+
+async fn ping(out: &mut String) {
+    let me = cpu::core_id();
+    let mut table = Table::new(&["core", "probes", "p50_ns", "max_ns"]);
+    table.caption(alloc::format!("(100 Ping/Pong round trips from core {me})"));
+    for core in (0..cpu::online_cores() as u16)
+        .map(CoreId)
+        .filter(|&c| c != me)
+    {
+        match probe::round_trips(core, 100).await {
+            Ok(mut samples) => {
+                let s = Summary::of(&mut samples);
+                let ns = time::cycles_to_ns;
+                table.row(&[&core, &samples.len(), &ns(s.p50), &ns(s.max)]);
+            }
+            Err(error) => table.row(&[&core, &alloc::format!("{error:?}")]),
+        }
+    }
+    table.render(out);
+}
+
+fn poll_mode(args: Vec<&str>, out: &mut String) {
+    let core = args.first().and_then(|w| w.parse::<u16>().ok());
+    let on = match args.get(1) {
+        Some(&"on") => Some(true),
+        Some(&"off") => Some(false),
+        _ => None,
+    };
+    match (core, on, args.len()) {
+        (Some(core), Some(on), 2) => {
+            if reactor::set_busy_poll(CoreId(core), on) {
+                let mode = if on {
+                    "polls (never halts)"
+                } else {
+                    "halts when idle"
+                };
+                let _ = write!(out, "poll: core {core} now {mode}");
+            } else {
+                let _ = write!(out, "poll: no core {core}");
+            }
+        }
+        _ => out.push_str("usage: poll CORE on|off"),
+    }
+}
+
+/// Stops every other core over the bus, reports, then stops the machine
+/// (QEMU exits; cores that did not answer get the stop NMI).
+async fn halt() -> ! {
+    let report = reactor::stop::stop_other_cores(Duration::from_secs(1)).await;
+    crate::println!(
+        "shell: halt: {} of {} other cores stopped ({} tasks abandoned); stopping core {}",
+        report.stopped,
+        report.asked,
+        report.tasks_left,
+        cpu::core_id()
+    );
+    crate::fatal::halt_machine()
+}
