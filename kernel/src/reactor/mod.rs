@@ -113,7 +113,7 @@ pub struct Reactor {
     core: CoreId,
     executor: CoreOnly<Executor>,
     wheel: CoreOnly<Wheel<core::task::Waker>>,
-    bus: CoreOnly<bus::Bus>,
+    bus: CoreOnly<percore_proto::Endpoint>,
     /// The readiness queue of the event sources this core owns.
     readiness: CoreOnly<readiness::Queue>,
     /// Wakes of this core's tasks, from this core (tasks, timers) or
@@ -183,7 +183,7 @@ fn build(flavour: Flavour) {
 }
 
 impl Reactor {
-    fn new(core: CoreId, bus: bus::Bus, flavour: Flavour) -> Reactor {
+    fn new(core: CoreId, bus: percore_proto::Endpoint, flavour: Flavour) -> Reactor {
         let wheel = Wheel::new(Config::new(
             TickShift::new(TIMER_TICK_SHIFT).expect("valid tick"),
         ))
@@ -230,10 +230,18 @@ impl Reactor {
             log::warn!("reactor: core {to} has stopped; a {message:?} to it is dropped");
             return;
         }
-        let ring = self.bus.borrow_mut().send(to, message);
+        // A full ring queues the message in the endpoint's overflow queue
+        // (flushed every turn): never lost.
+        let delivery = self.bus.borrow_mut().send_or_queue(to, message);
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-        if ring {
-            doorbell::ring(to);
+        match delivery {
+            Ok(delivery) if delivery.must_ring() => {
+                doorbell::ring(to);
+            }
+            Ok(_) => {}
+            // Only a bad destination gets here (a bug): say so loudly. An
+            // object travelling with the message is leaked, not freed twice.
+            Err(error) => log::error!("bus: cannot send to core {to}: {error:?}"),
         }
     }
 }

@@ -65,11 +65,11 @@ fn broadcast(from: &Reactor, message: Message) {
     match result {
         Ok(ring) => {
             from.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-            for to in ring {
+            for to in ring.iter() {
                 doorbell::ring(to);
             }
         }
-        Err(message) => {
+        Err(_) => {
             log::warn!("reactor: broadcast ring full; sending {message:?} core by core");
             for r in reactors().iter().filter(|r| r.core != from.core) {
                 from.send(r.core, message);

@@ -7,13 +7,29 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::task::Waker;
 
-use percore_proto::{Message, Word};
+use percore_proto::{Handle, Message, TaskRef, Word};
 use percore_timer::Expired;
 
 use super::task::TaskCell;
 use super::{DRAIN_BATCH, Reactor, balance, reactors, readiness, service, stop};
 use crate::arch::{CoreId, call, cpu, doorbell, timer};
 use crate::time::{Clock, Instant};
+
+/// The task a `Spawn`, `Wake` or `Migrate` message carries.
+fn task_of(task: TaskRef) -> Arc<TaskCell> {
+    // SAFETY: every task reference on the bus was packed from an owned
+    // `Arc<TaskCell>` by `task::send_task` or `task::send_wake` (the only
+    // senders of these messages), and each message is received once.
+    unsafe { Arc::from_word(task.0) }
+}
+
+/// The waker a `Timer` or `Join` message carries.
+fn waker_of(waker: Handle) -> Box<Waker> {
+    // SAFETY: every waker handle on the bus was packed from an owned
+    // `Box<Waker>` by `timer::sleep_on` or `oneshot::wake_on` (the only
+    // senders of these messages), and each message is received once.
+    unsafe { waker.take() }
+}
 
 impl Reactor {
     /// One turn of the loop; sleeps at the end if nothing is ready and
@@ -68,37 +84,23 @@ impl Reactor {
     /// Acts on one message: the engine's own here, a service's through the
     /// handler it registered.
     pub(super) fn dispatch(&self, from: CoreId, message: Message) {
-        // SAFETY (every `from_word`/`take` below): the sender packed the
-        // object named by the message with `Word::into_word`/`Handle::new`,
-        // with the type unpacked here (`TaskCell`s in spawn, wake and
-        // migrate: `task.rs`, `balance.rs`; boxed wakers in timer and join:
-        // `timer.rs`, `oneshot.rs`), and each message is received once.
         match message {
-            Message::Spawn { task, .. } => {
-                self.adopt(unsafe { Arc::<TaskCell>::from_word(task.0) })
-            }
+            Message::Spawn { task, .. } => self.adopt(task_of(task)),
             Message::Migrate { task, .. } => {
                 self.stats.migrated_in.fetch_add(1, Ordering::Relaxed);
                 self.steal_pending.store(false, Ordering::Release);
-                self.adopt(unsafe { Arc::<TaskCell>::from_word(task.0) });
+                self.adopt(task_of(task));
             }
             // `take_local` applies it, or forwards it if the task moved on.
-            Message::Wake { task } => self
-                .local
-                .lock()
-                .push_back(unsafe { Arc::<TaskCell>::from_word(task.0) }),
+            Message::Wake { task } => self.local.lock().push_back(task_of(task)),
             Message::StealRequest { thief, priority } => {
                 balance::on_steal_request(self, thief, priority)
             }
             Message::StealDenied => self.steal_pending.store(false, Ordering::Release),
-            Message::Timer { waker, deadline_ns } => {
-                let waker: Box<Waker> = unsafe { waker.take() };
-                self.arm_timer(deadline_ns, *waker);
-            }
+            Message::Timer { waker, deadline_ns } => self.arm_timer(deadline_ns, *waker_of(waker)),
             Message::Join { waker } => {
                 self.stats.joins_in.fetch_add(1, Ordering::Relaxed);
-                let waker: Box<Waker> = unsafe { waker.take() };
-                waker.wake();
+                waker_of(waker).wake();
             }
             Message::Stop => self.stopping.store(true, Ordering::Release),
             Message::Register {
@@ -171,7 +173,7 @@ impl Reactor {
                     }
                 }
             }
-            let ring = bus.flush();
+            let ring: Vec<CoreId> = bus.flush().iter().collect();
             self.stats
                 .overflow_pending
                 .store(bus.stats().overflow_pending, Ordering::Relaxed);

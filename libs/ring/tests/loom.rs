@@ -10,7 +10,7 @@
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use percore_ring::mpsc::fanin::{self, Policy};
-use percore_ring::priority::{self, Priority};
+use percore_ring::priority::{self, Level};
 use percore_ring::wait::Doorbell;
 use percore_ring::{Receiver, Sender, link, mpsc, spmc, spsc};
 
@@ -228,8 +228,8 @@ fn priority_never_hides_a_message() {
     loom::model(|| {
         let (mut tx, mut rx) = priority::channel::<u32>(2, 2).unwrap();
         let h = thread::spawn(move || {
-            tx.try_push(Priority(0), 0).unwrap();
-            tx.try_push(Priority(1), 1).unwrap();
+            tx.try_push(Level(0), 0).unwrap();
+            tx.try_push(Level(1), 1).unwrap();
         });
         let mut got = Vec::new();
         if let Ok((_, v)) = rx.try_pop() {

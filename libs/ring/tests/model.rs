@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use percore_ring::mpsc::fanin::{self, Policy};
-use percore_ring::priority::{self, Priority, PriorityPushError};
+use percore_ring::priority::{self, Level, PriorityPushError};
 use percore_ring::{ChunkError, PopError, PushError, link, mpsc, spmc, spsc};
 use proptest::prelude::*;
 
@@ -154,7 +154,7 @@ proptest! {
         for (level, op) in ops {
             match op {
                 Some(v) => {
-                    let r = tx.try_push(Priority(level), v);
+                    let r = tx.try_push(Level(level), v);
                     let l = level as usize;
                     if l >= 4 { prop_assert_eq!(r, Err(PriorityPushError::NoSuchLevel(v))); }
                     else if model[l].len() < cap { prop_assert_eq!(r, Ok(())); model[l].push_back(v); }
@@ -162,14 +162,14 @@ proptest! {
                 }
                 None => {
                     let want = (0..4).rev().find(|&l| !model[l].is_empty())
-                        .map(|l| (Priority(l as u8), model[l].pop_front().unwrap()));
+                        .map(|l| (Level(l as u8), model[l].pop_front().unwrap()));
                     prop_assert_eq!(rx.try_pop().ok(), want);
                 }
             }
         }
         for l in (0..4).rev() {
             while let Some(v) = model[l].pop_front() {
-                prop_assert_eq!(rx.try_pop(), Ok((Priority(l as u8), v)));
+                prop_assert_eq!(rx.try_pop(), Ok((Level(l as u8), v)));
             }
         }
         prop_assert_eq!(rx.try_pop(), Err(PopError::Empty));

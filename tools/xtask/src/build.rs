@@ -133,6 +133,17 @@ pub fn lint(args: &mut Args) -> Result<(), Error> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     error::run("cargo fmt --check", &mut fmt)?;
+    let violations = crate::layers::check(&workspace_root())?;
+    for v in &violations {
+        eprintln!("{}:{}: {}", v.file.display(), v.line, v.what);
+    }
+    if !violations.is_empty() {
+        return Err(Error::Other(format!(
+            "{} layering violations (see tools/xtask/src/layers.rs)",
+            violations.len()
+        )));
+    }
+    println!("xtask: kernel layers point down");
     let mut host = cargo();
     host.args(["clippy", "--workspace", "--all-targets"]);
     for package in BARE_METAL_PACKAGES {
@@ -146,5 +157,36 @@ pub fn lint(args: &mut Args) -> Result<(), Error> {
         bare.args(["--package", package]);
     }
     bare.args(["--", "-D", "warnings"]);
-    error::run("clippy on the kernel crates", &mut bare)
+    error::run("clippy on the kernel crates", &mut bare)?;
+    let mut simulated = cargo();
+    simulated.args([
+        "clippy",
+        "--package",
+        "percore-kernel",
+        "--lib",
+        "--tests",
+        "--target",
+        &host_target()?,
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    error::run("clippy on the kernel built for the host", &mut simulated)
+}
+
+/// The host's target triple (where the kernel's library runs on the
+/// simulated arch for unit tests).
+pub fn host_target() -> Result<String, Error> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|error| Error::Spawn {
+            command: String::from("rustc -vV"),
+            error,
+        })?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or_else(|| Error::Other(String::from("`rustc -vV` named no host")))
 }

@@ -12,6 +12,7 @@
 mod args;
 mod build;
 mod error;
+mod layers;
 mod qemu;
 mod test;
 mod tools;

@@ -154,7 +154,17 @@ fn host_tests(tally: &mut Tally) -> Result<(), Error> {
         "--exclude",
         "percore-tests",
     ]);
-    cargo_test("host unit tests", command, tally)
+    cargo_test("host unit tests", command, tally)?;
+    let mut kernel = build::cargo();
+    kernel.args([
+        "test",
+        "--package",
+        "percore-kernel",
+        "--lib",
+        "--target",
+        &build::host_target()?,
+    ]);
+    cargo_test("the kernel on the simulated arch (host)", kernel, tally)
 }
 
 /// Loom model checks of every library that has `tests/loom.rs`, in their own

@@ -58,15 +58,23 @@ pub struct Platform {
 }
 
 /// Why ACPI discovery failed.
-#[derive(Debug)]
 pub enum AcpiError {
     /// The bootloader found no RSDP.
     NoRsdp,
-    /// The tables could not be parsed (the `acpi` crate's error, read
-    /// through `Debug` in the boot log).
-    Tables(#[allow(dead_code)] acpi::AcpiError),
+    /// The tables could not be parsed (the `acpi` crate's error).
+    Tables(acpi::AcpiError),
     /// No MADT, or an interrupt model other than the APIC.
     NoApic,
+}
+
+impl core::fmt::Display for AcpiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AcpiError::NoRsdp => f.write_str("the bootloader found no RSDP"),
+            AcpiError::Tables(error) => write!(f, "unreadable tables ({error:?})"),
+            AcpiError::NoApic => f.write_str("no MADT, or no APIC interrupt model"),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

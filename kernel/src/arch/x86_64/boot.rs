@@ -58,7 +58,7 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
     {
         Ok(platform) => Some(platform),
         Err(error) => {
-            log::error!("ACPI: {error:?}; continuing on the bootstrap core alone");
+            log::error!("ACPI: {error}; continuing on the bootstrap core alone");
             None
         }
     };

@@ -124,7 +124,7 @@ pub fn start_aps(
         match start_one(core, apic_id, params, page) {
             Ok(timing) => report.timings.push(timing),
             Err(error) => {
-                log::error!("core {core} (APIC id {apic_id}) did not start: {error:?}");
+                log::error!("core {core} (APIC id {apic_id}) did not start: {error}");
                 report.failed.push(apic_id);
                 // Put it back into wait-for-STARTUP so that a late start
                 // cannot run on the next core's stack.
@@ -158,10 +158,19 @@ fn start_of(timing: &ApTiming) -> u64 {
 
 static SIPI_AT: [AtomicU64; MAX_TIMED] = [const { AtomicU64::new(0) }; MAX_TIMED];
 
-#[derive(Debug)]
+/// Why one application core did not start.
 enum StartError {
-    Stack(#[allow(dead_code)] mem::MemoryError),
+    Stack(mem::MemoryError),
     NeverEntered,
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Stack(error) => write!(f, "no stack for it ({error:?})"),
+            StartError::NeverEntered => f.write_str("it never entered the trampoline"),
+        }
+    }
 }
 
 fn start_one(
