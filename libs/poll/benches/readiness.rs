@@ -47,10 +47,7 @@ impl Park for ThreadPark {
     }
 }
 
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
+use percore_benchkit::{Table, bench_line, load_average, median};
 
 /// Runs `f` once to warm up, then `REPS` times; median of its results.
 fn measure(mut f: impl FnMut() -> f64) -> f64 {
@@ -213,25 +210,51 @@ fn main() {
     let batch = signal_poll_batch();
     let (ours_same, mio_same) = (ours_wake_poll(), mio_wake_poll());
     let (ours_rt, mio_rt) = (ours_roundtrip(), mio_roundtrip());
-    println!("percore-poll readiness, median of {REPS} (ns, lower is better)");
-    println!("{:<28} {:>12} {:>12}", "row", "percore", "mio");
     println!(
-        "{:<28} {:>12.1} {:>12}",
-        "signal_poll_batch /event", batch, "-"
+        "percore-poll readiness, median of {REPS} (ns, lower is better); load average {}",
+        load_average()
     );
-    println!(
-        "{:<28} {:>12.1} {:>12.1}",
-        "wake_poll_same_thread", ours_same, mio_same
-    );
-    println!(
-        "{:<28} {:>12.1} {:>12.1}",
-        "wake_roundtrip_threads", ours_rt, mio_rt
-    );
+    let mut table = Table::new(&["row", "percore", "mio"]);
+    table.row(vec![
+        "signal_poll_batch /event".into(),
+        format!("{batch:.1}"),
+        "-".into(),
+    ]);
+    table.row(vec![
+        "wake_poll_same_thread".into(),
+        format!("{ours_same:.1}"),
+        format!("{mio_same:.1}"),
+    ]);
+    table.row(vec![
+        "wake_roundtrip_threads".into(),
+        format!("{ours_rt:.1}"),
+        format!("{mio_rt:.1}"),
+    ]);
+    table.print();
     if smoke() {
         println!("(smoke run: numbers are not measurements; use cargo bench)");
         return;
     }
-    println!("bench poll_signal_poll_batch {batch:.1} ns");
-    println!("bench poll_wake_poll_same_thread {ours_same:.1} mio {mio_same:.1} ns");
-    println!("bench poll_wake_roundtrip_threads {ours_rt:.1} mio {mio_rt:.1} ns");
+    println!(
+        "{}",
+        bench_line("poll_signal_poll_batch", batch, None, "ns")
+    );
+    println!(
+        "{}",
+        bench_line(
+            "poll_wake_poll_same_thread",
+            ours_same,
+            Some(("mio", mio_same)),
+            "ns"
+        )
+    );
+    println!(
+        "{}",
+        bench_line(
+            "poll_wake_roundtrip_threads",
+            ours_rt,
+            Some(("mio", mio_rt)),
+            "ns"
+        )
+    );
 }

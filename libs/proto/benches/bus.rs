@@ -17,30 +17,7 @@ use percore_ring::spsc::{self, Consumer, Producer};
 const CAPACITY: usize = 1024;
 const BATCH: usize = 32;
 
-fn pin(core: usize) {
-    // SAFETY: `cpu_set_t` is plain data; zeroed is an empty set, CPU_SET only
-    // writes inside it, and sched_setaffinity(0, ..) affects this thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p) as usize] as f64
-}
-
-/// Runs `f` `reps` times; the median of each of its outputs.
-fn med<const K: usize>(reps: usize, mut f: impl FnMut() -> [f64; K]) -> [f64; K] {
-    let runs: Vec<[f64; K]> = (0..reps).map(|_| f()).collect();
-    std::array::from_fn(|k| median(runs.iter().map(|r| r[k]).collect()))
-}
+use percore_benchkit::{Table, bench_line, load_average, median_of as med, percentile, pin};
 
 fn ping(seq: u64) -> Message {
     Message::Ping { seq, sent_at: seq }
@@ -251,7 +228,10 @@ fn main() {
         }
     };
     let (rtts, msgs) = (count(100_000.0) as usize, count(2_000_000.0));
-    println!("percore-proto bench: median of {reps} repetitions, threads pinned to cores 0 and 1");
+    println!(
+        "percore-proto bench: median of {reps} repetitions, threads pinned to cores 0 and 1; load average {}",
+        load_average()
+    );
     if !full {
         println!("(smoke run: pass --bench, as `cargo bench` does, for real figures)");
     }
@@ -292,16 +272,28 @@ fn main() {
         ),
     ];
     println!();
-    println!("| row | bus | raw ring row | raw ring value | bus/raw | unit |");
-    println!("|---|---|---|---|---|---|");
+    let mut table = Table::new(&[
+        "row",
+        "bus",
+        "raw ring row",
+        "raw ring value",
+        "bus/raw",
+        "unit",
+    ]);
     for (name, ours, peer, theirs, unit) in rows {
-        println!(
-            "| {name} | {ours:.4e} | {peer} | {theirs:.4e} | {:.2} | {unit} |",
-            ours / theirs
-        );
+        table.row(vec![
+            name.into(),
+            format!("{ours:.4e}"),
+            peer.into(),
+            format!("{theirs:.4e}"),
+            format!("{:.2}", ours / theirs),
+            unit.into(),
+        ]);
     }
+    table.print();
+    println!("load average after: {}", load_average());
     println!();
     for (name, ours, peer, theirs, unit) in rows {
-        println!("bench {name} {ours:.1} {peer} {theirs:.1} {unit}");
+        println!("{}", bench_line(name, ours, Some((peer, theirs)), unit));
     }
 }

@@ -70,10 +70,7 @@ fn run(flavour: Flavour, tree: &mut TaskTree<AnyDiscipline>, rng: &mut Rng) -> f
     start.elapsed().as_nanos() as f64 / ops as f64
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use percore_benchkit::{Table, bench_line, load_average, median};
 
 fn main() {
     let flavours = [
@@ -82,10 +79,13 @@ fn main() {
         (Flavour::Fair, "fair"),
     ];
     let mut lines = Vec::new();
-    println!("select + requeue, ns/op (median of {REPS})");
-    println!("{:<12} {:>10} {:>10} {:>10}", "flavour", "10", "1k", "100k");
+    println!(
+        "select + requeue, ns/op (median of {REPS}); load average {}",
+        load_average()
+    );
+    let mut table = Table::new(&["flavour", "10", "1k", "100k"]);
     for (flavour, short) in flavours {
-        let mut row = format!("{short:<12}");
+        let mut row = vec![short.to_string()];
         for n in SIZES {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
             let mut tree = build(flavour, n, &mut rng);
@@ -94,11 +94,17 @@ fn main() {
                 .map(|_| run(flavour, &mut tree, &mut rng))
                 .collect();
             let m = median(times);
-            row.push_str(&format!(" {m:>10.1}"));
-            lines.push(format!("bench sched_select_requeue_{short}_{n} {m:.1} ns"));
+            row.push(format!("{m:.1}"));
+            lines.push(bench_line(
+                &format!("sched_select_requeue_{short}_{n}"),
+                m,
+                None,
+                "ns",
+            ));
         }
-        println!("{row}");
+        table.row(row);
     }
+    table.print();
     if smoke() {
         println!("(smoke run: numbers are not measurements; use cargo bench)");
         return;
