@@ -59,6 +59,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> Kernel {
     arch::trap::set_fatal_handler(fatal::on_exception);
     let boot_info: &'static BootInfo = boot_info;
     let machine = arch::boot::init(boot_info);
+    drivers::pci::init();
     if let Err(error) = drivers::uart::init() {
         log::error!("console input unavailable: {error:?}");
     }

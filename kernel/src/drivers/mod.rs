@@ -2,4 +2,5 @@
 //! of the core its interrupt goes to.
 
 pub mod fw_cfg;
+pub mod pci;
 pub mod uart;

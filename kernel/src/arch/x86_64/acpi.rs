@@ -55,6 +55,18 @@ pub struct Platform {
     pub overrides: Vec<SourceOverride>,
     pub hpet_address: Option<u64>,
     pub pm_timer: Option<PmTimer>,
+    /// PCI Express memory-mapped configuration (ECAM) regions (MCFG).
+    pub ecam: Vec<EcamRegion>,
+}
+
+/// One MCFG entry: buses `bus_start..=bus_end` of PCI segment `segment`
+/// have their configuration space at `base` (1 MiB per bus).
+#[derive(Clone, Copy, Debug)]
+pub struct EcamRegion {
+    pub base: u64,
+    pub segment: u16,
+    pub bus_start: u8,
+    pub bus_end: u8,
 }
 
 /// Why ACPI discovery failed.
@@ -164,5 +176,19 @@ pub fn discover(rsdp: Option<u64>, physical_memory_offset: u64) -> Result<Platfo
         overrides,
         hpet_address: HpetInfo::new(&tables).ok().map(|h| h.base_address as u64),
         pm_timer,
+        ecam: tables
+            .find_table::<acpi::mcfg::Mcfg>()
+            .map(|mcfg| {
+                mcfg.entries()
+                    .iter()
+                    .map(|e| EcamRegion {
+                        base: e.base_address,
+                        segment: e.pci_segment_group,
+                        bus_start: e.bus_number_start,
+                        bus_end: e.bus_number_end,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
