@@ -113,7 +113,9 @@ impl fmt::Display for ConfigError {
             ConfigError::BadQueueSize(n) => {
                 write!(f, "queue size {n} is not a power of two up to 32768")
             }
-            ConfigError::Misaligned(a) => write!(f, "queue memory at {a:#x} is not 16-byte aligned"),
+            ConfigError::Misaligned(a) => {
+                write!(f, "queue memory at {a:#x} is not 16-byte aligned")
+            }
             ConfigError::TooSmall { need, have } => {
                 write!(f, "queue memory has {have} bytes, needs {need}")
             }
@@ -146,7 +148,10 @@ impl fmt::Display for DeviceError {
                 write!(f, "device completed descriptor {id}, beyond the queue")
             }
             DeviceError::NotInFlight { id } => {
-                write!(f, "device completed descriptor {id}, which heads no request in flight")
+                write!(
+                    f,
+                    "device completed descriptor {id}, which heads no request in flight"
+                )
             }
             DeviceError::BadLength { id, len, capacity } => write!(
                 f,

@@ -66,7 +66,8 @@ impl Layout {
         let n = usize::from(queue_size);
         let avail = n * size_of::<Desc>();
         let used_layout = Used::layout(queue_size, true);
-        let used = (avail + Avail::layout(queue_size, true).size()).next_multiple_of(used_layout.align());
+        let used =
+            (avail + Avail::layout(queue_size, true).size()).next_multiple_of(used_layout.align());
         Ok(Layout {
             queue_size,
             avail,

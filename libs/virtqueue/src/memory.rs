@@ -133,7 +133,10 @@ impl DmaRegion {
     /// alignment (which then hold for `from_ptr`).
     fn at(&self, offset: usize, width: usize) -> *mut u8 {
         assert!(
-            offset.checked_add(width).is_some_and(|end| end <= self.size) && offset % width == 0,
+            offset
+                .checked_add(width)
+                .is_some_and(|end| end <= self.size)
+                && offset.is_multiple_of(width),
             "queue memory access out of bounds or misaligned: {offset} + {width} of {}",
             self.size
         );
@@ -204,7 +207,7 @@ impl HostRegion {
     /// assert_eq!(HostRegion::new(layout, 3).err(), Some(ConfigError::Misaligned(3)));
     /// ```
     pub fn new(layout: Layout, device_address: u64) -> Result<Self, ConfigError> {
-        if device_address % Layout::ALIGN as u64 != 0 {
+        if !device_address.is_multiple_of(Layout::ALIGN as u64) {
             return Err(ConfigError::Misaligned(device_address));
         }
         let heap = core::alloc::Layout::from_size_align(layout.size(), Layout::ALIGN)

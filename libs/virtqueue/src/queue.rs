@@ -86,7 +86,7 @@ impl<M: QueueMemory> Virtqueue<M> {
                 have: memory.size(),
             });
         }
-        if memory.device_address() % Layout::ALIGN as u64 != 0 {
+        if !memory.device_address().is_multiple_of(Layout::ALIGN as u64) {
             return Err(ConfigError::Misaligned(memory.device_address()));
         }
         let queue = Virtqueue {
@@ -183,7 +183,11 @@ impl<M: QueueMemory> Virtqueue<M> {
     /// assert_ne!(a, b);
     /// assert_eq!(q.add(&[], &[]), Err(AddError::Empty));
     /// ```
-    pub fn add(&mut self, readable: &[Segment], writable: &[Segment]) -> Result<RequestId, AddError> {
+    pub fn add(
+        &mut self,
+        readable: &[Segment],
+        writable: &[Segment],
+    ) -> Result<RequestId, AddError> {
         if self.broken.is_some() {
             return Err(AddError::Broken);
         }
@@ -206,27 +210,31 @@ impl<M: QueueMemory> Virtqueue<M> {
         if readable.iter().chain(writable).any(|s| s.len == 0) {
             return Err(AddError::ZeroLength);
         }
-        let capacity = writable.iter().fold(0u32, |sum, s| sum.saturating_add(s.len));
+        let capacity = writable
+            .iter()
+            .fold(0u32, |sum, s| sum.saturating_add(s.len));
         let (memory, layout) = (&self.memory, &self.layout);
         let mut parts = readable
             .iter()
             .map(|s| (s, DescF::empty()))
             .chain(writable.iter().map(|s| (s, DescF::WRITE)));
         // `segments <= free <= queue_size <= 32768`, so it fits a u16.
-        let head = self.descriptors.take(segments as u16, capacity, |desc, next| {
-            let Some((segment, flags)) = parts.next() else {
-                return;
-            };
-            let flags = match next {
-                Some(_) => flags | DescF::NEXT,
-                None => flags,
-            };
-            let at = layout.desc(desc);
-            memory.store_u64(at, segment.addr, Relaxed);
-            memory.store_u32(at + 8, segment.len, Relaxed);
-            memory.store_u16(at + 12, flags.bits().to_ne(), Relaxed);
-            memory.store_u16(at + 14, next.unwrap_or(0), Relaxed);
-        });
+        let head = self
+            .descriptors
+            .take(segments as u16, capacity, |desc, next| {
+                let Some((segment, flags)) = parts.next() else {
+                    return;
+                };
+                let flags = match next {
+                    Some(_) => flags | DescF::NEXT,
+                    None => flags,
+                };
+                let at = layout.desc(desc);
+                memory.store_u64(at, segment.addr, Relaxed);
+                memory.store_u32(at + 8, segment.len, Relaxed);
+                memory.store_u16(at + 12, flags.bits().to_ne(), Relaxed);
+                memory.store_u16(at + 14, next.unwrap_or(0), Relaxed);
+            });
         let slot = self.avail_idx & (self.queue_size() - 1);
         self.memory
             .store_u16(self.layout.avail_ring(slot), head, Relaxed);
@@ -314,7 +322,9 @@ impl<M: QueueMemory> Virtqueue<M> {
                 in_flight: self.in_flight,
             }));
         }
-        let at = self.layout.used_ring(self.last_used & (self.queue_size() - 1));
+        let at = self
+            .layout
+            .used_ring(self.last_used & (self.queue_size() - 1));
         let id = self.memory.load_u32(at, Relaxed);
         let len = self.memory.load_u32(at + 4, Relaxed);
         let Some(capacity) = self.descriptors.in_flight(id) else {
@@ -354,10 +364,12 @@ impl<M: QueueMemory> Virtqueue<M> {
     pub fn disable_interrupts(&mut self) {
         if self.event_idx {
             let behind = self.last_used.wrapping_sub(1);
-            self.memory.store_u16(self.layout.used_event(), behind, Relaxed);
+            self.memory
+                .store_u16(self.layout.used_event(), behind, Relaxed);
         } else {
             let flags = AvailF::NO_INTERRUPT.bits().to_ne();
-            self.memory.store_u16(self.layout.avail_flags(), flags, Relaxed);
+            self.memory
+                .store_u16(self.layout.avail_flags(), flags, Relaxed);
         }
     }
 
@@ -411,7 +423,8 @@ impl<M: QueueMemory> Virtqueue<M> {
     /// ```
     pub fn reset(&mut self, abandoned: impl FnMut(RequestId)) {
         let mut abandoned = abandoned;
-        self.descriptors.abandon_all(|head| abandoned(RequestId(head)));
+        self.descriptors
+            .abandon_all(|head| abandoned(RequestId(head)));
         self.avail_idx = 0;
         self.kicked_idx = 0;
         self.unkicked = 0;

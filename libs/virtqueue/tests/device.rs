@@ -44,7 +44,10 @@ fn out_of_order_completion() {
     let ids: Vec<_> = (0..4)
         .map(|i| q.add(&[bus.alloc(8, i)], &[bus.alloc(64, 0)]).unwrap())
         .collect();
-    assert_eq!(q.add(&[bus.alloc(8, 0)], &[]).map_err(|e| e.to_string()), Err("request needs 1 descriptors, 0 free".into()));
+    assert_eq!(
+        q.add(&[bus.alloc(8, 0)], &[]).map_err(|e| e.to_string()),
+        Err("request needs 1 descriptors, 0 free".into())
+    );
     dev.fetch(q.memory());
     for (i, written) in [(3, 64), (1, 0), (1, 10), (0, 64)] {
         dev.complete(q.memory(), &mut bus, i, written);
@@ -67,7 +70,13 @@ fn indices_wrap_past_u16() {
         dev.fetch(q.memory());
         dev.complete(q.memory(), &mut bus, 0, round % 33);
         let done = q.poll_used().unwrap().unwrap();
-        assert_eq!(done, Completion { id, written: round % 33 });
+        assert_eq!(
+            done,
+            Completion {
+                id,
+                written: round % 33
+            }
+        );
         completed += 1;
     }
     assert_eq!(completed, 70_000);

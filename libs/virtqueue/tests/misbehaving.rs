@@ -74,14 +74,30 @@ fn length_beyond_the_buffers() {
     dev.complete_raw(q.memory(), 0, 200); // exactly the two writable segments
     assert!(q.poll_used().unwrap().is_some());
     dev.complete_raw(q.memory(), 3, 101);
-    assert_broken(q, DeviceError::BadLength { id: 3, len: 101, capacity: 100 }, &ids[1..]);
+    assert_broken(
+        q,
+        DeviceError::BadLength {
+            id: 3,
+            len: 101,
+            capacity: 100,
+        },
+        &ids[1..],
+    );
 }
 
 #[test]
 fn length_into_a_readable_only_request() {
     let (q, mut dev, ids) = setup();
     dev.complete_raw(q.memory(), 5, 1);
-    assert_broken(q, DeviceError::BadLength { id: 5, len: 1, capacity: 0 }, &ids);
+    assert_broken(
+        q,
+        DeviceError::BadLength {
+            id: 5,
+            len: 1,
+            capacity: 0,
+        },
+        &ids,
+    );
 }
 
 #[test]
@@ -89,7 +105,11 @@ fn used_idx_racing_ahead() {
     let (q, mut dev, ids) = setup();
     dev.complete_raw(q.memory(), 0, 0);
     dev.set_used_idx(q.memory(), 4); // 4 entries with 3 requests in flight
-    let e = DeviceError::UsedIdxJump { used_idx: 4, last_used: 0, in_flight: 3 };
+    let e = DeviceError::UsedIdxJump {
+        used_idx: 4,
+        last_used: 0,
+        in_flight: 3,
+    };
     assert_broken(q, e, &ids);
 }
 
@@ -99,7 +119,11 @@ fn used_idx_going_backwards() {
     dev.complete_raw(q.memory(), 0, 0);
     q.poll_used().unwrap().unwrap();
     dev.set_used_idx(q.memory(), 0);
-    let e = DeviceError::UsedIdxJump { used_idx: 0, last_used: 1, in_flight: 2 };
+    let e = DeviceError::UsedIdxJump {
+        used_idx: 0,
+        last_used: 1,
+        in_flight: 2,
+    };
     assert_broken(q, e, &ids[1..]);
 }
 
@@ -109,7 +133,11 @@ fn used_idx_jump_on_an_idle_queue() {
     let mut q = Virtqueue::new(region, 4, false).unwrap();
     let mut dev = SimDevice::new(4, false);
     dev.set_used_idx(q.memory(), 1);
-    let e = DeviceError::UsedIdxJump { used_idx: 1, last_used: 0, in_flight: 0 };
+    let e = DeviceError::UsedIdxJump {
+        used_idx: 1,
+        last_used: 0,
+        in_flight: 0,
+    };
     assert_eq!(q.poll_used(), Err(e));
 }
 

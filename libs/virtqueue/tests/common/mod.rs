@@ -158,7 +158,11 @@ impl SimDevice {
         mem.store_u16(self.layout.used_idx(), self.used_idx, Release);
         fence(SeqCst);
         let interrupt = if self.event_idx {
-            need_event(mem.load_u16(self.layout.used_event(), Relaxed), self.used_idx, old)
+            need_event(
+                mem.load_u16(self.layout.used_event(), Relaxed),
+                self.used_idx,
+                old,
+            )
         } else {
             mem.load_u16(self.layout.avail_flags(), Relaxed) & 1 == 0
         };
