@@ -201,7 +201,12 @@ impl Encoder {
         }
         let seq = self.next_seq;
         let log_id = self.superblock.log_id;
-        Header::write_record(&mut self.buf[self.fill..self.fill + span], seq, log_id, payload);
+        Header::write_record(
+            &mut self.buf[self.fill..self.fill + span],
+            seq,
+            log_id,
+            payload,
+        );
         self.fill += span;
         self.next_seq += 1;
         Ok(seq)
@@ -264,7 +269,11 @@ impl Encoder {
         let bs = self.superblock.block_size as usize;
         let keep = self.durable / bs * bs;
         if keep > 0 {
-            let used = self.fill.max(self.scrub).next_multiple_of(bs).min(self.buf.len());
+            let used = self
+                .fill
+                .max(self.scrub)
+                .next_multiple_of(bs)
+                .min(self.buf.len());
             self.buf.copy_within(keep..used, 0);
             self.buf[used - keep..used].fill(0);
             self.start += keep as u64;

@@ -152,7 +152,9 @@ pub struct TornTail {
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FormatError::BadBlockSize(b) => write!(f, "block size {b} is not a power of two >= 512"),
+            FormatError::BadBlockSize(b) => {
+                write!(f, "block size {b} is not a power of two >= 512")
+            }
             FormatError::TooFewBlocks(n) => write!(f, "a log region of {n} blocks is too small"),
             FormatError::BadMaxPayload(m) => write!(f, "max payload {m} is over 256 MiB"),
             FormatError::WindowTooSmall { blocks, need } => {

@@ -117,19 +117,17 @@ impl<R: BlockRead> Iterator for Reader<R> {
                 Ok(Event::Record { seq, offset, len }) if seq >= self.from_seq => {
                     let mut payload = vec![0; len as usize];
                     let at = offset + crate::record::HEADER_LEN as u64;
-                    return Some(
-                        match self.scanner.cursor().read(at, &mut payload) {
-                            Ok(()) => Ok(Record {
-                                seq,
-                                offset,
-                                payload,
-                            }),
-                            Err(e) => {
-                                self.done = true;
-                                Err(ReadError::Io(e))
-                            }
-                        },
-                    );
+                    return Some(match self.scanner.cursor().read(at, &mut payload) {
+                        Ok(()) => Ok(Record {
+                            seq,
+                            offset,
+                            payload,
+                        }),
+                        Err(e) => {
+                            self.done = true;
+                            Err(ReadError::Io(e))
+                        }
+                    });
                 }
                 Ok(Event::Corrupt(lost)) if lost.last_seq >= self.from_seq => {
                     return Some(Err(ReadError::Corrupt(lost)));

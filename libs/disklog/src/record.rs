@@ -31,7 +31,13 @@ const MAGIC: u32 = u32::from_le_bytes(*b"PCLR");
 /// Slice-by-16 tables (16 KiB, built at compile time).
 static CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
-pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
+/// CRC-32C (Castagnoli) of `bytes`, the checksum the format uses; public
+/// so a host-side check can compare payloads with what it expects.
+///
+/// ```
+/// assert_eq!(percore_disklog::crc32c(b"123456789"), 0xe306_9283);
+/// ```
+pub fn crc32c(bytes: &[u8]) -> u32 {
     CRC32C.checksum(bytes)
 }
 

@@ -93,7 +93,12 @@ impl Superblock {
         if !self.block_size.is_power_of_two() || self.block_size < 512 {
             return Err(FormatError::BadBlockSize(self.block_size));
         }
-        if self.blocks < 2 || self.blocks.checked_mul(u64::from(self.block_size)).is_none() {
+        if self.blocks < 2
+            || self
+                .blocks
+                .checked_mul(u64::from(self.block_size))
+                .is_none()
+        {
             return Err(FormatError::TooFewBlocks(self.blocks));
         }
         if self.max_payload > 1 << 28 {
