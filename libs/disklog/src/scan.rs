@@ -104,16 +104,16 @@ impl<R: BlockRead> Scanner<R> {
             return Ok(Event::End(tail));
         }
         let p = self.offset;
-        if let Some(h) = self.valid_at(p)? {
-            if h.seq == self.seq {
-                self.offset = p + span(h.len) as u64;
-                self.seq += 1;
-                return Ok(Event::Record {
-                    seq: h.seq,
-                    offset: p,
-                    len: h.len,
-                });
-            }
+        if let Some(h) = self.valid_at(p)?
+            && h.seq == self.seq
+        {
+            self.offset = p + span(h.len) as u64;
+            self.seq += 1;
+            return Ok(Event::Record {
+                seq: h.seq,
+                offset: p,
+                len: h.len,
+            });
         }
         match self.resync(p)? {
             Some((q, s)) => {
@@ -178,16 +178,16 @@ impl<R: BlockRead> Scanner<R> {
         while q + HEADER_LEN as u64 <= end {
             let mut magic = [0u8; 4];
             self.cursor.read(q, &mut magic)?;
-            if Header::has_magic(&magic) {
-                if let Some(h) = self.valid_at(q)? {
-                    let lost = h.seq.wrapping_sub(self.seq);
-                    let gap = q - p;
-                    if h.seq > self.seq
-                        && lost.saturating_mul(HEADER_LEN as u64) <= gap
-                        && gap <= lost.saturating_mul(max_span)
-                    {
-                        return Ok(Some((q, h.seq)));
-                    }
+            if Header::has_magic(&magic)
+                && let Some(h) = self.valid_at(q)?
+            {
+                let lost = h.seq.wrapping_sub(self.seq);
+                let gap = q - p;
+                if h.seq > self.seq
+                    && lost.saturating_mul(HEADER_LEN as u64) <= gap
+                    && gap <= lost.saturating_mul(max_span)
+                {
+                    return Ok(Some((q, h.seq)));
                 }
             }
             q += RECORD_ALIGN as u64;
