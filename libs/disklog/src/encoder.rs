@@ -108,22 +108,34 @@ impl Written {
 }
 
 impl Encoder {
-    /// An encoder for a freshly created log (the superblock written, no
-    /// records), with a window of `window_blocks` blocks: enough for the
-    /// largest record plus the partial block it may start in.
+    /// An encoder for a freshly created log (the superblock written, the
+    /// rest of the region zero, or left from a log with another `log_id`),
+    /// with a window of `window_blocks` blocks: at least
+    /// [`min_window_blocks`](Superblock::min_window_blocks) (the largest
+    /// record and the partial block it starts in), at most
+    /// [`max_window_blocks`](Superblock::max_window_blocks) (so a torn
+    /// write stays within recovery's reach).
     ///
     /// ```
     /// use percore_disklog::{Encoder, FormatError, Superblock};
-    /// let sb = Superblock::new(512, 8, 1).unwrap(); // 64 KiB records: 130 blocks of window
+    /// let sb = Superblock::new(512, 8, 1).unwrap(); // 64 KiB records: 130..=515 blocks
     /// assert_eq!(Encoder::new(sb, 4).err(), Some(FormatError::WindowTooSmall { blocks: 4, need: 130 }));
+    /// assert_eq!(Encoder::new(sb, 600).err(), Some(FormatError::WindowTooLarge { blocks: 600, max: 515 }));
     /// ```
     pub fn new(superblock: Superblock, window_blocks: usize) -> Result<Self, FormatError> {
         let bs = superblock.block_size as usize;
-        let need = (superblock.max_span() as usize).div_ceil(bs) + 1;
+        let need = superblock.min_window_blocks();
         if window_blocks < need {
             return Err(FormatError::WindowTooSmall {
                 blocks: window_blocks,
                 need,
+            });
+        }
+        let max = superblock.max_window_blocks();
+        if window_blocks > max {
+            return Err(FormatError::WindowTooLarge {
+                blocks: window_blocks,
+                max,
             });
         }
         Ok(Encoder {
@@ -164,6 +176,10 @@ impl Encoder {
         enc.fill = keep;
         enc.durable = keep;
         if let Some(tail) = recovery.tail {
+            // The tail lies within `resync_reach` of `end`: a window of the
+            // maximum size scrubs all of it; a smaller one what it holds
+            // (the rest holds no valid record, or recovery would have found
+            // it, and at worst is reported as a torn tail again later).
             let torn_end = (tail.offset + tail.bytes - enc.start) as usize;
             enc.scrub = torn_end.min(enc.buf.len());
         }

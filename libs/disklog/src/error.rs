@@ -27,6 +27,14 @@ pub enum FormatError {
         /// Blocks needed.
         need: usize,
     },
+    /// An encoder window longer than recovery's search reach: a torn write
+    /// could leave valid records where recovery would not find them.
+    WindowTooLarge {
+        /// Blocks asked for.
+        blocks: usize,
+        /// The most allowed.
+        max: usize,
+    },
 }
 
 /// A log could not be opened.
@@ -159,6 +167,9 @@ impl fmt::Display for FormatError {
             FormatError::BadMaxPayload(m) => write!(f, "max payload {m} is over 256 MiB"),
             FormatError::WindowTooSmall { blocks, need } => {
                 write!(f, "encoder window of {blocks} blocks, needs {need}")
+            }
+            FormatError::WindowTooLarge { blocks, max } => {
+                write!(f, "encoder window of {blocks} blocks, at most {max}")
             }
         }
     }

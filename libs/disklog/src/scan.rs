@@ -9,7 +9,8 @@
 //! payload checksum holds.
 //!
 //! When the record at `p` is not valid, the scanner searches forward, at
-//! every 8-byte boundary up to four largest-record spans away, for the
+//! every 8-byte boundary up to [`Superblock::resync_reach`] away (four
+//! largest-record spans and two blocks), for the
 //! first valid record `s` that could follow the lost ones: a higher
 //! sequence number, with at least 32 and at most `max_span` bytes per
 //! missing record between `p` and it. Found: the records in between are
@@ -18,9 +19,14 @@
 //! non-zero byte of the searched window are the torn tail.
 //!
 //! Why that is sound: an append only ever writes at the end of the log
-//! (rewriting the already-durable bytes of its first block unchanged), so a
-//! crash damages only records after the last durable one; damage with
-//! valid records after it is in the middle, damage without is the tail.
+//! (rewriting the already-durable bytes of its first block unchanged), and
+//! one write is at most an encoder window, which is never longer than the
+//! search reach; so a crash damages only records after the last durable
+//! one, and every byte it can leave lies within reach of the truncation
+//! point: damage with valid records after it is in the middle, damage
+//! without is the tail, and nothing valid is left beyond the tail (the
+//! resumed encoder's first write zeroes the tail's bytes, so a later
+//! recovery cannot mistake them, or stale records among them, for data).
 //! Records that were never acknowledged may still land out of order (a
 //! multi-block write whose later blocks landed and earlier ones did not):
 //! that reads as a corrupt record followed by a valid one, and is reported
@@ -30,10 +36,6 @@ use crate::block::{BlockRead, Cursor};
 use crate::error::{Corrupt, OpenError, TornTail};
 use crate::record::{HEADER_LEN, Header, RECORD_ALIGN, crc32c_digest, span};
 use crate::superblock::Superblock;
-
-/// How many largest-record spans past a damaged spot the scanner looks
-/// for the next valid record.
-pub(crate) const RESYNC_SPANS: u64 = 4;
 
 /// One step of a scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,8 +167,7 @@ impl<R: BlockRead> Scanner<R> {
 
     /// End of the window searched past a damaged spot at `p`.
     fn window_end(&self, p: u64) -> u64 {
-        let reach = RESYNC_SPANS * self.superblock.max_span();
-        (p + reach).min(self.cursor.capacity())
+        (p + self.superblock.resync_reach()).min(self.cursor.capacity())
     }
 
     /// The first valid record after `p` that can follow the records lost

@@ -22,6 +22,10 @@
 use crate::error::FormatError;
 use crate::record::{HEADER_LEN, crc32c, le_u32, le_u64};
 
+/// How many largest-record spans past a damaged spot recovery looks for
+/// the next valid record.
+const RESYNC_SPANS: u64 = 4;
+
 const MAGIC: [u8; 8] = *b"PCDISKLG";
 const VERSION: u32 = 1;
 /// Bytes of block 0 the superblock uses.
@@ -124,6 +128,43 @@ impl Superblock {
     /// ```
     pub const fn max_span(&self) -> u64 {
         crate::record::span(self.max_payload) as u64
+    }
+
+    /// How far past a damaged spot recovery searches for the next valid
+    /// record: four largest-record spans, rounded up to whole blocks, plus
+    /// two blocks. An [`Encoder`](crate::Encoder)'s window never exceeds
+    /// it, so every byte a torn write can leave behind lies within reach of
+    /// the truncation point (and gets scrubbed after it).
+    ///
+    /// ```
+    /// let sb = percore_disklog::Superblock::new(512, 8, 1).unwrap().with_max_payload(100).unwrap();
+    /// assert_eq!(sb.resync_reach(), 1024 + 1024); // 4 * 136 -> 1024, + 2 blocks
+    /// ```
+    pub const fn resync_reach(&self) -> u64 {
+        let bs = self.block_size as u64;
+        (RESYNC_SPANS * self.max_span()).next_multiple_of(bs) + 2 * bs
+    }
+
+    /// The fewest blocks an encoder window may have: the largest record
+    /// plus the partial block it may start in.
+    ///
+    /// ```
+    /// let sb = percore_disklog::Superblock::new(512, 8, 1).unwrap();
+    /// assert_eq!(sb.min_window_blocks(), 130);
+    /// ```
+    pub const fn min_window_blocks(&self) -> usize {
+        self.max_span().div_ceil(self.block_size as u64) as usize + 1
+    }
+
+    /// The most blocks an encoder window may have:
+    /// [`resync_reach`](Self::resync_reach) in blocks.
+    ///
+    /// ```
+    /// let sb = percore_disklog::Superblock::new(4096, 8, 1).unwrap();
+    /// assert_eq!(sb.max_window_blocks(), 67);
+    /// ```
+    pub const fn max_window_blocks(&self) -> usize {
+        (self.resync_reach() / self.block_size as u64) as usize
     }
 
     /// Writes the superblock into the start of `block` (at least 48 bytes;

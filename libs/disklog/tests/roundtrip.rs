@@ -21,11 +21,13 @@ proptest! {
         bs_log in 9u32..13,
         sizes in prop::collection::vec((0usize..700, any::<bool>()), 0..60),
         from in 0u64..70,
+        window in any::<prop::sample::Index>(),
     ) {
         let bs = 1 << bs_log;
         let sb = Superblock::new(bs, 2 + 64 * 1024 / u64::from(bs), 0xABCD).unwrap().with_max_payload(700).unwrap();
         let mut img = Image::new(&sb);
-        let mut enc = Encoder::new(sb, 4096 / bs as usize + 2).unwrap();
+        let (min, max) = (sb.min_window_blocks(), sb.max_window_blocks());
+        let mut enc = Encoder::new(sb, min + window.index(max - min + 1)).unwrap();
         let mut want = Vec::new();
         for (seq, &(len, flush_now)) in sizes.iter().enumerate() {
             let data = payload(seq as u64, len);

@@ -30,7 +30,7 @@ fn crash(block_size: u32, durable: u64, new: &[usize]) -> Crash {
         .with_max_payload(MAX)
         .unwrap();
     let mut base = Image::new(&sb);
-    let mut enc = Encoder::new(sb, 32).unwrap();
+    let mut enc = Encoder::new(sb, sb.max_window_blocks()).unwrap();
     for seq in 0..durable {
         append(
             &mut enc,
@@ -131,7 +131,7 @@ fn torn_at_every_byte_of_the_last_write() {
             );
             check_records(&img, &r, &new, c.durable);
             // Resume: the tail is overwritten, the log goes on cleanly.
-            let mut enc = Encoder::resume(&r, 32).unwrap();
+            let mut enc = Encoder::resume(&r, r.superblock.max_window_blocks()).unwrap();
             append(&mut enc, &mut img, b"after the crash");
             flush(&mut enc, &mut img);
             let again = recover(img.disk()).unwrap();
