@@ -116,3 +116,24 @@ impl Header {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{HEADER_LEN, Header, span};
+
+    #[test]
+    fn header_round_trips_and_rejects_every_bit_flip() {
+        let payload = b"payload!!";
+        let mut rec = [0u8; 64];
+        Header::write_record(&mut rec, 77, 0xAB, payload);
+        let raw: [u8; HEADER_LEN] = rec[..HEADER_LEN].try_into().unwrap();
+        let h = Header::decode(&raw).unwrap();
+        assert_eq!((h.len, h.seq, h.log_id), (9, 77, 0xAB));
+        assert_eq!(h.data_crc, super::crc32c(&rec[HEADER_LEN..span(9)]));
+        for bit in 0..HEADER_LEN * 8 {
+            let mut bad = raw;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(Header::decode(&bad), None, "bit {bit}");
+        }
+    }
+}

@@ -211,3 +211,21 @@ impl Superblock {
         .filter(|sb| sb.block_size as usize >= SUPERBLOCK_LEN.max(HEADER_LEN))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{SUPERBLOCK_LEN, Superblock};
+
+    #[test]
+    fn decode_rejects_every_bit_flip() {
+        let sb = Superblock::new(4096, 100, 0x1234).unwrap();
+        let mut block = [0u8; 4096];
+        sb.encode(&mut block);
+        assert_eq!(Superblock::decode(&block), Some(sb));
+        for bit in 0..SUPERBLOCK_LEN * 8 {
+            let mut bad = block;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(Superblock::decode(&bad), None, "bit {bit}");
+        }
+    }
+}

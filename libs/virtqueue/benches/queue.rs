@@ -31,7 +31,12 @@ fn reps() -> usize {
 /// Nanoseconds per request, moving `REQUESTS` requests in batches of `depth`.
 fn run(depth: u32) -> f64 {
     let size = 256;
-    let mut q = Virtqueue::new(HostRegion::new(Layout::new(size).unwrap(), 0x1000_0000).unwrap(), size, true).unwrap();
+    let mut q = Virtqueue::new(
+        HostRegion::new(Layout::new(size).unwrap(), 0x1000_0000).unwrap(),
+        size,
+        true,
+    )
+    .unwrap();
     let mut dev = SimDevice::new(size, true);
     let mut bus = Bus::new(0x2000_0000);
     let (header, data, status) = (bus.alloc(16, 1), bus.alloc(4096, 0), bus.alloc(1, 0));

@@ -118,3 +118,44 @@ impl Descriptors {
         self.free = size;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Descriptors;
+    use alloc::vec::Vec;
+
+    fn take(d: &mut Descriptors, n: u16) -> (u16, Vec<(u16, Option<u16>)>) {
+        let mut links = Vec::new();
+        let head = d.take(n, 10, |desc, next| links.push((desc, next)));
+        (head, links)
+    }
+
+    #[test]
+    fn chains_link_through_free_descriptors() {
+        let mut d = Descriptors::new(4).unwrap();
+        let (head, links) = take(&mut d, 3);
+        assert_eq!(head, 0);
+        assert_eq!(links, [(0, Some(1)), (1, Some(2)), (2, None)]);
+        assert_eq!(d.free(), 1);
+        assert_eq!(d.in_flight(0), Some(10));
+        assert_eq!(d.in_flight(1), None); // the middle of a chain heads nothing
+        d.release(0);
+        assert_eq!(d.free(), 4);
+        // The released chain is reused first, then the never-used one.
+        let (head, links) = take(&mut d, 4);
+        assert_eq!(head, 0);
+        assert_eq!(links, [(0, Some(1)), (1, Some(2)), (2, Some(3)), (3, None)]);
+    }
+
+    #[test]
+    fn abandon_frees_everything() {
+        let mut d = Descriptors::new(8).unwrap();
+        let a = take(&mut d, 2).0;
+        let b = take(&mut d, 3).0;
+        let mut heads = Vec::new();
+        d.abandon_all(|h| heads.push(h));
+        assert_eq!(heads, [a, b]);
+        assert_eq!((d.free(), d.in_flight(u32::from(a))), (8, None));
+        assert_eq!(take(&mut d, 8).0, 0);
+    }
+}

@@ -29,3 +29,25 @@
 pub const fn need_event(event: u16, new: u16, old: u16) -> bool {
     new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::need_event;
+
+    /// Against the definition: notify iff `event` is one of the entries
+    /// `old, old + 1, ..., new - 1` (mod 2^16), for every event value,
+    /// around the wrap and away from it.
+    #[test]
+    fn matches_the_definition() {
+        for old in [0u16, 1, 32767, 65500, 65535] {
+            for published in 0u16..70 {
+                let new = old.wrapping_add(published);
+                for event in 0..=u16::MAX {
+                    // `event` is `old + k` for some `k < published`.
+                    let crossed = event.wrapping_sub(old) < published;
+                    assert_eq!(need_event(event, new, old), crossed, "{event} {new} {old}");
+                }
+            }
+        }
+    }
+}
