@@ -64,6 +64,12 @@ pub enum OpenError<E> {
         /// Blocks the device has.
         device: u64,
     },
+    /// A [`Position`](crate::Position) that cannot be a record boundary
+    /// (not 8-byte aligned, or beyond the region).
+    BadPosition {
+        /// The position's offset.
+        offset: u64,
+    },
 }
 
 /// What the [`Reader`](crate::Reader) yields instead of a record.
@@ -185,6 +191,9 @@ impl<E: fmt::Debug> fmt::Display for OpenError<E> {
             }
             OpenError::RegionTooSmall { log, device } => {
                 write!(f, "log region of {log} blocks on a device of {device}")
+            }
+            OpenError::BadPosition { offset } => {
+                write!(f, "offset {offset} cannot start a record")
             }
         }
     }

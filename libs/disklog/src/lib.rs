@@ -52,7 +52,7 @@ mod superblock;
 pub use block::{BlockRead, OutOfRange, SliceDisk};
 pub use encoder::{Encoder, Pending, Written};
 pub use error::{AppendError, Corrupt, FormatError, OpenError, ReadError, TornTail};
-pub use reader::{Reader, Record};
+pub use reader::{Position, Reader, Record};
 pub use record::{HEADER_LEN, RECORD_ALIGN, crc32c, span as record_span};
 pub use recovery::{Recovery, recover};
 pub use superblock::{DEFAULT_MAX_PAYLOAD, SUPERBLOCK_LEN, Superblock};

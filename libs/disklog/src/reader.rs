@@ -24,6 +24,23 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// A record boundary: where the record with sequence number `seq` starts
+/// (or will start). [`Reader::position`] gives one, [`Reader::resume`]
+/// goes on from it without scanning from the first record: the way to
+/// follow a log as it grows.
+///
+/// ```
+/// let p = percore_disklog::Position { offset: 40, seq: 1 };
+/// assert_eq!((p.offset, p.seq), (40, 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Log offset of the record's header.
+    pub offset: u64,
+    /// Its sequence number.
+    pub seq: u64,
+}
+
 /// The records of a log with sequence numbers from `from_seq` on, in order.
 /// Corrupt records come as [`ReadError::Corrupt`] (never as data) and the
 /// reader goes on after them; it ends at the log's end.
@@ -69,6 +86,58 @@ impl<R: BlockRead> Reader<R> {
             done: false,
             tail: None,
         })
+    }
+
+    /// Opens the log on `dev` for reading from `position` on (a position
+    /// an earlier reader returned), without scanning what comes before.
+    ///
+    /// ```
+    /// use percore_disklog::{Encoder, Reader, SliceDisk, Superblock};
+    /// let sb = Superblock::new(512, 16, 7).unwrap();
+    /// let mut image = vec![0u8; 16 * 512];
+    /// sb.encode(&mut image);
+    /// let mut enc = Encoder::new(sb, 130).unwrap();
+    /// enc.append(b"one").unwrap();
+    /// let p = enc.pending().unwrap();
+    /// image[p.lba as usize * 512..][..p.data.len()].copy_from_slice(p.data);
+    /// let w = p.written;
+    /// enc.mark_written(w);
+    /// // Read to the end, remember where it is.
+    /// let mut reader = Reader::new(SliceDisk::new(&image, 512), 0).unwrap();
+    /// assert_eq!(reader.by_ref().count(), 1);
+    /// let end = reader.position();
+    /// // The log grows; follow it from there.
+    /// enc.append(b"two").unwrap();
+    /// let p = enc.pending().unwrap();
+    /// image[p.lba as usize * 512..][..p.data.len()].copy_from_slice(p.data);
+    /// let mut reader = Reader::resume(SliceDisk::new(&image, 512), end).unwrap();
+    /// assert_eq!(reader.next().unwrap().unwrap().payload, b"two");
+    /// ```
+    pub fn resume(dev: R, position: Position) -> Result<Self, OpenError<R::Error>> {
+        let mut scanner = Scanner::open(dev)?;
+        scanner.seek(position.offset, position.seq)?;
+        Ok(Reader {
+            scanner,
+            from_seq: position.seq,
+            done: false,
+            tail: None,
+        })
+    }
+
+    /// Where the next record the reader would look at starts; after the
+    /// end, where the log ends (the next append's position).
+    ///
+    /// ```
+    /// # use percore_disklog::{Position, Reader, SliceDisk, Superblock};
+    /// # let sb = Superblock::new(512, 4, 9).unwrap();
+    /// # let mut image = vec![0u8; 2048];
+    /// # sb.encode(&mut image);
+    /// let reader = Reader::new(SliceDisk::new(&image, 512), 0).unwrap();
+    /// assert_eq!(reader.position(), Position { offset: 0, seq: 0 });
+    /// ```
+    pub fn position(&self) -> Position {
+        let (offset, seq) = self.scanner.position();
+        Position { offset, seq }
     }
 
     /// The log's superblock.

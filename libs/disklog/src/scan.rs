@@ -86,6 +86,20 @@ impl<R: BlockRead> Scanner<R> {
         })
     }
 
+    /// Moves the scan to a record boundary: where a record with sequence
+    /// number `seq` starts (or would start).
+    pub(crate) fn seek(&mut self, offset: u64, seq: u64) -> Result<(), OpenError<R::Error>> {
+        if !offset.is_multiple_of(crate::record::RECORD_ALIGN as u64)
+            || offset > self.cursor.capacity()
+        {
+            return Err(OpenError::BadPosition { offset });
+        }
+        self.offset = offset;
+        self.seq = seq;
+        self.end = None;
+        Ok(())
+    }
+
     pub(crate) fn superblock(&self) -> &Superblock {
         &self.superblock
     }

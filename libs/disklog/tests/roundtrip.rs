@@ -144,3 +144,37 @@ fn block_size_must_match_the_device() {
         })
     );
 }
+
+#[test]
+fn a_reader_follows_a_growing_log() {
+    let sb = Superblock::new(512, 64, 5)
+        .unwrap()
+        .with_max_payload(200)
+        .unwrap();
+    let mut img = Image::new(&sb);
+    let mut enc = Encoder::new(sb, 4).unwrap();
+    let mut position = Reader::new(img.disk(), 0).unwrap().position();
+    let mut seen = 0;
+    for round in 0..20u64 {
+        for seq in round * 3..round * 3 + 3 {
+            append(&mut enc, &mut img, &payload(seq, (seq * 13 % 200) as usize));
+        }
+        flush(&mut enc, &mut img);
+        let mut reader = Reader::resume(img.disk(), position).unwrap();
+        for rec in reader.by_ref() {
+            let rec = rec.unwrap();
+            assert_eq!(rec.seq, seen);
+            assert_eq!(rec.payload, payload(seen, (seen * 13 % 200) as usize));
+            seen += 1;
+        }
+        assert_eq!(reader.tail(), None);
+        position = reader.position();
+        assert_eq!(position.offset, enc.end());
+    }
+    assert_eq!(seen, 60);
+    let bad = percore_disklog::Position { offset: 3, seq: 0 };
+    assert!(matches!(
+        Reader::resume(img.disk(), bad),
+        Err(percore_disklog::OpenError::BadPosition { offset: 3 })
+    ));
+}
