@@ -107,6 +107,18 @@ impl Written {
     }
 }
 
+impl core::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("window_bytes", &self.buf.len())
+            .field("end", &self.end())
+            .field("durable_end", &(self.start + self.durable as u64))
+            .field("next_seq", &self.next_seq)
+            .field("durable_seq", &self.durable_seq)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Encoder {
     /// An encoder for a freshly created log (the superblock written, the
     /// rest of the region zero, or left from a log with another `log_id`),

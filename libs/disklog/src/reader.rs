@@ -71,6 +71,17 @@ pub struct Reader<R> {
     tail: Option<TornTail>,
 }
 
+impl<R: BlockRead> core::fmt::Debug for Reader<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reader")
+            .field("position", &self.position())
+            .field("from_seq", &self.from_seq)
+            .field("done", &self.done)
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: BlockRead> Reader<R> {
     /// Opens the log on `dev` for reading from `from_seq` on.
     ///

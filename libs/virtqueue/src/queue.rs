@@ -68,6 +68,20 @@ pub struct Virtqueue<M: QueueMemory> {
     broken: Option<DeviceError>,
 }
 
+impl<M: QueueMemory> core::fmt::Debug for Virtqueue<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Virtqueue")
+            .field("queue_size", &self.queue_size())
+            .field("event_idx", &self.event_idx)
+            .field("avail_idx", &self.avail_idx)
+            .field("last_used", &self.last_used)
+            .field("in_flight", &self.in_flight)
+            .field("free", &self.descriptors.free())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<M: QueueMemory> Virtqueue<M> {
     /// A queue of `queue_size` entries in `memory`, with `event_idx` set iff
     /// `VIRTIO_F_EVENT_IDX` was negotiated. Zeroes the rings' index and
