@@ -135,6 +135,8 @@ impl Encoder {
     /// assert_eq!(Encoder::new(sb, 600).err(), Some(FormatError::WindowTooLarge { blocks: 600, max: 515 }));
     /// ```
     pub fn new(superblock: Superblock, window_blocks: usize) -> Result<Self, FormatError> {
+        // The fields are public: check them again before dividing by them.
+        let superblock = superblock.validated()?;
         let bs = superblock.block_size as usize;
         let need = superblock.min_window_blocks();
         if window_blocks < need {
@@ -182,9 +184,13 @@ impl Encoder {
     pub fn resume(recovery: &Recovery, window_blocks: usize) -> Result<Self, FormatError> {
         let mut enc = Encoder::new(recovery.superblock, window_blocks)?;
         let bs = enc.superblock.block_size as u64;
-        let keep = (recovery.end % bs) as usize;
-        enc.start = recovery.end - keep as u64;
-        enc.buf[..keep].copy_from_slice(&recovery.tail_block[..keep]);
+        // `recover` sets `end` inside the region; saturate in case a caller
+        // changed the public fields since.
+        let end = recovery.end.min(enc.superblock.capacity());
+        let keep = (end % bs) as usize;
+        enc.start = end - keep as u64;
+        let kept = keep.min(recovery.tail_block.len());
+        enc.buf[..kept].copy_from_slice(&recovery.tail_block[..kept]);
         enc.fill = keep;
         enc.durable = keep;
         if let Some(tail) = recovery.tail {
@@ -192,8 +198,11 @@ impl Encoder {
             // maximum size scrubs all of it; a smaller one what it holds
             // (the rest holds no valid record, or recovery would have found
             // it, and at worst is reported as a torn tail again later).
-            let torn_end = (tail.offset + tail.bytes - enc.start) as usize;
-            enc.scrub = torn_end.min(enc.buf.len());
+            let torn_end = tail
+                .offset
+                .saturating_add(tail.bytes)
+                .saturating_sub(enc.start);
+            enc.scrub = torn_end.min(enc.buf.len() as u64) as usize;
         }
         enc.next_seq = recovery.next_seq;
         enc.durable_seq = recovery.next_seq;

@@ -19,6 +19,8 @@ pub enum FormatError {
     TooFewBlocks(u64),
     /// A payload limit above 256 MiB.
     BadMaxPayload(u32),
+    /// A first sequence number above 2^62.
+    BadFirstSeq(u64),
     /// An encoder window that cannot hold the largest record and the
     /// partial block it starts in.
     WindowTooSmall {
@@ -171,6 +173,7 @@ impl fmt::Display for FormatError {
             }
             FormatError::TooFewBlocks(n) => write!(f, "a log region of {n} blocks is too small"),
             FormatError::BadMaxPayload(m) => write!(f, "max payload {m} is over 256 MiB"),
+            FormatError::BadFirstSeq(s) => write!(f, "first sequence number {s} is over 2^62"),
             FormatError::WindowTooSmall { blocks, need } => {
                 write!(f, "encoder window of {blocks} blocks, needs {need}")
             }

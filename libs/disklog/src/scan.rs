@@ -122,9 +122,10 @@ impl<R: BlockRead> Scanner<R> {
         let p = self.offset;
         if let Some(h) = self.valid_at(p)?
             && h.seq == self.seq
+            && let Some(next) = h.seq.checked_add(1)
         {
             self.offset = p + span(h.len) as u64;
-            self.seq += 1;
+            self.seq = next;
             return Ok(Event::Record {
                 seq: h.seq,
                 offset: p,

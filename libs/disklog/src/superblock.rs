@@ -30,6 +30,9 @@ const MAGIC: [u8; 8] = *b"PCDISKLG";
 const VERSION: u32 = 1;
 /// Bytes of block 0 the superblock uses.
 pub const SUPERBLOCK_LEN: usize = 48;
+/// The highest first sequence number a log may start at: far enough from
+/// `u64::MAX` that no log (at most 2^59 records of 32 bytes) can run out.
+const MAX_FIRST_SEQ: u64 = 1 << 62;
 /// The payload limit [`Superblock::new`] uses unless told otherwise.
 pub const DEFAULT_MAX_PAYLOAD: u32 = 64 * 1024;
 
@@ -49,7 +52,7 @@ pub struct Superblock {
     pub block_size: u32,
     /// Nonce identifying this log; every record carries it.
     pub log_id: u64,
-    /// Sequence number of the log's first record.
+    /// Sequence number of the log's first record (at most 2^62).
     pub first_seq: u64,
     /// Blocks in the region, block 0 (this superblock) included.
     pub blocks: u64,
@@ -93,7 +96,11 @@ impl Superblock {
         .validated()
     }
 
-    fn validated(self) -> Result<Self, FormatError> {
+    /// The superblock if its fields describe a possible log.
+    pub(crate) fn validated(self) -> Result<Self, FormatError> {
+        if self.first_seq > MAX_FIRST_SEQ {
+            return Err(FormatError::BadFirstSeq(self.first_seq));
+        }
         if !self.block_size.is_power_of_two() || self.block_size < 512 {
             return Err(FormatError::BadBlockSize(self.block_size));
         }
