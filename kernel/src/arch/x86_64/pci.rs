@@ -60,7 +60,10 @@ pub fn init(platform: Option<&Platform>) {
 
 /// The mechanism in use for segment 0.
 pub fn mechanism() -> Mechanism {
-    match ECAM.get().is_some_and(|e| e.iter().any(|e| e.region.segment == 0)) {
+    match ECAM
+        .get()
+        .is_some_and(|e| e.iter().any(|e| e.region.segment == 0))
+    {
         true => Mechanism::Ecam,
         false => Mechanism::PortIo,
     }
