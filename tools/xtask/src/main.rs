@@ -1,14 +1,16 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N]
 //! cargo xtask bench
 //! cargo xtask lint
+//! cargo xtask setup
 //! ```
 
+mod apt;
 mod args;
 mod build;
 mod error;
@@ -32,6 +34,9 @@ commands:
            --mem M      memory in MiB (default 512)
            --release    optimised kernel
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)
+           --x2apic     an x2APIC machine (`-cpu max,+x2apic` under TCG, needs QEMU 8.1
+                        or later; `-cpu host` under KVM)
+           --cpu MODEL  QEMU CPU model (default: max under TCG, host under KVM)
            -- ARGS      extra arguments for QEMU
   test   run host unit tests, loom models, and every in-QEMU integration test
            --host       host tests only
@@ -49,6 +54,9 @@ commands:
          crates are checked in their own cargo run: cargo unifies dependency
          features across targets within one run, which would give the kernel
          host-only `std` features)
+  setup  install QEMU 8.1 or later (on Debian 12 from bookworm-backports) and OVMF
+         when missing or too old (as root or with password-less sudo), and say
+         which QEMU is used and whether KVM is available
 ";
 
 fn main() -> ExitCode {
@@ -61,6 +69,7 @@ fn main() -> ExitCode {
         Some("gdb") => qemu::gdb(&mut args),
         Some("bench") => build::bench(&mut args),
         Some("lint") => build::lint(&mut args),
+        Some("setup") => tools::setup(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -23,6 +23,9 @@ pub enum Firmware {
     Uefi,
 }
 
+/// The CPU model of an x2APIC machine under TCG (QEMU 8.1 or later).
+pub const X2APIC_CPU: &str = "max,+x2apic";
+
 /// One QEMU machine configuration.
 #[derive(Clone, Debug)]
 pub struct Machine {
@@ -47,6 +50,16 @@ impl Machine {
             cpu: None,
             fw_cfg: Vec::new(),
             extra: Vec::new(),
+        }
+    }
+
+    /// What this machine needs of QEMU: x2APIC under TCG needs 8.1 or later.
+    pub fn needs(&self) -> tools::Need {
+        let cpu = self.cpu.as_deref().unwrap_or_default();
+        if !self.kvm && cpu.contains("+x2apic") {
+            tools::Need::X2apic
+        } else {
+            tools::Need::AnyQemu
         }
     }
 
@@ -109,6 +122,19 @@ fn machine_from_args(args: &mut Args) -> Result<Machine, Error> {
         machine.mem_mib = mem;
     }
     machine.kvm = args.flag("--kvm") || tools::kvm_available();
+    let x2apic = args.flag("--x2apic");
+    machine.cpu = match (args.option::<String>("--cpu")?, x2apic) {
+        (Some(_), true) => {
+            return Err(Error::Usage(
+                "give either --cpu MODEL or --x2apic (which is --cpu max,+x2apic)".into(),
+            ));
+        }
+        (Some(model), false) => Some(model),
+        // KVM's `host` model has x2APIC whenever the host has it.
+        (None, true) if machine.kvm => Some("host".into()),
+        (None, true) => Some(X2APIC_CPU.into()),
+        (None, false) => None,
+    };
     machine.extra = args.passthrough().to_vec();
     Ok(machine)
 }
@@ -118,7 +144,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let mut machine = machine_from_args(args)?;
     let release = args.flag("--release");
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Kernel, release)?;
     let vars = vars_copy(&ovmf, "run")?;
     // `mon:stdio` multiplexes the serial console and the QEMU monitor on this
@@ -152,7 +178,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
 pub fn gdb(args: &mut Args) -> Result<(), Error> {
     let mut machine = machine_from_args(args)?;
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Kernel, false)?;
     let vars = vars_copy(&ovmf, "gdb")?;
     machine
