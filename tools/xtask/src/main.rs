@@ -5,7 +5,7 @@
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N]
-//! cargo xtask bench
+//! cargo xtask bench [smp | reactor | compare] [--smp N] [--runs R]
 //! cargo xtask lint
 //! cargo xtask setup
 //! ```
@@ -13,7 +13,10 @@
 mod apt;
 mod args;
 mod build;
+mod compare;
+mod cpio;
 mod error;
+mod linux;
 mod qemu;
 mod test;
 mod tools;
@@ -49,7 +52,11 @@ commands:
   gdb    boot QEMU paused with a gdb stub and print the gdb command that attaches
            --uefi, --smp N as for run
   bench  run the host benchmarks of every library crate;
-         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones
+         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones;
+         `bench compare [--smp N] [--runs R]` boots percore's reactor benchmark and
+         the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
+         on the same QEMU machine, R times each in turn (default 3), and prints
+         their medians side by side
   lint   cargo fmt --check and clippy -D warnings over every crate (the bare-metal
          crates are checked in their own cargo run: cargo unifies dependency
          features across targets within one run, which would give the kernel

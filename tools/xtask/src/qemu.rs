@@ -63,9 +63,9 @@ impl Machine {
         }
     }
 
-    /// The QEMU command line for booting `images` on this machine.
-    /// `vars` is a private, writable copy of the OVMF variable store.
-    pub fn command(&self, images: &percore_boot::Images, ovmf: &Ovmf, vars: &Path) -> Command {
+    /// QEMU with this machine's board, CPU, memory, cores, exit device and
+    /// fw_cfg entries; the caller adds what boots.
+    fn base_command(&self) -> Command {
         let mut q = Command::new(tools::QEMU);
         q.args(["-machine", "q35", "-no-reboot", "-display", "none"]);
         q.args([
@@ -80,6 +80,16 @@ impl Machine {
             .clone()
             .unwrap_or_else(|| if self.kvm { "host" } else { "max" }.into());
         q.args(["-accel", if self.kvm { "kvm" } else { "tcg" }, "-cpu", &cpu]);
+        for (name, value) in &self.fw_cfg {
+            q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
+        }
+        q
+    }
+
+    /// The QEMU command line for booting `images` on this machine.
+    /// `vars` is a private, writable copy of the OVMF variable store.
+    pub fn command(&self, images: &percore_boot::Images, ovmf: &Ovmf, vars: &Path) -> Command {
+        let mut q = self.base_command();
         let disk = match self.firmware {
             Firmware::Bios => &images.bios,
             Firmware::Uefi => {
@@ -90,9 +100,17 @@ impl Machine {
         };
         q.arg("-drive")
             .arg(format!("format=raw,file={}", disk.display()));
-        for (name, value) in &self.fw_cfg {
-            q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
-        }
+        q.args(&self.extra);
+        q
+    }
+
+    /// The QEMU command line for booting a Linux `kernel` with `initrd` and
+    /// the command line `append` on this machine (QEMU's own loader, BIOS).
+    pub fn linux_command(&self, kernel: &Path, initrd: &Path, append: &str) -> Command {
+        let mut q = self.base_command();
+        q.arg("-kernel").arg(kernel);
+        q.arg("-initrd").arg(initrd);
+        q.args(["-append", append]);
         q.args(&self.extra);
         q
     }

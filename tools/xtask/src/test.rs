@@ -15,10 +15,11 @@ use std::time::Duration;
 use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::error::{self, Error};
+use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::tools;
 
-const FW_CFG_NAME: &str = "opt/percore/tests";
+pub const FW_CFG_NAME: &str = "opt/percore/tests";
 const TAIL_LINES: usize = 50;
 
 #[derive(Default)]
@@ -55,6 +56,9 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
     if !host_only {
         qemu_tests(filter.as_deref(), verbose, &mut tally)?;
+        if filter.as_deref().is_none_or(|f| LINUX_SMOKE.contains(f)) {
+            linux_smoke(&mut tally);
+        }
     }
     if !tally.failures.is_empty() {
         println!("\nfailures:");
@@ -203,7 +207,7 @@ struct GuestTest {
     kind: GuestKind,
 }
 
-fn timeout() -> Duration {
+pub fn timeout() -> Duration {
     let secs = std::env::var("PERCORE_QEMU_TIMEOUT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -453,6 +457,44 @@ fn print_tail(lines: &[String]) {
         println!("   | {line}");
     }
     println!("   ---");
+}
+
+/// The smoke test of the Linux reference guest (`cargo xtask bench compare`):
+/// it builds, boots on a 2-core benchmark machine and prints a figure.
+const LINUX_SMOKE: &str = "qemu/linux-ref/boots_and_measures";
+
+fn linux_smoke(tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let result = linux::prepare().and_then(|guest| {
+        linux::boot(
+            &guest,
+            &Machine::new(Firmware::Bios, 2),
+            "null-syscall",
+            timeout(),
+        )
+    });
+    let verdict = match result {
+        Ok(captured) => {
+            let wanted = ["bench boot_us ", "bench null_syscall_p50_ns "];
+            match wanted
+                .iter()
+                .find(|w| !captured.lines.iter().any(|l| l.starts_with(*w)))
+            {
+                None => Ok(()),
+                Some(missing) => {
+                    print_tail(&captured.lines);
+                    Err(format!("no `{}` line", missing.trim()))
+                }
+            }
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    match &verdict {
+        Ok(()) => println!("test {LINUX_SMOKE} ... ok"),
+        Err(why) => println!("test {LINUX_SMOKE} ... FAILED: {why}"),
+    }
+    println!("   (linux-ref: {:.1} s)", started.elapsed().as_secs_f64());
+    tally.record(LINUX_SMOKE, verdict.is_ok());
 }
 
 /// Boots the test kernel to run one in-kernel benchmark and prints its
