@@ -95,11 +95,10 @@ impl Installer {
     }
 
     /// Adds a `bookworm-backports` sources entry unless one exists already.
-    /// Returns whether it wrote one.
-    pub fn enable_backports(self) -> Result<bool, Error> {
+    pub fn enable_backports(self) -> Result<(), Error> {
         let sources = Sources::read();
         if sources.has_suite(BACKPORTS) {
-            return Ok(false);
+            return Ok(());
         }
         let entry = sources.backports_entry();
         eprintln!("xtask: enabling {BACKPORTS} in {BACKPORTS_FILE}");
@@ -125,7 +124,7 @@ impl Installer {
                 status: status.to_string(),
             });
         }
-        Ok(true)
+        Ok(())
     }
 }
 

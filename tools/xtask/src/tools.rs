@@ -117,7 +117,7 @@ fn instructions() -> String {
 }
 
 /// One line saying that `found` is too old, with the commands that fix it.
-fn too_old(found: QemuVersion) -> String {
+fn too_old_message(found: QemuVersion) -> String {
     let fix = if apt::is_debian_bookworm() {
         apt::backports_commands("qemu-system-x86")
     } else {
@@ -143,12 +143,13 @@ fn apt_install(installer: apt::Installer) -> Result<(), Error> {
     }
 }
 
-/// Makes sure QEMU and OVMF are present and QEMU is at least
-/// [`QEMU_X2APIC`], installing or upgrading them when possible. With
-/// [`Need::AnyQemu`] an older QEMU that cannot be upgraded draws a warning.
+/// Makes sure QEMU and OVMF are present, installing them when possible (a
+/// QEMU of at least [`QEMU_X2APIC`]). An older QEMU is upgraded when `need`
+/// is [`Need::X2apic`] and fails the command if it cannot be; with
+/// [`Need::AnyQemu`] it only draws a warning.
 pub fn ensure(need: Need) -> Result<Ovmf, Error> {
-    let new_enough = || qemu_version().is_some_and(|v| v >= QEMU_X2APIC);
-    if !on_path(QEMU) || find_ovmf().is_none() || !new_enough() {
+    let too_old = || !qemu_version().is_some_and(|v| v >= QEMU_X2APIC);
+    if !on_path(QEMU) || find_ovmf().is_none() || (need == Need::X2apic && too_old()) {
         match apt::Installer::find() {
             Some(installer) => apt_install(installer)?,
             None if !on_path(QEMU) || find_ovmf().is_none() => {
@@ -169,7 +170,7 @@ pub fn ensure(need: Need) -> Result<Ovmf, Error> {
     match qemu_version() {
         Some(v) if v >= QEMU_X2APIC => {}
         found => {
-            let message = too_old(found.unwrap_or(QemuVersion(0, 0)));
+            let message = too_old_message(found.unwrap_or(QemuVersion(0, 0)));
             match need {
                 Need::X2apic => return Err(Error::MissingTool(message)),
                 Need::AnyQemu => eprintln!("xtask: warning: {message}"),
