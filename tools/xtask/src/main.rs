@@ -4,7 +4,7 @@
 //! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
-//! cargo xtask gdb   [--uefi] [--smp N]
+//! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
 //! cargo xtask bench [smp | reactor | compare] [--smp N] [--runs R]
 //! cargo xtask lint
 //! cargo xtask setup
@@ -50,7 +50,7 @@ commands:
            --out DIR    where to write them (default target/images)
            --debug      use the debug kernel
   gdb    boot QEMU paused with a gdb stub and print the gdb command that attaches
-           --uefi, --smp N as for run
+           --uefi, --smp N, --x2apic, --cpu MODEL as for run
   bench  run the host benchmarks of every library crate;
          `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones;
          `bench compare [--smp N] [--runs R]` boots percore's reactor benchmark and
