@@ -111,18 +111,42 @@ pub fn cores_online(kernel: &Kernel) -> Result<(), String> {
     Ok(())
 }
 
-/// The APIC mode the host expects for this machine (`xapic` or `x2apic`).
+/// The APIC mode and timer mode the kernel reports are what the CPU offers
+/// and what the host says this machine has (`opt/percore/expect-apic`:
+/// `xapic` or `x2apic`; `opt/percore/expect-timer`: `one-shot` or
+/// `tsc-deadline`).
 pub fn apic_mode_matches_machine(_: &Kernel) -> Result<(), String> {
+    let features = core::arch::x86_64::__cpuid(1);
+    let apic_base = apic::base_msr();
     let mode = match apic::mode() {
         apic::Mode::XApic => "xapic",
         apic::Mode::X2Apic => "x2apic",
     };
-    match expectation("opt/percore/expect-apic") {
-        Some(expected) if expected != mode => {
-            Err(format!("APIC in {mode} mode, expected {expected}"))
-        }
-        _ => Ok(()),
+    let timer = match apic::timer_kind() {
+        apic::TimerKind::OneShot => "one-shot",
+        apic::TimerKind::TscDeadline => "tsc-deadline",
+    };
+    let x2apic_on = apic_base & (1 << 10) != 0;
+    if x2apic_on != (mode == "x2apic") || (x2apic_on && features.ecx & (1 << 21) == 0) {
+        return Err(format!(
+            "reports {mode} mode, but x2APIC is {} in IA32_APIC_BASE ({apic_base:#x})",
+            if x2apic_on { "on" } else { "off" }
+        ));
     }
+    if timer == "tsc-deadline" && features.ecx & (1 << 24) == 0 {
+        return Err(String::from(
+            "reports a TSC-deadline timer the CPU does not offer",
+        ));
+    }
+    for (what, reported) in [("apic", mode), ("timer", timer)] {
+        match expectation(&format!("opt/percore/expect-{what}")) {
+            Some(expected) if expected != reported => {
+                return Err(format!("{what} mode is {reported}, expected {expected}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Sends one IPI to every other core, one at a time, and returns how many

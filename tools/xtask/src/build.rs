@@ -110,8 +110,9 @@ pub fn bench(args: &mut Args) -> Result<(), Error> {
         return match which.as_str() {
             "smp" => crate::test::guest_bench(args, "bench_smp"),
             "reactor" => crate::test::guest_bench(args, "bench_reactor"),
+            "compare" => crate::compare::run(args),
             other => Err(Error::Usage(format!(
-                "unknown benchmark `{other}` (try `smp` or `reactor`)"
+                "unknown benchmark `{other}` (try `smp`, `reactor` or `compare`)"
             ))),
         };
     }

@@ -1,18 +1,23 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
-//! cargo xtask gdb   [--uefi] [--smp N]
-//! cargo xtask bench
+//! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
+//! cargo xtask bench [smp | reactor | compare] [--smp N] [--runs R]
 //! cargo xtask lint
+//! cargo xtask setup
 //! ```
 
+mod apt;
 mod args;
 mod build;
+mod compare;
+mod cpio;
 mod error;
 mod layers;
+mod linux;
 mod qemu;
 mod test;
 mod tools;
@@ -33,6 +38,9 @@ commands:
            --mem M      memory in MiB (default 512)
            --release    optimised kernel
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)
+           --x2apic     an x2APIC machine (`-cpu max,+x2apic` under TCG, needs QEMU 8.1
+                        or later; `-cpu host` under KVM)
+           --cpu MODEL  QEMU CPU model (default: max under TCG, host under KVM)
            -- ARGS      extra arguments for QEMU
   test   run host unit tests, loom models, and every in-QEMU integration test
            --host       host tests only
@@ -43,13 +51,20 @@ commands:
            --out DIR    where to write them (default target/images)
            --debug      use the debug kernel
   gdb    boot QEMU paused with a gdb stub and print the gdb command that attaches
-           --uefi, --smp N as for run
+           --uefi, --smp N, --x2apic, --cpu MODEL as for run
   bench  run the host benchmarks of every library crate;
-         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones
+         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones;
+         `bench compare [--smp N] [--runs R]` boots percore's reactor benchmark and
+         the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
+         on the same QEMU machine, R times each in turn (default 3), and prints
+         their medians side by side
   lint   cargo fmt --check and clippy -D warnings over every crate (the bare-metal
          crates are checked in their own cargo run: cargo unifies dependency
          features across targets within one run, which would give the kernel
          host-only `std` features)
+  setup  install QEMU 8.1 or later (on Debian 12 from bookworm-backports) and OVMF
+         when missing or too old (as root or with password-less sudo), and say
+         which QEMU is used and whether KVM is available
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +77,7 @@ fn main() -> ExitCode {
         Some("gdb") => qemu::gdb(&mut args),
         Some("bench") => build::bench(&mut args),
         Some("lint") => build::lint(&mut args),
+        Some("setup") => tools::setup(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -23,6 +23,9 @@ pub enum Firmware {
     Uefi,
 }
 
+/// The CPU model of an x2APIC machine under TCG (QEMU 8.1 or later).
+pub const X2APIC_CPU: &str = "max,+x2apic";
+
 /// One QEMU machine configuration.
 #[derive(Clone, Debug)]
 pub struct Machine {
@@ -50,9 +53,19 @@ impl Machine {
         }
     }
 
-    /// The QEMU command line for booting `images` on this machine.
-    /// `vars` is a private, writable copy of the OVMF variable store.
-    pub fn command(&self, images: &percore_boot::Images, ovmf: &Ovmf, vars: &Path) -> Command {
+    /// What this machine needs of QEMU: x2APIC under TCG needs 8.1 or later.
+    pub fn needs(&self) -> tools::Need {
+        let cpu = self.cpu.as_deref().unwrap_or_default();
+        if !self.kvm && cpu.contains("+x2apic") {
+            tools::Need::X2apic
+        } else {
+            tools::Need::AnyQemu
+        }
+    }
+
+    /// QEMU with this machine's board, CPU, memory, cores, exit device and
+    /// fw_cfg entries; the caller adds what boots.
+    fn base_command(&self) -> Command {
         let mut q = Command::new(tools::QEMU);
         q.args(["-machine", "q35", "-no-reboot", "-display", "none"]);
         q.args([
@@ -67,6 +80,16 @@ impl Machine {
             .clone()
             .unwrap_or_else(|| if self.kvm { "host" } else { "max" }.into());
         q.args(["-accel", if self.kvm { "kvm" } else { "tcg" }, "-cpu", &cpu]);
+        for (name, value) in &self.fw_cfg {
+            q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
+        }
+        q
+    }
+
+    /// The QEMU command line for booting `images` on this machine.
+    /// `vars` is a private, writable copy of the OVMF variable store.
+    pub fn command(&self, images: &percore_boot::Images, ovmf: &Ovmf, vars: &Path) -> Command {
+        let mut q = self.base_command();
         let disk = match self.firmware {
             Firmware::Bios => &images.bios,
             Firmware::Uefi => {
@@ -77,9 +100,17 @@ impl Machine {
         };
         q.arg("-drive")
             .arg(format!("format=raw,file={}", disk.display()));
-        for (name, value) in &self.fw_cfg {
-            q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
-        }
+        q.args(&self.extra);
+        q
+    }
+
+    /// The QEMU command line for booting a Linux `kernel` with `initrd` and
+    /// the command line `append` on this machine (QEMU's own loader, BIOS).
+    pub fn linux_command(&self, kernel: &Path, initrd: &Path, append: &str) -> Command {
+        let mut q = self.base_command();
+        q.arg("-kernel").arg(kernel);
+        q.arg("-initrd").arg(initrd);
+        q.args(["-append", append]);
         q.args(&self.extra);
         q
     }
@@ -109,6 +140,19 @@ fn machine_from_args(args: &mut Args) -> Result<Machine, Error> {
         machine.mem_mib = mem;
     }
     machine.kvm = args.flag("--kvm") || tools::kvm_available();
+    let x2apic = args.flag("--x2apic");
+    machine.cpu = match (args.option::<String>("--cpu")?, x2apic) {
+        (Some(_), true) => {
+            return Err(Error::Usage(
+                "give either --cpu MODEL or --x2apic (which is --cpu max,+x2apic)".into(),
+            ));
+        }
+        (Some(model), false) => Some(model),
+        // KVM's `host` model has x2APIC whenever the host has it.
+        (None, true) if machine.kvm => Some("host".into()),
+        (None, true) => Some(X2APIC_CPU.into()),
+        (None, false) => None,
+    };
     machine.extra = args.passthrough().to_vec();
     Ok(machine)
 }
@@ -118,7 +162,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let mut machine = machine_from_args(args)?;
     let release = args.flag("--release");
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Kernel, release)?;
     let vars = vars_copy(&ovmf, "run")?;
     // `mon:stdio` multiplexes the serial console and the QEMU monitor on this
@@ -152,7 +196,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
 pub fn gdb(args: &mut Args) -> Result<(), Error> {
     let mut machine = machine_from_args(args)?;
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Kernel, false)?;
     let vars = vars_copy(&ovmf, "gdb")?;
     machine

@@ -15,10 +15,11 @@ use std::time::Duration;
 use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::error::{self, Error};
+use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::tools;
 
-const FW_CFG_NAME: &str = "opt/percore/tests";
+pub const FW_CFG_NAME: &str = "opt/percore/tests";
 const TAIL_LINES: usize = 50;
 
 #[derive(Default)]
@@ -26,6 +27,8 @@ struct Tally {
     passed: u64,
     failed: u64,
     skipped: u64,
+    /// "N on MACHINE: why", for the summary.
+    skip_reasons: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -53,12 +56,18 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
     if !host_only {
         qemu_tests(filter.as_deref(), verbose, &mut tally)?;
+        if filter.as_deref().is_none_or(|f| LINUX_SMOKE.contains(f)) {
+            linux_smoke(&mut tally);
+        }
     }
     if !tally.failures.is_empty() {
         println!("\nfailures:");
         for name in &tally.failures {
             println!("    {name}");
         }
+    }
+    for reason in &tally.skip_reasons {
+        println!("\nskipped {reason}");
     }
     let skipped = if tally.skipped > 0 {
         format!(", {} skipped", tally.skipped)
@@ -208,7 +217,7 @@ struct GuestTest {
     kind: GuestKind,
 }
 
-fn timeout() -> Duration {
+pub fn timeout() -> Duration {
     let secs = std::env::var("PERCORE_QEMU_TIMEOUT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -224,19 +233,41 @@ struct Config {
     unavailable: Option<&'static str>,
 }
 
+/// What the guest must report on a machine: APIC mode and timer mode.
+#[derive(Clone, Copy)]
+struct Expect {
+    apic: &'static str,
+    timer: &'static str,
+}
+
+/// xAPIC (`qemu64`, or `max` without x2APIC), no TSC-deadline timer (TCG
+/// never offers one).
+const XAPIC: Expect = Expect {
+    apic: "xapic",
+    timer: "one-shot",
+};
+
+/// x2APIC under TCG (QEMU 8.1 or later; its `max` model has it by default).
+const X2APIC: Expect = Expect {
+    apic: "x2apic",
+    timer: "one-shot",
+};
+
 /// The machines every normal test runs on. Each tells the guest what to
-/// expect through fw_cfg (`opt/percore/expect-*`).
+/// expect through fw_cfg (`opt/percore/expect-*`). All run under TCG but the
+/// KVM one, which only runs where KVM works.
 fn matrix() -> Vec<Config> {
-    let config = |label, firmware, smp: u32, cpu: Option<&str>, apic: Option<&str>| {
+    let config = |label, firmware, smp: u32, cpu: Option<&str>, expect: Expect| {
         let mut machine = Machine::new(firmware, smp);
         machine.cpu = cpu.map(String::from);
-        machine
-            .fw_cfg
-            .push(("opt/percore/expect-cores".into(), smp.to_string()));
-        if let Some(apic) = apic {
+        for (name, value) in [
+            ("cores", smp.to_string()),
+            ("apic", expect.apic.into()),
+            ("timer", expect.timer.into()),
+        ] {
             machine
                 .fw_cfg
-                .push(("opt/percore/expect-apic".into(), apic.into()));
+                .push((format!("opt/percore/expect-{name}"), value));
         }
         Config {
             label,
@@ -244,35 +275,48 @@ fn matrix() -> Vec<Config> {
             unavailable: None,
         }
     };
-    let mut x2apic = config(
-        "bios-smp2-kvm-x2apic",
+    // KVM's `host` model adds the TSC-deadline timer, which TCG never offers.
+    let kvm_host = Expect {
+        apic: "x2apic",
+        timer: "tsc-deadline",
+    };
+    let mut kvm = config(
+        "bios-smp2-kvm-host",
         Firmware::Bios,
         2,
         Some("host"),
-        Some("x2apic"),
+        kvm_host,
     );
-    x2apic.machine.kvm = true;
+    kvm.machine.kvm = true;
     if !tools::kvm_available() {
-        x2apic.unavailable = Some("needs KVM (QEMU's TCG offers no x2APIC)");
+        kvm.unavailable = Some("needs KVM (no vmx/svm in the CPU flags, or /dev/kvm unusable)");
     }
+    let (x2apic_cpu, xapic_cpu) = (Some(qemu::X2APIC_CPU), Some("max,-x2apic"));
     vec![
-        config("bios-smp1", Firmware::Bios, 1, None, None),
+        config("bios-smp1", Firmware::Bios, 1, None, X2APIC),
         config(
             "bios-smp2-qemu64-xapic",
             Firmware::Bios,
             2,
             Some("qemu64"),
-            Some("xapic"),
+            XAPIC,
         ),
-        config("bios-smp4", Firmware::Bios, 4, None, None),
-        config("bios-smp8", Firmware::Bios, 8, None, None),
-        config("uefi-smp4", Firmware::Uefi, 4, None, None),
-        x2apic,
+        config(
+            "bios-smp2-tcg-x2apic",
+            Firmware::Bios,
+            2,
+            x2apic_cpu,
+            X2APIC,
+        ),
+        config("bios-smp4", Firmware::Bios, 4, None, X2APIC),
+        config("bios-smp8-xapic", Firmware::Bios, 8, xapic_cpu, XAPIC),
+        config("uefi-smp4", Firmware::Uefi, 4, None, X2APIC),
+        kvm,
     ]
 }
 
 fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<(), Error> {
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(tools::Need::X2apic)?;
     let built = build::kernel(KernelKind::Tests, false)?;
     let boot = |machine: &Machine, command: &str| -> Result<Captured, Error> {
         let mut machine = machine.clone();
@@ -309,6 +353,9 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
             if let Some(why) = config.unavailable {
                 println!("test qemu/{}/* ... skipped: {why}", config.label);
                 tally.skipped += normal.len() as u64;
+                tally
+                    .skip_reasons
+                    .push(format!("{} on {}: {why}", normal.len(), config.label));
                 continue;
             }
             let captured = boot(&config.machine, &format!("run {}", normal.join(" ")))?;
@@ -422,12 +469,50 @@ fn print_tail(lines: &[String]) {
     println!("   ---");
 }
 
+/// The smoke test of the Linux reference guest (`cargo xtask bench compare`):
+/// it builds, boots on a 2-core benchmark machine and prints a figure.
+const LINUX_SMOKE: &str = "qemu/linux-ref/boots_and_measures";
+
+fn linux_smoke(tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let result = linux::prepare().and_then(|guest| {
+        linux::boot(
+            &guest,
+            &Machine::new(Firmware::Bios, 2),
+            "null-syscall",
+            timeout(),
+        )
+    });
+    let verdict = match result {
+        Ok(captured) => {
+            let wanted = ["bench boot_us ", "bench null_syscall_p50_ns "];
+            match wanted
+                .iter()
+                .find(|w| !captured.lines.iter().any(|l| l.starts_with(*w)))
+            {
+                None => Ok(()),
+                Some(missing) => {
+                    print_tail(&captured.lines);
+                    Err(format!("no `{}` line", missing.trim()))
+                }
+            }
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    match &verdict {
+        Ok(()) => println!("test {LINUX_SMOKE} ... ok"),
+        Err(why) => println!("test {LINUX_SMOKE} ... FAILED: {why}"),
+    }
+    println!("   (linux-ref: {:.1} s)", started.elapsed().as_secs_f64());
+    tally.record(LINUX_SMOKE, verdict.is_ok());
+}
+
 /// Boots the test kernel to run one in-kernel benchmark and prints its
 /// output (the table and its `bench NAME VALUE UNIT` lines).
 pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(tools::Need::AnyQemu)?;
     let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();

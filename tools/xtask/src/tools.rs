@@ -1,9 +1,13 @@
 //! Finding (and, where allowed, installing) QEMU and the OVMF UEFI firmware.
+//! QEMU 8.1 or later is wanted: its TCG emulates x2APIC, so the x2APIC
+//! machine of the test matrix needs no KVM.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::{self, Error};
+use crate::apt::{self, on_path};
+use crate::error::Error;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -38,11 +42,6 @@ const OVMF_CANDIDATES: &[(&str, &str)] = &[
     ),
 ];
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
 fn find_ovmf() -> Option<Ovmf> {
     if let (Some(code), Some(vars)) = (
         std::env::var_os("PERCORE_OVMF_CODE"),
@@ -62,72 +61,141 @@ fn find_ovmf() -> Option<Ovmf> {
         })
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+/// A QEMU release, `major.minor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QemuVersion(pub u32, pub u32);
+
+impl fmt::Display for QemuVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
 }
 
-fn passwordless_sudo() -> bool {
-    on_path("sudo")
-        && Command::new("sudo")
-            .args(["-n", "true"])
-            .status()
-            .is_ok_and(|s| s.success())
+/// The first QEMU whose TCG emulates x2APIC (`-cpu max,+x2apic`).
+pub const QEMU_X2APIC: QemuVersion = QemuVersion(8, 1);
+
+/// What a command needs of QEMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Any QEMU that boots percore (an older one only draws a warning).
+    AnyQemu,
+    /// x2APIC under TCG: QEMU 8.1 or later, or the command fails.
+    X2apic,
 }
 
-const INSTRUCTIONS: &str = "\
-percore needs QEMU (qemu-system-x86_64) and the OVMF UEFI firmware. Install them with:
-  Debian/Ubuntu: sudo apt-get install -y qemu-system-x86 ovmf
-  Fedora:        sudo dnf install -y qemu-system-x86 edk2-ovmf
-(or point PERCORE_OVMF_CODE and PERCORE_OVMF_VARS at your OVMF files)";
+/// `qemu-system-x86_64 --version`: "QEMU emulator version 10.0.2 (...)".
+fn parse_version(text: &str) -> Option<QemuVersion> {
+    let rest = text.split("version ").nth(1)?;
+    let mut numbers = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    Some(QemuVersion(numbers.next()?.ok()?, numbers.next()?.ok()?))
+}
 
-/// Installs the Debian packages through apt-get, as root or with sudo.
-fn apt_install() -> Result<(), Error> {
-    let sudo = if is_root() {
-        false
-    } else if passwordless_sudo() {
-        true
+/// The version of the QEMU on PATH, if there is one that answers.
+pub fn qemu_version() -> Option<QemuVersion> {
+    let out = Command::new(QEMU).arg("--version").output().ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What to install, and how, when QEMU or OVMF is missing.
+fn instructions() -> String {
+    let debian = if apt::is_debian_bookworm() {
+        format!(
+            "sudo apt-get install -y ovmf && {}",
+            apt::backports_commands("qemu-system-x86")
+        )
     } else {
-        return Err(Error::MissingTool(INSTRUCTIONS.into()));
+        "sudo apt-get install -y qemu-system-x86 ovmf".into()
     };
-    let apt = |args: &[&str]| {
-        let mut command = if sudo {
-            Command::new("sudo")
-        } else {
-            Command::new("apt-get")
-        };
-        if sudo {
-            command.arg("apt-get");
-        }
-        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    };
-    eprintln!("xtask: QEMU or OVMF missing; installing qemu-system-x86 and ovmf with apt-get");
-    error::run("apt-get update", &mut apt(&["update", "-q"]))?;
-    error::run(
-        "installing QEMU and OVMF",
-        &mut apt(&["install", "-y", "-q", "qemu-system-x86", "ovmf"]),
+    format!(
+        "percore needs QEMU {QEMU_X2APIC} or later (qemu-system-x86_64) and the OVMF UEFI firmware. Install them with:
+  Debian/Ubuntu: {debian}
+  Fedora:        sudo dnf install -y qemu-system-x86 edk2-ovmf
+(or point PERCORE_OVMF_CODE and PERCORE_OVMF_VARS at your OVMF files)"
     )
 }
 
-/// Makes sure QEMU and OVMF are present, installing them when possible.
-pub fn ensure() -> Result<Ovmf, Error> {
-    if !on_path(QEMU) || find_ovmf().is_none() {
-        if on_path("apt-get") {
-            apt_install()?;
-        } else {
-            return Err(Error::MissingTool(INSTRUCTIONS.into()));
+/// One line saying that `found` is too old, with the commands that fix it.
+fn too_old_message(found: QemuVersion) -> String {
+    let fix = if apt::is_debian_bookworm() {
+        apt::backports_commands("qemu-system-x86")
+    } else {
+        "sudo apt-get update && sudo apt-get install -y qemu-system-x86 (Debian/Ubuntu), sudo dnf upgrade -y qemu-system-x86 (Fedora), or put a newer qemu-system-x86_64 first on PATH".into()
+    };
+    format!(
+        "QEMU {found} is too old: x2APIC under TCG needs QEMU {QEMU_X2APIC} or later; install it with: {fix}"
+    )
+}
+
+/// Installs QEMU and OVMF with apt-get; on Debian 12 QEMU comes from
+/// `bookworm-backports` (Debian 12's own QEMU 7.2 has no x2APIC under TCG).
+fn apt_install(installer: apt::Installer) -> Result<(), Error> {
+    eprintln!("xtask: installing QEMU {QEMU_X2APIC} or later and OVMF with apt-get");
+    if apt::is_debian_bookworm() {
+        installer.enable_backports()?;
+        installer.update()?;
+        installer.install(&["ovmf"], None)?;
+        installer.install(&["qemu-system-x86"], Some(apt::BACKPORTS))
+    } else {
+        installer.update()?;
+        installer.install(&["qemu-system-x86", "ovmf"], None)
+    }
+}
+
+/// Makes sure QEMU and OVMF are present, installing them when possible (a
+/// QEMU of at least [`QEMU_X2APIC`]). An older QEMU is upgraded when `need`
+/// is [`Need::X2apic`] and fails the command if it cannot be; with
+/// [`Need::AnyQemu`] it only draws a warning.
+pub fn ensure(need: Need) -> Result<Ovmf, Error> {
+    let too_old = || !qemu_version().is_some_and(|v| v >= QEMU_X2APIC);
+    if !on_path(QEMU) || find_ovmf().is_none() || (need == Need::X2apic && too_old()) {
+        match apt::Installer::find() {
+            Some(installer) => apt_install(installer)?,
+            None if !on_path(QEMU) || find_ovmf().is_none() => {
+                return Err(Error::MissingTool(instructions()));
+            }
+            None => {}
         }
     }
     if !on_path(QEMU) {
         return Err(Error::MissingTool(format!(
-            "{QEMU} still not found after installing.\n{INSTRUCTIONS}"
+            "{QEMU} still not found after installing.\n{}",
+            instructions()
         )));
     }
-    find_ovmf()
-        .ok_or_else(|| Error::MissingTool(format!("OVMF firmware not found.\n{INSTRUCTIONS}")))
+    let ovmf = find_ovmf().ok_or_else(|| {
+        Error::MissingTool(format!("OVMF firmware not found.\n{}", instructions()))
+    })?;
+    match qemu_version() {
+        Some(v) if v >= QEMU_X2APIC => {}
+        found => {
+            let message = too_old_message(found.unwrap_or(QemuVersion(0, 0)));
+            match need {
+                Need::X2apic => return Err(Error::MissingTool(message)),
+                Need::AnyQemu => eprintln!("xtask: warning: {message}"),
+            }
+        }
+    }
+    Ok(ovmf)
+}
+
+/// `cargo xtask setup`: installs (or checks) what booting and testing
+/// percore needs, and says which QEMU will be used.
+pub fn setup(args: &mut crate::args::Args) -> Result<(), Error> {
+    std::mem::take(args).finish()?;
+    let ovmf = ensure(Need::X2apic)?;
+    let version = qemu_version().map_or_else(|| "?".into(), |v| v.to_string());
+    println!(
+        "QEMU {version} ({QEMU}); OVMF {}; KVM {}",
+        ovmf.code.display(),
+        if kvm_available() {
+            "available"
+        } else {
+            "not available (TCG only)"
+        }
+    );
+    Ok(())
 }
 
 /// Whether KVM can be used: hardware virtualisation in the CPU flags and a
@@ -144,4 +212,19 @@ pub fn kvm_available() -> bool {
         .write(true)
         .open("/dev/kvm")
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_order() {
+        let debian = "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\n";
+        assert_eq!(parse_version(debian), Some(QemuVersion(10, 0)));
+        let old = parse_version("QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)");
+        assert!(old.is_some_and(|v| v < QEMU_X2APIC));
+        assert!(QemuVersion(8, 1) >= QEMU_X2APIC && QemuVersion(9, 0) > QEMU_X2APIC);
+        assert_eq!(parse_version("no version here"), None);
+    }
 }

@@ -1,0 +1,189 @@
+//! `cargo xtask bench compare [--smp N] [--runs R]`: percore's reactor
+//! benchmark and the Linux reference guest on the same QEMU machine, booted
+//! in turn (percore, Linux, percore, Linux, ...), R times each (default 3),
+//! then one table of medians with the ratio (above 1: percore is better)
+//! and, per row both have, `bench ROW OURS linux LINUX UNIT`.
+
+use std::collections::BTreeMap;
+
+use crate::args::Args;
+use crate::build::{self, KernelKind};
+use crate::error::Error;
+use crate::linux;
+use crate::qemu::{self, Captured, Exit, Firmware, Machine};
+use crate::test::{FW_CFG_NAME, timeout};
+use crate::tools;
+
+/// Every value seen for a row, and its unit.
+#[derive(Default)]
+struct Rows {
+    /// Row names in the order first seen.
+    order: Vec<String>,
+    values: BTreeMap<String, (Vec<u64>, String)>,
+}
+
+impl Rows {
+    fn add(&mut self, name: &str, value: u64, unit: &str) {
+        let entry = self.values.entry(name.to_string()).or_insert_with(|| {
+            self.order.push(name.to_string());
+            (Vec::new(), unit.to_string())
+        });
+        entry.0.push(value);
+    }
+
+    /// Takes every `bench NAME VALUE UNIT` line, and percore's
+    /// `percore ready: ... boot_us=T` as `boot_us`.
+    fn parse(&mut self, lines: &[String]) {
+        for line in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["bench", name, value, unit] = words[..] {
+                if let Ok(value) = value.parse() {
+                    self.add(name, value, unit);
+                }
+            } else if let Some(boot_us) = line
+                .strip_prefix("percore ready:")
+                .and_then(|rest| {
+                    rest.split_whitespace()
+                        .find_map(|w| w.strip_prefix("boot_us="))
+                })
+                .and_then(|v| v.parse().ok())
+            {
+                self.add("boot_us", boot_us, "us");
+            }
+        }
+    }
+
+    fn median(&self, name: &str) -> Option<u64> {
+        let (values, _) = self.values.get(name)?;
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied()
+    }
+}
+
+/// How much better percore is: above 1 when it is. Units ending in `/s`
+/// are higher-is-better; `ns`, `us`, `cycles` and counts lower-is-better.
+fn ratio(ours: u64, linux: u64, unit: &str) -> String {
+    let (better, worse) = if unit.ends_with("/s") {
+        (ours, linux)
+    } else {
+        (linux, ours)
+    };
+    match (better, worse) {
+        (0, 0) => "1.00".into(),
+        (_, 0) => "inf".into(),
+        (b, w) => format!("{:.2}", b as f64 / w as f64),
+    }
+}
+
+pub fn run(args: &mut Args) -> Result<(), Error> {
+    let smp: u32 = args.option("--smp")?.unwrap_or(4);
+    let runs: usize = args.option("--runs")?.unwrap_or(3);
+    std::mem::take(args).finish()?;
+    if runs == 0 {
+        return Err(Error::Usage("--runs must be at least 1".into()));
+    }
+    // The machine of `cargo xtask bench reactor`, for both guests.
+    let mut machine = Machine::new(Firmware::Bios, smp);
+    machine.kvm = tools::kvm_available();
+    let ovmf = tools::ensure(machine.needs())?;
+    let built = build::kernel(KernelKind::Tests, true)?;
+    let guest = linux::prepare()?;
+    println!("linux guest: {}", linux::describe(&guest));
+
+    let (mut ours, mut theirs) = (Rows::default(), Rows::default());
+    for run in 1..=runs {
+        println!("run {run}/{runs}: percore (bench_reactor, {smp} cores)");
+        let mut percore = machine.clone();
+        percore
+            .fw_cfg
+            .push((FW_CFG_NAME.into(), "run bench_reactor".into()));
+        let vars = qemu::vars_copy(&ovmf, "compare")?;
+        let captured = qemu::run_captured(
+            percore.command(&built.images, &ovmf, &vars),
+            timeout(),
+            false,
+        );
+        let _ = std::fs::remove_file(&vars);
+        let captured = percore_ok(captured?)?;
+        ours.parse(&captured.lines);
+        println!(
+            "       {:.1} s; linux ({smp} vCPUs)",
+            captured.elapsed.as_secs_f64()
+        );
+        let captured = linux::boot(&guest, &machine, "all", timeout())?;
+        theirs.parse(&captured.lines);
+        println!("       {:.1} s", captured.elapsed.as_secs_f64());
+    }
+    print_table(&ours, &theirs, smp, runs);
+    Ok(())
+}
+
+fn percore_ok(captured: Captured) -> Result<Captured, Error> {
+    if captured.exit == Exit::Success {
+        return Ok(captured);
+    }
+    Err(Error::Other(format!(
+        "percore's bench_reactor did not finish ({:?}); its serial log:\n{}",
+        captured.exit,
+        captured.lines.join("\n")
+    )))
+}
+
+/// One row per figure of the Linux guest (every row it has), medians.
+fn print_table(ours: &Rows, theirs: &Rows, smp: u32, runs: usize) {
+    let mode = if tools::kvm_available() { "KVM" } else { "TCG" };
+    println!("\n== percore vs Linux: q35, {smp} cores, {mode}, medians of {runs} runs");
+    println!(
+        "{:<36} {:>12} {:>12} {:<7} {:>7}",
+        "row", "percore", "linux", "unit", "ratio"
+    );
+    let mut peer_lines = Vec::new();
+    for name in &theirs.order {
+        let unit = &theirs.values[name].1;
+        let linux = theirs.median(name).unwrap_or(0);
+        let (shown, ratio) = match ours.median(name) {
+            Some(value) => {
+                peer_lines.push(format!("bench {name} {value} linux {linux} {unit}"));
+                (value.to_string(), ratio(value, linux, unit))
+            }
+            None => ("-".to_string(), "-".to_string()),
+        };
+        println!("{name:<36} {shown:>12} {linux:>12} {unit:<7} {ratio:>7}");
+    }
+    println!("(ratio above 1: percore better; `-`: percore has no such figure yet)\n");
+    for line in peer_lines {
+        println!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_follow_the_unit() {
+        assert_eq!(ratio(100, 300, "ns"), "3.00");
+        assert_eq!(ratio(300, 100, "msgs/s"), "3.00");
+        assert_eq!(ratio(0, 250, "count"), "inf");
+        assert_eq!(ratio(0, 0, "count"), "1.00");
+    }
+
+    #[test]
+    fn rows_parse_bench_lines_and_the_ready_line() {
+        let mut rows = Rows::default();
+        let lines = [
+            "percore ready: cores=2 mem=504 MiB boot_us=35885",
+            "bench task_switch_ns 80 ns",
+            "bench task_switch_ns 60 ns",
+            "bench task_switch_ns 70 ns",
+            "bench row 1 peer 2 ns",
+        ]
+        .map(String::from);
+        rows.parse(&lines);
+        assert_eq!(rows.order, ["boot_us", "task_switch_ns"]);
+        assert_eq!(rows.median("task_switch_ns"), Some(70));
+        assert_eq!(rows.median("boot_us"), Some(35885));
+        assert_eq!(rows.median("row"), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! The Linux reference guest: Debian's cloud kernel and `busybox-static`
+//! (fetched with `apt-get download` and unpacked with `dpkg -x` into
+//! `target/linux-ref/`, once), the reference programs of `tools/linux-ref`
+//! (a static musl binary), packed into an initramfs, booted on the same QEMU
+//! machine as percore's benchmarks. The guest needs no kernel modules: the
+//! benchmark machine has no virtio devices.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::apt;
+use crate::build;
+use crate::cpio::{Archive, Entry};
+use crate::error::{self, Error};
+use crate::qemu::{self, Captured, Exit, Machine};
+
+/// Debian's meta-package that names the current cloud kernel.
+const KERNEL_META: &str = "linux-image-cloud-amd64";
+const BUSYBOX: &str = "busybox-static";
+const MUSL: &str = "x86_64-unknown-linux-musl";
+
+/// The guest's /init (run by busybox's sh): the first program measures boot
+/// time, then the figures named on the kernel command line (`linux_ref=`,
+/// passed to init as an environment variable) run and end the machine
+/// through isa-debug-exit. Should that fail, poweroff ends it (QEMU exits 0,
+/// which the host takes as a failure).
+const INIT: &str = "#!/bin/sh
+/bin/linux-ref boot
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/linux-ref --exit-qemu $linux_ref
+/bin/busybox poweroff -f
+";
+
+/// A bootable guest: kernel image and initramfs.
+pub struct Guest {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+}
+
+fn cache_dir() -> PathBuf {
+    build::target_dir().join("linux-ref")
+}
+
+/// Fetches (once) and unpacks the Debian packages, builds the reference
+/// programs and packs the initramfs.
+pub fn prepare() -> Result<Guest, Error> {
+    let kernel_root = unpacked(&kernel_package()?)?;
+    let busybox_root = unpacked(BUSYBOX)?;
+    let kernel = std::fs::read_dir(kernel_root.join("boot"))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| Error::Other(format!("no vmlinuz-* in {}", kernel_root.display())))?;
+    let busybox = std::fs::read(busybox_root.join("bin/busybox"))?;
+    let reference = std::fs::read(reference_programs()?)?;
+
+    let mut archive = Archive::default();
+    for dir in ["bin", "dev", "proc", "sys", "tmp"] {
+        archive.add(dir, Entry::Dir);
+    }
+    // The kernel opens /dev/console for init's stdio before anything mounts devtmpfs.
+    archive.add("dev/console", Entry::CharDevice { major: 5, minor: 1 });
+    let exe = |data| Entry::File {
+        data,
+        executable: true,
+    };
+    archive.add("bin/busybox", exe(&busybox));
+    archive.add("bin/sh", Entry::Symlink { target: "busybox" });
+    archive.add("bin/linux-ref", exe(&reference));
+    archive.add("init", exe(INIT.as_bytes()));
+    let initramfs = cache_dir().join("initramfs.cpio");
+    std::fs::create_dir_all(cache_dir())?;
+    std::fs::write(&initramfs, archive.finish())?;
+    Ok(Guest { kernel, initramfs })
+}
+
+/// The versioned kernel package the meta-package depends on, e.g.
+/// `linux-image-6.1.0-57-cloud-amd64`.
+fn kernel_package() -> Result<String, Error> {
+    let depends = |out: &[u8]| {
+        String::from_utf8_lossy(out).lines().find_map(|l| {
+            let name = l.trim().strip_prefix("Depends: ")?;
+            (name.starts_with("linux-image-") && name.ends_with("-cloud-amd64"))
+                .then(|| name.to_string())
+        })
+    };
+    let query = || {
+        Command::new("apt-cache")
+            .args(["depends", KERNEL_META])
+            .output()
+    };
+    if let Some(name) = depends(&query()?.stdout) {
+        return Ok(name);
+    }
+    refresh_package_lists()?;
+    depends(&query()?.stdout).ok_or_else(|| {
+        Error::Other(format!(
+            "apt-cache knows no {KERNEL_META}: is Debian's archive in the apt sources?"
+        ))
+    })
+}
+
+/// `apt-get update`, which `apt-get download` needs on a fresh machine.
+fn refresh_package_lists() -> Result<(), Error> {
+    match apt::Installer::find() {
+        Some(installer) => installer.update(),
+        None => Err(Error::MissingTool(
+            "apt's package lists are empty; run: sudo apt-get update".into(),
+        )),
+    }
+}
+
+/// `target/linux-ref/PACKAGE/`: the package fetched and unpacked, once.
+fn unpacked(package: &str) -> Result<PathBuf, Error> {
+    let root = cache_dir().join(package);
+    let stamp = root.join(".unpacked");
+    if stamp.is_file() {
+        return Ok(root);
+    }
+    let debs = cache_dir().join("debs");
+    std::fs::create_dir_all(&debs)?;
+    let download = || {
+        let mut command = Command::new("apt-get");
+        command.args(["download", "-q", package]).current_dir(&debs);
+        if apt::is_root() {
+            // apt's download user cannot write into target/; as root, say so
+            // instead of drawing a warning.
+            command.args(["-o", "APT::Sandbox::User=root"]);
+        }
+        error::run(&format!("apt-get download {package}"), &mut command)
+    };
+    if download().is_err() {
+        refresh_package_lists()?;
+        download()?;
+    }
+    let deb = std::fs::read_dir(&debs)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
+        })
+        .ok_or_else(|| Error::Other(format!("apt-get download left no {package}_*.deb")))?;
+    let _ = std::fs::remove_dir_all(&root);
+    error::run(
+        &format!("unpacking {}", deb.display()),
+        Command::new("dpkg").arg("-x").arg(&deb).arg(&root),
+    )?;
+    std::fs::write(&stamp, b"")?;
+    Ok(root)
+}
+
+/// Builds `tools/linux-ref` as a static musl binary; returns its path.
+fn reference_programs() -> Result<PathBuf, Error> {
+    let mut command = build::cargo();
+    command.args([
+        "build",
+        "--package",
+        "percore-linux-ref",
+        "--release",
+        "--target",
+        MUSL,
+    ]);
+    error::run("building the reference programs", &mut command)?;
+    Ok(build::target_dir()
+        .join(MUSL)
+        .join("release")
+        .join("linux-ref"))
+}
+
+/// Boots `guest` on `machine`, running `figures` (comma-separated names of
+/// `linux-ref` figures). A guest that does not finish in `timeout` or ends
+/// in any other way than through its exit device is an error, with its
+/// serial log.
+pub fn boot(
+    guest: &Guest,
+    machine: &Machine,
+    figures: &str,
+    timeout: Duration,
+) -> Result<Captured, Error> {
+    let append = format!("console=ttyS0 panic=-1 quiet rdinit=/init linux_ref={figures}");
+    let command = machine.linux_command(&guest.kernel, &guest.initramfs, &append);
+    let captured = qemu::run_captured(command, timeout, false)?;
+    if captured.exit != Exit::Success {
+        return Err(Error::Other(format!(
+            "the Linux reference guest did not finish ({:?}); its serial log:\n{}",
+            captured.exit,
+            captured.lines.join("\n")
+        )));
+    }
+    Ok(captured)
+}
+
+/// The guest's files and their sizes, for messages.
+pub fn describe(guest: &Guest) -> String {
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len() / 1024);
+    format!(
+        "{} ({} KiB), initramfs {} KiB",
+        guest.kernel.display(),
+        size(&guest.kernel),
+        size(&guest.initramfs)
+    )
+}
