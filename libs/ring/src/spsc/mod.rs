@@ -149,7 +149,7 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
     let shared = Arc::new(Shared {
         head: CachePadded(AtomicUsize::new(0)),
         tail: CachePadded(AtomicUsize::new(0)),
-        buf: Buffer::new(capacity),
+        buf: Buffer::new(capacity)?,
     });
     let (slots, mask) = (shared.buf.raw(0), capacity - 1);
     let producer = Producer {
