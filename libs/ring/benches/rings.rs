@@ -1,15 +1,21 @@
 //! `cargo bench -p percore-ring`: percore's rings against the peer crates,
-//! side by side in one run. Own harness (no criterion): every figure is the
-//! median of `PERCORE_BENCH_REPS` (default 5) repetitions. Threads that the
-//! issue asks to pin are pinned to cores 0 and 1 with `sched_setaffinity`.
+//! side by side in one run. Own harness (no criterion): every repetition runs
+//! every implementation once, in an order rotated by one per repetition
+//! (ABAB..., so a change in machine load hits all of them alike); every
+//! figure is the median of `PERCORE_BENCH_REPS` (default 7) repetitions,
+//! shown with its min..max. Threads are pinned to cores 0 and 1 with
+//! `sched_setaffinity` and meet at a start line before the clock starts, so
+//! thread creation and migration are not timed. The load average is printed
+//! before and after, so a noisy run shows itself.
 //!
-//! Output: a detailed table per row, a summary table with the ratio
-//! percore / best peer, and one machine-readable line per row:
+//! Output: a detailed table per row, a summary table with percore's lead
+//! over the best peer (its figure over theirs for msgs/s, theirs over its
+//! for ns: above 1 percore is ahead), and one machine-readable line per row:
 //! `bench <row> <percore> <best_peer_name> <best_peer> <unit>`.
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Instant;
 
@@ -31,26 +37,130 @@ fn reps() -> usize {
     std::env::var("PERCORE_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
+        .unwrap_or(7)
         .max(1)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+/// The first line of `/proc/loadavg` (1, 5, 15 minute load averages).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Runs `f` `reps` times and returns the median of each of its outputs.
-fn med<const K: usize>(mut f: impl FnMut() -> [f64; K]) -> [f64; K] {
-    let runs: Vec<[f64; K]> = (0..reps()).map(|_| f()).collect();
-    std::array::from_fn(|k| median(runs.iter().map(|r| r[k]).collect()))
+/// Waits until `parties` threads have arrived, so timing starts only once
+/// every thread of a run is created, pinned and spinning.
+fn start_line(ready: &AtomicUsize, parties: usize) {
+    ready.fetch_add(1, Ordering::AcqRel);
+    while ready.load(Ordering::Acquire) < parties {
+        std::hint::spin_loop();
+    }
+}
+
+/// Messages per window of [`Windows`]: 2^12.
+const WINDOW_BITS: u32 = 12;
+
+/// Throughput as the consumer sees it: a timestamp every 2^12 messages.
+///
+/// Two figures come out of a run: the wall-clock rate (all messages over
+/// the whole run) and the median rate over the windows. On a machine shared
+/// with other work the two pinned threads are preempted for milliseconds at
+/// a time, and the wall-clock rate then measures the scheduler (whoever runs
+/// alone just spins on an empty or full ring). A window lasts microseconds,
+/// and a preemption spoils only the window it falls in, so the median over
+/// the thousands of windows of a run is the rate of the ring itself while
+/// both threads run. Every implementation is measured the same way.
+struct Windows {
+    start: Instant,
+    stamps: Vec<Instant>,
+}
+
+impl Windows {
+    fn start(n: u64) -> Self {
+        Windows {
+            start: Instant::now(),
+            stamps: Vec::with_capacity((n >> WINDOW_BITS) as usize + 1),
+        }
+    }
+
+    /// Notes that the consumer went from `before` to `after` messages.
+    #[inline(always)]
+    fn count(&mut self, before: u64, after: u64) {
+        if (before ^ after) >> WINDOW_BITS != 0 {
+            self.stamps.push(Instant::now());
+        }
+    }
+
+    /// `[median window rate, wall-clock rate]` for `n` messages, in msgs/s.
+    fn rates(self, n: u64) -> [f64; 2] {
+        let wall = n as f64 / self.start.elapsed().as_secs_f64();
+        let mut last = self.start;
+        let windows: Vec<f64> = self
+            .stamps
+            .iter()
+            .map(|&t| {
+                let rate = (1u64 << WINDOW_BITS) as f64 / (t - last).as_secs_f64();
+                last = t;
+                rate
+            })
+            .collect();
+        if windows.len() < 3 {
+            return [wall, wall];
+        }
+        [Stat::of(windows).median, wall]
+    }
+}
+
+/// Median and range of one figure over the repetitions.
+#[derive(Clone, Copy)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stat {
+    fn of(mut v: Vec<f64>) -> Self {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Stat {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// One implementation under test: runs once, returns `K` figures.
+type Run<'a, const K: usize> = Box<dyn FnMut() -> [f64; K] + 'a>;
+
+/// Runs every implementation once per repetition, starting each repetition
+/// one implementation later (A B C, B C A, C A B, ...), and returns, per
+/// implementation, the median and range of each of its `K` figures.
+fn interleave<const K: usize>(mut impls: Vec<Run<'_, K>>) -> Vec<[Stat; K]> {
+    let n = impls.len();
+    let mut samples = vec![vec![Vec::new(); K]; n];
+    for rep in 0..reps() {
+        for k in 0..n {
+            let j = (k + rep) % n;
+            for (figure, v) in impls[j]().into_iter().enumerate() {
+                samples[j][figure].push(v);
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|figures| {
+            let mut figures = figures.into_iter().map(Stat::of);
+            std::array::from_fn(|_| figures.next().unwrap())
+        })
+        .collect()
 }
 
 struct Row {
     name: String,
     unit: &'static str,
-    ours: f64,
-    peers: Vec<(&'static str, f64)>,
+    ours: Stat,
+    peers: Vec<(&'static str, Stat)>,
 }
 
 impl Row {
@@ -61,7 +171,7 @@ impl Row {
         let hib = self.higher_is_better();
         self.peers
             .iter()
-            .copied()
+            .map(|&(n, s)| (n, s.median))
             .max_by(|a, b| {
                 if hib {
                     a.1.partial_cmp(&b.1)
@@ -82,18 +192,12 @@ fn print_row(row: &Row) {
             format!("{v:.0}")
         }
     };
-    let peers: Vec<String> = row
-        .peers
-        .iter()
-        .map(|(n, v)| format!("{n}={}", fmt(*v)))
-        .collect();
-    println!(
-        "  {:<24} percore={}  {}  [{}]",
-        row.name,
-        fmt(row.ours),
-        peers.join("  "),
-        row.unit
-    );
+    let stat = |s: Stat| format!("{} [{}..{}]", fmt(s.median), fmt(s.min), fmt(s.max));
+    println!("  {} [{}], median [min..max]:", row.name, row.unit);
+    println!("    {:<22} {}", "percore", stat(row.ours));
+    for (n, s) in &row.peers {
+        println!("    {n:<22} {}", stat(*s));
+    }
 }
 
 // ---------------------------------------------------------------- messages
@@ -138,18 +242,20 @@ fn sum_to(n: u64) -> u64 {
 // ---------------------------------------------------------------- SPSC
 
 /// Producer on core 0 pushes `n` messages, consumer on core 1 pops them;
-/// returns messages per second.
+/// returns the consumer's `[median window rate, wall-clock rate]` in
+/// messages per second, timed from the start line (see [`Windows`]).
 fn spsc_tp<T: Msg, P: Send, C: Send>(
     n: u64,
     (mut tx, mut rx): (P, C),
     push: impl Fn(&mut P, T) -> Result<(), T> + Sync,
     pop: impl Fn(&mut C) -> Option<T> + Sync,
-) -> f64 {
+) -> [f64; 2] {
     let (push, pop) = (&push, &pop);
-    let start = Instant::now();
-    let sum = thread::scope(|s| {
+    let ready = &AtomicUsize::new(0);
+    let (sum, rates) = thread::scope(|s| {
         s.spawn(move || {
             pin(0);
+            start_line(ready, 2);
             for i in 0..n {
                 let mut v = T::new(i);
                 while let Err(back) = push(&mut tx, v) {
@@ -160,111 +266,131 @@ fn spsc_tp<T: Msg, P: Send, C: Send>(
         });
         s.spawn(move || {
             pin(1);
+            start_line(ready, 2);
+            let mut windows = Windows::start(n);
             let mut sum = 0u64;
             let mut got = 0;
             while got < n {
                 match pop(&mut rx) {
                     Some(v) => {
                         sum = sum.wrapping_add(v.val());
+                        windows.count(got, got + 1);
                         got += 1;
                     }
                     None => std::hint::spin_loop(),
                 }
             }
-            sum
+            (sum, windows.rates(n))
         })
         .join()
         .unwrap()
     });
-    let secs = start.elapsed().as_secs_f64();
     assert_eq!(sum, sum_to(n));
-    n as f64 / secs
+    rates
 }
 
-fn disruptor_spsc_tp<T: Msg>(n: u64) -> f64 {
+fn disruptor_spsc_tp<T: Msg>(n: u64) -> [f64; 2] {
     use disruptor::{ProcessorSettings as _, Producer as _};
-    let done = Arc::new(AtomicU64::new(u64::MAX));
+    let done = Arc::new(std::sync::Mutex::new(None));
     let d2 = done.clone();
     let mut sum = 0u64;
+    let mut windows = None;
     let mut producer =
         disruptor::build_single_producer(1024, T::default, disruptor::BusySpinWithSpinLoopHint)
             .pin_at_core(1)
             .handle_events_with(move |e: &T, seq, _| {
+                let seq = seq as u64;
+                let w = windows.get_or_insert_with(|| Windows::start(n));
                 sum = sum.wrapping_add(e.val());
-                if seq as u64 == n - 1 {
-                    d2.store(sum, Ordering::Release);
+                w.count(seq, seq + 1);
+                if seq == n - 1 {
+                    let rates = windows.take().unwrap().rates(n);
+                    *d2.lock().unwrap() = Some((sum, rates));
                 }
             })
             .build();
-    let secs = thread::scope(|s| {
+    thread::scope(|s| {
         s.spawn(|| {
             pin(0);
-            let start = Instant::now();
             for i in 0..n {
                 producer.publish(|e| *e = T::new(i));
             }
-            while done.load(Ordering::Acquire) == u64::MAX {
-                std::hint::spin_loop();
-            }
-            start.elapsed().as_secs_f64()
-        })
-        .join()
-        .unwrap()
+        });
     });
-    assert_eq!(done.load(Ordering::Relaxed), sum_to(n));
+    let (sum, rates) = loop {
+        if let Some(r) = done.lock().unwrap().take() {
+            break r;
+        }
+        std::hint::spin_loop();
+    };
+    assert_eq!(sum, sum_to(n));
     drop(producer);
-    n as f64 / secs
+    rates
 }
 
-fn spsc_rows<T: Msg>(label: &str, n: u64) -> Row {
+fn spsc_rows<T: Msg>(label: &str, n: u64) -> [Row; 2] {
+    use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
     const CAP: usize = 1024;
-    let [ours, rtrb, cbq, ringbuf, heapless, disruptor] = med(|| {
-        use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
-        let ours = spsc_tp::<T, _, _>(
-            n,
-            spsc::channel(CAP).unwrap(),
-            |p, v| p.try_push(v).map_err(|e| e.into_inner()),
-            |c| c.try_pop().ok(),
-        );
-        let rtrb = spsc_tp::<T, _, _>(
-            n,
-            rtrb::RingBuffer::new(CAP),
-            |p: &mut rtrb::Producer<T>, v| p.push(v).map_err(|rtrb::PushError::Full(v)| v),
-            |c: &mut rtrb::Consumer<T>| c.pop().ok(),
-        );
-        let q = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
-        let cbq = spsc_tp::<T, _, _>(n, (q.clone(), q), |p, v| p.push(v), |c| c.pop());
-        let rb = ringbuf::HeapRb::<T>::new(CAP);
-        let ringbuf = spsc_tp::<T, _, _>(n, rb.split(), |p, v| p.try_push(v), |c| c.try_pop());
-        let mut hq = Box::new(heapless::spsc::Queue::<T, CAP>::new());
-        let heapless = spsc_tp::<T, _, _>(n, hq.split(), |p, v| p.enqueue(v), |c| c.dequeue());
-        let disruptor = disruptor_spsc_tp::<T>(n);
-        [ours, rtrb, cbq, ringbuf, heapless, disruptor]
-    });
-    Row {
-        name: format!("spsc_{label}"),
+    let r = interleave::<2>(vec![
+        Box::new(|| {
+            spsc_tp::<T, _, _>(
+                n,
+                spsc::channel(CAP).unwrap(),
+                |p, v| p.try_push(v).map_err(|e| e.into_inner()),
+                |c| c.try_pop().ok(),
+            )
+        }),
+        Box::new(|| {
+            spsc_tp::<T, _, _>(
+                n,
+                rtrb::RingBuffer::new(CAP),
+                |p: &mut rtrb::Producer<T>, v| p.push(v).map_err(|rtrb::PushError::Full(v)| v),
+                |c: &mut rtrb::Consumer<T>| c.pop().ok(),
+            )
+        }),
+        Box::new(|| {
+            let q = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
+            spsc_tp::<T, _, _>(n, (q.clone(), q), |p, v| p.push(v), |c| c.pop())
+        }),
+        Box::new(|| {
+            let rb = ringbuf::HeapRb::<T>::new(CAP);
+            spsc_tp::<T, _, _>(n, rb.split(), |p, v| p.try_push(v), |c| c.try_pop())
+        }),
+        Box::new(|| {
+            let mut hq = Box::new(heapless::spsc::Queue::<T, CAP>::new());
+            spsc_tp::<T, _, _>(n, hq.split(), |p, v| p.enqueue(v), |c| c.dequeue())
+        }),
+        Box::new(|| disruptor_spsc_tp::<T>(n)),
+    ]);
+    let row = |name: String, k: usize| Row {
+        name,
         unit: "msgs/s",
-        ours,
+        ours: r[0][k],
         peers: vec![
-            ("rtrb", rtrb),
-            ("crossbeam_arrayqueue", cbq),
-            ("ringbuf", ringbuf),
-            ("heapless", heapless),
-            ("disruptor", disruptor),
+            ("rtrb", r[1][k]),
+            ("crossbeam_arrayqueue", r[2][k]),
+            ("ringbuf", r[3][k]),
+            ("heapless", r[4][k]),
+            ("disruptor", r[5][k]),
         ],
-    }
+    };
+    [
+        row(format!("spsc_{label}"), 0),
+        row(format!("spsc_{label}_wall"), 1),
+    ]
 }
 
 /// Batched SPSC: chunks of 64 written and read in place.
-fn spsc_chunk_rows(n: u64) -> Row {
+fn spsc_chunk_rows(n: u64) -> [Row; 2] {
     const CAP: usize = 1024;
     const CHUNK: usize = 64;
     let run_ours = || {
         let (mut tx, mut rx) = spsc::channel::<u64>(CAP).unwrap();
-        let start = Instant::now();
-        let sum = thread::scope(|s| {
+        let ready = &AtomicUsize::new(0);
+        let (sum, rates) = thread::scope(|s| {
             s.spawn(move || {
                 pin(0);
+                start_line(ready, 2);
                 let mut i = 0u64;
                 while i < n {
                     if let Ok(chunk) = tx.write_chunk_uninit(CHUNK) {
@@ -276,6 +402,8 @@ fn spsc_chunk_rows(n: u64) -> Row {
             });
             s.spawn(move || {
                 pin(1);
+                start_line(ready, 2);
+                let mut windows = Windows::start(n);
                 let (mut sum, mut got) = (0u64, 0u64);
                 while got < n {
                     let k = rx.slots().min(CHUNK);
@@ -287,23 +415,24 @@ fn spsc_chunk_rows(n: u64) -> Row {
                     let (a, b) = chunk.as_slices();
                     sum = a.iter().chain(b).fold(sum, |s, v| s.wrapping_add(*v));
                     chunk.commit_all();
+                    windows.count(got, got + k as u64);
                     got += k as u64;
                 }
-                sum
+                (sum, windows.rates(n))
             })
             .join()
             .unwrap()
         });
-        let secs = start.elapsed().as_secs_f64();
         assert_eq!(sum, sum_to(n));
-        n as f64 / secs
+        rates
     };
     let run_rtrb = || {
         let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
-        let start = Instant::now();
-        let sum = thread::scope(|s| {
+        let ready = &AtomicUsize::new(0);
+        let (sum, rates) = thread::scope(|s| {
             s.spawn(move || {
                 pin(0);
+                start_line(ready, 2);
                 let mut i = 0u64;
                 while i < n {
                     if let Ok(chunk) = tx.write_chunk_uninit(CHUNK) {
@@ -315,6 +444,8 @@ fn spsc_chunk_rows(n: u64) -> Row {
             });
             s.spawn(move || {
                 pin(1);
+                start_line(ready, 2);
+                let mut windows = Windows::start(n);
                 let (mut sum, mut got) = (0u64, 0u64);
                 while got < n {
                     let k = rx.slots().min(CHUNK);
@@ -326,24 +457,25 @@ fn spsc_chunk_rows(n: u64) -> Row {
                     let (a, b) = chunk.as_slices();
                     sum = a.iter().chain(b).fold(sum, |s, v| s.wrapping_add(*v));
                     chunk.commit_all();
+                    windows.count(got, got + k as u64);
                     got += k as u64;
                 }
-                sum
+                (sum, windows.rates(n))
             })
             .join()
             .unwrap()
         });
-        let secs = start.elapsed().as_secs_f64();
         assert_eq!(sum, sum_to(n));
-        n as f64 / secs
+        rates
     };
-    let [ours, rtrb] = med(|| [run_ours(), run_rtrb()]);
-    Row {
-        name: "spsc_chunk64_u64".into(),
+    let r = interleave::<2>(vec![Box::new(run_ours), Box::new(run_rtrb)]);
+    let row = |name: &str, k: usize| Row {
+        name: name.into(),
         unit: "msgs/s",
-        ours,
-        peers: vec![("rtrb", rtrb)],
-    }
+        ours: r[0][k],
+        peers: vec![("rtrb", r[1][k])],
+    };
+    [row("spsc_chunk64_u64", 0), row("spsc_chunk64_u64_wall", 1)]
 }
 
 /// Ping-pong over two rings (core 0 -> core 1 -> core 0); returns the p50
@@ -357,9 +489,11 @@ fn pingpong<P: Send, C: Send>(
 ) -> [f64; 2] {
     let warmup = rounds / 10;
     let (push, pop) = (&push, &pop);
+    let ready = &AtomicUsize::new(0);
     let mut samples = thread::scope(|s| {
         s.spawn(move || {
             pin(1);
+            start_line(ready, 2);
             loop {
                 let v = loop {
                     if let Some(v) = pop(&mut rx_a) {
@@ -375,6 +509,7 @@ fn pingpong<P: Send, C: Send>(
         });
         s.spawn(move || {
             pin(0);
+            start_line(ready, 2);
             let mut samples = Vec::with_capacity(rounds);
             for i in 0..(warmup + rounds) as u64 {
                 let t0 = Instant::now();
@@ -406,68 +541,66 @@ fn pingpong<P: Send, C: Send>(
 fn latency_rows(rounds: usize) -> [Row; 2] {
     use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
     const CAP: usize = 1024;
-    let r = med(|| {
-        let ours = pingpong(
-            rounds,
-            spsc::channel(CAP).unwrap(),
-            spsc::channel(CAP).unwrap(),
-            |p, v| p.try_push(v).map_err(|e| e.into_inner()),
-            |c| c.try_pop().ok(),
-        );
-        let rtrb = pingpong(
-            rounds,
-            rtrb::RingBuffer::new(CAP),
-            rtrb::RingBuffer::new(CAP),
-            |p: &mut rtrb::Producer<u64>, v| p.push(v).map_err(|rtrb::PushError::Full(v)| v),
-            |c: &mut rtrb::Consumer<u64>| c.pop().ok(),
-        );
-        let qa = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
-        let qb = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
-        let cbq = pingpong(
-            rounds,
-            (qa.clone(), qa),
-            (qb.clone(), qb),
-            |p, v| p.push(v),
-            |c| c.pop(),
-        );
-        let ringbuf = pingpong(
-            rounds,
-            ringbuf::HeapRb::<u64>::new(CAP).split(),
-            ringbuf::HeapRb::<u64>::new(CAP).split(),
-            |p, v| p.try_push(v),
-            |c| c.try_pop(),
-        );
-        let mut ha = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
-        let mut hb = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
-        let heapless = pingpong(
-            rounds,
-            ha.split(),
-            hb.split(),
-            |p, v| p.enqueue(v),
-            |c| c.dequeue(),
-        );
-        [
-            ours[0],
-            ours[1],
-            rtrb[0],
-            rtrb[1],
-            cbq[0],
-            cbq[1],
-            ringbuf[0],
-            ringbuf[1],
-            heapless[0],
-            heapless[1],
-        ]
-    });
+    let r = interleave::<2>(vec![
+        Box::new(|| {
+            pingpong(
+                rounds,
+                spsc::channel(CAP).unwrap(),
+                spsc::channel(CAP).unwrap(),
+                |p, v| p.try_push(v).map_err(|e| e.into_inner()),
+                |c| c.try_pop().ok(),
+            )
+        }),
+        Box::new(|| {
+            pingpong(
+                rounds,
+                rtrb::RingBuffer::new(CAP),
+                rtrb::RingBuffer::new(CAP),
+                |p: &mut rtrb::Producer<u64>, v| p.push(v).map_err(|rtrb::PushError::Full(v)| v),
+                |c: &mut rtrb::Consumer<u64>| c.pop().ok(),
+            )
+        }),
+        Box::new(|| {
+            let qa = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
+            let qb = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
+            pingpong(
+                rounds,
+                (qa.clone(), qa),
+                (qb.clone(), qb),
+                |p, v| p.push(v),
+                |c| c.pop(),
+            )
+        }),
+        Box::new(|| {
+            pingpong(
+                rounds,
+                ringbuf::HeapRb::<u64>::new(CAP).split(),
+                ringbuf::HeapRb::<u64>::new(CAP).split(),
+                |p, v| p.try_push(v),
+                |c| c.try_pop(),
+            )
+        }),
+        Box::new(|| {
+            let mut ha = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
+            let mut hb = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
+            pingpong(
+                rounds,
+                ha.split(),
+                hb.split(),
+                |p, v| p.enqueue(v),
+                |c| c.dequeue(),
+            )
+        }),
+    ]);
     let row = |name: &str, k: usize| Row {
         name: name.into(),
         unit: "ns",
-        ours: r[k],
+        ours: r[0][k],
         peers: vec![
-            ("rtrb", r[k + 2]),
-            ("crossbeam_arrayqueue", r[k + 4]),
-            ("ringbuf", r[k + 6]),
-            ("heapless", r[k + 8]),
+            ("rtrb", r[1][k]),
+            ("crossbeam_arrayqueue", r[2][k]),
+            ("ringbuf", r[3][k]),
+            ("heapless", r[4][k]),
         ],
     };
     [row("spsc_rtt_p50", 0), row("spsc_rtt_p99", 1)]
@@ -563,41 +696,50 @@ fn disruptor_mpsc_tp(n: u64) -> f64 {
 
 fn mpsc_rows(n: u64) -> Vec<Row> {
     const CAP: usize = 1024;
-    let [cas, fanin, cbq, cbc, disruptor] = med(|| {
-        let (tx, rx) = mpsc::cas::channel::<u64>(CAP).unwrap();
-        let cas = mpsc_tp(
-            n,
-            vec![tx.clone(), tx],
-            rx,
-            |p, v| p.try_push(v).map_err(|e| e.into_inner()),
-            |c| c.try_pop().ok(),
-        );
-        let (txs, rx) = mpsc::fanin::channel::<u64>(2, CAP, mpsc::fanin::Policy::Fair).unwrap();
-        let fanin = mpsc_tp(
-            n,
-            txs,
-            rx,
-            |p, v| p.try_push(v).map_err(|e| e.into_inner()),
-            |c| c.try_pop().ok(),
-        );
-        let q = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
-        let cbq = mpsc_tp(
-            n,
-            vec![q.clone(), q.clone()],
-            q,
-            |p, v| p.push(v),
-            |c| c.pop(),
-        );
-        let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
-        let cbc = mpsc_tp(
-            n,
-            vec![tx.clone(), tx],
-            rx,
-            |p, v| p.try_send(v).map_err(|e| e.into_inner()),
-            |c| c.try_recv().ok(),
-        );
-        [cas, fanin, cbq, cbc, disruptor_mpsc_tp(n)]
-    });
+    let r = interleave::<1>(vec![
+        Box::new(|| {
+            let (tx, rx) = mpsc::cas::channel::<u64>(CAP).unwrap();
+            [mpsc_tp(
+                n,
+                vec![tx.clone(), tx],
+                rx,
+                |p, v| p.try_push(v).map_err(|e| e.into_inner()),
+                |c| c.try_pop().ok(),
+            )]
+        }),
+        Box::new(|| {
+            let (txs, rx) = mpsc::fanin::channel::<u64>(2, CAP, mpsc::fanin::Policy::Fair).unwrap();
+            [mpsc_tp(
+                n,
+                txs,
+                rx,
+                |p, v| p.try_push(v).map_err(|e| e.into_inner()),
+                |c| c.try_pop().ok(),
+            )]
+        }),
+        Box::new(|| {
+            let q = Arc::new(crossbeam_queue::ArrayQueue::new(CAP));
+            [mpsc_tp(
+                n,
+                vec![q.clone(), q.clone()],
+                q,
+                |p, v| p.push(v),
+                |c| c.pop(),
+            )]
+        }),
+        Box::new(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
+            [mpsc_tp(
+                n,
+                vec![tx.clone(), tx],
+                rx,
+                |p, v| p.try_send(v).map_err(|e| e.into_inner()),
+                |c| c.try_recv().ok(),
+            )]
+        }),
+        Box::new(|| [disruptor_mpsc_tp(n)]),
+    ]);
+    let (cas, fanin, cbq, cbc, disruptor) = (r[0][0], r[1][0], r[2][0], r[3][0], r[4][0]);
     let peers = vec![
         ("crossbeam_arrayqueue", cbq),
         ("crossbeam_channel", cbc),
@@ -737,13 +879,16 @@ fn broadcast_bus(n: u64) -> f64 {
 }
 
 fn broadcast_rows(n: u64) -> Row {
-    let [ours, disruptor, bus] =
-        med(|| [broadcast_ours(n), broadcast_disruptor(n), broadcast_bus(n)]);
+    let r = interleave::<1>(vec![
+        Box::new(|| [broadcast_ours(n)]),
+        Box::new(|| [broadcast_disruptor(n)]),
+        Box::new(|| [broadcast_bus(n)]),
+    ]);
     Row {
         name: "spmc_broadcast2_u64".into(),
         unit: "msgs/s",
-        ours,
-        peers: vec![("disruptor", disruptor), ("bus", bus)],
+        ours: r[0][0],
+        peers: vec![("disruptor", r[1][0]), ("bus", r[2][0])],
     }
 }
 
@@ -762,47 +907,90 @@ fn main() {
         Some(f) => ((n as f64 * f) as u64).max(1000),
         None => n,
     };
+    // `PERCORE_BENCH_ROWS=spsc_u64,spsc_rtt` runs only the rows whose name
+    // starts with one of the given prefixes (all rows by default).
+    let only = std::env::var("PERCORE_BENCH_ROWS").ok();
+    let wanted = |row: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| row.starts_with(p)))
+    };
     println!(
-        "percore-ring benchmark: median of {} repetitions, cores 0 and 1",
-        reps()
+        "percore-ring benchmark: median [min..max] of {} repetitions, implementations \
+         interleaved, cores 0 and 1; load average before: {}",
+        reps(),
+        loadavg()
     );
     let mut rows = Vec::new();
     let mut run = |r: Row| {
         print_row(&r);
         rows.push(r);
     };
-    run(spsc_rows::<u64>("u64", scale(10_000_000)));
-    run(spsc_rows::<Msg64>("msg64", scale(10_000_000)));
-    run(spsc_chunk_rows(scale(10_000_000)));
-    for r in latency_rows(scale(100_000) as usize) {
-        run(r);
+    if wanted("spsc_u64") {
+        spsc_rows::<u64>("u64", scale(10_000_000))
+            .into_iter()
+            .for_each(&mut run);
     }
-    for r in mpsc_rows(scale(500_000)) {
-        run(r);
+    if wanted("spsc_msg64") {
+        spsc_rows::<Msg64>("msg64", scale(10_000_000))
+            .into_iter()
+            .for_each(&mut run);
     }
-    run(broadcast_rows(scale(500_000)));
+    if wanted("spsc_chunk64_u64") {
+        spsc_chunk_rows(scale(10_000_000))
+            .into_iter()
+            .for_each(&mut run);
+    }
+    if wanted("spsc_rtt") {
+        latency_rows(scale(100_000) as usize)
+            .into_iter()
+            .for_each(&mut run);
+    }
+    if wanted("mpsc2") {
+        mpsc_rows(scale(500_000)).into_iter().for_each(&mut run);
+    }
+    if wanted("spmc_broadcast2_u64") {
+        run(broadcast_rows(scale(500_000)));
+    }
+    let after = loadavg();
 
     println!();
-    println!("| row | percore | best peer | best peer value | percore/best | unit |");
+    println!(
+        "| row | percore median [min..max] | best peer | best peer median | percore lead (>1: ahead) | unit |"
+    );
     println!("|---|---|---|---|---|---|");
     for r in &rows {
         let (peer, v) = r.best_peer();
+        let fmt = |v: f64| {
+            if r.higher_is_better() {
+                format!("{:.1}M", v / 1e6)
+            } else {
+                format!("{v:.0}")
+            }
+        };
+        let ratio = if r.higher_is_better() {
+            r.ours.median / v
+        } else {
+            v / r.ours.median
+        };
         println!(
-            "| {} | {:.4e} | {} | {:.4e} | {:.2} | {} |",
+            "| {} | {} [{}..{}] | {} | {} | {:.2} | {} |",
             r.name,
-            r.ours,
+            fmt(r.ours.median),
+            fmt(r.ours.min),
+            fmt(r.ours.max),
             peer,
-            v,
-            r.ours / v,
+            fmt(v),
+            ratio,
             r.unit
         );
     }
     println!();
+    println!("load average after: {after}");
     for r in &rows {
         let (peer, v) = r.best_peer();
         println!(
             "bench {} {:.1} {} {:.1} {}",
-            r.name, r.ours, peer, v, r.unit
+            r.name, r.ours.median, peer, v, r.unit
         );
     }
     black_box(&rows);

@@ -1,15 +1,23 @@
 //! [`Buffer`]: the preallocated, power-of-two slot array behind the
 //! contiguous rings (SPSC, broadcast), and the capacity rule they share.
 //!
+//! The array starts on a 128-byte boundary (a pair of cache lines, see
+//! `cache_pad.rs`), so a run of slots whose byte offset is a multiple of 128
+//! never shares a line with the slots before it: the SPSC consumer releases
+//! slots in such runs, and the producer refilling them then never writes
+//! into the line the consumer is reading.
+//!
 //! Positions are free-running `usize` counters that are never reduced; the
 //! slot of position `p` is `p & mask` (with `capacity = mask + 1` a power of
 //! two this equals `p % capacity`, and stays correct when `p` wraps past
 //! `usize::MAX`, because `2^64` is a multiple of the capacity). The fill level
 //! is `tail.wrapping_sub(head)`, which is also wrap-proof.
 
+use alloc::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
+use core::ptr::NonNull;
 
 use crate::error::CapacityError;
 use crate::sync::SlotTracker;
@@ -36,27 +44,47 @@ pub fn capacity_for(requested: usize) -> Result<usize, CapacityError> {
     }
 }
 
+/// Alignment of the slot array: two 64-byte cache lines.
+const SLOT_ARRAY_ALIGN: usize = 128;
+
 /// A fixed array of possibly-uninitialised slots. It never drops its
 /// contents: the ring that owns it knows which slots hold values.
 pub(crate) struct Buffer<T> {
     ptr: *mut MaybeUninit<T>,
+    /// What `ptr` was allocated with: `capacity` slots, 128-byte aligned.
+    layout: Layout,
     mask: usize,
     trackers: Box<[SlotTracker]>,
 }
 
 impl<T> Buffer<T> {
-    /// Allocates `capacity` (a power of two) uninitialised slots.
-    pub(crate) fn new(capacity: usize) -> Self {
-        let slots: Box<[MaybeUninit<T>]> = (0..capacity).map(|_| MaybeUninit::uninit()).collect();
+    /// Allocates `capacity` (a power of two) uninitialised slots;
+    /// `TooLarge` if they would not fit the address space.
+    pub(crate) fn new(capacity: usize) -> Result<Self, CapacityError> {
+        let layout = Layout::array::<MaybeUninit<T>>(capacity)
+            .and_then(|l| l.align_to(SLOT_ARRAY_ALIGN))
+            .map_err(|_| CapacityError::TooLarge)?;
+        let ptr = if layout.size() == 0 {
+            // Zero-sized slots (or none): no memory, any aligned pointer.
+            NonNull::<MaybeUninit<T>>::dangling().as_ptr()
+        } else {
+            // SAFETY: the layout has a non-zero size.
+            let raw = unsafe { alloc(layout) };
+            if raw.is_null() {
+                handle_alloc_error(layout);
+            }
+            raw.cast::<MaybeUninit<T>>()
+        };
         let trackers: Box<[SlotTracker]> = (0..capacity)
             .map(|_| SlotTracker::new())
             .collect::<Vec<_>>()
             .into();
-        Buffer {
-            ptr: Box::into_raw(slots).cast::<MaybeUninit<T>>(),
+        Ok(Buffer {
+            ptr,
+            layout,
             mask: capacity - 1,
             trackers,
-        }
+        })
     }
 
     /// Number of slots.
@@ -111,10 +139,11 @@ impl<T> Buffer<T> {
 
 impl<T> Drop for Buffer<T> {
     fn drop(&mut self) {
-        let slice = core::ptr::slice_from_raw_parts_mut(self.ptr, self.capacity());
-        // SAFETY: `ptr` came from `Box::into_raw` of a boxed slice of exactly
-        // `capacity` `MaybeUninit<T>`s in `new`, and is freed only here.
-        // Dropping `MaybeUninit` never drops a `T`.
-        drop(unsafe { Box::from_raw(slice) });
+        if self.layout.size() != 0 {
+            // SAFETY: `ptr` came from `alloc` with this layout in `new` and
+            // is freed only here. The slots are `MaybeUninit`, so no `T` is
+            // dropped.
+            unsafe { dealloc(self.ptr.cast::<u8>(), self.layout) };
+        }
     }
 }

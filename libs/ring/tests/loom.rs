@@ -37,6 +37,27 @@ fn spsc_push_pop_wraps_past_full() {
     });
 }
 
+/// Under loom the consumer of a 4-slot ring releases slots in runs of two
+/// (half the ring): the producer must never overwrite a slot the
+/// consumer has not finished reading although `head` lags behind, and
+/// draining the ring must release every slot.
+#[test]
+fn spsc_batched_release() {
+    loom::model(|| {
+        let (mut tx, mut rx) = spsc::channel::<u32>(4).unwrap();
+        let h = thread::spawn(move || {
+            (0..5).for_each(|i| tx.push(i, &mut LoomYield));
+            tx
+        });
+        for i in 0..5 {
+            assert_eq!(rx.pop(&mut LoomYield), i);
+        }
+        let mut tx = h.join().unwrap();
+        assert!(rx.is_empty());
+        assert_eq!(tx.slots(), 4);
+    });
+}
+
 #[test]
 fn spsc_chunks_in_place() {
     loom::model(|| {

@@ -74,6 +74,42 @@ proptest! {
         }
     }
 
+    /// Large rings release popped slots to the producer in runs (a
+    /// sixteenth of the capacity): a push may find the ring full early, but
+    /// by less than one run, and draining the ring releases everything.
+    #[test]
+    fn spsc_release_lag_is_bounded(
+        cap in prop::sample::select(vec![32usize, 64, 256]),
+        runs in prop::collection::vec((0usize..300, 0usize..300), 1..12),
+    ) {
+        let (mut tx, mut rx) = spsc::channel::<u32>(cap).unwrap();
+        let batch = cap / 16;
+        let mut model = VecDeque::new();
+        let mut next = 0u32;
+        for (pushes, pops) in runs {
+            for _ in 0..pushes {
+                match tx.try_push(next) {
+                    Ok(()) => { prop_assert!(model.len() < cap); model.push_back(next); }
+                    Err(e) => {
+                        prop_assert_eq!(e.into_inner(), next);
+                        prop_assert!(model.len() + batch > cap, "full with {} of {cap}", model.len());
+                    }
+                }
+                next += 1;
+                let free = tx.slots();
+                prop_assert!(free <= cap - model.len() && free + batch > cap - model.len());
+            }
+            for _ in 0..pops {
+                prop_assert_eq!(rx.try_pop().ok(), model.pop_front());
+            }
+        }
+        while let Ok(v) = rx.try_pop() {
+            prop_assert_eq!(Some(v), model.pop_front());
+        }
+        prop_assert!(model.is_empty());
+        prop_assert_eq!(tx.slots(), cap);
+    }
+
     #[test]
     fn mpsc_cas_matches_model(cap in 1usize..9, ops in ops()) {
         let (mut tx, mut rx) = mpsc::cas::channel::<u16>(cap).unwrap();

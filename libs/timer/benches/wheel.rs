@@ -10,9 +10,18 @@
 //!
 //! A tick is 2^20 ns for percore and 1 ms for the peers that count real
 //! time. Each phase is timed with `Instant`; the median of
-//! `PERCORE_BENCH_REPS` (default 5) repetitions is reported. Construction
-//! (with capacity where the peer offers it) is outside the timed regions.
-//! `PERCORE_BENCH_ONLY=<name>` runs one implementation (for profiling).
+//! `PERCORE_BENCH_REPS` (default 7) repetitions is reported with its
+//! min..max, the implementations interleaved in an order rotated by one per
+//! repetition, and the load average is printed before and after.
+//! Construction (with capacity where the peer offers it) is outside the
+//! timed regions. `PERCORE_BENCH_ONLY=<name>` runs one implementation (for
+//! profiling).
+//!
+//! One more row, `lifecycle`, measures the whole life of a timer as a
+//! server sees it (see [`Life`]): timers are armed at a steady rate, most
+//! are cancelled before they fire (the request they guard completed), the
+//! rest expire, and time advances one tick at a time; ns per timer, from
+//! insert to cancel or expiry, everything included.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -84,6 +93,104 @@ impl Workload {
     fn expected_fired(&self) -> usize {
         N - self.cancel.len()
     }
+}
+
+/// The `lifecycle` workload: [`LIFE_N`] timers, [`LIFE_PER_TICK`] armed per
+/// tick, each with a timeout uniform in [1, [`LIFE_TIMEOUT`]] ticks; 90% are
+/// cancelled at a uniform tick before their deadline, 10% expire. About
+/// 40 000 timers are armed at any time.
+struct Life {
+    /// Timeout (ticks after arming) of timer `i`, armed at tick `i / LIFE_PER_TICK`.
+    timeout: Vec<u64>,
+    /// `cancels[t]`: the timers cancelled at tick `t`.
+    cancels: Vec<Vec<u32>>,
+    /// Whether timer `i` is cancelled (otherwise it expires).
+    cancelled: Vec<bool>,
+}
+
+const LIFE_N: usize = 1_000_000;
+const LIFE_PER_TICK: usize = 16;
+const LIFE_TIMEOUT: u64 = 5_000;
+
+impl Life {
+    fn new() -> Self {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        };
+        let ticks = Self::armed_at(LIFE_N) as usize + LIFE_TIMEOUT as usize + 2;
+        let mut cancels = vec![Vec::new(); ticks];
+        let mut cancelled = vec![false; LIFE_N];
+        let timeout: Vec<u64> = (0..LIFE_N)
+            .map(|i| {
+                let timeout = 1 + rand() % LIFE_TIMEOUT;
+                if rand() % 10 != 0 {
+                    // Cancelled at a tick in [armed, deadline).
+                    let at = Self::armed_at(i) + rand() % timeout;
+                    cancels[at as usize].push(i as u32);
+                    cancelled[i] = true;
+                }
+                timeout
+            })
+            .collect();
+        Self {
+            timeout,
+            cancels,
+            cancelled,
+        }
+    }
+
+    /// The tick at which timer `i` is armed.
+    fn armed_at(i: usize) -> u64 {
+        (i / LIFE_PER_TICK) as u64
+    }
+
+    /// The ticks the workload runs for: every deadline has passed at the end.
+    fn ticks(&self) -> u64 {
+        self.cancels.len() as u64
+    }
+
+    fn expected_fired(&self) -> usize {
+        self.cancelled.iter().filter(|c| !**c).count()
+    }
+
+    /// Runs the workload: per tick, arm that tick's timers, cancel that
+    /// tick's cancellations, advance to the tick. Returns ns per timer.
+    fn run<D: Timers>(&self, timers: &mut D) -> f64 {
+        let mut handles: Vec<Option<D::Handle>> = (0..LIFE_N).map(|_| None).collect();
+        let mut fired = 0;
+        let start = Instant::now();
+        let mut next = 0;
+        for t in 0..self.ticks() {
+            while next < LIFE_N && Self::armed_at(next) == t {
+                let expires = !self.cancelled[next];
+                handles[next] = Some(timers.arm(next, t + self.timeout[next], expires));
+                next += 1;
+            }
+            for &i in &self.cancels[t as usize] {
+                timers.cancel(handles[i as usize].take().unwrap());
+            }
+            fired += timers.advance(t);
+        }
+        let ns = per_op(start, LIFE_N);
+        assert_eq!(fired, self.expected_fired());
+        ns
+    }
+}
+
+/// One implementation driven by the `lifecycle` workload (deadlines and
+/// instants in ticks).
+trait Timers {
+    type Handle;
+    /// Arms timer `i` for `deadline`; `expires` says the workload will not
+    /// cancel it (for APIs whose handles must otherwise be consumed).
+    fn arm(&mut self, i: usize, deadline: u64, expires: bool) -> Self::Handle;
+    fn cancel(&mut self, handle: Self::Handle);
+    /// Advances to `now` and returns how many timers fired.
+    fn advance(&mut self, now: u64) -> usize;
 }
 
 fn per_op(start: Instant, ops: usize) -> f64 {
@@ -315,22 +422,260 @@ fn hhwt(w: &Workload, expiry: Expiry) -> Phases {
     }
 }
 
+impl Timers for Wheel<u64> {
+    type Handle = percore_timer::TimerHandle;
+    fn arm(&mut self, i: usize, deadline: u64, _: bool) -> Self::Handle {
+        self.insert(deadline << SHIFT, i as u64).unwrap()
+    }
+    fn cancel(&mut self, handle: Self::Handle) {
+        black_box(Wheel::cancel(self, handle).unwrap());
+    }
+    fn advance(&mut self, now: u64) -> usize {
+        let mut sum = 0u64;
+        let fired = Wheel::advance(self, now << SHIFT, |e| {
+            if let Expired::Oneshot { payload, .. } = e {
+                sum = sum.wrapping_add(payload);
+            }
+        });
+        black_box(sum);
+        fired
+    }
+}
+
+fn percore_life(l: &Life) -> f64 {
+    let config = Config::new(TickShift::new(SHIFT).unwrap()).with_capacity(LIFE_N / 8);
+    l.run(&mut Wheel::new(config).unwrap())
+}
+
+/// The lazy `BinaryHeap` of [`binary_heap`], for the lifecycle workload.
+struct LazyHeap {
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    payloads: Vec<Option<u64>>,
+}
+
+impl Timers for LazyHeap {
+    type Handle = u32;
+    fn arm(&mut self, i: usize, deadline: u64, _: bool) -> u32 {
+        let key = self.payloads.len() as u32;
+        self.payloads.push(Some(i as u64));
+        self.heap.push(Reverse((deadline, key)));
+        key
+    }
+    fn cancel(&mut self, key: u32) {
+        black_box(self.payloads[key as usize].take().unwrap());
+    }
+    fn advance(&mut self, now: u64) -> usize {
+        let mut fired = 0;
+        while let Some(&Reverse((d, key))) = self.heap.peek() {
+            if d > now {
+                break;
+            }
+            self.heap.pop();
+            if let Some(p) = self.payloads[key as usize].take() {
+                black_box(p);
+                fired += 1;
+            }
+        }
+        fired
+    }
+}
+
+fn binary_heap_life(l: &Life) -> f64 {
+    l.run(&mut LazyHeap {
+        heap: BinaryHeap::with_capacity(LIFE_N / 8),
+        payloads: Vec::with_capacity(LIFE_N),
+    })
+}
+
+/// tokio-util `DelayQueue` on a paused runtime, as in [`delay_queue`].
+struct Delay<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    queue: tokio_util::time::DelayQueue<u64>,
+    base: tokio::time::Instant,
+}
+
+impl Timers for Delay<'_> {
+    type Handle = tokio_util::time::delay_queue::Key;
+    fn arm(&mut self, i: usize, deadline: u64, _: bool) -> Self::Handle {
+        let at = self.base + Duration::from_millis(deadline);
+        self.queue.insert_at(i as u64, at)
+    }
+    fn cancel(&mut self, key: Self::Handle) {
+        black_box(self.queue.remove(&key));
+    }
+    fn advance(&mut self, now: u64) -> usize {
+        let (queue, base) = (&mut self.queue, self.base);
+        self.runtime.block_on(async {
+            let target = base + Duration::from_millis(now);
+            let at = tokio::time::Instant::now();
+            if target > at {
+                tokio::time::advance(target - at).await;
+            }
+            let now = tokio::time::Instant::now();
+            let mut fired = 0;
+            while let Some(key) = queue.peek() {
+                if queue.deadline(&key) > now {
+                    break;
+                }
+                let Some(e) = std::future::poll_fn(|cx| queue.poll_expired(cx)).await else {
+                    break;
+                };
+                black_box(e.into_inner());
+                fired += 1;
+            }
+            fired
+        })
+    }
+}
+
+fn delay_queue_life(l: &Life) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (queue, base) = runtime.block_on(async {
+        (
+            tokio_util::time::DelayQueue::with_capacity(LIFE_N / 8),
+            tokio::time::Instant::now(),
+        )
+    });
+    let _guard = runtime.enter();
+    l.run(&mut Delay {
+        runtime: &runtime,
+        queue,
+        base,
+    })
+}
+
+/// nexus-timer, as in [`nexus`]; timers that will expire are armed with
+/// `schedule_forget` (their handle would otherwise have to be consumed).
+struct Nexus {
+    wheel: nexus_timer::Wheel<u64>,
+    base: Instant,
+    buf: Vec<u64>,
+}
+
+impl Timers for Nexus {
+    type Handle = Option<nexus_timer::TimerHandle<u64>>;
+    fn arm(&mut self, i: usize, deadline: u64, expires: bool) -> Self::Handle {
+        let at = self.base + Duration::from_millis(deadline);
+        if expires {
+            self.wheel.schedule_forget(at, i as u64);
+            None
+        } else {
+            Some(self.wheel.schedule(at, i as u64))
+        }
+    }
+    fn cancel(&mut self, handle: Self::Handle) {
+        black_box(self.wheel.cancel(handle.unwrap()));
+    }
+    fn advance(&mut self, now: u64) -> usize {
+        self.buf.clear();
+        let now = self.base + Duration::from_millis(now);
+        self.wheel.poll_and_rebalance(now, &mut self.buf)
+    }
+}
+
+fn nexus_life(l: &Life) -> f64 {
+    let base = Instant::now();
+    l.run(&mut Nexus {
+        wheel: nexus_timer::Wheel::unbounded(LIFE_N / 8, base),
+        base,
+        buf: Vec::with_capacity(1024),
+    })
+}
+
+/// hierarchical_hash_wheel_timer, as in [`hhwt`]: one `tick` per tick.
+struct Hhwt {
+    wheel: hierarchical_hash_wheel_timer::wheels::cancellable::QuadWheelWithOverflow<
+        hierarchical_hash_wheel_timer::IdOnlyTimerEntry<u64>,
+    >,
+    now: u64,
+}
+
+impl Timers for Hhwt {
+    type Handle = u64;
+    fn arm(&mut self, i: usize, deadline: u64, _: bool) -> u64 {
+        let delay = Duration::from_millis(deadline - self.now);
+        self.wheel
+            .insert(hierarchical_hash_wheel_timer::IdOnlyTimerEntry::new(
+                i as u64, delay,
+            ))
+            .unwrap();
+        i as u64
+    }
+    fn cancel(&mut self, id: u64) {
+        self.wheel.cancel(&id).unwrap();
+    }
+    fn advance(&mut self, now: u64) -> usize {
+        let mut fired = 0;
+        while self.now < now {
+            fired += self.wheel.tick().len();
+            self.now += 1;
+        }
+        fired
+    }
+}
+
+fn hhwt_life(l: &Life) -> f64 {
+    use hierarchical_hash_wheel_timer::wheels::cancellable::QuadWheelWithOverflow;
+    l.run(&mut Hhwt {
+        wheel: QuadWheelWithOverflow::new(),
+        now: 0,
+    })
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
 
 type Runner = fn(&Workload, Expiry) -> Phases;
+type LifeRunner = fn(&Life) -> f64;
 
-const IMPLS: [(&str, Runner); 5] = [
-    ("percore", percore),
-    ("binary_heap_lazy", binary_heap),
-    ("tokio_delay_queue", delay_queue),
-    ("nexus_timer", nexus),
-    ("hhwt", hhwt),
+const IMPLS: [(&str, Runner, LifeRunner); 5] = [
+    ("percore", percore, percore_life),
+    ("binary_heap_lazy", binary_heap, binary_heap_life),
+    ("tokio_delay_queue", delay_queue, delay_queue_life),
+    ("nexus_timer", nexus, nexus_life),
+    ("hhwt", hhwt, hhwt_life),
 ];
 
-const ROWS: [&str; 4] = ["insert", "cancel", "expire", "expire_stepped"];
+const ROWS: [&str; 5] = ["insert", "cancel", "expire", "expire_stepped", "lifecycle"];
+
+/// The first three fields of `/proc/loadavg`.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Median and range of one cell over the repetitions (NaN if not run).
+#[derive(Clone, Copy)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stat {
+    fn of(mut xs: Vec<f64>) -> Self {
+        if xs.is_empty() {
+            return Stat {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        xs.sort_by(f64::total_cmp);
+        Stat {
+            median: median(xs.clone()),
+            min: xs[0],
+            max: xs[xs.len() - 1],
+        }
+    }
+}
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
@@ -339,9 +684,11 @@ fn main() {
     let reps: usize = std::env::var("PERCORE_BENCH_REPS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(if bench { 5 } else { 1 });
+        .unwrap_or(if bench { 7 } else { 1 });
     let only = std::env::var("PERCORE_BENCH_ONLY").ok();
+    let before = loadavg();
     let w = Workload::new();
+    let life = Life::new();
     // samples[implementation][row] = one figure per repetition.
     let mut samples = vec![vec![Vec::new(); ROWS.len()]; IMPLS.len()];
     for rep in 0..reps {
@@ -349,61 +696,73 @@ fn main() {
         // right after the same neighbour.
         for k in 0..IMPLS.len() {
             let j = (k + rep) % IMPLS.len();
-            let (name, run) = IMPLS[j];
+            let (name, run, run_life) = IMPLS[j];
             if only.as_deref().is_some_and(|o| o != name) {
                 continue;
             }
             let jump = run(&w, Expiry::Jump);
             let stepped = run(&w, Expiry::Stepped);
-            let figures = [jump.insert, jump.cancel, jump.expire, stepped.expire];
+            let lifecycle = run_life(&life);
+            let figures = [
+                jump.insert,
+                jump.cancel,
+                jump.expire,
+                stepped.expire,
+                lifecycle,
+            ];
             for (row, figure) in figures.into_iter().enumerate() {
                 samples[j][row].push(figure);
             }
         }
     }
-    let medians: Vec<Vec<f64>> = samples
+    let stats: Vec<Vec<Stat>> = samples
         .into_iter()
-        .map(|rows| {
-            rows.into_iter()
-                .map(|s| if s.is_empty() { f64::NAN } else { median(s) })
-                .collect()
-        })
+        .map(|rows| rows.into_iter().map(Stat::of).collect())
         .collect();
-
-    report(reps, &medians);
+    report(reps, &before, &stats);
 }
 
 /// Prints the human table and one machine-readable line per row.
-fn report(reps: usize, medians: &[Vec<f64>]) {
+fn report(reps: usize, before: &str, stats: &[Vec<Stat>]) {
     println!(
         "1M timers, deadlines uniform in [1, 1e6] ticks, cancel a random half, expire the rest \
-         (one jump / one advance per tick); ns/op, median of {reps}; (xN) = peer / percore"
+         (one jump / one advance per tick); lifecycle: 1M timers armed 16 per tick, 90% \
+         cancelled before they fire; ns/op, median [min..max] of {reps}, implementations \
+         interleaved; (xN) = peer / percore"
     );
+    println!("load average before: {before}");
     print!("{:<15}", "phase");
-    for (name, _) in &IMPLS {
-        print!(" {name:>20}");
+    for (name, _, _) in &IMPLS {
+        print!(" {name:>30}");
     }
     println!();
     for (row, name) in ROWS.iter().enumerate() {
         print!("{name:<15}");
-        let ours = medians[0][row];
-        for m in medians {
-            let cell = format!("{:.1} (x{:.2})", m[row], m[row] / ours);
-            print!(" {cell:>20}");
+        let ours = stats[0][row].median;
+        for s in stats.iter().map(|s| s[row]) {
+            let cell = format!(
+                "{:.1} [{:.1}..{:.1}] (x{:.2})",
+                s.median,
+                s.min,
+                s.max,
+                s.median / ours
+            );
+            print!(" {cell:>30}");
         }
         println!();
     }
+    println!("load average after: {}", loadavg());
     for (row, name) in ROWS.iter().enumerate() {
         let (best, value) = IMPLS[1..]
             .iter()
-            .zip(&medians[1..])
-            .map(|((peer, _), m)| (*peer, m[row]))
+            .zip(&stats[1..])
+            .map(|((peer, _, _), s)| (*peer, s[row].median))
             .filter(|(_, v)| !v.is_nan())
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or(("none", f64::NAN));
         println!(
             "bench timer_1m_{name} {:.1} {best} {value:.1} ns",
-            medians[0][row]
+            stats[0][row].median
         );
     }
 }

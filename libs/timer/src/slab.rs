@@ -135,6 +135,20 @@ impl<T> Slab<T> {
         Some(payload)
     }
 
+    /// [`Slab::take`] if `index` holds a live timer of `generation`, in one
+    /// look at the entry (cancel's whole cost is this one cache line).
+    pub(crate) fn take_live(&mut self, index: u32, generation: u32) -> Option<T> {
+        let node = self.nodes.get_mut(index as usize)?;
+        if node.generation != generation || !node.holds_payload() {
+            return None;
+        }
+        node.hollow = true;
+        node.generation = generation.wrapping_add(1);
+        // SAFETY: `holds_payload` was true, so the payload is initialised;
+        // `hollow` is now set, so nothing reads it again until `fill`.
+        Some(unsafe { node.payload.assume_init_read() })
+    }
+
     /// Takes the payload of a live entry and bumps its generation, leaving
     /// it hollow: still linked, to be released by [`Slab::release`].
     pub(crate) fn take(&mut self, index: u32) -> Option<T> {

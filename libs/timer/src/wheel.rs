@@ -184,10 +184,13 @@ impl<T> Wheel<T> {
     /// ```
     pub fn cancel(&mut self, handle: TimerHandle) -> Result<T, CancelError> {
         let TimerHandle { index, generation } = handle;
-        if index < self.slab.reserved() || !self.slab.is_live(index, generation) {
+        if index < self.slab.reserved() {
             return Err(CancelError::Inactive);
         }
-        let payload = self.slab.take(index).ok_or(CancelError::Inactive)?;
+        let payload = self
+            .slab
+            .take_live(index, generation)
+            .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
         self.pending.push(index, &mut self.lists, &mut self.slab);
         Ok(payload)

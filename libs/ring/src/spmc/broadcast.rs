@@ -129,7 +129,7 @@ pub fn create_with<T>(
         n if n > MAX_SUBSCRIBERS => return Err(CapacityError::TooLarge),
         _ => {}
     }
-    let buf = Buffer::new(capacity);
+    let buf = Buffer::new(capacity)?;
     for pos in 0..capacity {
         // SAFETY: fresh allocation, not shared yet; every slot written once.
         unsafe { buf.raw(pos).write(MaybeUninit::new(factory())) };

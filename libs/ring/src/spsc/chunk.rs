@@ -285,7 +285,7 @@ impl<'a, T> ReadChunk<'a, T> {
         }
         let c = self.consumer;
         c.head = c.head.wrapping_add(n);
-        c.shared.head.store(c.head, Ordering::Release);
+        c.release();
     }
 
     /// Drops every message of the chunk and frees their slots.
@@ -354,6 +354,6 @@ impl<T> Drop for ReadChunkIntoIter<'_, T> {
     fn drop(&mut self) {
         let c = &mut *self.consumer;
         c.head = c.head.wrapping_add(self.taken);
-        c.shared.head.store(c.head, Ordering::Release);
+        c.release();
     }
 }

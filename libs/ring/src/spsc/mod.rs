@@ -7,6 +7,24 @@
 //! push into a ring that is not full touches the slot and one store to
 //! `tail`, and nothing the consumer writes.
 //!
+//! Batched release (MCRingBuffer): the producer publishes `tail` on every
+//! push, so a message is visible at once, but the consumer publishes `head`
+//! only every `release_batch` pops (a sixteenth of the
+//! capacity, at most 64), and whenever it refreshes its copy of `tail` (its
+//! cache says "empty"), commits a read chunk, or is dropped. Freed slots are
+//! the only thing that waits: a ring being drained hands the producer its
+//! space back in runs, so a producer that fills the ring reloads `head` once
+//! per run instead of once per message, and it stays a run behind the
+//! consumer, never writing into the cache line the consumer is reading. A
+//! consumer that has drained the ring has always published everything; one
+//! that stops part-way holds back fewer than `release_batch` slots.
+//!
+//! Hot paths: each side compares its cursor with one precomputed *stop*
+//! position and takes the slow path only there: the producer's `limit`
+//! (cached `head` + capacity), the consumer's `stop` (the nearer of the
+//! cached `tail` and the next release). So a push is one compare, the slot
+//! write and the `tail` store; a pop is one compare and the slot read.
+//!
 //! Memory ordering: the producer writes the slot, then stores `tail` with
 //! `Release`; the consumer loads `tail` with `Acquire` before reading the
 //! slot, so the slot write happens-before the read. Symmetrically the
@@ -31,6 +49,11 @@ use crate::cache_pad::CachePadded;
 use crate::error::{CapacityError, PopError, PushError};
 use crate::queue::{Receiver, Sender};
 use crate::sync::{Arc, AtomicUsize, Ordering};
+
+/// The consumer publishes `head` every `capacity / RELEASE_DIVISOR` pops (at
+/// least 1, at most 64). Loom models use rings of a few slots, so there the
+/// runs are half the ring, to exercise the lag.
+const RELEASE_DIVISOR: usize = if cfg!(loom) { 2 } else { 16 };
 
 /// The state both handles share.
 pub(crate) struct Shared<T> {
@@ -85,8 +108,8 @@ pub struct Producer<T> {
     mask: usize,
     /// Own cursor: authoritative copy of `shared.tail`.
     tail: usize,
-    /// Last `head` seen; the ring has at least `capacity - (tail - cached_head)` free slots.
-    cached_head: usize,
+    /// Last `head` seen plus the capacity: the slots `tail..limit` are free.
+    limit: usize,
 }
 
 /// The receiving half of an SPSC ring. `Send`, not `Clone`.
@@ -98,10 +121,18 @@ pub struct Consumer<T> {
     /// See [`Producer`]'s field of the same name.
     slots: *mut MaybeUninit<T>,
     mask: usize,
-    /// Own cursor: authoritative copy of `shared.head`.
+    /// Own cursor: `shared.head` lags it by less than `release_batch`.
     head: usize,
     /// Last `tail` seen; at least `cached_tail - head` messages are ready.
     cached_tail: usize,
+    /// The value last stored to `shared.head`.
+    released: usize,
+    /// Pops between two stores of `shared.head` (see the module doc).
+    release_batch: usize,
+    /// Where `try_pop` must leave its fast path: the nearer (from `head`) of
+    /// `cached_tail` (nothing more is known to be ready) and
+    /// `released + release_batch - 1` (the next pop completes a run).
+    stop: usize,
 }
 
 /// Creates an SPSC ring of `capacity` slots, rounded up to a power of two
@@ -118,7 +149,7 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
     let shared = Arc::new(Shared {
         head: CachePadded(AtomicUsize::new(0)),
         tail: CachePadded(AtomicUsize::new(0)),
-        buf: Buffer::new(capacity),
+        buf: Buffer::new(capacity)?,
     });
     let (slots, mask) = (shared.buf.raw(0), capacity - 1);
     let producer = Producer {
@@ -126,7 +157,7 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         slots,
         mask,
         tail: 0,
-        cached_head: 0,
+        limit: capacity,
     };
     let consumer = Consumer {
         shared,
@@ -134,6 +165,9 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         mask,
         head: 0,
         cached_tail: 0,
+        released: 0,
+        release_batch: (capacity / RELEASE_DIVISOR).clamp(1, 64),
+        stop: 0,
     };
     Ok((producer, consumer))
 }
@@ -150,7 +184,7 @@ impl<T> Producer<T> {
     /// ```
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.free_slots_for(1) == 0 {
+        if self.tail == self.limit && self.free_slots_for(1) == 0 {
             return Err(PushError::Full(value));
         }
         let tail = self.tail;
@@ -173,11 +207,11 @@ impl<T> Producer<T> {
     /// shows fewer than `want`.
     #[inline(always)]
     fn free_slots_for(&mut self, want: usize) -> usize {
-        let cap = self.mask + 1;
-        let mut free = cap - self.tail.wrapping_sub(self.cached_head);
+        let mut free = self.limit.wrapping_sub(self.tail);
         if free < want {
-            self.cached_head = self.shared.head.load(Ordering::Acquire);
-            free = cap - self.tail.wrapping_sub(self.cached_head);
+            let head = self.shared.head.load(Ordering::Acquire);
+            self.limit = head.wrapping_add(self.mask + 1);
+            free = self.limit.wrapping_sub(self.tail);
         }
         free
     }
@@ -229,18 +263,67 @@ impl<T> Consumer<T> {
     /// ```
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, PopError> {
+        if self.head == self.stop {
+            return self.pop_slow();
+        }
+        // `head < stop <= cached_tail`: a message is ready, and `head + 1`
+        // stays at or before `stop`.
+        let value = self.take();
+        Ok(value)
+    }
+
+    /// `try_pop` at `head == stop`: refreshes `cached_tail` if nothing is
+    /// known to be ready, pops, and releases the run if it is complete.
+    #[inline]
+    fn pop_slow(&mut self) -> Result<T, PopError> {
         if self.ready_for(1) == 0 {
             return Err(PopError::Empty);
         }
+        let value = self.take();
+        if self.head.wrapping_sub(self.released) >= self.release_batch {
+            self.release();
+        } else {
+            self.update_stop();
+        }
+        Ok(value)
+    }
+
+    /// Moves the message at `head` out and advances `head` (not `stop`).
+    /// The caller has made sure one is ready (`head != cached_tail`).
+    #[inline(always)]
+    fn take(&mut self) -> T {
         let head = self.head;
         self.shared.buf.track(head, 1, true);
-        // SAFETY: `head < tail` with `tail` loaded with Acquire, so the
+        // SAFETY: `head < cached_tail`, a `tail` loaded with Acquire, so the
         // producer's write of this slot happens-before this read, and the
-        // slot holds an initialised value that only this consumer moves out.
+        // slot holds an initialised value that only this consumer moves out
+        // (the producer reuses it only after `head` is published past it).
         let value = unsafe { self.slots.add(head & self.mask).read().assume_init() };
         self.head = head.wrapping_add(1);
+        value
+    }
+
+    /// Publishes `head`: every slot popped so far is free for the producer.
+    /// Every change of `head` other than a single pop ends here.
+    #[inline]
+    fn release(&mut self) {
+        self.released = self.head;
         self.shared.head.store(self.head, Ordering::Release);
-        Ok(value)
+        self.update_stop();
+    }
+
+    /// Recomputes `stop` after `head`, `cached_tail` or `released` moved.
+    /// The pop *from* `released + release_batch - 1` is the one that
+    /// completes a run, so it is taken on the slow path, which releases.
+    #[inline(always)]
+    fn update_stop(&mut self) {
+        let release_at = self.released.wrapping_add(self.release_batch - 1);
+        let ready = self.cached_tail.wrapping_sub(self.head);
+        self.stop = if ready < release_at.wrapping_sub(self.head) {
+            self.cached_tail
+        } else {
+            release_at
+        };
     }
 
     /// A reference to the oldest message without removing it.
@@ -267,8 +350,14 @@ impl<T> Consumer<T> {
     fn ready_for(&mut self, want: usize) -> usize {
         let mut ready = self.cached_tail.wrapping_sub(self.head);
         if ready < want {
+            // The cache ran dry: hand back what was popped before looking
+            // for more, so a consumer that drains the ring holds nothing back.
+            if self.released != self.head {
+                self.release();
+            }
             self.cached_tail = self.shared.tail.load(Ordering::Acquire);
             ready = self.cached_tail.wrapping_sub(self.head);
+            self.update_stop();
         }
         ready
     }
@@ -304,6 +393,14 @@ impl<T> Consumer<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.shared.buf.capacity()
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    /// Publishes the last pops, so the ring drops exactly the messages
+    /// still in it (and a producer still running sees every free slot).
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

@@ -24,6 +24,8 @@ fn capacity_rounds_up_and_rejects_zero() {
         channel::<u8>(usize::MAX).err(),
         Some(CapacityError::TooLarge)
     );
+    // 2^62 slots pass the capacity rule, but not as bytes of u64s.
+    assert_eq!(channel::<u64>(1 << 62).err(), Some(CapacityError::TooLarge));
     for (req, cap) in [(1, 1), (2, 2), (3, 4), (5, 8), (1024, 1024), (1025, 2048)] {
         assert_eq!(channel::<u8>(req).unwrap().0.capacity(), cap);
     }
@@ -133,6 +135,12 @@ fn read_chunk_edit_in_place_and_partial_iteration() {
     rx.read_chunk(2).unwrap().commit(5); // clamped to 2
     assert_eq!((drops.get(), rx.slots()), (4, 0));
     assert_eq!(rx.read_chunk(1).err(), Some(ChunkError::TooFewSlots(0)));
+}
+
+#[test]
+fn slot_array_is_line_pair_aligned() {
+    let (tx, _rx) = channel::<u8>(3).unwrap();
+    assert_eq!(tx.slots as usize % 128, 0);
 }
 
 #[test]
