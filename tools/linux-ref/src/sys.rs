@@ -161,6 +161,11 @@ pub fn interrupts(names: &[&str]) -> Result<u64, String> {
 /// Ends the QEMU machine through its `isa-debug-exit` device (port 0xf4):
 /// QEMU exits with `(code << 1) | 1`, as it does for percore.
 pub fn exit_qemu(code: u32) -> Result<(), String> {
+    // Everything printed must reach the host first: the serial line is
+    // slower than the write, and the exit ends the machine at once.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // SAFETY: tcdrain only waits for file descriptor 1's output to be sent.
+    unsafe { libc::tcdrain(1) };
     // SAFETY: ioperm only changes this process's I/O permission bitmap.
     if unsafe { libc::ioperm(0xf4, 4, 1) } != 0 {
         return Err(format!("ioperm: {}", std::io::Error::last_os_error()));
