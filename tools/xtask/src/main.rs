@@ -58,10 +58,12 @@ commands:
          the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
          on the same QEMU machine, R times each in turn (default 3), and prints
          their medians side by side
-  lint   cargo fmt --check and clippy -D warnings over every crate (the bare-metal
-         crates are checked in their own cargo run: cargo unifies dependency
-         features across targets within one run, which would give the kernel
-         host-only `std` features)
+  lint   cargo fmt --check, the kernel's layering rule (a module of kernel/src
+         uses only layers below it; only arch names the x86_64 crate), and clippy
+         -D warnings over every crate (the bare-metal crates are checked in their
+         own cargo run: cargo unifies dependency features across targets within
+         one run, which would give the kernel host-only `std` features; the
+         kernel is also checked as built for the host, on the simulated arch)
   setup  install QEMU 8.1 or later (on Debian 12 from bookworm-backports) and OVMF
          when missing or too old (as root or with password-less sudo), and say
          which QEMU is used and whether KVM is available
