@@ -87,8 +87,16 @@ pub fn join_across_cores(_: &Kernel) -> Result<(), String> {
         }
         Ok::<(), String>(())
     })?;
-    let joins = total(|s| s.joins_in.load(Ordering::SeqCst)) - before;
+    // A joiner that found its task already done on its second poll reports
+    // without waiting for the Join message, which may still be in flight:
+    // let those land (bounded) before counting.
     let expected = u64::from(n) * u64::from(n - 1);
+    let joins = || total(|s| s.joins_in.load(Ordering::SeqCst)) - before;
+    let deadline = clock::cycles() + clock::hz();
+    while joins() < expected && clock::cycles() < deadline {
+        block_on(sleep(Duration::from_millis(1)));
+    }
+    let joins = joins();
     if joins != expected {
         return Err(format!(
             "{joins} Join messages for {expected} cross-core joins"
