@@ -2,4 +2,7 @@
 //! of the core its interrupt goes to.
 
 pub mod fw_cfg;
+pub mod input;
+pub mod keyboard;
+pub mod screen;
 pub mod uart;

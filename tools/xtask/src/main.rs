@@ -14,6 +14,7 @@ mod build;
 mod error;
 mod layers;
 mod qemu;
+mod screen;
 mod test;
 mod tools;
 
