@@ -35,8 +35,11 @@ pub const STEPS: &[&str] = &[
 ];
 const PROMPT: &str = "percore> ";
 const READY: &str = "percore ready:";
-/// How long one step may wait for what it expects.
-const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a step may wait for what it expects on the serial line (a boot
+/// under TCG on a busy machine).
+const SERIAL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the screen may lag the serial line.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
 
 const WEIGHT: FontWeight = FontWeight::Regular;
 const HEIGHT: RasterHeight = RasterHeight::Size16;
@@ -202,6 +205,11 @@ impl Guest {
             s.lines().any(|l| l.trim_end() == "commands:")
         })?;
         self.wait_screen(&dump, &["commands:", "  poweroff    the same as halt"])?;
+        // Kept for a person to look at.
+        let _ = std::fs::copy(
+            &dump,
+            build::target_dir().join(format!("screen-{label}.ppm")),
+        );
         results.push(Ok(()));
 
         // 3. `reboot` typed on the serial line.
@@ -214,7 +222,7 @@ impl Guest {
 
         // 4. `poweroff`: QEMU exits by itself (ACPI S5; there is no debug-exit device).
         self.type_serial("poweroff\r")?;
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let deadline = Instant::now() + SERIAL_TIMEOUT;
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) if status.code() == Some(0) => break,
@@ -243,11 +251,11 @@ impl Guest {
     }
 
     fn wait_serial(&self, what: &str, done: impl Fn(&str) -> bool) -> Result<(), String> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let deadline = Instant::now() + SERIAL_TIMEOUT;
         while !done(&self.serial_text()) {
             if Instant::now() > deadline {
                 return Err(format!(
-                    "no {what} on the serial line within {STEP_TIMEOUT:?}"
+                    "no {what} on the serial line within {SERIAL_TIMEOUT:?}"
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -265,7 +273,7 @@ impl Guest {
     /// Takes screenshots until every one of `lines` is drawn at the start
     /// of some text row (the screen lags the serial line a little).
     fn wait_screen(&mut self, dump: &Path, lines: &[&str]) -> Result<Shown, String> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
         loop {
             let _ = std::fs::remove_file(dump);
             self.monitor_command(&format!("screendump {}", dump.display()))?;
@@ -287,7 +295,7 @@ impl Guest {
             if Instant::now() > deadline {
                 let kept = keep_failed_screenshot(dump);
                 return Err(format!(
-                    "not on the screen within {STEP_TIMEOUT:?}: {missing:?} (screenshot: {})",
+                    "not on the screen within {SCREEN_TIMEOUT:?}: {missing:?} (screenshot: {})",
                     kept.display()
                 ));
             }

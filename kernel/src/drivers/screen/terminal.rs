@@ -116,7 +116,11 @@ impl Terminal {
 
     fn plain(&mut self, byte: u8) {
         match byte {
-            b'\n' => self.line_feed(),
+            // The kernel writes bare LFs (a serial terminal adds the CR).
+            b'\n' => {
+                self.col = 0;
+                self.line_feed();
+            }
             b'\r' => self.col = 0,
             0x08 => self.col = self.col.saturating_sub(1),
             b'\t' => {
@@ -211,9 +215,9 @@ mod tests {
         term.write(b"ab\r\ncd\nef");
         assert_eq!(text(&term, 0), "ab");
         assert_eq!(text(&term, 1), "cd");
-        // A bare LF keeps the column, as on a VT100.
-        assert_eq!(text(&term, 2), "  ef");
-        assert_eq!(term.cursor(), (4, 2));
+        // A bare LF is a new line, as a terminal shows the kernel's log.
+        assert_eq!(text(&term, 2), "ef");
+        assert_eq!(term.cursor(), (2, 2));
     }
 
     #[test]
