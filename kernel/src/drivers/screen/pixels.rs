@@ -95,7 +95,8 @@ impl Surface {
         let bpp = self.fb.bytes_per_pixel.min(4);
         let line = self.fb.stride * self.fb.bytes_per_pixel;
         self.row.fill(0);
-        for (col, &byte) in cells.iter().enumerate() {
+        // A space is blank: the row buffer is already cleared.
+        for (col, &byte) in cells.iter().enumerate().filter(|&(_, &b)| b != b' ') {
             let glyph = get_raster(char::from(byte), WEIGHT, HEIGHT)
                 .or_else(|| get_raster('?', WEIGHT, HEIGHT));
             let Some(glyph) = glyph else { continue };
