@@ -63,7 +63,14 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
         }
     };
     if let Some(platform) = &platform {
-        power::init(platform.power);
+        let info = platform.power;
+        log::info!(
+            "ACPI power: PM1a control {:x?}, \\_S5 sleep types {:?}, reset register {:x?}",
+            info.pm1a_control,
+            info.s5,
+            info.reset
+        );
+        power::init(info);
     }
     let reference = REFERENCE.call_once(|| RefClock::select(platform.as_ref()));
     let hz = tsc::calibrate(reference, TSC_CALIBRATION_NS);
