@@ -62,6 +62,15 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
             None
         }
     };
+    let reference = REFERENCE.call_once(|| RefClock::select(platform.as_ref()));
+    let hz = tsc::calibrate(reference, TSC_CALIBRATION_NS);
+    log::info!(
+        "percore {}: tsc {}.{:03} MHz (calibrated against the {})",
+        env!("CARGO_PKG_VERSION"),
+        hz / 1_000_000,
+        hz / 1_000 % 1_000,
+        reference.name()
+    );
     if let Some(platform) = &platform {
         let info = platform.power;
         log::info!(
@@ -72,15 +81,6 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
         );
         power::init(info);
     }
-    let reference = REFERENCE.call_once(|| RefClock::select(platform.as_ref()));
-    let hz = tsc::calibrate(reference, TSC_CALIBRATION_NS);
-    log::info!(
-        "percore {}: tsc {}.{:03} MHz (calibrated against the {})",
-        env!("CARGO_PKG_VERSION"),
-        hz / 1_000_000,
-        hz / 1_000 % 1_000,
-        reference.name()
-    );
 
     let apic_phys = platform
         .as_ref()
