@@ -13,6 +13,8 @@
 
 use core::sync::atomic::AtomicU64;
 
+pub mod aml;
+
 #[cfg(not(target_os = "none"))]
 pub mod fake;
 #[cfg(not(target_os = "none"))]

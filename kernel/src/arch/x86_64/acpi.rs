@@ -16,6 +16,8 @@ use acpi::platform::ProcessorState;
 use acpi::platform::interrupt::{InterruptModel, Polarity, TriggerMode};
 use acpi::{AcpiHandler, AcpiTables, HpetInfo, PhysicalMapping};
 
+use crate::arch::aml;
+
 /// One logical processor from the MADT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Processor {
@@ -219,8 +221,8 @@ fn power_info(tables: &AcpiTables<PhysWindow>, physical_memory_offset: u64) -> P
         let start = physical_memory_offset + dsdt.address as u64;
         // SAFETY: the DSDT's AML lies in ordinary memory, readable through
         // the physical-memory window, and nothing writes it.
-        let aml = unsafe { core::slice::from_raw_parts(start as *const u8, dsdt.length as usize) };
-        find_s5(aml)
+        let code = unsafe { core::slice::from_raw_parts(start as *const u8, dsdt.length as usize) };
+        aml::find_s5(code)
     });
     PowerInfo {
         pm1a_control: io(fadt.pm1a_control_block().ok()),
@@ -229,50 +231,5 @@ fn power_info(tables: &AcpiTables<PhysWindow>, physical_memory_offset: u64) -> P
         reset,
         smi_command: u16::try_from(fadt.smi_cmd_port).unwrap_or(0),
         acpi_enable: fadt.acpi_enable,
-    }
-}
-
-/// AML opcodes of the `\_S5` definition.
-const NAME_OP: u8 = 0x08;
-const ROOT_PREFIX: u8 = b'\\';
-const PACKAGE_OP: u8 = 0x12;
-const ZERO_OP: u8 = 0x00;
-const ONE_OP: u8 = 0x01;
-const BYTE_PREFIX: u8 = 0x0A;
-
-/// Finds `Name (\_S5, Package () { SLP_TYPa, SLP_TYPb, ... })` in AML
-/// without interpreting it: `NameOp ['\\'] "_S5_" PackageOp PkgLength
-/// NumElements` and then two integers (Zero, One, or a byte). The way
-/// firmware writes it in practice; a `\_S5` computed by a method is not
-/// found.
-pub fn find_s5(aml: &[u8]) -> Option<(u8, u8)> {
-    aml.windows(4)
-        .enumerate()
-        .filter(|(_, name)| *name == b"_S5_")
-        .find_map(|(at, _)| {
-            let named = matches!(aml.get(at.wrapping_sub(1)), Some(&NAME_OP))
-                || (aml.get(at.wrapping_sub(1)) == Some(&ROOT_PREFIX)
-                    && aml.get(at.wrapping_sub(2)) == Some(&NAME_OP));
-            let rest = aml.get(at + 4..).filter(|_| named)?;
-            if *rest.first()? != PACKAGE_OP {
-                return None;
-            }
-            // PkgLength: bits 7-6 of its first byte count the bytes that follow.
-            let length_bytes = usize::from(rest.get(1)? >> 6) + 1;
-            // Skip PackageOp, PkgLength and NumElements.
-            let rest = rest.get(1 + length_bytes + 1..)?;
-            let (a, rest) = aml_byte(rest)?;
-            let (b, _) = aml_byte(rest)?;
-            Some((a, b))
-        })
-}
-
-/// A small AML integer constant, and what follows it.
-fn aml_byte(aml: &[u8]) -> Option<(u8, &[u8])> {
-    match *aml.first()? {
-        ZERO_OP => Some((0, &aml[1..])),
-        ONE_OP => Some((1, &aml[1..])),
-        BYTE_PREFIX => Some((*aml.get(1)?, aml.get(2..)?)),
-        _ => None,
     }
 }
