@@ -11,6 +11,11 @@
 //! the screen lags the serial line by a turn of core 0, and shows nothing
 //! new while core 0 is busy (the fatal path draws synchronously instead,
 //! through [`console::Sink::flush`]).
+//!
+//! The framebuffer is used through the bootloader's mapping: it is only
+//! ever written, in whole text rows, so the firmware's memory type for it
+//! (write-combining or uncached, from the MTRRs) costs little and no page
+//! attributes of our own are needed.
 
 mod pixels;
 pub mod terminal;
