@@ -61,6 +61,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> Kernel {
     let framebuffer = boot_info.framebuffer.take();
     let boot_info: &'static BootInfo = boot_info;
     let machine = arch::boot::init(boot_info);
+    drivers::pci::init();
     match framebuffer.map(screen).map(drivers::screen::init) {
         Some(Ok((cols, rows))) => log::info!("screen console: {cols}x{rows} characters"),
         Some(Err(error)) => log::error!("screen console unavailable: {error:?}"),

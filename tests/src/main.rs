@@ -12,6 +12,7 @@ mod bus;
 mod faults;
 mod harness;
 mod memory;
+mod pci;
 mod platform;
 mod ports;
 mod probe;
@@ -31,6 +32,7 @@ const SUITES: &[&[harness::Test]] = &[
     memory::TESTS,
     faults::TESTS,
     smp::TESTS,
+    pci::TESTS,
     bench::TESTS,
     reactor::TESTS,
     topic::TESTS,

@@ -288,6 +288,41 @@ pub mod io {
     pub unsafe fn write_u32(_port: u16, _value: u32) {}
 }
 
+/// `arch::pci` of the simulation: no devices (every read sees all ones).
+pub mod pci {
+    use pci_types::{ConfigRegionAccess, PciAddress};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mechanism {
+        Ecam,
+        PortIo,
+    }
+
+    pub fn mechanism() -> Mechanism {
+        Mechanism::PortIo
+    }
+
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct ConfigSpace;
+
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct PortConfigSpace;
+
+    impl ConfigRegionAccess for ConfigSpace {
+        unsafe fn read(&self, _: PciAddress, _: u16) -> u32 {
+            u32::MAX
+        }
+        unsafe fn write(&self, _: PciAddress, _: u16, _: u32) {}
+    }
+
+    impl ConfigRegionAccess for PortConfigSpace {
+        unsafe fn read(&self, _: PciAddress, _: u16) -> u32 {
+            u32::MAX
+        }
+        unsafe fn write(&self, _: PciAddress, _: u16, _: u32) {}
+    }
+}
+
 /// `arch::irq` of the simulation: no interrupt controller.
 pub mod irq {
     use super::CoreId;

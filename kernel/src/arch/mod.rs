@@ -98,6 +98,12 @@ pub mod io {
     pub use super::imp::io::{read_u8, read_u16, read_u32, write_u8, write_u16, write_u32};
 }
 
+/// PCI configuration space (ECAM where ACPI describes it, else port I/O),
+/// as `pci_types::ConfigRegionAccess`.
+pub mod pci {
+    pub use super::imp::pci::{ConfigSpace, Mechanism, PortConfigSpace, mechanism};
+}
+
 /// Device interrupts: a handler on a chosen core.
 pub mod irq {
     pub use super::imp::irq::{RouteError, route_isa};

@@ -4,5 +4,6 @@
 pub mod fw_cfg;
 pub mod input;
 pub mod keyboard;
+pub mod pci;
 pub mod screen;
 pub mod uart;

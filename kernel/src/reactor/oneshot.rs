@@ -12,7 +12,6 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 
 use percore_proto::{Handle, Message, Word};
@@ -20,13 +19,17 @@ use percore_proto::{Handle, Message, Word};
 use super::reactor;
 use crate::arch::{CoreId, cpu};
 
-struct Inner<T> {
-    /// Set (Release) once the value is in place, or the sender is gone.
-    done: AtomicBool,
-    value: spin::Mutex<Option<T>>,
+/// The shared state, under one lock: the two sides each take it once per
+/// send or poll, so no wake-up can slip between a check and a parking.
+struct State<T> {
+    value: Option<T>,
+    /// The value is in place, or the sender is gone.
+    done: bool,
     /// The receiver's waker and the core it waits on.
-    waiter: spin::Mutex<Option<(CoreId, Waker)>>,
+    waiter: Option<(CoreId, Waker)>,
 }
+
+type Inner<T> = spin::Mutex<State<T>>;
 
 /// The filling half.
 pub struct Sender<T> {
@@ -41,11 +44,11 @@ pub struct Receiver<T> {
 
 /// A new one-shot pair.
 pub fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
-    let inner = Arc::new(Inner {
-        done: AtomicBool::new(false),
-        value: spin::Mutex::new(None),
-        waiter: spin::Mutex::new(None),
-    });
+    let inner = Arc::new(spin::Mutex::new(State {
+        value: None,
+        done: false,
+        waiter: None,
+    }));
     (
         Sender {
             inner: Some(inner.clone()),
@@ -58,8 +61,7 @@ impl<T> Sender<T> {
     /// Fills the value and wakes the receiver (on its own core).
     pub fn send(mut self, value: T) {
         if let Some(inner) = self.inner.take() {
-            *inner.value.lock() = Some(value);
-            finish(&inner);
+            finish(&inner, Some(value));
         }
     }
 }
@@ -67,14 +69,18 @@ impl<T> Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            finish(&inner);
+            finish(&inner, None);
         }
     }
 }
 
-fn finish<T>(inner: &Inner<T>) {
-    inner.done.store(true, Ordering::Release);
-    let waiter = inner.waiter.lock().take();
+fn finish<T>(inner: &Inner<T>, value: Option<T>) {
+    let waiter = {
+        let mut state = inner.lock();
+        state.value = value;
+        state.done = true;
+        state.waiter.take()
+    };
     if let Some((core, waker)) = waiter {
         wake_on(core, waker);
     }
@@ -114,7 +120,7 @@ impl<T> Word for Sender<T> {
 impl<T> Receiver<T> {
     /// Whether the value is in place (or the sender is gone).
     pub fn is_done(&self) -> bool {
-        self.inner.done.load(Ordering::Acquire)
+        self.inner.lock().done
     }
 }
 
@@ -122,17 +128,15 @@ impl<T> Future for Receiver<T> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let inner = &self.inner;
-        if !inner.done.load(Ordering::Acquire) {
-            *inner.waiter.lock() = Some((cpu::core_id(), cx.waker().clone()));
-            // Re-check: the sender may have finished before the waker was stored.
-            if !inner.done.load(Ordering::Acquire) {
-                return Poll::Pending;
-            }
-            // It did: take the waker back, so that the sender (if it has not
-            // taken it yet) sends no needless wake-up.
-            inner.waiter.lock().take();
+        let mut state = self.inner.lock();
+        if state.done {
+            return Poll::Ready(state.value.take());
         }
-        Poll::Ready(inner.value.lock().take())
+        let me = cpu::core_id();
+        match &mut state.waiter {
+            Some((core, waker)) if *core == me => waker.clone_from(cx.waker()),
+            waiter => *waiter = Some((me, cx.waker().clone())),
+        }
+        Poll::Pending
     }
 }

@@ -25,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "bench",
     "ping",
     "poll",
+    "pci",
     "halt",
     "poweroff",
     "reboot",
@@ -41,6 +42,7 @@ commands:
   bench       cross-core round trip through a channel (1000 messages)
   ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
   poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
+  pci         PCI functions: address, ids, class, BARs, MSI-X vectors
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
   reboot      stop every core, then reset the machine
@@ -61,6 +63,7 @@ pub async fn execute(command: &str) -> String {
         Some("bench") => bench(&mut out).await,
         Some("ping") => ping(&mut out).await,
         Some("poll") => poll_mode(words.collect(), &mut out),
+        Some("pci") => pci(&mut out),
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,
         Some("keymap") => keymap(words.next(), &mut out),
@@ -237,6 +240,35 @@ fn poll_mode(args: Vec<&str>, out: &mut String) {
         }
         _ => out.push_str("usage: poll CORE on|off"),
     }
+}
+
+fn pci(out: &mut String) {
+    use crate::drivers::pci::{self, Region};
+    let mut table = Table::new(&["bdf", "vendor:device", "class", "msix", "bars"]);
+    table.align_left(4);
+    table.caption(alloc::format!(
+        "(config space through {:?})",
+        crate::arch::pci::mechanism()
+    ));
+    for f in pci::functions() {
+        let mut bars = String::new();
+        for (slot, region) in &f.bars {
+            let _ = match region {
+                Region::Memory { address, size, .. } => {
+                    write!(bars, " {slot}:mem {address:#x}+{size:#x}")
+                }
+                Region::Io { port } => write!(bars, " {slot}:io {port:#x}"),
+            };
+        }
+        table.row(&[
+            &f.bdf,
+            &alloc::format!("{:04x}:{:04x}", f.vendor, f.device),
+            &alloc::format!("{:02x}.{:02x}.{:02x}", f.class, f.subclass, f.interface),
+            &f.msix.map_or(0, |m| m.vectors),
+            &bars.trim_start(),
+        ]);
+    }
+    table.render(out);
 }
 
 /// Stops every other core over the bus, reports, then stops the machine

@@ -1,5 +1,6 @@
-//! The one formatter of the shell's tables: columns right-aligned to the
-//! widest cell, headers included.
+//! The one formatter of the shell's tables: columns aligned to the widest
+//! cell, headers included; numbers to the right, text columns chosen by the
+//! caller to the left.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -9,6 +10,8 @@ use core::fmt::{Display, Write};
 pub struct Table {
     header: Vec<&'static str>,
     caption: Option<String>,
+    /// Columns aligned to the left (text), by index.
+    left: Vec<usize>,
     rows: Vec<Vec<String>>,
 }
 
@@ -18,8 +21,14 @@ impl Table {
         Table {
             header: header.to_vec(),
             caption: None,
+            left: Vec::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// Aligns column `index` to the left (a text column).
+    pub fn align_left(&mut self, index: usize) {
+        self.left.push(index);
     }
 
     /// Text printed after the header, on its line.
@@ -61,14 +70,20 @@ impl Table {
             if n > 0 {
                 out.push('\n');
             }
+            let mut line = String::new();
             for (i, width) in widths.iter().enumerate() {
                 let cell = row.get(i).map_or("", String::as_str);
                 let sep = if i == 0 { "" } else { "  " };
-                let _ = write!(out, "{sep}{cell:>width$}");
+                let _ = if self.left.contains(&i) {
+                    write!(line, "{sep}{cell:<width$}")
+                } else {
+                    write!(line, "{sep}{cell:>width$}")
+                };
             }
             if let (0, Some(caption)) = (n, &self.caption) {
-                let _ = write!(out, "  {caption}");
+                let _ = write!(line, "  {caption}");
             }
+            out.push_str(line.trim_end());
         }
     }
 }
@@ -85,5 +100,16 @@ mod tests {
         let mut out = String::new();
         t.render(&mut out);
         assert_eq!(out, "core  tasks\n   0  12345\n  10      7");
+    }
+
+    #[test]
+    fn text_columns_align_left() {
+        let mut t = Table::new(&["n", "name"]);
+        t.align_left(1);
+        t.row(&[&1, &"ab"]);
+        t.row(&[&22, &"abcdef"]);
+        let mut out = String::new();
+        t.render(&mut out);
+        assert_eq!(out, " n  name\n 1  ab\n22  abcdef");
     }
 }

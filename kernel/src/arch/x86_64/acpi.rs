@@ -84,6 +84,18 @@ pub struct Platform {
     pub hpet_address: Option<u64>,
     pub pm_timer: Option<PmTimer>,
     pub power: PowerInfo,
+    /// PCI Express memory-mapped configuration (ECAM) regions (MCFG).
+    pub ecam: Vec<EcamRegion>,
+}
+
+/// One MCFG entry: buses `bus_start..=bus_end` of PCI segment `segment`
+/// have their configuration space at `base` (1 MiB per bus).
+#[derive(Clone, Copy, Debug)]
+pub struct EcamRegion {
+    pub base: u64,
+    pub segment: u16,
+    pub bus_start: u8,
+    pub bus_end: u8,
 }
 
 /// Why ACPI discovery failed.
@@ -194,6 +206,20 @@ pub fn discover(rsdp: Option<u64>, physical_memory_offset: u64) -> Result<Platfo
         hpet_address: HpetInfo::new(&tables).ok().map(|h| h.base_address as u64),
         pm_timer,
         power: power_info(&tables, physical_memory_offset),
+        ecam: tables
+            .find_table::<acpi::mcfg::Mcfg>()
+            .map(|mcfg| {
+                mcfg.entries()
+                    .iter()
+                    .map(|e| EcamRegion {
+                        base: e.base_address,
+                        segment: e.pci_segment_group,
+                        bus_start: e.bus_number_start,
+                        bus_end: e.bus_number_end,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

@@ -10,7 +10,7 @@ use super::acpi;
 use super::cpu_local;
 use super::refclock::RefClock;
 use super::smp::{self, SmpReport};
-use super::{gdt, idt, ioapic, ipi, lapic, paging, pic, power, tsc};
+use super::{gdt, idt, ioapic, ipi, lapic, paging, pci, pic, power, tsc};
 use crate::mem;
 
 /// How long the TSC is measured against the reference clock at boot.
@@ -62,6 +62,7 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
             None
         }
     };
+    pci::init(platform.as_ref());
     let reference = REFERENCE.call_once(|| RefClock::select(platform.as_ref()));
     let hz = tsc::calibrate(reference, TSC_CALIBRATION_NS);
     log::info!(

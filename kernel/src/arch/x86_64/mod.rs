@@ -12,6 +12,7 @@ pub mod ioapic;
 pub mod ipi;
 pub mod lapic;
 pub mod paging;
+pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod power;
