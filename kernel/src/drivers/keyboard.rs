@@ -32,8 +32,21 @@ const STATUS_PORT: u16 = 0x64;
 const OUTPUT_FULL: u8 = 1 << 0;
 /// Status: the waiting byte is from the mouse port.
 const FROM_MOUSE: u8 = 1 << 5;
+/// Status: the controller has not yet taken the last byte written.
+const INPUT_FULL: u8 = 1 << 1;
 /// Most bytes drained from the controller at start-up (stale keys).
 const MAX_STALE: usize = 64;
+/// Status polls before giving up on the controller (each a port read,
+/// about a microsecond).
+const MAX_POLLS: usize = 100_000;
+/// Controller commands: read and write the configuration byte.
+const READ_CONFIG: u8 = 0x20;
+const WRITE_CONFIG: u8 = 0x60;
+/// Configuration: keyboard interrupt enabled; keyboard clock disabled.
+const CONFIG_IRQ1: u8 = 1 << 0;
+const CONFIG_NO_CLOCK: u8 = 1 << 4;
+/// Configuration bits that are always zero.
+const CONFIG_MUST_BE_ZERO: u8 = (1 << 7) | (1 << 3);
 
 /// The layouts [`set_layout`] knows, by name.
 pub const LAYOUTS: &[&str] = &[
@@ -111,7 +124,52 @@ pub fn init() -> Result<(), KeyboardError> {
             break;
         }
     }
+    if !enable_interrupt() {
+        log::warn!("keyboard: the i8042 did not take its configuration; keys may not arrive");
+    }
     irq::route_isa(KEYBOARD_IRQ, INPUT_CORE, on_interrupt).map_err(KeyboardError::Route)
+}
+
+/// Makes sure the controller raises IRQ 1 for keys and the keyboard's
+/// clock runs (firmware that used the keyboard by polling may have left
+/// either off). False if the controller did not answer in time.
+fn enable_interrupt() -> bool {
+    let status = || {
+        // SAFETY: reading the i8042's status port has no side effect.
+        unsafe { io::read_u8(STATUS_PORT) }
+    };
+    let can_write = || (0..MAX_POLLS).any(|_| status() & INPUT_FULL == 0);
+    let can_read = || (0..MAX_POLLS).any(|_| status() & OUTPUT_FULL != 0);
+    if !can_write() {
+        return false;
+    }
+    // SAFETY: the i8042's command port: "read the configuration byte".
+    unsafe { io::write_u8(STATUS_PORT, READ_CONFIG) };
+    if !can_read() {
+        return false;
+    }
+    // SAFETY: the data port holds the configuration byte just asked for.
+    let config = unsafe { io::read_u8(DATA_PORT) };
+    if config & CONFIG_MUST_BE_ZERO != 0 {
+        // Not a configuration byte (a key that came in between): leave it.
+        return false;
+    }
+    let wanted = (config | CONFIG_IRQ1) & !CONFIG_NO_CLOCK;
+    if wanted == config {
+        return true;
+    }
+    if !can_write() {
+        return false;
+    }
+    // SAFETY: "write the configuration byte", then the byte: the firmware's
+    // configuration with IRQ 1 and the keyboard clock on.
+    unsafe { io::write_u8(STATUS_PORT, WRITE_CONFIG) };
+    if !can_write() {
+        return false;
+    }
+    // SAFETY: as above, the command's argument.
+    unsafe { io::write_u8(DATA_PORT, wanted) };
+    true
 }
 
 /// The byte waiting in the controller, with whether it is the mouse's.
