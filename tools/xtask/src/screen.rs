@@ -41,6 +41,8 @@ const SERIAL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the screen may lag the serial line.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The font as the kernel draws it (`kernel/src/drivers/screen/pixels.rs`:
+/// same crate, weight and size; one glyph per cell from the top left).
 const WEIGHT: FontWeight = FontWeight::Regular;
 const HEIGHT: RasterHeight = RasterHeight::Size16;
 
