@@ -5,6 +5,7 @@
 
 use bootloader_api::BootInfo;
 use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::info::{FrameBuffer, PixelFormat};
 
 use crate::arch::{self, cpu};
 use crate::{console, drivers, fatal, time};
@@ -57,12 +58,51 @@ pub fn init(boot_info: &'static mut BootInfo) -> Kernel {
     arch::boot::early();
     console::init(log::LevelFilter::Info);
     arch::trap::set_fatal_handler(fatal::on_exception);
+    let framebuffer = boot_info.framebuffer.take();
     let boot_info: &'static BootInfo = boot_info;
     let machine = arch::boot::init(boot_info);
     drivers::pci::init();
+    match framebuffer.map(screen).map(drivers::screen::init) {
+        Some(Ok((cols, rows))) => log::info!("screen console: {cols}x{rows} characters"),
+        Some(Err(error)) => log::error!("screen console unavailable: {error:?}"),
+        None => log::info!("no framebuffer: console on COM1 only"),
+    }
     if let Err(error) = drivers::uart::init() {
         log::error!("console input unavailable: {error:?}");
     }
+    if let Err(error) = drivers::keyboard::init() {
+        log::warn!("keyboard unavailable: {error:?}");
+    }
     cpu::enable_interrupts();
     Kernel { boot_info, machine }
+}
+
+/// The bootloader's framebuffer as the screen driver describes it.
+fn screen(fb: FrameBuffer) -> drivers::screen::Framebuffer {
+    use drivers::screen::PixelFormat as Format;
+    let info = fb.info();
+    let format = match info.pixel_format {
+        PixelFormat::Rgb => Format::Rgb,
+        PixelFormat::Bgr => Format::Bgr,
+        PixelFormat::U8 => Format::Grey,
+        PixelFormat::Unknown {
+            red_position,
+            green_position,
+            blue_position,
+        } => Format::Masks {
+            red: red_position,
+            green: green_position,
+            blue: blue_position,
+        },
+        // A format added to the bootloader later: assume the common one.
+        _ => Format::Bgr,
+    };
+    drivers::screen::Framebuffer {
+        buffer: fb.into_buffer(),
+        width: info.width,
+        height: info.height,
+        stride: info.stride,
+        bytes_per_pixel: info.bytes_per_pixel,
+        format,
+    }
 }

@@ -97,6 +97,8 @@ pub fn stop(fatal: Fatal<'_>) -> ! {
             )
         }
     }
+    // The screen shows the report too (drawn here: no other core will).
+    crate::console::flush_sink();
     if let Some(hook) = HOOK.get() {
         hook(&fatal);
     }
@@ -109,10 +111,17 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     stop(Fatal::Panic(info))
 }
 
-/// Stops every core on request (the console's `halt`, once the other cores
-/// have parked or not answered): the others get the stop NMI and halt;
-/// under QEMU the machine exits with success.
+/// Stops every core on request (the shell's `halt` and `poweroff`, once the
+/// other cores have parked or not answered): the others get the stop NMI
+/// and halt; then the machine powers off (ACPI), or under QEMU without
+/// ACPI power-off exits with success.
 pub fn halt_machine() -> ! {
     claim(cpu::core_id());
-    power::exit_qemu(ExitCode::Success)
+    power::power_off()
+}
+
+/// As [`halt_machine`], then resets the machine (the shell's `reboot`).
+pub fn reboot_machine() -> ! {
+    claim(cpu::core_id());
+    power::reboot()
 }

@@ -6,7 +6,7 @@
 use bootloader_api::{BootInfo, entry_point};
 use percore_kernel::arch::CoreId;
 use percore_kernel::reactor::{self, SpawnOptions};
-use percore_kernel::{ipc, shell};
+use percore_kernel::{drivers, ipc, shell};
 
 entry_point!(kernel_main, config = &percore_kernel::BOOTLOADER_CONFIG);
 
@@ -17,5 +17,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     kernel.announce_ready();
     let pinned = SpawnOptions::new(reactor::priority(48)).pinned();
     let _shell = reactor::spawn_with(CoreId(0), pinned, shell::run());
+    let _screen = reactor::spawn_with(CoreId(0), pinned, async {
+        if let Err(error) = drivers::screen::run().await {
+            log::info!("screen: not drawing ({error:?})");
+        }
+    });
     reactor::run()
 }

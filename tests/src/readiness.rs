@@ -40,7 +40,7 @@ pub fn console_reader_on_another_core(_: &Kernel) -> Result<(), String> {
     let registrations = || of_core(CoreId(0), |s| s.registrations.load(Ordering::SeqCst) as u64);
     let before = registrations();
     let reader = spawn_with(last, pinned(), async {
-        let mut input = uart::Reader::new().map_err(|e| format!("{e:?}"))?;
+        let mut input = uart::reader().map_err(|e| format!("{e:?}"))?;
         let mut got = Vec::new();
         for _ in 0..3 {
             got.push(input.next_byte().await);

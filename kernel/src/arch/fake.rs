@@ -344,6 +344,14 @@ pub mod power {
     pub fn exit_qemu(code: ExitCode) -> ! {
         panic!("exit requested: {code:?}")
     }
+
+    pub fn power_off() -> ! {
+        panic!("power-off requested")
+    }
+
+    pub fn reboot() -> ! {
+        panic!("reboot requested")
+    }
 }
 
 /// `arch::trap` of the simulation: no exceptions happen.

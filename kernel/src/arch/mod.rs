@@ -13,6 +13,8 @@
 
 use core::sync::atomic::AtomicU64;
 
+pub mod aml;
+
 #[cfg(not(target_os = "none"))]
 pub mod fake;
 #[cfg(not(target_os = "none"))]
@@ -107,9 +109,11 @@ pub mod irq {
     pub use super::imp::irq::{RouteError, route_isa};
 }
 
-/// Leaving the machine.
+/// Leaving the machine: power off and reset (ACPI on a PC; `power_off`
+/// falls back to QEMU's debug-exit device), and the test kernel's exit
+/// with a status.
 pub mod power {
-    pub use super::imp::power::exit_qemu;
+    pub use super::imp::power::{exit_qemu, power_off, reboot};
 
     /// What the guest reports to the host through QEMU's `isa-debug-exit`
     /// device. QEMU exits with `(code << 1) | 1`: 33 for success and 35 for

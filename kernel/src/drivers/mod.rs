@@ -2,5 +2,8 @@
 //! of the core its interrupt goes to.
 
 pub mod fw_cfg;
+pub mod input;
+pub mod keyboard;
 pub mod pci;
+pub mod screen;
 pub mod uart;

@@ -9,6 +9,7 @@ use core::time::Duration;
 
 use super::table::Table;
 use crate::arch::{CoreId, cpu};
+use crate::drivers::keyboard;
 use crate::ipc::{channel, probe};
 use crate::measure::Summary;
 use crate::reactor::{self, priority, spawn_on};
@@ -26,6 +27,9 @@ pub const NAMES: &[&str] = &[
     "poll",
     "pci",
     "halt",
+    "poweroff",
+    "reboot",
+    "keymap",
 ];
 
 const HELP: &str = "\
@@ -39,7 +43,10 @@ commands:
   ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
   poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
   pci         PCI functions: address, ids, class, BARs, MSI-X vectors
-  halt        stop every core (the others over the bus), then the machine
+  halt        stop every core (the others over the bus), then power off
+  poweroff    the same as halt (ACPI soft-off)
+  reboot      stop every core, then reset the machine
+  keymap NAME keyboard layout: us uk de fr no fi-se jp dvorak dvp colemak
 keys: left/right, home/end, up/down (history), tab (complete), ctrl-u/k/w, ctrl-c";
 
 /// Runs one command and returns what it prints.
@@ -57,7 +64,9 @@ pub async fn execute(command: &str) -> String {
         Some("ping") => ping(&mut out).await,
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
-        Some("halt") => halt().await,
+        Some("halt") | Some("poweroff") => halt().await,
+        Some("reboot") => reboot().await,
+        Some("keymap") => keymap(words.next(), &mut out),
         Some(other) => {
             let _ = write!(out, "unknown command `{other}`; try `help`");
         }
@@ -274,4 +283,26 @@ async fn halt() -> ! {
         cpu::core_id()
     );
     crate::fatal::halt_machine()
+}
+
+/// Stops every other core over the bus, then resets the machine.
+async fn reboot() -> ! {
+    let report = reactor::stop::stop_other_cores(Duration::from_secs(1)).await;
+    crate::println!(
+        "shell: reboot: {} of {} other cores stopped; resetting",
+        report.stopped,
+        report.asked
+    );
+    crate::fatal::reboot_machine()
+}
+
+fn keymap(name: Option<&str>, out: &mut String) {
+    match name.map(keyboard::set_layout) {
+        Some(Ok(())) => {
+            let _ = write!(out, "keymap: {}", name.unwrap_or_default());
+        }
+        _ => {
+            let _ = write!(out, "usage: keymap {}", keyboard::LAYOUTS.join("|"));
+        }
+    }
 }

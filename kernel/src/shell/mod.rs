@@ -1,9 +1,12 @@
-//! The interactive shell on the serial console, itself a task (on any core).
+//! The interactive shell on the serial console and on the screen and
+//! keyboard, itself a task (on any core).
 //!
-//! The UART's receive interrupt only queues bytes and raises its readiness
-//! in core 0's readiness queue; core 0's reactor wakes this task from there
-//! (wakers never run in interrupt context), through the bus if the task
-//! lives on another core. Lines are edited with [`line::LineEditor`]
+//! The UART's and the keyboard's interrupts only queue bytes and raise
+//! their readiness in core 0's readiness queue; core 0's reactor wakes this
+//! task from there (wakers never run in interrupt context), through the bus
+//! if the task lives on another core. The shell reads whichever input has a
+//! byte: both work at any time, and its output goes to both (the console
+//! writes to COM1 and the screen). Lines are edited with [`line::LineEditor`]
 //! (cursor keys, history, completion); commands are in [`commands`].
 
 pub mod commands;
@@ -12,7 +15,8 @@ pub mod table;
 
 use alloc::string::String;
 
-use crate::drivers::uart;
+use crate::drivers::input::{self, Reader};
+use crate::drivers::{keyboard, uart};
 use crate::{print, println};
 use line::{Event, LineEditor};
 
@@ -24,19 +28,21 @@ const HISTORY: usize = 64;
 /// The shell task: reads lines and runs commands, forever.
 pub async fn run() {
     println!("shell: type `help` for commands");
-    let mut input = match uart::Reader::new() {
+    let mut serial = match uart::reader() {
         Ok(input) => input,
         Err(error) => {
             log::error!("shell: cannot read the console: {error:?}");
             return;
         }
     };
+    // No keyboard (no i8042, or its interrupt not routed): serial only.
+    let mut keys = keyboard::reader().ok();
     let mut editor = LineEditor::new(HISTORY);
     editor.set_prompt(PROMPT);
     print!("{PROMPT}");
     let mut echo = String::new();
     loop {
-        let byte = input.next_byte().await;
+        let byte = next_byte(&mut serial, keys.as_mut()).await;
         let event = editor.feed(byte, commands::NAMES, &mut echo);
         if !echo.is_empty() {
             print!("{echo}");
@@ -53,5 +59,13 @@ pub async fn run() {
                 print!("{PROMPT}");
             }
         }
+    }
+}
+
+/// The next byte typed on the serial line or the keyboard.
+async fn next_byte(serial: &mut Reader, keys: Option<&mut Reader>) -> u8 {
+    match keys {
+        Some(keys) => input::next_of_two(serial, keys).await,
+        None => serial.next_byte().await,
     }
 }

@@ -19,6 +19,7 @@ mod error;
 mod layers;
 mod linux;
 mod qemu;
+mod screen;
 mod test;
 mod tools;
 

@@ -38,6 +38,9 @@ pub struct Machine {
     /// `-fw_cfg name=...,string=...` entries.
     pub fw_cfg: Vec<(String, String)>,
     pub extra: Vec<String>,
+    /// Like an ordinary PC: no `isa-debug-exit` device, and a reset
+    /// reboots the machine instead of ending QEMU.
+    pub pc_like: bool,
 }
 
 impl Machine {
@@ -50,6 +53,7 @@ impl Machine {
             cpu: None,
             fw_cfg: Vec::new(),
             extra: Vec::new(),
+            pc_like: false,
         }
     }
 
@@ -67,14 +71,19 @@ impl Machine {
     /// fw_cfg entries; the caller adds what boots.
     fn base_command(&self) -> Command {
         let mut q = Command::new(tools::QEMU);
-        q.args(["-machine", "q35", "-no-reboot", "-display", "none"]);
+        q.args(["-machine", "q35", "-display", "none"]);
+        if !self.pc_like {
+            q.args(["-no-reboot"]);
+        }
         q.args([
             "-m",
             &format!("{}M", self.mem_mib),
             "-smp",
             &self.smp.to_string(),
         ]);
-        q.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if !self.pc_like {
+            q.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        }
         let cpu = self
             .cpu
             .clone()

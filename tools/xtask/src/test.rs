@@ -390,6 +390,10 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
             tally.record(&name, reports == 1);
         }
     }
+    // The kernel users run, on PC-like machines with a screen (screen.rs).
+    for outcome in crate::screen::run(filter)? {
+        tally.record(&outcome.name, outcome.result.is_ok());
+    }
     Ok(())
 }
 

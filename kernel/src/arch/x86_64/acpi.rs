@@ -1,4 +1,5 @@
-//! ACPI discovery: processors, IOAPICs, interrupt overrides and timers.
+//! ACPI discovery: processors, IOAPICs, interrupt overrides, timers, and
+//! the registers and values for power-off and reset.
 //!
 //! Tables are read through the bootloader's physical-memory window (they sit
 //! in ordinary RAM, so the write-back mapping is right for them). The result
@@ -9,9 +10,13 @@
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
+use acpi::address::{AddressSpace, GenericAddress};
+use acpi::fadt::Fadt;
 use acpi::platform::ProcessorState;
 use acpi::platform::interrupt::{InterruptModel, Polarity, TriggerMode};
 use acpi::{AcpiHandler, AcpiTables, HpetInfo, PhysicalMapping};
+
+use crate::arch::aml;
 
 /// One logical processor from the MADT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +50,29 @@ pub struct PmTimer {
     pub is_32bit: bool,
 }
 
+/// A register named by the FADT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    Io(u16),
+    /// A physical address.
+    Memory(u64),
+}
+
+/// How to power off and reset (from the FADT and the DSDT's `\_S5`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PowerInfo {
+    /// The PM1a and PM1b control blocks (I/O ports).
+    pub pm1a_control: Option<u16>,
+    pub pm1b_control: Option<u16>,
+    /// `\_S5`'s SLP_TYPa and SLP_TYPb.
+    pub s5: Option<(u8, u8)>,
+    /// The reset register and the value to write, if the FADT offers one.
+    pub reset: Option<(Register, u8)>,
+    /// Where to write `acpi_enable` to switch the chipset to ACPI mode.
+    pub smi_command: u16,
+    pub acpi_enable: u8,
+}
+
 /// What the firmware told us about the machine.
 #[derive(Clone, Debug)]
 pub struct Platform {
@@ -55,6 +83,7 @@ pub struct Platform {
     pub overrides: Vec<SourceOverride>,
     pub hpet_address: Option<u64>,
     pub pm_timer: Option<PmTimer>,
+    pub power: PowerInfo,
     /// PCI Express memory-mapped configuration (ECAM) regions (MCFG).
     pub ecam: Vec<EcamRegion>,
 }
@@ -176,6 +205,7 @@ pub fn discover(rsdp: Option<u64>, physical_memory_offset: u64) -> Result<Platfo
         overrides,
         hpet_address: HpetInfo::new(&tables).ok().map(|h| h.base_address as u64),
         pm_timer,
+        power: power_info(&tables, physical_memory_offset),
         ecam: tables
             .find_table::<acpi::mcfg::Mcfg>()
             .map(|mcfg| {
@@ -191,4 +221,41 @@ pub fn discover(rsdp: Option<u64>, physical_memory_offset: u64) -> Result<Platfo
             })
             .unwrap_or_default(),
     })
+}
+
+/// The FADT's power registers and the DSDT's `\_S5` sleep types.
+fn power_info(tables: &AcpiTables<PhysWindow>, physical_memory_offset: u64) -> PowerInfo {
+    let Ok(fadt) = tables.find_table::<Fadt>() else {
+        return PowerInfo::default();
+    };
+    let io = |address: Option<GenericAddress>| {
+        address
+            .filter(|a| a.address_space == AddressSpace::SystemIo && a.address != 0)
+            .and_then(|a| u16::try_from(a.address).ok())
+    };
+    let flags = fadt.flags;
+    let reset = fadt.reset_register().ok().and_then(|r| {
+        let register = match r.address_space {
+            _ if r.address == 0 || !flags.supports_system_reset_via_fadt() => return None,
+            AddressSpace::SystemIo => Register::Io(u16::try_from(r.address).ok()?),
+            AddressSpace::SystemMemory => Register::Memory(r.address),
+            _ => return None,
+        };
+        Some((register, fadt.reset_value))
+    });
+    let s5 = tables.dsdt().ok().and_then(|dsdt| {
+        let start = physical_memory_offset + dsdt.address as u64;
+        // SAFETY: the DSDT's AML lies in ordinary memory, readable through
+        // the physical-memory window, and nothing writes it.
+        let code = unsafe { core::slice::from_raw_parts(start as *const u8, dsdt.length as usize) };
+        aml::find_s5(code)
+    });
+    PowerInfo {
+        pm1a_control: io(fadt.pm1a_control_block().ok()),
+        pm1b_control: io(fadt.pm1b_control_block().ok().flatten()),
+        s5,
+        reset,
+        smi_command: u16::try_from(fadt.smi_cmd_port).unwrap_or(0),
+        acpi_enable: fadt.acpi_enable,
+    }
 }

@@ -10,7 +10,7 @@ use super::acpi;
 use super::cpu_local;
 use super::refclock::RefClock;
 use super::smp::{self, SmpReport};
-use super::{gdt, idt, ioapic, ipi, lapic, paging, pci, pic, tsc};
+use super::{gdt, idt, ioapic, ipi, lapic, paging, pci, pic, power, tsc};
 use crate::mem;
 
 /// How long the TSC is measured against the reference clock at boot.
@@ -72,6 +72,16 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
         hz / 1_000 % 1_000,
         reference.name()
     );
+    if let Some(platform) = &platform {
+        let info = platform.power;
+        log::info!(
+            "ACPI power: PM1a control {:x?}, \\_S5 sleep types {:?}, reset register {:x?}",
+            info.pm1a_control,
+            info.s5,
+            info.reset
+        );
+        power::init(info);
+    }
 
     let apic_phys = platform
         .as_ref()

@@ -15,6 +15,7 @@ pub mod paging;
 pub mod pci;
 pub mod pic;
 pub mod pit;
+pub mod power;
 pub mod refclock;
 pub mod serial;
 pub mod smp;
@@ -228,24 +229,5 @@ pub mod irq {
                 }
             }
         }
-    }
-}
-
-/// `arch::power`.
-pub mod power {
-    use qemu_exit::QEMUExit;
-
-    use crate::arch::power::ExitCode;
-
-    /// I/O port of QEMU's `isa-debug-exit` device.
-    const DEBUG_EXIT_PORT: u16 = 0xf4;
-
-    /// Exits QEMU with `code`. On real hardware (no device at the port) the
-    /// write does nothing, so this then halts the core.
-    pub fn exit_qemu(code: ExitCode) -> ! {
-        // The crate wants QEMU's resulting status for its success shortcut,
-        // which is not used: every exit names its code explicitly.
-        const SUCCESS_STATUS: u32 = ((ExitCode::Success as u32) << 1) | 1;
-        qemu_exit::X86::new(DEBUG_EXIT_PORT, SUCCESS_STATUS).exit(code as u32)
     }
 }
