@@ -61,7 +61,7 @@ pub fn run(filter: Option<&str>) -> Result<Vec<Outcome>, Error> {
     if !selected {
         return Ok(Vec::new());
     }
-    let ovmf = tools::ensure()?;
+    let ovmf = tools::ensure(tools::Need::AnyQemu)?;
     let built = build::kernel(KernelKind::Kernel, false)?;
     let mut outcomes = Vec::new();
     for (label, firmware) in [("bios-vga", Firmware::Bios), ("uefi-vga", Firmware::Uefi)] {
