@@ -17,6 +17,7 @@ mod ports;
 mod probe;
 mod reactor;
 mod readiness;
+mod sched;
 mod smp;
 mod topic;
 
@@ -38,10 +39,12 @@ const SUITES: &[&[harness::Test]] = &[
     ports::TESTS,
     readiness::TESTS,
     probe::TESTS,
+    sched::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {
     let kernel = percore_kernel::init(boot_info);
     kernel.announce_ready();
+    reactor::configure(&kernel);
     harness::run(&kernel, SUITES)
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--sched LIST] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N]
@@ -32,6 +32,8 @@ commands:
            --smp N      number of cores (default 4)
            --mem M      memory in MiB (default 512)
            --release    optimised kernel
+           --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
+                        the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)
            -- ARGS      extra arguments for QEMU
   test   run host unit tests, loom models, and every in-QEMU integration test

@@ -108,6 +108,10 @@ fn machine_from_args(args: &mut Args) -> Result<Machine, Error> {
     if let Some(mem) = args.option("--mem")? {
         machine.mem_mib = mem;
     }
+    if let Some(sched) = args.option::<String>("--sched")? {
+        // Each core's discipline (`rr,fair,edf,...`), read at boot.
+        machine.fw_cfg.push(("opt/percore/sched".into(), sched));
+    }
     machine.kvm = args.flag("--kvm") || tools::kvm_available();
     machine.extra = args.passthrough().to_vec();
     Ok(machine)

@@ -1,0 +1,357 @@
+//! Scheduling tests: each core's discipline in the running kernel (EDF
+//! deadlines, fair shares, round robin within a priority), load balancing
+//! by priority across cores, and migration keeping a task's parameters.
+//!
+//! Each test switches one core (the last) to the discipline it checks and
+//! back afterwards; the CPU-bound tasks are pinned there unless the test is
+//! about moving them. Runs are short (a few seconds per machine in all).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::time::Duration;
+
+use percore_kernel::Kernel;
+use percore_kernel::arch::{CoreId, clock, cpu};
+use percore_kernel::reactor::{
+    self, JoinHandle, SpawnOptions, TaskInfo, block_on, next_period, priority, sleep, spawn_with,
+    yield_now,
+};
+use percore_sched::{Flavour, Priority};
+
+use crate::harness::{Kind, Test};
+use crate::reactor::{busy_us, cores, start_reactors};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new(
+        "sched_edf_meets_every_deadline_of_a_feasible_set",
+        Kind::Normal,
+        edf_feasible,
+    ),
+    Test::new(
+        "sched_edf_counts_misses_when_overloaded",
+        Kind::Normal,
+        edf_overloaded,
+    ),
+    Test::new(
+        "sched_fair_shares_follow_weights",
+        Kind::Normal,
+        fair_shares,
+    ),
+    Test::new(
+        "sched_round_robin_within_a_priority",
+        Kind::Normal,
+        round_robin_within_a_priority,
+    ),
+    Test::new(
+        "sched_urgent_work_moves_to_a_core_running_lower_work",
+        Kind::Normal,
+        urgent_work_moves,
+    ),
+    Test::new(
+        "sched_migrated_task_keeps_its_parameters",
+        Kind::Normal,
+        migrated_task_keeps_parameters,
+    ),
+];
+
+/// The core the tests schedule on.
+fn test_core() -> CoreId {
+    CoreId(cores() - 1)
+}
+
+/// Runs `body` with `core` switched to `flavour`, then switches it back.
+fn with_flavour<T>(
+    core: CoreId,
+    flavour: Flavour,
+    body: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    start_reactors();
+    let old = block_on(reactor::set_flavour(core, flavour)).map_err(|e| format!("{e:?}"))?;
+    let result = body();
+    block_on(reactor::set_flavour(core, old)).map_err(|e| format!("{e:?}"))?;
+    result
+}
+
+fn misses_on(core: CoreId) -> u64 {
+    crate::reactor::of_core(core, |s| s.deadline_misses.load(Ordering::SeqCst))
+}
+
+/// A periodic task on `core`: `jobs` jobs of `work_us` each, run in 250 µs
+/// slices (so that an earlier deadline waits at most one slice); returns
+/// how many jobs met their deadline.
+fn periodic(core: CoreId, period_ms: u64, work_us: u64, jobs: u32) -> JoinHandle<u32> {
+    let options = SpawnOptions::new(priority(32))
+        .period(Duration::from_millis(period_ms))
+        .pinned();
+    spawn_with(core, options, async move {
+        let mut met = 0;
+        for _ in 0..jobs {
+            let mut left = work_us;
+            while left > 0 {
+                let slice = left.min(250);
+                busy_us(slice);
+                left -= slice;
+                if left > 0 {
+                    yield_now().await;
+                }
+            }
+            if next_period().await == Ok(true) {
+                met += 1;
+            }
+        }
+        met
+    })
+}
+
+/// Three periodic tasks (20/40/80 ms periods, 4/8/16 ms of work each:
+/// utilisation 0.6) on an EDF core for 200 periods of the shortest (4 s):
+/// every job meets its deadline, and the core counts no miss. (The periods
+/// are long enough that a host descheduling QEMU's vCPU thread for a few
+/// milliseconds does not look like a miss.)
+pub fn edf_feasible(_: &Kernel) -> Result<(), String> {
+    let core = test_core();
+    with_flavour(core, Flavour::Deadline, || {
+        let before = misses_on(core);
+        let set = [(20, 4_000, 200), (40, 8_000, 100), (80, 16_000, 50)];
+        let handles: Vec<_> = set
+            .iter()
+            .map(|&(period, work, jobs)| periodic(core, period, work, jobs))
+            .collect();
+        let met: Vec<u32> = block_on(async {
+            let mut met = Vec::new();
+            for h in handles {
+                met.push(h.await);
+            }
+            met
+        });
+        let missed = misses_on(core) - before;
+        percore_kernel::println!(
+            "edf: U=0.6 on core {core}: jobs met {met:?} of [200, 100, 50], core misses {missed}"
+        );
+        if met != [200, 100, 50] || missed != 0 {
+            return Err(format!("met {met:?} of [200, 100, 50]; {missed} misses"));
+        }
+        Ok(())
+    })
+}
+
+/// Two periodic tasks of 10 ms with 6 ms of work each (utilisation 1.2):
+/// jobs miss, and the misses show on the tasks and on the core.
+pub fn edf_overloaded(_: &Kernel) -> Result<(), String> {
+    let core = test_core();
+    with_flavour(core, Flavour::Deadline, || {
+        let before = misses_on(core);
+        let handles = [periodic(core, 10, 6_000, 20), periodic(core, 10, 6_000, 20)];
+        let met: u32 = block_on(async {
+            let mut met = 0;
+            for h in handles {
+                met += h.await;
+            }
+            met
+        });
+        let missed = misses_on(core) - before;
+        percore_kernel::println!(
+            "edf: U=1.2 on core {core}: {met} of 40 jobs met, {missed} missed"
+        );
+        if missed == 0 || u64::from(met) + missed != 40 {
+            return Err(format!("{met} met and {missed} missed of 40 jobs"));
+        }
+        Ok(())
+    })
+}
+
+/// A CPU-bound task: slices of `slice_us` until `stop`; returns the clock
+/// cycles it spent in its slices.
+fn hog(
+    core: CoreId,
+    options: SpawnOptions,
+    slice_us: u64,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<u64> {
+    spawn_with(core, options, async move {
+        let mut spent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let start = clock::cycles();
+            busy_us(slice_us);
+            spent += clock::cycles() - start;
+            yield_now().await;
+        }
+        spent
+    })
+}
+
+/// Two CPU-bound tasks of weights 1 and 3 on a fair core share its time
+/// 1:3 (within 10%) over a 300 ms window.
+pub fn fair_shares(_: &Kernel) -> Result<(), String> {
+    let core = test_core();
+    with_flavour(core, Flavour::Fair, || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let base = SpawnOptions::new(priority(32)).pinned();
+        let light = hog(core, base.weight(1), 200, stop.clone());
+        let heavy = hog(core, base.weight(3), 200, stop.clone());
+        block_on(sleep(Duration::from_millis(300)));
+        stop.store(true, Ordering::Relaxed);
+        let (light, heavy) = block_on(async { (light.await, heavy.await) });
+        let ratio = heavy as f64 / light.max(1) as f64;
+        percore_kernel::println!("fair: weights 1:3 on core {core} got 1:{ratio:.2}");
+        if !(2.7..=3.3).contains(&ratio) {
+            return Err(format!("weights 1:3 got 1:{ratio:.2}"));
+        }
+        Ok(())
+    })
+}
+
+/// Three tasks of one priority on a round-robin core take turns in spawn
+/// order, every round; a ready task of a lower priority runs only after them.
+pub fn round_robin_within_a_priority(_: &Kernel) -> Result<(), String> {
+    let core = test_core();
+    with_flavour(core, Flavour::RoundRobin, || {
+        let log = Arc::new(spin::Mutex::new(Vec::new()));
+        let spawner_log = log.clone();
+        // One task spawns them all on the core, so they are adopted together.
+        let spawner = SpawnOptions::new(priority(50)).pinned();
+        block_on(spawn_with(core, spawner, async move {
+            let entry = |who: u8, level: u8, rounds: u8| {
+                let log = spawner_log.clone();
+                let options = SpawnOptions::new(priority(level)).pinned();
+                spawn_with(cpu::core_id(), options, async move {
+                    for _ in 0..rounds {
+                        log.lock().push(who);
+                        yield_now().await;
+                    }
+                })
+            };
+            let low = entry(9, 10, 1);
+            let same: Vec<_> = (0..3).map(|who| entry(who, 40, 5)).collect();
+            for task in same {
+                task.await;
+            }
+            low.await;
+        }));
+        let got = log.lock().clone();
+        let want: Vec<u8> = (0..5).flat_map(|_| 0..3).chain([9]).collect();
+        if got != want {
+            return Err(format!("ran in order {got:?}, want {want:?}"));
+        }
+        Ok(())
+    })
+}
+
+/// Priority inversion across cores: two urgent (level 50) CPU-bound tasks
+/// start on one core while every other core runs only a pinned low-level
+/// (8) CPU-bound task. The balancer must move an urgent task to a core that
+/// runs lower work, so that both urgent tasks run at once.
+pub fn urgent_work_moves(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let n = cores();
+    if n < 2 {
+        percore_kernel::println!("sched: one core, nothing to balance");
+        return Ok(());
+    }
+    let home = test_core();
+    let stop = Arc::new(AtomicBool::new(false));
+    let low = SpawnOptions::new(priority(8)).pinned();
+    let lows: Vec<_> = (0..n - 1)
+        .map(|c| hog(CoreId(c), low, 200, stop.clone()))
+        .collect();
+    let seen: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let urgent: Vec<_> = (0..2)
+        .map(|i| {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            spawn_with(home, SpawnOptions::new(priority(50)), async move {
+                while !stop.load(Ordering::Relaxed) {
+                    // A bit per core this task ran on.
+                    seen[i].fetch_or(1 << cpu::core_id().0, Ordering::Relaxed);
+                    busy_us(200);
+                    yield_now().await;
+                }
+            })
+        })
+        .collect();
+    block_on(sleep(Duration::from_millis(200)));
+    stop.store(true, Ordering::Relaxed);
+    block_on(async {
+        for task in urgent {
+            task.await;
+        }
+        for task in lows {
+            task.await;
+        }
+    });
+    let seen = [
+        seen[0].load(Ordering::SeqCst),
+        seen[1].load(Ordering::SeqCst),
+    ];
+    percore_kernel::println!(
+        "sched: urgent tasks from core {home} ran on cores {:#b} and {:#b}",
+        seen[0],
+        seen[1]
+    );
+    if (seen[0] | seen[1]) & !(1 << home.0) == 0 {
+        return Err(format!(
+            "both urgent tasks stayed on core {home} while the others ran level-8 work"
+        ));
+    }
+    Ok(())
+}
+
+/// A movable task with priority, weight and deadline, ready behind a pinned
+/// CPU-bound task, is taken by another core; there its tree orders it by
+/// the same parameters.
+pub fn migrated_task_keeps_parameters(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    if cores() < 2 {
+        percore_kernel::println!("sched: one core, nothing to migrate to");
+        return Ok(());
+    }
+    let home = test_core();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinned_hog = hog(
+        home,
+        SpawnOptions::new(priority(45)).pinned(),
+        200,
+        stop.clone(),
+    );
+    let options = SpawnOptions::new(priority(45))
+        .weight(3)
+        .deadline(Duration::from_secs(5));
+    let moved = spawn_with(home, options, async move {
+        let first = reactor::current_task();
+        let give_up = clock::cycles() + clock::hz() * 2;
+        loop {
+            let now: Option<TaskInfo> = reactor::current_task();
+            if now.is_none_or(|t| t.core != home) || clock::cycles() > give_up {
+                return (first, now);
+            }
+            busy_us(50);
+            yield_now().await;
+        }
+    });
+    let (first, now) = block_on(moved);
+    stop.store(true, Ordering::Relaxed);
+    block_on(pinned_hog);
+    let (Some(first), Some(now)) = (first, now) else {
+        return Err(String::from("current_task() gave nothing inside a task"));
+    };
+    percore_kernel::println!(
+        "sched: moved from core {} to core {}: {now:?}",
+        first.core,
+        now.core
+    );
+    if now.core == home {
+        return Err(format!("the task never left core {home} in 2 s"));
+    }
+    let want_weight = 3 * Priority::DEFAULT_WEIGHT;
+    if now.options != options
+        || now.tree_weight != want_weight
+        || now.tree_deadline != first.tree_deadline
+        || now.options.priority != priority(45)
+    {
+        return Err(format!("before {first:?}, after {now:?}"));
+    }
+    Ok(())
+}
