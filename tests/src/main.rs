@@ -19,6 +19,7 @@ mod reactor;
 mod readiness;
 mod sched;
 mod smp;
+mod streams;
 mod topic;
 
 use bootloader_api::{BootInfo, entry_point};
@@ -40,6 +41,7 @@ const SUITES: &[&[harness::Test]] = &[
     readiness::TESTS,
     probe::TESTS,
     sched::TESTS,
+    streams::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {

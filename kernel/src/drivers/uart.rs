@@ -8,8 +8,15 @@
 //! core 0's reactor wakes the registered readers from its queue, through the
 //! bus when a reader lives on another core. A byte that finds the ring full
 //! is counted in [`input_stats`] rather than silently lost.
+//!
+//! A [`Reader`] is a `futures_core::Stream` of the bytes typed.
 
+use core::future::poll_fn;
+use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
 
 use percore_poll::{Interest, Ready};
 use percore_ring::spmc::work;
@@ -95,13 +102,29 @@ impl Reader {
 
     /// Waits for the next byte typed on the console.
     pub async fn next_byte(&mut self) -> u8 {
+        poll_fn(|cx| self.poll_byte(cx)).await
+    }
+
+    /// [`next_byte`](Self::next_byte) as a poll: the stream's step.
+    pub fn poll_byte(&mut self, cx: &mut Context<'_>) -> Poll<u8> {
         loop {
             // Edge-triggered: take what is there, then wait for the next edge.
             if let Ok(byte) = self.ring.try_pop() {
-                return byte;
+                return Poll::Ready(byte);
             }
-            self.readiness.ready().await;
+            if self.readiness.poll_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
+    }
+}
+
+/// The bytes typed on the console, each to one reader; endless.
+impl Stream for Reader {
+    type Item = u8;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u8>> {
+        self.get_mut().poll_byte(cx).map(Some)
     }
 }
 

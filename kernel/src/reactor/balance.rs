@@ -32,9 +32,11 @@
 //! record (`Migrant`: priority, weight, deadline, fair lag, runtime), and
 //! wakes that reach its old core later are forwarded (`Reactor::take_local`).
 //!
-//! Besides, a core with more ready tasks than one polling batch wakes one
-//! sleeping core (a doorbell, no message), which then finds itself idle and
-//! asks for work.
+//! An idle core sleeps (tickless), so it cannot see work arrive elsewhere: a
+//! saturated core — a full polling batch run and work still ready — wakes
+//! one sleeping core with a doorbell (no message), which then finds itself
+//! idle and asks. A core whose request was just denied is not woken again
+//! within the backoff, so pinned work does not keep idle cores awake.
 
 use core::sync::atomic::Ordering;
 
@@ -119,18 +121,24 @@ fn ask(me: &Reactor, victim: CoreId, priority: u8) {
     );
 }
 
-/// After the polling batch: publishes this core's highest ready level; with
-/// more ready tasks than one batch, wakes one sleeping core (each sleeping
-/// core is woken at most once per sleep); and if this core ran work at
-/// level `ran_top` (not [`NO_LEVEL`]) while more urgent work waits on
-/// another core, asks for it.
-pub(super) fn when_busy(me: &Reactor, ran_top: u8) {
+/// After a polling batch that ran `ran` tasks, the highest at level
+/// `ran_top` ([`NO_LEVEL`] if none): publishes this core's highest ready
+/// level; if this core is saturated (more ready tasks than one batch, or a
+/// full batch run with work still ready), wakes one sleeping core — at most
+/// once per sleep, and not one whose last request was denied within
+/// [`DENIED_BACKOFF_NS`] — so that it comes asking; and if this core ran
+/// work while more urgent work waits on another core, asks for it.
+pub(super) fn when_busy(me: &Reactor, ran: usize, ran_top: u8) {
     let top = ready_top(me);
     me.ready_top.store(top, Ordering::Relaxed);
-    if me.stats.ready.load(Ordering::Relaxed) > super::POLL_BATCH {
-        let sleeper = reactors()
-            .iter()
-            .find(|r| r.core != me.core && r.asleep.swap(false, Ordering::AcqRel));
+    let ready = me.stats.ready.load(Ordering::Relaxed);
+    if ready > super::POLL_BATCH || (ready > 0 && ran == super::POLL_BATCH) {
+        let now = Clock::now().0;
+        let sleeper = reactors().iter().find(|r| {
+            r.core != me.core
+                && now >= r.steal_backoff.load(Ordering::Relaxed)
+                && r.asleep.swap(false, Ordering::AcqRel)
+        });
         if let Some(sleeper) = sleeper {
             doorbell::ring(sleeper.core);
         }
@@ -161,8 +169,8 @@ pub(super) fn when_idle(me: &Reactor) {
     }
 }
 
-/// A `StealDenied` arrived: no request is outstanding any more, and busy
-/// requests wait a little.
+/// A `StealDenied` arrived: no request is outstanding any more; busy
+/// requests wait a little, and so do wake-ups of this core to come asking.
 pub(super) fn on_denied(me: &Reactor) {
     me.steal_pending.store(false, Ordering::Release);
     me.steal_backoff.store(

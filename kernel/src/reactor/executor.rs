@@ -4,8 +4,8 @@
 //! Each poll is timed on the clock and charged to the task (`charge`: the
 //! fair discipline's virtual runtime, every task's runtime); after a poll
 //! the tree learns the task's current absolute deadline (a periodic task
-//! moves it at each release), and a task that completes after its deadline
-//! counts a miss.
+//! moves it at each release), and a one-shot deadline task that completes
+//! after its deadline counts a miss.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -155,7 +155,9 @@ impl Reactor {
         let _ = exec.tree.charge(id, ran_ns);
         let deadline = cell.deadline.load(Ordering::Acquire);
         if done {
-            if deadline != NO_DEADLINE && Clock::now().0 > deadline {
+            // A one-shot job is the task's whole life (a periodic task's
+            // jobs end at `next_period`).
+            if cell.options.period_ns == 0 && deadline != NO_DEADLINE && Clock::now().0 > deadline {
                 self.count_miss(&cell);
             }
         } else if exec.tree.task(id).is_some_and(|t| t.deadline() != deadline) {

@@ -9,8 +9,8 @@
 //! tree the new absolute deadline after that poll, so EDF orders the next
 //! job by it, and the timer wheel wakes the task at the release.
 //!
-//! A job that ends (or a task that completes) after its deadline is a
-//! *miss*, counted on the task and on the core it ran on
+//! A job that ends (a periodic task's at `next_period`, a one-shot task's
+//! at its completion) after its deadline is a *miss*, counted on the task and on the core it ran on
 //! ([`ReactorStats::deadline_misses`](super::ReactorStats)). Releases do not
 //! slip: a job that overran its period is followed at once by the next one,
 //! which has its own deadline — under overload every late job counts.

@@ -381,3 +381,58 @@ fn a_late_periodic_job_counts_one_miss_and_the_next_release_keeps_time() {
         Err(super::PeriodError::NotInTask)
     );
 }
+
+/// The in-QEMU EDF test's task set (utilisation 0.6, 250 µs slices) on the
+/// simulated clock, where no host steals time: every job meets its deadline.
+#[test]
+fn edf_meets_every_deadline_of_a_feasible_set_on_the_simulated_clock() {
+    let _machine = machine();
+    let core = CoreId(2);
+    fake::set_core(core);
+    let r = reactor(core).unwrap();
+    r.switch_discipline(Flavour::Deadline);
+    let before = r.stats.deadline_misses.load(Ordering::Relaxed);
+    let set = [(20u64, 4_000u64, 20u32), (40, 8_000, 10), (80, 16_000, 5)];
+    let handles: Vec<_> = set
+        .iter()
+        .map(|&(period, work, jobs)| {
+            spawn_with(
+                core,
+                pinned().period(Duration::from_millis(period)),
+                async move {
+                    let mut met = 0;
+                    for _ in 0..jobs {
+                        let mut left = work;
+                        while left > 0 {
+                            let slice = left.min(250);
+                            fake::advance(slice * 1000);
+                            left -= slice;
+                            if left > 0 {
+                                super::yield_now().await;
+                            }
+                        }
+                        if super::next_period().await == Ok(true) {
+                            met += 1;
+                        }
+                    }
+                    met
+                },
+            )
+        })
+        .collect();
+    for _ in 0..100_000 {
+        turn(2);
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        if r.stats.ready.load(Ordering::Relaxed) == 0
+            && let Some(armed) = fake::armed(core)
+        {
+            fake::advance(armed.saturating_sub(crate::arch::clock::cycles()));
+        }
+    }
+    let met: Vec<u32> = handles.into_iter().map(super::block_on).collect();
+    let misses = r.stats.deadline_misses.load(Ordering::Relaxed) - before;
+    r.switch_discipline(Flavour::RoundRobin);
+    assert_eq!((met, misses), (alloc::vec![20, 10, 5], 0));
+}

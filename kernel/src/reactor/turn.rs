@@ -43,7 +43,7 @@ impl Reactor {
         readiness::dispatch(self);
         self.take_local();
         let (ran, ran_top) = self.run_batch();
-        balance::when_busy(self, ran_top);
+        balance::when_busy(self, ran, ran_top);
         self.flush_overflow();
         call::serve_pending();
         if ran == 0 {

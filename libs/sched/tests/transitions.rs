@@ -176,7 +176,7 @@ fn explicit_weights_split_the_cpu_and_survive_migration_and_a_switch() {
     let p = Priority::DEFAULT;
     let light = t.spawn(TaskParams::new(p).with_weight(w)).unwrap();
     let heavy = t.spawn(TaskParams::new(p).with_weight(3 * w)).unwrap();
-    let mut run = |t: &mut TaskTree<AnyDiscipline>, rounds: usize| {
+    let run = |t: &mut TaskTree<AnyDiscipline>, rounds: usize| {
         for _ in 0..rounds {
             let id = t.select().unwrap();
             t.charge(id, 100_000).unwrap();
