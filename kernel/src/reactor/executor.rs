@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::task::{Context, Waker};
 
-use percore_sched::{AnyDiscipline, NO_DEADLINE, TaskId, TaskTree};
+use percore_sched::{AnyDiscipline, NO_DEADLINE, SpawnError, TaskId, TaskTree};
 
 use super::task::{NOT_ADOPTED, TaskCell};
 use super::{NO_LEVEL, POLL_BATCH, Reactor};
@@ -46,24 +46,18 @@ impl Reactor {
         let mut exec = self.executor.borrow_mut();
         let migrant = cell.migrant.lock().take();
         let adopted = match migrant {
-            Some(migrant) => exec.tree.adopt(migrant).map_err(|e| {
-                *cell.migrant.lock() = Some(migrant);
-                alloc::format!("{e:?}")
-            }),
-            None => exec
+            // A full tree hands the record back: it waits in the cell.
+            Some(migrant) => exec
                 .tree
-                .spawn(cell.params())
-                .map_err(|e| alloc::format!("{e:?}")),
+                .adopt(migrant)
+                .map_err(|SpawnError::Full(m)| *cell.migrant.lock() = Some(m)),
+            None => exec.tree.spawn(cell.params()).map_err(drop),
         };
-        let id = match adopted {
-            Ok(id) => id,
-            Err(error) => {
-                // The tree has no room: keep the task queued and retry next turn.
-                log::warn!("reactor: task tree full ({error}); retrying");
-                drop(exec);
-                self.spawned.lock().push_back(cell);
-                return;
-            }
+        let Ok(id) = adopted else {
+            // The tree has no room: keep the task queued and retry next turn.
+            log::warn!("reactor: task tree full; retrying");
+            self.spawned.lock().push_back(cell);
+            return;
         };
         cell.home.store(self.core.0, Ordering::Release);
         cell.local_id.store(id.to_raw(), Ordering::Release);
