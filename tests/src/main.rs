@@ -9,6 +9,7 @@ extern crate alloc;
 
 mod bench;
 mod bus;
+mod cases;
 mod faults;
 mod harness;
 mod memory;
@@ -34,6 +35,7 @@ const SUITES: &[&[harness::Test]] = &[
     faults::TESTS,
     smp::TESTS,
     bench::TESTS,
+    cases::TESTS,
     reactor::TESTS,
     topic::TESTS,
     bus::TESTS,

@@ -3,8 +3,8 @@
 //! and switched at run time ([`set_flavour`]); and what the trees hold
 //! ([`task_list`], [`current_task`]) for the shell and the tests.
 //!
-//! A switch runs on the core it changes, as a pinned task of the highest
-//! priority: that core's tree is only ever touched by that core, and
+//! A switch runs on the core it changes, as a pinned task that goes first
+//! under every discipline (see `on_core`): that core's tree is only ever touched by that core, and
 //! `TaskTree::set_discipline` moves its ready tasks into the new discipline
 //! with their ids, parameters and runtime (nothing is dropped or re-spawned).
 
@@ -123,13 +123,18 @@ fn live(core: CoreId) -> Result<&'static Reactor, SchedError> {
         .ok_or(SchedError::NoSuchCore)
 }
 
-/// Runs `f` on core `core`'s reactor, as a pinned task of the highest priority.
+/// Runs `f` on core `core`'s reactor, as a pinned task that goes first
+/// under every discipline (the highest priority, and under EDF the
+/// earliest deadline: a core busy with deadline work still answers).
 async fn on_core<T: Send + 'static>(
     core: CoreId,
     f: impl FnOnce(&Reactor) -> T + Send + 'static,
 ) -> Result<T, SchedError> {
     live(core)?;
-    let options = SpawnOptions::new(Priority::MAX).pinned();
+    let options = SpawnOptions {
+        urgent: true,
+        ..SpawnOptions::new(Priority::MAX).pinned()
+    };
     spawn_with(core, options, async move {
         // `spawn_with` runs it here instead if the core stopped meanwhile.
         (cpu::core_id() == core).then(|| f(this()))

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::task::{Context, Waker};
 
-use percore_sched::{AnyDiscipline, NO_DEADLINE, SpawnError, TaskId, TaskTree};
+use percore_sched::{AnyDiscipline, SpawnError, TaskId, TaskTree};
 
 use super::task::{NOT_ADOPTED, TaskCell};
 use super::{NO_LEVEL, POLL_BATCH, Reactor};
@@ -151,7 +151,8 @@ impl Reactor {
         if done {
             // A one-shot job is the task's whole life (a periodic task's
             // jobs end at `next_period`).
-            if cell.options.period_ns == 0 && deadline != NO_DEADLINE && Clock::now().0 > deadline {
+            let one_shot = cell.options.deadline_ns != 0 && cell.options.period_ns == 0;
+            if one_shot && Clock::now().0 > deadline {
                 self.count_miss(&cell);
             }
         } else if exec.tree.task(id).is_some_and(|t| t.deadline() != deadline) {

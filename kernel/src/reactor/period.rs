@@ -9,6 +9,10 @@
 //! tree the new absolute deadline after that poll, so EDF orders the next
 //! job by it, and the timer wheel wakes the task at the release.
 //!
+//! Under EDF a task without a deadline runs only when no task with one is
+//! ready (the kernel's own control tasks, a discipline switch or a task
+//! listing, carry the earliest deadline so that they always run).
+//!
 //! A job that ends (a periodic task's at `next_period`, a one-shot task's
 //! at its completion) after its deadline is a *miss*, counted on the task and on the core it ran on
 //! ([`ReactorStats::deadline_misses`](super::ReactorStats)). Releases do not

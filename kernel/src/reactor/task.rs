@@ -68,6 +68,7 @@ impl TaskCell {
     fn new(future: TaskFuture, options: SpawnOptions, home: CoreId) -> Arc<TaskCell> {
         let now = Clock::now().0;
         let deadline = match options.deadline_ns {
+            _ if options.urgent => 0,
             0 => NO_DEADLINE,
             relative => now.saturating_add(relative),
         };
@@ -214,6 +215,10 @@ pub struct SpawnOptions {
     pub period_ns: u64,
     /// Never migrated by the load balancer.
     pub pinned: bool,
+    /// Kernel control work (a discipline switch, a task listing) that must
+    /// run before any deadline: its absolute deadline is 0, and it counts
+    /// no misses.
+    pub(crate) urgent: bool,
 }
 
 impl SpawnOptions {
@@ -225,6 +230,7 @@ impl SpawnOptions {
             deadline_ns: 0,
             period_ns: 0,
             pinned: false,
+            urgent: false,
         }
     }
 

@@ -104,14 +104,17 @@ pub fn image(args: &mut Args) -> Result<(), Error> {
 }
 
 /// `cargo xtask bench`: host benchmarks of every library crate;
-/// `cargo xtask bench smp [--smp N]`: the in-kernel SMP benchmark.
+/// `cargo xtask bench smp [--smp N]`: the in-kernel SMP benchmark;
+/// `bench reactor`, `bench cases`: the reactor's costs, the workload cases.
 pub fn bench(args: &mut Args) -> Result<(), Error> {
     if let Some(which) = args.next_positional() {
         return match which.as_str() {
             "smp" => crate::test::guest_bench(args, "bench_smp"),
             "reactor" => crate::test::guest_bench(args, "bench_reactor"),
+            // The workload cases: medians of three boots.
+            "cases" => crate::test::guest_bench_boots(args, "bench_cases", 3),
             other => Err(Error::Usage(format!(
-                "unknown benchmark `{other}` (try `smp` or `reactor`)"
+                "unknown benchmark `{other}` (try `smp`, `reactor` or `cases`)"
             ))),
         };
     }

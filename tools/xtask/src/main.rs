@@ -47,7 +47,8 @@ commands:
   gdb    boot QEMU paused with a gdb stub and print the gdb command that attaches
            --uefi, --smp N as for run
   bench  run the host benchmarks of every library crate;
-         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones
+         `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones;
+         `bench cases [--smp N]` the four workload cases (medians of 3 boots)
   lint   cargo fmt --check and clippy -D warnings over every crate (the bare-metal
          crates are checked in their own cargo run: cargo unifies dependency
          features across targets within one run, which would give the kernel
