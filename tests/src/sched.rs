@@ -313,7 +313,8 @@ pub fn round_robin_within_a_priority(_: &Kernel) -> Result<(), String> {
 /// Priority inversion across cores: two urgent (level 50) CPU-bound tasks
 /// start on one core while every other core runs only a pinned low-level
 /// (8) CPU-bound task. The balancer must move an urgent task to a core that
-/// runs lower work, so that both urgent tasks run at once.
+/// runs lower work, so that both urgent tasks run at once (the test waits
+/// until one has run elsewhere, 3 s at most).
 pub fn urgent_work_moves(_: &Kernel) -> Result<(), String> {
     start_reactors();
     let n = cores();
@@ -341,7 +342,14 @@ pub fn urgent_work_moves(_: &Kernel) -> Result<(), String> {
             })
         })
         .collect();
-    block_on(sleep(Duration::from_millis(200)));
+    // Until an urgent task has run elsewhere (3 s at most: under TCG on a
+    // busy host a vCPU may get little of the host's time).
+    let give_up = clock::cycles() + clock::hz() * 3;
+    let moved =
+        || (seen[0].load(Ordering::SeqCst) | seen[1].load(Ordering::SeqCst)) & !(1 << home.0) != 0;
+    while !moved() && clock::cycles() < give_up {
+        block_on(sleep(Duration::from_millis(10)));
+    }
     stop.store(true, Ordering::Relaxed);
     block_on(async {
         for task in urgent {
