@@ -216,8 +216,13 @@ fn publisher(n: u16) -> Result<(), String> {
     let subscribers: Vec<_> = (1..n.max(2))
         .map(|c| {
             spawn_with(CoreId(c % n), pinned, async move {
-                let Ok(mut sub) = topic::subscribe::<u64>(CoreId(0), 90).await else {
-                    return (0, 0);
+                // The topic may not exist yet: ask again until it does.
+                let mut sub = loop {
+                    match topic::subscribe::<u64>(CoreId(0), 90).await {
+                        Ok(sub) => break sub,
+                        Err(topic::TopicError::NoSuchTopic) => yield_now().await,
+                        Err(_) => return (0, 0),
+                    }
                 };
                 let mut count = 0;
                 while sub.recv().await.is_some() {
