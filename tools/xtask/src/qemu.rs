@@ -78,6 +78,8 @@ impl Machine {
         q.arg("-drive")
             .arg(format!("format=raw,file={}", disk.display()));
         for (name, value) in &self.fw_cfg {
+            // QEMU's option syntax splits on commas; a literal one is doubled.
+            let value = value.replace(',', ",,");
             q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
         }
         q.args(&self.extra);
