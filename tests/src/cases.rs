@@ -119,11 +119,24 @@ fn pipeline(cores: [CoreId; 3]) -> Result<(u64, Vec<u64>), String> {
     Ok((clock::cycles() - start, latencies))
 }
 
+/// Doorbell IPIs and bus messages sent so far, over every core.
+fn bus_traffic() -> (u64, u64) {
+    let doorbells = (0..cpu::core_count() as u16)
+        .filter_map(|c| cpu::stats(CoreId(c)))
+        .map(|s| s.doorbells.load(Ordering::SeqCst))
+        .sum();
+    (doorbells, total(|s| s.messages_out.load(Ordering::SeqCst)))
+}
+
 fn fast_delivery(n: u16) -> Result<(), String> {
     let one = CoreId(1 % n);
     let (single_cycles, mut single) = pipeline([one, one, one])?;
     let spread = [CoreId(1 % n), CoreId(2 % n), CoreId(3 % n)];
+    let before = bus_traffic();
     let (spread_cycles, mut multi) = pipeline(spread)?;
+    let after = bus_traffic();
+    let per_1000 = |count: u64| count * 1000 / PIPELINE;
+    let (doorbells, messages) = (per_1000(after.0 - before.0), per_1000(after.1 - before.1));
     let (s50, s99) = p50_p99(&mut single);
     let (m50, m99) = p50_p99(&mut multi);
     let (s_rate, m_rate) = (
@@ -137,6 +150,19 @@ fn fast_delivery(n: u16) -> Result<(), String> {
         "  three cores / one core: throughput x{}.{:02}",
         m_rate / s_rate.max(1),
         m_rate * 100 / s_rate.max(1) % 100
+    );
+    println!(
+        "  three cores, per 1000 messages: {messages} bus messages (wakes), {doorbells} doorbell IPIs"
+    );
+    line(
+        "fast_delivery_three_cores_bus_msgs_per_1000",
+        messages,
+        "count",
+    );
+    line(
+        "fast_delivery_three_cores_doorbells_per_1000",
+        doorbells,
+        "count",
     );
     line("fast_delivery_one_core", s_rate, "msgs/s");
     line("fast_delivery_one_core_p50", s50, "ns");
