@@ -8,7 +8,14 @@ use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::{FrameBuffer, PixelFormat};
 
 use crate::arch::{self, cpu};
+use crate::drivers::fw_cfg;
+use crate::reactor::SchedConfig;
 use crate::{console, drivers, fatal, time};
+
+/// The boot configuration file that chooses each core's scheduling
+/// discipline: `rr,fair,edf,...`, one per core (see [`SchedConfig`]);
+/// `cargo xtask run --sched LIST` sets it.
+pub const SCHED_FILE: &str = "opt/percore/sched";
 
 /// Where the kernel image is loaded: the top 2 GiB, as for any x86_64 kernel.
 /// Fixed (not chosen by the bootloader) so that a debugger finds the symbols
@@ -47,6 +54,21 @@ impl Kernel {
             self.machine.usable_mib,
             time::uptime_us()
         );
+    }
+
+    /// Each core's discipline, from the boot configuration ([`SCHED_FILE`]);
+    /// round robin everywhere when there is none (or it does not parse,
+    /// which is logged).
+    pub fn sched_config(&self) -> SchedConfig {
+        let mut buffer = [0u8; 256];
+        let text = match fw_cfg::read_file(SCHED_FILE, &mut buffer) {
+            Ok(len) => core::str::from_utf8(&buffer[..len]).unwrap_or(""),
+            Err(_) => return SchedConfig::default(),
+        };
+        SchedConfig::parse(text).unwrap_or_else(|error| {
+            log::warn!("boot: {SCHED_FILE} = `{text}`: {error:?}; round robin on every core");
+            SchedConfig::default()
+        })
     }
 }
 

@@ -12,7 +12,7 @@ entry_point!(kernel_main, config = &percore_kernel::BOOTLOADER_CONFIG);
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let kernel = percore_kernel::init(boot_info);
-    reactor::init(percore_sched::Flavour::RoundRobin);
+    reactor::init(&kernel.sched_config());
     ipc::init();
     kernel.announce_ready();
     let pinned = SpawnOptions::new(reactor::priority(48)).pinned();

@@ -9,6 +9,7 @@ extern crate alloc;
 
 mod bench;
 mod bus;
+mod cases;
 mod faults;
 mod harness;
 mod memory;
@@ -18,7 +19,9 @@ mod ports;
 mod probe;
 mod reactor;
 mod readiness;
+mod sched;
 mod smp;
+mod streams;
 mod topic;
 
 use bootloader_api::{BootInfo, entry_point};
@@ -34,16 +37,20 @@ const SUITES: &[&[harness::Test]] = &[
     smp::TESTS,
     pci::TESTS,
     bench::TESTS,
+    cases::TESTS,
     reactor::TESTS,
     topic::TESTS,
     bus::TESTS,
     ports::TESTS,
     readiness::TESTS,
     probe::TESTS,
+    sched::TESTS,
+    streams::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {
     let kernel = percore_kernel::init(boot_info);
     kernel.announce_ready();
+    reactor::configure(&kernel);
     harness::run(&kernel, SUITES)
 }

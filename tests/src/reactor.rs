@@ -11,10 +11,10 @@ use percore_kernel::Kernel;
 use percore_kernel::arch::{CoreId, clock, cpu};
 use percore_kernel::ipc::{self, barrier, channel};
 use percore_kernel::reactor::{
-    self, SpawnOptions, block_on, interval, priority, sleep, spawn, spawn_on, spawn_with, yield_now,
+    self, SchedConfig, SpawnOptions, block_on, interval, priority, sleep, spawn, spawn_on,
+    spawn_with, yield_now,
 };
 use percore_kernel::time::{Clock, Instant};
-use percore_sched::Flavour;
 
 use crate::harness::{Kind, Test};
 
@@ -72,9 +72,18 @@ pub fn start_reactors() {
     ensure_reactors();
 }
 
+/// The kernel's boot configuration chooses each core's discipline.
+static KERNEL: spin::Once<SchedConfig> = spin::Once::new();
+
+/// Records the boot configuration before any test starts the reactors.
+pub fn configure(kernel: &Kernel) {
+    KERNEL.call_once(|| kernel.sched_config());
+}
+
 fn ensure_reactors() {
     if !STARTED.swap(true, Ordering::AcqRel) {
-        reactor::init(Flavour::RoundRobin);
+        let config: SchedConfig = KERNEL.get().cloned().unwrap_or_default();
+        reactor::init(&config);
         ipc::init();
         let deadline = clock::cycles() + clock::hz() * 5;
         while !reactor::all_started() && clock::cycles() < deadline {

@@ -10,9 +10,11 @@
 //! finds the ring full is counted rather than silently lost.
 
 use core::future::{Future, poll_fn};
-use core::pin::pin;
+use core::pin::{Pin, pin};
 use core::sync::atomic::{AtomicU64, Ordering};
-use core::task::Poll;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
 
 use percore_poll::{Interest, Ready};
 use percore_ring::spmc::work;
@@ -101,13 +103,29 @@ impl Reader {
     /// Waits for the next byte. Cancel-safe: a byte is taken only by the
     /// poll that returns it, so dropping the future loses nothing.
     pub async fn next_byte(&mut self) -> u8 {
+        poll_fn(|cx| self.poll_byte(cx)).await
+    }
+
+    /// [`next_byte`](Self::next_byte) as a poll: the stream's step.
+    pub fn poll_byte(&mut self, cx: &mut Context<'_>) -> Poll<u8> {
         loop {
             // Edge-triggered: take what is there, then wait for the next edge.
             if let Ok(byte) = self.ring.try_pop() {
-                return byte;
+                return Poll::Ready(byte);
             }
-            self.readiness.ready().await;
+            if self.readiness.poll_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
+    }
+}
+
+/// The bytes typed, as a `futures_core::Stream` (it never ends).
+impl Stream for Reader {
+    type Item = u8;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u8>> {
+        self.get_mut().poll_byte(cx).map(Some)
     }
 }
 

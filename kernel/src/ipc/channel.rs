@@ -5,11 +5,21 @@
 //! hands the value back on a full channel. Nothing is dropped. The receiver
 //! is woken through its waker (a same-core wake or a `Wake` message over the
 //! intercore bus); senders waiting for space are woken when a value is taken.
+//!
+//! The receiver is a `futures_core::Stream` (it ends when every sender is
+//! gone) and the sender a `futures_sink::Sink` whose readiness is the
+//! channel's room, so `futures-util`'s combinators compose them
+//! (`rx.map(f).forward(tx)` moves values across cores with backpressure).
 
 use alloc::sync::Arc;
+use core::convert::Infallible;
 use core::future::poll_fn;
+use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use core::task::Poll;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_sink::Sink;
 
 use percore_ring::mpsc::cas;
 use percore_ring::{CapacityError, PushError};
@@ -25,7 +35,13 @@ struct Shared {
 pub struct Sender<T> {
     ring: cas::Producer<T>,
     shared: Arc<Shared>,
+    /// A value the `Sink` side accepted and could not place yet (placed by
+    /// the next `poll_ready` or `poll_flush`).
+    pending: Option<T>,
 }
+
+// No field is ever pinned (the pending value is moved in and out freely).
+impl<T> Unpin for Sender<T> {}
 
 /// The receiving half (one per channel).
 pub struct Receiver<T> {
@@ -51,6 +67,7 @@ pub fn channel<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
         Sender {
             ring: producer,
             shared: shared.clone(),
+            pending: None,
         },
         Receiver {
             ring: consumer,
@@ -74,26 +91,62 @@ impl<T> Sender<T> {
     /// Sends, waiting for space while the channel is full.
     pub async fn send(&mut self, value: T) {
         let mut value = Some(value);
-        poll_fn(|cx| {
-            let Some(v) = value.take() else {
-                return Poll::Ready(());
-            };
-            match self.try_send(v) {
-                Ok(()) => Poll::Ready(()),
-                Err(TrySendError::Full(v)) => {
-                    self.shared.senders_waiting.register(cx.waker());
-                    // Re-try: the receiver may have made room before we registered.
-                    match self.try_send(v) {
-                        Ok(()) => Poll::Ready(()),
-                        Err(TrySendError::Full(v)) => {
-                            value = Some(v);
-                            Poll::Pending
-                        }
+        poll_fn(|cx| self.poll_place(cx, &mut value)).await
+    }
+
+    /// Places the value in `slot` (if any), or registers for room and
+    /// leaves it there.
+    fn poll_place(&mut self, cx: &mut Context<'_>, slot: &mut Option<T>) -> Poll<()> {
+        let Some(v) = slot.take() else {
+            return Poll::Ready(());
+        };
+        match self.try_send(v) {
+            Ok(()) => Poll::Ready(()),
+            Err(TrySendError::Full(v)) => {
+                self.shared.senders_waiting.register(cx.waker());
+                // Re-try: the receiver may have made room before we registered.
+                match self.try_send(v) {
+                    Ok(()) => Poll::Ready(()),
+                    Err(TrySendError::Full(v)) => {
+                        *slot = Some(v);
+                        Poll::Pending
                     }
                 }
             }
-        })
-        .await
+        }
+    }
+
+    /// Places the value the sink side holds back.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut pending = self.pending.take();
+        let placed = self.poll_place(cx, &mut pending);
+        self.pending = pending;
+        placed
+    }
+}
+
+/// A sink with the channel's backpressure: ready once the value accepted
+/// before is in the ring (at most one is held back). Sending never fails.
+impl<T> Sink<T> for Sender<T> {
+    type Error = Infallible;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.get_mut().poll_pending(cx).map(Ok)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Infallible> {
+        let this = self.get_mut();
+        debug_assert!(this.pending.is_none(), "start_send without poll_ready");
+        this.pending = Some(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.get_mut().poll_pending(cx).map(Ok)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.get_mut().poll_pending(cx).map(Ok)
     }
 }
 
@@ -103,12 +156,20 @@ impl<T> Clone for Sender<T> {
         Sender {
             ring: self.ring.clone(),
             shared: self.shared.clone(),
+            pending: None,
         }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        // A sink dropped without a flush: place its held-back value if there
+        // is room, or say that it is lost.
+        if let Some(value) = self.pending.take()
+            && self.try_send(value).is_err()
+        {
+            log::warn!("channel: a sender dropped unflushed with a full channel; one value lost");
+        }
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.receiver.wake(); // the receiver learns the channel is closed
         }
@@ -125,22 +186,33 @@ impl<T> Receiver<T> {
 
     /// The next value, or `None` once every sender is gone and the channel is empty.
     pub async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| {
-            if let Some(value) = self.try_recv() {
-                return Poll::Ready(Some(value));
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                return Poll::Ready(self.try_recv());
-            }
-            self.shared.receiver.register(cx.waker());
-            // Re-check after registering: a value sent in between is not missed.
-            match self.try_recv() {
-                Some(value) => Poll::Ready(Some(value)),
-                None if self.shared.senders.load(Ordering::Acquire) == 0 => Poll::Ready(None),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll: the stream's step.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(value) = self.try_recv() {
+            return Poll::Ready(Some(value));
+        }
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(self.try_recv());
+        }
+        self.shared.receiver.register(cx.waker());
+        // Re-check after registering: a value sent in between is not missed.
+        match self.try_recv() {
+            Some(value) => Poll::Ready(Some(value)),
+            None if self.shared.senders.load(Ordering::Acquire) == 0 => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The values in order; ends once every sender is gone and all were read.
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
     }
 }
 

@@ -19,13 +19,18 @@
 //! closed): the reactor counts it in `ReactorStats::undeliverable` and logs
 //! it. A port object is kept once made, so re-opening a number reuses it
 //! and reservations stay consistent.
+//!
+//! A [`PortReceiver`] is a `futures_core::Stream` of the values (it never
+//! ends: a port is open while its receiver lives).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use core::future::poll_fn;
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use core::task::Poll;
+use core::task::{Context, Poll};
 
+use futures_core::Stream;
 use percore_proto::Message;
 use percore_wake::{WaitList, WakerSlot};
 
@@ -256,18 +261,29 @@ impl PortReceiver {
 
     /// The next value, waiting for one.
     pub async fn recv(&mut self) -> u64 {
-        poll_fn(|cx| {
-            if let Some(value) = self.try_recv() {
-                return Poll::Ready(value);
-            }
-            self.port.reader.register(cx.waker());
-            // Re-check: a value queued before we registered is not missed.
-            match self.try_recv() {
-                Some(value) => Poll::Ready(value),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll: the stream's step.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
+        if let Some(value) = self.try_recv() {
+            return Poll::Ready(value);
+        }
+        self.port.reader.register(cx.waker());
+        // Re-check: a value queued before we registered is not missed.
+        match self.try_recv() {
+            Some(value) => Poll::Ready(value),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The port's values, in arrival order; endless while the port is open.
+impl Stream for PortReceiver {
+    type Item = u64;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u64>> {
+        self.get_mut().poll_recv(cx).map(Some)
     }
 }
 

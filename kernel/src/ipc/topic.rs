@@ -20,16 +20,25 @@
 //! Wake-ups: subscribers waiting in `recv` wait in a `WaitList`, a publisher
 //! waiting for room in a `WakerSlot` (`percore-wake`): the hot path takes no
 //! lock while nobody waits, and no wake-up is lost.
+//!
+//! A [`Subscriber`] is a `futures_core::Stream` (it ends when the topic
+//! closes and it has read everything), a [`Publisher`] a
+//! `futures_sink::Sink` whose readiness is the ring's room.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::collections::btree_map::Entry;
 use alloc::sync::Arc;
 use core::any::Any;
+use core::convert::Infallible;
 use core::future::poll_fn;
 use core::mem::MaybeUninit;
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
-use core::task::Poll;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_sink::Sink;
 
 use percore_proto::{Handle, Message};
 use percore_ring::spmc::broadcast;
@@ -123,7 +132,12 @@ pub struct Publisher<T> {
     topic: Arc<Topic<T>>,
     home: CoreId,
     number: u32,
+    /// A value the `Sink` side accepted and could not publish yet.
+    pending: Option<T>,
 }
+
+// No field is ever pinned.
+impl<T> Unpin for Publisher<T> {}
 
 /// One reader of a topic; it sees every value published after it joined.
 /// Dropping it leaves the topic (the publisher no longer waits for it).
@@ -162,6 +176,7 @@ pub fn create<T: Copy + Send + Sync + 'static>(
         topic,
         home: home.core(),
         number,
+        pending: None,
     })
 }
 
@@ -247,18 +262,57 @@ impl<T: Copy> Publisher<T> {
     /// Publishes `value`, waiting while the ring is full (until a subscriber
     /// reads or leaves).
     pub async fn publish(&mut self, value: T) {
-        poll_fn(|cx| {
-            if self.try_publish(value).is_ok() {
-                return Poll::Ready(());
-            }
-            self.topic.writer.register(cx.waker());
-            // Re-try after registering: a slot freed in between is not missed.
-            match self.try_publish(value) {
-                Ok(()) => Poll::Ready(()),
-                Err(_) => Poll::Pending,
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_publish(cx, value)).await
+    }
+
+    fn poll_publish(&mut self, cx: &mut Context<'_>, value: T) -> Poll<()> {
+        if self.try_publish(value).is_ok() {
+            return Poll::Ready(());
+        }
+        self.topic.writer.register(cx.waker());
+        // Re-try after registering: a slot freed in between is not missed.
+        match self.try_publish(value) {
+            Ok(()) => Poll::Ready(()),
+            Err(_) => Poll::Pending,
+        }
+    }
+
+    /// Publishes the value the sink side holds back, if any.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        let Some(value) = self.pending else {
+            return Poll::Ready(Ok(()));
+        };
+        let published = self.poll_publish(cx, value);
+        if published.is_ready() {
+            self.pending = None;
+        }
+        published.map(Ok)
+    }
+}
+
+/// A sink with the ring's backpressure: ready once the value accepted
+/// before is published (at most one is held back). Closing publishes it;
+/// the topic itself closes when the publisher is dropped.
+impl<T: Copy> Sink<T> for Publisher<T> {
+    type Error = Infallible;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Infallible> {
+        let this = self.get_mut();
+        debug_assert!(this.pending.is_none(), "start_send without poll_ready");
+        this.pending = Some(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.get_mut().poll_pending(cx)
     }
 }
 
@@ -276,6 +330,13 @@ impl<T> Publisher<T> {
 
 impl<T> Drop for Publisher<T> {
     fn drop(&mut self) {
+        if self.pending.is_some() {
+            // The Sink contract: values are only sure to go out once flushed.
+            log::warn!(
+                "topic {}: a publisher dropped unflushed; one value lost",
+                self.number
+            );
+        }
         // Under the ring lock, so no join can succeed after this.
         {
             let _ring = self.topic.ring.lock();
@@ -320,23 +381,30 @@ impl<T: Copy> Subscriber<T> {
     /// Like [`recv`](Self::recv), but hands the value to `f` in place.
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Option<R> {
         let mut f = Some(f);
-        poll_fn(|cx| {
-            if let Some(value) = self.take_next(&mut f) {
-                return Poll::Ready(Some(value));
-            }
-            if self.topic.closed.load(Ordering::Acquire) {
-                return Poll::Ready(self.take_next(&mut f));
-            }
-            self.topic.readers.register(cx.waker());
-            // Re-check after registering: a value published, or a close, in
-            // between is not missed.
-            match self.take_next(&mut f) {
-                Some(value) => Poll::Ready(Some(value)),
-                None if self.topic.closed.load(Ordering::Acquire) => Poll::Ready(None),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_recv_with(cx, &mut f)).await
+    }
+
+    /// One poll of [`recv_with`](Self::recv_with) (`f` is taken only when a
+    /// value is ready): the stream's step.
+    fn poll_recv_with<R, F: FnOnce(&T) -> R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: &mut Option<F>,
+    ) -> Poll<Option<R>> {
+        if let Some(value) = self.take_next(f) {
+            return Poll::Ready(Some(value));
+        }
+        if self.topic.closed.load(Ordering::Acquire) {
+            return Poll::Ready(self.take_next(f));
+        }
+        self.topic.readers.register(cx.waker());
+        // Re-check after registering: a value published, or a close, in
+        // between is not missed.
+        match self.take_next(f) {
+            Some(value) => Poll::Ready(Some(value)),
+            None if self.topic.closed.load(Ordering::Acquire) => Poll::Ready(None),
+            None => Poll::Pending,
+        }
     }
 
     /// Calls `f` (taken out of its option only when a value is ready) on
@@ -354,6 +422,17 @@ impl<T: Copy> Subscriber<T> {
         // A slot freed: a publisher waiting for room may go on.
         self.topic.writer.wake();
         Some(result)
+    }
+}
+
+/// Every value published after joining, copied out in order; ends once the
+/// topic is closed and everything was read.
+impl<T: Copy> Stream for Subscriber<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut()
+            .poll_recv_with(cx, &mut Some(|value: &T| *value))
     }
 }
 

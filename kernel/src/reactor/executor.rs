@@ -1,5 +1,11 @@
 //! Step 4 of the loop: the executor. The task tree (`percore_sched`) picks
 //! what runs; the cells hold the futures by the tree's slot index.
+//!
+//! Each poll is timed on the clock and charged to the task (`charge`: the
+//! fair discipline's virtual runtime, every task's runtime); after a poll
+//! the tree learns the task's current absolute deadline (a periodic task
+//! moves it at each release), and a one-shot deadline task that completes
+//! after its deadline counts a miss.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -7,15 +13,19 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::task::{Context, Waker};
 
-use percore_sched::{AnyDiscipline, TaskId, TaskParams, TaskTree};
+use percore_sched::{AnyDiscipline, SpawnError, TaskId, TaskTree};
 
 use super::task::{NOT_ADOPTED, TaskCell};
-use super::{POLL_BATCH, Reactor};
+use super::{NO_LEVEL, POLL_BATCH, Reactor};
+use crate::arch::clock;
+use crate::time::{self, Clock};
 
 /// The executor state: the task tree and the futures' cells by slot.
 pub(super) struct Executor {
     pub(super) tree: TaskTree<AnyDiscipline>,
     pub(super) cells: Vec<Option<Arc<TaskCell>>>,
+    /// The task being polled now (for `next_period` and `current_task`).
+    pub(super) current: Option<(TaskId, Arc<TaskCell>)>,
 }
 
 impl Executor {
@@ -23,26 +33,31 @@ impl Executor {
         Executor {
             tree,
             cells: Vec::new(),
+            current: None,
         }
     }
 }
 
 impl Reactor {
     /// Puts a task that arrived from elsewhere (or was just spawned) into the tree.
+    /// A migrated task's record comes with it (`TaskTree::adopt` keeps its
+    /// parameters, fair lag and runtime); a new one is built from the cell.
     pub(super) fn adopt(&self, cell: Arc<TaskCell>) {
-        let mut params = TaskParams::new(cell.priority);
-        if cell.pinned {
-            params = params.pinned();
-        }
         let mut exec = self.executor.borrow_mut();
-        let id = match exec.tree.spawn(params) {
-            Ok(id) => id,
-            Err(error) => {
-                // The tree has no room: keep the task queued and retry next turn.
-                log::warn!("reactor: task tree full ({error:?}); retrying");
-                self.spawned.lock().push_back(cell);
-                return;
-            }
+        let migrant = cell.migrant.lock().take();
+        let adopted = match migrant {
+            // A full tree hands the record back: it waits in the cell.
+            Some(migrant) => exec
+                .tree
+                .adopt(migrant)
+                .map_err(|SpawnError::Full(m)| *cell.migrant.lock() = Some(m)),
+            None => exec.tree.spawn(cell.params()).map_err(drop),
+        };
+        let Ok(id) = adopted else {
+            // The tree has no room: keep the task queued and retry next turn.
+            log::warn!("reactor: task tree full; retrying");
+            self.spawned.lock().push_back(cell);
+            return;
         };
         cell.home.store(self.core.0, Ordering::Release);
         cell.local_id.store(id.to_raw(), Ordering::Release);
@@ -79,17 +94,25 @@ impl Reactor {
         }
     }
 
-    /// Polls up to POLL_BATCH ready tasks; returns how many ran.
-    pub(super) fn run_batch(&self) -> usize {
+    /// Polls up to POLL_BATCH ready tasks; returns how many ran and the
+    /// highest priority level among them ([`NO_LEVEL`] if none ran).
+    pub(super) fn run_batch(&self) -> (usize, u8) {
         let mut ran = 0;
+        let mut top = NO_LEVEL;
         while ran < POLL_BATCH {
             let Some((id, cell)) = self.select() else {
                 break;
             };
             ran += 1;
+            let level = cell.options.priority.get();
+            top = if top == NO_LEVEL {
+                level
+            } else {
+                top.max(level)
+            };
             self.poll_task(id, cell);
         }
-        ran
+        (ran, top)
     }
 
     fn select(&self) -> Option<(TaskId, Arc<TaskCell>)> {
@@ -104,6 +127,10 @@ impl Reactor {
         cell.notified.store(false, Ordering::Release);
         let waker = Waker::from(cell.clone());
         let mut cx = Context::from_waker(&waker);
+        self.executor.borrow_mut().current = Some((id, cell.clone()));
+        self.running
+            .store(cell.options.priority.get(), Ordering::Relaxed);
+        let start = clock::cycles();
         let mut slot = cell.future.lock();
         let done = match slot.as_mut() {
             Some(future) => future.as_mut().poll(&mut cx).is_ready(),
@@ -113,8 +140,25 @@ impl Reactor {
             *slot = None;
         }
         drop(slot);
+        let ran_ns = time::cycles_to_ns(clock::cycles().saturating_sub(start));
+        self.running.store(NO_LEVEL, Ordering::Relaxed);
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        cell.runtime.fetch_add(ran_ns, Ordering::Relaxed);
         let mut exec = self.executor.borrow_mut();
+        exec.current = None;
+        let _ = exec.tree.charge(id, ran_ns);
+        let deadline = cell.deadline.load(Ordering::Acquire);
+        if done {
+            // A one-shot job is the task's whole life (a periodic task's
+            // jobs end at `next_period`).
+            let one_shot = cell.options.deadline_ns != 0 && cell.options.period_ns == 0;
+            if one_shot && Clock::now().0 > deadline {
+                self.count_miss(&cell);
+            }
+        } else if exec.tree.task(id).is_some_and(|t| t.deadline() != deadline) {
+            // A periodic task was released again: order it by its new deadline.
+            let _ = exec.tree.set_deadline(id, deadline);
+        }
         if done {
             let _ = exec.tree.finish(id);
             let _ = exec.tree.reap(id);

@@ -9,8 +9,9 @@
 //! 3. drain this core's readiness queue ([`readiness`]) and wake the
 //!    registered tasks by token; then take the wakes and spawns queued on
 //!    this core;
-//! 4. poll the highest-priority ready tasks (a bounded batch of
-//!    [`POLL_BATCH`]), then balance load and flush overflowed messages;
+//! 4. poll the ready tasks in the order of this core's discipline (a
+//!    bounded batch of [`POLL_BATCH`]; each poll charged to its task), then
+//!    balance load and flush overflowed messages;
 //! 5. nothing ready: program the timer for the wheel's next deadline (or
 //!    not at all: tickless), mark the core asleep to the bus and to the
 //!    readiness queue, re-check both, and sleep until an interrupt — or, in
@@ -29,8 +30,10 @@
 mod balance;
 mod bus;
 mod core_only;
+pub mod discipline;
 mod executor;
 pub mod oneshot;
+pub mod period;
 pub mod readiness;
 pub mod service;
 pub mod stop;
@@ -45,11 +48,11 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 
 use percore_proto::Message;
-use percore_sched::{AnyDiscipline, Flavour, Priority, TaskTree};
+use percore_sched::{AnyDiscipline, Priority, TaskTree};
 use percore_timer::{Config, TickShift, Wheel};
 
 use crate::arch::{CoreId, call, cpu, doorbell};
@@ -57,6 +60,11 @@ use core_only::CoreOnly;
 use executor::Executor;
 use task::TaskCell;
 
+pub use discipline::{
+    SchedConfig, SchedError, TaskInfo, current_task, flavour_name, parse_flavour, set_flavour,
+    task_list,
+};
+pub use period::{PeriodError, next_period};
 pub use service::PerCore;
 pub use task::{JoinHandle, SpawnOptions, spawn, spawn_on, spawn_with, yield_now};
 pub use timer::{Interval, Sleep, interval, sleep, sleep_on, sleep_until};
@@ -67,6 +75,8 @@ const POLL_BATCH: usize = 32;
 const DRAIN_BATCH: usize = 256;
 /// Timer wheel tick: 2^10 ns ≈ 1 µs.
 const TIMER_TICK_SHIFT: u32 = 10;
+/// A published priority level meaning "none" (no ready task, not polling).
+pub(crate) const NO_LEVEL: u8 = u8::MAX;
 
 /// Counters of one reactor, readable from any core.
 #[derive(Default)]
@@ -106,6 +116,9 @@ pub struct ReactorStats {
     pub probes: AtomicU64,
     /// Topics published from this core.
     pub topics: AtomicUsize,
+    /// Jobs of this core's tasks that finished after their deadline
+    /// ([`period`]).
+    pub deadline_misses: AtomicU64,
 }
 
 /// One core's reactor.
@@ -133,6 +146,16 @@ pub struct Reactor {
     stopping: AtomicBool,
     /// Set once stopped for good (see [`stop`]).
     stopped: AtomicBool,
+    /// The discipline the tree runs ([`discipline`]), published for other cores.
+    flavour: AtomicU8,
+    /// The highest priority level with a ready task, or [`NO_LEVEL`]
+    /// (published once a turn, for load balancing).
+    ready_top: AtomicU8,
+    /// The priority level of the task being polled now, or [`NO_LEVEL`].
+    running: AtomicU8,
+    /// No priority steal request before this clock time (ns): the last one
+    /// was denied ([`balance`]).
+    steal_backoff: AtomicU64,
     pub stats: ReactorStats,
 }
 
@@ -155,10 +178,11 @@ pub fn this() -> &'static Reactor {
 }
 
 /// Builds one reactor per online core (on the bootstrap core, after SMP
-/// start-up) and starts the loop on every application core. The bootstrap
-/// core joins with [`run`] or [`block_on`].
-pub fn init(flavour: Flavour) {
-    build(flavour);
+/// start-up), each core's task tree with the discipline `config` gives it,
+/// and starts the loop on every application core. The bootstrap core joins
+/// with [`run`] or [`block_on`].
+pub fn init(config: &SchedConfig) {
+    build(config);
     STARTED.fetch_add(1, Ordering::AcqRel);
     for core in 1..reactors().len() {
         let core = CoreId(core as u16);
@@ -170,25 +194,26 @@ pub fn init(flavour: Flavour) {
 }
 
 /// Builds the reactors (once) without starting any loop.
-fn build(flavour: Flavour) {
+fn build(config: &SchedConfig) {
     let cores = cpu::online_cores();
     REACTORS.call_once(|| {
         bus::create(cores)
             .into_iter()
             .enumerate()
-            .map(|(i, endpoint)| Reactor::new(CoreId(i as u16), endpoint, flavour))
+            .map(|(i, endpoint)| Reactor::new(CoreId(i as u16), endpoint, config))
             .collect::<Vec<_>>()
             .into_boxed_slice()
     });
 }
 
 impl Reactor {
-    fn new(core: CoreId, bus: percore_proto::Endpoint, flavour: Flavour) -> Reactor {
+    fn new(core: CoreId, bus: percore_proto::Endpoint, config: &SchedConfig) -> Reactor {
+        let flavour = config.flavour(core);
         let wheel = Wheel::new(Config::new(
             TickShift::new(TIMER_TICK_SHIFT).expect("valid tick"),
         ))
         .expect("valid timer wheel configuration");
-        Reactor {
+        let reactor = Reactor {
             core,
             executor: CoreOnly::new(
                 core,
@@ -205,8 +230,14 @@ impl Reactor {
             timer_armed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            flavour: AtomicU8::new(0),
+            ready_top: AtomicU8::new(NO_LEVEL),
+            running: AtomicU8::new(NO_LEVEL),
+            steal_backoff: AtomicU64::new(0),
             stats: ReactorStats::default(),
-        }
+        };
+        reactor.publish_flavour(flavour);
+        reactor
     }
 
     /// This core.

@@ -16,6 +16,9 @@
 //! is in place (possibly spurious), so an edge that came before it cannot
 //! be missed by a task that checks the device after that first event.
 //!
+//! A [`Readiness`] is a `futures_core::Stream` of its edges (endless while
+//! registered).
+//!
 //! Sleeping: the owner's reactor announces its sleep to the poll
 //! (`prepare_sleep`); a signaller on another core that then queues readiness
 //! rings the owner's doorbell (the poll's `Park::unpark`).
@@ -24,9 +27,12 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::poll_fn;
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
-use core::task::Poll as TaskPoll;
+use core::task::{Context, Poll as TaskPoll};
 use core::time::Duration;
+
+use futures_core::Stream;
 
 use percore_poll::{Events, Interest, Park, Poll, Ready, Registration, Signal, Source, Token};
 use percore_proto::{Handle, Message};
@@ -163,19 +169,30 @@ impl Readiness {
     /// Waits for the next readiness edge and returns (and clears) the bits
     /// reported since the last call.
     pub async fn ready(&mut self) -> Ready {
-        poll_fn(|cx| {
-            let bits = self.watcher.ready.swap(0, Ordering::AcqRel);
-            if bits != 0 {
-                return TaskPoll::Ready(Ready::from_bits(bits));
-            }
-            self.watcher.waker.register(cx.waker());
-            // Re-check: readiness reported before the waker was stored.
-            match self.watcher.ready.swap(0, Ordering::AcqRel) {
-                0 => TaskPoll::Pending,
-                bits => TaskPoll::Ready(Ready::from_bits(bits)),
-            }
-        })
-        .await
+        poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// [`ready`](Self::ready) as a poll: the stream's step.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> TaskPoll<Ready> {
+        let bits = self.watcher.ready.swap(0, Ordering::AcqRel);
+        if bits != 0 {
+            return TaskPoll::Ready(Ready::from_bits(bits));
+        }
+        self.watcher.waker.register(cx.waker());
+        // Re-check: readiness reported before the waker was stored.
+        match self.watcher.ready.swap(0, Ordering::AcqRel) {
+            0 => TaskPoll::Pending,
+            bits => TaskPoll::Ready(Ready::from_bits(bits)),
+        }
+    }
+}
+
+/// The readiness edges of the source (the bits of each); endless.
+impl Stream for Readiness {
+    type Item = Ready;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> TaskPoll<Option<Ready>> {
+        self.get_mut().poll_ready(cx).map(Some)
     }
 }
 

@@ -29,7 +29,7 @@ static LOCK: Mutex<()> = Mutex::new(());
 fn machine() -> MutexGuard<'static, ()> {
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     fake::set_online(8);
-    build(Flavour::RoundRobin);
+    build(&super::SchedConfig::uniform(Flavour::RoundRobin));
     guard
 }
 
@@ -279,4 +279,181 @@ fn task_switch_cost_on_the_host() {
         turns += 1;
     }
     std::println!("{:?} per switch, {turns} turns", start.elapsed() / 100_000);
+}
+
+/// Plays core `core` until `done()`, moving the clock to each armed timer.
+fn drive(core: u16, done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        turn(core);
+        if done() {
+            return;
+        }
+        if let Some(armed) = fake::armed(CoreId(core)) {
+            fake::advance(armed.saturating_sub(crate::arch::clock::cycles()));
+        }
+    }
+    panic!("core {core} did not finish its work in 100 turns");
+}
+
+#[test]
+fn a_migrated_task_keeps_its_priority_weight_and_deadline() {
+    let _machine = machine();
+    let (victim, thief) = (CoreId(7), CoreId(6));
+    fake::set_core(victim);
+    let options = SpawnOptions::new(super::priority(45))
+        .weight(3)
+        .deadline(Duration::from_millis(50));
+    let (sender, receiver) = super::oneshot::oneshot::<()>();
+    let task = spawn_with(victim, options, async move {
+        let before = super::current_task();
+        let _ = receiver.await;
+        (before, super::current_task())
+    });
+    turn(7); // runs until it waits
+    sender.send(());
+    reactor(victim).unwrap().take_local(); // ready, not yet run
+    super::balance::on_steal_request(reactor(victim).unwrap(), thief, 0);
+    turn(6);
+    fake::set_core(thief);
+    let (before, after) = super::block_on(task);
+    let (before, after) = (before.expect("in a task"), after.expect("in a task"));
+    assert_eq!((before.core, after.core), (victim, thief));
+    assert_eq!(after.options, options);
+    assert_eq!(
+        after.tree_weight,
+        3 * percore_sched::Priority::DEFAULT_WEIGHT,
+        "the thief's tree weighs it as the victim's did"
+    );
+    assert_eq!(after.tree_deadline, before.tree_deadline);
+    assert_ne!(after.tree_deadline, percore_sched::NO_DEADLINE);
+}
+
+#[test]
+fn fair_share_charges_each_poll_to_its_task() {
+    let _machine = machine();
+    let core = CoreId(1);
+    fake::set_core(core);
+    let r = reactor(core).unwrap();
+    assert_eq!(r.switch_discipline(Flavour::Fair), Flavour::RoundRobin);
+    let polls = alloc::sync::Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let stop = alloc::sync::Arc::new(core::sync::atomic::AtomicBool::new(false));
+    let handles: Vec<_> = [1u32, 3]
+        .into_iter()
+        .enumerate()
+        .map(|(i, weight)| {
+            let (polls, stop) = (polls.clone(), stop.clone());
+            spawn_with(core, pinned().weight(weight), async move {
+                while !stop.load(Ordering::Relaxed) {
+                    polls[i].fetch_add(1, Ordering::Relaxed);
+                    fake::advance(100_000); // each poll runs 100 µs
+                    super::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    while polls[0].load(Ordering::Relaxed) + polls[1].load(Ordering::Relaxed) < 400 {
+        turn(1);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drive(1, || handles.iter().all(|h| h.is_finished()));
+    let (light, heavy) = (
+        polls[0].load(Ordering::Relaxed) as f64,
+        polls[1].load(Ordering::Relaxed) as f64,
+    );
+    assert!(
+        (heavy / light - 3.0).abs() < 0.3,
+        "weights 1:3 ran {light}:{heavy} polls"
+    );
+    assert_eq!(r.switch_discipline(Flavour::RoundRobin), Flavour::Fair);
+}
+
+#[test]
+fn a_late_periodic_job_counts_one_miss_and_the_next_release_keeps_time() {
+    let _machine = machine();
+    let core = CoreId(3);
+    fake::set_core(core);
+    let misses = || {
+        reactor(core)
+            .unwrap()
+            .stats
+            .deadline_misses
+            .load(Ordering::Relaxed)
+    };
+    let before = misses();
+    let options = pinned().period(Duration::from_millis(1));
+    let task = spawn_with(core, options, async {
+        let mut met = Vec::new();
+        // The second job runs 1.5 ms of its 1 ms period: late. The third is
+        // released at once (its release has passed) and is on time.
+        for work_ns in [200_000u64, 1_500_000, 200_000] {
+            fake::advance(work_ns);
+            met.push(super::next_period().await);
+        }
+        (met, super::current_task().map(|t| t.misses))
+    });
+    drive(3, || task.is_finished());
+    fake::set_core(core);
+    let (met, task_misses) = super::block_on(task);
+    assert_eq!(met, [Ok(true), Ok(false), Ok(true)]);
+    assert_eq!(task_misses, Some(1));
+    assert_eq!(misses(), before + 1);
+    assert_eq!(
+        super::block_on(super::next_period()),
+        Err(super::PeriodError::NotInTask)
+    );
+}
+
+/// The in-QEMU EDF test's task set (utilisation 0.6, 250 µs slices) on the
+/// simulated clock, where no host steals time: every job meets its deadline.
+#[test]
+fn edf_meets_every_deadline_of_a_feasible_set_on_the_simulated_clock() {
+    let _machine = machine();
+    let core = CoreId(2);
+    fake::set_core(core);
+    let r = reactor(core).unwrap();
+    r.switch_discipline(Flavour::Deadline);
+    let before = r.stats.deadline_misses.load(Ordering::Relaxed);
+    let set = [(20u64, 4_000u64, 20u32), (40, 8_000, 10), (80, 16_000, 5)];
+    let handles: Vec<_> = set
+        .iter()
+        .map(|&(period, work, jobs)| {
+            spawn_with(
+                core,
+                pinned().period(Duration::from_millis(period)),
+                async move {
+                    let mut met = 0;
+                    for _ in 0..jobs {
+                        let mut left = work;
+                        while left > 0 {
+                            let slice = left.min(250);
+                            fake::advance(slice * 1000);
+                            left -= slice;
+                            if left > 0 {
+                                super::yield_now().await;
+                            }
+                        }
+                        if super::next_period().await == Ok(true) {
+                            met += 1;
+                        }
+                    }
+                    met
+                },
+            )
+        })
+        .collect();
+    for _ in 0..100_000 {
+        turn(2);
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        if r.stats.ready.load(Ordering::Relaxed) == 0
+            && let Some(armed) = fake::armed(core)
+        {
+            fake::advance(armed.saturating_sub(crate::arch::clock::cycles()));
+        }
+    }
+    let met: Vec<u32> = handles.into_iter().map(super::block_on).collect();
+    let misses = r.stats.deadline_misses.load(Ordering::Relaxed) - before;
+    r.switch_discipline(Flavour::RoundRobin);
+    assert_eq!((met, misses), (alloc::vec![20, 10, 5], 0));
 }

@@ -42,8 +42,8 @@ impl Reactor {
         self.fire_timers();
         readiness::dispatch(self);
         self.take_local();
-        let ran = self.run_batch();
-        balance::when_busy(self);
+        let (ran, ran_top) = self.run_batch();
+        balance::when_busy(self, ran, ran_top);
         self.flush_overflow();
         call::serve_pending();
         if ran == 0 {
@@ -96,7 +96,7 @@ impl Reactor {
             Message::StealRequest { thief, priority } => {
                 balance::on_steal_request(self, thief, priority)
             }
-            Message::StealDenied => self.steal_pending.store(false, Ordering::Release),
+            Message::StealDenied => balance::on_denied(self),
             Message::Timer { waker, deadline_ns } => self.arm_timer(deadline_ns, *waker_of(waker)),
             Message::Join { waker } => {
                 self.stats.joins_in.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "ping",
     "poll",
     "pci",
+    "sched",
     "halt",
     "poweroff",
     "reboot",
@@ -36,13 +37,16 @@ const HELP: &str = "\
 commands:
   help        this list
   cores       per-core load, tasks, ring depths, message and doorbell counters
-  tasks       per-core task counts (live, ready, spawned, completed, migrated)
+  tasks       per-core discipline and task counts (live, ready, spawned, completed,
+              migrated, deadline misses)
+  tasks CORE  core CORE's tasks: state, priority, weight, deadline/period, runtime, misses
   timers      per-core timers armed and timer interrupts taken
   spawn-demo  spawn 100 tasks over all cores that sleep and report back
   bench       cross-core round trip through a channel (1000 messages)
   ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
   poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
   pci         PCI functions: address, ids, class, BARs, MSI-X vectors
+  sched CORE rr|fair|edf  switch core CORE's discipline (its tasks move over)
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
   reboot      stop every core, then reset the machine
@@ -57,13 +61,17 @@ pub async fn execute(command: &str) -> String {
         None => {}
         Some("help") => out.push_str(HELP),
         Some("cores") => cores(&mut out),
-        Some("tasks") => tasks(&mut out),
+        Some("tasks") => match words.next() {
+            None => tasks(&mut out),
+            Some(core) => tasks_of(core, &mut out).await,
+        },
         Some("timers") => timers(&mut out),
         Some("spawn-demo") => spawn_demo(&mut out).await,
         Some("bench") => bench(&mut out).await,
         Some("ping") => ping(&mut out).await,
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
+        Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,
         Some("keymap") => keymap(words.next(), &mut out),
@@ -120,26 +128,112 @@ fn cores(out: &mut String) {
 fn tasks(out: &mut String) {
     let mut table = Table::new(&[
         "core",
+        "sched",
         "tasks",
         "ready",
         "spawned",
         "completed",
         "migrated_in",
         "migrated_out",
+        "misses",
     ]);
     for r in reactor::reactors() {
         let s = &r.stats;
         table.row(&[
             &r.core(),
+            &reactor::flavour_name(r.flavour()),
             &s.tasks.load(Ordering::Relaxed),
             &s.ready.load(Ordering::Relaxed),
             &s.spawned.load(Ordering::Relaxed),
             &s.completed.load(Ordering::Relaxed),
             &s.migrated_in.load(Ordering::Relaxed),
             &s.migrated_out.load(Ordering::Relaxed),
+            &s.deadline_misses.load(Ordering::Relaxed),
         ]);
     }
     table.render(out);
+}
+
+/// One core's tasks, as its tree holds them (the listing task included).
+async fn tasks_of(core: &str, out: &mut String) {
+    let Ok(core) = core.parse::<u16>() else {
+        out.push_str("usage: tasks [CORE]");
+        return;
+    };
+    let Some(r) = reactor::reactor(CoreId(core)) else {
+        let _ = write!(out, "tasks: no core {core}");
+        return;
+    };
+    let list = match reactor::task_list(CoreId(core)).await {
+        Ok(list) => list,
+        Err(error) => {
+            let _ = write!(out, "tasks: core {core}: {error:?}");
+            return;
+        }
+    };
+    let mut table = Table::new(&[
+        "id",
+        "state",
+        "prio",
+        "weight",
+        "deadline",
+        "period",
+        "runtime_us",
+        "misses",
+        "pinned",
+    ]);
+    table.caption(alloc::format!(
+        "core {core}: {} ({} tasks)",
+        reactor::flavour_name(r.flavour()),
+        list.len()
+    ));
+    let ms = |ns: u64| match ns {
+        0 => String::from("-"),
+        ns => alloc::format!("{}.{:03}ms", ns / 1_000_000, ns / 1_000 % 1_000),
+    };
+    let unit = percore_sched::Priority::DEFAULT_WEIGHT;
+    for t in list {
+        let o = &t.options;
+        table.row(&[
+            &t.id,
+            &alloc::format!("{:?}", t.state),
+            &o.priority.get(),
+            &alloc::format!(
+                "{}.{:02}",
+                t.tree_weight / unit,
+                t.tree_weight * 100 / unit % 100
+            ),
+            &ms(o.deadline_ns),
+            &ms(o.period_ns),
+            &(t.runtime_ns / 1_000),
+            &t.misses,
+            &o.pinned,
+        ]);
+    }
+    table.render(out);
+}
+
+/// `sched CORE rr|fair|edf`: switches a core's discipline.
+async fn sched(args: Vec<&str>, out: &mut String) {
+    let core = args.first().and_then(|w| w.parse::<u16>().ok());
+    let flavour = args.get(1).map(|w| reactor::parse_flavour(w));
+    let (Some(core), Some(Ok(flavour)), 2) = (core, flavour, args.len()) else {
+        out.push_str("usage: sched CORE rr|fair|edf");
+        return;
+    };
+    match reactor::set_flavour(CoreId(core), flavour).await {
+        Ok(old) => {
+            let _ = write!(
+                out,
+                "sched: core {core} {} -> {}",
+                reactor::flavour_name(old),
+                reactor::flavour_name(flavour)
+            );
+        }
+        Err(error) => {
+            let _ = write!(out, "sched: core {core}: {error:?}");
+        }
+    }
 }
 
 fn timers(out: &mut String) {

@@ -2,7 +2,8 @@
 //! `BTreeMap`), in the manner of Linux CFS.
 //!
 //! A task's virtual runtime grows by `ran_ns * DEFAULT_WEIGHT / weight` when
-//! it is charged, so a task of twice the weight ages half as fast and gets
+//! it is charged (the weight is the task's own, [`TaskParams::with_weight`](crate::TaskParams::with_weight),
+//! or its priority's), so a task of twice the weight ages half as fast and gets
 //! twice the CPU. The tree is keyed by `(vruntime, slot)`; the leftmost task
 //! runs next. `min_vruntime` is a monotonic clock that follows the leftmost
 //! key: a task that slept is lifted to it on wake-up, so sleeping does not
@@ -32,7 +33,8 @@ use crate::{Discipline, Priority, Task, TaskId};
 /// ```
 #[derive(Debug)]
 pub struct Fair {
-    tree: BTreeMap<(u64, u32), (u32, Priority)>,
+    /// `(vruntime, slot) -> (generation, priority, weight)`.
+    tree: BTreeMap<(u64, u32), (u32, Priority, u64)>,
     min_vruntime: u64,
     total_weight: u64,
     latency: u64,
@@ -96,9 +98,9 @@ impl Discipline for Fair {
         let id = task.id();
         self.tree.insert(
             (task.vruntime, id.slot()),
-            (id.generation(), task.priority()),
+            (id.generation(), task.priority(), task.weight()),
         );
-        self.total_weight += task.priority().weight();
+        self.total_weight += task.weight();
     }
 
     fn dequeue(&mut self, task: &Task) {
@@ -107,19 +109,19 @@ impl Discipline for Fair {
             .remove(&(task.vruntime, task.id().slot()))
             .is_some()
         {
-            self.total_weight -= task.priority().weight();
+            self.total_weight -= task.weight();
         }
     }
 
     fn select(&mut self) -> Option<TaskId> {
-        let ((vruntime, slot), (generation, priority)) = self.tree.pop_first()?;
-        self.total_weight -= priority.weight();
+        let ((vruntime, slot), (generation, _, weight)) = self.tree.pop_first()?;
+        self.total_weight -= weight;
         self.min_vruntime = self.min_vruntime.max(vruntime);
         Some(TaskId::new(slot, generation))
     }
 
     fn peek(&self) -> Option<TaskId> {
-        let (&(_, slot), &(generation, _)) = self.tree.first_key_value()?;
+        let (&(_, slot), &(generation, _, _)) = self.tree.first_key_value()?;
         Some(TaskId::new(slot, generation))
     }
 
@@ -129,15 +131,15 @@ impl Discipline for Fair {
 
     fn charge(&mut self, task: &mut Task, ran_ns: u64) {
         // Widen to u128: ran_ns (up to 2^64) times a weight (up to 2^30).
-        let delta = u128::from(ran_ns) * u128::from(Priority::DEFAULT_WEIGHT)
-            / u128::from(task.priority().weight());
+        let delta =
+            u128::from(ran_ns) * u128::from(Priority::DEFAULT_WEIGHT) / u128::from(task.weight());
         let delta = u64::try_from(delta).unwrap_or(u64::MAX);
         task.vruntime = task.vruntime.saturating_add(delta);
     }
 
     fn time_slice(&self, running: &Task) -> u64 {
         // The running task is not in the tree; count it in the total.
-        let weight = running.priority().weight();
+        let weight = running.weight();
         let share =
             u128::from(self.latency) * u128::from(weight) / u128::from(self.total_weight + weight);
         (share as u64).max(self.min_granularity)
@@ -155,7 +157,7 @@ impl Discipline for Fair {
 
     fn visit_ready(&self, priority: Priority, visit: &mut dyn FnMut(TaskId) -> bool) {
         // Rightmost first: the most virtual runtime, the least owed.
-        for (&(_, slot), &(generation, p)) in self.tree.iter().rev() {
+        for (&(_, slot), &(generation, p, _)) in self.tree.iter().rev() {
             if p == priority && !visit(TaskId::new(slot, generation)) {
                 return;
             }

@@ -86,4 +86,13 @@ impl TaskTable {
         let slot = self.slots.get_mut(id.index())?;
         slot.task.as_mut().filter(|t| t.id == id)
     }
+
+    /// The live task records, by slot.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Task> {
+        self.slots.iter().filter_map(|s| s.task.as_ref())
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Task> {
+        self.slots.iter_mut().filter_map(|s| s.task.as_mut())
+    }
 }

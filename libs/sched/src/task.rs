@@ -40,7 +40,8 @@ pub enum TaskState {
 /// Deadline of a task that has none: it sorts after every real deadline.
 pub const NO_DEADLINE: u64 = u64::MAX;
 
-/// How to create a task: priority, optional deadline, pinning.
+/// How to create a task: priority, optional fair-share weight, optional
+/// deadline, pinning.
 ///
 /// ```
 /// use percore_sched::{Priority, TaskParams};
@@ -54,6 +55,8 @@ pub const NO_DEADLINE: u64 = u64::MAX;
 pub struct TaskParams {
     pub(crate) priority: Priority,
     pub(crate) deadline: u64,
+    /// Explicit fair-share weight; 0: the priority's ([`Priority::weight`]).
+    weight: u64,
     pinned: bool,
 }
 
@@ -70,8 +73,24 @@ impl TaskParams {
         Self {
             priority,
             deadline: NO_DEADLINE,
+            weight: 0,
             pinned: false,
         }
+    }
+
+    /// Sets the fair-share weight, in the units of [`Priority::weight`]
+    /// ([`Priority::DEFAULT_WEIGHT`] is an ordinary task's share), instead of
+    /// the one the priority implies. A weight of 0 goes back to the priority's.
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, TaskParams};
+    /// let w = Priority::DEFAULT_WEIGHT * 3;
+    /// assert_eq!(TaskParams::new(Priority::MIN).with_weight(w).weight(), w);
+    /// assert_eq!(TaskParams::new(Priority::MIN).weight(), Priority::MIN.weight());
+    /// ```
+    pub const fn with_weight(mut self, weight: u64) -> Self {
+        self.weight = weight;
+        self
     }
 
     /// Sets an absolute deadline, in the core clock's nanoseconds (EDF orders by it).
@@ -109,6 +128,15 @@ impl TaskParams {
     /// Whether the task must stay on this core.
     pub const fn is_pinned(&self) -> bool {
         self.pinned
+    }
+
+    /// The fair-share weight: the explicit one, or the priority's.
+    pub const fn weight(&self) -> u64 {
+        if self.weight == 0 {
+            self.priority.weight()
+        } else {
+            self.weight
+        }
     }
 }
 
@@ -172,6 +200,11 @@ impl Task {
     /// Whether the task must stay on this core.
     pub const fn is_pinned(&self) -> bool {
         self.params.pinned
+    }
+
+    /// The fair-share weight ([`TaskParams::weight`]).
+    pub const fn weight(&self) -> u64 {
+        self.params.weight()
     }
 
     /// Virtual runtime: CPU time scaled by `DEFAULT_WEIGHT / weight`.

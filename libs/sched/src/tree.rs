@@ -390,6 +390,60 @@ impl<D: Discipline> TaskTree<D> {
         self.discipline.len()
     }
 
+    /// Every live task's record, in slot order (for listings).
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, RoundRobin, TaskParams, TaskTree};
+    /// let mut tree = TaskTree::new(RoundRobin::new());
+    /// let a = tree.spawn(TaskParams::new(Priority::MAX)).unwrap();
+    /// let b = tree.spawn(TaskParams::new(Priority::MIN)).unwrap();
+    /// let ids: Vec<_> = tree.tasks().map(|t| t.id()).collect();
+    /// assert_eq!(ids, [a, b]);
+    /// ```
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter()
+    }
+
+    /// Replaces the discipline, moving every Ready task into the new one (in
+    /// the order the old one would have selected them), and returns the old
+    /// one, empty. Ids, states, parameters and charged runtime stay; virtual
+    /// runtime keeps each task's lag behind the discipline's virtual clock
+    /// (as [`adopt`](Self::adopt) does), so no task gains or loses its
+    /// fair-share position by the switch. A Running task is not queued
+    /// anywhere and simply returns into the new discipline.
+    ///
+    /// ```
+    /// # use percore_sched::{AnyDiscipline, Discipline, Flavour, Priority, TaskParams, TaskState, TaskTree};
+    /// let mut tree = TaskTree::new(AnyDiscipline::new(Flavour::RoundRobin));
+    /// let p = Priority::DEFAULT;
+    /// let late = tree.spawn(TaskParams::new(p).with_deadline(900)).unwrap();
+    /// let soon = tree.spawn(TaskParams::new(p).with_deadline(100)).unwrap();
+    /// let old = tree.set_discipline(AnyDiscipline::new(Flavour::Deadline));
+    /// assert_eq!((old.name(), old.len()), ("round-robin", 0));
+    /// assert_eq!(tree.ready_len(), 2);
+    /// assert_eq!(tree.select(), Some(soon)); // EDF order from now on
+    /// assert_eq!(tree.state(late), Some(TaskState::Ready));
+    /// ```
+    pub fn set_discipline(&mut self, discipline: D) -> D {
+        let old_clock = self.discipline.virtual_clock();
+        let mut old = core::mem::replace(&mut self.discipline, discipline);
+        let mut ready = alloc::vec::Vec::with_capacity(old.len());
+        while let Some(id) = old.select() {
+            ready.push(id);
+        }
+        let new_clock = self.discipline.virtual_clock();
+        for task in self.tasks.iter_mut() {
+            let lag = task.vruntime.saturating_sub(old_clock);
+            task.vruntime = new_clock.saturating_add(lag);
+        }
+        for id in ready {
+            if let Some(task) = self.tasks.get_mut(id) {
+                self.discipline.enqueue(task);
+            }
+        }
+        old
+    }
+
     /// The discipline, read-only (its name, its length).
     ///
     /// ```

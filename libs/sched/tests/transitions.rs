@@ -170,6 +170,44 @@ fn fair_share_follows_weights_and_slices_split_latency() {
 }
 
 #[test]
+fn explicit_weights_split_the_cpu_and_survive_migration_and_a_switch() {
+    let mut t = tree(Flavour::Fair);
+    let w = Priority::DEFAULT_WEIGHT;
+    let p = Priority::DEFAULT;
+    let light = t.spawn(TaskParams::new(p).with_weight(w)).unwrap();
+    let heavy = t.spawn(TaskParams::new(p).with_weight(3 * w)).unwrap();
+    let run = |t: &mut TaskTree<AnyDiscipline>, rounds: usize| {
+        for _ in 0..rounds {
+            let id = t.select().unwrap();
+            t.charge(id, 100_000).unwrap();
+            t.yield_now(id).unwrap();
+        }
+    };
+    run(&mut t, 4_000);
+    let share = |t: &TaskTree<AnyDiscipline>, a, b| {
+        t.task(a).unwrap().runtime() as f64 / t.task(b).unwrap().runtime() as f64
+    };
+    assert!((share(&t, heavy, light) - 3.0).abs() < 0.05);
+    // Moved to another core, a task keeps its weight there.
+    let mut there = tree(Flavour::Fair);
+    let weight = |id| t.task(id).unwrap().weight();
+    let (w_light, w_heavy) = (weight(light), weight(heavy));
+    let migrant = t.steal(p).unwrap();
+    let moved = there.adopt(migrant).unwrap();
+    let want = if migrant.from() == heavy {
+        w_heavy
+    } else {
+        w_light
+    };
+    assert_eq!(there.task(moved).unwrap().weight(), want);
+    // A switch of discipline keeps ids and parameters.
+    let old = there.set_discipline(AnyDiscipline::new(Flavour::Deadline));
+    assert!(old.is_empty());
+    assert_eq!(there.select(), Some(moved));
+    assert_eq!(there.task(moved).unwrap().params(), migrant.params());
+}
+
+#[test]
 fn woken_sleeper_does_not_bank_credit_under_fair() {
     let mut t = TaskTree::new(Fair::new());
     let p = Priority::DEFAULT;

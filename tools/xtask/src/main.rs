@@ -1,7 +1,7 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
@@ -38,6 +38,8 @@ commands:
            --smp N      number of cores (default 4)
            --mem M      memory in MiB (default 512)
            --release    optimised kernel
+           --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
+                        the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)
            --x2apic     an x2APIC machine (`-cpu max,+x2apic` under TCG, needs QEMU 8.1
                         or later; `-cpu host` under KVM)
@@ -58,7 +60,8 @@ commands:
          `bench compare [--smp N] [--runs R]` boots percore's reactor benchmark and
          the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
          on the same QEMU machine, R times each in turn (default 3), and prints
-         their medians side by side
+         their medians side by side;
+         `bench cases [--smp N]` the four workload cases (medians of 3 boots)
   lint   cargo fmt --check, the kernel's layering rule (a module of kernel/src
          uses only layers below it; only arch names the x86_64 crate), and clippy
          -D warnings over every crate (the bare-metal crates are checked in their

@@ -90,6 +90,8 @@ impl Machine {
             .unwrap_or_else(|| if self.kvm { "host" } else { "max" }.into());
         q.args(["-accel", if self.kvm { "kvm" } else { "tcg" }, "-cpu", &cpu]);
         for (name, value) in &self.fw_cfg {
+            // QEMU's option syntax splits on commas; a literal one is doubled.
+            let value = value.replace(',', ",,");
             q.arg("-fw_cfg").arg(format!("name={name},string={value}"));
         }
         q
@@ -147,6 +149,10 @@ fn machine_from_args(args: &mut Args) -> Result<Machine, Error> {
     let mut machine = Machine::new(firmware, args.option("--smp")?.unwrap_or(4));
     if let Some(mem) = args.option("--mem")? {
         machine.mem_mib = mem;
+    }
+    if let Some(sched) = args.option::<String>("--sched")? {
+        // Each core's discipline (`rr,fair,edf,...`), read at boot.
+        machine.fw_cfg.push(("opt/percore/sched".into(), sched));
     }
     machine.kvm = args.flag("--kvm") || tools::kvm_available();
     let x2apic = args.flag("--x2apic");

@@ -514,6 +514,13 @@ fn linux_smoke(tally: &mut Tally) {
 /// Boots the test kernel to run one in-kernel benchmark and prints its
 /// output (the table and its `bench NAME VALUE UNIT` lines).
 pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
+    guest_bench_boots(args, name, 1)
+}
+
+/// Like [`guest_bench`], `boots` times; with more than one boot, each
+/// boot's output is followed by a table of the medians and one `bench`
+/// line per figure with its median.
+pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<(), Error> {
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
     std::mem::take(args).finish()?;
     let ovmf = tools::ensure(tools::Need::AnyQemu)?;
@@ -523,31 +530,60 @@ pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
     machine
         .fw_cfg
         .push((FW_CFG_NAME.into(), format!("run {name}")));
-    let vars = qemu::vars_copy(&ovmf, "bench")?;
-    let captured = qemu::run_captured(
-        machine.command(&built.images, &ovmf, &vars),
-        timeout(),
-        false,
-    );
-    let _ = std::fs::remove_file(&vars);
-    let captured = captured?;
-    let start = captured
-        .lines
-        .iter()
-        .position(|l| l == &format!("test-start {name}"))
-        .map_or(0, |i| i + 1);
-    for line in captured.lines[start..]
-        .iter()
-        .take_while(|l| !l.starts_with("test-"))
-    {
-        println!("{line}");
+    let mut figures: Vec<(String, String, Vec<f64>)> = Vec::new();
+    for boot in 1..=boots {
+        if boots > 1 {
+            println!("-- boot {boot} of {boots}");
+        }
+        let vars = qemu::vars_copy(&ovmf, "bench")?;
+        let captured = qemu::run_captured(
+            machine.command(&built.images, &ovmf, &vars),
+            timeout(),
+            false,
+        );
+        let _ = std::fs::remove_file(&vars);
+        let captured = captured?;
+        let start = captured
+            .lines
+            .iter()
+            .position(|l| l == &format!("test-start {name}"))
+            .map_or(0, |i| i + 1);
+        for line in captured.lines[start..]
+            .iter()
+            .take_while(|l| !l.starts_with("test-"))
+        {
+            if boots == 1 || !line.starts_with("bench ") {
+                println!("{line}");
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["bench", figure, value, unit] = words[..]
+                && let Ok(value) = value.parse::<f64>()
+            {
+                match figures.iter_mut().find(|(f, _, _)| f == figure) {
+                    Some((_, _, values)) => values.push(value),
+                    None => figures.push((figure.into(), unit.into(), vec![value])),
+                }
+            }
+        }
+        if captured.exit != Exit::Success {
+            print_tail(&captured.lines);
+            return Err(Error::Other(format!(
+                "benchmark {name} did not finish ({:?})",
+                captured.exit
+            )));
+        }
     }
-    if captured.exit != Exit::Success {
-        print_tail(&captured.lines);
-        return Err(Error::Other(format!(
-            "benchmark {name} did not finish ({:?})",
-            captured.exit
-        )));
+    if boots > 1 {
+        println!("\n-- medians of {boots} boots");
+        let width = figures.iter().map(|(f, _, _)| f.len()).max().unwrap_or(0);
+        for (figure, unit, values) in &mut figures {
+            values.sort_by(f64::total_cmp);
+            let median = values[values.len() / 2];
+            println!("{figure:<width$}  {median:>14}  {unit}   (boots: {values:?})");
+        }
+        for (figure, unit, values) in &figures {
+            println!("bench {figure} {} {unit}", values[values.len() / 2]);
+        }
     }
     Ok(())
 }
