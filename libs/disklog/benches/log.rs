@@ -10,23 +10,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use percore_benchkit::{median, reps};
 use percore_disklog::{Encoder, SliceDisk, Superblock, recover};
 
 const BLOCK: u32 = 4096;
 const LOG_BYTES: u64 = 64 << 20;
-
-fn reps() -> usize {
-    std::env::var("PERCORE_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .max(1)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// Appends `records` records of 128 bytes to a new log (a fresh `log_id`
 /// over the previous run's bytes), writing the pending blocks into `image`
@@ -59,7 +47,7 @@ fn main() {
     for every in [1, 64] {
         let name = format!("disklog_append128_flush{every}");
         let secs = median(
-            (0..reps())
+            (0..reps(5))
                 .map(|_| {
                     log_id += 1;
                     append(&mut image, records, every, log_id)
@@ -71,7 +59,7 @@ fn main() {
         println!("bench {name} {rate:.0} records/s");
     }
     let secs = median(
-        (0..reps())
+        (0..reps(5))
             .map(|_| {
                 let start = Instant::now();
                 let r = recover(SliceDisk::new(&image, BLOCK)).unwrap();

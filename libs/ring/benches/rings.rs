@@ -19,34 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Instant;
 
+use percore_benchkit::{Stat, load_average, pin, reps};
 use percore_ring::{mpsc, spmc, spsc};
 
 // ---------------------------------------------------------------- harness
-
-fn pin(core: usize) {
-    // SAFETY: `cpu_set_t` is plain data; zeroed is an empty set, CPU_SET only
-    // writes inside it, and sched_setaffinity(0, ..) affects this thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn reps() -> usize {
-    std::env::var("PERCORE_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7)
-        .max(1)
-}
-
-/// The first line of `/proc/loadavg` (1, 5, 15 minute load averages).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
 
 /// Waits until `parties` threads have arrived, so timing starts only once
 /// every thread of a run is created, pinned and spinning.
@@ -111,25 +87,6 @@ impl Windows {
     }
 }
 
-/// Median and range of one figure over the repetitions.
-#[derive(Clone, Copy)]
-struct Stat {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Stat {
-    fn of(mut v: Vec<f64>) -> Self {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        Stat {
-            median: v[v.len() / 2],
-            min: v[0],
-            max: v[v.len() - 1],
-        }
-    }
-}
-
 /// One implementation under test: runs once, returns `K` figures.
 type Run<'a, const K: usize> = Box<dyn FnMut() -> [f64; K] + 'a>;
 
@@ -139,7 +96,7 @@ type Run<'a, const K: usize> = Box<dyn FnMut() -> [f64; K] + 'a>;
 fn interleave<const K: usize>(mut impls: Vec<Run<'_, K>>) -> Vec<[Stat; K]> {
     let n = impls.len();
     let mut samples = vec![vec![Vec::new(); K]; n];
-    for rep in 0..reps() {
+    for rep in 0..reps(7) {
         for k in 0..n {
             let j = (k + rep) % n;
             for (figure, v) in impls[j]().into_iter().enumerate() {
@@ -917,8 +874,8 @@ fn main() {
     println!(
         "percore-ring benchmark: median [min..max] of {} repetitions, implementations \
          interleaved, cores 0 and 1; load average before: {}",
-        reps(),
-        loadavg()
+        reps(7),
+        load_average()
     );
     let mut rows = Vec::new();
     let mut run = |r: Row| {
@@ -951,7 +908,7 @@ fn main() {
     if wanted("spmc_broadcast2_u64") {
         run(broadcast_rows(scale(500_000)));
     }
-    let after = loadavg();
+    let after = load_average();
 
     println!();
     println!(

@@ -28,6 +28,7 @@ use std::collections::BinaryHeap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use percore_benchkit::{Stat, load_average};
 use percore_timer::{Config, Expired, TickShift, Wheel};
 
 const N: usize = 1_000_000;
@@ -626,11 +627,6 @@ fn hhwt_life(l: &Life) -> f64 {
     })
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 type Runner = fn(&Workload, Expiry) -> Phases;
 type LifeRunner = fn(&Life) -> f64;
 
@@ -644,49 +640,13 @@ const IMPLS: [(&str, Runner, LifeRunner); 5] = [
 
 const ROWS: [&str; 5] = ["insert", "cancel", "expire", "expire_stepped", "lifecycle"];
 
-/// The first three fields of `/proc/loadavg`.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Median and range of one cell over the repetitions (NaN if not run).
-#[derive(Clone, Copy)]
-struct Stat {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Stat {
-    fn of(mut xs: Vec<f64>) -> Self {
-        if xs.is_empty() {
-            return Stat {
-                median: f64::NAN,
-                min: f64::NAN,
-                max: f64::NAN,
-            };
-        }
-        xs.sort_by(f64::total_cmp);
-        Stat {
-            median: median(xs.clone()),
-            min: xs[0],
-            max: xs[xs.len() - 1],
-        }
-    }
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
     // run a single repetition, just to prove the harness works.
     let bench = std::env::args().any(|a| a == "--bench");
-    let reps: usize = std::env::var("PERCORE_BENCH_REPS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if bench { 7 } else { 1 });
+    let reps = if bench { percore_benchkit::reps(7) } else { 1 };
     let only = std::env::var("PERCORE_BENCH_ONLY").ok();
-    let before = loadavg();
+    let before = load_average();
     let w = Workload::new();
     let life = Life::new();
     // samples[implementation][row] = one figure per repetition.
@@ -751,7 +711,7 @@ fn report(reps: usize, before: &str, stats: &[Vec<Stat>]) {
         }
         println!();
     }
-    println!("load average after: {}", loadavg());
+    println!("load average after: {}", load_average());
     for (row, name) in ROWS.iter().enumerate() {
         let (best, value) = IMPLS[1..]
             .iter()

@@ -16,17 +16,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use common::{Bus, SimDevice};
+use percore_benchkit::reps;
 use percore_virtqueue::{HostRegion, Layout, Virtqueue};
 
 const REQUESTS: u32 = 1_000_000;
-
-fn reps() -> usize {
-    std::env::var("PERCORE_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .max(1)
-}
 
 /// Nanoseconds per request, moving `REQUESTS` requests in batches of `depth`.
 fn run(depth: u32) -> f64 {
@@ -65,7 +58,7 @@ fn run(depth: u32) -> f64 {
 fn main() {
     println!("{:<28} {:>10}", "row", "ns/request");
     for (name, depth) in [("virtqueue_qd1_request", 1), ("virtqueue_qd32_request", 32)] {
-        let mut runs: Vec<f64> = (0..reps()).map(|_| run(depth)).collect();
+        let mut runs: Vec<f64> = (0..reps(5)).map(|_| run(depth)).collect();
         runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let ns = runs[runs.len() / 2];
         println!("{name:<28} {ns:>10.1}");

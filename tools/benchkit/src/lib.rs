@@ -54,13 +54,13 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)) as usize] as f64
 }
 
-/// The 1-minute load average, as `/proc/loadavg` says (`?` where unknown):
-/// print it before and after a run so that a noisy run shows itself.
+/// The 1, 5 and 15-minute load averages, as `/proc/loadavg` says
+/// (`unknown` where it cannot be read): print them before and after a run
+/// so that a noisy run shows itself.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| String::from("?"))
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| String::from("unknown"))
 }
 
 /// One `bench` line of DESIGN.md: `bench <row> <ours> <unit>`, or with the
@@ -148,5 +148,45 @@ impl Table {
     /// Prints the table.
     pub fn print(&self) {
         print!("{}", self.render());
+    }
+}
+
+/// Repetitions of a benchmark: `PERCORE_BENCH_REPS` if set (at least 1),
+/// else `default`.
+///
+/// ```
+/// assert!(percore_benchkit::reps(7) >= 1);
+/// ```
+pub fn reps(default: usize) -> usize {
+    std::env::var("PERCORE_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+        .max(1)
+}
+
+/// Median and range of one figure over the repetitions (NaN for none).
+///
+/// ```
+/// let s = percore_benchkit::Stat::of(vec![3.0, 1.0, 2.0]);
+/// assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+/// assert!(percore_benchkit::Stat::of(vec![]).median.is_nan());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    /// The median, minimum and maximum of `values`.
+    pub fn of(mut values: Vec<f64>) -> Stat {
+        values.sort_by(f64::total_cmp);
+        Stat {
+            median: values.get(values.len() / 2).copied().unwrap_or(f64::NAN),
+            min: values.first().copied().unwrap_or(f64::NAN),
+            max: values.last().copied().unwrap_or(f64::NAN),
+        }
     }
 }
