@@ -161,11 +161,13 @@ pub fn interrupts(names: &[&str]) -> Result<u64, String> {
 /// Ends the QEMU machine through its `isa-debug-exit` device (port 0xf4):
 /// QEMU exits with `(code << 1) | 1`, as it does for percore.
 pub fn exit_qemu(code: u32) -> Result<(), String> {
-    // Everything printed must reach the host first: the serial line is
-    // slower than the write, and the exit ends the machine at once.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: tcdrain only waits for file descriptor 1's output to be sent.
-    unsafe { libc::tcdrain(1) };
+    // The serial driver sends in the background: wait until every line
+    // printed has left the UART, or QEMU would end before it shows them.
+    std::io::Write::flush(&mut std::io::stdout()).map_err(|e| format!("stdout: {e}"))?;
+    // SAFETY: tcdrain only waits on file descriptor 1.
+    if unsafe { libc::tcdrain(1) } != 0 {
+        return Err(format!("tcdrain: {}", std::io::Error::last_os_error()));
+    }
     // SAFETY: ioperm only changes this process's I/O permission bitmap.
     if unsafe { libc::ioperm(0xf4, 4, 1) } != 0 {
         return Err(format!("ioperm: {}", std::io::Error::last_os_error()));
