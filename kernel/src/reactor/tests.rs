@@ -260,27 +260,6 @@ fn a_stolen_task_finishes_on_the_thief() {
     assert_eq!((value, ran_on), (42, thief));
 }
 
-#[test]
-#[ignore]
-fn task_switch_cost_on_the_host() {
-    let _machine = machine();
-    fake::set_core(CoreId(6));
-    let spin = || async {
-        for _ in 0..50_000 {
-            super::yield_now().await;
-        }
-    };
-    let a = spawn_with(CoreId(6), pinned(), spin());
-    let b = spawn_with(CoreId(6), pinned(), spin());
-    let start = std::time::Instant::now();
-    let mut turns = 0;
-    while !(a.is_finished() && b.is_finished()) {
-        turn(6);
-        turns += 1;
-    }
-    std::println!("{:?} per switch, {turns} turns", start.elapsed() / 100_000);
-}
-
 /// Plays core `core` until `done()`, moving the clock to each armed timer.
 fn drive(core: u16, done: impl Fn() -> bool) {
     for _ in 0..100 {
