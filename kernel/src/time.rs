@@ -21,14 +21,8 @@ pub fn cycles_since_boot() -> u64 {
     clock::cycles().saturating_sub(BOOT_TSC.load(Ordering::Relaxed))
 }
 
-/// Converts TSC cycles to nanoseconds (0 before the TSC is calibrated).
-pub fn cycles_to_ns(cycles: u64) -> u64 {
-    match clock::hz() {
-        0 => 0,
-        // u128: cycles * 1e9 overflows u64 after a few seconds.
-        hz => (u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64,
-    }
-}
+/// Converts clock cycles to nanoseconds (0 before the clock is calibrated).
+pub use crate::arch::clock::cycles_to_ns;
 
 /// Nanoseconds since boot.
 pub fn uptime_ns() -> u64 {

@@ -79,6 +79,15 @@ pub mod timer {
 /// The cycle counter every core reads (synchronised across cores).
 pub mod clock {
     pub use super::imp::clock::{cycles, hz};
+
+    /// Converts clock cycles to nanoseconds (0 before the clock is calibrated).
+    pub fn cycles_to_ns(cycles: u64) -> u64 {
+        match hz() {
+            0 => 0,
+            // u128: cycles * 1e9 overflows u64 after a few seconds.
+            hz => (u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64,
+        }
+    }
 }
 
 /// Running a function on another core, outside the reactor (boot, tests,

@@ -212,38 +212,32 @@ fn read_bars(endpoint: &EndpointHeader) -> Vec<(u8, Region)> {
     let mut bars = Vec::new();
     let mut slot = 0;
     while slot < 6 {
-        let bar = endpoint.bar(slot, ConfigSpace);
-        let wide = matches!(bar, Some(Bar::Memory64 { .. }));
-        match bar {
+        let region = match endpoint.bar(slot, ConfigSpace) {
             Some(Bar::Memory32 {
                 address,
                 size,
                 prefetchable,
-            }) => bars.push((
-                slot,
-                Region::Memory {
-                    address: u64::from(address),
-                    size: u64::from(size),
-                    prefetchable,
-                    wide: false,
-                },
-            )),
+            }) => Some(Region::Memory {
+                address: u64::from(address),
+                size: u64::from(size),
+                prefetchable,
+                wide: false,
+            }),
             Some(Bar::Memory64 {
                 address,
                 size,
                 prefetchable,
-            }) => bars.push((
-                slot,
-                Region::Memory {
-                    address,
-                    size,
-                    prefetchable,
-                    wide: true,
-                },
-            )),
-            Some(Bar::Io { port }) => bars.push((slot, Region::Io { port })),
-            None => {}
-        }
+            }) => Some(Region::Memory {
+                address,
+                size,
+                prefetchable,
+                wide: true,
+            }),
+            Some(Bar::Io { port }) => Some(Region::Io { port }),
+            None => None,
+        };
+        let wide = matches!(region, Some(Region::Memory { wide: true, .. }));
+        bars.extend(region.map(|region| (slot, region)));
         slot += if wide { 2 } else { 1 };
     }
     endpoint_mut.update_command(ConfigSpace, |_| command);

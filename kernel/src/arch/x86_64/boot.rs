@@ -123,7 +123,7 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
         all.len(),
         lapic::mode(),
         lapic::timer_kind(),
-        tsc_ns(smp.total_cycles) / 1000,
+        crate::arch::clock::cycles_to_ns(smp.total_cycles) / 1000,
         mem::heap::HEAP_SIZE / (1024 * 1024)
     );
     Machine {
@@ -131,10 +131,6 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
         cores_reported: all.len(),
         smp,
     }
-}
-
-fn tsc_ns(cycles: u64) -> u64 {
-    (u128::from(cycles) * 1_000_000_000 / u128::from(tsc::hz().max(1))) as u64
 }
 
 /// The TSC measured again against the boot-time reference clock.
