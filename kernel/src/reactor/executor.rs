@@ -186,5 +186,8 @@ impl Reactor {
         self.stats
             .ready
             .store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.stats
+            .movable
+            .store(exec.tree.movable_len(), Ordering::Relaxed);
     }
 }

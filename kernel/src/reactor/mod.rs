@@ -85,6 +85,8 @@ pub struct ReactorStats {
     pub tasks: AtomicUsize,
     /// Ready tasks waiting to run (load-balancing input).
     pub ready: AtomicUsize,
+    /// Of those, the ones not pinned: what another core could take.
+    pub movable: AtomicUsize,
     pub polls: AtomicU64,
     pub spawned: AtomicU64,
     pub completed: AtomicU64,

@@ -5,7 +5,7 @@
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
-//! cargo xtask bench [smp | reactor | compare] [--smp N] [--runs R]
+//! cargo xtask bench [smp | reactor | cases | compare] [--smp N] [--runs R] [-- QEMU ARGS]
 //! cargo xtask lint
 //! cargo xtask setup
 //! ```
@@ -61,7 +61,9 @@ commands:
          the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
          on the same QEMU machine, R times each in turn (default 3), and prints
          their medians side by side;
-         `bench cases [--smp N]` the four workload cases (medians of 3 boots)
+         `bench cases [--smp N]` the four workload cases (medians of 3 boots);
+         `-- QEMU ARGS` after smp, reactor or cases are added to QEMU's command
+         line as they are (a monitor, tracing, ...)
   lint   cargo fmt --check, the kernel's layering rule (a module of kernel/src
          uses only layers below it; only arch names the x86_64 crate), and clippy
          -D warnings over every crate (the bare-metal crates are checked in their

@@ -522,11 +522,13 @@ pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
 /// line per figure with its median.
 pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<(), Error> {
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
+    let extra = args.passthrough().to_vec();
     std::mem::take(args).finish()?;
     let ovmf = tools::ensure(tools::Need::AnyQemu)?;
     let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();
+    machine.extra = extra;
     machine
         .fw_cfg
         .push((FW_CFG_NAME.into(), format!("run {name}")));
