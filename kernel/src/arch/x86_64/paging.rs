@@ -96,10 +96,26 @@ pub fn init(regions: &'static MemoryRegions, phys_offset: Option<u64>) -> Result
 }
 
 /// Reserves `guard + bytes` of kernel virtual space and maps fresh frames
-/// over the last `bytes` (the first `guard` bytes stay unmapped). Returns
-/// the start of the mapped part.
+/// over the last `bytes` (the first `guard` bytes stay unmapped), zeroed.
+/// Returns the start of the mapped part.
+///
+/// Zeroing is also what keeps the kernel fast under QEMU's TCG: frames the
+/// firmware or the bootloader ran code from before the hand-over are
+/// reported usable, and TCG keeps their translated code until every byte
+/// it came from is overwritten — until then, *every* store to such a page
+/// takes its slow self-modifying-code path (about 100 times slower; the
+/// reactor's task switch ran 25 times slower with its state there). Writing
+/// each page once drops those translations.
 fn map_fresh(bytes: u64, guard: u64) -> Result<u64, MemoryError> {
     let pages = bytes.div_ceil(PAGE_SIZE);
+    let start = map_fresh_frames(pages, guard)?;
+    // SAFETY: `start..start + pages * PAGE_SIZE` was just mapped writable
+    // for the caller alone, who has not seen it yet.
+    unsafe { core::ptr::write_bytes(start as *mut u8, 0, (pages * PAGE_SIZE) as usize) };
+    Ok(start)
+}
+
+fn map_fresh_frames(pages: u64, guard: u64) -> Result<u64, MemoryError> {
     with(|table, m| {
         let base = m
             .vspace
