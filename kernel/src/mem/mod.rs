@@ -1,5 +1,6 @@
 //! Memory management that knows no CPU: physical frames, kernel virtual
-//! space, the heap allocator and the registry of stack guard pages.
+//! space, the heap allocator, DMA memory and the registry of stack guard
+//! pages.
 //!
 //! Page tables are the CPU's business: `arch` edits them, taking frames and
 //! virtual ranges from here. The bootloader maps all physical memory at a
@@ -11,6 +12,7 @@
 //! is a boot-time and slow-path lock: nothing on a reactor's hot path
 //! allocates frames or maps pages.
 
+pub mod dma;
 pub mod frame;
 pub mod heap;
 pub mod irq;
