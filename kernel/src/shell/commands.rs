@@ -45,7 +45,8 @@ commands:
   bench       cross-core round trip through a channel (1000 messages)
   ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
   poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
-  pci         PCI functions: address, ids, class, BARs, MSI-X vectors
+  pci         PCI functions: address, ids, class, BARs, MSI-X vectors and the
+              core each enabled vector goes to (entry>core/vector)
   sched CORE rr|fair|edf  switch core CORE's discipline (its tasks move over)
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
@@ -338,8 +339,16 @@ fn poll_mode(args: Vec<&str>, out: &mut String) {
 
 fn pci(out: &mut String) {
     use crate::drivers::pci::{self, Region};
-    let mut table = Table::new(&["bdf", "vendor:device", "class", "msix", "bars"]);
+    let mut table = Table::new(&[
+        "bdf",
+        "vendor:device",
+        "class",
+        "msix",
+        "bars",
+        "msix routes",
+    ]);
     table.align_left(4);
+    table.align_left(5);
     table.caption(alloc::format!(
         "(config space through {:?})",
         crate::arch::pci::mechanism()
@@ -360,9 +369,29 @@ fn pci(out: &mut String) {
             &alloc::format!("{:02x}.{:02x}.{:02x}", f.class, f.subclass, f.interface),
             &f.msix.map_or(0, |m| m.vectors),
             &bars.trim_start(),
+            &msix_routes(f.bdf),
         ]);
     }
     table.render(out);
+}
+
+/// `entry>core/vector` for each unmasked entry of a function's MSI-X table
+/// (read back from the device), or `-` when no driver set MSI-X up.
+fn msix_routes(bdf: crate::drivers::pci::Bdf) -> String {
+    use crate::drivers::pci;
+    let Some(table) = pci::msix_table(bdf) else {
+        return String::from("-");
+    };
+    let mut routes = String::new();
+    if !table.enabled() {
+        routes.push_str("off");
+    }
+    for entry in 0..table.entries() {
+        if let Some((core, vector)) = pci::msix_route(&table, entry) {
+            let _ = write!(routes, " {entry}>c{core}/{vector:#x}");
+        }
+    }
+    String::from(routes.trim_start())
 }
 
 /// Stops every other core over the bus, reports, then stops the machine
