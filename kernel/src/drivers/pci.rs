@@ -44,7 +44,8 @@ impl fmt::Display for Bdf {
 }
 
 impl Bdf {
-    fn address(self) -> PciAddress {
+    /// The `pci_types` address of this function.
+    pub fn address(self) -> PciAddress {
         PciAddress::new(0, self.bus, self.device, self.function)
     }
 }
@@ -87,6 +88,9 @@ pub struct Function {
     pub bars: Vec<(u8, Region)>,
     /// Capability ids, in list order.
     pub capabilities: Vec<u8>,
+    /// Configuration-space offsets of the vendor-specific capabilities
+    /// (id 9; virtio describes its register blocks with them).
+    pub vendor_capabilities: Vec<u16>,
     pub msix: Option<Msix>,
     /// A PCI-to-PCI bridge (its secondary bus was scanned too).
     pub bridge: bool,
@@ -187,6 +191,7 @@ fn read_function(bdf: Bdf) -> Option<Function> {
         revision,
         bars: Vec::new(),
         capabilities: Vec::new(),
+        vendor_capabilities: Vec::new(),
         msix: None,
         bridge: header.header_type(ConfigSpace) == HeaderType::PciPciBridge,
     };
@@ -194,6 +199,9 @@ fn read_function(bdf: Bdf) -> Option<Function> {
         function.bars = read_bars(&endpoint);
         for capability in endpoint.capabilities(ConfigSpace) {
             function.capabilities.push(capability_id(&capability, bdf));
+            if let PciCapability::Vendor(address) = capability {
+                function.vendor_capabilities.push(address.offset);
+            }
             if let PciCapability::MsiX(msix) = capability {
                 function.msix = Some(Msix {
                     vectors: msix.table_size(),
