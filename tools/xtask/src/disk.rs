@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::build;
 use crate::error::Error;
+use crate::qemu::{Firmware, Machine};
 
 /// Size of the disk `cargo xtask run --disk FILE` creates when FILE is missing.
 pub const RUN_DISK_BYTES: u64 = 64 * 1024 * 1024;
@@ -55,7 +56,11 @@ impl TempImage {
                 let config = self.path.with_extension("blkdebug");
                 std::fs::write(
                     &config,
-                    format!("[inject-error]\nerrno = \"5\"\nsector = \"{sector}\"\n"),
+                    // Event "none": the rule is active from the start, for
+                    // every request that touches the sector.
+                    format!(
+                        "[inject-error]\nevent = \"none\"\nerrno = \"5\"\nsector = \"{sector}\"\n"
+                    ),
                 )?;
                 let args = format!(
                     "driver=blkdebug,config={},image.driver=file,image.filename={}",
@@ -92,6 +97,54 @@ pub fn attach_args(drive: &str, spec: &DiskSpec) -> Vec<String> {
         "-device".into(),
         device,
     ]
+}
+
+/// Gives `machine` a fresh [`TEST_DISK_BYTES`] image attached as `spec`
+/// says, and tells the guest what to expect (`opt/percore/expect-disk-*`).
+/// The image lives as long as the returned value.
+pub fn attach(machine: &mut Machine, spec: &DiskSpec, tag: &str) -> Result<TempImage, Error> {
+    let mut image = TempImage::new(tag, TEST_DISK_BYTES)?;
+    machine.extra.extend(image.qemu_args(spec)?);
+    let mut expect = vec![("bytes", TEST_DISK_BYTES.to_string())];
+    expect.extend(spec.queues.map(|q| ("queues", q.to_string())));
+    expect.extend(spec.failing_sector.map(|s| ("bad-sector", s.to_string())));
+    for (name, value) in expect {
+        machine
+            .fw_cfg
+            .push((format!("opt/percore/expect-disk-{name}"), value));
+    }
+    Ok(image)
+}
+
+/// The test whose pattern the host checks in the image after the boot.
+pub const PATTERN_TEST: &str = "disk_read_write_every_core";
+
+/// Whether a test needs a machine with a disk.
+pub fn needs_disk(test: &str) -> bool {
+    test.starts_with("disk_")
+}
+
+/// The machines of `machine:NAME` tests (each boots for its tests alone).
+pub fn own_machine(name: &str) -> Option<(Machine, DiskSpec)> {
+    let machine = Machine::new(Firmware::Bios, 2);
+    match name {
+        "disk-readonly" => Some((
+            machine,
+            DiskSpec {
+                read_only: true,
+                ..DiskSpec::default()
+            },
+        )),
+        // Sector 2048 (1 MiB in): inside the disk, away from block 0.
+        "disk-blkdebug" => Some((
+            machine,
+            DiskSpec {
+                failing_sector: Some(2048),
+                ..DiskSpec::default()
+            },
+        )),
+        _ => None,
+    }
 }
 
 /// Creates a zero-filled (sparse) raw image of `bytes` at `path`.
