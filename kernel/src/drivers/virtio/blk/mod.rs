@@ -275,37 +275,17 @@ fn set_up(transport: &Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Part
         .negotiate(wanted_features(), required)
         .map_err(InitError::Transport)?;
     let has = |flag: u128| features & bit(flag) != 0;
-    let (capacity, block_size, seg_max, num_queues) = transport
-        .read_config(|base, _| {
-            // SAFETY: the device configuration block is mapped uncached
-            // at `base` and holds `virtio_blk_config` (at least 36
-            // bytes: QEMU's is 60); each field is read with its own width.
-            unsafe {
-                let u32_at = |at: u64| ((base + at) as *const u32).read_volatile();
-                let capacity = u64::from(u32_at(CONFIG_CAPACITY))
-                    | (u64::from(u32_at(CONFIG_CAPACITY + 4)) << 32);
-                let num_queues = ((base + CONFIG_NUM_QUEUES) as *const u16).read_volatile();
-                (
-                    capacity,
-                    u32_at(CONFIG_BLK_SIZE),
-                    u32_at(CONFIG_SEG_MAX),
-                    num_queues,
-                )
-            }
-        })
-        .map_err(InitError::Transport)?;
-    let block_size = if has(BlkF::BLK_SIZE.bits().to_ne()) {
-        block_size
-    } else {
-        512
+    let config = read_config(transport)?;
+    let block_size = match has(BlkF::BLK_SIZE.bits().to_ne()) {
+        true => config.block_size,
+        false => 512,
     };
     if !block_size.is_power_of_two() || !(512..=CHUNK as u32).contains(&block_size) {
         return Err(InitError::BadBlockSize(block_size));
     }
-    let offered = if has(BlkF::MQ.bits().to_ne()) {
-        num_queues.max(1)
-    } else {
-        1
+    let offered = match has(BlkF::MQ.bits().to_ne()) {
+        true => config.num_queues.max(1),
+        false => 1,
     };
     let count = offered
         .min(transport.num_queues())
@@ -315,40 +295,85 @@ fn set_up(transport: &Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Part
         return Err(InitError::NoQueues);
     }
     let event_idx = has(F::EVENT_IDX.bits().to_ne());
-    let mut queues = Vec::with_capacity(usize::from(count));
-    for index in 0..count {
-        let owner = CoreId(index);
-        let size = largest_power_of_two(transport.max_queue_size(index).min(queue::QUEUE_SIZE));
-        let source = readiness::define_source(owner).map_err(InitError::Readiness)?;
-        let queue = Queue::new(index, owner, size, event_idx, source).map_err(InitError::Queue)?;
-        let vector = irq::allocate_vector(owner, on_interrupt, usize::from(index))
-            .map_err(InitError::Irq)?;
-        vectors.push((owner, vector));
-        queue.vector.store(vector, Ordering::Relaxed);
-        let message = irq::msi_message(owner, vector).map_err(InitError::Irq)?;
-        msix.program(index, message).map_err(InitError::Msix)?;
-        let notify = transport
-            .setup_queue(&QueueConfig {
-                index,
-                size,
-                addresses: queue.ring_addresses(),
-                msix_entry: index,
-            })
-            .map_err(InitError::Transport)?;
-        queue.attach(notify);
-        msix.mask(index, false).map_err(InitError::Msix)?;
-        queues.push(queue);
-    }
+    let queues = (0..count)
+        .map(|index| start_queue(transport, index, event_idx, vectors))
+        .collect::<Result<Vec<_>, _>>()?;
     transport.driver_ok().map_err(InitError::Transport)?;
     Ok(Parts {
-        capacity,
+        capacity: config.capacity,
         block_size,
         read_only: has(BlkF::RO.bits().to_ne()),
         flush: has(BlkF::FLUSH.bits().to_ne()),
         features,
-        seg_max,
+        seg_max: config.seg_max,
         queues,
     })
+}
+
+/// The fields of `virtio_blk_config` the driver uses.
+struct BlkConfig {
+    capacity: u64,
+    seg_max: u32,
+    block_size: u32,
+    num_queues: u16,
+}
+
+fn read_config(transport: &Transport) -> Result<BlkConfig, InitError> {
+    let config = transport
+        .read_config(|base, len| {
+            if len < CONFIG_NUM_QUEUES + 2 {
+                return None;
+            }
+            // SAFETY: the device configuration block is mapped uncached at
+            // `base` and is long enough (checked); each field is read with
+            // its own width, the 64-bit capacity as two halves (4.1.3.1).
+            unsafe {
+                let u32_at = |at: u64| ((base + at) as *const u32).read_volatile();
+                Some(BlkConfig {
+                    capacity: u64::from(u32_at(CONFIG_CAPACITY))
+                        | (u64::from(u32_at(CONFIG_CAPACITY + 4)) << 32),
+                    seg_max: u32_at(CONFIG_SEG_MAX),
+                    block_size: u32_at(CONFIG_BLK_SIZE),
+                    num_queues: ((base + CONFIG_NUM_QUEUES) as *const u16).read_volatile(),
+                })
+            }
+        })
+        .map_err(InitError::Transport)?;
+    config.ok_or(InitError::Transport(TransportError::MissingCapability(
+        "device configuration (too short)",
+    )))
+}
+
+/// Queue `index`: DMA memory, a vector on core `index` and its MSI-X
+/// entry, the transport's set-up, then the entry unmasked.
+fn start_queue(
+    transport: &Transport,
+    index: u16,
+    event_idx: bool,
+    vectors: &mut Vec<(CoreId, u8)>,
+) -> Result<Queue, InitError> {
+    let msix = transport.msix();
+    let owner = CoreId(index);
+    let size = largest_power_of_two(transport.max_queue_size(index).min(queue::QUEUE_SIZE));
+    let source = readiness::define_source(owner).map_err(InitError::Readiness)?;
+    let queue = Queue::new(index, owner, size, event_idx, source).map_err(InitError::Queue)?;
+    let vector =
+        irq::allocate_vector(owner, on_interrupt, usize::from(index)).map_err(InitError::Irq)?;
+    vectors.push((owner, vector));
+    queue.vector.store(vector, Ordering::Relaxed);
+    let message = irq::msi_message(owner, vector).map_err(InitError::Irq)?;
+    msix.program(index, message).map_err(InitError::Msix)?;
+    let notify = transport
+        .setup_queue(&QueueConfig {
+            index,
+            size,
+            addresses: queue.ring_addresses(),
+            msix_entry: index,
+        })
+        .map_err(InitError::Transport)?;
+    queue.attach(notify);
+    msix.mask(index, false).map_err(InitError::Msix)?;
+    Ok(queue)
 }
 
 fn largest_power_of_two(n: u16) -> u16 {
@@ -537,7 +562,7 @@ impl Disk {
     /// blocks on the device.
     fn check(&self, lba: u64, len: usize) -> Result<u64, BlkError> {
         let block_size = u64::from(self.block_size);
-        if len == 0 || len as u64 % block_size != 0 {
+        if len == 0 || !(len as u64).is_multiple_of(block_size) {
             return Err(BlkError::BadLength {
                 len,
                 block_size: self.block_size,

@@ -332,7 +332,7 @@ impl Queue {
             self.slots[slot].state.store(FREE, Ordering::Release);
             return Err(SubmitError::Dead);
         };
-        ring.slot_of[usize::from(id.index())] = slot as u8;
+        ring.slot_of[id.index()] = slot as u8;
         self.stats.submitted.fetch_add(1, Ordering::Relaxed);
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         ring.queue.kick(notify);
@@ -375,8 +375,8 @@ impl Queue {
         loop {
             let mut ring = self.ring.lock();
             while let Some(done) = ring.queue.poll_used()? {
-                let slot = ring.slot_of[usize::from(done.id.index())];
-                ring.slot_of[usize::from(done.id.index())] = NO_SLOT;
+                let slot = ring.slot_of[done.id.index()];
+                ring.slot_of[done.id.index()] = NO_SLOT;
                 let mut status = [0u8];
                 // SAFETY: the request completed: the device is done with
                 // its status byte.
@@ -420,7 +420,7 @@ impl Queue {
         let mut abandoned = Vec::new();
         ring.queue.reset(|id| abandoned.push(id.index()));
         for head in abandoned {
-            let slot = core::mem::replace(&mut ring.slot_of[usize::from(head)], NO_SLOT);
+            let slot = core::mem::replace(&mut ring.slot_of[head], NO_SLOT);
             if slot != NO_SLOT {
                 self.complete(usize::from(slot), RESULT_FAILED);
             }
