@@ -470,3 +470,45 @@ pub mod trap {
         BREAKPOINTS.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{CoreId, cpu, irq, set_core, set_online};
+    use crate::arch::irq::MsiError;
+
+    static RAN_ON: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    fn handler(context: usize) {
+        RAN_ON.store(cpu::core_id().index() * 100 + context, Ordering::SeqCst);
+    }
+
+    /// A vector is per core: the same number on two cores names two
+    /// handlers, each run as its own core; a freed vector raises nothing.
+    #[test]
+    fn message_vectors_are_per_core() {
+        set_online(8);
+        set_core(CoreId(0));
+        let a = irq::allocate_vector(CoreId(2), handler, 7).unwrap();
+        let b = irq::allocate_vector(CoreId(3), handler, 9).unwrap();
+        assert!(irq::deliver(CoreId(2), a));
+        assert_eq!(RAN_ON.load(Ordering::SeqCst), 207);
+        assert!(irq::deliver(CoreId(3), b));
+        assert_eq!(RAN_ON.load(Ordering::SeqCst), 309);
+        assert_eq!(cpu::core_id(), CoreId(0));
+        let message = irq::msi_message(CoreId(3), b).unwrap();
+        assert_eq!(irq::msi_target(message), Some(CoreId(3)));
+        irq::free_vector(CoreId(2), a).unwrap();
+        assert!(!irq::deliver(CoreId(2), a));
+        assert_eq!(
+            irq::free_vector(CoreId(2), a),
+            Err(MsiError::NotAllocated(CoreId(2), a))
+        );
+        assert_eq!(
+            irq::allocate_vector(CoreId(9), handler, 0),
+            Err(MsiError::NoSuchCore(CoreId(9)))
+        );
+        irq::free_vector(CoreId(3), b).unwrap();
+    }
+}

@@ -13,6 +13,9 @@
 //! `arch::irq` makes for a target core, unmasks them, and enables MSI-X in
 //! the capability's message control register. Tables a driver mapped are
 //! remembered, so the `pci` shell command can read every entry back.
+//! There is no INTx fallback (IOAPIC-routed PCI lines): every device
+//! percore drives (QEMU's virtio devices) has MSI-X, and a driver refuses
+//! a device without it.
 
 use alloc::vec::Vec;
 use core::fmt;
