@@ -35,6 +35,8 @@ pub const PAGE_SIZE: u64 = 4096;
 pub struct Memory {
     pub frames: FrameAllocator,
     pub vspace: VirtualSpace,
+    /// Physically contiguous memory for devices (see [`dma`]).
+    pub dma: dma::DmaPool,
 }
 
 static MEMORY: Mutex<Option<Memory>> = Mutex::new(None);
@@ -56,10 +58,16 @@ pub enum MemoryError {
     NotInitialised,
 }
 
-/// Installs the frame allocator and kernel virtual space. Called once, on
-/// the bootstrap core, by `arch` (which then maps the heap).
-pub fn init(frames: FrameAllocator, vspace: VirtualSpace) {
-    *MEMORY.lock() = Some(Memory { frames, vspace });
+/// Installs the frame allocator and kernel virtual space and reserves the
+/// DMA pool (first, while the frames are still contiguous). Called once,
+/// on the bootstrap core, by `arch` (which then maps the heap).
+pub fn init(mut frames: FrameAllocator, vspace: VirtualSpace) {
+    let dma = dma::DmaPool::reserve(&mut frames);
+    *MEMORY.lock() = Some(Memory {
+        frames,
+        vspace,
+        dma,
+    });
 }
 
 /// Runs `f` with the memory-management state, interrupts masked.

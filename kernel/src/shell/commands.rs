@@ -452,6 +452,9 @@ fn disk(out: &mut String) {
         );
     }
     out.push_str(&per_core);
+    if let Ok((pages, taken)) = crate::mem::with(|m| m.dma.usage()) {
+        let _ = write!(out, "\nDMA pool: {} of {} KiB in use", taken * 4, pages * 4);
+    }
 }
 
 /// `entry>core/vector` for each unmasked entry of a function's MSI-X table

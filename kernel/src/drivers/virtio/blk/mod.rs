@@ -227,7 +227,7 @@ fn probe() -> Result<Disk, InitError> {
     result
 }
 
-/// What [`start`] learns and builds.
+/// What [`set_up`] learns.
 struct Parts {
     capacity: u64,
     block_size: u32,
@@ -235,12 +235,13 @@ struct Parts {
     flush: bool,
     features: u64,
     seg_max: u32,
-    queues: Vec<Queue>,
 }
 
-/// 3.1.1 on `transport`; on error the device is reset and MSI-X is off.
+/// 3.1.1 on `transport`. On error the device is reset and MSI-X is off
+/// before the queues' DMA memory is given back.
 fn start(transport: Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Disk, InitError> {
-    match set_up(&transport, vectors) {
+    let mut queues = Vec::new();
+    match set_up(&transport, vectors, &mut queues) {
         Ok(parts) => Ok(Disk {
             transport,
             capacity: parts.capacity,
@@ -249,7 +250,7 @@ fn start(transport: Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Disk, 
             flush: parts.flush,
             features: parts.features,
             seg_max: parts.seg_max,
-            queues: parts.queues,
+            queues,
             completions: (0..cpu::online_cores())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -258,12 +259,17 @@ fn start(transport: Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Disk, 
         Err(error) => {
             let _ = transport.reset();
             transport.msix().set_enabled(false);
+            drop(queues);
             Err(error)
         }
     }
 }
 
-fn set_up(transport: &Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Parts, InitError> {
+fn set_up(
+    transport: &Transport,
+    vectors: &mut Vec<(CoreId, u8)>,
+    queues: &mut Vec<Queue>,
+) -> Result<Parts, InitError> {
     transport.begin().map_err(InitError::Transport)?;
     let msix = *transport.msix();
     for entry in 0..msix.entries() {
@@ -295,9 +301,9 @@ fn set_up(transport: &Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Part
         return Err(InitError::NoQueues);
     }
     let event_idx = has(F::EVENT_IDX.bits().to_ne());
-    let queues = (0..count)
-        .map(|index| start_queue(transport, index, event_idx, vectors))
-        .collect::<Result<Vec<_>, _>>()?;
+    for index in 0..count {
+        start_queue(transport, index, event_idx, vectors, queues)?;
+    }
     transport.driver_ok().map_err(InitError::Transport)?;
     Ok(Parts {
         capacity: config.capacity,
@@ -306,7 +312,6 @@ fn set_up(transport: &Transport, vectors: &mut Vec<(CoreId, u8)>) -> Result<Part
         flush: has(BlkF::FLUSH.bits().to_ne()),
         features,
         seg_max: config.seg_max,
-        queues,
     })
 }
 
@@ -344,19 +349,22 @@ fn read_config(transport: &Transport) -> Result<BlkConfig, InitError> {
     )))
 }
 
-/// Queue `index`: DMA memory, a vector on core `index` and its MSI-X
-/// entry, the transport's set-up, then the entry unmasked.
+/// Queue `index`: DMA memory (pushed onto `queues` at once, so that the
+/// caller resets the device before it is freed), a vector on core `index`
+/// and its MSI-X entry, the transport's set-up, then the entry unmasked.
 fn start_queue(
     transport: &Transport,
     index: u16,
     event_idx: bool,
     vectors: &mut Vec<(CoreId, u8)>,
-) -> Result<Queue, InitError> {
+    queues: &mut Vec<Queue>,
+) -> Result<(), InitError> {
     let msix = transport.msix();
     let owner = CoreId(index);
     let size = largest_power_of_two(transport.max_queue_size(index).min(queue::QUEUE_SIZE));
     let source = readiness::define_source(owner).map_err(InitError::Readiness)?;
-    let queue = Queue::new(index, owner, size, event_idx, source).map_err(InitError::Queue)?;
+    queues.push(Queue::new(index, owner, size, event_idx, source).map_err(InitError::Queue)?);
+    let queue = &queues[usize::from(index)];
     let vector =
         irq::allocate_vector(owner, on_interrupt, usize::from(index)).map_err(InitError::Irq)?;
     vectors.push((owner, vector));
@@ -372,8 +380,7 @@ fn start_queue(
         })
         .map_err(InitError::Transport)?;
     queue.attach(notify);
-    msix.mask(index, false).map_err(InitError::Msix)?;
-    Ok(queue)
+    msix.mask(index, false).map_err(InitError::Msix)
 }
 
 fn largest_power_of_two(n: u16) -> u16 {
