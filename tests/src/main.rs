@@ -10,6 +10,7 @@ extern crate alloc;
 mod bench;
 mod bus;
 mod cases;
+mod disk;
 mod faults;
 mod harness;
 mod memory;
@@ -46,6 +47,7 @@ const SUITES: &[&[harness::Test]] = &[
     probe::TESTS,
     sched::TESTS,
     streams::TESTS,
+    disk::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {

@@ -323,9 +323,22 @@ pub mod pci {
     }
 }
 
-/// `arch::irq` of the simulation: no interrupt controller.
+/// `arch::irq` of the simulation: no IOAPIC; message-signalled vectors
+/// from a pool per core like the machine's, delivered by a test with
+/// [`deliver`](irq::deliver).
 pub mod irq {
-    use super::CoreId;
+    use super::*;
+    use crate::arch::irq::{MsiError, MsiMessage};
+    use crate::arch::vectors::VectorPool;
+
+    /// The simulation's device vectors (the machine's range).
+    const FIRST: u8 = 0x40;
+    const COUNT: u8 = 0xA0;
+
+    type Handlers = Vec<(u8, fn(usize), usize)>;
+
+    static POOLS: Mutex<[Option<VectorPool>; MAX_CORES]> = Mutex::new([const { None }; MAX_CORES]);
+    static HANDLERS: Mutex<[Handlers; MAX_CORES]> = Mutex::new([const { Vec::new() }; MAX_CORES]);
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum RouteError {
@@ -334,6 +347,84 @@ pub mod irq {
 
     pub fn route_isa(_irq: u8, _core: CoreId, _handler: fn()) -> Result<(), RouteError> {
         Err(RouteError::NoIoApic)
+    }
+
+    pub fn allocate_vector(
+        core: CoreId,
+        handler: fn(usize),
+        context: usize,
+    ) -> Result<u8, MsiError> {
+        if !cpu::is_online(core) {
+            return Err(MsiError::NoSuchCore(core));
+        }
+        let vector = POOLS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .get_or_insert_with(|| VectorPool::new(FIRST, COUNT))
+            .allocate()
+            .ok_or(MsiError::NoFreeVector(core))?;
+        HANDLERS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .push((vector, handler, context));
+        Ok(vector)
+    }
+
+    pub fn free_vector(core: CoreId, vector: u8) -> Result<(), MsiError> {
+        let freed = POOLS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(core.index())
+            .and_then(Option::as_mut)
+            .is_some_and(|pool| pool.free(vector));
+        HANDLERS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .retain(|(v, _, _)| *v != vector);
+        freed
+            .then_some(())
+            .ok_or(MsiError::NotAllocated(core, vector))
+    }
+
+    pub fn msi_message(core: CoreId, vector: u8) -> Result<MsiMessage, MsiError> {
+        match cpu::is_online(core) {
+            true => Ok(MsiMessage {
+                address: 0xFEE0_0000 | (u64::from(core.0) << 12),
+                data: u32::from(vector),
+            }),
+            false => Err(MsiError::NoSuchCore(core)),
+        }
+    }
+
+    pub fn msi_target(message: MsiMessage) -> Option<CoreId> {
+        let core = CoreId(((message.address >> 12) & 0xFF) as u16);
+        cpu::is_online(core).then_some(core)
+    }
+
+    /// Raises `vector` on `core`: runs its handler as that core (with
+    /// interrupts masked, like the machine). False if it has none.
+    pub fn deliver(core: CoreId, vector: u8) -> bool {
+        let found = HANDLERS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .iter()
+            .find(|(v, _, _)| *v == vector)
+            .map(|&(_, handler, context)| (handler, context));
+        let Some((handler, context)) = found else {
+            return false;
+        };
+        let me = cpu::core_id();
+        set_core(core);
+        cpu::without_interrupts(|| handler(context));
+        set_core(me);
+        true
+    }
+}
+
+/// `arch::mmio` of the simulation: there is no device memory to map.
+pub mod mmio {
+    use crate::mem::MemoryError;
+
+    #[derive(Clone, Copy, Debug)]
+    pub struct MmioRegion {
+        pub base: u64,
+        pub len: u64,
+    }
+
+    pub fn map(_phys: u64, _len: u64) -> Result<MmioRegion, MemoryError> {
+        Err(MemoryError::NotInitialised)
     }
 }
 
@@ -377,5 +468,47 @@ pub mod trap {
 
     pub fn breakpoint_count() -> u64 {
         BREAKPOINTS.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{CoreId, cpu, irq, set_core, set_online};
+    use crate::arch::irq::MsiError;
+
+    static RAN_ON: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    fn handler(context: usize) {
+        RAN_ON.store(cpu::core_id().index() * 100 + context, Ordering::SeqCst);
+    }
+
+    /// A vector is per core: the same number on two cores names two
+    /// handlers, each run as its own core; a freed vector raises nothing.
+    #[test]
+    fn message_vectors_are_per_core() {
+        set_online(8);
+        set_core(CoreId(0));
+        let a = irq::allocate_vector(CoreId(2), handler, 7).unwrap();
+        let b = irq::allocate_vector(CoreId(3), handler, 9).unwrap();
+        assert!(irq::deliver(CoreId(2), a));
+        assert_eq!(RAN_ON.load(Ordering::SeqCst), 207);
+        assert!(irq::deliver(CoreId(3), b));
+        assert_eq!(RAN_ON.load(Ordering::SeqCst), 309);
+        assert_eq!(cpu::core_id(), CoreId(0));
+        let message = irq::msi_message(CoreId(3), b).unwrap();
+        assert_eq!(irq::msi_target(message), Some(CoreId(3)));
+        irq::free_vector(CoreId(2), a).unwrap();
+        assert!(!irq::deliver(CoreId(2), a));
+        assert_eq!(
+            irq::free_vector(CoreId(2), a),
+            Err(MsiError::NotAllocated(CoreId(2), a))
+        );
+        assert_eq!(
+            irq::allocate_vector(CoreId(9), handler, 0),
+            Err(MsiError::NoSuchCore(CoreId(9)))
+        );
+        irq::free_vector(CoreId(3), b).unwrap();
     }
 }

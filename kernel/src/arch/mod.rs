@@ -113,9 +113,47 @@ pub mod pci {
     pub use super::imp::pci::{ConfigSpace, Mechanism, PortConfigSpace, mechanism};
 }
 
-/// Device interrupts: a handler on a chosen core.
+/// Device interrupts: a handler on a chosen core. Message-signalled
+/// interrupts (MSI-X) first: a vector from the target core's own pool with
+/// a handler that runs there ([`allocate_vector`](irq::allocate_vector)),
+/// and the message a device writes to raise it
+/// ([`msi_message`](irq::msi_message)); legacy ISA lines through the
+/// IOAPIC ([`route_isa`](irq::route_isa)) for the devices that have no MSI.
 pub mod irq {
-    pub use super::imp::irq::{RouteError, route_isa};
+    use super::CoreId;
+
+    pub use super::imp::irq::{
+        RouteError, allocate_vector, free_vector, msi_message, msi_target, route_isa,
+    };
+
+    /// What a device writes to raise a message-signalled interrupt: a
+    /// 64-bit address and 32-bit data (the MSI-X table entry's fields).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MsiMessage {
+        pub address: u64,
+        pub data: u32,
+    }
+
+    /// Why a message-signalled interrupt could not be set up.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum MsiError {
+        /// There is no such core.
+        NoSuchCore(CoreId),
+        /// Every device vector of that core is taken.
+        NoFreeVector(CoreId),
+        /// That vector is not allocated on that core.
+        NotAllocated(CoreId, u8),
+        /// The core's APIC id does not fit a message's 8-bit destination
+        /// (an x2APIC id above 255 needs interrupt remapping).
+        DestinationTooWide(CoreId, u32),
+    }
+}
+
+mod vectors;
+
+/// Device registers in physical memory, mapped uncached.
+pub mod mmio {
+    pub use super::imp::mmio::{MmioRegion, map};
 }
 
 /// Leaving the machine: power off and reset (ACPI on a PC; `power_off`

@@ -1,7 +1,7 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
@@ -15,6 +15,7 @@ mod args;
 mod build;
 mod compare;
 mod cpio;
+mod disk;
 mod error;
 mod layers;
 mod linux;
@@ -38,6 +39,8 @@ commands:
            --smp N      number of cores (default 4)
            --mem M      memory in MiB (default 512)
            --release    optimised kernel
+           --disk FILE  attach FILE as a virtio-blk disk (raw; created with 64 MiB of
+                        zeros if missing); the shell's `disk` command shows it
            --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
                         the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)
