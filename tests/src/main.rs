@@ -23,6 +23,7 @@ mod sched;
 mod smp;
 mod streams;
 mod topic;
+mod user;
 
 use bootloader_api::{BootInfo, entry_point};
 
@@ -46,6 +47,7 @@ const SUITES: &[&[harness::Test]] = &[
     probe::TESTS,
     sched::TESTS,
     streams::TESTS,
+    user::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {
