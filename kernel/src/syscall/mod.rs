@@ -89,11 +89,11 @@ pub async fn dispatch(process: &mut Process) -> Outcome {
         },
         Sys::WriteVectored => write_vectored(process, args[0], args[1]),
         Sys::ProcessInfo => info(process, args[0]),
-        Sys::Args => {
+        Sys::Args => umem::check(&mut process.space, args[0], args[1], 1, true).and_then(|()| {
             let bytes = process.args.clone().into_bytes();
             let len = (bytes.len() as u64).min(args[1]) as usize;
             umem::write(&mut process.space, args[0], &bytes[..len], 1).map(|()| bytes.len() as u64)
-        }
+        }),
         Sys::RingSetup | Sys::RingEnter => Err(Error::Unsupported),
     };
     let handles = process.handles.len();

@@ -23,7 +23,7 @@ use core::sync::atomic::Ordering;
 
 use super::{Outcome, dispatch};
 use crate::arch::user::{self, Trap};
-use crate::arch::{CoreId, clock, timer};
+use crate::arch::{CoreId, clock, cpu, timer};
 use crate::process::{Exit, Process, SpawnError, image};
 use crate::reactor::{self, JoinHandle, SpawnOptions};
 use crate::time::{self, Clock};
@@ -60,9 +60,13 @@ async fn run(mut process: Process) -> Exit {
             break Exit::Killed;
         }
         let start = clock::cycles();
+        // Masked from arming the timer until ring 3: a deadline that is
+        // already due must interrupt the thread, not the kernel before it.
+        cpu::disable_interrupts();
         arm_slice();
         process.space.activate();
         let trap = user::enter(&mut process.context);
+        cpu::enable_interrupts();
         let outcome = match trap {
             Trap::Syscall => {
                 process.shared.syscalls.fetch_add(1, Ordering::Relaxed);

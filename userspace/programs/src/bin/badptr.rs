@@ -12,7 +12,7 @@ percore_runtime::entry!(main);
 /// Read-only data (lands in `.rodata`).
 static READ_ONLY: [u64; 8] = [0x5A; 8];
 /// Writable data.
-static mut BUFFER: [u64; 64] = [0; 64];
+static mut BUFFER: [u64; 1024] = [0; 1024];
 /// 65 iovecs: one more than a call takes.
 static mut IOVECS: [IoVec; 65] = [IoVec { base: 0, len: 0 }; 65];
 
