@@ -471,7 +471,7 @@ pub mod user {
             frame: PhysAddr,
             access: Access,
         ) -> Result<(), MemoryError> {
-            if page >= 1 << 47 || page % PAGE_SIZE != 0 {
+            if page >= 1 << 47 || !page.is_multiple_of(PAGE_SIZE) {
                 return Err(MemoryError::MapFailed);
             }
             let mut pages = self.pages.borrow_mut();

@@ -46,7 +46,7 @@ pub fn check(
     if addr >= USER_TOP || end > USER_TOP {
         return Err(Error::BadAddress);
     }
-    if align > 1 && addr % align != 0 {
+    if align > 1 && !addr.is_multiple_of(align) {
         return Err(Error::Misaligned);
     }
     let mut page = addr - addr % PAGE_SIZE;

@@ -60,7 +60,7 @@ impl AddressSpace {
     /// The pages `[start, start + len)` as a range of page addresses,
     /// after checking it is page-aligned and inside the user region.
     fn pages_of(start: u64, len: u64) -> Result<core::ops::Range<u64>, VmError> {
-        if start % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if !start.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(VmError::Misaligned);
         }
         let end = start.checked_add(len).ok_or(VmError::OutOfRange)?;

@@ -133,9 +133,10 @@ fn write_vectored(process: &mut Process, iov: u64, count: u64) -> Result<u64, Er
     let mut raw = vec![0u8; size as usize];
     umem::read(&mut process.space, iov, &mut raw, 8)?;
     let mut text: Vec<u8> = Vec::new();
-    for entry in raw.chunks_exact(16) {
-        let word = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().unwrap_or([0; 8]));
-        let (base, len) = (word(0), word(8));
+    for entry in raw.as_chunks::<16>().0 {
+        let (base, len) = entry.split_at(8);
+        let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+        let (base, len) = (word(base), word(len));
         umem::check(&mut process.space, base, len, 1, false)?;
         if (text.len() as u64).saturating_add(len) > Sys::MAX_WRITE {
             return Err(Error::InvalidArgument);
@@ -167,7 +168,7 @@ fn info(process: &mut Process, ptr: u64) -> Result<u64, Error> {
         info.args_len,
     ];
     let mut bytes = [0u8; core::mem::size_of::<ProcessInfo>()];
-    for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+    for (chunk, word) in bytes.as_chunks_mut::<8>().0.iter_mut().zip(words) {
         chunk.copy_from_slice(&word.to_le_bytes());
     }
     umem::write(&mut process.space, ptr, &bytes, 8).map(|()| 0)

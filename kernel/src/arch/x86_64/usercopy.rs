@@ -33,7 +33,7 @@ unsafe extern "sysv64" {
 pub(super) fn fixup(rip: u64) -> Option<u64> {
     // Only the addresses of the extern statics are taken, never their values.
     let insn = core::ptr::addr_of!(percore_usercopy_insn) as u64;
-    (rip == insn).then(|| core::ptr::addr_of!(percore_usercopy_fixup) as u64)
+    (rip == insn).then_some(core::ptr::addr_of!(percore_usercopy_fixup) as u64)
 }
 
 /// Copies `len` bytes from `src` to `dst`; a page fault ends the copy.

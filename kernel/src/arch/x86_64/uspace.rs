@@ -94,7 +94,7 @@ impl Table {
 
     /// Maps the page at `page` (lower half, page-aligned) to `frame`.
     pub fn map(&mut self, page: u64, frame: PhysAddr, access: Access) -> Result<(), MemoryError> {
-        if page >= USER_END || page % PAGE_SIZE != 0 {
+        if page >= USER_END || !page.is_multiple_of(PAGE_SIZE) {
             return Err(MemoryError::MapFailed);
         }
         let mut flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;

@@ -19,7 +19,7 @@ fn main() -> i64 {
     let len = sys::args(&mut args).unwrap_or(0).min(args.len());
     let what = core::str::from_utf8(&args[..len]).unwrap_or("");
     println!("badmem: {what}");
-    // SAFETY (all below): deliberately invalid; the kernel must kill us.
+    // SAFETY: deliberately invalid, every arm; the kernel must kill us.
     unsafe {
         match what {
             "read-kernel" => {

@@ -12,7 +12,7 @@ static mut MEMORY: [u64; 2048] = [0; 2048];
 
 fn checksum() -> u64 {
     // SAFETY: one thread; read through a raw pointer, never a reference held across calls.
-    let memory = unsafe { &*(&raw const MEMORY) };
+    let memory = unsafe { &*(&raw const MEMORY).cast::<[u64; 2048]>() };
     memory.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| {
         (h ^ w).wrapping_mul(0x100_0000_01b3)
     })
@@ -27,7 +27,7 @@ fn main() -> i64 {
         .unwrap_or(100);
     let pid = sys::getpid();
     // SAFETY: one thread.
-    let memory = unsafe { &mut *(&raw mut MEMORY) };
+    let memory = unsafe { &mut *(&raw mut MEMORY).cast::<[u64; 2048]>() };
     for (i, word) in memory.iter_mut().enumerate() {
         *word = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pid;
     }

@@ -107,7 +107,7 @@ fn probe(number: u64, loops: u64, out: &mut [u64; 16]) {
 fn main() -> i64 {
     let mut wrong = 0;
     // SAFETY: written once by `_start`, read here.
-    let start = unsafe { *(&raw const START_REGISTERS) };
+    let start = unsafe { core::ptr::read(&raw const START_REGISTERS) };
     for (name, value) in NAMES.iter().zip(start) {
         if value != 0 {
             println!("regs: {name} = {value:#x} at _start, not 0");
