@@ -5,7 +5,8 @@
 //! are layers that only point down (`cargo xtask lint` checks it):
 //!
 //! ```text
-//! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers -> shell -> boot
+//! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers
+//!      -> process -> syscall -> shell -> boot
 //! ```
 //!
 //! [`arch`] is the only module that knows the CPU; on the host it is a
@@ -24,8 +25,10 @@ pub mod fatal;
 pub mod ipc;
 pub mod measure;
 pub mod mem;
+pub mod process;
 pub mod reactor;
 pub mod shell;
+pub mod syscall;
 pub mod time;
 
 #[cfg(target_os = "none")]

@@ -24,6 +24,7 @@ mod sched;
 mod smp;
 mod streams;
 mod topic;
+mod user;
 
 use bootloader_api::{BootInfo, entry_point};
 
@@ -48,6 +49,7 @@ const SUITES: &[&[harness::Test]] = &[
     sched::TESTS,
     streams::TESTS,
     disk::TESTS,
+    user::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {

@@ -471,6 +471,223 @@ pub mod trap {
     }
 }
 
+/// `arch::user` of the simulation: frames are host pages (their "physical
+/// address" is their host address), a page table is a map, and user mode
+/// is a script the test sets ([`user::script`]). Frame counts are per host
+/// thread, so tests running in parallel do not see each other's frames.
+pub mod user {
+    use super::*;
+    use crate::arch::user::{Access, Trap};
+    use crate::mem::{MemoryError, PAGE_SIZE, PhysAddr};
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, VecDeque};
+
+    #[repr(C, align(4096))]
+    struct Frame([u8; PAGE_SIZE as usize]);
+
+    type Pages = RefCell<BTreeMap<u64, (PhysAddr, Access)>>;
+
+    /// One step of a simulated user thread: changes its registers, says
+    /// how it came back.
+    pub type Step = Box<dyn FnOnce(&mut UserContext) -> Trap>;
+
+    std::thread_local! {
+        static LIVE: Cell<u64> = const { Cell::new(0) };
+        static ACTIVE: Cell<*const Pages> = const { Cell::new(core::ptr::null()) };
+        static SCRIPT: RefCell<VecDeque<Step>> = RefCell::new(VecDeque::new());
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Protection {
+        pub smep: bool,
+        pub smap: bool,
+    }
+
+    pub fn protection() -> Protection {
+        Protection {
+            smep: false,
+            smap: false,
+        }
+    }
+
+    pub fn fault_names(_vector: u8) -> (&'static str, &'static str) {
+        ("#SIM", "simulated fault")
+    }
+
+    pub fn alloc_frame() -> Result<PhysAddr, MemoryError> {
+        LIVE.with(|l| l.set(l.get() + 1));
+        let frame = Box::new(Frame([0; PAGE_SIZE as usize]));
+        Ok(PhysAddr(Box::into_raw(frame) as u64))
+    }
+
+    /// # Safety
+    /// `frame` must come from [`alloc_frame`] and be freed once.
+    pub unsafe fn free_frame(frame: PhysAddr) {
+        LIVE.with(|l| l.set(l.get() - 1));
+        // SAFETY: made by `alloc_frame` from a box, given back once.
+        drop(unsafe { Box::from_raw(frame.0 as *mut Frame) });
+    }
+
+    pub fn write_frame(frame: PhysAddr, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= PAGE_SIZE as usize);
+        // SAFETY: a live frame of this simulation, in bounds.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (frame.0 as *mut u8).add(offset),
+                bytes.len(),
+            )
+        };
+    }
+
+    /// Frames allocated and not freed by this host thread.
+    pub fn frames_in_use() -> u64 {
+        LIVE.with(Cell::get)
+    }
+
+    pub struct Table {
+        pages: Box<Pages>,
+    }
+
+    impl Table {
+        pub fn new() -> Result<Table, MemoryError> {
+            Ok(Table {
+                pages: Box::new(RefCell::new(BTreeMap::new())),
+            })
+        }
+
+        pub fn map(
+            &mut self,
+            page: u64,
+            frame: PhysAddr,
+            access: Access,
+        ) -> Result<(), MemoryError> {
+            if page >= 1 << 47 || !page.is_multiple_of(PAGE_SIZE) {
+                return Err(MemoryError::MapFailed);
+            }
+            let mut pages = self.pages.borrow_mut();
+            if pages.contains_key(&page) {
+                return Err(MemoryError::MapFailed);
+            }
+            pages.insert(page, (frame, access));
+            Ok(())
+        }
+
+        pub fn unmap(&mut self, page: u64) -> Option<PhysAddr> {
+            self.pages.borrow_mut().remove(&page).map(|(f, _)| f)
+        }
+
+        pub fn lookup(&mut self, addr: u64) -> Option<(PhysAddr, Access)> {
+            self.pages.borrow().get(&(addr & !(PAGE_SIZE - 1))).copied()
+        }
+
+        pub fn activate(&self) {
+            ACTIVE.with(|a| a.set(&*self.pages));
+        }
+
+        pub fn is_active(&self) -> bool {
+            ACTIVE.with(|a| core::ptr::eq(a.get(), &*self.pages))
+        }
+    }
+
+    impl Drop for Table {
+        fn drop(&mut self) {
+            if self.is_active() {
+                ACTIVE.with(|a| a.set(core::ptr::null()));
+            }
+        }
+    }
+
+    /// The host pointer behind user address `addr` of the active table.
+    fn resolve(addr: u64) -> Option<*mut u8> {
+        let pages = ACTIVE.with(Cell::get);
+        // SAFETY: ACTIVE points into a live table (cleared when it drops).
+        let pages = unsafe { pages.as_ref()? };
+        let (frame, _) = *pages.borrow().get(&(addr & !(PAGE_SIZE - 1)))?;
+        Some((frame.0 + addr % PAGE_SIZE) as *mut u8)
+    }
+
+    /// # Safety
+    /// None in the simulation; the signature matches the machine's.
+    pub unsafe fn copy_from_user(dst: &mut [u8], src: u64) -> usize {
+        for (i, byte) in dst.iter_mut().enumerate() {
+            match resolve(src + i as u64) {
+                // SAFETY: a byte of a live frame.
+                Some(p) => *byte = unsafe { p.read() },
+                None => return dst.len() - i,
+            }
+        }
+        0
+    }
+
+    /// # Safety
+    /// None in the simulation; the signature matches the machine's.
+    pub unsafe fn copy_to_user(dst: u64, src: &[u8]) -> usize {
+        for (i, byte) in src.iter().enumerate() {
+            match resolve(dst + i as u64) {
+                // SAFETY: a byte of a live frame.
+                Some(p) => unsafe { p.write(*byte) },
+                None => return src.len() - i,
+            }
+        }
+        0
+    }
+
+    /// A user thread's registers in the simulation.
+    pub struct UserContext {
+        pub rip: u64,
+        pub rsp: u64,
+        /// The syscall number and its arguments.
+        pub call: (u64, [u64; 6]),
+        pub result: u64,
+    }
+
+    impl UserContext {
+        pub fn new(entry: u64, stack_top: u64) -> UserContext {
+            UserContext {
+                rip: entry,
+                rsp: stack_top,
+                call: (0, [0; 6]),
+                result: 0,
+            }
+        }
+
+        pub fn syscall(&self) -> (u64, [u64; 6]) {
+            self.call
+        }
+
+        pub fn set_result(&mut self, value: u64) {
+            self.result = value;
+        }
+
+        pub fn rip(&self) -> u64 {
+            self.rip
+        }
+
+        pub fn rsp(&self) -> u64 {
+            self.rsp
+        }
+    }
+
+    /// Queues the steps user mode takes on this host thread.
+    pub fn script(steps: impl IntoIterator<Item = Step>) {
+        SCRIPT.with(|s| s.borrow_mut().extend(steps));
+    }
+
+    /// Runs the next scripted step; with none left, an invalid opcode.
+    pub fn enter(context: &mut UserContext) -> Trap {
+        match SCRIPT.with(|s| s.borrow_mut().pop_front()) {
+            Some(step) => step(context),
+            None => Trap::Fault(crate::arch::user::Fault {
+                vector: 6,
+                error_code: 0,
+                rip: context.rip,
+                address: None,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use core::sync::atomic::{AtomicUsize, Ordering};

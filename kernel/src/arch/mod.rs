@@ -181,6 +181,78 @@ pub mod trap {
     pub use super::x86_64::exception::vector;
 }
 
+/// Ring 3: user page tables and the frames behind them, entering user mode
+/// (a call that returns why the thread came back), and the one copy
+/// routine that may touch user memory (a page fault inside it is an error,
+/// not a crash). The checks around the copy are `process`'s.
+pub mod user {
+    #[cfg(not(target_os = "none"))]
+    pub use super::fake::user::{
+        Protection, Table, UserContext, alloc_frame, copy_from_user, copy_to_user, enter,
+        fault_names, frames_in_use, free_frame, protection, write_frame,
+    };
+    #[cfg(target_os = "none")]
+    pub use super::x86_64::{
+        exception::names as fault_names,
+        user::{Protection, UserContext, enter, protection},
+        usercopy::{copy_from_user, copy_to_user},
+        uspace::{Table, alloc_frame, frames_in_use, free_frame, write_frame},
+    };
+
+    /// What a user page allows: W^X by construction (no variant is both
+    /// writable and executable).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Access {
+        Read,
+        ReadWrite,
+        ReadExecute,
+    }
+
+    impl Access {
+        pub fn writable(self) -> bool {
+            self == Access::ReadWrite
+        }
+
+        pub fn executable(self) -> bool {
+            self == Access::ReadExecute
+        }
+    }
+
+    /// Why a user thread came back to the kernel.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Trap {
+        /// It made a syscall (number and arguments in its context).
+        Syscall,
+        /// An interrupt came (already handled); the thread can go on.
+        Interrupt,
+        /// It raised an exception.
+        Fault(Fault),
+    }
+
+    /// An exception a user thread raised.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Fault {
+        pub vector: u8,
+        pub error_code: u64,
+        pub rip: u64,
+        /// The address a page fault was about.
+        pub address: Option<u64>,
+    }
+
+    impl core::fmt::Display for Fault {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let (mnemonic, name) = fault_names(self.vector);
+            write!(f, "{mnemonic} {name}")?;
+            if let Some(address) = self.address {
+                write!(f, " at {address:#x} (error code {:#x})", self.error_code)?;
+            } else if self.error_code != 0 {
+                write!(f, " (error code {:#x})", self.error_code)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Bringing the machine up (the bootstrap core's part of boot).
 #[cfg(target_os = "none")]
 pub mod boot {

@@ -111,6 +111,9 @@ impl Reactor {
                 top.max(level)
             };
             self.poll_task(id, cell);
+            if self.end_batch.swap(false, Ordering::Relaxed) {
+                break;
+            }
         }
         (ran, top)
     }

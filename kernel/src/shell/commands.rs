@@ -32,6 +32,9 @@ pub const NAMES: &[&str] = &[
     "poweroff",
     "reboot",
     "keymap",
+    "run",
+    "ps",
+    "kill",
 ];
 
 const HELP: &str = "\
@@ -55,6 +58,9 @@ commands:
   poweroff    the same as halt (ACPI soft-off)
   reboot      stop every core, then reset the machine
   keymap NAME keyboard layout: us uk de fr no fi-se jp dvorak dvp colemak
+  run PROGRAM [CORE] [ARGS]  start a user program (in the background)
+  ps          processes: pid, name, core, state, handles, CPU time, syscalls
+  kill PID    end a process
 keys: left/right, home/end, up/down (history), tab (complete), ctrl-u/k/w, ctrl-c";
 
 /// Runs one command and returns what it prints.
@@ -80,6 +86,9 @@ pub async fn execute(command: &str) -> String {
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,
         Some("keymap") => keymap(words.next(), &mut out),
+        Some("run") => super::procs::run(&words.collect::<Vec<_>>(), &mut out),
+        Some("ps") => super::procs::ps(&mut out),
+        Some("kill") => super::procs::kill(words.next(), &mut out),
         Some(other) => {
             let _ = write!(out, "unknown command `{other}`; try `help`");
         }

@@ -20,8 +20,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("reactor", 5),
     ("ipc", 6),
     ("drivers", 6),
-    ("shell", 7),
-    ("boot", 8),
+    ("process", 7),
+    ("syscall", 8),
+    ("shell", 9),
+    ("boot", 10),
 ];
 
 /// Files that compose the layers rather than being one (the crate root

@@ -156,14 +156,10 @@ fn count_before(text: &str, word: &str) -> u64 {
 
 fn host_tests(tally: &mut Tally) -> Result<(), Error> {
     let mut command = build::cargo();
-    command.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "percore-kernel",
-        "--exclude",
-        "percore-tests",
-    ]);
+    command.args(["test", "--workspace"]);
+    for package in build::BARE_METAL_PACKAGES {
+        command.args(["--exclude", package]);
+    }
     cargo_test("host unit tests", command, tally)?;
     let mut kernel = build::cargo();
     kernel.args([

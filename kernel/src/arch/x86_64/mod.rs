@@ -1,5 +1,5 @@
 //! x86_64: descriptor tables, trap entry, per-core data, local APIC and
-//! IOAPIC, timers, AP start-up, page tables and legacy devices — and, at the
+//! IOAPIC, timers, AP start-up, page tables, ring 3 and legacy devices — and, at the
 //! top of this file, the implementation of the interface `arch` exports.
 
 pub mod acpi;
@@ -22,6 +22,9 @@ pub mod serial;
 pub mod smp;
 pub mod trap;
 pub mod tsc;
+pub mod user;
+pub mod usercopy;
+pub mod uspace;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 

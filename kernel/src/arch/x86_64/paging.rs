@@ -7,6 +7,8 @@
 //! no CPU). Lock order: the page table, then `mem`'s lock; both with
 //! interrupts masked.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use bootloader_api::info::MemoryRegions;
 use spin::Mutex;
 use x86_64::structures::paging::mapper::TranslateResult;
@@ -22,13 +24,17 @@ use crate::mem::vspace::VirtualSpace;
 use crate::mem::{self, MemoryError, PAGE_SIZE, heap};
 
 static PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+/// The kernel's level-4 table (physical), whose upper half every user
+/// address space shares, and where the bootloader maps physical memory.
+static KERNEL_L4: AtomicU64 = AtomicU64::new(0);
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 
 /// Bytes covered by one level-4 entry.
 const SLOT_SIZE: u64 = 1 << 39;
 
 /// `mem`'s frame allocator as the `x86_64` crate's mapper wants it (for
 /// the page tables it allocates on the way).
-struct Frames<'a>(&'a mut FrameAllocator);
+pub(super) struct Frames<'a>(pub(super) &'a mut FrameAllocator);
 
 // SAFETY: every frame handed out is unused and 4 KiB aligned (the allocator
 // hands out each frame once until it is freed).
@@ -68,6 +74,8 @@ pub fn init(regions: &'static MemoryRegions, phys_offset: Option<u64>) -> Result
     });
     let offset = phys_offset.ok_or(MemoryError::NoPhysicalMapping)?;
     let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    KERNEL_L4.store(l4_frame.start_address().as_u64(), Ordering::Relaxed);
+    PHYS_OFFSET.store(offset, Ordering::Relaxed);
     let l4_ptr: *mut PageTable = (offset + l4_frame.start_address().as_u64()) as *mut PageTable;
     // SAFETY: CR3 holds the active level-4 table, which the bootloader's
     // offset mapping makes reachable at `offset + phys`; this is the only
@@ -93,6 +101,16 @@ pub fn init(regions: &'static MemoryRegions, phys_offset: Option<u64>) -> Result
     // SAFETY: the range was just reserved and mapped writable for the heap alone.
     unsafe { heap::init(heap_start as *mut u8, heap::HEAP_SIZE) };
     Ok(())
+}
+
+/// The kernel's level-4 table (physical address).
+pub(super) fn kernel_l4() -> u64 {
+    KERNEL_L4.load(Ordering::Relaxed)
+}
+
+/// Where physical memory is mapped in the kernel half.
+pub(super) fn phys_offset() -> u64 {
+    PHYS_OFFSET.load(Ordering::Relaxed)
 }
 
 /// Reserves `guard + bytes` of kernel virtual space and maps fresh frames
