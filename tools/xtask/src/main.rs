@@ -16,6 +16,7 @@ mod build;
 mod compare;
 mod cpio;
 mod disk;
+mod disk_bench;
 mod error;
 mod layers;
 mod linux;

@@ -596,15 +596,42 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
     let extra = args.passthrough().to_vec();
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure(tools::Need::AnyQemu)?;
-    let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();
     machine.extra = extra;
+    bench_boots(&machine, name, boots).map(drop)
+}
+
+/// One figure of a benchmark: name, unit, and its value in each boot.
+pub struct BenchFigure {
+    pub name: String,
+    pub unit: String,
+    pub values: Vec<f64>,
+}
+
+impl BenchFigure {
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.values.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    }
+}
+
+/// Boots the (release) test kernel on `machine` `boots` times to run the
+/// in-kernel benchmark `name`, prints its output as [`guest_bench_boots`]
+/// says, and returns its figures.
+pub fn bench_boots(
+    machine: &Machine,
+    name: &str,
+    boots: usize,
+) -> Result<Vec<BenchFigure>, Error> {
+    let ovmf = tools::ensure(machine.needs())?;
+    let built = build::kernel(KernelKind::Tests, true)?;
+    let mut machine = machine.clone();
     machine
         .fw_cfg
         .push((FW_CFG_NAME.into(), format!("run {name}")));
-    let mut figures: Vec<(String, String, Vec<f64>)> = Vec::new();
+    let mut figures: Vec<BenchFigure> = Vec::new();
     for boot in 1..=boots {
         if boots > 1 {
             println!("-- boot {boot} of {boots}");
@@ -633,9 +660,13 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
             if let ["bench", figure, value, unit] = words[..]
                 && let Ok(value) = value.parse::<f64>()
             {
-                match figures.iter_mut().find(|(f, _, _)| f == figure) {
-                    Some((_, _, values)) => values.push(value),
-                    None => figures.push((figure.into(), unit.into(), vec![value])),
+                match figures.iter_mut().find(|f| f.name == figure) {
+                    Some(f) => f.values.push(value),
+                    None => figures.push(BenchFigure {
+                        name: figure.into(),
+                        unit: unit.into(),
+                        values: vec![value],
+                    }),
                 }
             }
         }
@@ -649,15 +680,19 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
     }
     if boots > 1 {
         println!("\n-- medians of {boots} boots");
-        let width = figures.iter().map(|(f, _, _)| f.len()).max().unwrap_or(0);
-        for (figure, unit, values) in &mut figures {
-            values.sort_by(f64::total_cmp);
-            let median = values[values.len() / 2];
-            println!("{figure:<width$}  {median:>14}  {unit}   (boots: {values:?})");
+        let width = figures.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for figure in &figures {
+            println!(
+                "{:<width$}  {:>14}  {}   (boots: {:?})",
+                figure.name,
+                figure.median(),
+                figure.unit,
+                figure.values
+            );
         }
-        for (figure, unit, values) in &figures {
-            println!("bench {figure} {} {unit}", values[values.len() / 2]);
+        for figure in &figures {
+            println!("bench {} {} {}", figure.name, figure.median(), figure.unit);
         }
     }
-    Ok(())
+    Ok(figures)
 }
