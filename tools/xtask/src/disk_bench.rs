@@ -69,7 +69,7 @@ impl BenchDisk {
         );
         let mut block = [0u8; IO];
         for lba in 0..BENCH_DISK_BYTES / IO as u64 {
-            for (word, bytes) in block.chunks_exact_mut(8).enumerate() {
+            for (word, bytes) in block.as_chunks_mut::<8>().0.iter_mut().enumerate() {
                 bytes.copy_from_slice(&stamp_word(lba, word).to_le_bytes());
             }
             file.write_all(&block)?;
