@@ -36,8 +36,8 @@ use core::task::Poll;
 use futures_util::future::join_all;
 use percore_kernel::arch::{CoreId, clock, cpu};
 use percore_kernel::drivers::virtio::blk::{self, Disk};
-use percore_kernel::mem::heap;
 use percore_kernel::measure::Summary;
+use percore_kernel::mem::heap;
 use percore_kernel::reactor::{block_on, sleep_until, spawn_with};
 use percore_kernel::time::{Clock, Instant, cycles_to_ns};
 use percore_kernel::{Kernel, println};
@@ -407,7 +407,11 @@ pub fn allocations_of_requests(target: Target) -> (u64, u64, u64) {
                         }
                     }
                 }
-                if pending { Poll::Pending } else { Poll::Ready(()) }
+                if pending {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
             })
             .await;
             let allocations = heap::allocations() - before;
@@ -436,7 +440,7 @@ fn bench_disk(_: &Kernel) -> Result<(), String> {
     println!(
         "== disk benchmark: {} cores, virtio-blk {} MiB, {} queues of {} slots, 4 KiB random, {row_ms} ms per row",
         cpu::online_cores(),
-        target.blocks * IO as u64 >> 20,
+        (target.blocks * IO as u64) >> 20,
         queues.len(),
         queues.first().map_or(0, |q| q.slots())
     );
@@ -471,8 +475,12 @@ fn bench_disk(_: &Kernel) -> Result<(), String> {
         wrong_data += figures.wrong_data;
     }
     lines.push(format!("bench disk_queue_dma_bytes {dma} bytes"));
-    lines.push(format!("bench disk_queue_heap_bytes {per_queue_heap} bytes"));
-    lines.push(format!("bench disk_io_path_allocations {allocations} count"));
+    lines.push(format!(
+        "bench disk_queue_heap_bytes {per_queue_heap} bytes"
+    ));
+    lines.push(format!(
+        "bench disk_io_path_allocations {allocations} count"
+    ));
     for line in lines {
         println!("{line}");
     }

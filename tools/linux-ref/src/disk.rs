@@ -221,7 +221,13 @@ struct Slots {
 
 impl Slots {
     /// Queues slot `slot`'s next request on `ring`.
-    fn submit(&mut self, ring: &mut IoUring, disk: Disk, op: Op, slot: usize) -> Result<(), String> {
+    fn submit(
+        &mut self,
+        ring: &mut IoUring,
+        disk: Disk,
+        op: Op,
+        slot: usize,
+    ) -> Result<(), String> {
         let lba = self.rngs[slot].below(disk.blocks);
         self.lbas[slot] = lba;
         let block = &mut self.blocks[slot];
@@ -277,7 +283,14 @@ fn in_flight(disk: Disk, op: Op, rngs: Vec<Rng>, deadline: u64) -> Result<Part, 
         );
         for &(slot, result) in &done {
             let latency = now - slots.submitted[slot];
-            part.record(op, &slots.blocks[slot], slots.lbas[slot], latency, now, i64::from(result));
+            part.record(
+                op,
+                &slots.blocks[slot],
+                slots.lbas[slot],
+                latency,
+                now,
+                i64::from(result),
+            );
             if now < deadline && part.samples.len() + pending <= SAMPLES_PER_CORE {
                 slots.submit(&mut ring, disk, op, slot)?;
             } else {
@@ -391,7 +404,7 @@ pub fn disk() -> Result<(), String> {
     println!(
         "== disk (Linux): {} vCPUs, /dev/{DEVICE} {} MiB, 4 KiB random, O_DIRECT, QD1 pread/pwrite, QD32 io_uring, {row_ms} ms per row",
         sys::cpus(),
-        disk.blocks * IO as u64 >> 20
+        (disk.blocks * IO as u64) >> 20
     );
     println!(
         "{:<30} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",

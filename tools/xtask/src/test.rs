@@ -620,11 +620,7 @@ impl BenchFigure {
 /// Boots the (release) test kernel on `machine` `boots` times to run the
 /// in-kernel benchmark `name`, prints its output as [`guest_bench_boots`]
 /// says, and returns its figures.
-pub fn bench_boots(
-    machine: &Machine,
-    name: &str,
-    boots: usize,
-) -> Result<Vec<BenchFigure>, Error> {
+pub fn bench_boots(machine: &Machine, name: &str, boots: usize) -> Result<Vec<BenchFigure>, Error> {
     let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = machine.clone();
