@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::args::Args;
 use crate::build::{self, KernelKind};
-use crate::disk_bench::{BenchDisk, DEFAULT_CACHE, DEFAULT_ROW_MS};
+use crate::disk_bench::{BenchDisk, DEFAULT_CACHE, DEFAULT_ROW_MS, boot_timeout};
 use crate::error::Error;
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -143,24 +143,21 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
 
     let (mut ours, mut theirs) = (Rows::default(), Rows::default());
-    let percore = |machine: &Machine, bench: &str| -> Result<Captured, Error> {
+    let percore = |machine: &Machine, bench: &str, limit| -> Result<Captured, Error> {
         let mut percore = machine.clone();
         percore
             .fw_cfg
             .push((FW_CFG_NAME.into(), format!("run {bench}")));
         let vars = qemu::vars_copy(&ovmf, "compare")?;
-        let captured = qemu::run_captured(
-            percore.command(&built.images, &ovmf, &vars),
-            timeout(),
-            false,
-        );
+        let captured =
+            qemu::run_captured(percore.command(&built.images, &ovmf, &vars), limit, false);
         let _ = std::fs::remove_file(&vars);
         percore_ok(captured?, bench)
     };
     for run in 1..=runs {
         if suite.reactor() {
             println!("run {run}/{runs}: percore (bench_reactor, {smp} cores)");
-            let captured = percore(&machine, "bench_reactor")?;
+            let captured = percore(&machine, "bench_reactor", timeout())?;
             ours.parse(&captured.lines);
             println!(
                 "       {:.1} s; linux ({smp} vCPUs)",
@@ -172,14 +169,20 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         }
         if suite.disk() {
             println!("run {run}/{runs}: percore (bench_disk, {smp} cores, cache={cache})");
-            let captured = percore(&disk_machine, "bench_disk")?;
+            let captured = percore(&disk_machine, "bench_disk", boot_timeout(row_ms))?;
             ours.parse(&captured.lines);
             println!(
                 "       {:.1} s; linux (disk, {smp} vCPUs)",
                 captured.elapsed.as_secs_f64()
             );
             let settings = format!("linux_ref_disk_ms={row_ms}");
-            let captured = linux::boot_with(&guest, &disk_machine, "disk", &settings, timeout())?;
+            let captured = linux::boot_with(
+                &guest,
+                &disk_machine,
+                "disk",
+                &settings,
+                boot_timeout(row_ms),
+            )?;
             theirs.parse(&captured.lines);
             println!("       {:.1} s", captured.elapsed.as_secs_f64());
         }

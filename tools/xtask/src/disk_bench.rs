@@ -21,12 +21,13 @@
 //! that instead.
 
 use std::io::Write;
+use std::time::Duration;
 
 use crate::args::Args;
 use crate::disk::{DiskSpec, TempImage, attach_args};
 use crate::error::Error;
 use crate::qemu::{Firmware, Machine};
-use crate::test::{BenchFigure, bench_boots};
+use crate::test::{BenchFigure, bench_boots, timeout};
 use crate::tools;
 
 /// Size of the benchmark's disk.
@@ -102,6 +103,15 @@ impl BenchDisk {
     }
 }
 
+/// Rows of the benchmark (on both guests).
+const ROWS: u64 = 8;
+
+/// How long a boot running the disk benchmark may take: the usual limit
+/// (`PERCORE_QEMU_TIMEOUT_SECS`) plus twice the time of its rows.
+pub fn boot_timeout(row_ms: u64) -> Duration {
+    timeout() + Duration::from_millis(2 * ROWS * row_ms)
+}
+
 /// Parses `1,2,4`.
 fn core_counts(list: &str) -> Result<Vec<u32>, Error> {
     list.split(',')
@@ -133,7 +143,8 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         machine.kvm = tools::kvm_available();
         disk.attach(&mut machine, row_ms);
         machine.extra.extend(extra.iter().cloned());
-        by_cores.push((cores, bench_boots(&machine, "bench_disk", runs)?));
+        let figures = bench_boots(&machine, "bench_disk", runs, boot_timeout(row_ms))?;
+        by_cores.push((cores, figures));
     }
     if by_cores.len() > 1 {
         print_scaling(&by_cores);

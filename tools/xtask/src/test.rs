@@ -599,7 +599,7 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();
     machine.extra = extra;
-    bench_boots(&machine, name, boots).map(drop)
+    bench_boots(&machine, name, boots, timeout()).map(drop)
 }
 
 /// One figure of a benchmark: name, unit, and its value in each boot.
@@ -618,9 +618,14 @@ impl BenchFigure {
 }
 
 /// Boots the (release) test kernel on `machine` `boots` times to run the
-/// in-kernel benchmark `name`, prints its output as [`guest_bench_boots`]
-/// says, and returns its figures.
-pub fn bench_boots(machine: &Machine, name: &str, boots: usize) -> Result<Vec<BenchFigure>, Error> {
+/// in-kernel benchmark `name`, each boot within `limit`, prints its output
+/// as [`guest_bench_boots`] says, and returns its figures.
+pub fn bench_boots(
+    machine: &Machine,
+    name: &str,
+    boots: usize,
+    limit: Duration,
+) -> Result<Vec<BenchFigure>, Error> {
     let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = machine.clone();
@@ -633,11 +638,8 @@ pub fn bench_boots(machine: &Machine, name: &str, boots: usize) -> Result<Vec<Be
             println!("-- boot {boot} of {boots}");
         }
         let vars = qemu::vars_copy(&ovmf, "bench")?;
-        let captured = qemu::run_captured(
-            machine.command(&built.images, &ovmf, &vars),
-            timeout(),
-            false,
-        );
+        let captured =
+            qemu::run_captured(machine.command(&built.images, &ovmf, &vars), limit, false);
         let _ = std::fs::remove_file(&vars);
         let captured = captured?;
         let start = captured
