@@ -55,8 +55,10 @@ pub const IO: usize = 4096;
 const WORDS: usize = IO / 8;
 /// Time per row unless the host says otherwise.
 const DEFAULT_ROW_MS: u64 = 2000;
-/// Latency samples kept per core and row (2 MiB): a core that reaches it
-/// ends its row early (its IOPS still count over the time it ran).
+/// Latency samples kept per core and row (2 MiB), shared out among its
+/// workers: a worker whose share is full stops before the row's end (the
+/// row's IOPS then count it as idle for the rest; at TCG's rates no worker
+/// gets there in a 2 s row).
 const SAMPLES_PER_CORE: usize = 1 << 18;
 /// Requests per worker in the allocation check.
 const CHECK_ROUNDS: usize = 64;
