@@ -85,7 +85,7 @@ fn ratio(ours: u64, linux: u64, unit: &str) -> String {
 }
 
 /// Which benchmarks run.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Suite {
     Reactor,
     Disk,
@@ -232,6 +232,15 @@ fn print_table(ours: &Rows, theirs: &Rows, smp: u32, runs: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suites_parse() {
+        assert_eq!(Suite::parse(None).ok(), Some(Suite::All));
+        assert_eq!(Suite::parse(Some("disk")).ok(), Some(Suite::Disk));
+        let reactor = Suite::parse(Some("reactor")).ok();
+        assert!(reactor.is_some_and(|s| s.reactor() && !s.disk()));
+        assert!(Suite::parse(Some("disks")).is_err());
+    }
 
     #[test]
     fn ratios_follow_the_unit() {

@@ -24,10 +24,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::args::Args;
+use crate::build::{self, KernelKind};
 use crate::disk::{DiskSpec, TempImage, attach_args};
 use crate::error::Error;
-use crate::qemu::{Firmware, Machine};
-use crate::test::{BenchFigure, bench_boots, timeout};
+use crate::linux;
+use crate::qemu::{self, Exit, Firmware, Machine};
+use crate::test::{BenchFigure, FW_CFG_NAME, bench_boots, timeout};
 use crate::tools;
 
 /// Size of the benchmark's disk.
@@ -63,13 +65,18 @@ pub struct BenchDisk {
 impl BenchDisk {
     /// A fresh image of [`BENCH_DISK_BYTES`], every block stamped.
     pub fn new(cache: &str) -> Result<BenchDisk, Error> {
-        let image = TempImage::new("bench", BENCH_DISK_BYTES)?;
+        BenchDisk::with_size(cache, BENCH_DISK_BYTES)
+    }
+
+    /// A fresh image of `bytes` (a multiple of 4 KiB), every block stamped.
+    pub fn with_size(cache: &str, bytes: u64) -> Result<BenchDisk, Error> {
+        let image = TempImage::new("bench", bytes)?;
         let mut file = std::io::BufWriter::with_capacity(
             1 << 20,
             std::fs::OpenOptions::new().write(true).open(&image.path)?,
         );
         let mut block = [0u8; IO];
-        for lba in 0..BENCH_DISK_BYTES / IO as u64 {
+        for lba in 0..bytes / IO as u64 {
             for (word, bytes) in block.as_chunks_mut::<8>().0.iter_mut().enumerate() {
                 bytes.copy_from_slice(&stamp_word(lba, word).to_le_bytes());
             }
@@ -150,6 +157,60 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         print_scaling(&by_cores);
     }
     Ok(())
+}
+
+/// The smoke test `cargo xtask test` runs (it also matches the filter
+/// `disk`): both guests run the disk benchmark, with short rows on a small
+/// disk, and print every row without a failed request or wrong data.
+pub const SMOKE: &str = "qemu/bench-disk/both_guests_run";
+const SMOKE_BYTES: u64 = 16 * 1024 * 1024;
+const SMOKE_ROW_MS: u64 = 100;
+
+/// [`SMOKE`]: Ok with what ran, or why not.
+pub fn smoke() -> Result<String, Error> {
+    let ovmf = tools::ensure(tools::Need::AnyQemu)?;
+    let built = build::kernel(KernelKind::Tests, false)?;
+    let disk = BenchDisk::with_size(DEFAULT_CACHE, SMOKE_BYTES)?;
+    let mut machine = Machine::new(Firmware::Bios, 2);
+    disk.attach(&mut machine, SMOKE_ROW_MS);
+    let limit = boot_timeout(SMOKE_ROW_MS);
+    let mut percore = machine.clone();
+    percore
+        .fw_cfg
+        .push((FW_CFG_NAME.into(), "run bench_disk".into()));
+    let vars = qemu::vars_copy(&ovmf, "disk-smoke")?;
+    let captured = qemu::run_captured(percore.command(&built.images, &ovmf, &vars), limit, false);
+    let _ = std::fs::remove_file(&vars);
+    let captured = captured?;
+    let ours = rows_of(&captured.lines);
+    if captured.exit != Exit::Success || ours != ROWS * 3 {
+        return Err(Error::Other(format!(
+            "percore's bench_disk printed {ours} of {} figures and ended with {:?}:\n{}",
+            ROWS * 3,
+            captured.exit,
+            captured.lines.join("\n")
+        )));
+    }
+    let guest = linux::prepare()?;
+    let settings = format!("linux_ref_disk_ms={SMOKE_ROW_MS}");
+    let captured = linux::boot_with(&guest, &machine, "disk", &settings, limit)?;
+    let theirs = rows_of(&captured.lines);
+    if theirs != ROWS * 3 {
+        return Err(Error::Other(format!(
+            "the Linux guest's disk figure printed {theirs} of {} figures:\n{}",
+            ROWS * 3,
+            captured.lines.join("\n")
+        )));
+    }
+    Ok(format!("{ours} figures from percore, {theirs} from Linux"))
+}
+
+/// How many `bench disk_rand...` lines `lines` hold.
+fn rows_of(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("bench disk_rand"))
+        .count() as u64
 }
 
 /// IOPS of every row by core count.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::disk::{self, DiskSpec};
+use crate::disk_bench;
 use crate::error::{self, Error};
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -59,6 +60,12 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         qemu_tests(filter.as_deref(), verbose, &mut tally)?;
         if filter.as_deref().is_none_or(|f| LINUX_SMOKE.contains(f)) {
             linux_smoke(&mut tally);
+        }
+        if filter
+            .as_deref()
+            .is_none_or(|f| disk_bench::SMOKE.contains(f))
+        {
+            disk_bench_smoke(&mut tally);
         }
     }
     if !tally.failures.is_empty() {
@@ -581,6 +588,20 @@ fn linux_smoke(tally: &mut Tally) {
     }
     println!("   (linux-ref: {:.1} s)", started.elapsed().as_secs_f64());
     tally.record(LINUX_SMOKE, verdict.is_ok());
+}
+
+/// The smoke test of `bench disk` and `bench compare disk` (see
+/// `disk_bench::smoke`).
+fn disk_bench_smoke(tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let name = disk_bench::SMOKE;
+    let verdict = disk_bench::smoke();
+    match &verdict {
+        Ok(what) => println!("test {name} ... ok ({what})"),
+        Err(why) => println!("test {name} ... FAILED: {why}"),
+    }
+    println!("   (bench-disk: {:.1} s)", started.elapsed().as_secs_f64());
+    tally.record(name, verdict.is_ok());
 }
 
 /// Boots the test kernel to run one in-kernel benchmark and prints its
