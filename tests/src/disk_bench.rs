@@ -31,6 +31,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use core::future::{Future, poll_fn};
+use core::sync::atomic::Ordering;
 use core::task::Poll;
 
 use futures_util::future::join_all;
@@ -327,9 +328,19 @@ async fn core_part(
 struct Figures {
     iops: u64,
     latency: Summary,
+    /// Doorbell writes during the row.
+    notified: u64,
     requests: u64,
     errors: u64,
     wrong_data: u64,
+}
+
+/// Doorbell writes of every queue so far.
+fn notifications(disk: &Disk) -> u64 {
+    disk.queues()
+        .iter()
+        .map(|q| q.stats.notifications.load(Ordering::Relaxed))
+        .sum()
 }
 
 fn run_row(target: Target, index: usize, row: Row, row_ms: u64) -> Result<Figures, String> {
@@ -351,7 +362,9 @@ fn run_row(target: Target, index: usize, row: Row, row_ms: u64) -> Result<Figure
             )
         })
         .collect();
+    let notified = notifications(target.disk);
     let parts = block_on(join_all(handles));
+    let notified = notifications(target.disk) - notified;
     let mut samples = Vec::new();
     let (mut errors, mut wrong_data, mut end) = (0, 0, start_cycles);
     for part in parts {
@@ -369,6 +382,7 @@ fn run_row(target: Target, index: usize, row: Row, row_ms: u64) -> Result<Figure
     Ok(Figures {
         iops,
         latency: Summary::of(&mut samples),
+        notified,
         requests,
         errors,
         wrong_data,
@@ -453,8 +467,8 @@ fn bench_disk(_: &Kernel) -> Result<(), String> {
     let (allocations, requests, failed) = allocations_of_requests(target);
     println!("heap allocations during {requests} requests at QD32 on core 0: {allocations}");
     println!(
-        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
-        "row", "IOPS", "p50 us", "p99 us", "requests", "errors", "wrong"
+        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}",
+        "row", "IOPS", "p50 us", "p99 us", "requests", "kicks", "errors", "wrong"
     );
     let mut lines = Vec::new();
     let (mut errors, mut wrong_data) = (failed, 0);
@@ -462,11 +476,12 @@ fn bench_disk(_: &Kernel) -> Result<(), String> {
         let figures = run_row(target, index, *row, row_ms)?;
         let name = row.name();
         println!(
-            "{name:<30} {:>9} {:>9.1} {:>9.1} {:>9} {:>7} {:>7}",
+            "{name:<30} {:>9} {:>9.1} {:>9.1} {:>9} {:>8} {:>7} {:>7}",
             figures.iops,
             figures.latency.p50 as f64 / 1000.0,
             figures.latency.p99 as f64 / 1000.0,
             figures.requests,
+            figures.notified,
             figures.errors,
             figures.wrong_data
         );
