@@ -5,7 +5,8 @@
 //! are layers that only point down (`cargo xtask lint` checks it):
 //!
 //! ```text
-//! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers -> shell -> boot
+//! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers -> storage
+//!     -> shell -> boot
 //! ```
 //!
 //! [`arch`] is the only module that knows the CPU; on the host it is a
@@ -26,6 +27,7 @@ pub mod measure;
 pub mod mem;
 pub mod reactor;
 pub mod shell;
+pub mod storage;
 pub mod time;
 
 #[cfg(target_os = "none")]

@@ -20,8 +20,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("reactor", 5),
     ("ipc", 6),
     ("drivers", 6),
-    ("shell", 7),
-    ("boot", 8),
+    ("storage", 7),
+    ("shell", 8),
+    ("boot", 9),
 ];
 
 /// Files that compose the layers rather than being one (the crate root
