@@ -13,7 +13,10 @@
 //! before it durable. A power cut loses any subset of the unflushed blocks
 //! (block by block, in any order), which is what [`MemDisk::crash`] models.
 
+pub mod log;
 mod mem_disk;
+#[cfg(test)]
+mod tests;
 
 use alloc::sync::Arc;
 use core::fmt;
