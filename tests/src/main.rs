@@ -21,6 +21,7 @@ mod reactor;
 mod readiness;
 mod sched;
 mod smp;
+mod storage;
 mod streams;
 mod topic;
 
@@ -46,6 +47,7 @@ const SUITES: &[&[harness::Test]] = &[
     probe::TESTS,
     sched::TESTS,
     streams::TESTS,
+    storage::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {

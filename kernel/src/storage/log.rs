@@ -542,6 +542,10 @@ struct Follower<'a, D: BlockDevice> {
     log: &'a Log<D>,
     from: u64,
     reader: Option<AsyncReader<Region<'a, D>>>,
+    /// The durable sequence number when the reader's cached blocks were
+    /// read: records below it are in them as they are on disk; after it,
+    /// what it cached may be stale.
+    cached_durable: u64,
     done: bool,
 }
 
@@ -551,6 +555,7 @@ impl<'a, D: BlockDevice> Follower<'a, D> {
             log,
             from,
             reader: None,
+            cached_durable: 0,
             done: false,
         }
     }
@@ -586,6 +591,14 @@ impl<'a, D: BlockDevice> Follower<'a, D> {
             // only if the disk lost acknowledged records.
             let (durable_seq, durable_end) = log.durable();
             let before = reader.position();
+            if durable_seq != self.cached_durable {
+                // Records became durable since the reader cached its
+                // blocks: read them again, as they are now.
+                reader
+                    .seek(before)
+                    .map_err(|_| ReadError::Io(IoError::Misbehaving))?;
+                self.cached_durable = durable_seq;
+            }
             let item = if before.seq < durable_seq || before.seq < self.from {
                 reader.next().await
             } else {
@@ -630,6 +643,7 @@ impl<'a, D: BlockDevice> Follower<'a, D> {
             };
             log.wait_until(|s| s.encoder.durable_seq() > durable_seq)
                 .await;
+            // (The next turn reads again from here, the cache forgotten.)
             reader
                 .seek(back)
                 .map_err(|_| ReadError::Io(IoError::Misbehaving))?;
