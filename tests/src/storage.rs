@@ -47,6 +47,8 @@ const REGION: core::ops::Range<u64> = 16..BLOCKS;
 const PER_CORE: u64 = 120;
 
 type SharedLog = Arc<Log<Arc<MemDisk>>>;
+/// An appender task: its `(seq, key)` pairs, in the order it appended.
+type Appender = JoinHandle<Result<Vec<(u64, u64)>, String>>;
 
 /// The key of core `core`'s `i`-th record, and its payload (length and
 /// bytes follow from the key).
@@ -76,11 +78,7 @@ fn open(disk: &Arc<MemDisk>) -> Result<(SharedLog, percore_kernel::storage::log:
 /// On every core, a task appends `PER_CORE` records of its own and flushes
 /// after every `flush_every`-th; each returns its `(seq, key)` pairs and
 /// how many flushes were acknowledged up to which sequence number.
-fn appenders(
-    log: &SharedLog,
-    round: u64,
-    flush_every: u64,
-) -> Vec<JoinHandle<Result<Vec<(u64, u64)>, String>>> {
+fn appenders(log: &SharedLog, round: u64, flush_every: u64) -> Vec<Appender> {
     (0..cores())
         .map(|c| {
             let log = log.clone();
@@ -111,10 +109,7 @@ fn appenders(
 
 /// Joins the appenders: every sequence number once, dense from `first`,
 /// each task's in its own order. Returns the keys by sequence number.
-fn joined(
-    tasks: Vec<JoinHandle<Result<Vec<(u64, u64)>, String>>>,
-    first: u64,
-) -> Result<Vec<u64>, String> {
+fn joined(tasks: Vec<Appender>, first: u64) -> Result<Vec<u64>, String> {
     let mut by_seq = Vec::new();
     for task in tasks {
         let mine = block_on(task)?;

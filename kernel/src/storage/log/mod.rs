@@ -50,19 +50,24 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 use core::future::{Future, poll_fn};
 use core::ops::Range;
 use core::task::Poll;
 
 use futures_core::Stream;
 use percore_disklog::{
-    AsyncBlockRead, AsyncReader, Corrupt, DEFAULT_MAX_PAYLOAD, Encoder, FormatError, Position,
-    ReadError, Record, Superblock, TornTail, Written, recover_async,
+    AsyncBlockRead, Corrupt, DEFAULT_MAX_PAYLOAD, Encoder, FormatError, ReadError, Record,
+    Superblock, TornTail, Written, recover_async,
 };
 use percore_wake::WaitList;
 
 use super::{BlockDevice, IoError};
+use stream::Follower;
+
+mod error;
+mod stream;
+
+pub use error::{AppendError, OpenError};
 
 /// The most bytes of encoder window (and of write buffer) a log takes.
 const WINDOW_BYTES: usize = 256 * 1024;
@@ -102,43 +107,6 @@ pub struct Report {
     /// The torn tail cut off at the end, if any (already truncated on disk
     /// unless the device is read-only).
     pub tail: Option<TornTail>,
-}
-
-/// Why a log could not be opened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OpenError {
-    /// The region is not on the device, or smaller than two blocks.
-    Region {
-        /// The region asked for.
-        blocks: Range<u64>,
-        /// Blocks on the device.
-        device: u64,
-    },
-    /// The device's block size, or the options, make no log.
-    Format(FormatError),
-    /// The region holds no log that opens (its first block is not blank
-    /// and not a superblock; another block size; a device error while
-    /// recovering).
-    Recover(percore_disklog::OpenError<IoError>),
-    /// Writing the new superblock, or the truncation of a torn tail, failed.
-    Io(IoError),
-}
-
-/// Why a record was not appended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AppendError {
-    /// The record is over the log's `max_payload`.
-    TooLarge {
-        /// Its bytes.
-        len: usize,
-        /// The log's limit.
-        max: u32,
-    },
-    /// The region has no room left for it.
-    LogFull,
-    /// The window was full and the write that would have made room
-    /// failed (or the device is read-only).
-    Io(IoError),
 }
 
 /// Counters of a log.
@@ -531,123 +499,8 @@ impl<D: BlockDevice> AsyncBlockRead for Region<'_, D> {
     }
 
     async fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        let count = super::check(self.device.block_size(), self.blocks, lba, buf.len())?;
-        debug_assert!(lba + count <= self.blocks);
+        super::check(self.device.block_size(), self.blocks, lba, buf.len())?;
         self.device.read(self.start + lba, buf).await
-    }
-}
-
-/// The state of a [`Log::stream`].
-struct Follower<'a, D: BlockDevice> {
-    log: &'a Log<D>,
-    from: u64,
-    reader: Option<AsyncReader<Region<'a, D>>>,
-    /// The durable sequence number when the reader's cached blocks were
-    /// read: records below it are in them as they are on disk; after it,
-    /// what it cached may be stale.
-    cached_durable: u64,
-    done: bool,
-}
-
-impl<'a, D: BlockDevice> Follower<'a, D> {
-    fn new(log: &'a Log<D>, from: u64) -> Self {
-        Follower {
-            log,
-            from,
-            reader: None,
-            cached_durable: 0,
-            done: false,
-        }
-    }
-
-    /// The next durable record at or after `from` (see [`Log::stream`]).
-    async fn next(&mut self) -> Option<Result<Record, ReadError<IoError>>> {
-        if self.done {
-            return None;
-        }
-        let item = self.step().await;
-        if matches!(item, Err(ReadError::Io(_))) {
-            self.done = true;
-        }
-        Some(item)
-    }
-
-    async fn step(&mut self) -> Result<Record, ReadError<IoError>> {
-        if self.reader.is_none() {
-            let reader = AsyncReader::new(self.log.region(), self.from).await;
-            // The log opened, so its superblock was there: one that no
-            // longer reads is the device's doing.
-            self.reader = Some(reader.map_err(|e| match e {
-                percore_disklog::OpenError::Io(e) => ReadError::Io(e),
-                _ => ReadError::Io(IoError::Misbehaving),
-            })?);
-        }
-        let log = self.log;
-        let Some(reader) = self.reader.as_mut() else {
-            unreachable!("set above");
-        };
-        loop {
-            // What was durable before the read: the reader may see less
-            // only if the disk lost acknowledged records.
-            let (durable_seq, durable_end) = log.durable();
-            let before = reader.position();
-            if durable_seq != self.cached_durable {
-                // Records became durable since the reader cached its
-                // blocks: read them again, as they are now.
-                reader
-                    .seek(before)
-                    .map_err(|_| ReadError::Io(IoError::Misbehaving))?;
-                self.cached_durable = durable_seq;
-            }
-            let item = if before.seq < durable_seq || before.seq < self.from {
-                reader.next().await
-            } else {
-                None
-            };
-            let back = match item {
-                Some(Ok(record)) if record.seq < durable_seq => return Ok(record),
-                Some(Err(ReadError::Corrupt(lost))) if lost.first_seq < durable_seq => {
-                    return Err(ReadError::Corrupt(lost));
-                }
-                Some(Err(e @ ReadError::Io(_))) => return Err(e),
-                // Not durable yet: read it again once it is.
-                Some(Ok(record)) => Position {
-                    offset: record.offset,
-                    seq: record.seq,
-                },
-                Some(Err(ReadError::Corrupt(lost))) => Position {
-                    offset: lost.offset,
-                    seq: lost.first_seq,
-                },
-                None => {
-                    let end = reader.position();
-                    if end.seq < durable_seq {
-                        // The log on disk ends before records that were
-                        // acknowledged: they are lost, say which.
-                        let lost = Corrupt {
-                            first_seq: end.seq,
-                            last_seq: durable_seq - 1,
-                            offset: end.offset,
-                            bytes: durable_end.saturating_sub(end.offset),
-                        };
-                        reader
-                            .seek(Position {
-                                offset: durable_end,
-                                seq: durable_seq,
-                            })
-                            .map_err(|_| ReadError::Io(IoError::Misbehaving))?;
-                        return Err(ReadError::Corrupt(lost));
-                    }
-                    end
-                }
-            };
-            log.wait_until(|s| s.encoder.durable_seq() > durable_seq)
-                .await;
-            // (The next turn reads again from here, the cache forgotten.)
-            reader
-                .seek(back)
-                .map_err(|_| ReadError::Io(IoError::Misbehaving))?;
-        }
     }
 }
 
@@ -656,29 +509,4 @@ impl<'a, D: BlockDevice> Follower<'a, D> {
 fn window_blocks(sb: &Superblock) -> usize {
     let cap = WINDOW_BYTES / sb.block_size as usize;
     cap.min(sb.max_window_blocks()).max(sb.min_window_blocks())
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::Region { blocks, device } => write!(
-                f,
-                "region {}..{} does not fit a device of {device} blocks",
-                blocks.start, blocks.end
-            ),
-            OpenError::Format(e) => write!(f, "cannot make a log: {e}"),
-            OpenError::Recover(e) => write!(f, "cannot open the log: {e}"),
-            OpenError::Io(e) => write!(f, "writing the log: {e}"),
-        }
-    }
-}
-
-impl fmt::Display for AppendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AppendError::TooLarge { len, max } => write!(f, "record of {len} bytes, limit {max}"),
-            AppendError::LogFull => f.write_str("the log is full"),
-            AppendError::Io(e) => write!(f, "making room failed: {e}"),
-        }
-    }
 }
