@@ -71,7 +71,10 @@ impl fmt::Display for IoError {
 /// are whole, non-zero numbers of blocks ([`check`] says whether a request
 /// fits). Several requests may be in flight at once, from any number of
 /// tasks; their order on the device is not defined until a `flush`
-/// completes (see the module doc).
+/// completes (see the module doc). A request whose future is dropped
+/// before it completes may still happen (or not), but the device never
+/// touches its buffer after the drop (a driver that lets the hardware read
+/// or write it in place must wait, or bounce it): callers reuse buffers.
 pub trait BlockDevice: Sync {
     /// Bytes per block (a power of two, at least 512).
     fn block_size(&self) -> usize;
