@@ -28,6 +28,15 @@
 //! are in the write under way waits for its outcome; one whose records
 //! came after waits for it to end and then writes the next batch itself.
 //! So under load, one device write and flush acknowledge many appenders.
+//! An appender that finds the window full (records not yet written fill
+//! it) waits for the write that makes room, starting it if none is under
+//! way.
+//!
+//! Why one lock rather than a ring per core into an owner core: the format
+//! has one writer numbering records in order, and what the lock guards is
+//! a copy of the record into the window (and, for the writer, a copy of
+//! the pending blocks), short and bounded; a hop through an owner core
+//! would copy the record as often and add an intercore round trip.
 //!
 //! # Errors
 //!
