@@ -548,6 +548,43 @@ fn a_stream_keeps_up_with_a_flush_per_record() {
     }
 }
 
+#[test]
+fn a_stream_names_acknowledged_records_damaged_under_it() {
+    let disk = disk();
+    let (log, _) = open(&disk);
+    block_on(async {
+        for i in 0..10 {
+            log.append(&payload(i, 60)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    // The last record is damaged on the medium while the log is open: to
+    // the scanner the log now ends before it, but it was acknowledged.
+    let nine = read(&log, 9, 1).pop().unwrap().unwrap();
+    disk.corrupt(
+        (REGION.start as usize + 1) * BS + nine.offset as usize + 40,
+        0x10,
+    );
+    let (items, ()) = block_on(future::join(
+        log.stream(8).take(3).collect::<Vec<_>>(),
+        async {
+            log.append(b"eleven").await.unwrap();
+            log.flush().await.unwrap();
+        },
+    ));
+    assert_eq!(items[0].as_ref().map(|r| r.seq), Ok(8));
+    match &items[1] {
+        Err(ReadError::Corrupt(c)) => {
+            assert_eq!((c.first_seq, c.last_seq, c.offset), (9, 9, nine.offset))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        items[2].as_ref().map(|r| r.payload.clone()),
+        Ok(b"eleven".to_vec())
+    );
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Append(usize),

@@ -92,20 +92,25 @@ impl<'a, D: BlockDevice> Follower<'a, D> {
                     let end = reader.position();
                     if end.seq < durable_seq {
                         // The log on disk ends before records that were
-                        // acknowledged: they are lost, say which.
+                        // acknowledged: they are lost; say which (if any
+                        // was asked for) and go on after them.
                         let lost = Corrupt {
                             first_seq: end.seq,
                             last_seq: durable_seq - 1,
                             offset: end.offset,
                             bytes: durable_end.saturating_sub(end.offset),
                         };
+                        let after = Position {
+                            offset: durable_end,
+                            seq: durable_seq,
+                        };
                         reader
-                            .seek(Position {
-                                offset: durable_end,
-                                seq: durable_seq,
-                            })
+                            .seek(after)
                             .map_err(|_| ReadError::Io(IoError::Misbehaving))?;
-                        return Err(ReadError::Corrupt(lost));
+                        if lost.last_seq >= self.from {
+                            return Err(ReadError::Corrupt(lost));
+                        }
+                        continue;
                     }
                     end
                 }
