@@ -41,8 +41,9 @@ pub const TESTS: &[Test] = &[
 ];
 
 const BS: usize = 512;
-/// 2 MiB of disk; the log takes blocks 16.. of it.
-const BLOCKS: u64 = 4096;
+/// 1 MiB of disk (the RAM disk takes twice that of the heap); the log
+/// takes blocks 16.. of it.
+const BLOCKS: u64 = 2048;
 const REGION: core::ops::Range<u64> = 16..BLOCKS;
 const PER_CORE: u64 = 120;
 
@@ -67,6 +68,17 @@ fn payload(key: u64) -> Vec<u8> {
 
 fn key_of(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
+/// A RAM disk for a test, or why not.
+fn new_disk() -> Result<Arc<MemDisk>, String> {
+    MemDisk::new(BS, BLOCKS).map(Arc::new).ok_or_else(|| {
+        format!(
+            "no room for a {} KiB RAM disk (heap in use: {} KiB)",
+            BLOCKS as usize * BS / 1024,
+            percore_kernel::mem::heap::used_bytes() / 1024
+        )
+    })
 }
 
 fn open(disk: &Arc<MemDisk>) -> Result<(SharedLog, percore_kernel::storage::log::Report), String> {
@@ -159,7 +171,7 @@ fn check_stream(log: &SharedLog, from: u64, keys: &[u64]) -> Result<(), String> 
 /// order, durable; a reopened log holds them all.
 pub fn appends_from_every_core(_: &Kernel) -> Result<(), String> {
     start_reactors();
-    let disk = Arc::new(MemDisk::new(BS, BLOCKS));
+    let disk = new_disk()?;
     let (log, report) = open(&disk)?;
     if !report.formatted || report.records != 0 {
         return Err(format!("a blank disk opened as {report:?}"));
@@ -209,7 +221,7 @@ pub fn appends_from_every_core(_: &Kernel) -> Result<(), String> {
 /// reports (and truncates) what the crash tore, and goes on.
 pub fn recovers_after_a_crash(_: &Kernel) -> Result<(), String> {
     start_reactors();
-    let disk = Arc::new(MemDisk::new(BS, BLOCKS));
+    let disk = new_disk()?;
     let (log, _) = open(&disk)?;
     let acked = joined(appenders(&log, 0, 10), 0)?;
     block_on(log.flush()).map_err(|e| format!("flush: {e}"))?;
@@ -265,7 +277,7 @@ pub fn recovers_after_a_crash(_: &Kernel) -> Result<(), String> {
 /// same records become durable.
 pub fn device_errors_reach_every_core(_: &Kernel) -> Result<(), String> {
     start_reactors();
-    let disk = Arc::new(MemDisk::new(BS, BLOCKS));
+    let disk = new_disk()?;
     let (log, _) = open(&disk)?;
     disk.set_latency(1);
     disk.fail_flushes(u32::MAX);

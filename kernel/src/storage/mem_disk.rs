@@ -19,7 +19,6 @@
 //! journal of unflushed writes (emptied by each flush; it keeps its
 //! capacity, so a steady write/flush pattern allocates nothing).
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::ops::Range;
@@ -71,18 +70,21 @@ struct State {
 
 impl MemDisk {
     /// A zeroed disk of `blocks` blocks of `block_size` bytes (a power of
-    /// two, at least 512).
+    /// two, at least 512), or `None` if the heap cannot hold it (twice).
     ///
     /// # Panics
-    /// On a block size that is not a power of two of at least 512, or a
-    /// disk larger than memory can index: both are the caller's constants.
-    pub fn new(block_size: usize, blocks: u64) -> MemDisk {
+    /// On a block size that is not a power of two of at least 512: the
+    /// caller's constant.
+    pub fn new(block_size: usize, blocks: u64) -> Option<MemDisk> {
         assert!(block_size.is_power_of_two() && block_size >= 512);
-        let bytes = usize::try_from(blocks)
-            .ok()
-            .and_then(|b| b.checked_mul(block_size))
-            .expect("MemDisk size");
-        MemDisk::from_image(vec![0; bytes], block_size)
+        let bytes = usize::try_from(blocks).ok()?.checked_mul(block_size)?;
+        let zeroed = || {
+            let mut v = Vec::new();
+            v.try_reserve_exact(bytes).ok()?;
+            v.resize(bytes, 0);
+            Some(v)
+        };
+        Some(MemDisk::with(zeroed()?, zeroed()?, block_size))
     }
 
     /// A disk holding `image` (whole blocks; a trailing partial block is
@@ -93,13 +95,19 @@ impl MemDisk {
     pub fn from_image(mut image: Vec<u8>, block_size: usize) -> MemDisk {
         assert!(block_size.is_power_of_two() && block_size >= 512);
         image.truncate(image.len() / block_size * block_size);
+        MemDisk::with(image.clone(), image, block_size)
+    }
+
+    /// A disk showing `current`, holding `durable` (the same length, whole
+    /// blocks).
+    fn with(current: Vec<u8>, durable: Vec<u8>, block_size: usize) -> MemDisk {
         MemDisk {
             block_size,
-            blocks: (image.len() / block_size) as u64,
+            blocks: (current.len() / block_size) as u64,
             read_only: false,
             state: spin::Mutex::new(State {
-                durable: image.clone(),
-                current: image,
+                durable,
+                current,
                 journal: Vec::new(),
                 journal_bytes: Vec::new(),
                 faults: Vec::new(),
@@ -349,7 +357,7 @@ mod tests {
 
     #[test]
     fn reads_see_writes_and_a_crash_keeps_only_what_was_flushed() {
-        let disk = MemDisk::new(512, 8);
+        let disk = MemDisk::new(512, 8).unwrap();
         block_on(async {
             disk.write(1, &block(1)).await.unwrap();
             disk.flush().await.unwrap();
@@ -372,7 +380,7 @@ mod tests {
 
     #[test]
     fn bad_requests_and_faults_are_errors() {
-        let disk = MemDisk::new(512, 4);
+        let disk = MemDisk::new(512, 4).unwrap();
         block_on(async {
             assert_eq!(disk.write(0, &[0; 100]).await, Err(IoError::BadLength(100)));
             assert_eq!(
@@ -398,7 +406,7 @@ mod tests {
             assert_eq!(disk.read(0, &mut [0; 512]).await, Err(IoError::Device));
         });
         disk.crash(|_, _| true);
-        let ro = MemDisk::new(512, 2).into_read_only();
+        let ro = MemDisk::new(512, 2).unwrap().into_read_only();
         block_on(async {
             assert_eq!(ro.write(0, &block(1)).await, Err(IoError::ReadOnly));
             assert_eq!(ro.flush().await, Err(IoError::ReadOnly));

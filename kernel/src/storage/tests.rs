@@ -23,7 +23,7 @@ const BS: usize = 512;
 const REGION: core::ops::Range<u64> = 8..1032;
 
 fn disk() -> MemDisk {
-    MemDisk::new(BS, 1100)
+    MemDisk::new(BS, 1100).unwrap()
 }
 
 fn options() -> Options {
@@ -475,7 +475,7 @@ fn bad_regions_options_and_read_only_disks_are_errors() {
 
 #[test]
 fn a_full_log_says_so() {
-    let disk = MemDisk::new(BS, 64);
+    let disk = MemDisk::new(BS, 64).unwrap();
     let (log, _) = block_on(Log::open(&disk, 0..16, options())).unwrap();
     let result = block_on(async {
         for i in 0.. {
