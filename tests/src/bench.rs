@@ -220,7 +220,7 @@ fn total_doorbells() -> u64 {
 pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
     use percore_kernel::ipc::channel::{self, channel};
     use percore_kernel::reactor::{
-        SpawnOptions, block_on, priority, sleep, spawn, spawn_on, spawn_with, yield_now,
+        SpawnOptions, block_on, priority, sleep, spawn_on, spawn_with, yield_now,
     };
     crate::reactor::start_reactors();
     let cores = cpu::online_cores();
