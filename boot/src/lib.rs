@@ -66,13 +66,23 @@ fn boot_config() -> BootConfig {
     config
 }
 
-/// Writes `<out_dir>/<name>-bios.img` and `<out_dir>/<name>-uefi.img` for `kernel`.
-pub fn build_images(kernel: &Path, out_dir: &Path, name: &str) -> Result<Images, ImageError> {
+/// Writes `<out_dir>/<name>-bios.img` and `<out_dir>/<name>-uefi.img` for
+/// `kernel`, with `ramdisk` (the archive of user programs) loaded next to
+/// it when given.
+pub fn build_images(
+    kernel: &Path,
+    out_dir: &Path,
+    name: &str,
+    ramdisk: Option<&Path>,
+) -> Result<Images, ImageError> {
     std::fs::create_dir_all(out_dir)?;
     let stripped = out_dir.join(format!("{name}.stripped"));
     strip_debuginfo(kernel, &stripped)?;
     let mut builder = DiskImageBuilder::new(stripped);
     builder.set_boot_config(&boot_config());
+    if let Some(ramdisk) = ramdisk {
+        builder.set_ramdisk(ramdisk.to_path_buf());
+    }
     let images = Images {
         bios: out_dir.join(format!("{name}-bios.img")),
         uefi: out_dir.join(format!("{name}-uefi.img")),

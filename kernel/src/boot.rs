@@ -10,7 +10,7 @@ use bootloader_api::info::{FrameBuffer, PixelFormat};
 use crate::arch::{self, cpu};
 use crate::drivers::fw_cfg;
 use crate::reactor::SchedConfig;
-use crate::{console, drivers, fatal, time};
+use crate::{console, drivers, fatal, process, time};
 
 /// The boot configuration file that chooses each core's scheduling
 /// discipline: `rr,fair,edf,...`, one per core (see [`SchedConfig`]);
@@ -83,6 +83,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> Kernel {
     let framebuffer = boot_info.framebuffer.take();
     let boot_info: &'static BootInfo = boot_info;
     let machine = arch::boot::init(boot_info);
+    programs(boot_info);
     drivers::pci::init();
     match framebuffer.map(screen).map(drivers::screen::init) {
         Some(Ok((cols, rows))) => log::info!("screen console: {cols}x{rows} characters"),
@@ -97,6 +98,26 @@ pub fn init(boot_info: &'static mut BootInfo) -> Kernel {
     }
     cpu::enable_interrupts();
     Kernel { boot_info, machine }
+}
+
+/// Registers the user programs of the ramdisk (a cpio archive `cargo
+/// xtask` packs), and says what protects the kernel from them.
+fn programs(boot_info: &'static BootInfo) {
+    let protection = arch::user::protection();
+    log::info!(
+        "ring 3: SMEP {}, SMAP {}",
+        if protection.smep { "on" } else { "not offered" },
+        if protection.smap { "on" } else { "not offered" }
+    );
+    let Some(addr) = boot_info.ramdisk_addr.into_option() else {
+        log::info!("programs: no boot archive");
+        return;
+    };
+    // SAFETY: the bootloader mapped the ramdisk at `addr` for
+    // `ramdisk_len` bytes, and nothing writes or unmaps it.
+    let archive =
+        unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) };
+    process::image::init(archive);
 }
 
 /// The bootloader's framebuffer as the screen driver describes it.

@@ -5,8 +5,8 @@
 //! are layers that only point down (`cargo xtask lint` checks it):
 //!
 //! ```text
-//! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers -> storage
-//!     -> shell -> boot
+//! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers
+//!      -> process, storage -> syscall -> shell -> boot
 //! ```
 //!
 //! [`arch`] is the only module that knows the CPU; on the host it is a
@@ -25,9 +25,11 @@ pub mod fatal;
 pub mod ipc;
 pub mod measure;
 pub mod mem;
+pub mod process;
 pub mod reactor;
 pub mod shell;
 pub mod storage;
+pub mod syscall;
 pub mod time;
 
 #[cfg(target_os = "none")]

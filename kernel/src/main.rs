@@ -14,6 +14,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let kernel = percore_kernel::init(boot_info);
     reactor::init(&kernel.sched_config());
     ipc::init();
+    drivers::virtio::init();
     kernel.announce_ready();
     let pinned = SpawnOptions::new(reactor::priority(48)).pinned();
     let _shell = reactor::spawn_with(CoreId(0), pinned, shell::run());

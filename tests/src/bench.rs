@@ -219,7 +219,9 @@ fn total_doorbells() -> u64 {
 /// `cargo xtask bench reactor`: the reactor's costs, measured in the kernel.
 pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
     use percore_kernel::ipc::channel::{self, channel};
-    use percore_kernel::reactor::{block_on, priority, sleep, spawn, spawn_on, yield_now};
+    use percore_kernel::reactor::{
+        SpawnOptions, block_on, priority, sleep, spawn_on, spawn_with, yield_now,
+    };
     crate::reactor::start_reactors();
     let cores = cpu::online_cores();
     let far = CoreId(cores as u16 - 1);
@@ -322,16 +324,20 @@ pub fn bench_reactor(_: &Kernel) -> Result<(), String> {
         report_cycles(name, &mut samples);
     }
 
-    // Task switch: two tasks on one core yielding to each other.
+    // Task switch: two tasks on one core yielding to each other. They are
+    // pinned: two ready tasks on one core with others asleep is exactly what
+    // the balancer moves apart, which would measure two yield loops on two
+    // cores instead.
     const SWITCHES: u64 = 100_000;
-    let cycles = block_on(async {
+    let pinned = SpawnOptions::new(priority(50)).pinned();
+    let cycles = block_on(async move {
         let t0 = clock::cycles();
-        let a = spawn(priority(50), async {
+        let a = spawn_with(CoreId(0), pinned, async {
             for _ in 0..SWITCHES / 2 {
                 yield_now().await;
             }
         });
-        let b = spawn(priority(50), async {
+        let b = spawn_with(CoreId(0), pinned, async {
             for _ in 0..SWITCHES / 2 {
                 yield_now().await;
             }

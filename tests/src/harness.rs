@@ -2,7 +2,8 @@
 //!
 //! The host writes a command into the fw_cfg file `opt/percore/tests`:
 //! - `list`: print `test-list NAME normal` or `test-list NAME fault:VECTOR`
-//!   for every test, then exit with success;
+//!   (or `machine:NAME` for a test that needs a machine the host sets up
+//!   for it alone) for every test, then exit with success;
 //! - `run NAME NAME ...`: run those tests in order, printing `test-start NAME`
 //!   and then `test-ok NAME` or `test-fail NAME: WHY`, then
 //!   `results: passed=N failed=M`, and exit with success only if none failed.
@@ -39,6 +40,9 @@ pub enum Kind {
     Panic { message: &'static str },
     /// Not a test: a benchmark, run only by `cargo xtask bench`.
     Bench,
+    /// Returning `Ok(())`, on a machine of its own that the host sets up
+    /// by this name (e.g. one with a read-only disk).
+    Machine(&'static str),
 }
 
 /// One named test.
@@ -102,6 +106,9 @@ pub fn run(kernel: &Kernel, suites: &[&'static [Test]]) -> ! {
                     }
                     Kind::Panic { .. } => println!("test-list {} panic", test.name),
                     Kind::Bench => println!("test-list {} bench", test.name),
+                    Kind::Machine(machine) => {
+                        println!("test-list {} machine:{machine}", test.name)
+                    }
                 }
             }
             exit_qemu(ExitCode::Success)
@@ -131,7 +138,7 @@ fn run_named<'a>(kernel: &Kernel, tests: &[&Test], names: impl Iterator<Item = &
         let result = (test.run)(kernel);
         CURRENT.store(usize::MAX, Ordering::SeqCst);
         let verdict = match (&test.kind, result) {
-            (Kind::Normal | Kind::Bench, Ok(())) => Ok(()),
+            (Kind::Normal | Kind::Bench | Kind::Machine(_), Ok(())) => Ok(()),
             (Kind::Panic { .. }, Ok(())) => Err(alloc::string::String::from(
                 "expected a panic, but the test returned",
             )),

@@ -10,6 +10,7 @@ extern crate alloc;
 mod bench;
 mod bus;
 mod cases;
+mod disk;
 mod faults;
 mod harness;
 mod memory;
@@ -24,6 +25,7 @@ mod smp;
 mod storage;
 mod streams;
 mod topic;
+mod user;
 
 use bootloader_api::{BootInfo, entry_point};
 
@@ -47,6 +49,8 @@ const SUITES: &[&[harness::Test]] = &[
     probe::TESTS,
     sched::TESTS,
     streams::TESTS,
+    disk::TESTS,
+    user::TESTS,
     storage::TESTS,
 ];
 

@@ -51,6 +51,11 @@ pub const TESTS: &[Test] = &[
         load_balancing_spreads_work,
     ),
     Test::new(
+        "reactor_unmovable_work_wakes_no_core",
+        Kind::Normal,
+        unmovable_work_wakes_no_core,
+    ),
+    Test::new(
         "reactor_tickless_when_idle",
         Kind::Normal,
         tickless_when_idle,
@@ -382,6 +387,60 @@ pub fn load_balancing_spreads_work(_: &Kernel) -> Result<(), String> {
     // QEMU's vCPU threads, so no tighter bound is asserted.)
     if counts.contains(&0) {
         return Err(format!("work not spread over all cores: {counts:?}"));
+    }
+    Ok(())
+}
+
+/// Busy work that no other core could take wakes no sleeping core: one
+/// movable task yielding in a loop (it keeps every polling batch of its
+/// core full, but nothing waits behind it), then two pinned tasks yielding
+/// to each other (they wait, but cannot move). Core 0 rings no doorbell to
+/// make a sleeping core come asking, and nothing moves. (The balancer once
+/// counted any full batch as saturation and woke idle cores about every
+/// millisecond each, only to deny their requests.)
+pub fn unmovable_work_wakes_no_core(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    if cores() < 2 {
+        return Ok(());
+    }
+    let doorbells = || cpu::stats(CoreId(0)).map_or(0, |s| s.doorbells.load(Ordering::SeqCst));
+    let moved = || of_core(CoreId(0), |s| s.migrated_out.load(Ordering::SeqCst));
+    // Yields in a loop for 50 ms; returns how many.
+    async fn busy() -> u64 {
+        let end = clock::cycles() + clock::hz() / 20;
+        let mut yields = 0u64;
+        while clock::cycles() < end {
+            yield_now().await;
+            yields += 1;
+        }
+        yields
+    }
+    // Let wake-ups of earlier tests settle.
+    block_on(sleep(Duration::from_millis(20)));
+    for (what, options, tasks) in [
+        ("one movable task", SpawnOptions::new(priority(32)), 1),
+        ("two pinned tasks", pinned(), 2),
+    ] {
+        let (bells, out) = (doorbells(), moved());
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| spawn_with(CoreId(0), options, busy()))
+            .collect();
+        let yields: u64 = block_on(async {
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await;
+            }
+            sum
+        });
+        let (bells, out) = (doorbells() - bells, moved() - out);
+        percore_kernel::println!(
+            "{what}: {yields} yields in 50 ms, {bells} doorbells, {out} moved"
+        );
+        if bells != 0 || out != 0 {
+            return Err(format!(
+                "{what} yielding in a loop ({yields} yields) made core 0 ring {bells} doorbells and move {out} tasks"
+            ));
+        }
     }
     Ok(())
 }

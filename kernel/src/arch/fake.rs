@@ -323,9 +323,22 @@ pub mod pci {
     }
 }
 
-/// `arch::irq` of the simulation: no interrupt controller.
+/// `arch::irq` of the simulation: no IOAPIC; message-signalled vectors
+/// from a pool per core like the machine's, delivered by a test with
+/// [`deliver`](irq::deliver).
 pub mod irq {
-    use super::CoreId;
+    use super::*;
+    use crate::arch::irq::{MsiError, MsiMessage};
+    use crate::arch::vectors::VectorPool;
+
+    /// The simulation's device vectors (the machine's range).
+    const FIRST: u8 = 0x40;
+    const COUNT: u8 = 0xA0;
+
+    type Handlers = Vec<(u8, fn(usize), usize)>;
+
+    static POOLS: Mutex<[Option<VectorPool>; MAX_CORES]> = Mutex::new([const { None }; MAX_CORES]);
+    static HANDLERS: Mutex<[Handlers; MAX_CORES]> = Mutex::new([const { Vec::new() }; MAX_CORES]);
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum RouteError {
@@ -334,6 +347,84 @@ pub mod irq {
 
     pub fn route_isa(_irq: u8, _core: CoreId, _handler: fn()) -> Result<(), RouteError> {
         Err(RouteError::NoIoApic)
+    }
+
+    pub fn allocate_vector(
+        core: CoreId,
+        handler: fn(usize),
+        context: usize,
+    ) -> Result<u8, MsiError> {
+        if !cpu::is_online(core) {
+            return Err(MsiError::NoSuchCore(core));
+        }
+        let vector = POOLS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .get_or_insert_with(|| VectorPool::new(FIRST, COUNT))
+            .allocate()
+            .ok_or(MsiError::NoFreeVector(core))?;
+        HANDLERS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .push((vector, handler, context));
+        Ok(vector)
+    }
+
+    pub fn free_vector(core: CoreId, vector: u8) -> Result<(), MsiError> {
+        let freed = POOLS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(core.index())
+            .and_then(Option::as_mut)
+            .is_some_and(|pool| pool.free(vector));
+        HANDLERS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .retain(|(v, _, _)| *v != vector);
+        freed
+            .then_some(())
+            .ok_or(MsiError::NotAllocated(core, vector))
+    }
+
+    pub fn msi_message(core: CoreId, vector: u8) -> Result<MsiMessage, MsiError> {
+        match cpu::is_online(core) {
+            true => Ok(MsiMessage {
+                address: 0xFEE0_0000 | (u64::from(core.0) << 12),
+                data: u32::from(vector),
+            }),
+            false => Err(MsiError::NoSuchCore(core)),
+        }
+    }
+
+    pub fn msi_target(message: MsiMessage) -> Option<CoreId> {
+        let core = CoreId(((message.address >> 12) & 0xFF) as u16);
+        cpu::is_online(core).then_some(core)
+    }
+
+    /// Raises `vector` on `core`: runs its handler as that core (with
+    /// interrupts masked, like the machine). False if it has none.
+    pub fn deliver(core: CoreId, vector: u8) -> bool {
+        let found = HANDLERS.lock().unwrap_or_else(|e| e.into_inner())[core.index()]
+            .iter()
+            .find(|(v, _, _)| *v == vector)
+            .map(|&(_, handler, context)| (handler, context));
+        let Some((handler, context)) = found else {
+            return false;
+        };
+        let me = cpu::core_id();
+        set_core(core);
+        cpu::without_interrupts(|| handler(context));
+        set_core(me);
+        true
+    }
+}
+
+/// `arch::mmio` of the simulation: there is no device memory to map.
+pub mod mmio {
+    use crate::mem::MemoryError;
+
+    #[derive(Clone, Copy, Debug)]
+    pub struct MmioRegion {
+        pub base: u64,
+        pub len: u64,
+    }
+
+    pub fn map(_phys: u64, _len: u64) -> Result<MmioRegion, MemoryError> {
+        Err(MemoryError::NotInitialised)
     }
 }
 
@@ -377,5 +468,264 @@ pub mod trap {
 
     pub fn breakpoint_count() -> u64 {
         BREAKPOINTS.load(Ordering::Relaxed)
+    }
+}
+
+/// `arch::user` of the simulation: frames are host pages (their "physical
+/// address" is their host address), a page table is a map, and user mode
+/// is a script the test sets ([`user::script`]). Frame counts are per host
+/// thread, so tests running in parallel do not see each other's frames.
+pub mod user {
+    use super::*;
+    use crate::arch::user::{Access, Trap};
+    use crate::mem::{MemoryError, PAGE_SIZE, PhysAddr};
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, VecDeque};
+
+    #[repr(C, align(4096))]
+    struct Frame([u8; PAGE_SIZE as usize]);
+
+    type Pages = RefCell<BTreeMap<u64, (PhysAddr, Access)>>;
+
+    /// One step of a simulated user thread: changes its registers, says
+    /// how it came back.
+    pub type Step = Box<dyn FnOnce(&mut UserContext) -> Trap>;
+
+    std::thread_local! {
+        static LIVE: Cell<u64> = const { Cell::new(0) };
+        static ACTIVE: Cell<*const Pages> = const { Cell::new(core::ptr::null()) };
+        static SCRIPT: RefCell<VecDeque<Step>> = RefCell::new(VecDeque::new());
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Protection {
+        pub smep: bool,
+        pub smap: bool,
+    }
+
+    pub fn protection() -> Protection {
+        Protection {
+            smep: false,
+            smap: false,
+        }
+    }
+
+    pub fn fault_names(_vector: u8) -> (&'static str, &'static str) {
+        ("#SIM", "simulated fault")
+    }
+
+    pub fn alloc_frame() -> Result<PhysAddr, MemoryError> {
+        LIVE.with(|l| l.set(l.get() + 1));
+        let frame = Box::new(Frame([0; PAGE_SIZE as usize]));
+        Ok(PhysAddr(Box::into_raw(frame) as u64))
+    }
+
+    /// # Safety
+    /// `frame` must come from [`alloc_frame`] and be freed once.
+    pub unsafe fn free_frame(frame: PhysAddr) {
+        LIVE.with(|l| l.set(l.get() - 1));
+        // SAFETY: made by `alloc_frame` from a box, given back once.
+        drop(unsafe { Box::from_raw(frame.0 as *mut Frame) });
+    }
+
+    pub fn write_frame(frame: PhysAddr, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= PAGE_SIZE as usize);
+        // SAFETY: a live frame of this simulation, in bounds.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (frame.0 as *mut u8).add(offset),
+                bytes.len(),
+            )
+        };
+    }
+
+    /// Frames allocated and not freed by this host thread.
+    pub fn frames_in_use() -> u64 {
+        LIVE.with(Cell::get)
+    }
+
+    pub struct Table {
+        pages: Box<Pages>,
+    }
+
+    impl Table {
+        pub fn new() -> Result<Table, MemoryError> {
+            Ok(Table {
+                pages: Box::new(RefCell::new(BTreeMap::new())),
+            })
+        }
+
+        pub fn map(
+            &mut self,
+            page: u64,
+            frame: PhysAddr,
+            access: Access,
+        ) -> Result<(), MemoryError> {
+            if page >= 1 << 47 || !page.is_multiple_of(PAGE_SIZE) {
+                return Err(MemoryError::MapFailed);
+            }
+            let mut pages = self.pages.borrow_mut();
+            if pages.contains_key(&page) {
+                return Err(MemoryError::MapFailed);
+            }
+            pages.insert(page, (frame, access));
+            Ok(())
+        }
+
+        pub fn unmap(&mut self, page: u64) -> Option<PhysAddr> {
+            self.pages.borrow_mut().remove(&page).map(|(f, _)| f)
+        }
+
+        pub fn lookup(&mut self, addr: u64) -> Option<(PhysAddr, Access)> {
+            self.pages.borrow().get(&(addr & !(PAGE_SIZE - 1))).copied()
+        }
+
+        pub fn activate(&self) {
+            ACTIVE.with(|a| a.set(&*self.pages));
+        }
+
+        pub fn is_active(&self) -> bool {
+            ACTIVE.with(|a| core::ptr::eq(a.get(), &*self.pages))
+        }
+    }
+
+    impl Drop for Table {
+        fn drop(&mut self) {
+            if self.is_active() {
+                ACTIVE.with(|a| a.set(core::ptr::null()));
+            }
+        }
+    }
+
+    /// The host pointer behind user address `addr` of the active table.
+    fn resolve(addr: u64) -> Option<*mut u8> {
+        let pages = ACTIVE.with(Cell::get);
+        // SAFETY: ACTIVE points into a live table (cleared when it drops).
+        let pages = unsafe { pages.as_ref()? };
+        let (frame, _) = *pages.borrow().get(&(addr & !(PAGE_SIZE - 1)))?;
+        Some((frame.0 + addr % PAGE_SIZE) as *mut u8)
+    }
+
+    /// # Safety
+    /// None in the simulation; the signature matches the machine's.
+    pub unsafe fn copy_from_user(dst: &mut [u8], src: u64) -> usize {
+        for (i, byte) in dst.iter_mut().enumerate() {
+            match resolve(src + i as u64) {
+                // SAFETY: a byte of a live frame.
+                Some(p) => *byte = unsafe { p.read() },
+                None => return dst.len() - i,
+            }
+        }
+        0
+    }
+
+    /// # Safety
+    /// None in the simulation; the signature matches the machine's.
+    pub unsafe fn copy_to_user(dst: u64, src: &[u8]) -> usize {
+        for (i, byte) in src.iter().enumerate() {
+            match resolve(dst + i as u64) {
+                // SAFETY: a byte of a live frame.
+                Some(p) => unsafe { p.write(*byte) },
+                None => return src.len() - i,
+            }
+        }
+        0
+    }
+
+    /// A user thread's registers in the simulation.
+    pub struct UserContext {
+        pub rip: u64,
+        pub rsp: u64,
+        /// The syscall number and its arguments.
+        pub call: (u64, [u64; 6]),
+        pub result: u64,
+    }
+
+    impl UserContext {
+        pub fn new(entry: u64, stack_top: u64) -> UserContext {
+            UserContext {
+                rip: entry,
+                rsp: stack_top,
+                call: (0, [0; 6]),
+                result: 0,
+            }
+        }
+
+        pub fn syscall(&self) -> (u64, [u64; 6]) {
+            self.call
+        }
+
+        pub fn set_result(&mut self, value: u64) {
+            self.result = value;
+        }
+
+        pub fn rip(&self) -> u64 {
+            self.rip
+        }
+
+        pub fn rsp(&self) -> u64 {
+            self.rsp
+        }
+    }
+
+    /// Queues the steps user mode takes on this host thread.
+    pub fn script(steps: impl IntoIterator<Item = Step>) {
+        SCRIPT.with(|s| s.borrow_mut().extend(steps));
+    }
+
+    /// Runs the next scripted step; with none left, an invalid opcode.
+    pub fn enter(context: &mut UserContext) -> Trap {
+        match SCRIPT.with(|s| s.borrow_mut().pop_front()) {
+            Some(step) => step(context),
+            None => Trap::Fault(crate::arch::user::Fault {
+                vector: 6,
+                error_code: 0,
+                rip: context.rip,
+                address: None,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{CoreId, cpu, irq, set_core, set_online};
+    use crate::arch::irq::MsiError;
+
+    static RAN_ON: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    fn handler(context: usize) {
+        RAN_ON.store(cpu::core_id().index() * 100 + context, Ordering::SeqCst);
+    }
+
+    /// A vector is per core: the same number on two cores names two
+    /// handlers, each run as its own core; a freed vector raises nothing.
+    #[test]
+    fn message_vectors_are_per_core() {
+        set_online(8);
+        set_core(CoreId(0));
+        let a = irq::allocate_vector(CoreId(2), handler, 7).unwrap();
+        let b = irq::allocate_vector(CoreId(3), handler, 9).unwrap();
+        assert!(irq::deliver(CoreId(2), a));
+        assert_eq!(RAN_ON.load(Ordering::SeqCst), 207);
+        assert!(irq::deliver(CoreId(3), b));
+        assert_eq!(RAN_ON.load(Ordering::SeqCst), 309);
+        assert_eq!(cpu::core_id(), CoreId(0));
+        let message = irq::msi_message(CoreId(3), b).unwrap();
+        assert_eq!(irq::msi_target(message), Some(CoreId(3)));
+        irq::free_vector(CoreId(2), a).unwrap();
+        assert!(!irq::deliver(CoreId(2), a));
+        assert_eq!(
+            irq::free_vector(CoreId(2), a),
+            Err(MsiError::NotAllocated(CoreId(2), a))
+        );
+        assert_eq!(
+            irq::allocate_vector(CoreId(9), handler, 0),
+            Err(MsiError::NoSuchCore(CoreId(9)))
+        );
+        irq::free_vector(CoreId(3), b).unwrap();
     }
 }

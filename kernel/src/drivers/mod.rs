@@ -7,3 +7,4 @@ pub mod keyboard;
 pub mod pci;
 pub mod screen;
 pub mod uart;
+pub mod virtio;

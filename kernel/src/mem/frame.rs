@@ -129,6 +129,58 @@ impl FrameAllocator {
         self.allocated_frames -= 1;
     }
 
+    /// Takes `count` physically contiguous frames (for DMA), or `None`
+    /// when no usable region has that many left. They come from the bump
+    /// cursor, the only place where consecutive frames are known to be
+    /// free; the tail of a region too short for them goes to the free list,
+    /// so nothing is lost by skipping it.
+    pub fn allocate_contiguous(&mut self, count: u64) -> Option<PhysAddr> {
+        if count == 0 {
+            return None;
+        }
+        let bytes = count.checked_mul(FRAME_SIZE)?;
+        while self.cursor_region < self.region_count {
+            let region = self.regions[self.cursor_region];
+            if self
+                .cursor_addr
+                .checked_add(bytes)
+                .is_some_and(|end| end <= region.end)
+            {
+                let start = self.cursor_addr;
+                self.cursor_addr += bytes;
+                self.allocated_frames += count;
+                return Some(PhysAddr(start));
+            }
+            // Too short: hand the rest of this region to the free list.
+            while let Some(frame) = self.bump_in_region() {
+                self.allocated_frames += 1;
+                // SAFETY: just taken from the bump cursor, used by nobody.
+                unsafe { self.free(PhysAddr(frame)) };
+            }
+            self.cursor_region += 1;
+            if let Some(next) = self.regions.get(self.cursor_region) {
+                self.cursor_addr = next.start;
+            }
+        }
+        None
+    }
+
+    /// The address at which all physical memory is mapped (the
+    /// bootloader's offset mapping): frame `p` is readable at `offset + p`.
+    pub fn phys_offset(&self) -> u64 {
+        self.phys_offset
+    }
+
+    /// The next frame of the cursor's current region, if it has one left.
+    fn bump_in_region(&mut self) -> Option<u64> {
+        let region = self.regions.get(self.cursor_region)?;
+        (self.cursor_addr + FRAME_SIZE <= region.end).then(|| {
+            let addr = self.cursor_addr;
+            self.cursor_addr += FRAME_SIZE;
+            addr
+        })
+    }
+
     fn bump(&mut self) -> Option<u64> {
         while self.cursor_region < self.region_count {
             let region = self.regions[self.cursor_region];
@@ -147,5 +199,65 @@ impl FrameAllocator {
 
     fn link(&self, frame: u64) -> *mut u64 {
         (self.phys_offset + frame) as *mut u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::boxed::Box;
+    use std::vec;
+
+    use bootloader_api::info::{MemoryRegion, MemoryRegionKind, MemoryRegions};
+
+    use super::{FRAME_SIZE, FrameAllocator, LOW_MEMORY_END};
+
+    /// An allocator over two usable regions (3 and 8 frames), backed by a
+    /// host buffer that stands for physical memory from LOW_MEMORY_END on.
+    fn allocator() -> (FrameAllocator, std::vec::Vec<u8>) {
+        let memory = vec![0u8; (16 * FRAME_SIZE) as usize];
+        let regions = Box::leak(Box::new([
+            MemoryRegion {
+                start: LOW_MEMORY_END,
+                end: LOW_MEMORY_END + 3 * FRAME_SIZE,
+                kind: MemoryRegionKind::Usable,
+            },
+            MemoryRegion {
+                start: LOW_MEMORY_END + 4 * FRAME_SIZE,
+                end: LOW_MEMORY_END + 12 * FRAME_SIZE,
+                kind: MemoryRegionKind::Usable,
+            },
+        ]));
+        let offset = (memory.as_ptr() as u64).wrapping_sub(LOW_MEMORY_END);
+        let regions = MemoryRegions::from(&mut regions[..]);
+        let frames = FrameAllocator::new(Box::leak(Box::new(regions)), offset);
+        (frames, memory)
+    }
+
+    #[test]
+    fn contiguous_runs_skip_short_regions_without_losing_frames() {
+        let (mut frames, _memory) = allocator();
+        let first = frames.allocate().unwrap();
+        assert_eq!(first.0, LOW_MEMORY_END);
+        // 4 frames do not fit the 2 left in the first region: they come
+        // from the second, and the 2 skipped frames go to the free list.
+        let run = frames.allocate_contiguous(4).unwrap();
+        assert_eq!(run.0, LOW_MEMORY_END + 4 * FRAME_SIZE);
+        assert_eq!(frames.allocated_frames(), 5);
+        let skipped = [frames.allocate().unwrap().0, frames.allocate().unwrap().0];
+        assert!(skipped.contains(&(LOW_MEMORY_END + FRAME_SIZE)));
+        assert!(skipped.contains(&(LOW_MEMORY_END + 2 * FRAME_SIZE)));
+        // 4 frames are left in the second region: 3 fit, and then 2 do
+        // not; the one left over stays allocatable on its own.
+        let three = frames.allocate_contiguous(3).unwrap();
+        assert_eq!(three.0, LOW_MEMORY_END + 8 * FRAME_SIZE);
+        assert_eq!(frames.allocate_contiguous(2), None);
+        assert_eq!(frames.allocate_contiguous(0), None);
+        assert_eq!(frames.free_frames(), 1);
+        assert_eq!(
+            frames.allocate().unwrap().0,
+            LOW_MEMORY_END + 11 * FRAME_SIZE
+        );
     }
 }

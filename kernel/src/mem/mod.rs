@@ -1,5 +1,6 @@
 //! Memory management that knows no CPU: physical frames, kernel virtual
-//! space, the heap allocator and the registry of stack guard pages.
+//! space, the heap allocator, DMA memory and the registry of stack guard
+//! pages.
 //!
 //! Page tables are the CPU's business: `arch` edits them, taking frames and
 //! virtual ranges from here. The bootloader maps all physical memory at a
@@ -11,6 +12,7 @@
 //! is a boot-time and slow-path lock: nothing on a reactor's hot path
 //! allocates frames or maps pages.
 
+pub mod dma;
 pub mod frame;
 pub mod heap;
 pub mod irq;
@@ -33,6 +35,8 @@ pub const PAGE_SIZE: u64 = 4096;
 pub struct Memory {
     pub frames: FrameAllocator,
     pub vspace: VirtualSpace,
+    /// Physically contiguous memory for devices (see [`dma`]).
+    pub dma: dma::DmaPool,
 }
 
 static MEMORY: Mutex<Option<Memory>> = Mutex::new(None);
@@ -54,10 +58,16 @@ pub enum MemoryError {
     NotInitialised,
 }
 
-/// Installs the frame allocator and kernel virtual space. Called once, on
-/// the bootstrap core, by `arch` (which then maps the heap).
-pub fn init(frames: FrameAllocator, vspace: VirtualSpace) {
-    *MEMORY.lock() = Some(Memory { frames, vspace });
+/// Installs the frame allocator and kernel virtual space and reserves the
+/// DMA pool (first, while the frames are still contiguous). Called once,
+/// on the bootstrap core, by `arch` (which then maps the heap).
+pub fn init(mut frames: FrameAllocator, vspace: VirtualSpace) {
+    let dma = dma::DmaPool::reserve(&mut frames);
+    *MEMORY.lock() = Some(Memory {
+        frames,
+        vspace,
+        dma,
+    });
 }
 
 /// Runs `f` with the memory-management state, interrupts masked.

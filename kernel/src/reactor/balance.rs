@@ -12,8 +12,9 @@
 //!
 //! - **idle** (it ran nothing): it asks the core with the most urgent
 //!   waiting work — the highest `ready_top`, then the most ready tasks —
-//!   provided that work really waits there: two or more ready tasks, or one
-//!   while that core is polling another. The request names priority 0 (any
+//!   provided that work really waits there — two or more ready tasks, or one
+//!   while that core is polling another — and some of it is movable (not
+//!   pinned; `ReactorStats::movable`). The request names priority 0 (any
 //!   work); the victim gives up to half of its movable ready tasks,
 //!   **highest priority first**, so the urgent work gets the free core.
 //! - **busy** at level L (the highest level it ran this turn or has ready):
@@ -33,10 +34,13 @@
 //! wakes that reach its old core later are forwarded (`Reactor::take_local`).
 //!
 //! An idle core sleeps (tickless), so it cannot see work arrive elsewhere: a
-//! saturated core — a full polling batch run and work still ready — wakes
-//! one sleeping core with a doorbell (no message), which then finds itself
-//! idle and asks. A core whose request was just denied is not woken again
-//! within the backoff, so pinned work does not keep idle cores awake.
+//! saturated core ([`saturated`]: a full polling batch run and two or more
+//! tasks still ready, one of them movable) wakes one sleeping core with a
+//! doorbell (no message), which then finds itself idle and asks. A lone
+//! task that yields in a loop, or pinned work, wakes nobody (each such
+//! wake-up would end in a denied request); a core whose request was just
+//! denied anyway (the movable work was gone) is not woken again within the
+//! backoff.
 
 use core::sync::atomic::Ordering;
 
@@ -57,6 +61,8 @@ pub(super) struct Load {
     pub core: CoreId,
     /// Ready tasks.
     pub ready: usize,
+    /// Ready tasks that are not pinned.
+    pub movable: usize,
     /// Highest ready level, or [`NO_LEVEL`].
     pub ready_top: u8,
     /// Whether it is polling a task now.
@@ -64,9 +70,12 @@ pub(super) struct Load {
 }
 
 impl Load {
-    /// Whether its ready work waits: it cannot start all of it right away.
+    /// Whether its ready work waits — it cannot start all of it right away
+    /// — and some of it could move.
     fn waits(&self) -> bool {
-        self.ready_top != NO_LEVEL && (self.ready >= 2 || (self.ready >= 1 && self.polling))
+        self.ready_top != NO_LEVEL
+            && self.movable >= 1
+            && (self.ready >= 2 || (self.ready >= 1 && self.polling))
     }
 }
 
@@ -105,6 +114,7 @@ fn loads(me: &Reactor) -> impl Iterator<Item = Load> + '_ {
         .map(|r| Load {
             core: r.core,
             ready: r.stats.ready.load(Ordering::Relaxed),
+            movable: r.stats.movable.load(Ordering::Relaxed),
             ready_top: r.ready_top.load(Ordering::Relaxed),
             polling: r.running.load(Ordering::Relaxed) != NO_LEVEL,
         })
@@ -123,8 +133,9 @@ fn ask(me: &Reactor, victim: CoreId, priority: u8) {
 
 /// After a polling batch that ran `ran` tasks, the highest at level
 /// `ran_top` ([`NO_LEVEL`] if none): publishes this core's highest ready
-/// level; if this core is saturated (more ready tasks than one batch, or a
-/// full batch run with work still ready), wakes one sleeping core — at most
+/// level; if this core is saturated ([`saturated`]: more ready tasks than
+/// one batch, or a full batch run with two or more still ready), wakes one
+/// sleeping core — at most
 /// once per sleep, and not one whose last request was denied within
 /// [`DENIED_BACKOFF_NS`] — so that it comes asking; and if this core ran
 /// work while more urgent work waits on another core, asks for it.
@@ -132,7 +143,8 @@ pub(super) fn when_busy(me: &Reactor, ran: usize, ran_top: u8) {
     let top = ready_top(me);
     me.ready_top.store(top, Ordering::Relaxed);
     let ready = me.stats.ready.load(Ordering::Relaxed);
-    if ready > super::POLL_BATCH || (ready > 0 && ran == super::POLL_BATCH) {
+    let movable = me.stats.movable.load(Ordering::Relaxed);
+    if saturated(ready, movable, ran) {
         let now = Clock::now().0;
         let sleeper = reactors().iter().find(|r| {
             r.core != me.core
@@ -157,6 +169,19 @@ pub(super) fn when_busy(me: &Reactor, ran: usize, ran_top: u8) {
     if let Some((victim, priority)) = choose(mine, loads(me)) {
         ask(me, victim, priority);
     }
+}
+
+/// Whether a core that has `ready` tasks ready (`movable` of them not
+/// pinned) after a polling batch that ran `ran` has work that waits for a
+/// free core, and that a free core could take: more than one batch, or,
+/// after a full batch, at least two ready tasks; and at least one of them
+/// movable. One ready task is the one this core runs next (a task that
+/// yields in a loop keeps every batch full), and pinned work cannot move:
+/// waking a core for either would only earn a denied request, about once
+/// per [`DENIED_BACKOFF_NS`] for as long as the work lasts. `Load::waits`
+/// applies the same rule.
+fn saturated(ready: usize, movable: usize, ran: usize) -> bool {
+    movable >= 1 && (ready > super::POLL_BATCH || (ready >= 2 && ran == super::POLL_BATCH))
 }
 
 /// Called when this core ran nothing in a turn.
@@ -227,6 +252,7 @@ mod tests {
         Load {
             core: CoreId(core),
             ready,
+            movable: ready,
             ready_top,
             polling,
         }
@@ -253,6 +279,36 @@ mod tests {
             choose(NO_LEVEL, [load(1, 0, NO_LEVEL, true)].into_iter()),
             None
         );
+    }
+
+    #[test]
+    fn a_lone_yielding_task_or_pinned_work_wakes_nobody() {
+        let full = super::super::POLL_BATCH;
+        assert!(!saturated(1, 1, full), "its only task runs next here");
+        assert!(saturated(2, 2, full));
+        assert!(saturated(2, 1, full), "one of two may move");
+        assert!(!saturated(2, 0, full), "pinned work cannot move");
+        assert!(!saturated(full + 1, 0, 1));
+        assert!(
+            !saturated(2, 2, full - 1),
+            "a short batch: the core keeps up"
+        );
+        assert!(saturated(full + 1, 1, 1));
+        assert!(!saturated(0, 0, full));
+    }
+
+    #[test]
+    fn pinned_work_is_not_asked_for() {
+        let pinned = Load {
+            movable: 0,
+            ..load(1, 5, 40, true)
+        };
+        assert_eq!(choose(NO_LEVEL, [pinned].into_iter()), None);
+        let some = Load {
+            movable: 1,
+            ..pinned
+        };
+        assert_eq!(choose(NO_LEVEL, [some].into_iter()), Some((CoreId(1), 0)));
     }
 
     #[test]

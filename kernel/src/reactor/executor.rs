@@ -111,6 +111,9 @@ impl Reactor {
                 top.max(level)
             };
             self.poll_task(id, cell);
+            if self.end_batch.swap(false, Ordering::Relaxed) {
+                break;
+            }
         }
         (ran, top)
     }
@@ -186,5 +189,8 @@ impl Reactor {
         self.stats
             .ready
             .store(exec.tree.ready_len(), Ordering::Relaxed);
+        self.stats
+            .movable
+            .store(exec.tree.movable_len(), Ordering::Relaxed);
     }
 }

@@ -67,7 +67,7 @@ pub use discipline::{
 pub use period::{PeriodError, next_period};
 pub use service::PerCore;
 pub use task::{JoinHandle, SpawnOptions, spawn, spawn_on, spawn_with, yield_now};
-pub use timer::{Interval, Sleep, interval, sleep, sleep_on, sleep_until};
+pub use timer::{Interval, Sleep, interval, next_deadline, sleep, sleep_on, sleep_until};
 
 /// Tasks polled per loop iteration before the rings and timers are checked again.
 const POLL_BATCH: usize = 32;
@@ -85,6 +85,8 @@ pub struct ReactorStats {
     pub tasks: AtomicUsize,
     /// Ready tasks waiting to run (load-balancing input).
     pub ready: AtomicUsize,
+    /// Of those, the ones not pinned: what another core could take.
+    pub movable: AtomicUsize,
     pub polls: AtomicU64,
     pub spawned: AtomicU64,
     pub completed: AtomicU64,
@@ -142,6 +144,8 @@ pub struct Reactor {
     busy_poll: AtomicBool,
     /// Whether the idle step left the timer armed (only this core touches it).
     timer_armed: AtomicBool,
+    /// Set by [`end_batch`]: the running batch of polls ends after this one.
+    end_batch: AtomicBool,
     /// Set when a `Stop` message arrived: stop after this batch of messages.
     stopping: AtomicBool,
     /// Set once stopped for good (see [`stop`]).
@@ -228,6 +232,7 @@ impl Reactor {
             asleep: AtomicBool::new(false),
             busy_poll: AtomicBool::new(false),
             timer_armed: AtomicBool::new(false),
+            end_batch: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             flavour: AtomicU8::new(0),
@@ -330,6 +335,14 @@ impl alloc::task::Wake for FlagWaker {
             doorbell::ring(self.core);
         }
     }
+}
+
+/// Ends the running batch of polls after the current one, so the rest of
+/// the turn (rings, timers, readiness) runs before any task is polled
+/// again: what a task that was preempted by an interrupt (a user thread)
+/// calls before it yields, or it could be polled again at once.
+pub fn end_batch() {
+    this().end_batch.store(true, Ordering::Relaxed);
 }
 
 /// Puts core `core`'s reactor in poll mode (`true`) or back to sleeping when

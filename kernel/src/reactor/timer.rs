@@ -30,6 +30,15 @@ fn with_wheel<R>(f: impl FnOnce(&mut Wheel<Waker>) -> R) -> Option<R> {
     Some(result)
 }
 
+/// The earliest deadline on this core's timer wheel, if any: for a task
+/// that keeps its core busy past its slice and arms the timer interrupt
+/// itself (a user thread), so the wheel's timers still fire on time.
+pub fn next_deadline() -> Option<Instant> {
+    with_wheel(|wheel| wheel.next_deadline())
+        .flatten()
+        .map(Instant)
+}
+
 /// Completes at `deadline` (never earlier).
 pub struct Sleep {
     deadline: Instant,

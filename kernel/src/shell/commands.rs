@@ -26,11 +26,15 @@ pub const NAMES: &[&str] = &[
     "ping",
     "poll",
     "pci",
+    "disk",
     "sched",
     "halt",
     "poweroff",
     "reboot",
     "keymap",
+    "run",
+    "ps",
+    "kill",
 ];
 
 const HELP: &str = "\
@@ -45,12 +49,18 @@ commands:
   bench       cross-core round trip through a channel (1000 messages)
   ping        bus round trip (Ping/Pong, answered by the reactor) to every other core
   poll N on|off  poll mode for core N: never halt (lowest latency, burns the core)
-  pci         PCI functions: address, ids, class, BARs, MSI-X vectors
+  pci         PCI functions: address, ids, class, BARs, MSI-X vectors and the
+              core each enabled vector goes to (entry>core/vector)
+  disk        the virtio block device: capacity, block size, read-only, queues (owner
+              core, MSI-X target read back), per-core completions, in flight, errors
   sched CORE rr|fair|edf  switch core CORE's discipline (its tasks move over)
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
   reboot      stop every core, then reset the machine
   keymap NAME keyboard layout: us uk de fr no fi-se jp dvorak dvp colemak
+  run PROGRAM [CORE] [ARGS]  start a user program (in the background)
+  ps          processes: pid, name, core, state, handles, CPU time, syscalls
+  kill PID    end a process
 keys: left/right, home/end, up/down (history), tab (complete), ctrl-u/k/w, ctrl-c";
 
 /// Runs one command and returns what it prints.
@@ -71,10 +81,14 @@ pub async fn execute(command: &str) -> String {
         Some("ping") => ping(&mut out).await,
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
+        Some("disk") => disk(&mut out),
         Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,
         Some("keymap") => keymap(words.next(), &mut out),
+        Some("run") => super::procs::run(&words.collect::<Vec<_>>(), &mut out),
+        Some("ps") => super::procs::ps(&mut out),
+        Some("kill") => super::procs::kill(words.next(), &mut out),
         Some(other) => {
             let _ = write!(out, "unknown command `{other}`; try `help`");
         }
@@ -338,8 +352,16 @@ fn poll_mode(args: Vec<&str>, out: &mut String) {
 
 fn pci(out: &mut String) {
     use crate::drivers::pci::{self, Region};
-    let mut table = Table::new(&["bdf", "vendor:device", "class", "msix", "bars"]);
+    let mut table = Table::new(&[
+        "bdf",
+        "vendor:device",
+        "class",
+        "msix",
+        "bars",
+        "msix routes",
+    ]);
     table.align_left(4);
+    table.align_left(5);
     table.caption(alloc::format!(
         "(config space through {:?})",
         crate::arch::pci::mechanism()
@@ -360,9 +382,107 @@ fn pci(out: &mut String) {
             &alloc::format!("{:02x}.{:02x}.{:02x}", f.class, f.subclass, f.interface),
             &f.msix.map_or(0, |m| m.vectors),
             &bars.trim_start(),
+            &msix_routes(f.bdf),
         ]);
     }
     table.render(out);
+}
+
+fn disk(out: &mut String) {
+    use crate::drivers::virtio::blk;
+    let Some(disk) = blk::device() else {
+        out.push_str("no block device (boot with `cargo xtask run --disk FILE`)");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "virtio-blk {}: {} blocks of {} bytes ({} MiB){}{}, {} queues, features {:#x}",
+        disk.bdf(),
+        disk.blocks(),
+        disk.block_size(),
+        disk.blocks() * u64::from(disk.block_size()) / (1024 * 1024),
+        if disk.read_only() { ", read-only" } else { "" },
+        if disk.has_flush() {
+            ", write cache (flush)"
+        } else {
+            ""
+        },
+        disk.queues().len(),
+        disk.features()
+    );
+    if let Some(error) = disk.failure() {
+        let _ = writeln!(out, "OUT OF SERVICE: {error}");
+    }
+    let mut table = Table::new(&[
+        "queue",
+        "core",
+        "msix",
+        "size",
+        "submitted",
+        "completed",
+        "in flight",
+        "errors",
+        "irqs",
+        "dma KiB",
+    ]);
+    table.align_left(2);
+    for (index, queue) in disk.queues().iter().enumerate() {
+        let Some(info) = disk.queue_info(index) else {
+            continue;
+        };
+        let stats = &queue.stats;
+        let target = match info.target {
+            Some((core, vector)) => alloc::format!("{}>c{core}/{vector:#x}", info.msix_entry),
+            None => alloc::format!("{} (masked)", info.msix_entry),
+        };
+        let load = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        table.row(&[
+            &info.index,
+            &info.owner,
+            &target,
+            &info.size,
+            &load(&stats.submitted),
+            &load(&stats.completed),
+            &load(&stats.in_flight),
+            &load(&stats.errors),
+            &load(&stats.interrupts),
+            &(info.dma_bytes / 1024),
+        ]);
+    }
+    table.render(out);
+    let mut per_core = String::from("\ncompletions handled per core:");
+    for core in 0..cpu::online_cores() {
+        let core = CoreId(core as u16);
+        let _ = write!(
+            per_core,
+            " c{core}={} (queue {})",
+            disk.completions_on(core),
+            disk.queue_of(core)
+        );
+    }
+    out.push_str(&per_core);
+    if let Ok((pages, taken)) = crate::mem::with(|m| m.dma.usage()) {
+        let _ = write!(out, "\nDMA pool: {} of {} KiB in use", taken * 4, pages * 4);
+    }
+}
+
+/// `entry>core/vector` for each unmasked entry of a function's MSI-X table
+/// (read back from the device), or `-` when no driver set MSI-X up.
+fn msix_routes(bdf: crate::drivers::pci::Bdf) -> String {
+    use crate::drivers::pci;
+    let Some(table) = pci::msix_table(bdf) else {
+        return String::from("-");
+    };
+    let mut routes = String::new();
+    if !table.enabled() {
+        routes.push_str("off");
+    }
+    for entry in 0..table.entries() {
+        if let Some((core, vector)) = pci::msix_route(&table, entry) {
+            let _ = write!(routes, " {entry}>c{core}/{vector:#x}");
+        }
+    }
+    String::from(routes.trim_start())
 }
 
 /// Stops every other core over the bus, reports, then stops the machine

@@ -11,6 +11,7 @@
 
 pub mod commands;
 pub mod line;
+pub mod procs;
 pub mod table;
 
 use alloc::string::String;

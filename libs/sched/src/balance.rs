@@ -15,7 +15,21 @@ impl<D: Discipline> TaskTree<D> {
     /// assert_eq!(tree.ready_at(Priority::MIN), 0);
     /// ```
     pub fn ready_at(&self, priority: Priority) -> usize {
-        self.ready_at[priority.get() as usize] as usize
+        self.ready.at[priority.get() as usize] as usize
+    }
+
+    /// Number of Ready tasks that are not pinned: what another core could
+    /// take ([`steal`](Self::steal)).
+    ///
+    /// ```
+    /// # use percore_sched::{Priority, RoundRobin, TaskParams, TaskTree};
+    /// let mut tree = TaskTree::new(RoundRobin::new());
+    /// tree.spawn(TaskParams::new(Priority::MAX).pinned()).unwrap();
+    /// tree.spawn(TaskParams::new(Priority::MIN)).unwrap();
+    /// assert_eq!((tree.ready_len(), tree.movable_len()), (2, 1));
+    /// ```
+    pub fn movable_len(&self) -> usize {
+        self.ready.movable as usize
     }
 
     /// Takes one ready, unpinned task of `priority` out of this core (least
@@ -32,7 +46,7 @@ impl<D: Discipline> TaskTree<D> {
     /// assert!(tree.steal(p).is_none()); // only the pinned one is left
     /// ```
     pub fn steal(&mut self, priority: Priority) -> Option<Migrant> {
-        if self.ready_at[priority.get() as usize] == 0 {
+        if self.ready.at[priority.get() as usize] == 0 || self.ready.movable == 0 {
             return None;
         }
         let mut victim = None;
@@ -76,7 +90,7 @@ impl<D: Discipline> TaskTree<D> {
         task.runtime = migrant.runtime;
         let id = task.id;
         self.discipline.enqueue(task);
-        self.ready_at[migrant.params.priority().get() as usize] += 1;
+        self.ready.add(&migrant.params);
         Ok(id)
     }
 }

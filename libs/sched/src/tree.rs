@@ -31,8 +31,37 @@ use crate::{Discipline, Priority, SpawnError, StateError, Task, TaskId, TaskPara
 pub struct TaskTree<D> {
     pub(crate) tasks: TaskTable,
     pub(crate) discipline: D,
-    /// Ready tasks per priority level, for load balancing.
-    pub(crate) ready_at: [u32; Priority::LEVELS],
+    /// Ready tasks per priority level and movable ones, for load balancing.
+    pub(crate) ready: ReadyCounts,
+}
+
+/// What the load balancer reads of the ready set: tasks per priority level,
+/// and how many of them are movable (not pinned). Every task entering or
+/// leaving the ready set passes through [`add`](Self::add) or
+/// [`remove`](Self::remove).
+#[derive(Debug, Clone)]
+pub(crate) struct ReadyCounts {
+    pub(crate) at: [u32; Priority::LEVELS],
+    pub(crate) movable: u32,
+}
+
+impl ReadyCounts {
+    const fn new() -> Self {
+        ReadyCounts {
+            at: [0; Priority::LEVELS],
+            movable: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, params: &TaskParams) {
+        self.at[params.priority().get() as usize] += 1;
+        self.movable += u32::from(!params.is_pinned());
+    }
+
+    pub(crate) fn remove(&mut self, params: &TaskParams) {
+        self.at[params.priority().get() as usize] -= 1;
+        self.movable -= u32::from(!params.is_pinned());
+    }
 }
 
 impl<D: Discipline> TaskTree<D> {
@@ -68,7 +97,7 @@ impl<D: Discipline> TaskTree<D> {
         Self {
             tasks: TaskTable::with_limit(limit, prealloc),
             discipline,
-            ready_at: [0; Priority::LEVELS],
+            ready: ReadyCounts::new(),
         }
     }
 
@@ -86,7 +115,7 @@ impl<D: Discipline> TaskTree<D> {
         };
         let id = task.id;
         self.discipline.enqueue(task);
-        self.ready_at[params.priority().get() as usize] += 1;
+        self.ready.add(&params);
         Ok(id)
     }
 
@@ -105,7 +134,7 @@ impl<D: Discipline> TaskTree<D> {
         // The discipline only holds ids of Ready tasks of this table.
         let task = self.tasks.get_mut(id)?;
         task.state = TaskState::Running;
-        self.ready_at[task.priority().get() as usize] -= 1;
+        self.ready.remove(&task.params);
         Some(id)
     }
 
@@ -178,7 +207,7 @@ impl<D: Discipline> TaskTree<D> {
         }
         if from == TaskState::Ready {
             self.discipline.dequeue(task);
-            self.ready_at[task.priority().get() as usize] -= 1;
+            self.ready.remove(&task.params);
         }
         task.state = to;
         Ok(to)
@@ -474,7 +503,7 @@ impl<D: Discipline> TaskTree<D> {
             task.state = TaskState::Ready;
             task.notified = false;
             self.discipline.enqueue(task);
-            self.ready_at[task.priority().get() as usize] += 1;
+            self.ready.add(&task.params);
         }
     }
 
@@ -482,7 +511,7 @@ impl<D: Discipline> TaskTree<D> {
     pub(crate) fn unqueue(&mut self, id: TaskId) {
         if let Some(task) = self.tasks.get(id) {
             self.discipline.dequeue(task);
-            self.ready_at[task.priority().get() as usize] -= 1;
+            self.ready.remove(&task.params);
         }
     }
 }

@@ -9,7 +9,8 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Spawn(u8),
+    /// spawn a task at the level, pinned or not.
+    Spawn(u8, bool),
     /// select, then requeue the selected task at the back of its level.
     SelectYield,
     /// select, then block the selected task.
@@ -24,7 +25,7 @@ enum Op {
 
 fn op(levels: u8) -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..levels).prop_map(Op::Spawn),
+        3 => (0..levels, prop::bool::weighted(0.25)).prop_map(|(l, pinned)| Op::Spawn(l, pinned)),
         4 => Just(Op::SelectYield),
         2 => Just(Op::SelectBlock),
         2 => any::<usize>().prop_map(Op::Wake),
@@ -38,6 +39,7 @@ fn op(levels: u8) -> impl Strategy<Value = Op> {
 struct RrModel {
     levels: Vec<VecDeque<TaskId>>,
     blocked: Vec<TaskId>,
+    pinned: Vec<TaskId>,
 }
 
 impl RrModel {
@@ -45,6 +47,7 @@ impl RrModel {
         Self {
             levels: vec![VecDeque::new(); Priority::LEVELS],
             blocked: Vec::new(),
+            pinned: Vec::new(),
         }
     }
     fn top(&self) -> Option<usize> {
@@ -76,9 +79,13 @@ proptest! {
         let mut model = RrModel::new();
         for op in ops {
             match op {
-                Op::Spawn(l) => {
-                    let id = tree.spawn(TaskParams::new(Priority::new(l).unwrap())).unwrap();
+                Op::Spawn(l, pinned) => {
+                    let params = TaskParams::new(Priority::new(l).unwrap());
+                    let id = tree.spawn(if pinned { params.pinned() } else { params }).unwrap();
                     model.levels[l as usize].push_back(id);
+                    if pinned {
+                        model.pinned.push(id);
+                    }
                 }
                 Op::SelectYield | Op::SelectBlock => {
                     let expected = model.top().map(|l| model.levels[l].pop_front().unwrap());
@@ -113,12 +120,19 @@ proptest! {
                 }
                 Op::Steal(l) => {
                     let stolen = tree.steal(Priority::new(l).unwrap()).map(|m| m.from());
-                    // Steal takes from the back of the level.
-                    prop_assert_eq!(stolen, model.levels[l as usize].pop_back());
+                    // Steal takes the movable task nearest the back of the level.
+                    let fifo = &mut model.levels[l as usize];
+                    let expected = fifo
+                        .iter()
+                        .rposition(|id| !model.pinned.contains(id))
+                        .and_then(|at| fifo.remove(at));
+                    prop_assert_eq!(stolen, expected);
                 }
                 Op::Wake(_) => {}
             }
             prop_assert_eq!(tree.ready_len(), model.ready().len());
+            let movable = model.ready().iter().filter(|id| !model.pinned.contains(id)).count();
+            prop_assert_eq!(tree.movable_len(), movable);
             for (l, fifo) in model.levels.iter().enumerate() {
                 prop_assert_eq!(tree.ready_at(Priority::new(l as u8).unwrap()), fifo.len());
             }

@@ -55,8 +55,41 @@ pub struct Built {
     pub images: percore_boot::Images,
 }
 
-/// Builds `kind` (debug or release) and its BIOS and UEFI images.
+/// The ring-3 programs packed into every image (binaries of
+/// `userspace/programs`).
+pub const PROGRAMS: [&str; 6] = ["hello", "spin", "badptr", "regs", "badmem", "canary"];
+
+/// Builds the user programs and packs them into a cpio archive (the
+/// ramdisk the bootloader loads next to the kernel, where the kernel finds
+/// them by name). They are built for `x86_64-unknown-none`, always with the
+/// release profile (small images), and linked static and non-PIE at a
+/// fixed address by `userspace/runtime/link.ld` (`userspace/programs/build.rs`).
+pub fn programs() -> Result<PathBuf, Error> {
+    let mut command = cargo();
+    command.args(["build", "--package", "percore-programs", "--release"]);
+    error::run("building the user programs", &mut command)?;
+    let dir = target_dir().join("x86_64-unknown-none").join("release");
+    let mut archive = crate::cpio::Archive::default();
+    for name in PROGRAMS {
+        let data = std::fs::read(dir.join(name))?;
+        archive.add(
+            name,
+            crate::cpio::Entry::File {
+                data: &data,
+                executable: true,
+            },
+        );
+    }
+    let out = target_dir().join("images").join("programs.cpio");
+    std::fs::create_dir_all(target_dir().join("images"))?;
+    std::fs::write(&out, archive.finish())?;
+    Ok(out)
+}
+
+/// Builds `kind` (debug or release) and its BIOS and UEFI images, with the
+/// user programs as the ramdisk.
 pub fn kernel(kind: KernelKind, release: bool) -> Result<Built, Error> {
+    let ramdisk = programs()?;
     let mut command = cargo();
     command.args(["build", "--package", kind.package()]);
     if release {
@@ -69,7 +102,7 @@ pub fn kernel(kind: KernelKind, release: bool) -> Result<Built, Error> {
         .join(profile)
         .join(kind.package());
     let out = target_dir().join("images").join(profile);
-    let images = percore_boot::build_images(&elf, &out, kind.package())
+    let images = percore_boot::build_images(&elf, &out, kind.package(), Some(&ramdisk))
         .map_err(|e| Error::Other(format!("making disk images for {}: {e}", elf.display())))?;
     Ok(Built { elf, images })
 }
@@ -129,7 +162,12 @@ pub fn bench(args: &mut Args) -> Result<(), Error> {
 }
 
 /// The crates that only build for `x86_64-unknown-none`.
-pub const BARE_METAL_PACKAGES: [&str; 2] = ["percore-kernel", "percore-tests"];
+pub const BARE_METAL_PACKAGES: [&str; 4] = [
+    "percore-kernel",
+    "percore-tests",
+    "percore-runtime",
+    "percore-programs",
+];
 
 /// `cargo xtask lint`: formatting and clippy, warnings denied.
 pub fn lint(args: &mut Args) -> Result<(), Error> {

@@ -20,9 +20,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("reactor", 5),
     ("ipc", 6),
     ("drivers", 6),
+    ("process", 7),
     ("storage", 7),
-    ("shell", 8),
-    ("boot", 9),
+    ("syscall", 8),
+    ("shell", 9),
+    ("boot", 10),
 ];
 
 /// Files that compose the layers rather than being one (the crate root

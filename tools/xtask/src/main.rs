@@ -1,11 +1,11 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
-//! cargo xtask bench [smp | reactor | compare] [--smp N] [--runs R]
+//! cargo xtask bench [smp | reactor | cases | compare] [--smp N] [--runs R] [-- QEMU ARGS]
 //! cargo xtask lint
 //! cargo xtask disklog FILE [--offset BYTES] [--from SEQ] [--payload] [--check]
 //! cargo xtask disklog --create FILE [--size 64M] [--block-size 512] [--max-payload BYTES] [--offset BYTES]
@@ -17,6 +17,7 @@ mod args;
 mod build;
 mod compare;
 mod cpio;
+mod disk;
 mod disklog;
 mod error;
 mod layers;
@@ -41,6 +42,8 @@ commands:
            --smp N      number of cores (default 4)
            --mem M      memory in MiB (default 512)
            --release    optimised kernel
+           --disk FILE  attach FILE as a virtio-blk disk (raw; created with 64 MiB of
+                        zeros if missing); the shell's `disk` command shows it
            --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
                         the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)
@@ -64,7 +67,9 @@ commands:
          the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
          on the same QEMU machine, R times each in turn (default 3), and prints
          their medians side by side;
-         `bench cases [--smp N]` the four workload cases (medians of 3 boots)
+         `bench cases [--smp N]` the four workload cases (medians of 3 boots);
+         `-- QEMU ARGS` after smp, reactor or cases are added to QEMU's command
+         line as they are (a monitor, tracing, ...)
   lint   cargo fmt --check, the kernel's layering rule (a module of kernel/src
          uses only layers below it; only arch names the x86_64 crate), and clippy
          -D warnings over every crate (the bare-metal crates are checked in their

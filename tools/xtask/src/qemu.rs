@@ -175,6 +175,9 @@ fn machine_from_args(args: &mut Args) -> Result<Machine, Error> {
 /// `cargo xtask run`.
 pub fn run(args: &mut Args) -> Result<(), Error> {
     let mut machine = machine_from_args(args)?;
+    if let Some(disk) = args.option::<PathBuf>("--disk")? {
+        machine.extra.extend(crate::disk::run_args(&disk)?);
+    }
     let release = args.flag("--release");
     std::mem::take(args).finish()?;
     let ovmf = tools::ensure(machine.needs())?;

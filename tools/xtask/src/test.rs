@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::args::Args;
 use crate::build::{self, KernelKind};
+use crate::disk::{self, DiskSpec};
 use crate::error::{self, Error};
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -155,14 +156,10 @@ fn count_before(text: &str, word: &str) -> u64 {
 
 fn host_tests(tally: &mut Tally) -> Result<(), Error> {
     let mut command = build::cargo();
-    command.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "percore-kernel",
-        "--exclude",
-        "percore-tests",
-    ]);
+    command.args(["test", "--workspace"]);
+    for package in build::BARE_METAL_PACKAGES {
+        command.args(["--exclude", package]);
+    }
     cargo_test("host unit tests", command, tally)?;
     let mut kernel = build::cargo();
     kernel.args([
@@ -200,7 +197,7 @@ fn loom_tests(tally: &mut Tally) -> Result<(), Error> {
 }
 
 /// What kind of test the test kernel says a test is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum GuestKind {
     Normal,
     /// Passes only by raising this exception vector; ends its boot.
@@ -209,6 +206,8 @@ enum GuestKind {
     Panic,
     /// A benchmark, not a test.
     Bench,
+    /// Runs on a machine of its own, set up by this name (`disk::own_machine`).
+    Machine(String),
 }
 
 /// One in-QEMU test as the test kernel describes it.
@@ -231,6 +230,8 @@ struct Config {
     machine: Machine,
     /// Why this machine cannot run here, if it cannot.
     unavailable: Option<&'static str>,
+    /// Its virtio-blk disk, if it has one (the `disk_*` tests run only there).
+    disk: Option<DiskSpec>,
 }
 
 /// What the guest must report on a machine: APIC mode and timer mode.
@@ -273,7 +274,17 @@ fn matrix() -> Vec<Config> {
             label,
             machine,
             unavailable: None,
+            disk: None,
         }
+    };
+    // Disks on an xAPIC and an x2APIC machine with a queue per core, and on
+    // a 4-core machine whose device has 2 queues (cores 2 and 3 share).
+    let with_disk = |mut config: Config, queues: Option<u32>| {
+        config.disk = Some(DiskSpec {
+            queues,
+            ..DiskSpec::default()
+        });
+        config
     };
     // KVM's `host` model adds the TSC-deadline timer, which TCG never offers.
     let kvm_host = Expect {
@@ -294,12 +305,15 @@ fn matrix() -> Vec<Config> {
     let (x2apic_cpu, xapic_cpu) = (Some(qemu::X2APIC_CPU), Some("max,-x2apic"));
     vec![
         config("bios-smp1", Firmware::Bios, 1, None, X2APIC),
-        config(
-            "bios-smp2-qemu64-xapic",
-            Firmware::Bios,
-            2,
-            Some("qemu64"),
-            XAPIC,
+        with_disk(
+            config(
+                "bios-smp2-qemu64-xapic",
+                Firmware::Bios,
+                2,
+                Some("qemu64"),
+                XAPIC,
+            ),
+            None,
         ),
         config(
             "bios-smp2-tcg-x2apic",
@@ -308,9 +322,12 @@ fn matrix() -> Vec<Config> {
             x2apic_cpu,
             X2APIC,
         ),
-        config("bios-smp4", Firmware::Bios, 4, None, X2APIC),
+        with_disk(
+            config("bios-smp4", Firmware::Bios, 4, None, X2APIC),
+            Some(2),
+        ),
         config("bios-smp8-xapic", Firmware::Bios, 8, xapic_cpu, XAPIC),
-        config("uefi-smp4", Firmware::Uefi, 4, None, X2APIC),
+        with_disk(config("uefi-smp4", Firmware::Uefi, 4, None, X2APIC), None),
         kvm,
     ]
 }
@@ -350,24 +367,64 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         .collect();
     if !normal.is_empty() {
         for config in matrix() {
-            if let Some(why) = config.unavailable {
-                println!("test qemu/{}/* ... skipped: {why}", config.label);
-                tally.skipped += normal.len() as u64;
-                tally
-                    .skip_reasons
-                    .push(format!("{} on {}: {why}", normal.len(), config.label));
+            let names: Vec<&str> = normal
+                .iter()
+                .copied()
+                .filter(|n| config.disk.is_some() || !disk::needs_disk(n))
+                .collect();
+            if names.is_empty() {
                 continue;
             }
-            let captured = boot(&config.machine, &format!("run {}", normal.join(" ")))?;
-            report(config.label, &normal, &captured, tally);
+            if let Some(why) = config.unavailable {
+                println!("test qemu/{}/* ... skipped: {why}", config.label);
+                tally.skipped += names.len() as u64;
+                tally
+                    .skip_reasons
+                    .push(format!("{} on {}: {why}", names.len(), config.label));
+                continue;
+            }
+            let mut machine = config.machine.clone();
+            let image = match &config.disk {
+                Some(spec) => Some(disk::attach(&mut machine, spec, config.label)?),
+                None => None,
+            };
+            let captured = boot(&machine, &format!("run {}", names.join(" ")))?;
+            report(config.label, &names, &captured, tally);
+            if let Some(image) = image
+                && names.contains(&disk::PATTERN_TEST)
+            {
+                check_image(config.label, &image, &captured, tally);
+            }
         }
+    }
+    // Tests that need a machine of their own (a read-only disk, a disk
+    // that fails on purpose), one boot per machine.
+    let mut own: Vec<(&str, Vec<&str>)> = Vec::new();
+    for test in &selected {
+        if let GuestKind::Machine(name) = &test.kind {
+            match own.iter_mut().find(|(m, _)| m == name) {
+                Some((_, names)) => names.push(&test.name),
+                None => own.push((name, vec![&test.name])),
+            }
+        }
+    }
+    for (name, names) in own {
+        let Some((mut machine, spec)) = disk::own_machine(name) else {
+            for test in &names {
+                tally.record(&format!("qemu/{name}/{test} (no such machine)"), false);
+            }
+            continue;
+        };
+        let _image = disk::attach(&mut machine, &spec, name)?;
+        let captured = boot(&machine, &format!("run {}", names.join(" ")))?;
+        report(name, &names, &captured, tally);
     }
     // A test that faults or panics on purpose ends its boot, so each gets its own.
     for test in &selected {
         let smp = match test.kind {
             GuestKind::Fault(_) => 1,
             GuestKind::Panic => 4,
-            GuestKind::Normal | GuestKind::Bench => continue,
+            GuestKind::Normal | GuestKind::Bench | GuestKind::Machine(_) => continue,
         };
         let captured = boot(
             &Machine::new(Firmware::Bios, smp),
@@ -397,6 +454,18 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
     Ok(())
 }
 
+/// After a boot that ran the disk pattern test: the image file must hold
+/// the pattern in every range the guest reported.
+fn check_image(label: &str, image: &disk::TempImage, captured: &Captured, tally: &mut Tally) {
+    let name = format!("qemu/{label}/disk_image_holds_guest_pattern");
+    let verdict = disk::check_pattern(&image.path, &captured.lines);
+    match &verdict {
+        Ok(bytes) => println!("test {name} ... ok ({bytes} bytes checked)"),
+        Err(why) => println!("test {name} ... FAILED: {why}"),
+    }
+    tally.record(&name, verdict.is_ok());
+}
+
 fn parse_listing(listing: &Captured) -> Result<Vec<GuestTest>, Error> {
     let tests: Vec<GuestTest> = listing
         .lines
@@ -408,6 +477,9 @@ fn parse_listing(listing: &Captured) -> Result<Vec<GuestTest>, Error> {
                 "normal" => GuestKind::Normal,
                 "panic" => GuestKind::Panic,
                 "bench" => GuestKind::Bench,
+                other if other.starts_with("machine:") => {
+                    GuestKind::Machine(other["machine:".len()..].to_string())
+                }
                 other => GuestKind::Fault(other.strip_prefix("fault:")?.parse().ok()?),
             };
             Some(GuestTest { name, kind })
@@ -522,11 +594,13 @@ pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
 /// line per figure with its median.
 pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<(), Error> {
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
+    let extra = args.passthrough().to_vec();
     std::mem::take(args).finish()?;
     let ovmf = tools::ensure(tools::Need::AnyQemu)?;
     let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();
+    machine.extra = extra;
     machine
         .fw_cfg
         .push((FW_CFG_NAME.into(), format!("run {name}")));

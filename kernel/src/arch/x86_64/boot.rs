@@ -10,7 +10,7 @@ use super::acpi;
 use super::cpu_local;
 use super::refclock::RefClock;
 use super::smp::{self, SmpReport};
-use super::{gdt, idt, ioapic, ipi, lapic, paging, pci, pic, power, tsc};
+use super::{gdt, idt, ioapic, ipi, lapic, msi, paging, pci, pic, power, tsc};
 use crate::mem;
 
 /// How long the TSC is measured against the reference clock at boot.
@@ -104,6 +104,7 @@ pub fn init(boot_info: &'static BootInfo) -> Machine {
         .chain(others.iter().copied())
         .collect();
     cpu_local::init_cores(&all);
+    msi::init();
     if let Some(platform) = &platform
         && let Err(error) = ioapic::init(platform)
     {

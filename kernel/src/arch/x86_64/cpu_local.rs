@@ -22,6 +22,9 @@ pub use crate::arch::{CoreId, CoreStats};
 pub struct CoreLocal {
     /// Points to this structure itself; must stay the first field (`gs:[0]`).
     self_ptr: *const CoreLocal,
+    /// What the user-mode entry and exit paths keep per core (reached from
+    /// assembly at fixed `gs:` offsets, see `user.rs`).
+    pub user: super::user::PerCore,
     /// This core's logical id.
     pub id: CoreId,
     /// This core's local APIC id.
@@ -51,6 +54,7 @@ impl CoreLocal {
     pub const fn new(id: CoreId) -> Self {
         Self {
             self_ptr: core::ptr::null(),
+            user: super::user::PerCore::new(),
             id,
             apic_id: AtomicU32::new(0),
             stats: CoreStats::new(),

@@ -81,6 +81,11 @@ impl ExceptionReport {
     }
 }
 
+/// The mnemonic and name of exception `vector` (e.g. `("#PF", "page fault")`).
+pub fn names(vector: u8) -> (&'static str, &'static str) {
+    NAMES[usize::from(vector & 31)]
+}
+
 impl fmt::Display for ExceptionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -163,6 +168,13 @@ pub(super) fn handle(frame: &mut TrapFrame) {
         // Another core is stopping the machine and asked us to stand still.
         super::cpu::mark_stopped();
         super::cpu::halt_forever();
+    }
+    if matches!(vector, vector::PAGE_FAULT | vector::GENERAL_PROTECTION)
+        && let Some(resume) = super::usercopy::fixup(frame.rip)
+    {
+        // A user copy touched a page it may not: the copy ends with an error.
+        frame.rip = resume;
+        return;
     }
     let cr2 = (vector == vector::PAGE_FAULT).then(x86_64::registers::control::Cr2::read_raw);
     let report = ExceptionReport {

@@ -2,7 +2,7 @@
 //! must not run on a possibly broken stack.
 //!
 //! Segment layout (fixed, so the selectors are constants usable in the IDT
-//! and, later, by `syscall`/`sysret`, which require user data right below user
+//! and by `syscall`/`sysret` (`user.rs`), which require user data right below user
 //! code):
 //!
 //! | index | selector | segment |
@@ -60,14 +60,22 @@ impl Ist {
 /// generous; each has an unmapped guard page below it.
 pub const IST_STACK_SIZE: usize = 16 * 1024;
 
-/// Builds this core's TSS (with freshly allocated, guarded IST stacks) and GDT,
-/// loads them and reloads every segment register.
+/// Size of the stack a trap from ring 3 (and a `SYSCALL`) lands on
+/// (`TSS.RSP0`): the entry code saves the user's registers there and runs
+/// interrupt handlers on it, then leaves it (see `user.rs`).
+pub const ENTRY_STACK_SIZE: usize = 16 * 1024;
+
+/// Builds this core's TSS (with freshly allocated, guarded IST stacks and
+/// the ring-3 entry stack) and GDT, loads them, reloads every segment
+/// register, and sets the core up for ring 3.
 pub fn init_this_core() -> Result<(), MemoryError> {
     let mut tss = TaskStateSegment::new();
     for ist in Ist::ALL {
         let stack = paging::allocate_stack(IST_STACK_SIZE, ist.name())?;
         tss.interrupt_stack_table[usize::from(ist as u8 - 1)] = VirtAddr::new(stack.top);
     }
+    let entry = paging::allocate_stack(ENTRY_STACK_SIZE, "user-entry")?;
+    tss.privilege_stack_table[0] = VirtAddr::new(entry.top);
     let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));
 
     let mut gdt = GlobalDescriptorTable::<8>::new();
@@ -89,5 +97,6 @@ pub fn init_this_core() -> Result<(), MemoryError> {
         ES::set_reg(data);
         load_tss(tss_selector);
     }
+    super::user::init_this_core(entry.top);
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! x86_64: descriptor tables, trap entry, per-core data, local APIC and
-//! IOAPIC, timers, AP start-up, page tables and legacy devices — and, at the
+//! IOAPIC, timers, AP start-up, page tables, ring 3 and legacy devices — and, at the
 //! top of this file, the implementation of the interface `arch` exports.
 
 pub mod acpi;
@@ -11,6 +11,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod ipi;
 pub mod lapic;
+pub mod msi;
 pub mod paging;
 pub mod pci;
 pub mod pic;
@@ -21,6 +22,9 @@ pub mod serial;
 pub mod smp;
 pub mod trap;
 pub mod tsc;
+pub mod user;
+pub mod usercopy;
+pub mod uspace;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -182,11 +186,45 @@ pub mod io {
     port_io!(read_u32, write_u32, u32);
 }
 
+/// `arch::mmio`.
+pub mod mmio {
+    pub use super::paging::{MmioRegion, map_mmio as map};
+}
+
 /// `arch::irq`.
 pub mod irq {
     use super::cpu_local::CoreId;
     use super::trap::{self, TrapFrame};
-    use super::{ioapic, lapic};
+    use super::{ioapic, lapic, msi};
+    use crate::arch::irq::{MsiError, MsiMessage};
+
+    /// Takes a free vector on core `core` for a device's message and
+    /// installs `handler(context)` for it there; the handler runs on that
+    /// core with interrupts masked and arch sends the EOI after it.
+    pub fn allocate_vector(
+        core: CoreId,
+        handler: fn(usize),
+        context: usize,
+    ) -> Result<u8, MsiError> {
+        msi::allocate(core, handler, context)
+    }
+
+    /// Removes the handler of `vector` on `core` and frees the vector.
+    pub fn free_vector(core: CoreId, vector: u8) -> Result<(), MsiError> {
+        msi::free(core, vector)
+    }
+
+    /// The message that raises `vector` on core `core` (fixed delivery,
+    /// physical destination: the core's APIC id).
+    pub fn msi_message(core: CoreId, vector: u8) -> Result<MsiMessage, MsiError> {
+        msi::message(core, vector)
+    }
+
+    /// The core a message made by [`msi_message`] targets (read back from
+    /// a device's table), if it is one.
+    pub fn msi_target(message: MsiMessage) -> Option<CoreId> {
+        msi::target(message)
+    }
 
     /// Why a device interrupt could not be routed.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,8 @@
 //! no CPU). Lock order: the page table, then `mem`'s lock; both with
 //! interrupts masked.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use bootloader_api::info::MemoryRegions;
 use spin::Mutex;
 use x86_64::structures::paging::mapper::TranslateResult;
@@ -22,13 +24,17 @@ use crate::mem::vspace::VirtualSpace;
 use crate::mem::{self, MemoryError, PAGE_SIZE, heap};
 
 static PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+/// The kernel's level-4 table (physical), whose upper half every user
+/// address space shares, and where the bootloader maps physical memory.
+static KERNEL_L4: AtomicU64 = AtomicU64::new(0);
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 
 /// Bytes covered by one level-4 entry.
 const SLOT_SIZE: u64 = 1 << 39;
 
 /// `mem`'s frame allocator as the `x86_64` crate's mapper wants it (for
 /// the page tables it allocates on the way).
-struct Frames<'a>(&'a mut FrameAllocator);
+pub(super) struct Frames<'a>(pub(super) &'a mut FrameAllocator);
 
 // SAFETY: every frame handed out is unused and 4 KiB aligned (the allocator
 // hands out each frame once until it is freed).
@@ -68,6 +74,8 @@ pub fn init(regions: &'static MemoryRegions, phys_offset: Option<u64>) -> Result
     });
     let offset = phys_offset.ok_or(MemoryError::NoPhysicalMapping)?;
     let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    KERNEL_L4.store(l4_frame.start_address().as_u64(), Ordering::Relaxed);
+    PHYS_OFFSET.store(offset, Ordering::Relaxed);
     let l4_ptr: *mut PageTable = (offset + l4_frame.start_address().as_u64()) as *mut PageTable;
     // SAFETY: CR3 holds the active level-4 table, which the bootloader's
     // offset mapping makes reachable at `offset + phys`; this is the only
@@ -95,11 +103,37 @@ pub fn init(regions: &'static MemoryRegions, phys_offset: Option<u64>) -> Result
     Ok(())
 }
 
+/// The kernel's level-4 table (physical address).
+pub(super) fn kernel_l4() -> u64 {
+    KERNEL_L4.load(Ordering::Relaxed)
+}
+
+/// Where physical memory is mapped in the kernel half.
+pub(super) fn phys_offset() -> u64 {
+    PHYS_OFFSET.load(Ordering::Relaxed)
+}
+
 /// Reserves `guard + bytes` of kernel virtual space and maps fresh frames
-/// over the last `bytes` (the first `guard` bytes stay unmapped). Returns
-/// the start of the mapped part.
+/// over the last `bytes` (the first `guard` bytes stay unmapped), zeroed.
+/// Returns the start of the mapped part.
+///
+/// Zeroing is also what keeps the kernel fast under QEMU's TCG: frames the
+/// firmware or the bootloader ran code from before the hand-over are
+/// reported usable, and TCG keeps their translated code until every byte
+/// it came from is overwritten — until then, *every* store to such a page
+/// takes its slow self-modifying-code path (about 100 times slower; the
+/// reactor's task switch ran 25 times slower with its state there). Writing
+/// each page once drops those translations.
 fn map_fresh(bytes: u64, guard: u64) -> Result<u64, MemoryError> {
     let pages = bytes.div_ceil(PAGE_SIZE);
+    let start = map_fresh_frames(pages, guard)?;
+    // SAFETY: `start..start + pages * PAGE_SIZE` was just mapped writable
+    // for the caller alone, who has not seen it yet.
+    unsafe { core::ptr::write_bytes(start as *mut u8, 0, (pages * PAGE_SIZE) as usize) };
+    Ok(start)
+}
+
+fn map_fresh_frames(pages: u64, guard: u64) -> Result<u64, MemoryError> {
     with(|table, m| {
         let base = m
             .vspace

@@ -87,6 +87,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         exception::handle(frame);
         return;
     }
+    dispatch_interrupt(frame);
+}
+
+/// Runs the handler of interrupt `frame.vector` (32 and up).
+pub(super) fn dispatch_interrupt(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
     let handler = HANDLERS
         .try_read()
         .and_then(|table| table[usize::from(vector) - 32]);

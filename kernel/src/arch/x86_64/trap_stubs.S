@@ -5,6 +5,8 @@
 # the stub pushes a 0 so that all vectors share one frame layout (TrapFrame).
 # The stub then pushes its vector number and jumps to trap_common, which saves
 # the general-purpose registers and calls trap_dispatch(&mut TrapFrame).
+# A trap taken in ring 3 (CS.RPL = 3) goes to trap_from_user instead, which
+# never returns here (see user.rs).
 #
 # Stack alignment: in 64-bit mode the CPU aligns RSP to 16 bytes before pushing
 # SS..RIP (5 words). Error code + vector (2) + 15 GPRs = 22 words = 176 bytes,
@@ -43,6 +45,8 @@ trap_common:
     pushq %r13
     pushq %r14
     pushq %r15
+    testb $3, 144(%rsp)
+    jnz trap_from_user
     movq %rsp, %rdi
     cld
     call trap_dispatch
@@ -63,3 +67,15 @@ trap_common:
     popq %rax
     addq $16, %rsp
     iretq
+
+# From ring 3: the kernel's GS, flags without the user's AC (which would
+# lift SMAP for the handler) or DF, the interrupt's handler, then back to
+# the kernel through user_exit (user.rs), which saves the frame.
+trap_from_user:
+    swapgs
+    pushfq
+    andq $~0x40400, (%rsp)
+    popfq
+    movq %rsp, %rdi
+    call user_trap_dispatch
+    jmp user_exit

@@ -1,0 +1,71 @@
+//! The kernel objects a process reaches through its handles: channels
+//! (a bounded message queue on `ipc::channel`) and periodic timers (the
+//! reactor's `Interval`).
+
+use alloc::vec::Vec;
+
+use percore_abi::{Error, HandleKind};
+
+use super::handle;
+use crate::ipc::channel::{self, Receiver, Sender, TrySendError};
+use crate::reactor::Interval;
+
+/// Messages a channel holds before `send` says [`Error::Full`].
+pub const CHANNEL_CAPACITY: usize = 16;
+
+/// A kernel object behind a handle.
+pub enum KernelObject {
+    Channel(Channel),
+    Timer(Interval),
+}
+
+impl handle::Object for KernelObject {
+    fn kind(&self) -> HandleKind {
+        match self {
+            KernelObject::Channel(_) => HandleKind::Channel,
+            KernelObject::Timer(_) => HandleKind::Timer,
+        }
+    }
+}
+
+/// Both ends of one message queue (what is sent on the handle is received
+/// on it; handing ends to other processes comes with process-to-process IPC).
+pub struct Channel {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+    /// A message taken from the queue that did not fit the receiver's
+    /// buffer: delivered first next time.
+    pending: Option<Vec<u8>>,
+}
+
+impl Channel {
+    pub fn new() -> Result<Channel, Error> {
+        let (tx, rx) = channel::channel(CHANNEL_CAPACITY).map_err(|_| Error::NoMemory)?;
+        Ok(Channel {
+            tx,
+            rx,
+            pending: None,
+        })
+    }
+
+    /// Queues `message`, or says the queue is full.
+    pub fn send(&mut self, message: Vec<u8>) -> Result<(), Error> {
+        self.tx
+            .try_send(message)
+            .map_err(|TrySendError::Full(_)| Error::Full)
+    }
+
+    /// The next message, once there is one.
+    pub async fn next(&mut self) -> Vec<u8> {
+        if let Some(message) = self.pending.take() {
+            return message;
+        }
+        // Cannot end: this channel holds a sender itself.
+        self.rx.recv().await.unwrap_or_default()
+    }
+
+    /// Puts back a message the receiver's buffer could not take.
+    pub fn put_back(&mut self, message: Vec<u8>) {
+        self.pending = Some(message);
+    }
+}

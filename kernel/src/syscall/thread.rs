@@ -1,0 +1,109 @@
+//! A user thread as a task of its core's reactor.
+//!
+//! Polling the task runs the thread: it enters ring 3 and comes back on a
+//! syscall, an interrupt or an exception.
+//!
+//! - A syscall is handled in the task ([`super::dispatch`]); one that
+//!   blocks awaits, so the task returns to the reactor until it is woken.
+//! - Before entering ring 3 the task arms its core's timer for the end of
+//!   its slice ([`SLICE_NS`]) or the wheel's next deadline, whichever is
+//!   first: a thread that never makes a syscall (`spin`) is interrupted
+//!   there, and the task then ends the reactor's batch and yields, so the
+//!   core's timers, rings and other tasks run before the thread goes on.
+//!   Any other interrupt (a doorbell) yields the same way.
+//! - An exception kills the process with a one-line report (pid, core,
+//!   RIP, reason); so does `kill` (checked at every return to the kernel,
+//!   and a doorbell makes a thread in user mode return).
+//!
+//! The task is pinned to its core: the address space is active only there.
+//! When the task ends, the [`Process`] it owns drops: every frame, page
+//! table and handle is released.
+
+use core::sync::atomic::Ordering;
+
+use super::{Outcome, dispatch};
+use crate::arch::user::{self, Trap};
+use crate::arch::{CoreId, clock, cpu, timer};
+use crate::process::{Exit, Process, SpawnError, image};
+use crate::reactor::{self, JoinHandle, SpawnOptions};
+use crate::time::{self, Clock};
+
+/// How long a thread runs before its core's reactor gets a turn, in ns.
+pub const SLICE_NS: u64 = 2_000_000;
+/// The priority user threads run at (below the shell's 48).
+pub const USER_PRIORITY: u8 = 16;
+
+/// Starts the boot archive's program `name` on core `core` with `args`.
+/// Returns its pid and a handle that completes with how it ended.
+pub fn spawn(name: &str, core: CoreId, args: &str) -> Result<(u32, JoinHandle<Exit>), SpawnError> {
+    let program = image::find(name).ok_or(SpawnError::NotFound)?;
+    spawn_image(name, program.bytes, core, args)
+}
+
+/// Starts the ELF image `bytes` as a process called `name` on core `core`.
+pub fn spawn_image(
+    name: &str,
+    bytes: &[u8],
+    core: CoreId,
+    args: &str,
+) -> Result<(u32, JoinHandle<Exit>), SpawnError> {
+    let process = Process::new(name, bytes, core, args)?;
+    let pid = process.shared.pid;
+    let options = SpawnOptions::new(reactor::priority(USER_PRIORITY)).pinned();
+    Ok((pid, reactor::spawn_with(core, options, run(process))))
+}
+
+/// The thread's life: enter, handle what brought it back, repeat.
+async fn run(mut process: Process) -> Exit {
+    let exit = loop {
+        if process.shared.killed() {
+            break Exit::Killed;
+        }
+        let start = clock::cycles();
+        // Masked from arming the timer until ring 3: a deadline that is
+        // already due must interrupt the thread, not the kernel before it.
+        cpu::disable_interrupts();
+        arm_slice();
+        process.space.activate();
+        let trap = user::enter(&mut process.context);
+        cpu::enable_interrupts();
+        let outcome = match trap {
+            Trap::Syscall => {
+                process.shared.syscalls.fetch_add(1, Ordering::Relaxed);
+                Some(dispatch(&mut process).await)
+            }
+            Trap::Interrupt => None,
+            Trap::Fault(fault) => break Exit::Fault(fault),
+        };
+        let spent = time::cycles_to_ns(clock::cycles().saturating_sub(start));
+        process.shared.cpu_ns.fetch_add(spent, Ordering::Relaxed);
+        match outcome {
+            Some(Outcome::Return(value)) => process.context.set_result(value),
+            Some(Outcome::Exit(code)) => break Exit::Code(code),
+            Some(Outcome::Killed) => break Exit::Killed,
+            None => {
+                // Preempted (slice over, a timer due, a doorbell): let the
+                // rest of the turn run before this thread goes on.
+                reactor::end_batch();
+                reactor::yield_now().await;
+            }
+        }
+    };
+    let report = process.report(&exit);
+    match exit {
+        Exit::Code(_) => log::info!("{report}"),
+        Exit::Killed | Exit::Fault(_) => log::warn!("{report}"),
+    }
+    exit
+}
+
+/// Arms this core's timer for the end of a slice from now, or the timer
+/// wheel's next deadline if that is sooner.
+fn arm_slice() {
+    let now = Clock::now().0;
+    let mut deadline = now.saturating_add(SLICE_NS);
+    if let Some(next) = reactor::next_deadline() {
+        deadline = deadline.min(next.0.max(now));
+    }
+    timer::arm(Clock::cycles_at(time::Instant(deadline)));
+}

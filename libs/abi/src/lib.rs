@@ -1,0 +1,74 @@
+//! # percore-abi: the contract between the kernel and ring-3 programs
+//!
+//! Everything a user program and the kernel must agree on, and nothing
+//! else: the crate knows no hardware and no kernel type, so the user
+//! runtime depends on it alone.
+//!
+//! - [`Sys`]: the syscall numbers, and how arguments travel ([`Sys`] docs);
+//! - [`Error`]: one error enum with stable codes; [`encode`]/[`decode`]
+//!   turn a `Result<u64, Error>` into the one register a call returns;
+//! - [`Handle`]: a reference to a kernel object (slot index + generation);
+//! - [`ring`]: the layout of a submission/completion ring entry (the second
+//!   way into the kernel, the same operations as the syscalls);
+//! - the structures some calls read or write ([`IoVec`], [`ProcessInfo`]).
+//!
+//! ```
+//! use percore_abi::{Error, decode, encode};
+//!
+//! assert_eq!(decode(encode(Ok(42))), Ok(42));
+//! assert_eq!(decode(encode(Err(Error::BadHandle))), Err(Error::BadHandle));
+//! ```
+#![no_std]
+
+mod error;
+mod handle;
+pub mod ring;
+mod sys;
+
+pub use error::{Error, decode, encode};
+pub use handle::{Handle, HandleKind};
+pub use sys::Sys;
+
+/// The lowest address a user mapping may have: the first page stays
+/// unmapped so that a null pointer (and small offsets from it) always faults.
+pub const USER_BASE: u64 = 0x1000;
+/// One past the highest user address: the top of the lower canonical half.
+/// Every user range lies in `[USER_BASE, USER_TOP)`.
+pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
+/// Where program images are linked (the runtime's linker script).
+pub const USER_IMAGE_BASE: u64 = 0x0040_0000;
+
+/// One buffer of a gather write ([`Sys::WriteVectored`]): `count` of these,
+/// each 16 bytes and 8-byte aligned, read from user memory.
+///
+/// ```
+/// assert_eq!(core::mem::size_of::<percore_abi::IoVec>(), 16);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct IoVec {
+    pub base: u64,
+    pub len: u64,
+}
+
+/// What [`Sys::ProcessInfo`] writes to user memory (8-byte aligned).
+///
+/// ```
+/// assert_eq!(core::mem::size_of::<percore_abi::ProcessInfo>(), 48);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ProcessInfo {
+    /// The process id.
+    pub pid: u64,
+    /// The core the process runs on.
+    pub core: u64,
+    /// Syscalls made so far (this one included).
+    pub syscalls: u64,
+    /// Handles open now.
+    pub handles: u64,
+    /// CPU time spent in user mode and in its syscalls, in ns.
+    pub cpu_ns: u64,
+    /// Arguments the program was started with, as bytes (see [`Sys::Args`]).
+    pub args_len: u64,
+}

@@ -1,0 +1,116 @@
+//! Syscall numbers and the register convention.
+
+/// A syscall number. Arguments travel in `rdi, rsi, rdx, r10, r8, r9`, the
+/// number in `rax`, and the result comes back in `rax`, encoded by
+/// [`encode`](crate::encode). `rcx` and `r11` are clobbered (`SYSCALL`
+/// keeps the return address and flags there); every other register is
+/// preserved. Numbers are stable: a number is never reused for another
+/// operation; an unknown one returns [`Error::NoSys`](crate::Error::NoSys).
+///
+/// ```
+/// use percore_abi::Sys;
+/// assert_eq!(Sys::from_number(Sys::Write as u64), Some(Sys::Write));
+/// assert_eq!(Sys::from_number(0xdead), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Sys {
+    /// `exit(code)`: ends the process; never returns.
+    Exit = 0,
+    /// `write(ptr, len) -> len`: writes bytes to the console. `len = 0`
+    /// writes nothing and touches no memory.
+    Write = 1,
+    /// `yield()`: lets the core's other tasks run.
+    Yield = 2,
+    /// `getpid() -> pid`.
+    GetPid = 3,
+    /// `clock() -> ns`: nanoseconds since boot.
+    Clock = 4,
+    /// `sleep(ns)`: blocks (the core runs other tasks meanwhile).
+    Sleep = 5,
+    /// `close(handle)`.
+    Close = 6,
+    /// `channel() -> handle`: a message queue; what is sent on the handle
+    /// is received on it (to be passed to other processes later).
+    Channel = 7,
+    /// `send(handle, ptr, len)`: queues one message (at most
+    /// [`MAX_MESSAGE`](Sys::MAX_MESSAGE) bytes); [`Full`](crate::Error::Full)
+    /// when the queue is full.
+    Send = 8,
+    /// `recv(handle, ptr, len) -> len`: takes the oldest message, blocking
+    /// until there is one; [`TooSmall`](crate::Error::TooSmall) leaves it queued.
+    Recv = 9,
+    /// `timer(period_ns) -> handle`: a periodic timer.
+    Timer = 10,
+    /// `wait(handle) -> expirations`: blocks until the timer expires.
+    Wait = 11,
+    /// `writev(iov, count) -> len`: gathers `count` [`IoVec`](crate::IoVec)s.
+    WriteVectored = 12,
+    /// `info(ptr)`: writes a [`ProcessInfo`](crate::ProcessInfo) there.
+    ProcessInfo = 13,
+    /// `args(ptr, len) -> len`: copies the start arguments (a UTF-8 string).
+    Args = 14,
+    /// `ring_setup(entries) -> handle`: reserved for the submission rings.
+    RingSetup = 32,
+    /// `ring_enter(handle, to_submit, min_complete)`: reserved for the
+    /// submission rings (the one call a ring user makes while its core sleeps).
+    RingEnter = 33,
+}
+
+impl Sys {
+    /// The largest message [`Sys::Send`] takes.
+    pub const MAX_MESSAGE: usize = 256;
+    /// The most [`IoVec`](crate::IoVec)s one [`Sys::WriteVectored`] takes.
+    pub const MAX_IOVECS: u64 = 64;
+    /// The largest single [`Sys::Write`].
+    pub const MAX_WRITE: u64 = 4096;
+
+    /// Every syscall, in number order.
+    pub const ALL: [Sys; 17] = [
+        Sys::Exit,
+        Sys::Write,
+        Sys::Yield,
+        Sys::GetPid,
+        Sys::Clock,
+        Sys::Sleep,
+        Sys::Close,
+        Sys::Channel,
+        Sys::Send,
+        Sys::Recv,
+        Sys::Timer,
+        Sys::Wait,
+        Sys::WriteVectored,
+        Sys::ProcessInfo,
+        Sys::Args,
+        Sys::RingSetup,
+        Sys::RingEnter,
+    ];
+
+    /// The syscall numbered `number`, if there is one.
+    pub fn from_number(number: u64) -> Option<Sys> {
+        Sys::ALL.into_iter().find(|sys| *sys as u64 == number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_number_round_trips_and_is_distinct() {
+        for (i, sys) in Sys::ALL.iter().enumerate() {
+            assert_eq!(Sys::from_number(*sys as u64), Some(*sys));
+            for other in &Sys::ALL[i + 1..] {
+                assert_ne!(*sys as u64, *other as u64);
+            }
+        }
+        assert!(Sys::ALL.windows(2).all(|w| (w[0] as u64) < (w[1] as u64)));
+    }
+
+    #[test]
+    fn unknown_numbers_are_none() {
+        for number in [15, 31, 34, 1000, u64::MAX, 1 << 63] {
+            assert_eq!(Sys::from_number(number), None);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Ring-3 programs: they run and exit with their code, a spinning one is
+//! preempted (its core's kernel work goes on) and killed, every bad
+//! syscall argument gets its error, no kernel register leaks, a program
+//! that touches what it may not is killed while a canary is unaffected,
+//! and processes come and go on every core without leaking frames or
+//! handles. The programs are the boot archive's (`userspace/programs`).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+use futures_util::future::{Either, select};
+use percore_kernel::Kernel;
+use percore_kernel::arch::{CoreId, user};
+use percore_kernel::process::{self, Exit, SpawnError, elf::ElfError};
+use percore_kernel::reactor::{JoinHandle, block_on, sleep, spawn_with};
+use percore_kernel::{shell, syscall};
+
+use crate::harness::{Kind, Test};
+use crate::reactor::{cores, pinned, start_reactors};
+
+/// This file's tests.
+pub const TESTS: &[Test] = &[
+    Test::new("user_hello_exits_with_its_code", Kind::Normal, hello),
+    Test::new("user_bad_images_refused", Kind::Normal, bad_images),
+    Test::new("user_badptr_every_bad_argument_errs", Kind::Normal, badptr),
+    Test::new("user_regs_no_kernel_value_leaks", Kind::Normal, regs),
+    Test::new("user_spin_preempted_then_killed", Kind::Normal, spin),
+    Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
+    Test::new("user_shell_run_ps_kill", Kind::Normal, shell_commands),
+    Test::new("user_processes_leak_nothing", Kind::Normal, no_leaks),
+];
+
+/// How long any one program may take here (generous: TCG on a busy host).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits for a process to end, at most [`PATIENCE`].
+async fn ended(pid: u32, handle: JoinHandle<Exit>) -> Result<Exit, String> {
+    match select(handle, core::pin::pin!(sleep(PATIENCE))).await {
+        Either::Left((exit, _)) => Ok(exit),
+        Either::Right(_) => Err(format!("process {pid} still running after {PATIENCE:?}")),
+    }
+}
+
+/// Runs `name` with `args` on `core` to its end.
+fn run(name: &str, core: CoreId, args: &str) -> Result<Exit, String> {
+    let (pid, handle) =
+        syscall::spawn(name, core, args).map_err(|e| format!("spawn {name}: {e:?}"))?;
+    block_on(ended(pid, handle))
+}
+
+fn expect_code(name: &str, exit: Exit, code: i64) -> Result<(), String> {
+    match exit {
+        Exit::Code(c) if c == code => Ok(()),
+        other => Err(format!(
+            "{name}: ended {other:?}, expected exit code {code}"
+        )),
+    }
+}
+
+/// `hello` exits with the code it is given, on every core.
+fn hello(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    for core in 0..cores() {
+        let code = 40 + i64::from(core);
+        let exit = run("hello", CoreId(core), &format!("{code}"))?;
+        expect_code("hello", exit, code)?;
+    }
+    if process::count() != 0 {
+        return Err(format!("{} processes left", process::count()));
+    }
+    Ok(())
+}
+
+/// Images that are not programs are refused with their reason, and
+/// nothing is left behind.
+fn bad_images(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let frames = user::frames_in_use();
+    let hello = process::image::find("hello").ok_or("no hello in the boot archive")?;
+    // The first program header's file size, far past the end of the file.
+    let mut outside = Vec::from(hello.bytes);
+    outside[64 + 32..64 + 40].copy_from_slice(&0x1000_0000u64.to_le_bytes());
+    let cases: [(&str, &[u8], ElfError); 3] = [
+        (
+            "garbage",
+            b"this is not an ELF file, not even close".as_slice(),
+            ElfError::Malformed,
+        ),
+        (
+            "cut in its headers",
+            &hello.bytes[..100],
+            ElfError::Malformed,
+        ),
+        (
+            "segment outside the file",
+            &outside,
+            ElfError::SegmentOutsideFile,
+        ),
+    ];
+    for (what, bytes, error) in cases {
+        match syscall::spawn_image(what, bytes, CoreId(0), "") {
+            Err(SpawnError::Image(e)) if e == error => {}
+            Err(other) => return Err(format!("{what}: {other:?}, expected {error:?}")),
+            Ok(_) => return Err(format!("{what}: started")),
+        }
+    }
+    match syscall::spawn("no-such-program", CoreId(0), "") {
+        Err(SpawnError::NotFound) => {}
+        other => return Err(format!("unknown program: {:?}", other.map(|(pid, _)| pid))),
+    }
+    if user::frames_in_use() != frames {
+        return Err(format!("frames {} -> {}", frames, user::frames_in_use()));
+    }
+    Ok(())
+}
+
+/// Every bad pointer, length, count, handle and number gets its error
+/// (`badptr` checks each and exits with the number of wrong answers).
+fn badptr(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = CoreId(cores() - 1);
+    expect_code("badptr", run("badptr", core, "")?, 0)
+}
+
+/// No kernel register value reaches user mode (`regs` checks its
+/// registers at start, after a syscall and after being preempted).
+fn regs(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    for core in [0, cores() - 1] {
+        expect_code("regs", run("regs", CoreId(core), "")?, 0)?;
+    }
+    Ok(())
+}
+
+/// `spin` never makes a syscall; on its core a kernel task sleeping 1 ms
+/// at a time still makes 50 rounds (the timer preempts `spin`), `spin`
+/// gets CPU time, then `kill` ends it.
+fn spin(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = CoreId(cores() - 1);
+    let (pid, handle) = syscall::spawn("spin", core, "").map_err(|e| format!("{e:?}"))?;
+    static ROUNDS: AtomicU64 = AtomicU64::new(0);
+    ROUNDS.store(0, Ordering::Relaxed);
+    let ticker = spawn_with(core, pinned(), async {
+        for _ in 0..50 {
+            sleep(Duration::from_millis(1)).await;
+            ROUNDS.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    block_on(async {
+        match select(ticker, core::pin::pin!(sleep(PATIENCE))).await {
+            Either::Left(_) => Ok(()),
+            Either::Right(_) => Err(format!(
+                "the kernel task on core {core} made {} of 50 rounds while spin ran",
+                ROUNDS.load(Ordering::Relaxed)
+            )),
+        }
+    })?;
+    let cpu_ns = process::list()
+        .iter()
+        .find(|p| p.pid == pid)
+        .map(|p| p.cpu_ns.load(Ordering::Relaxed))
+        .ok_or("spin is gone before kill")?;
+    if cpu_ns == 0 {
+        return Err(String::from("spin got no CPU time"));
+    }
+    if !process::kill(pid) {
+        return Err(format!("kill {pid}: no such process"));
+    }
+    match block_on(ended(pid, handle))? {
+        Exit::Killed => Ok(()),
+        other => Err(format!("spin ended {other:?}, expected killed")),
+    }
+}
+
+/// Each forbidden access kills its process with the right exception,
+/// on every core, while a canary (on the last core) keeps its memory.
+fn faults(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let n = cores();
+    let (canary, canary_end) =
+        syscall::spawn("canary", CoreId(n - 1), "40").map_err(|e| format!("canary: {e:?}"))?;
+    const PF: u8 = 14;
+    let cases: [(&str, u8); 10] = [
+        ("read-kernel", PF),
+        ("write-kernel", PF),
+        ("exec-kernel", PF),
+        ("exec-data", PF),
+        ("exec-stack", PF),
+        ("write-text", PF),
+        ("null", PF),
+        ("ud", 6),
+        ("divide", 0),
+        ("privileged", 13),
+    ];
+    for (i, (case, vector)) in cases.iter().enumerate() {
+        let core = CoreId(i as u16 % n);
+        match run("badmem", core, case)? {
+            Exit::Fault(fault) if fault.vector == *vector => {}
+            other => {
+                return Err(format!(
+                    "badmem {case}: ended {other:?}, expected vector {vector}"
+                ));
+            }
+        }
+    }
+    expect_code("canary", block_on(ended(canary, canary_end))?, 0)
+}
+
+/// The shell's `run`, `ps` and `kill`.
+fn shell_commands(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = cores() - 1;
+    let started = block_on(shell::commands::execute(&format!("run spin {core}")));
+    let pid: u32 = started
+        .split_whitespace()
+        .skip_while(|w| *w != "pid")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("`run spin` said: {started}"))?;
+    block_on(sleep(Duration::from_millis(20)));
+    let ps = block_on(shell::commands::execute("ps"));
+    let row = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&format!("{pid}")))
+        .ok_or_else(|| format!("ps shows no pid {pid}:\n{ps}"))?;
+    if !row.contains("spin") || !row.contains("running") {
+        return Err(format!("ps row for spin: {row}"));
+    }
+    let killed = block_on(shell::commands::execute(&format!("kill {pid}")));
+    if !killed.contains("killing") {
+        return Err(format!("kill said: {killed}"));
+    }
+    block_on(async {
+        for _ in 0..1000 {
+            if process::list().iter().all(|p| p.pid != pid) {
+                return Ok(());
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        Err(format!("process {pid} still listed after kill"))
+    })
+}
+
+/// Rounds of processes on every core at once (each opens handles and
+/// leaves some open), all ending: afterwards no frame, process or heap
+/// byte more than before.
+fn no_leaks(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    // Two rounds of the same shape warm up what grows once and is kept
+    // (task slots of each core's tree, timer wheel levels, queues).
+    round_of_processes(0)?;
+    round_of_processes(0)?;
+    let frames = user::frames_in_use();
+    let heap = percore_kernel::mem::heap::used_bytes();
+    let mut growth = Vec::new();
+    for round in 1..=5 {
+        round_of_processes(round)?;
+        growth.push(percore_kernel::mem::heap::used_bytes() as i64 - heap as i64);
+        let frames_now = user::frames_in_use();
+        if frames_now != frames || process::count() != 0 {
+            return Err(format!(
+                "round {round}: frames {frames} -> {frames_now}, {} processes left",
+                process::count()
+            ));
+        }
+    }
+    // A leak grows with every round (a per-process one by at least the
+    // processes of a round times a few bytes); a kernel structure that
+    // grows once in a while (a queue doubling) does not. The figures are
+    // printed either way.
+    log::info!("user_processes_leak_nothing: heap {heap} bytes, then {growth:?} more");
+    if growth[0] > 0 && growth.windows(2).all(|w| w[1] > w[0]) {
+        return Err(format!(
+            "heap grows round after round: {heap} bytes, then {growth:?} more"
+        ));
+    }
+    Ok(())
+}
+
+/// Three processes on every core at once (`hello`, `badptr`, which leaves
+/// a timer handle open, and `hello`), all run to a clean exit.
+fn round_of_processes(round: u32) -> Result<(), String> {
+    let mut running = Vec::new();
+    for core in 0..cores() {
+        for program in ["hello", "badptr", "hello"] {
+            running.push(
+                syscall::spawn(program, CoreId(core), "0")
+                    .map_err(|e| format!("round {round}: spawn {program}: {e:?}"))?,
+            );
+        }
+    }
+    for (pid, handle) in running {
+        match block_on(ended(pid, handle))? {
+            Exit::Code(0) => {}
+            other => return Err(format!("round {round}: pid {pid} ended {other:?}")),
+        }
+    }
+    Ok(())
+}
