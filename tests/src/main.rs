@@ -22,6 +22,7 @@ mod reactor;
 mod readiness;
 mod sched;
 mod smp;
+mod storage;
 mod streams;
 mod topic;
 mod user;
@@ -50,6 +51,7 @@ const SUITES: &[&[harness::Test]] = &[
     streams::TESTS,
     disk::TESTS,
     user::TESTS,
+    storage::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {
