@@ -23,6 +23,7 @@ mod error;
 mod layers;
 mod linux;
 mod qemu;
+mod qmp;
 mod screen;
 mod test;
 mod tools;
