@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers
-//!      -> process -> syscall -> shell -> boot
+//!      -> process, storage -> syscall -> shell -> boot
 //! ```
 //!
 //! [`arch`] is the only module that knows the CPU; on the host it is a
@@ -28,6 +28,7 @@ pub mod mem;
 pub mod process;
 pub mod reactor;
 pub mod shell;
+pub mod storage;
 pub mod syscall;
 pub mod time;
 

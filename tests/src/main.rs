@@ -23,6 +23,7 @@ mod reactor;
 mod readiness;
 mod sched;
 mod smp;
+mod storage;
 mod streams;
 mod topic;
 mod user;
@@ -52,6 +53,7 @@ const SUITES: &[&[harness::Test]] = &[
     disk::TESTS,
     disk_bench::TESTS,
     user::TESTS,
+    storage::TESTS,
 ];
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {

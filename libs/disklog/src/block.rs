@@ -1,10 +1,18 @@
-//! Reading the region a log lives in: the [`BlockRead`] trait the scanner
-//! runs over (a virtio-blk queue in the kernel, a disk image file on the
-//! host), an in-memory [`SliceDisk`], and the chunked byte cursor the
-//! scanner reads records through.
+//! Reading the region a log lives in: the [`BlockRead`] trait (blocking
+//! reads: a disk image file on the host, an in-memory [`SliceDisk`]) and
+//! [`AsyncBlockRead`] (reads that complete later: a virtio-blk queue in the
+//! kernel), and the chunked byte cursor the scanner reads records through.
+//!
+//! The scanner is written once, over [`AsyncBlockRead`]; every
+//! [`BlockRead`] is one whose reads are ready at once, so the blocking
+//! entry points ([`recover`](crate::recover), [`Reader`](crate::Reader))
+//! run it to its end in a single poll ([`now`]).
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::future::{Future, ready};
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
 
 /// A device (or a region of one) read in whole blocks.
 ///
@@ -39,6 +47,69 @@ impl<R: BlockRead + ?Sized> BlockRead for &mut R {
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
         (**self).read_blocks(lba, buf)
+    }
+}
+
+/// A device (or a region of one) read in whole blocks by requests that
+/// complete later: what the kernel's log recovers and reads through.
+///
+/// ```
+/// use percore_disklog::{AsyncBlockRead, SliceDisk, Superblock, recover_async};
+/// /// A disk whose reads are futures (here ready at once).
+/// struct Async<'a>(SliceDisk<'a>);
+/// impl AsyncBlockRead for Async<'_> {
+///     type Error = percore_disklog::OutOfRange;
+///     fn block_size(&self) -> u32 { 512 }
+///     fn block_count(&self) -> u64 { 4 }
+///     async fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+///         percore_disklog::BlockRead::read_blocks(&mut self.0, lba, buf)
+///     }
+/// }
+/// let mut image = vec![0u8; 2048];
+/// Superblock::new(512, 4, 1).unwrap().encode(&mut image);
+/// let recovery = futures_executor::block_on(recover_async(Async(SliceDisk::new(&image, 512))));
+/// assert_eq!(recovery.unwrap().records, 0);
+/// ```
+pub trait AsyncBlockRead {
+    /// What a failed read reports.
+    type Error;
+    /// Bytes per block.
+    fn block_size(&self) -> u32;
+    /// Blocks on the device (or in the region).
+    fn block_count(&self) -> u64;
+    /// Reads `buf.len() / block_size` blocks starting at block `lba` into
+    /// `buf`, whose length is a multiple of the block size.
+    fn read_blocks(
+        &mut self,
+        lba: u64,
+        buf: &mut [u8],
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// A [`BlockRead`] is an [`AsyncBlockRead`] whose reads are ready at once.
+impl<R: BlockRead> AsyncBlockRead for R {
+    type Error = R::Error;
+    fn block_size(&self) -> u32 {
+        BlockRead::block_size(self)
+    }
+    fn block_count(&self) -> u64 {
+        BlockRead::block_count(self)
+    }
+    fn read_blocks(
+        &mut self,
+        lba: u64,
+        buf: &mut [u8],
+    ) -> impl Future<Output = Result<(), R::Error>> {
+        ready(BlockRead::read_blocks(self, lba, buf))
+    }
+}
+
+/// Runs a future of the scanner over a [`BlockRead`] to its end: its
+/// reads never wait, so one poll finishes it.
+pub(crate) fn now<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => value,
+        Poll::Pending => unreachable!("a scan over blocking reads never waits"),
     }
 }
 
@@ -114,7 +185,7 @@ pub(crate) struct Cursor<R> {
     valid: usize,
 }
 
-impl<R: BlockRead> Cursor<R> {
+impl<R: AsyncBlockRead> Cursor<R> {
     pub(crate) fn new(dev: R, capacity: u64) -> Self {
         let block_size = dev.block_size() as usize;
         let chunk = vec![0; CHUNK_BYTES.next_multiple_of(block_size)];
@@ -128,34 +199,50 @@ impl<R: BlockRead> Cursor<R> {
         }
     }
 
-    /// The cached bytes from `offset` on (at least one), loading the chunk
-    /// that starts at `offset`'s block if needed. `offset < capacity`.
-    fn bytes_at(&mut self, offset: u64) -> Result<&[u8], R::Error> {
-        if offset < self.start || offset >= self.start + self.valid as u64 {
-            let bs = self.block_size as u64;
-            self.start = offset / bs * bs;
-            let left = (self.capacity - self.start) as usize;
-            self.valid = left.min(self.chunk.len());
-            self.dev
-                .read_blocks(1 + self.start / bs, &mut self.chunk[..self.valid])
-                .inspect_err(|_| self.valid = 0)?;
-        }
-        Ok(&self.chunk[(offset - self.start) as usize..self.valid])
+    /// The cached bytes `offset..offset + len`, if they all are cached.
+    fn cached(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let from = offset.checked_sub(self.start)?;
+        let to = from + len;
+        (to <= self.valid as u64).then(|| &self.chunk[from as usize..to as usize])
+    }
+
+    /// Loads the chunk that starts at `offset`'s block. `offset < capacity`.
+    async fn load(&mut self, offset: u64) -> Result<(), R::Error> {
+        let bs = self.block_size as u64;
+        self.start = offset / bs * bs;
+        let left = (self.capacity - self.start) as usize;
+        // Nothing is cached until the read succeeds (a future dropped
+        // halfway leaves nothing half-read behind either).
+        self.valid = 0;
+        let want = left.min(self.chunk.len());
+        self.dev
+            .read_blocks(1 + self.start / bs, &mut self.chunk[..want])
+            .await?;
+        self.valid = want;
+        Ok(())
     }
 
     /// Calls `f` on the bytes `offset..offset + len` in order, in pieces.
     /// The range lies inside the region.
-    pub(crate) fn for_each(
+    pub(crate) async fn for_each(
         &mut self,
         mut offset: u64,
         len: u64,
         mut f: impl FnMut(&[u8]),
     ) -> Result<(), R::Error> {
+        // The common case, all cached, without a trip through the loop.
+        if let Some(bytes) = self.cached(offset, len) {
+            f(bytes);
+            return Ok(());
+        }
         let end = offset + len;
         while offset < end {
-            let bytes = self.bytes_at(offset)?;
-            let n = bytes.len().min((end - offset) as usize);
-            f(&bytes[..n]);
+            if self.cached(offset, 1).is_none() {
+                self.load(offset).await?;
+            }
+            let from = (offset - self.start) as usize;
+            let n = (self.valid - from).min((end - offset) as usize);
+            f(&self.chunk[from..from + n]);
             offset += n as u64;
         }
         Ok(())
@@ -163,12 +250,22 @@ impl<R: BlockRead> Cursor<R> {
 
     /// Copies the bytes at `offset` into `out`. The range lies inside the
     /// region.
-    pub(crate) fn read(&mut self, offset: u64, out: &mut [u8]) -> Result<(), R::Error> {
+    pub(crate) async fn read(&mut self, offset: u64, out: &mut [u8]) -> Result<(), R::Error> {
+        if let Some(bytes) = self.cached(offset, out.len() as u64) {
+            out.copy_from_slice(bytes);
+            return Ok(());
+        }
         let mut at = 0;
         self.for_each(offset, out.len() as u64, |piece| {
             out[at..at + piece.len()].copy_from_slice(piece);
             at += piece.len();
         })
+        .await
+    }
+
+    /// Forgets the cached chunk: the device may have changed since.
+    pub(crate) fn forget(&mut self) {
+        self.valid = 0;
     }
 
     pub(crate) fn capacity(&self) -> u64 {

@@ -105,6 +105,19 @@ impl Written {
     pub const fn next_seq(&self) -> u64 {
         self.next_seq
     }
+
+    /// Log offset where the write's last record ends (where the record
+    /// `next_seq` goes).
+    ///
+    /// ```
+    /// # use percore_disklog::{Encoder, Superblock};
+    /// let mut enc = Encoder::new(Superblock::new(512, 8, 1).unwrap(), 130).unwrap();
+    /// enc.append(b"x").unwrap();
+    /// assert_eq!(enc.pending().unwrap().written.end(), 40);
+    /// ```
+    pub const fn end(&self) -> u64 {
+        self.end
+    }
 }
 
 impl core::fmt::Debug for Encoder {

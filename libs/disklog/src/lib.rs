@@ -49,10 +49,10 @@ mod recovery;
 mod scan;
 mod superblock;
 
-pub use block::{BlockRead, OutOfRange, SliceDisk};
+pub use block::{AsyncBlockRead, BlockRead, OutOfRange, SliceDisk};
 pub use encoder::{Encoder, Pending, Written};
 pub use error::{AppendError, Corrupt, FormatError, OpenError, ReadError, TornTail};
-pub use reader::{Position, Reader, Record};
+pub use reader::{AsyncReader, Position, Reader, Record};
 pub use record::{HEADER_LEN, RECORD_ALIGN, crc32c, span as record_span};
-pub use recovery::{Recovery, recover};
+pub use recovery::{Recovery, recover, recover_async};
 pub use superblock::{DEFAULT_MAX_PAYLOAD, SUPERBLOCK_LEN, Superblock};

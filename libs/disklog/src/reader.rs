@@ -3,7 +3,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::block::BlockRead;
+use crate::block::{AsyncBlockRead, BlockRead, now};
 use crate::error::{OpenError, ReadError, TornTail};
 use crate::scan::{Event, Scanner};
 use crate::superblock::Superblock;
@@ -46,7 +46,8 @@ pub struct Position {
 /// reader goes on after them; it ends at the log's end.
 ///
 /// It scans from the first record (there is no index), checking every
-/// record on the way exactly as [`recover`](crate::recover) does.
+/// record on the way exactly as [`recover`](crate::recover) does. This is
+/// the blocking face of [`AsyncReader`].
 ///
 /// ```
 /// use percore_disklog::{Encoder, Reader, SliceDisk, Superblock};
@@ -64,21 +65,11 @@ pub struct Position {
 /// assert_eq!(got, [b"bb".to_vec(), b"ccc".to_vec()]);
 /// assert_eq!(reader.tail(), None);
 /// ```
-pub struct Reader<R> {
-    scanner: Scanner<R>,
-    from_seq: u64,
-    done: bool,
-    tail: Option<TornTail>,
-}
+pub struct Reader<R: BlockRead>(AsyncReader<R>);
 
 impl<R: BlockRead> core::fmt::Debug for Reader<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Reader")
-            .field("position", &self.position())
-            .field("from_seq", &self.from_seq)
-            .field("done", &self.done)
-            .field("tail", &self.tail)
-            .finish_non_exhaustive()
+        self.0.fmt(f)
     }
 }
 
@@ -91,12 +82,7 @@ impl<R: BlockRead> Reader<R> {
     /// assert!(matches!(Reader::new(SliceDisk::new(&blank, 512), 0), Err(OpenError::NoSuperblock)));
     /// ```
     pub fn new(dev: R, from_seq: u64) -> Result<Self, OpenError<R::Error>> {
-        Ok(Reader {
-            scanner: Scanner::open(dev)?,
-            from_seq,
-            done: false,
-            tail: None,
-        })
+        now(AsyncReader::new(dev, from_seq)).map(Reader)
     }
 
     /// Opens the log on `dev` for reading from `position` on (a position
@@ -125,14 +111,7 @@ impl<R: BlockRead> Reader<R> {
     /// assert_eq!(reader.next().unwrap().unwrap().payload, b"two");
     /// ```
     pub fn resume(dev: R, position: Position) -> Result<Self, OpenError<R::Error>> {
-        let mut scanner = Scanner::open(dev)?;
-        scanner.seek(position.offset, position.seq)?;
-        Ok(Reader {
-            scanner,
-            from_seq: position.seq,
-            done: false,
-            tail: None,
-        })
+        now(AsyncReader::resume(dev, position)).map(Reader)
     }
 
     /// Where the next record the reader would look at starts; after the
@@ -147,8 +126,7 @@ impl<R: BlockRead> Reader<R> {
     /// assert_eq!(reader.position(), Position { offset: 0, seq: 0 });
     /// ```
     pub fn position(&self) -> Position {
-        let (offset, seq) = self.scanner.position();
-        Position { offset, seq }
+        self.0.position()
     }
 
     /// The log's superblock.
@@ -162,7 +140,7 @@ impl<R: BlockRead> Reader<R> {
     /// assert_eq!(reader.superblock().log_id, 9);
     /// ```
     pub fn superblock(&self) -> &Superblock {
-        self.scanner.superblock()
+        self.0.superblock()
     }
 
     /// The torn tail the log ended with, once the reader has reached the
@@ -179,7 +157,7 @@ impl<R: BlockRead> Reader<R> {
     /// assert_eq!(reader.tail().unwrap().bytes, 1);
     /// ```
     pub fn tail(&self) -> Option<TornTail> {
-        self.tail
+        self.0.tail()
     }
 }
 
@@ -187,8 +165,110 @@ impl<R: BlockRead> Iterator for Reader<R> {
     type Item = Result<Record, ReadError<R::Error>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        now(self.0.next())
+    }
+}
+
+/// [`Reader`] over a device whose reads complete later (the kernel's):
+/// the same records, errors and positions, from `async` calls; and
+/// [`seek`](Self::seek), to follow a log that grows while it is read.
+///
+/// ```
+/// use percore_disklog::{AsyncReader, Encoder, SliceDisk, Superblock};
+/// let sb = Superblock::new(512, 16, 7).unwrap();
+/// let mut image = vec![0u8; 16 * 512];
+/// sb.encode(&mut image);
+/// let mut enc = Encoder::new(sb, 130).unwrap();
+/// enc.append(b"one").unwrap();
+/// let p = enc.pending().unwrap();
+/// image[p.lba as usize * 512..][..p.data.len()].copy_from_slice(p.data);
+/// futures_executor::block_on(async {
+///     let mut reader = AsyncReader::new(SliceDisk::new(&image, 512), 0).await.unwrap();
+///     assert_eq!(reader.next().await.unwrap().unwrap().payload, b"one");
+///     assert!(reader.next().await.is_none());
+/// });
+/// ```
+pub struct AsyncReader<R: AsyncBlockRead> {
+    scanner: Scanner<R>,
+    from_seq: u64,
+    done: bool,
+    tail: Option<TornTail>,
+}
+
+impl<R: AsyncBlockRead> core::fmt::Debug for AsyncReader<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reader")
+            .field("position", &self.position())
+            .field("from_seq", &self.from_seq)
+            .field("done", &self.done)
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: AsyncBlockRead> AsyncReader<R> {
+    /// Opens the log on `dev` for reading from `from_seq` on
+    /// ([`Reader::new`]).
+    pub async fn new(dev: R, from_seq: u64) -> Result<Self, OpenError<R::Error>> {
+        Ok(AsyncReader {
+            scanner: Scanner::open(dev).await?,
+            from_seq,
+            done: false,
+            tail: None,
+        })
+    }
+
+    /// Opens the log on `dev` for reading from `position` on
+    /// ([`Reader::resume`]).
+    pub async fn resume(dev: R, position: Position) -> Result<Self, OpenError<R::Error>> {
+        let mut reader = AsyncReader::new(dev, position.seq).await?;
+        reader.seek(position)?;
+        Ok(reader)
+    }
+
+    /// Goes on from `position` (usually [`position`](Self::position), once
+    /// the log has grown), forgetting the end and any blocks read before:
+    /// what the device holds now is read.
+    ///
+    /// ```
+    /// # use percore_disklog::{AsyncReader, OpenError, Position, SliceDisk, Superblock};
+    /// # let mut image = vec![0u8; 2048];
+    /// # Superblock::new(512, 4, 9).unwrap().encode(&mut image);
+    /// futures_executor::block_on(async {
+    ///     let mut reader = AsyncReader::new(SliceDisk::new(&image, 512), 0).await.unwrap();
+    ///     let odd = Position { offset: 3, seq: 0 };
+    ///     assert_eq!(reader.seek(odd), Err(OpenError::BadPosition { offset: 3 }));
+    /// });
+    /// ```
+    pub fn seek(&mut self, position: Position) -> Result<(), OpenError<R::Error>> {
+        self.scanner.seek(position.offset, position.seq)?;
+        self.from_seq = self.from_seq.max(position.seq);
+        self.done = false;
+        self.tail = None;
+        Ok(())
+    }
+
+    /// [`Reader::position`].
+    pub fn position(&self) -> Position {
+        let (offset, seq) = self.scanner.position();
+        Position { offset, seq }
+    }
+
+    /// [`Reader::superblock`].
+    pub fn superblock(&self) -> &Superblock {
+        self.scanner.superblock()
+    }
+
+    /// [`Reader::tail`].
+    pub fn tail(&self) -> Option<TornTail> {
+        self.tail
+    }
+
+    /// The next record, corrupt range or device error; `None` at the end
+    /// ([`Reader`]'s `Iterator::next`).
+    pub async fn next(&mut self) -> Option<Result<Record, ReadError<R::Error>>> {
         while !self.done {
-            let event = self.scanner.next_event();
+            let event = self.scanner.next_event().await;
             match event {
                 Err(e) => {
                     self.done = true;
@@ -197,7 +277,7 @@ impl<R: BlockRead> Iterator for Reader<R> {
                 Ok(Event::Record { seq, offset, len }) if seq >= self.from_seq => {
                     let mut payload = vec![0; len as usize];
                     let at = offset + crate::record::HEADER_LEN as u64;
-                    return Some(match self.scanner.cursor().read(at, &mut payload) {
+                    return Some(match self.scanner.cursor().read(at, &mut payload).await {
                         Ok(()) => Ok(Record {
                             seq,
                             offset,

@@ -4,7 +4,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::block::BlockRead;
+use crate::block::{AsyncBlockRead, BlockRead, now};
 use crate::error::{Corrupt, OpenError, TornTail};
 use crate::scan::{Event, Scanner};
 use crate::superblock::Superblock;
@@ -59,11 +59,25 @@ pub struct Recovery {
 /// assert_eq!((r.records, r.end, r.tail), (0, 0, None));
 /// ```
 pub fn recover<R: BlockRead>(dev: R) -> Result<Recovery, OpenError<R::Error>> {
-    let mut scanner = Scanner::open(dev)?;
+    now(recover_async(dev))
+}
+
+/// [`recover`] over a device whose reads complete later (the kernel's).
+///
+/// ```
+/// use percore_disklog::{SliceDisk, Superblock, recover, recover_async};
+/// # let mut image = vec![0u8; 2048];
+/// # Superblock::new(512, 4, 1).unwrap().encode(&mut image);
+/// // Any `BlockRead` is also an `AsyncBlockRead` whose reads are ready at once.
+/// let disk = SliceDisk::new(&image, 512);
+/// assert_eq!(futures_executor::block_on(recover_async(disk)), recover(disk));
+/// ```
+pub async fn recover_async<R: AsyncBlockRead>(dev: R) -> Result<Recovery, OpenError<R::Error>> {
+    let mut scanner = Scanner::open(dev).await?;
     let mut records = 0;
     let mut corrupt = Vec::new();
     let tail = loop {
-        match scanner.next_event().map_err(OpenError::Io)? {
+        match scanner.next_event().await.map_err(OpenError::Io)? {
             Event::Record { .. } => records += 1,
             Event::Corrupt(lost) => corrupt.push(lost),
             Event::End(tail) => break tail,
@@ -78,6 +92,7 @@ pub fn recover<R: BlockRead>(dev: R) -> Result<Recovery, OpenError<R::Error>> {
         scanner
             .cursor()
             .read(end - keep as u64, &mut tail_block[..keep])
+            .await
             .map_err(OpenError::Io)?;
     }
     Ok(Recovery {

@@ -32,7 +32,7 @@
 //! that reads as a corrupt record followed by a valid one, and is reported
 //! as such; acknowledged records are never affected.
 
-use crate::block::{BlockRead, Cursor};
+use crate::block::{AsyncBlockRead, Cursor};
 use crate::error::{Corrupt, OpenError, TornTail};
 use crate::record::{HEADER_LEN, Header, RECORD_ALIGN, crc32c_digest, span};
 use crate::superblock::Superblock;
@@ -58,12 +58,14 @@ pub(crate) struct Scanner<R> {
     end: Option<Option<TornTail>>,
 }
 
-impl<R: BlockRead> Scanner<R> {
+impl<R: AsyncBlockRead> Scanner<R> {
     /// Reads and checks the superblock; the scan starts at the first record.
-    pub(crate) fn open(mut dev: R) -> Result<Self, OpenError<R::Error>> {
+    pub(crate) async fn open(mut dev: R) -> Result<Self, OpenError<R::Error>> {
         let device_bs = dev.block_size();
         let mut block = alloc::vec![0; device_bs as usize];
-        dev.read_blocks(0, &mut block).map_err(OpenError::Io)?;
+        dev.read_blocks(0, &mut block)
+            .await
+            .map_err(OpenError::Io)?;
         let superblock = Superblock::decode(&block).ok_or(OpenError::NoSuperblock)?;
         if superblock.block_size != device_bs {
             return Err(OpenError::BlockSize {
@@ -87,7 +89,8 @@ impl<R: BlockRead> Scanner<R> {
     }
 
     /// Moves the scan to a record boundary: where a record with sequence
-    /// number `seq` starts (or would start).
+    /// number `seq` starts (or would start). Cached blocks are dropped, so
+    /// what the device holds now is read (the way to follow a growing log).
     pub(crate) fn seek(&mut self, offset: u64, seq: u64) -> Result<(), OpenError<R::Error>> {
         if !offset.is_multiple_of(crate::record::RECORD_ALIGN as u64)
             || offset > self.cursor.capacity()
@@ -97,6 +100,7 @@ impl<R: BlockRead> Scanner<R> {
         self.offset = offset;
         self.seq = seq;
         self.end = None;
+        self.cursor.forget();
         Ok(())
     }
 
@@ -115,12 +119,12 @@ impl<R: BlockRead> Scanner<R> {
     }
 
     /// The next step of the scan.
-    pub(crate) fn next_event(&mut self) -> Result<Event, R::Error> {
+    pub(crate) async fn next_event(&mut self) -> Result<Event, R::Error> {
         if let Some(tail) = self.end {
             return Ok(Event::End(tail));
         }
         let p = self.offset;
-        if let Some(h) = self.valid_at(p)?
+        if let Some(h) = self.valid_at(p).await?
             && h.seq == self.seq
             && let Some(next) = h.seq.checked_add(1)
         {
@@ -132,7 +136,7 @@ impl<R: BlockRead> Scanner<R> {
                 len: h.len,
             });
         }
-        match self.resync(p)? {
+        match self.resync(p).await? {
             Some((q, s)) => {
                 let lost = Corrupt {
                     first_seq: self.seq,
@@ -145,7 +149,7 @@ impl<R: BlockRead> Scanner<R> {
                 Ok(Event::Corrupt(lost))
             }
             None => {
-                let bytes = self.garbage_after(p)?;
+                let bytes = self.garbage_after(p).await?;
                 let tail = (bytes > 0).then_some(TornTail { offset: p, bytes });
                 self.end = Some(tail);
                 Ok(Event::End(tail))
@@ -155,13 +159,13 @@ impl<R: BlockRead> Scanner<R> {
 
     /// The header at `p` if a complete, intact record of this log is there
     /// (any sequence number).
-    fn valid_at(&mut self, p: u64) -> Result<Option<Header>, R::Error> {
+    async fn valid_at(&mut self, p: u64) -> Result<Option<Header>, R::Error> {
         let capacity = self.cursor.capacity();
         if p + HEADER_LEN as u64 > capacity {
             return Ok(None);
         }
         let mut raw = [0u8; HEADER_LEN];
-        self.cursor.read(p, &mut raw)?;
+        self.cursor.read(p, &mut raw).await?;
         let Some(h) = Header::decode(&raw) else {
             return Ok(None);
         };
@@ -176,7 +180,8 @@ impl<R: BlockRead> Scanner<R> {
         self.cursor
             .for_each(p + HEADER_LEN as u64, span - HEADER_LEN as u64, |piece| {
                 digest.update(piece)
-            })?;
+            })
+            .await?;
         Ok((digest.finalize() == h.data_crc).then_some(h))
     }
 
@@ -187,15 +192,15 @@ impl<R: BlockRead> Scanner<R> {
 
     /// The first valid record after `p` that can follow the records lost
     /// at `p`: its offset and sequence number.
-    fn resync(&mut self, p: u64) -> Result<Option<(u64, u64)>, R::Error> {
+    async fn resync(&mut self, p: u64) -> Result<Option<(u64, u64)>, R::Error> {
         let end = self.window_end(p);
         let max_span = self.superblock.max_span();
         let mut q = p + RECORD_ALIGN as u64;
         while q + HEADER_LEN as u64 <= end {
             let mut magic = [0u8; 4];
-            self.cursor.read(q, &mut magic)?;
+            self.cursor.read(q, &mut magic).await?;
             if Header::has_magic(&magic)
-                && let Some(h) = self.valid_at(q)?
+                && let Some(h) = self.valid_at(q).await?
             {
                 let lost = h.seq.wrapping_sub(self.seq);
                 let gap = q - p;
@@ -212,15 +217,17 @@ impl<R: BlockRead> Scanner<R> {
     }
 
     /// Bytes from `p` to the last non-zero byte of the window after it.
-    fn garbage_after(&mut self, p: u64) -> Result<u64, R::Error> {
+    async fn garbage_after(&mut self, p: u64) -> Result<u64, R::Error> {
         let end = self.window_end(p);
         let (mut at, mut last) = (p, p);
-        self.cursor.for_each(p, end - p, |piece| {
-            if let Some(i) = piece.iter().rposition(|&b| b != 0) {
-                last = at + i as u64 + 1;
-            }
-            at += piece.len() as u64;
-        })?;
+        self.cursor
+            .for_each(p, end - p, |piece| {
+                if let Some(i) = piece.iter().rposition(|&b| b != 0) {
+                    last = at + i as u64 + 1;
+                }
+                at += piece.len() as u64;
+            })
+            .await?;
         Ok(last - p)
     }
 }

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ipc", 6),
     ("drivers", 6),
     ("process", 7),
+    ("storage", 7),
     ("syscall", 8),
     ("shell", 9),
     ("boot", 10),

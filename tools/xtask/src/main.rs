@@ -7,6 +7,8 @@
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
 //! cargo xtask bench [smp | reactor | cases | disk | compare [reactor | disk | all]] [--smp N] [--runs R] [-- QEMU ARGS]
 //! cargo xtask lint
+//! cargo xtask disklog FILE [--offset BYTES] [--from SEQ] [--payload] [--check]
+//! cargo xtask disklog --create FILE [--size 64M] [--block-size 512] [--max-payload BYTES] [--offset BYTES]
 //! cargo xtask setup
 //! ```
 
@@ -17,10 +19,12 @@ mod compare;
 mod cpio;
 mod disk;
 mod disk_bench;
+mod disklog;
 mod error;
 mod layers;
 mod linux;
 mod qemu;
+mod qmp;
 mod screen;
 mod test;
 mod tools;
@@ -79,6 +83,17 @@ commands:
          own cargo run: cargo unifies dependency features across targets within
          one run, which would give the kernel host-only `std` features; the
          kernel is also checked as built for the host, on the simulated arch)
+  disklog read the disk log in an image file on the host (percore-disklog's recovery
+         and reader, the kernel's own code): one line per record (seq, length, CRC-32C,
+         first bytes), per corrupt range, and a summary (records, next sequence number,
+         corrupt records, torn tail bytes)
+           FILE             the image
+           --offset BYTES   where the log's region starts in FILE (default 0)
+           --from SEQ       records from this sequence number on
+           --payload        the whole payload in hex instead of its first 16 bytes
+           --check          fail if records in the middle are corrupt
+           --create FILE    make a new, empty log instead (--size, default 64M;
+                            --block-size, default 512; --max-payload; --offset)
   setup  install QEMU 8.1 or later (on Debian 12 from bookworm-backports) and OVMF
          when missing or too old (as root or with password-less sudo), and say
          which QEMU is used and whether KVM is available
@@ -94,6 +109,7 @@ fn main() -> ExitCode {
         Some("gdb") => qemu::gdb(&mut args),
         Some("bench") => build::bench(&mut args),
         Some("lint") => build::lint(&mut args),
+        Some("disklog") => disklog::run(&mut args),
         Some("setup") => tools::setup(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");

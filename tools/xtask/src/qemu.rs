@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::error::{self, Error};
+use crate::qmp;
 use crate::tools::{self, Ovmf};
 
 /// QEMU exit status for a guest that wrote 0x10 to isa-debug-exit.
@@ -269,6 +270,8 @@ pub fn run_captured(
     echo: bool,
 ) -> Result<Captured, Error> {
     command.arg("-serial").arg("stdio");
+    let watcher = qmp::Watcher::attach(&mut command);
+    let qemu_ended = watcher.ended();
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -279,6 +282,7 @@ pub fn run_captured(
         command: shown.clone(),
         error,
     })?;
+    let watch = watcher.watch();
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout was piped");
     let reader = std::thread::spawn(move || {
@@ -311,6 +315,12 @@ pub fn run_captured(
     };
     let _ = reader.join();
     lines.extend(rx.try_iter());
+    qemu_ended.store(true, std::sync::atomic::Ordering::Relaxed);
+    // A triple fault: every core's registers at the moment of it.
+    if let Ok(Some(dump)) = watch.join() {
+        lines.push(String::from("qemu: the guest triple-faulted; registers:"));
+        lines.extend(dump);
+    }
     let exit = match status {
         None => Exit::Timeout(timeout),
         Some(status) => match status.code() {

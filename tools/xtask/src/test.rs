@@ -544,7 +544,14 @@ fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally
 }
 
 fn print_tail(lines: &[String]) {
-    let start = lines.len().saturating_sub(TAIL_LINES);
+    // QEMU's own lines (a triple fault's registers) come last: show them
+    // all, after the last serial lines.
+    let qemu = lines
+        .iter()
+        .rev()
+        .take_while(|l| l.starts_with("qemu: "))
+        .count();
+    let start = lines.len().saturating_sub(TAIL_LINES + qemu);
     println!("   --- last {} serial lines ---", lines.len() - start);
     for line in &lines[start..] {
         println!("   | {line}");
