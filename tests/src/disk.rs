@@ -22,6 +22,7 @@ use percore_kernel::drivers::virtio::blk::{self, BlkError, CHUNK, Disk};
 use percore_kernel::reactor::{block_on, sleep, spawn_with};
 use percore_kernel::{Kernel, println};
 
+use crate::disk_bench::{self, Target};
 use crate::harness::{Kind, Test};
 use crate::reactor::{pinned, start_reactors};
 use crate::smp::expectation;
@@ -35,6 +36,11 @@ pub const TESTS: &[Test] = &[
         read_write_every_core,
     ),
     Test::new("disk_bad_requests_are_errors", Kind::Normal, bad_requests),
+    Test::new(
+        "disk_requests_allocate_nothing",
+        Kind::Normal,
+        requests_allocate_nothing,
+    ),
     Test::new(
         "disk_read_only_refuses_writes",
         Kind::Machine("disk-readonly"),
@@ -270,6 +276,34 @@ pub fn read_write_every_core(_: &Kernel) -> Result<(), String> {
         println!("disk-pattern {} {written}", core * REGION);
     }
     Ok(())
+}
+
+/// 4 KiB blocks at the end of the disk the allocation test uses (away
+/// from the read/write test's regions, which the host checks afterwards).
+const ALLOCATION_TEST_BLOCKS: u64 = 256;
+
+/// The I/O path allocates nothing: 32 requests in flight on core 0 (reads
+/// checking the data written before, and writes), counted by the heap's
+/// allocation counter, after one unmeasured pass (see
+/// `disk_bench::allocations_of_requests`, which the benchmark runs too).
+pub fn requests_allocate_nothing(_: &Kernel) -> Result<(), String> {
+    let disk = disk()?;
+    let target = Target::tail(disk, ALLOCATION_TEST_BLOCKS);
+    let failed = block_on(within("stamping the blocks", target.stamp_all()))?;
+    if failed > 0 {
+        return Err(format!("{failed} writes of the stamps failed"));
+    }
+    let (allocations, requests, failed) = disk_bench::allocations_of_requests(target);
+    println!("{requests} requests, {allocations} heap allocations");
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of the {requests} requests failed or read wrong data"
+        ));
+    }
+    match allocations {
+        0 => Ok(()),
+        n => Err(format!("{n} heap allocations during {requests} requests")),
+    }
 }
 
 /// Out-of-range blocks and lengths that are not whole blocks are refused

@@ -12,7 +12,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use linked_list_allocator::Heap;
 
@@ -44,6 +44,9 @@ struct KernelAllocator {
     small: [spin::Mutex<FreeList>; CLASSES],
     /// Bytes in live allocations (as requested), for diagnostics and tests.
     live: AtomicUsize,
+    /// Allocations made since boot, for tests that check a path allocates
+    /// nothing (a block allocated and freed again leaves `live` unchanged).
+    count: AtomicU64,
 }
 
 #[cfg_attr(target_os = "none", global_allocator)]
@@ -51,6 +54,7 @@ static ALLOCATOR: KernelAllocator = KernelAllocator {
     large: spin::Mutex::new(Heap::empty()),
     small: [const { spin::Mutex::new(FreeList { head: None }) }; CLASSES],
     live: AtomicUsize::new(0),
+    count: AtomicU64::new(0),
 };
 
 /// The size class serving `layout`, if it is small: class c holds blocks of
@@ -118,6 +122,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
         };
         if !ptr.is_null() {
             self.live.fetch_add(layout.size(), Ordering::Relaxed);
+            self.count.fetch_add(1, Ordering::Relaxed);
         }
         ptr
     }
@@ -155,4 +160,12 @@ pub unsafe fn init(start: *mut u8, size: usize) {
 /// Bytes in live heap allocations (the sizes callers asked for).
 pub fn used_bytes() -> usize {
     ALLOCATOR.live.load(Ordering::Relaxed)
+}
+
+/// Allocations made since boot (every core; a reallocation counts as one).
+/// Two readings around a piece of work that runs alone tell whether it
+/// allocates at all, which [`used_bytes`] cannot (it misses a block freed
+/// again).
+pub fn allocations() -> u64 {
+    ALLOCATOR.count.load(Ordering::Relaxed)
 }

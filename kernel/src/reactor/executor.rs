@@ -76,8 +76,13 @@ impl Reactor {
         for cell in spawned {
             self.adopt(cell);
         }
-        let queued: VecDeque<Arc<TaskCell>> = core::mem::take(&mut *self.local.lock());
-        for cell in queued {
+        // One at a time rather than taking the whole queue: the queue keeps
+        // its buffer, so a wake (a device completion) allocates nothing.
+        // (The lock is released before the task is looked at.)
+        loop {
+            let Some(cell) = self.local.lock().pop_front() else {
+                break;
+            };
             let raw = cell.local_id.load(Ordering::Acquire);
             if raw == NOT_ADOPTED || cell.home() != self.core {
                 // In flight to this core (spawn or migration): it arrives

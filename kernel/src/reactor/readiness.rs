@@ -255,6 +255,9 @@ pub(super) struct Queue {
     events: Events,
     /// Registrations made here, by token (the watcher's address).
     registered: BTreeMap<usize, (SourceId, Registration, Arc<Watcher>)>,
+    /// The watchers one dispatch wakes, kept between dispatches so that a
+    /// device's completion allocates nothing.
+    woken: Vec<Arc<Watcher>>,
 }
 
 impl Queue {
@@ -264,6 +267,7 @@ impl Queue {
                 .expect("readiness queue capacity is valid"),
             events: Events::with_capacity(256),
             registered: BTreeMap::new(),
+            woken: Vec::new(),
         }
     }
 
@@ -355,10 +359,11 @@ fn wake(watcher: &Watcher) {
 
 /// Step 3: takes the queued readiness and wakes the registered tasks.
 pub(super) fn dispatch(reactor: &Reactor) {
-    let mut woken: Vec<Arc<Watcher>> = Vec::new();
+    let mut woken;
     {
         let mut guard = reactor.readiness.borrow_mut();
         let queue = &mut *guard;
+        woken = core::mem::take(&mut queue.woken);
         // Polled even with nothing registered: the poll also reclaims the
         // slots of dropped registrations. An empty queue costs one load.
         if queue
@@ -366,6 +371,7 @@ pub(super) fn dispatch(reactor: &Reactor) {
             .poll(&mut queue.events, Some(Duration::ZERO))
             .is_err()
         {
+            queue.woken = woken;
             return;
         }
         for event in queue.events.iter() {
@@ -378,7 +384,8 @@ pub(super) fn dispatch(reactor: &Reactor) {
         }
     }
     // Wake outside the borrow: a wake may send a bus message.
-    for watcher in woken {
+    for watcher in woken.drain(..) {
         wake(&watcher);
     }
+    reactor.readiness.borrow_mut().woken = woken;
 }

@@ -12,8 +12,8 @@ use crate::sys;
 
 type Figure = fn() -> Result<(), String>;
 
-/// Every figure, by subcommand name, in the order `all` runs them (`all`
-/// leaves out `boot`, which means something only as userspace's first program).
+/// Every figure, by subcommand name, in the order `all` runs them (but
+/// for [`NOT_IN_ALL`]).
 pub const FIGURES: &[(&str, Figure)] = &[
     ("boot", boot),
     ("round-trip-poll", round_trip_poll),
@@ -26,7 +26,12 @@ pub const FIGURES: &[(&str, Figure)] = &[
     ("null-syscall", null_syscall),
     ("idle-irqs", idle_irqs),
     ("cyclictest", cyclictest),
+    ("disk", crate::disk::disk),
 ];
+
+/// Figures `all` leaves out: `boot` means something only as userspace's
+/// first program, and `disk` needs a machine with a disk.
+pub const NOT_IN_ALL: [&str; 2] = ["boot", "disk"];
 
 const ROUND_TRIPS: usize = 10_000;
 const MESSAGES: u64 = 200_000;

@@ -138,17 +138,19 @@ pub fn image(args: &mut Args) -> Result<(), Error> {
 
 /// `cargo xtask bench`: host benchmarks of every library crate;
 /// `cargo xtask bench smp [--smp N]`: the in-kernel SMP benchmark;
-/// `bench reactor`, `bench cases`: the reactor's costs, the workload cases.
+/// `bench reactor`, `bench cases`: the reactor's costs, the workload cases;
+/// `bench disk`: the virtio-blk disk (`disk_bench.rs`).
 pub fn bench(args: &mut Args) -> Result<(), Error> {
     if let Some(which) = args.next_positional() {
         return match which.as_str() {
             "smp" => crate::test::guest_bench(args, "bench_smp"),
             "reactor" => crate::test::guest_bench(args, "bench_reactor"),
             "compare" => crate::compare::run(args),
+            "disk" => crate::disk_bench::run(args),
             // The workload cases: medians of three boots.
             "cases" => crate::test::guest_bench_boots(args, "bench_cases", 3),
             other => Err(Error::Usage(format!(
-                "unknown benchmark `{other}` (try `smp`, `reactor`, `cases` or `compare`)"
+                "unknown benchmark `{other}` (try `smp`, `reactor`, `cases`, `disk` or `compare`)"
             ))),
         };
     }

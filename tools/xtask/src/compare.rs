@@ -1,13 +1,21 @@
-//! `cargo xtask bench compare [--smp N] [--runs R]`: percore's reactor
-//! benchmark and the Linux reference guest on the same QEMU machine, booted
-//! in turn (percore, Linux, percore, Linux, ...), R times each (default 3),
-//! then one table of medians with the ratio (above 1: percore is better)
-//! and, per row both have, `bench ROW OURS linux LINUX UNIT`.
+//! `cargo xtask bench compare [reactor | disk | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE]`:
+//! percore's in-kernel benchmarks and the Linux reference guest on the same
+//! QEMU machine, booted in turn (percore, Linux, percore, Linux, ...), R
+//! times each (default 3), then one table of medians with the ratio (above
+//! 1: percore is better) and, per row both have, `bench ROW OURS linux
+//! LINUX UNIT`.
+//!
+//! Suites: `reactor` (percore's `bench_reactor` against the guest's `all`
+//! figures, on a machine without devices) and `disk` (percore's
+//! `bench_disk` against the guest's `disk` figure, on the same machine
+//! with the same virtio-blk disk, see `disk_bench.rs`); `all`, the
+//! default, runs both, each in boots of its own.
 
 use std::collections::BTreeMap;
 
 use crate::args::Args;
 use crate::build::{self, KernelKind};
+use crate::disk_bench::{BenchDisk, DEFAULT_CACHE, DEFAULT_ROW_MS, boot_timeout};
 use crate::error::Error;
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -76,9 +84,43 @@ fn ratio(ours: u64, linux: u64, unit: &str) -> String {
     }
 }
 
+/// Which benchmarks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Suite {
+    Reactor,
+    Disk,
+    All,
+}
+
+impl Suite {
+    fn parse(name: Option<&str>) -> Result<Suite, Error> {
+        match name {
+            None | Some("all") => Ok(Suite::All),
+            Some("reactor") => Ok(Suite::Reactor),
+            Some("disk") => Ok(Suite::Disk),
+            Some(other) => Err(Error::Usage(format!(
+                "unknown comparison `{other}` (try `reactor`, `disk` or `all`)"
+            ))),
+        }
+    }
+
+    fn reactor(self) -> bool {
+        self != Suite::Disk
+    }
+
+    fn disk(self) -> bool {
+        self != Suite::Reactor
+    }
+}
+
 pub fn run(args: &mut Args) -> Result<(), Error> {
+    let suite = Suite::parse(args.next_positional().as_deref())?;
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
     let runs: usize = args.option("--runs")?.unwrap_or(3);
+    let row_ms: u64 = args.option("--row-ms")?.unwrap_or(DEFAULT_ROW_MS);
+    let cache: String = args
+        .option("--cache")?
+        .unwrap_or_else(|| DEFAULT_CACHE.into());
     std::mem::take(args).finish()?;
     if runs == 0 {
         return Err(Error::Usage("--runs must be at least 1".into()));
@@ -90,41 +132,71 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let built = build::kernel(KernelKind::Tests, true)?;
     let guest = linux::prepare()?;
     println!("linux guest: {}", linux::describe(&guest));
+    // The machine of `cargo xtask bench disk`: the same with the disk.
+    let disk = match suite.disk() {
+        true => Some(BenchDisk::new(&cache)?),
+        false => None,
+    };
+    let mut disk_machine = machine.clone();
+    if let Some(disk) = &disk {
+        disk.attach(&mut disk_machine, row_ms);
+    }
 
     let (mut ours, mut theirs) = (Rows::default(), Rows::default());
-    for run in 1..=runs {
-        println!("run {run}/{runs}: percore (bench_reactor, {smp} cores)");
+    let percore = |machine: &Machine, bench: &str, limit| -> Result<Captured, Error> {
         let mut percore = machine.clone();
         percore
             .fw_cfg
-            .push((FW_CFG_NAME.into(), "run bench_reactor".into()));
+            .push((FW_CFG_NAME.into(), format!("run {bench}")));
         let vars = qemu::vars_copy(&ovmf, "compare")?;
-        let captured = qemu::run_captured(
-            percore.command(&built.images, &ovmf, &vars),
-            timeout(),
-            false,
-        );
+        let captured =
+            qemu::run_captured(percore.command(&built.images, &ovmf, &vars), limit, false);
         let _ = std::fs::remove_file(&vars);
-        let captured = percore_ok(captured?)?;
-        ours.parse(&captured.lines);
-        println!(
-            "       {:.1} s; linux ({smp} vCPUs)",
-            captured.elapsed.as_secs_f64()
-        );
-        let captured = linux::boot(&guest, &machine, "all", timeout())?;
-        theirs.parse(&captured.lines);
-        println!("       {:.1} s", captured.elapsed.as_secs_f64());
+        percore_ok(captured?, bench)
+    };
+    for run in 1..=runs {
+        if suite.reactor() {
+            println!("run {run}/{runs}: percore (bench_reactor, {smp} cores)");
+            let captured = percore(&machine, "bench_reactor", timeout())?;
+            ours.parse(&captured.lines);
+            println!(
+                "       {:.1} s; linux ({smp} vCPUs)",
+                captured.elapsed.as_secs_f64()
+            );
+            let captured = linux::boot(&guest, &machine, "all", timeout())?;
+            theirs.parse(&captured.lines);
+            println!("       {:.1} s", captured.elapsed.as_secs_f64());
+        }
+        if suite.disk() {
+            println!("run {run}/{runs}: percore (bench_disk, {smp} cores, cache={cache})");
+            let captured = percore(&disk_machine, "bench_disk", boot_timeout(row_ms))?;
+            ours.parse(&captured.lines);
+            println!(
+                "       {:.1} s; linux (disk, {smp} vCPUs)",
+                captured.elapsed.as_secs_f64()
+            );
+            let settings = format!("linux_ref_disk_ms={row_ms}");
+            let captured = linux::boot_with(
+                &guest,
+                &disk_machine,
+                "disk",
+                &settings,
+                boot_timeout(row_ms),
+            )?;
+            theirs.parse(&captured.lines);
+            println!("       {:.1} s", captured.elapsed.as_secs_f64());
+        }
     }
     print_table(&ours, &theirs, smp, runs);
     Ok(())
 }
 
-fn percore_ok(captured: Captured) -> Result<Captured, Error> {
+fn percore_ok(captured: Captured, bench: &str) -> Result<Captured, Error> {
     if captured.exit == Exit::Success {
         return Ok(captured);
     }
     Err(Error::Other(format!(
-        "percore's bench_reactor did not finish ({:?}); its serial log:\n{}",
+        "percore's {bench} did not finish ({:?}); its serial log:\n{}",
         captured.exit,
         captured.lines.join("\n")
     )))
@@ -160,6 +232,15 @@ fn print_table(ours: &Rows, theirs: &Rows, smp: u32, runs: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suites_parse() {
+        assert_eq!(Suite::parse(None).ok(), Some(Suite::All));
+        assert_eq!(Suite::parse(Some("disk")).ok(), Some(Suite::Disk));
+        let reactor = Suite::parse(Some("reactor")).ok();
+        assert!(reactor.is_some_and(|s| s.reactor() && !s.disk()));
+        assert!(Suite::parse(Some("disks")).is_err());
+    }
 
     #[test]
     fn ratios_follow_the_unit() {

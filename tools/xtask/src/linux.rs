@@ -2,8 +2,10 @@
 //! (fetched with `apt-get download` and unpacked with `dpkg -x` into
 //! `target/linux-ref/`, once), the reference programs of `tools/linux-ref`
 //! (a static musl binary), packed into an initramfs, booted on the same QEMU
-//! machine as percore's benchmarks. The guest needs no kernel modules: the
-//! benchmark machine has no virtio devices.
+//! machine as percore's benchmarks. The disk figure needs the kernel's
+//! virtio-blk driver, a module in Debian's cloud kernel: the modules it
+//! takes ([`DISK_MODULES`]) go into the initramfs, and `/init` loads them
+//! (and mounts devtmpfs for `/dev/vda`) only when a disk figure runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,14 +26,31 @@ const MUSL: &str = "x86_64-unknown-linux-musl";
 /// time, then the figures named on the kernel command line (`linux_ref=`,
 /// passed to init as an environment variable) run and end the machine
 /// through isa-debug-exit. Should that fail, poweroff ends it (QEMU exits 0,
-/// which the host takes as a failure).
+/// which the host takes as a failure). For the disk figure it first loads
+/// the virtio modules, in the order of their file names.
 const INIT: &str = "#!/bin/sh
 /bin/linux-ref boot
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
+case \"$linux_ref\" in *disk*)
+  /bin/busybox mount -t devtmpfs devtmpfs /dev
+  for module in /lib/modules/*.ko; do /bin/busybox insmod $module; done;;
+esac
 /bin/linux-ref --exit-qemu $linux_ref
 /bin/busybox poweroff -f
 ";
+
+/// The modules the disk figure needs, under the kernel package's
+/// `lib/modules/VERSION/kernel/drivers/`, in the order they load (each
+/// needs the ones before it).
+const DISK_MODULES: [&str; 6] = [
+    "virtio/virtio_ring.ko",
+    "virtio/virtio.ko",
+    "virtio/virtio_pci_modern_dev.ko",
+    "virtio/virtio_pci_legacy_dev.ko",
+    "virtio/virtio_pci.ko",
+    "block/virtio_blk.ko",
+];
 
 /// A bootable guest: kernel image and initramfs.
 pub struct Guest {
@@ -57,10 +76,20 @@ pub fn prepare() -> Result<Guest, Error> {
         .ok_or_else(|| Error::Other(format!("no vmlinuz-* in {}", kernel_root.display())))?;
     let busybox = std::fs::read(busybox_root.join("bin/busybox"))?;
     let reference = std::fs::read(reference_programs()?)?;
+    let modules = disk_modules(&kernel_root)?;
 
     let mut archive = Archive::default();
-    for dir in ["bin", "dev", "proc", "sys", "tmp"] {
+    for dir in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"] {
         archive.add(dir, Entry::Dir);
+    }
+    for (name, data) in &modules {
+        archive.add(
+            name,
+            Entry::File {
+                data,
+                executable: false,
+            },
+        );
     }
     // The kernel opens /dev/console for init's stdio before anything mounts devtmpfs.
     archive.add("dev/console", Entry::CharDevice { major: 5, minor: 1 });
@@ -76,6 +105,27 @@ pub fn prepare() -> Result<Guest, Error> {
     std::fs::create_dir_all(cache_dir())?;
     std::fs::write(&initramfs, archive.finish())?;
     Ok(Guest { kernel, initramfs })
+}
+
+/// The [`DISK_MODULES`] of the unpacked kernel package, named
+/// `lib/modules/N-NAME.ko` so that their names sort in load order.
+fn disk_modules(kernel_root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let versions = kernel_root.join("lib/modules");
+    let version = std::fs::read_dir(&versions)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.join("kernel/drivers").is_dir())
+        .ok_or_else(|| Error::Other(format!("no kernel modules in {}", versions.display())))?;
+    DISK_MODULES
+        .iter()
+        .enumerate()
+        .map(|(i, module)| {
+            let path = version.join("kernel/drivers").join(module);
+            let data = std::fs::read(&path)
+                .map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
+            let file = module.rsplit('/').next().unwrap_or(module);
+            Ok((format!("lib/modules/{i}-{file}"), data))
+        })
+        .collect()
 }
 
 /// The versioned kernel package the meta-package depends on, e.g.
@@ -181,7 +231,21 @@ pub fn boot(
     figures: &str,
     timeout: Duration,
 ) -> Result<Captured, Error> {
-    let append = format!("console=ttyS0 panic=-1 quiet rdinit=/init linux_ref={figures}");
+    boot_with(guest, machine, figures, "", timeout)
+}
+
+/// [`boot`] with `settings` added to the kernel command line: `NAME=VALUE`
+/// words the kernel does not know reach the figures as environment
+/// variables (`linux_ref_disk_ms=2000`).
+pub fn boot_with(
+    guest: &Guest,
+    machine: &Machine,
+    figures: &str,
+    settings: &str,
+    timeout: Duration,
+) -> Result<Captured, Error> {
+    let append =
+        format!("console=ttyS0 panic=-1 quiet rdinit=/init linux_ref={figures} {settings}");
     let command = machine.linux_command(&guest.kernel, &guest.initramfs, &append);
     let captured = qemu::run_captured(command, timeout, false)?;
     if captured.exit != Exit::Success {

@@ -5,7 +5,7 @@
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
-//! cargo xtask bench [smp | reactor | cases | compare] [--smp N] [--runs R] [-- QEMU ARGS]
+//! cargo xtask bench [smp | reactor | cases | disk | compare [reactor | disk | all]] [--smp N] [--runs R] [-- QEMU ARGS]
 //! cargo xtask lint
 //! cargo xtask disklog FILE [--offset BYTES] [--from SEQ] [--payload] [--check]
 //! cargo xtask disklog --create FILE [--size 64M] [--block-size 512] [--max-payload BYTES] [--offset BYTES]
@@ -18,6 +18,7 @@ mod build;
 mod compare;
 mod cpio;
 mod disk;
+mod disk_bench;
 mod disklog;
 mod error;
 mod layers;
@@ -64,13 +65,18 @@ commands:
            --uefi, --smp N, --x2apic, --cpu MODEL as for run
   bench  run the host benchmarks of every library crate;
          `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones;
-         `bench compare [--smp N] [--runs R]` boots percore's reactor benchmark and
-         the Linux reference guest (Debian's cloud kernel, busybox, tools/linux-ref)
-         on the same QEMU machine, R times each in turn (default 3), and prints
-         their medians side by side;
+         `bench disk [--smp N[,N...]] [--runs R] [--row-ms MS] [--cache MODE]`
+         4 KiB random reads and writes on a virtio-blk disk (a 256 MiB image under
+         target/, cache=writeback by default), QD1 and QD32, one core and every
+         core: IOPS and latency p50/p99, once per core count (`--smp 1,2,4`);
+         `bench compare [reactor | disk | all] [--smp N] [--runs R] [--row-ms MS]
+         [--cache MODE]` boots percore's reactor or disk benchmark (default: both)
+         and the Linux reference guest (Debian's cloud kernel, busybox,
+         tools/linux-ref) on the same QEMU machine, R times each in turn
+         (default 3), and prints their medians side by side;
          `bench cases [--smp N]` the four workload cases (medians of 3 boots);
-         `-- QEMU ARGS` after smp, reactor or cases are added to QEMU's command
-         line as they are (a monitor, tracing, ...)
+         `-- QEMU ARGS` after smp, reactor, cases or disk are added to QEMU's
+         command line as they are (a monitor, tracing, ...)
   lint   cargo fmt --check, the kernel's layering rule (a module of kernel/src
          uses only layers below it; only arch names the x86_64 crate), and clippy
          -D warnings over every crate (the bare-metal crates are checked in their

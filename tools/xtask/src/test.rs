@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::disk::{self, DiskSpec};
+use crate::disk_bench;
 use crate::error::{self, Error};
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -59,6 +60,12 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         qemu_tests(filter.as_deref(), verbose, &mut tally)?;
         if filter.as_deref().is_none_or(|f| LINUX_SMOKE.contains(f)) {
             linux_smoke(&mut tally);
+        }
+        if filter
+            .as_deref()
+            .is_none_or(|f| disk_bench::SMOKE.contains(f))
+        {
+            disk_bench_smoke(&mut tally);
         }
     }
     if !tally.failures.is_empty() {
@@ -590,6 +597,20 @@ fn linux_smoke(tally: &mut Tally) {
     tally.record(LINUX_SMOKE, verdict.is_ok());
 }
 
+/// The smoke test of `bench disk` and `bench compare disk` (see
+/// `disk_bench::smoke`).
+fn disk_bench_smoke(tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let name = disk_bench::SMOKE;
+    let verdict = disk_bench::smoke();
+    match &verdict {
+        Ok(what) => println!("test {name} ... ok ({what})"),
+        Err(why) => println!("test {name} ... FAILED: {why}"),
+    }
+    println!("   (bench-disk: {:.1} s)", started.elapsed().as_secs_f64());
+    tally.record(name, verdict.is_ok());
+}
+
 /// Boots the test kernel to run one in-kernel benchmark and prints its
 /// output (the table and its `bench NAME VALUE UNIT` lines).
 pub fn guest_bench(args: &mut Args, name: &str) -> Result<(), Error> {
@@ -603,25 +624,50 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
     let smp: u32 = args.option("--smp")?.unwrap_or(4);
     let extra = args.passthrough().to_vec();
     std::mem::take(args).finish()?;
-    let ovmf = tools::ensure(tools::Need::AnyQemu)?;
-    let built = build::kernel(KernelKind::Tests, true)?;
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();
     machine.extra = extra;
+    bench_boots(&machine, name, boots, timeout()).map(drop)
+}
+
+/// One figure of a benchmark: name, unit, and its value in each boot.
+pub struct BenchFigure {
+    pub name: String,
+    pub unit: String,
+    pub values: Vec<f64>,
+}
+
+impl BenchFigure {
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.values.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    }
+}
+
+/// Boots the (release) test kernel on `machine` `boots` times to run the
+/// in-kernel benchmark `name`, each boot within `limit`, prints its output
+/// as [`guest_bench_boots`] says, and returns its figures.
+pub fn bench_boots(
+    machine: &Machine,
+    name: &str,
+    boots: usize,
+    limit: Duration,
+) -> Result<Vec<BenchFigure>, Error> {
+    let ovmf = tools::ensure(machine.needs())?;
+    let built = build::kernel(KernelKind::Tests, true)?;
+    let mut machine = machine.clone();
     machine
         .fw_cfg
         .push((FW_CFG_NAME.into(), format!("run {name}")));
-    let mut figures: Vec<(String, String, Vec<f64>)> = Vec::new();
+    let mut figures: Vec<BenchFigure> = Vec::new();
     for boot in 1..=boots {
         if boots > 1 {
             println!("-- boot {boot} of {boots}");
         }
         let vars = qemu::vars_copy(&ovmf, "bench")?;
-        let captured = qemu::run_captured(
-            machine.command(&built.images, &ovmf, &vars),
-            timeout(),
-            false,
-        );
+        let captured =
+            qemu::run_captured(machine.command(&built.images, &ovmf, &vars), limit, false);
         let _ = std::fs::remove_file(&vars);
         let captured = captured?;
         let start = captured
@@ -640,9 +686,13 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
             if let ["bench", figure, value, unit] = words[..]
                 && let Ok(value) = value.parse::<f64>()
             {
-                match figures.iter_mut().find(|(f, _, _)| f == figure) {
-                    Some((_, _, values)) => values.push(value),
-                    None => figures.push((figure.into(), unit.into(), vec![value])),
+                match figures.iter_mut().find(|f| f.name == figure) {
+                    Some(f) => f.values.push(value),
+                    None => figures.push(BenchFigure {
+                        name: figure.into(),
+                        unit: unit.into(),
+                        values: vec![value],
+                    }),
                 }
             }
         }
@@ -656,15 +706,19 @@ pub fn guest_bench_boots(args: &mut Args, name: &str, boots: usize) -> Result<()
     }
     if boots > 1 {
         println!("\n-- medians of {boots} boots");
-        let width = figures.iter().map(|(f, _, _)| f.len()).max().unwrap_or(0);
-        for (figure, unit, values) in &mut figures {
-            values.sort_by(f64::total_cmp);
-            let median = values[values.len() / 2];
-            println!("{figure:<width$}  {median:>14}  {unit}   (boots: {values:?})");
+        let width = figures.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for figure in &figures {
+            println!(
+                "{:<width$}  {:>14}  {}   (boots: {:?})",
+                figure.name,
+                figure.median(),
+                figure.unit,
+                figure.values
+            );
         }
-        for (figure, unit, values) in &figures {
-            println!("bench {figure} {} {unit}", values[values.len() / 2]);
+        for figure in &figures {
+            println!("bench {} {} {}", figure.name, figure.median(), figure.unit);
         }
     }
-    Ok(())
+    Ok(figures)
 }

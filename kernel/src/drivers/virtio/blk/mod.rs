@@ -28,6 +28,16 @@
 //! readiness; the completion task drains the used ring, re-arms the
 //! interrupt (`EVENT_IDX`: `used_event`) and checks the ring again before
 //! it waits (the lost-interrupt handshake of `Virtqueue::enable_interrupts`).
+//!
+//! Notifications: a request made on its queue's owner core while others
+//! are in flight there does not ring the doorbell itself; it raises the
+//! queue's readiness, and the completion task's drain, which runs after
+//! the tasks of that turn, rings it once for every request added
+//! meanwhile (the waiters a drain wakes typically submit again at once:
+//! at queue depth 32, `bench disk` counts about one doorbell write per 30
+//! requests instead of one per 3). A request with nothing else in flight,
+//! or from another core than the owner, rings it at once; with
+//! `EVENT_IDX` only when the device asked for it.
 
 pub mod queue;
 
@@ -46,7 +56,7 @@ use crate::arch::{CoreId, cpu};
 use crate::drivers::pci::{self, Bdf, MsixError};
 use crate::reactor::readiness::{self, Readiness, ReadinessError};
 use crate::reactor::{self, SpawnOptions};
-pub use queue::{CHUNK, Data, Queue, QueueError, QueueStats};
+pub use queue::{CHUNK, Data, Kick, Queue, QueueError, QueueStats};
 
 /// virtio's sector: the unit of capacity and of a request's `sector`.
 pub const SECTOR: u64 = 512;
@@ -607,8 +617,22 @@ impl Disk {
             }
             Io::Read(bytes) => Data::FromDevice(bytes.len() as u32),
         };
-        if queue.submit(slot, kind, sector, data).is_err() {
+        // On the queue's own core with requests already in flight, the
+        // doorbell waits for the completion task's next drain (raised
+        // here, it runs after the tasks of this turn): requests submitted
+        // in one turn share one notification. Otherwise it rings now, so a
+        // lone request (queue depth 1) waits for nothing.
+        let kick = match cpu::core_id() == queue.owner
+            && queue.stats.in_flight.load(Ordering::Relaxed) > 0
+        {
+            true => Kick::AtDrain,
+            false => Kick::Now,
+        };
+        if queue.submit(slot, kind, sector, data, kick).is_err() {
             return Err(self.out_of_service());
+        }
+        if kick == Kick::AtDrain {
+            readiness::raise(queue.source, Ready::READABLE);
         }
         let result = poll_fn(|cx| queue.poll_done(slot, cx)).await;
         match result {

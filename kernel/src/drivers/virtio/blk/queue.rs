@@ -5,10 +5,11 @@
 //! byte and a [`CHUNK`]-byte bounce buffer, all at fixed places of the
 //! queue's [`DmaBuffer`]. A request takes a free slot (or waits for one:
 //! backpressure), copies its data into the bounce buffer (writes), adds
-//! one descriptor chain `header, data, status` and rings the doorbell, then
-//! waits on the slot's [`WakerSlot`]. The queue's completion task (on its
-//! owner core) takes used entries off the ring, records each slot's status
-//! and wakes its waiter, who copies the data out (reads) and frees the slot.
+//! one descriptor chain `header, data, status` and rings the doorbell (now,
+//! or at the next drain: [`Kick`]), then waits on the slot's [`WakerSlot`].
+//! The queue's completion task (on its owner core) takes used entries off
+//! the ring, records each slot's status and wakes its waiter, who copies
+//! the data out (reads) and frees the slot.
 //!
 //! A waiter may go away while its request is in flight (its future is
 //! dropped): the slot is then marked abandoned and the completion frees
@@ -69,6 +70,9 @@ struct Ring {
     slot_of: Vec<u8>,
     /// Set when the device is gone: nothing more is added.
     dead: bool,
+    /// Requests were added without ringing the doorbell (see
+    /// [`Queue::submit`]): the next [`Queue::drain`] rings it.
+    deferred: bool,
 }
 
 /// Counters of one queue, readable from any core.
@@ -83,6 +87,8 @@ pub struct QueueStats {
     /// another core than its owner (0 when MSI-X routing is right).
     pub interrupts: AtomicU64,
     pub foreign_interrupts: AtomicU64,
+    /// Doorbell writes (notifications the device asked for).
+    pub notifications: AtomicU64,
 }
 
 /// A request's direction and data length, for [`Queue::submit`].
@@ -94,6 +100,18 @@ pub enum Data {
     ToDevice(u32),
     /// The device writes `len` bytes into the bounce buffer (read).
     FromDevice(u32),
+}
+
+/// When [`Queue::submit`] rings the doorbell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kick {
+    /// At once (if the device wants a notification).
+    Now,
+    /// At the queue's next drain, on its owner core, which the caller
+    /// makes sure comes (it raises the queue's readiness): requests
+    /// submitted one after another in one turn of that core reach the
+    /// device with one notification.
+    AtDrain,
 }
 
 /// Why a request could not be added.
@@ -192,6 +210,7 @@ impl Queue {
                 notify: None,
                 slot_of: alloc::vec![NO_SLOT; usize::from(size)],
                 dead: false,
+                deferred: false,
             }),
             slots: (0..slots)
                 .map(|_| Slot {
@@ -292,14 +311,17 @@ impl Queue {
     }
 
     /// Submits the request in `slot` (taken, data copied in): header
-    /// `kind, sector`, the data segment, the status byte; rings the doorbell
-    /// if the device wants it.
+    /// `kind, sector`, the data segment, the status byte. Rings the
+    /// doorbell if the device wants it, or, with `kick` false, leaves that
+    /// to the next [`drain`](Self::drain) (the caller makes sure one comes:
+    /// see [`Kick`]).
     pub fn submit(
         &self,
         slot: usize,
         kind: u32,
         sector: u64,
         data: Data,
+        kick: Kick,
     ) -> Result<(), SubmitError> {
         let mut header = [0u8; HEADER];
         header[..4].copy_from_slice(&kind.to_le_bytes());
@@ -336,7 +358,13 @@ impl Queue {
         ring.slot_of[id.index()] = slot as u8;
         self.stats.submitted.fetch_add(1, Ordering::Relaxed);
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        ring.queue.kick(notify);
+        match kick {
+            Kick::Now => {
+                self.kick(&mut ring.queue, notify);
+                ring.deferred = false;
+            }
+            Kick::AtDrain => ring.deferred = true,
+        }
         Ok(())
     }
 
@@ -374,7 +402,8 @@ impl Queue {
     pub fn drain(&self) -> Result<u64, DeviceError> {
         let mut count = 0;
         loop {
-            let mut ring = self.ring.lock();
+            let mut guard = self.ring.lock();
+            let ring = &mut *guard;
             while let Some(done) = ring.queue.poll_used()? {
                 let slot = ring.slot_of[done.id.index()];
                 ring.slot_of[done.id.index()] = NO_SLOT;
@@ -388,9 +417,22 @@ impl Queue {
                 self.complete(usize::from(slot), u16::from(status[0]));
                 count += 1;
             }
+            if ring.deferred
+                && let Some(notify) = ring.notify.as_mut()
+            {
+                self.kick(&mut ring.queue, notify);
+                ring.deferred = false;
+            }
             if ring.queue.enable_interrupts() {
                 return Ok(count);
             }
+        }
+    }
+
+    /// Rings the doorbell for what was added, if the device wants it.
+    fn kick(&self, queue: &mut Virtqueue<DmaRegion>, notify: &mut QueueNotify) {
+        if queue.kick(notify) {
+            self.stats.notifications.fetch_add(1, Ordering::Relaxed);
         }
     }
 
