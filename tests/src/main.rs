@@ -14,6 +14,7 @@ mod disk;
 mod faults;
 mod harness;
 mod memory;
+mod net;
 mod pci;
 mod platform;
 mod ports;
@@ -50,6 +51,7 @@ const SUITES: &[&[harness::Test]] = &[
     sched::TESTS,
     streams::TESTS,
     disk::TESTS,
+    net::TESTS,
     user::TESTS,
     storage::TESTS,
 ];

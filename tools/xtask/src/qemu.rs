@@ -179,6 +179,19 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     if let Some(disk) = args.option::<PathBuf>("--disk")? {
         machine.extra.extend(crate::disk::run_args(&disk)?);
     }
+    let hostfwd = match args.option::<String>("--hostfwd")? {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|p| p.trim().parse::<u16>())
+            .collect::<Result<Vec<u16>, _>>()
+            .map_err(|e| Error::Usage(format!("--hostfwd {list}: {e}")))?,
+    };
+    if args.flag("--net") {
+        machine.extra.extend(crate::net::args(None, &hostfwd));
+    } else if !hostfwd.is_empty() {
+        return Err(Error::Usage("--hostfwd needs --net".into()));
+    }
     let release = args.flag("--release");
     std::mem::take(args).finish()?;
     let ovmf = tools::ensure(machine.needs())?;
