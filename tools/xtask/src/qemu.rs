@@ -85,6 +85,15 @@ impl Machine {
         if !self.pc_like {
             q.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         }
+        // Without a network of its own (`net::args`), a machine gets none:
+        // QEMU's default NIC would sit on an unrestricted user network.
+        if !self
+            .extra
+            .iter()
+            .any(|a| matches!(a.as_str(), "-netdev" | "-nic" | "-net"))
+        {
+            q.args(["-nic", "none"]);
+        }
         let cpu = self
             .cpu
             .clone()

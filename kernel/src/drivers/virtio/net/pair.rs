@@ -68,15 +68,17 @@ struct Side {
 /// Counters of one pair, readable from any core.
 #[derive(Default)]
 pub struct PairStats {
+    /// Frames (and their bytes) handed to receivers.
     pub rx_frames: AtomicU64,
     pub rx_bytes: AtomicU64,
     /// Buffers the device returned too short to hold a frame (dropped).
     pub rx_errors: AtomicU64,
+    /// Frames (and their bytes) put on the transmit ring.
     pub tx_frames: AtomicU64,
     pub tx_bytes: AtomicU64,
     /// Frames `send` refused (bad length or not Ethernet).
     pub tx_rejected: AtomicU64,
-    /// Sends that found every slot taken and waited (backpressure).
+    /// Times a send found every slot taken and waited (backpressure).
     pub tx_waits: AtomicU64,
     /// Interrupts taken, and how many arrived on another core than the owner.
     pub interrupts: AtomicU64,
