@@ -549,3 +549,40 @@ impl Nic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize, kind: u16) -> alloc::vec::Vec<u8> {
+        let mut frame = alloc::vec![0u8; len];
+        frame[6] = 0x52;
+        frame[12..14].copy_from_slice(&kind.to_be_bytes());
+        frame
+    }
+
+    #[test]
+    fn send_checks_length_source_and_type() {
+        assert_eq!(check_frame(&frame(60, 0x0806)), Ok(()));
+        assert_eq!(check_frame(&frame(MAX_FRAME, 0x0800)), Ok(()));
+        assert_eq!(check_frame(&[]), Err(NetError::BadLength(0)));
+        assert_eq!(check_frame(&[0x02; 13]), Err(NetError::BadLength(13)));
+        assert_eq!(
+            check_frame(&frame(MAX_FRAME + 1, 0x0800)),
+            Err(NetError::BadLength(MAX_FRAME + 1))
+        );
+        let mut group = frame(60, 0x0806);
+        group[6] = 0x01;
+        assert_eq!(check_frame(&group), Err(NetError::Malformed));
+        // An 802.3 length field: fits the 46-byte payload, or does not.
+        assert_eq!(check_frame(&frame(60, 46)), Ok(()));
+        assert_eq!(check_frame(&frame(60, 47)), Err(NetError::Malformed));
+        assert_eq!(check_frame(&frame(60, 0x0600)), Ok(()));
+    }
+
+    #[test]
+    fn mac_prints_in_colon_hex() {
+        let mac = Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(alloc::format!("{mac}"), "52:54:00:12:34:56");
+    }
+}
