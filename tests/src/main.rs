@@ -15,6 +15,7 @@ mod disk_bench;
 mod faults;
 mod harness;
 mod memory;
+mod net;
 mod pci;
 mod platform;
 mod ports;
@@ -52,6 +53,7 @@ const SUITES: &[&[harness::Test]] = &[
     streams::TESTS,
     disk::TESTS,
     disk_bench::TESTS,
+    net::TESTS,
     user::TESTS,
     storage::TESTS,
 ];

@@ -27,6 +27,7 @@ pub const NAMES: &[&str] = &[
     "poll",
     "pci",
     "disk",
+    "net",
     "sched",
     "halt",
     "poweroff",
@@ -53,6 +54,8 @@ commands:
               core each enabled vector goes to (entry>core/vector)
   disk        the virtio block device: capacity, block size, read-only, queues (owner
               core, MSI-X target read back), per-core completions, in flight, errors
+  net         the virtio network device: MAC, link, queue pairs (owner core, MSI-X
+              target read back), frames/bytes in and out, errors, rejected sends
   sched CORE rr|fair|edf  switch core CORE's discipline (its tasks move over)
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
@@ -82,6 +85,7 @@ pub async fn execute(command: &str) -> String {
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
         Some("disk") => disk(&mut out),
+        Some("net") => net(&mut out),
         Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,
@@ -464,6 +468,59 @@ fn disk(out: &mut String) {
     if let Ok((pages, taken)) = crate::mem::with(|m| m.dma.usage()) {
         let _ = write!(out, "\nDMA pool: {} of {} KiB in use", taken * 4, pages * 4);
     }
+}
+
+fn net(out: &mut String) {
+    use crate::drivers::virtio::net::{self, Mac};
+    let Some(nic) = net::device() else {
+        out.push_str("no network device (boot with `cargo xtask run --net`)");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "virtio-net {}: MAC {}, link {}, {} queue pair(s), features {:#x}",
+        nic.bdf(),
+        Mac(nic.mac()),
+        if nic.link_up() { "up" } else { "down" },
+        nic.pairs().len(),
+        nic.features()
+    );
+    if let Some(error) = nic.failure() {
+        let _ = writeln!(out, "OUT OF SERVICE: {error}");
+    }
+    let mut table = Table::new(&[
+        "pair", "core", "msix", "size", "rx", "rx bytes", "rx err", "waiting", "tx", "tx bytes",
+        "rejected", "tx waits", "irqs", "dma KiB",
+    ]);
+    table.align_left(2);
+    for (index, pair) in nic.pairs().iter().enumerate() {
+        let Some(info) = nic.pair_info(index) else {
+            continue;
+        };
+        let target = match info.target {
+            Some((core, vector)) => alloc::format!("{}>c{core}/{vector:#x}", info.msix_entries.0),
+            None => alloc::format!("{} (masked)", info.msix_entries.0),
+        };
+        let s = &pair.stats;
+        let load = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        table.row(&[
+            &info.index,
+            &info.owner,
+            &target,
+            &info.size,
+            &load(&s.rx_frames),
+            &load(&s.rx_bytes),
+            &load(&s.rx_errors),
+            &pair.waiting(),
+            &load(&s.tx_frames),
+            &load(&s.tx_bytes),
+            &load(&s.tx_rejected),
+            &load(&s.tx_waits),
+            &load(&s.interrupts),
+            &(info.dma_bytes / 1024),
+        ]);
+    }
+    table.render(out);
 }
 
 /// `entry>core/vector` for each unmasked entry of a function's MSI-X table

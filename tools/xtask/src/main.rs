@@ -1,7 +1,7 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [--net [--hostfwd PORTS]] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
@@ -23,6 +23,7 @@ mod disklog;
 mod error;
 mod layers;
 mod linux;
+mod net;
 mod qemu;
 mod qmp;
 mod screen;
@@ -46,6 +47,11 @@ commands:
            --release    optimised kernel
            --disk FILE  attach FILE as a virtio-blk disk (raw; created with 64 MiB of
                         zeros if missing); the shell's `disk` command shows it
+           --net        a virtio-net device on QEMU's user network with restrict=on
+                        (no frame leaves QEMU; guest 10.0.2.15, gateway 10.0.2.2);
+                        the shell's `net` command shows it
+           --hostfwd PORTS  with --net: forward TCP ports (comma-separated) from
+                        127.0.0.1 on the host to the same ports in the guest
            --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
                         the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)

@@ -85,6 +85,15 @@ impl Machine {
         if !self.pc_like {
             q.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         }
+        // Without a network of its own (`net::args`), a machine gets none:
+        // QEMU's default NIC would sit on an unrestricted user network.
+        if !self
+            .extra
+            .iter()
+            .any(|a| matches!(a.as_str(), "-netdev" | "-nic" | "-net"))
+        {
+            q.args(["-nic", "none"]);
+        }
         let cpu = self
             .cpu
             .clone()
@@ -178,6 +187,19 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let mut machine = machine_from_args(args)?;
     if let Some(disk) = args.option::<PathBuf>("--disk")? {
         machine.extra.extend(crate::disk::run_args(&disk)?);
+    }
+    let hostfwd = match args.option::<String>("--hostfwd")? {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|p| p.trim().parse::<u16>())
+            .collect::<Result<Vec<u16>, _>>()
+            .map_err(|e| Error::Usage(format!("--hostfwd {list}: {e}")))?,
+    };
+    if args.flag("--net") {
+        machine.extra.extend(crate::net::args(None, &hostfwd));
+    } else if !hostfwd.is_empty() {
+        return Err(Error::Usage("--hostfwd needs --net".into()));
     }
     let release = args.flag("--release");
     std::mem::take(args).finish()?;

@@ -239,6 +239,8 @@ struct Config {
     unavailable: Option<&'static str>,
     /// Its virtio-blk disk, if it has one (the `disk_*` tests run only there).
     disk: Option<DiskSpec>,
+    /// Whether it has a virtio-net device (the `net_*` tests run only there).
+    net: bool,
 }
 
 /// What the guest must report on a machine: APIC mode and timer mode.
@@ -282,6 +284,7 @@ fn matrix() -> Vec<Config> {
             machine,
             unavailable: None,
             disk: None,
+            net: false,
         }
     };
     // Disks on an xAPIC and an x2APIC machine with a queue per core, and on
@@ -291,6 +294,11 @@ fn matrix() -> Vec<Config> {
             queues,
             ..DiskSpec::default()
         });
+        config
+    };
+    // A network device on one xAPIC and one x2APIC disk machine (no extra boots).
+    let with_net = |mut config: Config| {
+        config.net = true;
         config
     };
     // KVM's `host` model adds the TSC-deadline timer, which TCG never offers.
@@ -312,7 +320,7 @@ fn matrix() -> Vec<Config> {
     let (x2apic_cpu, xapic_cpu) = (Some(qemu::X2APIC_CPU), Some("max,-x2apic"));
     vec![
         config("bios-smp1", Firmware::Bios, 1, None, X2APIC),
-        with_disk(
+        with_net(with_disk(
             config(
                 "bios-smp2-qemu64-xapic",
                 Firmware::Bios,
@@ -321,7 +329,7 @@ fn matrix() -> Vec<Config> {
                 XAPIC,
             ),
             None,
-        ),
+        )),
         config(
             "bios-smp2-tcg-x2apic",
             Firmware::Bios,
@@ -334,7 +342,10 @@ fn matrix() -> Vec<Config> {
             Some(2),
         ),
         config("bios-smp8-xapic", Firmware::Bios, 8, xapic_cpu, XAPIC),
-        with_disk(config("uefi-smp4", Firmware::Uefi, 4, None, X2APIC), None),
+        with_net(with_disk(
+            config("uefi-smp4", Firmware::Uefi, 4, None, X2APIC),
+            None,
+        )),
         kvm,
     ]
 }
@@ -378,6 +389,7 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
                 .iter()
                 .copied()
                 .filter(|n| config.disk.is_some() || !disk::needs_disk(n))
+                .filter(|n| config.net || !crate::net::needs_net(n))
                 .collect();
             if names.is_empty() {
                 continue;
@@ -395,6 +407,9 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
                 Some(spec) => Some(disk::attach(&mut machine, spec, config.label)?),
                 None => None,
             };
+            if config.net {
+                crate::net::attach(&mut machine);
+            }
             let captured = boot(&machine, &format!("run {}", names.join(" ")))?;
             report(config.label, &names, &captured, tally);
             if let Some(image) = image

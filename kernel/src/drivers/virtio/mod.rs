@@ -1,9 +1,11 @@
 //! virtio devices over PCI (virtio 1.x, modern only): the transport
-//! ([`transport`]) and the block device ([`blk`]). Queues are the split
+//! ([`transport`]), the block device ([`blk`]) and the network device
+//! ([`net`]). Queues are the split
 //! virtqueues of `percore-virtqueue`, in DMA memory (`mem::dma`), one per
 //! core with an MSI-X vector that targets that core.
 
 pub mod blk;
+pub mod net;
 pub mod transport;
 
 pub use transport::{QueueConfig, QueueNotify, Transport, TransportError};
@@ -13,6 +15,7 @@ pub use transport::{QueueConfig, QueueNotify, Transport, TransportError};
 /// of its core's reactor). A device that fails is reset and logged; the
 /// kernel goes on without it.
 pub fn init() {
-    // A device that is absent or fails is logged by `blk` itself.
+    // A device that is absent or fails is logged by its driver.
     let _ = blk::init();
+    let _ = net::init();
 }

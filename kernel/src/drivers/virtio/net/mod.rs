@@ -1,0 +1,588 @@
+//! virtio-net (virtio 1.2, section 5.1): Ethernet frames in and out
+//! through receive/transmit queue pairs, for the TCP/IP layer above.
+//!
+//! Features: `VERSION_1` (required), `MAC` (else the driver has no address
+//! and gives up), `STATUS` (link state from the configuration; without it
+//! the link counts as up), `EVENT_IDX`. Not negotiated: `MRG_RXBUF` (each
+//! receive buffer is 2 KiB, room for the header and the largest frame, so
+//! a frame never spans buffers), checksum and segmentation offloads (the
+//! header is sent zeroed), `CTRL_VQ` and `MQ` (QEMU's user network offers
+//! one pair; with `MQ` pair *k* would belong to core *k* — the set-up is a
+//! loop over pairs already, but the control queue that enables more than
+//! one is not written yet).
+//!
+//! Pair *k* belongs to core *k*: both its virtqueues raise one MSI-X entry
+//! (*k*) whose message targets core *k*; the handler only raises the
+//! pair's readiness, and a pinned completion task there drains both rings
+//! (see [`pair`]). Frames go out on, and come in from, the pair of the
+//! calling core (*core mod pairs*).
+//!
+//! The API for the layer above: [`Nic::send`] (async: waits for a free
+//! transmit slot, which is the backpressure) and [`Nic::recv`] (async,
+//! into the caller's buffer), [`Nic::try_recv`] for a poll-driven stack.
+//! Errors are values ([`NetError`]); a device that misbehaves (a
+//! [`DeviceError`] from a virtqueue, e.g. a used length beyond the buffer)
+//! is reset and taken out of service, and the kernel goes on.
+
+pub mod pair;
+
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::sync::atomic::Ordering;
+
+use percore_poll::{Interest, Ready};
+use percore_virtqueue::DeviceError;
+use virtio_spec::F;
+use virtio_spec::net::F as NetF;
+
+use super::transport::{MODERN_DEVICE_BASE, QueueConfig, Transport, TransportError, VIRTIO_VENDOR};
+use crate::arch::irq::{self, MsiError};
+use crate::arch::{CoreId, cpu};
+use crate::drivers::pci::{self, Bdf, MsixError};
+use crate::reactor::readiness::{self, Readiness, ReadinessError};
+use crate::reactor::{self, SpawnOptions};
+pub use pair::{ETHERNET_HEADER, MAX_FRAME, Pair, PairError, PairStats};
+
+/// virtio device id of a network device.
+const NET_DEVICE: u16 = 1;
+/// The transitional PCI id (it may offer the modern interface too).
+const TRANSITIONAL_ID: u16 = 0x1000;
+/// Device configuration offsets (5.1.4, `struct virtio_net_config`).
+const CONFIG_MAC: u64 = 0;
+const CONFIG_STATUS: u64 = 6;
+/// `VIRTIO_NET_S_LINK_UP`.
+const LINK_UP: u16 = 1;
+/// Priority of the completion tasks (as virtio-blk's).
+const COMPLETION_PRIORITY: u8 = 56;
+
+fn bit(flag: u128) -> u64 {
+    flag as u64
+}
+
+fn wanted_features() -> u64 {
+    bit(F::VERSION_1.bits().to_ne())
+        | bit(F::EVENT_IDX.bits().to_ne())
+        | bit(NetF::MAC.bits().to_ne())
+        | bit(NetF::STATUS.bits().to_ne())
+}
+
+/// Why a frame could not be sent or received. Nothing is retried behind
+/// the caller's back; a frame refused by `send` was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// There is no network device (none found, or it failed to start).
+    NoDevice,
+    /// A frame to send is shorter than an Ethernet header or longer than
+    /// [`MAX_FRAME`].
+    BadLength(usize),
+    /// A frame to send is not Ethernet: a multicast source address, or a
+    /// type/length field that is neither a type (0x0600 or more) nor a
+    /// length that fits the frame.
+    Malformed,
+    /// The received frame is longer than the caller's buffer (it stays
+    /// queued: call again with room for this many bytes).
+    BufferTooSmall(usize),
+    /// The device misbehaved and was taken out of service.
+    Device(DeviceError),
+}
+
+/// Why the device could not be started (it has been reset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// No virtio-net function on the PCI bus.
+    NotFound,
+    Transport(TransportError),
+    Msix(MsixError),
+    Irq(MsiError),
+    Readiness(ReadinessError),
+    Pair(PairError),
+    /// The device has no MAC address for us (`VIRTIO_NET_F_MAC` missing).
+    NoMac,
+    /// The device offers no queue pair (or no MSI-X entry for one).
+    NoQueues,
+}
+
+/// What the device reads back about one pair (for `net` and the tests).
+#[derive(Clone, Copy, Debug)]
+pub struct PairInfo {
+    pub index: u16,
+    pub owner: CoreId,
+    /// The vector allocated on the owner core.
+    pub vector: u8,
+    /// The MSI-X entries the device says the receive and transmit queues raise.
+    pub msix_entries: (u16, u16),
+    /// The core and vector the pair's entry targets (read back from the
+    /// table; `None` if masked or unreadable).
+    pub target: Option<(CoreId, u8)>,
+    pub size: u16,
+    /// Receive buffers and transmit slots.
+    pub buffers: (usize, usize),
+    pub dma_bytes: usize,
+}
+
+/// Totals over every pair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub rx_errors: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub tx_rejected: u64,
+    pub tx_waits: u64,
+    pub interrupts: u64,
+    pub foreign_interrupts: u64,
+}
+
+/// The network device.
+pub struct Nic {
+    transport: Transport,
+    mac: [u8; 6],
+    status: bool,
+    features: u64,
+    pairs: Vec<Pair>,
+    failure: spin::Once<DeviceError>,
+}
+
+static NIC: spin::Once<Result<Nic, InitError>> = spin::Once::new();
+static TASKS: spin::Once<()> = spin::Once::new();
+
+/// Finds the first virtio-net device and starts it (once; later calls
+/// return the same outcome). Needs the reactors: each pair's completion
+/// task is spawned on its core.
+pub fn init() -> Result<&'static Nic, InitError> {
+    let nic = NIC
+        .call_once(|| {
+            let result = probe();
+            match &result {
+                Ok(nic) => log::info!(
+                    "virtio-net {}: MAC {}, link {}, {} queue pair(s), features {:#x}",
+                    nic.bdf(),
+                    Mac(nic.mac),
+                    if nic.link_up() { "up" } else { "down" },
+                    nic.pairs.len(),
+                    nic.features
+                ),
+                Err(InitError::NotFound) => {}
+                Err(error) => log::error!("virtio-net: not started: {error:?}"),
+            }
+            result
+        })
+        .as_ref()
+        .map_err(|e| *e)?;
+    TASKS.call_once(|| {
+        for (index, pair) in nic.pairs.iter().enumerate() {
+            let options = SpawnOptions::new(reactor::priority(COMPLETION_PRIORITY)).pinned();
+            drop(reactor::spawn_with(pair.owner, options, completions(index)));
+        }
+    });
+    Ok(nic)
+}
+
+/// The network device, once [`init`] started it.
+pub fn device() -> Option<&'static Nic> {
+    NIC.get()?.as_ref().ok()
+}
+
+/// A MAC address printed `52:54:00:12:34:56`.
+pub struct Mac(pub [u8; 6]);
+
+impl core::fmt::Display for Mac {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+fn probe() -> Result<Nic, InitError> {
+    let function = pci::functions()
+        .iter()
+        .find(|f| {
+            f.vendor == VIRTIO_VENDOR
+                && (f.device == MODERN_DEVICE_BASE + NET_DEVICE || f.device == TRANSITIONAL_ID)
+        })
+        .ok_or(InitError::NotFound)?;
+    let transport = Transport::new(function).map_err(InitError::Transport)?;
+    let mut vectors = Vec::new();
+    let mut pairs = Vec::new();
+    let result = set_up(&transport, &mut vectors, &mut pairs);
+    match result {
+        Ok((mac, features)) => {
+            for pair in &pairs {
+                pair.fill();
+            }
+            Ok(Nic {
+                transport,
+                mac,
+                status: features & bit(NetF::STATUS.bits().to_ne()) != 0,
+                features,
+                pairs,
+                failure: spin::Once::new(),
+            })
+        }
+        Err(error) => {
+            // Reset before the pairs' DMA memory goes back to the pool.
+            let _ = transport.reset();
+            transport.msix().set_enabled(false);
+            drop(pairs);
+            for (core, vector) in vectors {
+                let _ = irq::free_vector(core, vector);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// 3.1.1 and 5.1.5 on `transport`: features, MAC, the pairs, DRIVER_OK.
+fn set_up(
+    transport: &Transport,
+    vectors: &mut Vec<(CoreId, u8)>,
+    pairs: &mut Vec<Pair>,
+) -> Result<([u8; 6], u64), InitError> {
+    transport.begin().map_err(InitError::Transport)?;
+    let msix = *transport.msix();
+    for entry in 0..msix.entries() {
+        msix.mask(entry, true).map_err(InitError::Msix)?;
+    }
+    msix.set_enabled(true);
+    let features = transport
+        .negotiate(wanted_features(), bit(F::VERSION_1.bits().to_ne()))
+        .map_err(InitError::Transport)?;
+    if features & bit(NetF::MAC.bits().to_ne()) == 0 {
+        return Err(InitError::NoMac);
+    }
+    let mac = read_mac(transport)?;
+    // Without MQ the device has exactly one pair (virtqueues 0 and 1).
+    let count = 1u16
+        .min(transport.num_queues() / 2)
+        .min(cpu::online_cores() as u16)
+        .min(msix.entries());
+    if count == 0 {
+        return Err(InitError::NoQueues);
+    }
+    let event_idx = features & bit(F::EVENT_IDX.bits().to_ne()) != 0;
+    for index in 0..count {
+        start_pair(transport, index, event_idx, vectors, pairs)?;
+    }
+    transport.driver_ok().map_err(InitError::Transport)?;
+    Ok((mac, features))
+}
+
+fn read_mac(transport: &Transport) -> Result<[u8; 6], InitError> {
+    let mac = transport
+        .read_config(|base, len| {
+            if len < CONFIG_STATUS + 2 {
+                return None;
+            }
+            let mut mac = [0u8; 6];
+            for (i, byte) in mac.iter_mut().enumerate() {
+                // SAFETY: the device configuration block is mapped uncached
+                // at `base` and is long enough (checked).
+                *byte = unsafe { ((base + CONFIG_MAC + i as u64) as *const u8).read_volatile() };
+            }
+            Some(mac)
+        })
+        .map_err(InitError::Transport)?;
+    mac.ok_or(InitError::Transport(TransportError::MissingCapability(
+        "device configuration (too short)",
+    )))
+}
+
+/// Pair `index`: DMA memory (pushed onto `pairs` at once, so that the
+/// caller resets the device before it is freed), a vector on core `index`,
+/// MSI-X entry `index` for both virtqueues, the transport's set-up, then
+/// the entry unmasked.
+fn start_pair(
+    transport: &Transport,
+    index: u16,
+    event_idx: bool,
+    vectors: &mut Vec<(CoreId, u8)>,
+    pairs: &mut Vec<Pair>,
+) -> Result<(), InitError> {
+    let msix = transport.msix();
+    let owner = CoreId(index);
+    let (rx, tx) = (2 * index, 2 * index + 1);
+    let max = transport
+        .max_queue_size(rx)
+        .min(transport.max_queue_size(tx))
+        .min(pair::QUEUE_SIZE);
+    let size = largest_power_of_two(max);
+    let source = readiness::define_source(owner).map_err(InitError::Readiness)?;
+    pairs.push(Pair::new(index, owner, size, event_idx, source).map_err(InitError::Pair)?);
+    let pair = &pairs[usize::from(index)];
+    let vector =
+        irq::allocate_vector(owner, on_interrupt, usize::from(index)).map_err(InitError::Irq)?;
+    vectors.push((owner, vector));
+    pair.vector.store(vector, Ordering::Relaxed);
+    let message = irq::msi_message(owner, vector).map_err(InitError::Irq)?;
+    msix.program(index, message).map_err(InitError::Msix)?;
+    let (rx_rings, tx_rings) = pair.ring_addresses();
+    let mut notify = [None, None];
+    for (slot, (queue, addresses)) in [(rx, rx_rings), (tx, tx_rings)].into_iter().enumerate() {
+        notify[slot] = Some(
+            transport
+                .setup_queue(&QueueConfig {
+                    index: queue,
+                    size,
+                    addresses,
+                    msix_entry: index,
+                })
+                .map_err(InitError::Transport)?,
+        );
+    }
+    if let [Some(rx), Some(tx)] = notify {
+        pair.attach(rx, tx);
+    }
+    msix.mask(index, false).map_err(InitError::Msix)
+}
+
+fn largest_power_of_two(n: u16) -> u16 {
+    match n {
+        0 => 0,
+        n => 1 << (15 - n.leading_zeros()),
+    }
+}
+
+/// A pair's MSI-X handler (on its owner core, interrupts masked): counts
+/// and raises the pair's readiness; the completion task does the rest.
+fn on_interrupt(index: usize) {
+    let Some(pair) = device().and_then(|d| d.pairs.get(index)) else {
+        return;
+    };
+    pair.stats.interrupts.fetch_add(1, Ordering::Relaxed);
+    if cpu::core_id() != pair.owner {
+        pair.stats
+            .foreign_interrupts
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    readiness::raise(pair.source, Ready::READABLE);
+}
+
+/// A pair's completion task, pinned to its owner core.
+async fn completions(index: usize) {
+    let Some(nic) = device() else { return };
+    let pair = &nic.pairs[index];
+    let mut ready = match Readiness::register(pair.source, Interest::READABLE) {
+        Ok(ready) => ready,
+        Err(error) => {
+            log::error!("virtio-net pair {index}: no completions: {error:?}");
+            return;
+        }
+    };
+    loop {
+        if let Err(error) = pair.drain() {
+            nic.fail(error);
+            return;
+        }
+        ready.ready().await;
+    }
+}
+
+/// Checks that `frame` is an Ethernet frame this driver may send.
+pub fn check_frame(frame: &[u8]) -> Result<(), NetError> {
+    if !(ETHERNET_HEADER..=MAX_FRAME).contains(&frame.len()) {
+        return Err(NetError::BadLength(frame.len()));
+    }
+    // The source address's I/G bit: a group address never sends.
+    if frame[6] & 1 != 0 {
+        return Err(NetError::Malformed);
+    }
+    let kind = usize::from(u16::from_be_bytes([frame[12], frame[13]]));
+    let payload = frame.len() - ETHERNET_HEADER;
+    if kind < 0x0600 && kind > payload {
+        return Err(NetError::Malformed);
+    }
+    Ok(())
+}
+
+impl Nic {
+    /// The PCI function.
+    pub fn bdf(&self) -> Bdf {
+        self.transport.function().bdf
+    }
+
+    /// The device's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Whether the link is up (read from the device now; always true
+    /// without `VIRTIO_NET_F_STATUS`).
+    pub fn link_up(&self) -> bool {
+        if !self.status {
+            return true;
+        }
+        let status = self.transport.read_config(|base, len| {
+            if len < CONFIG_STATUS + 2 {
+                return 0;
+            }
+            // SAFETY: mapped uncached and long enough (checked).
+            unsafe { ((base + CONFIG_STATUS) as *const u16).read_volatile() }
+        });
+        status.is_ok_and(|s| s & LINK_UP != 0)
+    }
+
+    /// The negotiated feature bits.
+    pub fn features(&self) -> u64 {
+        self.features
+    }
+
+    /// The queue pairs, by index.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
+    }
+
+    /// The pair core `core` sends and receives on.
+    pub fn pair_of(&self, core: CoreId) -> usize {
+        core.index() % self.pairs.len()
+    }
+
+    fn pair_here(&self) -> &Pair {
+        &self.pairs[self.pair_of(cpu::core_id())]
+    }
+
+    /// The device error that took the device out of service, if one did.
+    pub fn failure(&self) -> Option<DeviceError> {
+        self.failure.get().copied()
+    }
+
+    /// Counters summed over every pair.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for pair in &self.pairs {
+            let s = &pair.stats;
+            let load = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            t.rx_frames += load(&s.rx_frames);
+            t.rx_bytes += load(&s.rx_bytes);
+            t.rx_errors += load(&s.rx_errors);
+            t.tx_frames += load(&s.tx_frames);
+            t.tx_bytes += load(&s.tx_bytes);
+            t.tx_rejected += load(&s.tx_rejected);
+            t.tx_waits += load(&s.tx_waits);
+            t.interrupts += load(&s.interrupts);
+            t.foreign_interrupts += load(&s.foreign_interrupts);
+        }
+        t
+    }
+
+    /// What the device and its MSI-X table say about pair `index`.
+    pub fn pair_info(&self, index: usize) -> Option<PairInfo> {
+        let pair = self.pairs.get(index)?;
+        let entries = (
+            self.transport.queue_vector(pair.rx_queue()),
+            self.transport.queue_vector(pair.tx_queue()),
+        );
+        Some(PairInfo {
+            index: pair.index,
+            owner: pair.owner,
+            vector: pair.vector.load(Ordering::Relaxed),
+            msix_entries: entries,
+            target: pci::msix_route(self.transport.msix(), entries.0),
+            size: pair.size(),
+            buffers: pair.buffers(),
+            dma_bytes: pair.dma_bytes(),
+        })
+    }
+
+    /// Sends one Ethernet frame (destination, source, type, payload; no
+    /// FCS) on this core's pair. Waits while every transmit slot is taken;
+    /// returns once the frame is on the ring.
+    pub async fn send(&self, frame: &[u8]) -> Result<(), NetError> {
+        let pair = self.pair_here();
+        if let Err(error) = check_frame(frame) {
+            pair.stats.tx_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(error);
+        }
+        let Some(slot) = poll_fn(|cx| pair.poll_slot(cx)).await else {
+            return Err(self.out_of_service());
+        };
+        pair.transmit(slot, frame)
+            .map_err(|_| self.out_of_service())
+    }
+
+    /// Receives the next frame on this core's pair into `buf` (its length
+    /// returned; Ethernet header on, FCS off).
+    pub async fn recv(&self, buf: &mut [u8]) -> Result<usize, NetError> {
+        let pair = self.pair_here();
+        match poll_fn(|cx| pair.poll_recv(buf, cx)).await {
+            Ok(Some(len)) => Ok(len),
+            Ok(None) => Err(self.out_of_service()),
+            Err(needed) => Err(NetError::BufferTooSmall(needed)),
+        }
+    }
+
+    /// The next frame on this core's pair if one is waiting (`Ok(None)`
+    /// if none is).
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
+        let pair = self.pair_here();
+        match pair.try_recv(buf) {
+            Some(Ok(len)) => Ok(Some(len)),
+            Some(Err(needed)) => Err(NetError::BufferTooSmall(needed)),
+            None if pair.is_dead() => Err(self.out_of_service()),
+            None => Ok(None),
+        }
+    }
+
+    fn out_of_service(&self) -> NetError {
+        self.failure().map_or(NetError::NoDevice, NetError::Device)
+    }
+
+    /// The device misbehaved: reset it and take every pair out of service.
+    fn fail(&self, error: DeviceError) {
+        let mut first = false;
+        self.failure.call_once(|| {
+            first = true;
+            error
+        });
+        if !first {
+            return;
+        }
+        log::error!(
+            "virtio-net {}: device error: {error}; resetting it, out of service",
+            self.bdf()
+        );
+        if let Err(reset) = self.transport.reset() {
+            log::error!("virtio-net {}: reset failed: {reset:?}", self.bdf());
+        }
+        for pair in &self.pairs {
+            pair.fail_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize, kind: u16) -> alloc::vec::Vec<u8> {
+        let mut frame = alloc::vec![0u8; len];
+        frame[6] = 0x52;
+        frame[12..14].copy_from_slice(&kind.to_be_bytes());
+        frame
+    }
+
+    #[test]
+    fn send_checks_length_source_and_type() {
+        assert_eq!(check_frame(&frame(60, 0x0806)), Ok(()));
+        assert_eq!(check_frame(&frame(MAX_FRAME, 0x0800)), Ok(()));
+        assert_eq!(check_frame(&[]), Err(NetError::BadLength(0)));
+        assert_eq!(check_frame(&[0x02; 13]), Err(NetError::BadLength(13)));
+        assert_eq!(
+            check_frame(&frame(MAX_FRAME + 1, 0x0800)),
+            Err(NetError::BadLength(MAX_FRAME + 1))
+        );
+        let mut group = frame(60, 0x0806);
+        group[6] = 0x01;
+        assert_eq!(check_frame(&group), Err(NetError::Malformed));
+        // An 802.3 length field: fits the 46-byte payload, or does not.
+        assert_eq!(check_frame(&frame(60, 46)), Ok(()));
+        assert_eq!(check_frame(&frame(60, 47)), Err(NetError::Malformed));
+        assert_eq!(check_frame(&frame(60, 0x0600)), Ok(()));
+    }
+
+    #[test]
+    fn mac_prints_in_colon_hex() {
+        let mac = Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(alloc::format!("{mac}"), "52:54:00:12:34:56");
+    }
+}

@@ -1,0 +1,485 @@
+//! One queue pair of the network device: its receive and transmit
+//! virtqueues, their buffers in DMA memory (preallocated once), the frames
+//! received and not yet taken, and the pair's counters.
+//!
+//! Receive: every one of the [`RX_BUFFERS`] buffers of [`BUFFER`] bytes is
+//! posted to the device as one device-writable descriptor (no
+//! `MRG_RXBUF`: a buffer holds the 12-byte virtio-net header and the
+//! largest frame). The completion task takes used buffers off the ring
+//! ([`Pair::drain`]): a buffer the device says it wrote beyond its length
+//! is a device error (the virtqueue refuses it, the device is reset); one
+//! too short to hold a header and an Ethernet header is counted as an
+//! error and posted again. Good ones wait in `ready` until a receiver
+//! copies the frame out ([`Pair::poll_recv`]); the buffer is then posted
+//! again at once. A receiver whose buffer is too small gets an error and
+//! the frame stays for the next call.
+//!
+//! Transmit: [`TX_SLOTS`] slots of [`BUFFER`] bytes; a sender takes a free
+//! slot (or waits for one: backpressure, counted), writes a zero header
+//! and the frame, adds one device-readable descriptor and rings the
+//! doorbell if the device wants it; the slot is freed when the device hands
+//! it back.
+//!
+//! DMA memory of a pair with queues of 128 entries: receive, one page of
+//! rings and 64 x 2 KiB buffers (132 KiB); transmit, one page and 32 x 2
+//! KiB (68 KiB). Nothing is allocated per frame.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::task::{Context, Poll};
+
+use percore_virtqueue::{DeviceError, DmaRegion, Layout, Segment, Virtqueue};
+use percore_wake::WaitList;
+
+use super::super::transport::QueueNotify;
+use crate::arch::CoreId;
+use crate::mem::MemoryError;
+use crate::mem::dma::DmaBuffer;
+use crate::reactor::readiness::SourceId;
+
+/// Bytes of one receive buffer or transmit slot.
+pub const BUFFER: usize = 2048;
+/// The virtio-net header (`struct virtio_net_hdr`, 5.1.6): 12 bytes with
+/// `VERSION_1`. The driver sends it zeroed (no offloads) and skips it on
+/// receive.
+pub const HEADER: usize = 12;
+/// An Ethernet header: destination, source, type.
+pub const ETHERNET_HEADER: usize = 14;
+/// The largest frame without its FCS (1500-byte MTU).
+pub const MAX_FRAME: usize = 1514;
+/// Receive buffers per pair (fewer if the queue is smaller).
+pub const RX_BUFFERS: usize = 64;
+/// Transmit slots per pair (fewer if the queue is smaller; at most 64).
+pub const TX_SLOTS: usize = 32;
+/// The queue size asked of the device.
+pub const QUEUE_SIZE: u16 = 128;
+/// `buffer_of` entry for a descriptor that heads nothing.
+const NONE: u8 = u8::MAX;
+
+/// One virtqueue of the pair and its doorbell.
+struct Side {
+    queue: Virtqueue<DmaRegion>,
+    notify: Option<QueueNotify>,
+    /// The buffer (receive) or slot (transmit) each head descriptor carries.
+    buffer_of: Vec<u8>,
+}
+
+/// Counters of one pair, readable from any core.
+#[derive(Default)]
+pub struct PairStats {
+    /// Frames (and their bytes) handed to receivers.
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// Buffers the device returned too short to hold a frame (dropped).
+    pub rx_errors: AtomicU64,
+    /// Frames (and their bytes) put on the transmit ring.
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Frames `send` refused (bad length or not Ethernet).
+    pub tx_rejected: AtomicU64,
+    /// Times a send found every slot taken and waited (backpressure).
+    pub tx_waits: AtomicU64,
+    /// Interrupts taken, and how many arrived on another core than the owner.
+    pub interrupts: AtomicU64,
+    pub foreign_interrupts: AtomicU64,
+}
+
+/// Why a pair could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairError {
+    Memory(MemoryError),
+    /// The device's queue is too small.
+    TooSmall(u16),
+}
+
+/// Why a frame could not be sent (the caller keeps the frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The pair is out of service.
+    Dead,
+}
+
+/// A virtqueue with its DMA memory: rings first, then `count` buffers of
+/// [`BUFFER`] bytes from a page boundary.
+struct Memory {
+    side: Side,
+    memory: DmaBuffer,
+    buffers_at: usize,
+    count: usize,
+}
+
+fn memory(size: u16, event_idx: bool, count: usize) -> Result<Memory, PairError> {
+    let layout = Layout::new(size).map_err(|_| PairError::TooSmall(size))?;
+    let count = count.min(usize::from(size));
+    if count == 0 {
+        return Err(PairError::TooSmall(size));
+    }
+    let buffers_at = layout.size().next_multiple_of(4096);
+    let memory = DmaBuffer::allocate(buffers_at + count * BUFFER).map_err(PairError::Memory)?;
+    // SAFETY: the first `layout.size()` bytes of `memory` (page aligned)
+    // are used only through this region, by atomics, for as long as the
+    // pair (which owns `memory`) lives.
+    let region = unsafe { DmaRegion::new(memory.as_ptr(), layout.size(), memory.phys()) };
+    let queue = Virtqueue::new(region, size, event_idx)
+        .map_err(|_| PairError::Memory(MemoryError::OutOfFrames))?;
+    Ok(Memory {
+        side: Side {
+            queue,
+            notify: None,
+            buffer_of: alloc::vec![NONE; usize::from(size)],
+        },
+        memory,
+        buffers_at,
+        count,
+    })
+}
+
+/// One receive/transmit queue pair.
+pub struct Pair {
+    /// Pair *k* is virtqueues 2k (receive) and 2k+1 (transmit).
+    pub index: u16,
+    /// The core its interrupt goes to and its completions are handled on.
+    pub owner: CoreId,
+    /// Its interrupt vector on the owner core (both virtqueues raise it).
+    pub vector: AtomicU8,
+    /// Its readiness source (owned by `owner`).
+    pub source: SourceId,
+    rx: spin::Mutex<Side>,
+    rx_memory: DmaBuffer,
+    rx_at: usize,
+    rx_count: usize,
+    /// Received frames not yet taken: (buffer, frame length).
+    ready: spin::Mutex<VecDeque<(u8, u16)>>,
+    receivers: WaitList,
+    tx: spin::Mutex<Side>,
+    tx_memory: DmaBuffer,
+    tx_at: usize,
+    tx_count: usize,
+    /// Bit `i` set: transmit slot `i` is free.
+    free: AtomicU64,
+    room: WaitList,
+    dead: AtomicBool,
+    pub stats: PairStats,
+}
+
+impl Pair {
+    /// A pair of `size`-entry queues (a power of two) with its DMA memory,
+    /// owned by core `owner`, not yet attached to the device.
+    pub fn new(
+        index: u16,
+        owner: CoreId,
+        size: u16,
+        event_idx: bool,
+        source: SourceId,
+    ) -> Result<Pair, PairError> {
+        let rx = memory(size, event_idx, RX_BUFFERS)?;
+        let tx = memory(size, event_idx, TX_SLOTS)?;
+        let free = if tx.count == 64 {
+            u64::MAX
+        } else {
+            (1 << tx.count) - 1
+        };
+        Ok(Pair {
+            index,
+            owner,
+            vector: AtomicU8::new(0),
+            source,
+            rx: spin::Mutex::new(rx.side),
+            rx_memory: rx.memory,
+            rx_at: rx.buffers_at,
+            rx_count: rx.count,
+            ready: spin::Mutex::new(VecDeque::with_capacity(rx.count)),
+            receivers: WaitList::new(),
+            tx: spin::Mutex::new(tx.side),
+            tx_memory: tx.memory,
+            tx_at: tx.buffers_at,
+            tx_count: tx.count,
+            free: AtomicU64::new(free),
+            room: WaitList::new(),
+            dead: AtomicBool::new(false),
+            stats: PairStats::default(),
+        })
+    }
+
+    /// Virtqueue index of the receive queue.
+    pub fn rx_queue(&self) -> u16 {
+        2 * self.index
+    }
+
+    /// Virtqueue index of the transmit queue.
+    pub fn tx_queue(&self) -> u16 {
+        2 * self.index + 1
+    }
+
+    /// Ring addresses of the receive and the transmit queue.
+    pub fn ring_addresses(&self) -> ([u64; 3], [u64; 3]) {
+        (
+            self.rx.lock().queue.addresses(),
+            self.tx.lock().queue.addresses(),
+        )
+    }
+
+    /// Entries in each ring.
+    pub fn size(&self) -> u16 {
+        self.rx.lock().queue.queue_size()
+    }
+
+    /// Receive buffers and transmit slots.
+    pub fn buffers(&self) -> (usize, usize) {
+        (self.rx_count, self.tx_count)
+    }
+
+    /// Bytes of DMA memory this pair holds.
+    pub fn dma_bytes(&self) -> usize {
+        self.rx_memory.len() + self.tx_memory.len()
+    }
+
+    /// Received frames waiting for a receiver.
+    pub fn waiting(&self) -> usize {
+        self.ready.lock().len()
+    }
+
+    /// Gives the pair its doorbells (from the transport's set-up).
+    pub fn attach(&self, rx: QueueNotify, tx: QueueNotify) {
+        self.rx.lock().notify = Some(rx);
+        self.tx.lock().notify = Some(tx);
+    }
+
+    /// Posts every receive buffer (once, after DRIVER_OK).
+    pub fn fill(&self) {
+        let mut rx = self.rx.lock();
+        for buffer in 0..self.rx_count {
+            Self::post(&mut rx, &self.rx_memory, self.rx_at, buffer as u8);
+        }
+        let rx = &mut *rx;
+        if let Some(notify) = rx.notify.as_mut() {
+            rx.queue.kick(notify);
+        }
+    }
+
+    /// Adds receive buffer `buffer` to the ring (not kicked).
+    fn post(rx: &mut Side, memory: &DmaBuffer, at: usize, buffer: u8) {
+        let address = memory.phys() + (at + usize::from(buffer) * BUFFER) as u64;
+        // The ring has a descriptor for every buffer, so only a broken
+        // queue refuses; the completion task then takes the device down.
+        if let Ok(id) = rx.queue.add(&[], &[Segment::new(address, BUFFER as u32)]) {
+            rx.buffer_of[id.index()] = buffer;
+        }
+    }
+
+    /// Takes every used buffer off both rings: received frames go to
+    /// `ready` (waking receivers), sent slots are freed (waking senders).
+    /// Re-arms each queue's interrupt and looks again (the lost-interrupt
+    /// handshake). Returns the frames received.
+    pub fn drain(&self) -> Result<u64, DeviceError> {
+        let received = self.drain_rx()?;
+        self.drain_tx()?;
+        Ok(received)
+    }
+
+    fn drain_rx(&self) -> Result<u64, DeviceError> {
+        let mut count = 0;
+        loop {
+            let mut rx = self.rx.lock();
+            let mut repost = false;
+            while let Some(done) = rx.queue.poll_used()? {
+                let buffer = core::mem::replace(&mut rx.buffer_of[done.id.index()], NONE);
+                if buffer == NONE {
+                    continue;
+                }
+                // `written` is at most BUFFER (the virtqueue checked it).
+                let written = done.written as usize;
+                if written < HEADER + ETHERNET_HEADER {
+                    self.stats.rx_errors.fetch_add(1, Ordering::Relaxed);
+                    Self::post(&mut rx, &self.rx_memory, self.rx_at, buffer);
+                    repost = true;
+                    continue;
+                }
+                self.ready
+                    .lock()
+                    .push_back((buffer, (written - HEADER) as u16));
+                count += 1;
+            }
+            let rx = &mut *rx;
+            if repost && let Some(notify) = rx.notify.as_mut() {
+                rx.queue.kick(notify);
+            }
+            if rx.queue.enable_interrupts() {
+                break;
+            }
+        }
+        if count > 0 {
+            self.receivers.wake_all();
+        }
+        Ok(count)
+    }
+
+    fn drain_tx(&self) -> Result<(), DeviceError> {
+        loop {
+            let mut tx = self.tx.lock();
+            let mut freed = 0u64;
+            while let Some(done) = tx.queue.poll_used()? {
+                let slot = core::mem::replace(&mut tx.buffer_of[done.id.index()], NONE);
+                if slot != NONE {
+                    freed |= 1 << slot;
+                }
+            }
+            if freed != 0 {
+                self.free.fetch_or(freed, Ordering::AcqRel);
+                self.room.wake_all();
+            }
+            if tx.queue.enable_interrupts() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Copies the oldest received frame into `buf` and posts its buffer
+    /// again: its length, or `Err(needed)` if `buf` is too small (the frame
+    /// stays). Pending until a frame arrives (or the pair is dead:
+    /// `Ok(None)`).
+    pub fn poll_recv(
+        &self,
+        buf: &mut [u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<usize>, usize>> {
+        if let Some(result) = self.try_recv(buf) {
+            return Poll::Ready(result.map(Some));
+        }
+        self.receivers.register(cx.waker());
+        match self.try_recv(buf) {
+            Some(result) => Poll::Ready(result.map(Some)),
+            None if self.is_dead() => Poll::Ready(Ok(None)),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The oldest received frame copied into `buf`, if there is one.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Option<Result<usize, usize>> {
+        let (buffer, len) = {
+            let mut ready = self.ready.lock();
+            let &(buffer, len) = ready.front()?;
+            if usize::from(len) > buf.len() {
+                return Some(Err(usize::from(len)));
+            }
+            ready.pop_front();
+            (buffer, usize::from(len))
+        };
+        let at = self.rx_at + usize::from(buffer) * BUFFER + HEADER;
+        // SAFETY: the device handed this buffer back and it is not posted
+        // again until the copy is done; only this caller took it off `ready`.
+        unsafe { self.rx_memory.read(at, &mut buf[..len]) };
+        self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let mut rx = self.rx.lock();
+        if !self.is_dead() {
+            Self::post(&mut rx, &self.rx_memory, self.rx_at, buffer);
+            let rx = &mut *rx;
+            if let Some(notify) = rx.notify.as_mut() {
+                rx.queue.kick(notify);
+            }
+        }
+        Some(Ok(len))
+    }
+
+    /// Takes a free transmit slot, or registers to hear when one is
+    /// freed; `None` once the pair is dead.
+    pub fn poll_slot(&self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        if self.is_dead() {
+            return Poll::Ready(None);
+        }
+        if let Some(slot) = self.try_take() {
+            return Poll::Ready(Some(slot));
+        }
+        self.stats.tx_waits.fetch_add(1, Ordering::Relaxed);
+        self.room.register(cx.waker());
+        match self.try_take() {
+            Some(slot) => Poll::Ready(Some(slot)),
+            None if self.is_dead() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    fn try_take(&self) -> Option<usize> {
+        let mut free = self.free.load(Ordering::Acquire);
+        while free != 0 {
+            let slot = free.trailing_zeros() as usize;
+            match self.free.compare_exchange_weak(
+                free,
+                free & !(1 << slot),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(slot),
+                Err(now) => free = now,
+            }
+        }
+        None
+    }
+
+    fn release(&self, slot: usize) {
+        self.free.fetch_or(1 << slot, Ordering::AcqRel);
+        self.room.wake_all();
+    }
+
+    /// Sends `frame` (checked by the caller: at most [`MAX_FRAME`] bytes)
+    /// from transmit slot `slot` (taken): a zero header, the frame, one
+    /// descriptor, the doorbell if the device wants it. The slot is freed
+    /// when the device hands it back, or now on an error.
+    pub fn transmit(&self, slot: usize, frame: &[u8]) -> Result<(), SendError> {
+        let at = self.tx_at + slot * BUFFER;
+        // SAFETY: the slot is taken by the caller and not in flight: the
+        // device does not read it.
+        unsafe {
+            self.tx_memory.write(at, &[0; HEADER]);
+            self.tx_memory.write(at + HEADER, frame);
+        }
+        let segment = Segment::new(
+            self.tx_memory.phys() + at as u64,
+            (HEADER + frame.len()) as u32,
+        );
+        let mut tx = self.tx.lock();
+        let tx = &mut *tx;
+        let notify = match tx.notify.as_mut() {
+            Some(notify) if !self.is_dead() => notify,
+            _ => {
+                self.release(slot);
+                return Err(SendError::Dead);
+            }
+        };
+        let Ok(id) = tx.queue.add(&[segment], &[]) else {
+            self.release(slot);
+            return Err(SendError::Dead);
+        };
+        tx.buffer_of[id.index()] = slot as u8;
+        self.stats.tx_frames.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .tx_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        tx.queue.kick(notify);
+        Ok(())
+    }
+
+    /// Whether the pair takes no more frames.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// The device is gone (it was reset after an error): no more frames in
+    /// or out; waiting senders and receivers are woken to see it.
+    pub fn fail_all(&self) {
+        self.dead.store(true, Ordering::Release);
+        let mut rx = self.rx.lock();
+        rx.queue.reset(|_| {});
+        rx.buffer_of.fill(NONE);
+        drop(rx);
+        let mut tx = self.tx.lock();
+        tx.queue.reset(|_| {});
+        tx.buffer_of.fill(NONE);
+        drop(tx);
+        self.ready.lock().clear();
+        self.receivers.wake_all();
+        self.room.wake_all();
+    }
+}
