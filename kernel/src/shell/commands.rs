@@ -27,6 +27,7 @@ pub const NAMES: &[&str] = &[
     "poll",
     "pci",
     "disk",
+    "log",
     "sched",
     "halt",
     "poweroff",
@@ -53,6 +54,9 @@ commands:
               core each enabled vector goes to (entry>core/vector)
   disk        the virtio block device: capacity, block size, read-only, queues (owner
               core, MSI-X target read back), per-core completions, in flight, errors
+  log         the disk log on the whole disk (opened, or made when blank, on first use):
+              what recovery found, counters; `log append TEXT`, `log flush`,
+              `log tail [N]`, `log from SEQ [N]`
   sched CORE rr|fair|edf  switch core CORE's discipline (its tasks move over)
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
@@ -82,6 +86,7 @@ pub async fn execute(command: &str) -> String {
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
         Some("disk") => disk(&mut out),
+        Some("log") => super::disklog::run(&words.collect::<Vec<_>>(), &mut out).await,
         Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,
