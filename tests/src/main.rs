@@ -11,6 +11,7 @@ mod bench;
 mod bus;
 mod cases;
 mod disk;
+mod disklog;
 mod faults;
 mod harness;
 mod memory;
@@ -50,6 +51,7 @@ const SUITES: &[&[harness::Test]] = &[
     sched::TESTS,
     streams::TESTS,
     disk::TESTS,
+    disklog::TESTS,
     user::TESTS,
     storage::TESTS,
 ];

@@ -8,7 +8,6 @@
 //! region of it. [`machine_log`] is the one log the shell's `log` command
 //! opens and keeps for the rest of the boot.
 
-use core::future::Future;
 use core::ops::Range;
 
 use crate::drivers::virtio::blk::{self, BlkError, Disk};
@@ -49,16 +48,16 @@ impl BlockDevice for Disk {
         Disk::read_only(self)
     }
 
-    fn read(&self, lba: u64, buf: &mut [u8]) -> impl Future<Output = Result<(), IoError>> {
-        async move { Disk::read(self, lba, buf).await.map_err(IoError::from) }
+    async fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        Disk::read(self, lba, buf).await.map_err(IoError::from)
     }
 
-    fn write(&self, lba: u64, buf: &[u8]) -> impl Future<Output = Result<(), IoError>> {
-        async move { Disk::write(self, lba, buf).await.map_err(IoError::from) }
+    async fn write(&self, lba: u64, buf: &[u8]) -> Result<(), IoError> {
+        Disk::write(self, lba, buf).await.map_err(IoError::from)
     }
 
-    fn flush(&self) -> impl Future<Output = Result<(), IoError>> {
-        async move { Disk::flush(self).await.map_err(IoError::from) }
+    async fn flush(&self) -> Result<(), IoError> {
+        Disk::flush(self).await.map_err(IoError::from)
     }
 }
 
