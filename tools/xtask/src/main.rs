@@ -19,6 +19,7 @@ mod compare;
 mod cpio;
 mod disk;
 mod disklog;
+mod durable;
 mod error;
 mod layers;
 mod linux;

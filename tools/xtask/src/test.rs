@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::disk::{self, DiskSpec};
+use crate::durable;
 use crate::error::{self, Error};
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -24,7 +25,7 @@ pub const FW_CFG_NAME: &str = "opt/percore/tests";
 const TAIL_LINES: usize = 50;
 
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: u64,
     failed: u64,
     skipped: u64,
@@ -34,7 +35,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn record(&mut self, name: &str, ok: bool) {
+    pub fn record(&mut self, name: &str, ok: bool) {
         if ok {
             self.passed += 1;
         } else {
@@ -347,6 +348,22 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         let _ = std::fs::remove_file(&vars);
         captured
     };
+    let boot_until = |machine: &Machine,
+                      command: &str,
+                      kill: &mut dyn FnMut(&[String]) -> bool|
+     -> Result<Captured, Error> {
+        let mut machine = machine.clone();
+        machine.fw_cfg.push((FW_CFG_NAME.into(), command.into()));
+        let vars = qemu::vars_copy(&ovmf, "test")?;
+        let captured = qemu::run_captured_until(
+            machine.command(&built.images, &ovmf, &vars),
+            timeout(),
+            verbose,
+            kill,
+        );
+        let _ = std::fs::remove_file(&vars);
+        captured
+    };
 
     let listing = boot(&Machine::new(Firmware::Bios, 1), "list")?;
     let tests = parse_listing(&listing)?;
@@ -390,10 +407,15 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
             };
             let captured = boot(&machine, &format!("run {}", names.join(" ")))?;
             report(config.label, &names, &captured, tally);
-            if let Some(image) = image
+            if let Some(image) = &image
                 && names.contains(&disk::PATTERN_TEST)
             {
-                check_image(config.label, &image, &captured, tally);
+                check_image(config.label, image, &captured, tally);
+            }
+            if let Some(image) = &image
+                && names.contains(&durable::EVERY_CORE_TEST)
+            {
+                durable::check_every_core(config.label, &image.path, &captured, tally);
             }
         }
     }
@@ -409,6 +431,15 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         }
     }
     for (name, names) in own {
+        // Sequences of boots on one image, driven by the host (durable.rs).
+        if durable::drives(name) {
+            let boots = durable::Boots {
+                boot: &boot,
+                boot_until: &boot_until,
+            };
+            durable::run(name, &names, &boots, tally)?;
+            continue;
+        }
         let Some((mut machine, spec)) = disk::own_machine(name) else {
             for test in &names {
                 tally.record(&format!("qemu/{name}/{test} (no such machine)"), false);
@@ -496,7 +527,7 @@ fn parse_listing(listing: &Captured) -> Result<Vec<GuestTest>, Error> {
 }
 
 /// Matches the guest's verdicts to `expected` and records each.
-fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally) {
+pub fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally) {
     let mut any_failed = false;
     for name in expected {
         let full = format!("qemu/{label}/{name}");
@@ -536,7 +567,7 @@ fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally
     println!("   ({label}: {:.1} s)", captured.elapsed.as_secs_f64());
 }
 
-fn print_tail(lines: &[String]) {
+pub fn print_tail(lines: &[String]) {
     let start = lines.len().saturating_sub(TAIL_LINES);
     println!("   --- last {} serial lines ---", lines.len() - start);
     for line in &lines[start..] {
