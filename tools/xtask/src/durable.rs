@@ -62,11 +62,19 @@ pub fn drives(name: &str) -> bool {
     matches!(name, "disklog-kill" | "disklog-errors")
 }
 
+/// Asked about the serial lines so far: whether to SIGKILL QEMU now.
+pub type KillCheck<'a> = &'a mut dyn FnMut(&[String]) -> bool;
+/// A boot of the test kernel with a `run ...` command.
+pub type Boot<'a> = &'a dyn Fn(&Machine, &str) -> Result<Captured, Error>;
+/// The same, killed when the check says.
+pub type BootUntil<'a> = &'a dyn Fn(&Machine, &str, KillCheck<'_>) -> Result<Captured, Error>;
+/// Items a log reader gives.
+type Items = Vec<Result<Record, ReadError<std::io::Error>>>;
+
 /// How to boot: a plain captured boot, and one killed when the check says.
 pub struct Boots<'a> {
-    pub boot: &'a dyn Fn(&Machine, &str) -> Result<Captured, Error>,
-    pub boot_until:
-        &'a dyn Fn(&Machine, &str, &mut dyn FnMut(&[String]) -> bool) -> Result<Captured, Error>,
+    pub boot: Boot<'a>,
+    pub boot_until: BootUntil<'a>,
 }
 
 /// Runs sequence `name` (the guest's tests of that machine are `tests`).
@@ -145,9 +153,7 @@ fn with_expect(mut machine: Machine, expect: &[(&str, u64)]) -> Machine {
 }
 
 /// The log in `image`: what recovery found, and every item the reader gives.
-fn read_log(
-    image: &Path,
-) -> Result<(Recovery, Vec<Result<Record, ReadError<std::io::Error>>>), String> {
+fn read_log(image: &Path) -> Result<(Recovery, Items), String> {
     let mut region = disklog::open(image, LOG_START).map_err(|e| e.to_string())?;
     let recovery = recover(&mut region).map_err(|e| format!("recovery: {e}"))?;
     let reader = Reader::new(&mut region, 0).map_err(|e| format!("reader: {e}"))?;
