@@ -22,6 +22,12 @@
 //!   every caller, the kernel goes on; a boot without blkdebug finds every
 //!   acknowledged record; a read-only boot reads the log and refuses to
 //!   append (and to make a log on a blank region).
+//!
+//! The host attaches these drives with `cache=none` (`O_DIRECT`): a
+//! completed write is in the image file, and the guest's FLUSH (sent to the
+//! device, which offers its write cache) is an `fdatasync` of it, so what a
+//! flush acknowledged is durable for the file and a SIGKILL of QEMU cannot
+//! lose it; `tools/xtask/src/durable.rs` says more.
 
 use alloc::format;
 use alloc::string::String;
