@@ -116,8 +116,12 @@ fn open(log_id: u64) -> Result<(Arc<DiskLog>, Report), String> {
     start_reactors();
     let (log, report) = block_on(open_log(Some(region()?), Options::new(log_id)))
         .map_err(|e| format!("open: {e}"))?;
+    let last = match report.next_seq {
+        0 => String::from("none"),
+        n => format!("{}", n - 1),
+    };
     println!(
-        "disklog-open formatted={} records={} next_seq={} corrupt={} tail_bytes={}",
+        "disklog-open formatted={} records={} last_seq={last} next_seq={} corrupt={} tail_bytes={}",
         report.formatted,
         report.records,
         report.next_seq,
@@ -260,7 +264,9 @@ pub fn appends_from_every_core(_: &Kernel) -> Result<(), String> {
 }
 
 /// Boot 1 of the SIGKILL test: appends records keyed by their sequence
-/// number in batches of 1 to 16, flushing after each batch and printing
+/// number in batches of 1 to 16, and every 8th batch 300 (a write of
+/// several of the driver's 16 KiB chunks, which a kill can cut between
+/// chunks: a torn tail), flushing after each batch and printing
 /// `disklog-acked NEXT` (every record below NEXT is durable) once the
 /// flush is acknowledged, until the host kills the machine.
 pub fn kill_writer(_: &Kernel) -> Result<(), String> {
@@ -269,8 +275,14 @@ pub fn kill_writer(_: &Kernel) -> Result<(), String> {
         return Err(String::from("the host's fresh image held a log already"));
     }
     let mut next = 0;
-    let mut batch = 1;
+    let mut batches = 0u64;
     while next < KILL_WRITER_MAX {
+        batches += 1;
+        let batch = if batches % 8 == 0 {
+            300
+        } else {
+            batches % 16 + 1
+        };
         for _ in 0..batch {
             let seq = block_on(log.append(&record(next))).map_err(|e| format!("append: {e}"))?;
             if seq != next {
@@ -285,7 +297,6 @@ pub fn kill_writer(_: &Kernel) -> Result<(), String> {
             ));
         }
         println!("disklog-acked {acked}");
-        batch = batch % 16 + 1;
     }
     Ok(())
 }
