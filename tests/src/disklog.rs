@@ -43,6 +43,7 @@ use percore_kernel::storage::log::{AppendError, OpenError, Options, ReadError, R
 use percore_kernel::storage::virtio::{DiskLog, open_log};
 use percore_kernel::{Kernel, println};
 
+use crate::disk::within;
 use crate::harness::{Kind, Test};
 use crate::reactor::{cores, start_reactors};
 use crate::smp::expectation;
@@ -142,27 +143,32 @@ fn expected(name: &str) -> Result<u64, String> {
 /// one corrupt item (never as data).
 fn check_keyed_by_seq(log: &Arc<DiskLog>, to: u64, corrupt: Option<u64>) -> Result<(), String> {
     let log = log.clone();
-    let items = block_on(spawn_on(
-        CoreId(cores() - 1),
-        percore_kernel::reactor::priority(32),
-        async move {
-            let mut stream = core::pin::pin!(log.stream(0));
-            let mut items = Vec::new();
-            let mut next = 0;
-            while next < to {
-                let Some(item) = stream.next().await else {
-                    break;
-                };
-                next = match &item {
-                    Ok(r) => r.seq + 1,
-                    Err(ReadError::Corrupt(c)) => c.last_seq + 1,
-                    Err(ReadError::Io(_)) => to,
-                };
-                items.push(item);
-            }
-            items
-        },
-    ));
+    // A hang guard: a stream that waits for records the log never makes
+    // durable fails the test instead of running into the host's timeout.
+    let items = block_on(within(
+        "reading the log back",
+        spawn_on(
+            CoreId(cores() - 1),
+            percore_kernel::reactor::priority(32),
+            async move {
+                let mut stream = core::pin::pin!(log.stream(0));
+                let mut items = Vec::new();
+                let mut next = 0;
+                while next < to {
+                    let Some(item) = stream.next().await else {
+                        break;
+                    };
+                    next = match &item {
+                        Ok(r) => r.seq + 1,
+                        Err(ReadError::Corrupt(c)) => c.last_seq + 1,
+                        Err(ReadError::Io(_)) => to,
+                    };
+                    items.push(item);
+                }
+                items
+            },
+        ),
+    ))?;
     let mut want = 0;
     for item in items {
         match item {
@@ -240,16 +246,19 @@ pub fn appends_from_every_core(_: &Kernel) -> Result<(), String> {
     }
     block_on(log.flush()).map_err(|e| format!("flush: {e}"))?;
     let log2 = log.clone();
-    let items = block_on(spawn_on(
-        CoreId(0),
-        percore_kernel::reactor::priority(32),
-        async move {
-            log2.stream(0)
-                .take(total as usize)
-                .collect::<Vec<_>>()
-                .await
-        },
-    ));
+    let items = block_on(within(
+        "streaming the log back",
+        spawn_on(
+            CoreId(0),
+            percore_kernel::reactor::priority(32),
+            async move {
+                log2.stream(0)
+                    .take(total as usize)
+                    .collect::<Vec<_>>()
+                    .await
+            },
+        ),
+    ))?;
     for (item, &(seq, key)) in items.iter().zip(&all) {
         match item {
             Ok(r) if r.seq == seq && r.payload == record(key) => {}
