@@ -86,7 +86,7 @@ fn disk() -> Result<&'static Disk, String> {
 }
 
 /// `future`, or an error if it has not finished after [`HANG`].
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> Result<T, String> {
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> Result<T, String> {
     let future = core::pin::pin!(future);
     let timeout = core::pin::pin!(sleep(HANG));
     match select(future, timeout).await {

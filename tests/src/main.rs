@@ -12,6 +12,7 @@ mod bus;
 mod cases;
 mod disk;
 mod disk_bench;
+mod disklog;
 mod faults;
 mod harness;
 mod memory;
@@ -54,6 +55,7 @@ const SUITES: &[&[harness::Test]] = &[
     disk::TESTS,
     disk_bench::TESTS,
     net::TESTS,
+    disklog::TESTS,
     user::TESTS,
     storage::TESTS,
 ];

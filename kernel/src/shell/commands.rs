@@ -28,6 +28,7 @@ pub const NAMES: &[&str] = &[
     "pci",
     "disk",
     "net",
+    "log",
     "sched",
     "halt",
     "poweroff",
@@ -56,6 +57,9 @@ commands:
               core, MSI-X target read back), per-core completions, in flight, errors
   net         the virtio network device: MAC, link, queue pairs (owner core, MSI-X
               target read back), frames/bytes in and out, errors, rejected sends
+  log         the disk log on the whole disk (opened, or made when blank, on first use):
+              what recovery found, counters; `log append TEXT`, `log flush`,
+              `log tail [N]`, `log from SEQ [N]`
   sched CORE rr|fair|edf  switch core CORE's discipline (its tasks move over)
   halt        stop every core (the others over the bus), then power off
   poweroff    the same as halt (ACPI soft-off)
@@ -86,6 +90,7 @@ pub async fn execute(command: &str) -> String {
         Some("pci") => pci(&mut out),
         Some("disk") => disk(&mut out),
         Some("net") => net(&mut out),
+        Some("log") => super::disklog::run(&words.collect::<Vec<_>>(), &mut out).await,
         Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,
         Some("reboot") => reboot().await,

@@ -10,6 +10,7 @@
 //! (cursor keys, history, completion); commands are in [`commands`].
 
 pub mod commands;
+pub mod disklog;
 pub mod line;
 pub mod procs;
 pub mod table;

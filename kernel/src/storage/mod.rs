@@ -3,10 +3,11 @@
 //! - [`BlockDevice`]: the interface every disk offers the layers above —
 //!   async `read`, `write` and `flush` of whole blocks, with failures as
 //!   [`IoError`] values. Implemented by the RAM disk [`MemDisk`] here (host
-//!   tests and QEMU alike) and, wired in by the layer that knows both, by
-//!   the virtio-blk driver.
+//!   tests and QEMU alike) and, in [`virtio`] (the layer above both), by
+//!   the virtio-blk driver's `Disk`.
 //! - [`log`]: the append-only disk log ("disk streams") on a region of a
-//!   block device, in `percore-disklog`'s on-disk format.
+//!   block device, in `percore-disklog`'s on-disk format; [`virtio::open_log`]
+//!   opens one on the machine's disk.
 //!
 //! Durability contract of a [`BlockDevice`]: a completed `write` may sit in
 //! a volatile cache; only a completed `flush` makes every write completed
@@ -17,6 +18,7 @@ pub mod log;
 mod mem_disk;
 #[cfg(test)]
 mod tests;
+pub mod virtio;
 
 use alloc::sync::Arc;
 use core::fmt;
@@ -27,6 +29,8 @@ pub use mem_disk::{Fault, MemDisk};
 /// Why a block request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoError {
+    /// There is no such device (none found, or it failed to start).
+    NoDevice,
     /// The device reported an I/O error (virtio-blk `IOERR`).
     Device,
     /// The device does not support the request (virtio-blk `UNSUPP`, e.g. a
@@ -44,6 +48,9 @@ pub enum IoError {
     /// A buffer that is not a whole, non-zero number of blocks (or not
     /// aligned as the device needs).
     BadLength(usize),
+    /// The device wrote a request status that means nothing (virtio-blk:
+    /// not OK, IOERR or UNSUPP).
+    BadStatus(u8),
     /// The device answered something impossible (an unknown status, a
     /// completion for no request): the driver reset it; the request's
     /// outcome is unknown.
@@ -53,6 +60,7 @@ pub enum IoError {
 impl fmt::Display for IoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            IoError::NoDevice => f.write_str("no such device"),
             IoError::Device => f.write_str("device I/O error"),
             IoError::Unsupported => f.write_str("request not supported by the device"),
             IoError::OutOfRange { lba, blocks } => {
@@ -60,6 +68,7 @@ impl fmt::Display for IoError {
             }
             IoError::ReadOnly => f.write_str("the device is read-only"),
             IoError::BadLength(len) => write!(f, "buffer of {len} bytes is not whole blocks"),
+            IoError::BadStatus(status) => write!(f, "the device answered status {status}"),
             IoError::Misbehaving => f.write_str("the device misbehaved and was reset"),
         }
     }

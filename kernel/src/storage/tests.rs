@@ -683,3 +683,40 @@ proptest! {
         prop_assert_eq!(next, durable);
     }
 }
+
+/// Every virtio-blk error becomes the `IoError` of the same kind, with the
+/// request's numbers kept.
+#[test]
+fn virtio_blk_errors_map_one_to_one() {
+    use crate::drivers::virtio::blk::BlkError;
+    use percore_virtqueue::DeviceError;
+    let cases = [
+        (BlkError::NoDevice, IoError::NoDevice),
+        (
+            BlkError::BadLength {
+                len: 100,
+                block_size: 512,
+            },
+            IoError::BadLength(100),
+        ),
+        (
+            BlkError::OutOfRange {
+                lba: 7,
+                blocks: 3,
+                capacity: 8,
+            },
+            IoError::OutOfRange { lba: 7, blocks: 3 },
+        ),
+        (BlkError::ReadOnly, IoError::ReadOnly),
+        (BlkError::Io, IoError::Device),
+        (BlkError::Unsupported, IoError::Unsupported),
+        (BlkError::BadStatus(9), IoError::BadStatus(9)),
+        (
+            BlkError::Device(DeviceError::BadId { id: 4096 }),
+            IoError::Misbehaving,
+        ),
+    ];
+    for (blk, io) in cases {
+        assert_eq!(IoError::from(blk), io, "{blk:?}");
+    }
+}

@@ -24,6 +24,11 @@ pub struct DiskSpec {
     pub queues: Option<u32>,
     /// Sectors on which QEMU's `blkdebug` driver fails every request with EIO.
     pub failing_sector: Option<u64>,
+    /// Only requests of this `iotype` fail there (`write`, `flush`, ...;
+    /// default: every kind).
+    pub failing_iotype: Option<&'static str>,
+    /// The drive's `cache=` mode (default: QEMU's, `writeback`).
+    pub cache: Option<&'static str>,
 }
 
 /// The byte the disk tests write at byte `offset` of the disk. Keep in
@@ -59,7 +64,9 @@ impl TempImage {
                     // Event "none": the rule is active from the start, for
                     // every request that touches the sector.
                     format!(
-                        "[inject-error]\nevent = \"none\"\nerrno = \"5\"\nsector = \"{sector}\"\n"
+                        "[inject-error]\nevent = \"none\"\nerrno = \"5\"\nsector = \"{sector}\"\n{}",
+                        spec.failing_iotype
+                            .map_or(String::new(), |t| format!("iotype = \"{t}\"\n"))
                     ),
                 )?;
                 let args = format!(
@@ -87,13 +94,14 @@ impl Drop for TempImage {
 /// `-drive if=none,id=disk0,DRIVE -device virtio-blk-pci,drive=disk0,...`.
 pub fn attach_args(drive: &str, spec: &DiskSpec) -> Vec<String> {
     let readonly = if spec.read_only { ",readonly=on" } else { "" };
+    let cache = spec.cache.map_or(String::new(), |c| format!(",cache={c}"));
     let mut device = String::from("virtio-blk-pci,drive=disk0");
     if let Some(queues) = spec.queues {
         device.push_str(&format!(",num-queues={queues}"));
     }
     vec![
         "-drive".into(),
-        format!("if=none,id=disk0,{drive}{readonly}"),
+        format!("if=none,id=disk0,{drive}{readonly}{cache}"),
         "-device".into(),
         device,
     ]

@@ -36,7 +36,7 @@ use crate::error::Error;
 const HEAD_BYTES: usize = 16;
 
 /// A region of an image file, read in blocks.
-struct FileRegion {
+pub struct FileRegion {
     file: File,
     offset: u64,
     block_size: u32,
@@ -178,7 +178,7 @@ pub fn create(
 /// Opens the log region at `offset` of `path`: the superblock (in its
 /// first 512 bytes) gives the block size; the file's length bounds the
 /// block count.
-fn open(path: &Path, offset: u64) -> Result<FileRegion, Error> {
+pub fn open(path: &Path, offset: u64) -> Result<FileRegion, Error> {
     let name = path.display();
     let mut file = File::open(path).map_err(|e| Error::Other(format!("{name}: {e}")))?;
     let len = file.metadata()?.len();

@@ -20,6 +20,7 @@ mod cpio;
 mod disk;
 mod disk_bench;
 mod disklog;
+mod durable;
 mod error;
 mod layers;
 mod linux;

@@ -273,6 +273,9 @@ pub enum Exit {
     ResetOrTripleFault,
     /// The guest did not finish in time and was killed.
     Timeout(Duration),
+    /// The host killed QEMU (SIGKILL) on purpose, as the caller's `kill`
+    /// check asked ([`run_captured_until`]).
+    Killed,
     /// QEMU itself failed (bad arguments, missing file, ...).
     Qemu(String),
 }
@@ -286,10 +289,18 @@ pub struct Captured {
 
 /// Runs `command` with its serial output captured, killing it after `timeout`.
 /// `echo` prints serial lines live.
-pub fn run_captured(
+pub fn run_captured(command: Command, timeout: Duration, echo: bool) -> Result<Captured, Error> {
+    run_captured_until(command, timeout, echo, &mut |_| false)
+}
+
+/// Like [`run_captured`], and QEMU is killed with SIGKILL (no chance to
+/// flush or clean up anything) as soon as `kill` — asked about the lines
+/// so far, every 10 ms or so — says so; the exit is then [`Exit::Killed`].
+pub fn run_captured_until(
     mut command: Command,
     timeout: Duration,
     echo: bool,
+    kill: &mut dyn FnMut(&[String]) -> bool,
 ) -> Result<Captured, Error> {
     command.arg("-serial").arg("stdio");
     let watcher = qmp::Watcher::attach(&mut command);
@@ -318,6 +329,7 @@ pub fn run_captured(
         }
     });
     let mut lines = Vec::new();
+    let mut killed = false;
     let status = loop {
         while let Ok(line) = rx.try_recv() {
             if echo {
@@ -327,6 +339,13 @@ pub fn run_captured(
         }
         if let Some(status) = child.try_wait()? {
             break Some(status);
+        }
+        if kill(&lines) {
+            // `Child::kill` is SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+            killed = true;
+            break None;
         }
         if start.elapsed() > timeout {
             let _ = child.kill();
@@ -344,6 +363,7 @@ pub fn run_captured(
         lines.extend(dump);
     }
     let exit = match status {
+        None if killed => Exit::Killed,
         None => Exit::Timeout(timeout),
         Some(status) => match status.code() {
             Some(EXIT_SUCCESS) => Exit::Success,

@@ -16,6 +16,7 @@ use crate::args::Args;
 use crate::build::{self, KernelKind};
 use crate::disk::{self, DiskSpec};
 use crate::disk_bench;
+use crate::durable;
 use crate::error::{self, Error};
 use crate::linux;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
@@ -25,7 +26,7 @@ pub const FW_CFG_NAME: &str = "opt/percore/tests";
 const TAIL_LINES: usize = 50;
 
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: u64,
     failed: u64,
     skipped: u64,
@@ -35,7 +36,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn record(&mut self, name: &str, ok: bool) {
+    pub fn record(&mut self, name: &str, ok: bool) {
         if ok {
             self.passed += 1;
         } else {
@@ -365,6 +366,22 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         let _ = std::fs::remove_file(&vars);
         captured
     };
+    let boot_until = |machine: &Machine,
+                      command: &str,
+                      kill: &mut dyn FnMut(&[String]) -> bool|
+     -> Result<Captured, Error> {
+        let mut machine = machine.clone();
+        machine.fw_cfg.push((FW_CFG_NAME.into(), command.into()));
+        let vars = qemu::vars_copy(&ovmf, "test")?;
+        let captured = qemu::run_captured_until(
+            machine.command(&built.images, &ovmf, &vars),
+            timeout(),
+            verbose,
+            kill,
+        );
+        let _ = std::fs::remove_file(&vars);
+        captured
+    };
 
     let listing = boot(&Machine::new(Firmware::Bios, 1), "list")?;
     let tests = parse_listing(&listing)?;
@@ -412,10 +429,15 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
             }
             let captured = boot(&machine, &format!("run {}", names.join(" ")))?;
             report(config.label, &names, &captured, tally);
-            if let Some(image) = image
+            if let Some(image) = &image
                 && names.contains(&disk::PATTERN_TEST)
             {
-                check_image(config.label, &image, &captured, tally);
+                check_image(config.label, image, &captured, tally);
+            }
+            if let Some(image) = &image
+                && names.contains(&durable::EVERY_CORE_TEST)
+            {
+                durable::check_every_core(config.label, &image.path, &captured, tally);
             }
         }
     }
@@ -431,6 +453,15 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         }
     }
     for (name, names) in own {
+        // Sequences of boots on one image, driven by the host (durable.rs).
+        if durable::drives(name) {
+            let boots = durable::Boots {
+                boot: &boot,
+                boot_until: &boot_until,
+            };
+            durable::run(name, &names, &boots, tally)?;
+            continue;
+        }
         let Some((mut machine, spec)) = disk::own_machine(name) else {
             for test in &names {
                 tally.record(&format!("qemu/{name}/{test} (no such machine)"), false);
@@ -518,7 +549,7 @@ fn parse_listing(listing: &Captured) -> Result<Vec<GuestTest>, Error> {
 }
 
 /// Matches the guest's verdicts to `expected` and records each.
-fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally) {
+pub fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally) {
     let mut any_failed = false;
     for name in expected {
         let full = format!("qemu/{label}/{name}");
@@ -558,7 +589,7 @@ fn report(label: &str, expected: &[&str], captured: &Captured, tally: &mut Tally
     println!("   ({label}: {:.1} s)", captured.elapsed.as_secs_f64());
 }
 
-fn print_tail(lines: &[String]) {
+pub fn print_tail(lines: &[String]) {
     // QEMU's own lines (a triple fault's registers) come last: show them
     // all, after the last serial lines.
     let qemu = lines

@@ -65,8 +65,7 @@ use core::task::Poll;
 
 use futures_core::Stream;
 use percore_disklog::{
-    AsyncBlockRead, Corrupt, DEFAULT_MAX_PAYLOAD, Encoder, FormatError, ReadError, Record,
-    Superblock, TornTail, Written, recover_async,
+    AsyncBlockRead, DEFAULT_MAX_PAYLOAD, Encoder, FormatError, Superblock, Written, recover_async,
 };
 use percore_wake::WaitList;
 
@@ -77,6 +76,8 @@ mod error;
 mod stream;
 
 pub use error::{AppendError, OpenError};
+/// The format's types this API hands out.
+pub use percore_disklog::{Corrupt, ReadError, Record, TornTail};
 
 /// The most bytes of encoder window (and of write buffer) a log takes.
 const WINDOW_BYTES: usize = 256 * 1024;
