@@ -51,6 +51,7 @@ use virtio_spec::F;
 use virtio_spec::blk::F as BlkF;
 
 use super::transport::{MODERN_DEVICE_BASE, QueueConfig, Transport, TransportError, VIRTIO_VENDOR};
+use super::{COMPLETION_PRIORITY, feature_bit};
 use crate::arch::irq::{self, MsiError};
 use crate::arch::{CoreId, cpu};
 use crate::drivers::pci::{self, Bdf, MsixError};
@@ -77,23 +78,16 @@ const CONFIG_CAPACITY: u64 = 0;
 const CONFIG_SEG_MAX: u64 = 12;
 const CONFIG_BLK_SIZE: u64 = 20;
 const CONFIG_NUM_QUEUES: u64 = 34;
-/// Priority of the completion tasks: above ordinary work, so completions
-/// are taken as soon as their core runs its tasks.
-const COMPLETION_PRIORITY: u8 = 56;
-
-fn bit(flag: u128) -> u64 {
-    flag as u64
-}
 
 /// What the driver asks for; only `VERSION_1` is required.
 fn wanted_features() -> u64 {
-    bit(F::VERSION_1.bits().to_ne())
-        | bit(F::EVENT_IDX.bits().to_ne())
-        | bit(BlkF::MQ.bits().to_ne())
-        | bit(BlkF::FLUSH.bits().to_ne())
-        | bit(BlkF::BLK_SIZE.bits().to_ne())
-        | bit(BlkF::SEG_MAX.bits().to_ne())
-        | bit(BlkF::RO.bits().to_ne())
+    feature_bit(F::VERSION_1.bits().to_ne())
+        | feature_bit(F::EVENT_IDX.bits().to_ne())
+        | feature_bit(BlkF::MQ.bits().to_ne())
+        | feature_bit(BlkF::FLUSH.bits().to_ne())
+        | feature_bit(BlkF::BLK_SIZE.bits().to_ne())
+        | feature_bit(BlkF::SEG_MAX.bits().to_ne())
+        | feature_bit(BlkF::RO.bits().to_ne())
 }
 
 /// Why a request failed. Nothing is retried behind the caller's back.
@@ -286,11 +280,11 @@ fn set_up(
         msix.mask(entry, true).map_err(InitError::Msix)?;
     }
     msix.set_enabled(true);
-    let required = bit(F::VERSION_1.bits().to_ne());
+    let required = feature_bit(F::VERSION_1.bits().to_ne());
     let features = transport
         .negotiate(wanted_features(), required)
         .map_err(InitError::Transport)?;
-    let has = |flag: u128| features & bit(flag) != 0;
+    let has = |flag: u128| features & feature_bit(flag) != 0;
     let config = read_config(transport)?;
     let block_size = match has(BlkF::BLK_SIZE.bits().to_ne()) {
         true => config.block_size,

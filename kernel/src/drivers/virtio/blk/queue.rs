@@ -29,6 +29,7 @@ use core::task::{Context, Poll};
 use percore_virtqueue::{DeviceError, DmaRegion, Layout, Segment, Virtqueue};
 use percore_wake::{WaitList, WakerSlot};
 
+use super::super::slots::SlotSet;
 use super::super::transport::QueueNotify;
 use crate::arch::CoreId;
 use crate::mem::MemoryError;
@@ -133,7 +134,7 @@ pub struct Queue {
     ring: spin::Mutex<Ring>,
     slots: Vec<Slot>,
     /// Bit `i` set: slot `i` is free.
-    free: AtomicU64,
+    free: SlotSet,
     room: WaitList,
     memory: DmaBuffer,
     headers_at: usize,
@@ -195,11 +196,6 @@ impl Queue {
         let region = unsafe { DmaRegion::new(memory.as_ptr(), layout.size(), memory.phys()) };
         let queue = Virtqueue::new(region, size, event_idx)
             .map_err(|_| QueueError::Memory(MemoryError::OutOfFrames))?;
-        let free = if slots == 64 {
-            u64::MAX
-        } else {
-            (1 << slots) - 1
-        };
         Ok(Queue {
             index,
             owner,
@@ -219,7 +215,7 @@ impl Queue {
                     waker: WakerSlot::new(),
                 })
                 .collect(),
-            free: AtomicU64::new(free),
+            free: SlotSet::new(slots),
             room: WaitList::new(),
             memory,
             headers_at: place.headers_at,
@@ -256,37 +252,20 @@ impl Queue {
 
     /// Takes a free slot, or registers to hear when one is freed.
     pub fn poll_slot(&self, cx: &mut Context<'_>) -> Poll<usize> {
-        if let Some(slot) = self.try_take() {
+        if let Some(slot) = self.free.take() {
             return Poll::Ready(slot);
         }
         self.room.register(cx.waker());
-        match self.try_take() {
+        match self.free.take() {
             Some(slot) => Poll::Ready(slot),
             None => Poll::Pending,
         }
     }
 
-    fn try_take(&self) -> Option<usize> {
-        let mut free = self.free.load(Ordering::Acquire);
-        while free != 0 {
-            let slot = free.trailing_zeros() as usize;
-            match self.free.compare_exchange_weak(
-                free,
-                free & !(1 << slot),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(slot),
-                Err(now) => free = now,
-            }
-        }
-        None
-    }
-
     /// Gives `slot` back and wakes the tasks waiting for one.
     pub fn release(&self, slot: usize) {
         self.slots[slot].state.store(FREE, Ordering::Release);
-        self.free.fetch_or(1 << slot, Ordering::AcqRel);
+        self.free.give_one(slot);
         self.room.wake_all();
     }
 

@@ -36,6 +36,7 @@ use virtio_spec::F;
 use virtio_spec::net::F as NetF;
 
 use super::transport::{MODERN_DEVICE_BASE, QueueConfig, Transport, TransportError, VIRTIO_VENDOR};
+use super::{COMPLETION_PRIORITY, feature_bit};
 use crate::arch::irq::{self, MsiError};
 use crate::arch::{CoreId, cpu};
 use crate::drivers::pci::{self, Bdf, MsixError};
@@ -52,18 +53,12 @@ const CONFIG_MAC: u64 = 0;
 const CONFIG_STATUS: u64 = 6;
 /// `VIRTIO_NET_S_LINK_UP`.
 const LINK_UP: u16 = 1;
-/// Priority of the completion tasks (as virtio-blk's).
-const COMPLETION_PRIORITY: u8 = 56;
-
-fn bit(flag: u128) -> u64 {
-    flag as u64
-}
 
 fn wanted_features() -> u64 {
-    bit(F::VERSION_1.bits().to_ne())
-        | bit(F::EVENT_IDX.bits().to_ne())
-        | bit(NetF::MAC.bits().to_ne())
-        | bit(NetF::STATUS.bits().to_ne())
+    feature_bit(F::VERSION_1.bits().to_ne())
+        | feature_bit(F::EVENT_IDX.bits().to_ne())
+        | feature_bit(NetF::MAC.bits().to_ne())
+        | feature_bit(NetF::STATUS.bits().to_ne())
 }
 
 /// Why a frame could not be sent or received. Nothing is retried behind
@@ -214,7 +209,7 @@ fn probe() -> Result<Nic, InitError> {
             Ok(Nic {
                 transport,
                 mac,
-                status: features & bit(NetF::STATUS.bits().to_ne()) != 0,
+                status: features & feature_bit(NetF::STATUS.bits().to_ne()) != 0,
                 features,
                 pairs,
                 failure: spin::Once::new(),
@@ -246,9 +241,9 @@ fn set_up(
     }
     msix.set_enabled(true);
     let features = transport
-        .negotiate(wanted_features(), bit(F::VERSION_1.bits().to_ne()))
+        .negotiate(wanted_features(), feature_bit(F::VERSION_1.bits().to_ne()))
         .map_err(InitError::Transport)?;
-    if features & bit(NetF::MAC.bits().to_ne()) == 0 {
+    if features & feature_bit(NetF::MAC.bits().to_ne()) == 0 {
         return Err(InitError::NoMac);
     }
     let mac = read_mac(transport)?;
@@ -260,7 +255,7 @@ fn set_up(
     if count == 0 {
         return Err(InitError::NoQueues);
     }
-    let event_idx = features & bit(F::EVENT_IDX.bits().to_ne()) != 0;
+    let event_idx = features & feature_bit(F::EVENT_IDX.bits().to_ne()) != 0;
     for index in 0..count {
         start_pair(transport, index, event_idx, vectors, pairs)?;
     }

@@ -32,6 +32,7 @@ use core::task::{Context, Poll};
 use percore_virtqueue::{DeviceError, DmaRegion, Layout, Segment, Virtqueue};
 use percore_wake::WaitList;
 
+use super::super::slots::SlotSet;
 use super::super::transport::QueueNotify;
 use crate::arch::CoreId;
 use crate::mem::MemoryError;
@@ -157,7 +158,7 @@ pub struct Pair {
     tx_at: usize,
     tx_count: usize,
     /// Bit `i` set: transmit slot `i` is free.
-    free: AtomicU64,
+    free: SlotSet,
     room: WaitList,
     dead: AtomicBool,
     pub stats: PairStats,
@@ -175,11 +176,6 @@ impl Pair {
     ) -> Result<Pair, PairError> {
         let rx = memory(size, event_idx, RX_BUFFERS)?;
         let tx = memory(size, event_idx, TX_SLOTS)?;
-        let free = if tx.count == 64 {
-            u64::MAX
-        } else {
-            (1 << tx.count) - 1
-        };
         Ok(Pair {
             index,
             owner,
@@ -195,7 +191,7 @@ impl Pair {
             tx_memory: tx.memory,
             tx_at: tx.buffers_at,
             tx_count: tx.count,
-            free: AtomicU64::new(free),
+            free: SlotSet::new(tx.count),
             room: WaitList::new(),
             dead: AtomicBool::new(false),
             stats: PairStats::default(),
@@ -326,7 +322,7 @@ impl Pair {
                 }
             }
             if freed != 0 {
-                self.free.fetch_or(freed, Ordering::AcqRel);
+                self.free.give(freed);
                 self.room.wake_all();
             }
             if tx.queue.enable_interrupts() {
@@ -389,37 +385,20 @@ impl Pair {
         if self.is_dead() {
             return Poll::Ready(None);
         }
-        if let Some(slot) = self.try_take() {
+        if let Some(slot) = self.free.take() {
             return Poll::Ready(Some(slot));
         }
         self.stats.tx_waits.fetch_add(1, Ordering::Relaxed);
         self.room.register(cx.waker());
-        match self.try_take() {
+        match self.free.take() {
             Some(slot) => Poll::Ready(Some(slot)),
             None if self.is_dead() => Poll::Ready(None),
             None => Poll::Pending,
         }
     }
 
-    fn try_take(&self) -> Option<usize> {
-        let mut free = self.free.load(Ordering::Acquire);
-        while free != 0 {
-            let slot = free.trailing_zeros() as usize;
-            match self.free.compare_exchange_weak(
-                free,
-                free & !(1 << slot),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(slot),
-                Err(now) => free = now,
-            }
-        }
-        None
-    }
-
     fn release(&self, slot: usize) {
-        self.free.fetch_or(1 << slot, Ordering::AcqRel);
+        self.free.give_one(slot);
         self.room.wake_all();
     }
 
