@@ -32,6 +32,7 @@ mod bus;
 mod core_only;
 pub mod discipline;
 mod executor;
+pub mod idle;
 pub mod oneshot;
 pub mod period;
 pub mod readiness;
@@ -98,6 +99,11 @@ pub struct ReactorStats {
     pub timers: AtomicUsize,
     /// Times this core slept with nothing to do.
     pub sleeps: AtomicU64,
+    /// Times halt polling found work before the core slept ([`idle`]).
+    pub poll_hits: AtomicU64,
+    /// The halt-polling window and the timer advance now (ns, [`idle`]).
+    pub poll_window_ns: AtomicU64,
+    pub timer_advance_ns: AtomicU64,
     /// `Join` messages received: a one-shot answer (a task's result, a
     /// reply) was filled on another core for a waiter here.
     pub joins_in: AtomicU64,
@@ -142,6 +148,8 @@ pub struct Reactor {
     asleep: AtomicBool,
     /// Poll mode (see [`set_busy_poll`]): the idle step spins instead of sleeping.
     busy_poll: AtomicBool,
+    /// The idle step's adaptive halt-polling window and timer advance.
+    tuning: CoreOnly<idle::IdleTuning>,
     /// Whether the idle step left the timer armed (only this core touches it).
     timer_armed: AtomicBool,
     /// Set by [`end_batch`]: the running batch of polls ends after this one.
@@ -231,6 +239,7 @@ impl Reactor {
             steal_pending: AtomicBool::new(false),
             asleep: AtomicBool::new(false),
             busy_poll: AtomicBool::new(false),
+            tuning: CoreOnly::new(core, idle::IdleTuning::new()),
             timer_armed: AtomicBool::new(false),
             end_batch: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
