@@ -137,6 +137,9 @@ pub struct Reactor {
     bus: CoreOnly<percore_proto::Endpoint>,
     /// The readiness queue of the event sources this core owns.
     readiness: CoreOnly<readiness::Queue>,
+    /// The batch of messages a turn took off the rings ([`DRAIN_BATCH`]
+    /// long, allocated once).
+    inbox: CoreOnly<Vec<(CoreId, Message)>>,
     /// Wakes of this core's tasks, from this core (tasks, timers) or
     /// received from others; taken in step 3.
     local: spin::Mutex<VecDeque<Arc<TaskCell>>>,
@@ -234,6 +237,7 @@ impl Reactor {
             wheel: CoreOnly::new(core, wheel),
             bus: CoreOnly::new(core, bus),
             readiness: CoreOnly::new(core, readiness::Queue::new(core)),
+            inbox: CoreOnly::new(core, Vec::with_capacity(DRAIN_BATCH)),
             local: spin::Mutex::new(VecDeque::new()),
             spawned: spin::Mutex::new(VecDeque::new()),
             steal_pending: AtomicBool::new(false),

@@ -54,7 +54,10 @@ impl Reactor {
 
     /// Step 1: takes a batch of messages from the inbound rings and acts on them.
     fn drain_bus(&self) {
-        let mut incoming = Vec::new();
+        // The batch goes through a buffer kept from turn to turn (a
+        // dispatched message may send, which borrows the bus again, so the
+        // batch is taken off the rings before any is acted on).
+        let mut incoming = core::mem::take(&mut *self.inbox.borrow_mut());
         let count = {
             let mut bus = self.bus.borrow_mut();
             let count = bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
@@ -76,9 +79,10 @@ impl Reactor {
         self.stats
             .messages_in
             .fetch_add(count as u64, Ordering::Relaxed);
-        for (from, message) in incoming {
+        for (from, message) in incoming.drain(..) {
             self.dispatch(from, message);
         }
+        *self.inbox.borrow_mut() = incoming;
     }
 
     /// Acts on one message: the engine's own here, a service's through the
@@ -173,13 +177,13 @@ impl Reactor {
                     }
                 }
             }
-            let ring: Vec<CoreId> = bus.flush().iter().collect();
+            let ring = bus.flush();
             self.stats
                 .overflow_pending
                 .store(bus.stats().overflow_pending, Ordering::Relaxed);
             ring
         };
-        for to in ring {
+        for to in ring.iter() {
             doorbell::ring(to);
         }
     }
