@@ -1,17 +1,19 @@
-//! Tests of the multiqueue virtio-net driver on the tap machine: a
-//! 4-core guest whose device has 4 queue pairs on a multi-queue tap inside
-//! a network namespace the host made for the boot (`tools/xtask/src/netns.rs`),
-//! with RSS on. The host names what to expect in fw_cfg
-//! (`opt/percore/expect-net-pairs`, `expect-net-rss`).
+//! Tests of the multiqueue virtio-net driver on the tap machines: 4-core
+//! guests whose device has 4 (or 2) queue pairs on a multi-queue tap
+//! inside a network namespace the host made for the boot
+//! (`tools/xtask/src/netns.rs`), with RSS on. The host names what to
+//! expect in fw_cfg (`opt/percore/expect-net-pairs`, `expect-net-rss`).
 //!
-//! `netmq_host_frames` is driven from the host (`tools/xtask/src/netmq.rs`):
-//! the guest starts a small responder on every core (each receives on its
-//! core's pair, answers ARP for 10.9.0.2 and sorts what comes in), prints
-//! [`GO`], and the host sends through an AF_PACKET socket on the tap: an
+//! The host drives the traffic (`tools/xtask/src/netmq.rs`), started by the
+//! guest's lines. `netmq_host_frames`: the guest starts a small responder
+//! on every core (each receives on its core's pair, answers ARP for
+//! 10.9.0.2 and sorts what comes in), prints [`GO`], and the host sends an
 //! ARP request, many UDP flows, bad frames, an end marker saying what it
 //! sent, and an ARP request again. The guest checks the counts against the
 //! marker, that every pair took flows, that each flow came in on the pair
 //! the RSS table names, and that the drops are counted by reason.
+//! `netmq_ring_never_runs_dry`: nobody receives while the host floods
+//! ([`FLOOD`]); then an ARP request must still be answered ([`ARP_AGAIN`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -47,10 +49,24 @@ pub const TESTS: &[Test] = &[
         control_errors,
     ),
     Test::new("netmq_host_frames", Kind::Machine(MACHINE), host_frames),
+    Test::new(
+        "netmq_ring_never_runs_dry",
+        Kind::Machine(MACHINE),
+        never_dry,
+    ),
+    Test::new(
+        "netmq_transmit_from_every_core",
+        Kind::Machine(MACHINE),
+        transmit,
+    ),
 ];
 
 /// The line the host waits for before it sends.
 pub const GO: &str = "netmq-host: go";
+/// The line after which the host floods the pairs (nobody receives).
+pub const FLOOD: &str = "netmq-host: flood";
+/// The line after which the host asks for 10.9.0.2 once more.
+pub const ARP_AGAIN: &str = "netmq-host: arp";
 const GUEST_IP: [u8; 4] = [10, 9, 0, 2];
 /// UDP port of the host's flows and of its end marker.
 const FLOW_PORT: u16 = 9;
@@ -110,12 +126,27 @@ pub fn pairs_found(_: &Kernel) -> Result<(), String> {
         if nic.pair_of(core) != k {
             return Err(format!("core {k} uses pair {}", nic.pair_of(core)));
         }
+        if nic.pairs()[k].buffers().0 != net::pair::RX_BUFFERS {
+            return Err(format!("pair {k}: {:?} buffers", nic.pairs()[k].buffers()));
+        }
         if !listing.contains(&format!("{k}>c{k}/")) {
             return Err(format!("`net` shows no route for pair {k}"));
         }
     }
     if !listing.contains(&format!("{pairs} of {pairs} queue pair(s)")) {
         return Err(String::from("`net` does not show the pairs"));
+    }
+    // Cores beyond the pair count share: core c uses pair c mod pairs.
+    for c in pairs..cpu::online_cores() {
+        if nic.pair_of(CoreId(c as u16)) != c % pairs {
+            return Err(format!(
+                "core {c} uses pair {}",
+                nic.pair_of(CoreId(c as u16))
+            ));
+        }
+    }
+    if pairs < cpu::online_cores() && !listing.contains("share pairs") {
+        return Err(String::from("`net` does not say that cores share pairs"));
     }
     Ok(())
 }
@@ -167,6 +198,41 @@ pub fn control_errors(_: &Kernel) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Responders on every core until `done` says so (or the hang guard).
+fn with_responders(
+    nic: &'static Nic,
+    seen: &Arc<Seen>,
+    done: impl Fn(&Seen) -> Result<bool, String>,
+) -> Result<(), String> {
+    let pinned = SpawnOptions::new(priority(40)).pinned();
+    let responders: Vec<_> = (0..cpu::online_cores())
+        .map(|core| reactor::spawn_with(CoreId(core as u16), pinned, respond(nic, seen.clone())))
+        .collect();
+    let waited = block_on(async {
+        let wait = core::pin::pin!(async {
+            loop {
+                if done(seen)? {
+                    return Ok(());
+                }
+                sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let guard = core::pin::pin!(sleep(HANG));
+        match select(wait, guard).await {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => Err(format!(
+                "the host's traffic did not all arrive within {HANG:?} (marker {:?})",
+                seen.end.lock().clone()
+            )),
+        }
+    });
+    seen.stop.store(true, Ordering::Release);
+    for responder in responders {
+        block_on(responder)?;
+    }
+    waited
 }
 
 /// What the responders saw, shared by all of them.
@@ -281,42 +347,17 @@ pub fn host_frames(_: &Kernel) -> Result<(), String> {
     let nic = nic()?;
     let before = nic.totals();
     let seen = Arc::new(Seen::default());
-    let pinned = SpawnOptions::new(priority(40)).pinned();
-    let responders: Vec<_> = (0..cpu::online_cores())
-        .map(|core| {
-            let seen = seen.clone();
-            reactor::spawn_with(CoreId(core as u16), pinned, respond(nic, seen))
-        })
-        .collect();
     println!("{GO}");
-    let waited = block_on(async {
-        let wait = core::pin::pin!(async {
-            loop {
-                let marker = seen.end.lock().clone();
-                if let Some(marker) = marker {
-                    let flows = marker_field(&marker, "flows")?;
-                    let arps = marker_field(&marker, "arps")?;
-                    let got: u64 = seen.flows.iter().map(|f| f.load(Ordering::Relaxed)).sum();
-                    if got >= flows && seen.arp_answered.load(Ordering::Relaxed) >= arps {
-                        return Ok::<String, String>(marker);
-                    }
-                }
-                sleep(Duration::from_millis(20)).await;
-            }
-        });
-        let guard = core::pin::pin!(sleep(HANG));
-        match select(wait, guard).await {
-            Either::Left((result, _)) => result,
-            Either::Right(_) => Err(format!(
-                "the host's traffic did not all arrive within {HANG:?} (marker {:?})",
-                seen.end.lock().clone()
-            )),
-        }
+    let waited = with_responders(nic, &seen, |seen| {
+        let Some(marker) = seen.end.lock().clone() else {
+            return Ok(false);
+        };
+        let flows = marker_field(&marker, "flows")?;
+        let arps = marker_field(&marker, "arps")?;
+        let got: u64 = seen.flows.iter().map(|f| f.load(Ordering::Relaxed)).sum();
+        Ok(got >= flows && seen.arp_answered.load(Ordering::Relaxed) >= arps)
     });
-    seen.stop.store(true, Ordering::Release);
-    for responder in responders {
-        block_on(responder)?;
-    }
+    let marker = seen.end.lock().clone().unwrap_or_default();
     let after = nic.totals();
     let flows: Vec<u64> = seen
         .flows
@@ -343,7 +384,7 @@ pub fn host_frames(_: &Kernel) -> Result<(), String> {
         "{}",
         block_on(percore_kernel::shell::commands::execute("net"))
     );
-    let marker = waited?;
+    waited?;
     if flows.contains(&0) {
         return Err(format!("a pair took no flow: {flows:?}"));
     }
@@ -378,5 +419,115 @@ pub fn host_frames(_: &Kernel) -> Result<(), String> {
         return Err(format!("device {:?}, totals {after:?}", nic.failure()));
     }
     println!("netmq: MAC {}", Mac(nic.mac()));
+    Ok(())
+}
+
+/// Frames the host sends in the flood (64 flows, 5 frames each).
+const FLOOD_FRAMES: u64 = 320;
+
+/// Nobody receives while the host sends more frames than a pair holds:
+/// each pair keeps its newest frames (all but a quarter of its buffers),
+/// drops the oldest as `NoBuffer`, loses nothing uncounted, and still
+/// answers afterwards.
+pub fn never_dry(_: &Kernel) -> Result<(), String> {
+    let nic = nic()?;
+    let before = nic.totals();
+    let nobuf = |t: &net::Totals| t.drops[DropReason::NoBuffer as usize];
+    let waiting = || nic.pairs().iter().map(|p| p.waiting() as u64).sum::<u64>();
+    println!("{FLOOD}");
+    block_on(async {
+        let wait = core::pin::pin!(async {
+            while waiting() + nobuf(&nic.totals()) - nobuf(&before) < FLOOD_FRAMES {
+                sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let guard = core::pin::pin!(sleep(HANG));
+        match select(wait, guard).await {
+            Either::Left(_) => Ok(()),
+            Either::Right(_) => Err(format!(
+                "{} of {FLOOD_FRAMES} flood frames arrived",
+                waiting() + nobuf(&nic.totals()) - nobuf(&before)
+            )),
+        }
+    })?;
+    let dropped = nobuf(&nic.totals()) - nobuf(&before);
+    let held: Vec<usize> = nic.pairs().iter().map(|p| p.waiting()).collect();
+    println!("netmq: flood held {held:?}, dropped {dropped} as no buffer");
+    let capacity = net::pair::RX_BUFFERS - net::pair::RX_BUFFERS / 4;
+    if dropped == 0 || held.iter().any(|&h| h > capacity) {
+        return Err(format!(
+            "held {held:?} (at most {capacity} each), dropped {dropped}"
+        ));
+    }
+    if waiting() + dropped != FLOOD_FRAMES {
+        return Err(format!(
+            "{} frames held and {dropped} dropped, host sent {FLOOD_FRAMES}",
+            waiting()
+        ));
+    }
+    // Take what is held, then the device must still deliver.
+    let mut buf = vec![0u8; 2048];
+    let mut taken = 0;
+    for pair in 0..nic.pairs().len() {
+        while nic
+            .try_recv_on(pair, &mut buf)
+            .map_err(|e| format!("pair {pair}: {e:?}"))?
+            .is_some()
+        {
+            taken += 1;
+        }
+    }
+    if taken != held.iter().sum::<usize>() {
+        return Err(format!("took {taken} frames, {held:?} were held"));
+    }
+    let seen = Arc::new(Seen::default());
+    println!("{ARP_AGAIN}");
+    with_responders(nic, &seen, |seen| {
+        Ok(seen.arp_answered.load(Ordering::Relaxed) >= 1)
+    })
+}
+
+/// Frames sent from each core.
+const SENDS_PER_CORE: usize = 200;
+
+/// Every core sends at once on its pair (cores beyond the pairs share):
+/// every frame is accepted and counted, none lost to a full ring (a full
+/// ring makes the sender wait: `tx_waits`).
+pub fn transmit(_: &Kernel) -> Result<(), String> {
+    let nic = nic()?;
+    let before = nic.totals();
+    let mac = nic.mac();
+    let pinned = SpawnOptions::new(priority(40)).pinned();
+    let senders: Vec<_> = (0..cpu::online_cores())
+        .map(|core| {
+            reactor::spawn_with(CoreId(core as u16), pinned, async move {
+                let mut frame = [0u8; 200];
+                frame[..6].fill(0xFF);
+                frame[6..12].copy_from_slice(&mac);
+                frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+                for i in 0..SENDS_PER_CORE {
+                    frame[14..22].copy_from_slice(&(i as u64).to_be_bytes());
+                    nic.send(&frame)
+                        .await
+                        .map_err(|e| format!("core {core}: {e:?}"))?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for sender in senders {
+        block_on(sender)?;
+    }
+    let after = nic.totals();
+    let sent = after.tx_frames - before.tx_frames;
+    println!(
+        "netmq: {sent} frames sent, {} backpressure waits",
+        after.tx_waits - before.tx_waits
+    );
+    if sent != (SENDS_PER_CORE * cpu::online_cores()) as u64
+        || after.tx_rejected != before.tx_rejected
+    {
+        return Err(format!("before {before:?}, after {after:?}"));
+    }
     Ok(())
 }

@@ -1,12 +1,16 @@
-//! The tap machine's tests (`tests/src/netmq.rs`), driven from the host:
-//! a 4-core guest with 4 queue pairs on a multi-queue tap in a network
-//! namespace of its own (`netns`). When the guest says its responders are
-//! up, the host sends through an AF_PACKET socket on the tap: an ARP
-//! request for 10.9.0.2 (the answer must come back), 64 UDP flows of 4
-//! frames each, bad frames (a runt, IPv4 cut short of its header, lengths
-//! that lie, frames over the MTU, garbage), an end marker saying what was
-//! sent, and an ARP request again (it must still be answered). After the
-//! boot the namespace must be gone.
+//! The tap machines' tests (`tests/src/netmq.rs`), driven from the host:
+//! a 4-core guest with 4 queue pairs, and one with 2 (cores 2 and 3
+//! share), on a multi-queue tap in a network namespace of its own
+//! (`netns`), RSS on. The guest prints a line for each step and the host,
+//! watching the serial console, sends through an AF_PACKET socket on the
+//! tap. At `netmq-host: go`: an ARP request for 10.9.0.2 (the answer must
+//! come back), 64 UDP flows of 4 frames each, bad frames (a runt, IPv4 cut
+//! short of its header, lengths that lie, frames over the MTU, garbage),
+//! an end marker saying what was sent, and an ARP request again (it must
+//! still be answered). At `netmq-host: flood`: 64 flows of 5 frames while
+//! the guest receives nothing. At `netmq-host: arp`: an ARP request (the
+//! pairs still deliver after the flood). After the boot the namespace
+//! must be gone.
 
 use std::process::Command;
 use std::time::Duration;
@@ -18,16 +22,21 @@ use crate::test::{self, Tally};
 
 /// The machine name the guest's tests give (`Kind::Machine`).
 pub const MACHINE: &str = "tap";
-const LABEL: &str = "tap-smp4";
-/// Queue pairs (and cores) of the tap machine.
-const PAIRS: u32 = 4;
-/// The guest's line that starts the host's traffic.
+/// The tap machines: 4 cores with a pair each, and 4 cores on 2 pairs
+/// (cores 2 and 3 share).
+const MACHINES: [(&str, u32, u32); 2] = [("tap-smp4", 4, 4), ("tap-smp4-2pairs", 4, 2)];
+/// The guest's lines that start each part of the host's traffic.
 const GO: &str = "netmq-host: go";
+const FLOOD: &str = "netmq-host: flood";
+const ARP_AGAIN: &str = "netmq-host: arp";
 const FLOWS: u16 = 64;
 const FRAMES_PER_FLOW: u16 = 4;
+const FLOOD_FRAMES_PER_FLOW: u16 = 5;
 const FLOW_PORT: u16 = 9;
 /// How long the host waits for an ARP answer (a hang guard).
 const ARP_WAIT: Duration = Duration::from_secs(20);
+/// Host-side checks per machine.
+const HOST_CHECKS: usize = 4;
 
 /// Whether `name` is the machine this file drives.
 pub fn drives(name: &str) -> bool {
@@ -53,18 +62,37 @@ struct HostReport {
     marker: String,
 }
 
-/// Runs the tap machine's guest `tests` and the host's checks.
+/// The host's part, step by step as the guest asks.
+#[derive(Default)]
+struct Host {
+    frames: Option<Result<HostReport, String>>,
+    flood: Option<Result<(), String>>,
+    arp_after_flood: Option<Result<Option<String>, String>>,
+}
+
+/// Runs the tap machines' guest `tests` and the host's checks.
 pub fn run(tests: &[&str], boot: BootWrapped, tally: &mut Tally) -> Result<(), Error> {
-    let started = std::time::Instant::now();
-    if !netns::is_root() {
-        let why = "needs root (a network namespace and a tap device)";
-        println!("test qemu/{LABEL}/* ... skipped: {why}");
-        tally.skip(
-            tests.len() + 3,
-            &format!("{} on {LABEL}: {why}", tests.len() + 3),
-        );
-        return Ok(());
+    for (label, cores, pairs) in MACHINES {
+        if !netns::is_root() {
+            let why = "needs root (a network namespace and a tap device)";
+            println!("test qemu/{label}/* ... skipped: {why}");
+            let count = tests.len() + HOST_CHECKS;
+            tally.skip(count, &format!("{count} on {label}: {why}"));
+            continue;
+        }
+        run_machine(label, cores, pairs, tests, boot, tally)?;
     }
+    Ok(())
+}
+
+fn run_machine(
+    label: &str,
+    cores: u32,
+    pairs: u32,
+    tests: &[&str],
+    boot: BootWrapped,
+    tally: &mut Tally,
+) -> Result<(), Error> {
     let (captured, host, name) = {
         let namespace = Namespace::create()?;
         let name = namespace.name().to_string();
@@ -72,22 +100,33 @@ pub fn run(tests: &[&str], boot: BootWrapped, tally: &mut Tally) -> Result<(), E
         namespace.set_mtu(9000)?;
         let socket = RawSocket::open(&namespace)?;
         let host_mac = namespace.tap_mac()?;
-        let mut machine = Machine::new(Firmware::Bios, PAIRS);
-        machine.extra = netns::qemu_args(PAIRS, Some(crate::net::TEST_MAC));
+        let mut machine = Machine::new(Firmware::Bios, cores);
+        machine.extra = netns::qemu_args(pairs, Some(crate::net::TEST_MAC));
         for (key, value) in [
             ("opt/percore/expect-net-mac", crate::net::TEST_MAC),
-            ("opt/percore/expect-net-pairs", &PAIRS.to_string()),
+            ("opt/percore/expect-net-pairs", &pairs.to_string()),
             ("opt/percore/expect-net-rss", "on"),
             ("opt/percore/net", netns::GUEST_CONFIG),
         ] {
             machine.fw_cfg.push((key.into(), value.into()));
         }
         let guest_mac = netns::parse_mac(crate::net::TEST_MAC).expect("a valid MAC");
-        let mut host: Option<Result<HostReport, String>> = None;
+        let mut host = Host::default();
         let mut seen = 0;
         let mut kill = |lines: &[String]| {
-            if host.is_none() && lines[seen..].iter().any(|l| l == GO) {
-                host = Some(drive(&socket, host_mac, guest_mac));
+            for line in &lines[seen..] {
+                match line.as_str() {
+                    GO if host.frames.is_none() => {
+                        host.frames = Some(drive(&socket, host_mac, guest_mac));
+                    }
+                    FLOOD if host.flood.is_none() => {
+                        host.flood = Some(flood(&socket, host_mac, guest_mac));
+                    }
+                    ARP_AGAIN if host.arp_after_flood.is_none() => {
+                        host.arp_after_flood = Some(ask_arp(&socket, host_mac, guest_mac));
+                    }
+                    _ => {}
+                }
             }
             seen = lines.len();
             false
@@ -100,26 +139,42 @@ pub fn run(tests: &[&str], boot: BootWrapped, tally: &mut Tally) -> Result<(), E
         )?;
         (captured, host, name)
     };
-    test::report(LABEL, tests, &captured, tally);
-    let host = host.unwrap_or_else(|| Err(format!("the guest never printed `{GO}`")));
-    if let Ok(report) = &host {
+    test::report(label, tests, &captured, tally);
+    let never = |line: &str| format!("the guest never printed `{line}`");
+    let frames = host.frames.unwrap_or_else(|| Err(never(GO)));
+    if let Ok(report) = &frames {
         println!("   (host sent: {})", report.marker);
     }
-    let checks: [(&str, Result<(), String>); 3] = [
+    let answered = |answer: &Option<String>, when: &str| {
+        answer
+            .as_ref()
+            .map(drop)
+            .ok_or_else(|| format!("no ARP answer {when}"))
+    };
+    let checks: [(&str, Result<(), String>); HOST_CHECKS] = [
         (
             "netmq_host_arp_answered",
-            host.as_ref()
+            frames
+                .as_ref()
                 .map_err(Clone::clone)
-                .and_then(|r| r.first_arp.clone().map(drop).ok_or("no ARP answer".into())),
+                .and_then(|r| answered(&r.first_arp, "at first")),
         ),
         (
             "netmq_host_good_frame_after_bad_ones",
-            host.as_ref().map_err(Clone::clone).and_then(|r| {
-                r.last_arp
-                    .clone()
-                    .map(drop)
-                    .ok_or("no ARP answer after the bad frames".into())
-            }),
+            frames
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|r| answered(&r.last_arp, "after the bad frames")),
+        ),
+        (
+            "netmq_host_arp_after_flood",
+            host.flood
+                .unwrap_or_else(|| Err(never(FLOOD)))
+                .and(
+                    host.arp_after_flood
+                        .unwrap_or_else(|| Err(never(ARP_AGAIN))),
+                )
+                .and_then(|answer| answered(&answer, "after the flood")),
         ),
         (
             "netmq_namespace_removed",
@@ -131,27 +186,26 @@ pub fn run(tests: &[&str], boot: BootWrapped, tally: &mut Tally) -> Result<(), E
         ),
     ];
     for (test, verdict) in checks {
-        let full = format!("qemu/{LABEL}/{test}");
+        let full = format!("qemu/{label}/{test}");
         match &verdict {
             Ok(()) => println!("test {full} ... ok"),
             Err(why) => println!("test {full} ... FAILED: {why}"),
         }
         tally.record(&full, verdict.is_ok());
     }
-    println!("   ({LABEL}: {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// The host's traffic (see the module docs).
-fn drive(socket: &RawSocket, host: [u8; 6], guest: [u8; 6]) -> Result<HostReport, String> {
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    let mut report = HostReport {
-        first_arp: ask_arp(socket, host, guest)?,
-        ..HostReport::default()
-    };
+/// Sends `per_flow` frames of each of the [`FLOWS`] UDP flows, paced.
+fn send_flows(
+    socket: &RawSocket,
+    host: [u8; 6],
+    guest: [u8; 6],
+    per_flow: u16,
+) -> Result<u64, String> {
     let mut sent = 0;
     for flow in 0..FLOWS {
-        for frame in 0..FRAMES_PER_FLOW {
+        for frame in 0..per_flow {
             let payload = format!("netmq-flow {flow} {frame}");
             let packet = udp(
                 host,
@@ -161,13 +215,31 @@ fn drive(socket: &RawSocket, host: [u8; 6], guest: [u8; 6]) -> Result<HostReport
                 payload.as_bytes(),
                 None,
             );
-            socket.send(&packet).map_err(|e| io("a flow frame", e))?;
+            socket
+                .send(&packet)
+                .map_err(|e| format!("a flow frame: {e}"))?;
             sent += 1;
             if sent % 32 == 0 {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
+    Ok(sent)
+}
+
+/// The flood: more frames per pair than it holds, while nobody receives.
+fn flood(socket: &RawSocket, host: [u8; 6], guest: [u8; 6]) -> Result<(), String> {
+    send_flows(socket, host, guest, FLOOD_FRAMES_PER_FLOW).map(drop)
+}
+
+/// The host's traffic (see the module docs).
+fn drive(socket: &RawSocket, host: [u8; 6], guest: [u8; 6]) -> Result<HostReport, String> {
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let mut report = HostReport {
+        first_arp: ask_arp(socket, host, guest)?,
+        ..HostReport::default()
+    };
+    send_flows(socket, host, guest, FRAMES_PER_FLOW)?;
     // Bad frames. Which the guest can tell apart: `other` reach its
     // responders and are ignored, `long` are dropped by the driver.
     let mut other = 0;

@@ -3,24 +3,41 @@
 //!
 //! Features: `VERSION_1` (required), `MAC` (else the driver has no address
 //! and gives up), `STATUS` (link state from the configuration; without it
-//! the link counts as up), `EVENT_IDX`. Not negotiated: `MRG_RXBUF` (each
-//! receive buffer is 2 KiB, room for the header and the largest frame, so
-//! a frame never spans buffers), checksum and segmentation offloads (the
-//! header is sent zeroed), `CTRL_VQ` and `MQ` (QEMU's user network offers
-//! one pair; with `MQ` pair *k* would belong to core *k* — the set-up is a
-//! loop over pairs already, but the control queue that enables more than
-//! one is not written yet).
+//! the link counts as up), `EVENT_IDX`, and with the control queue
+//! (`CTRL_VQ`, see [`ctrl`]) `MQ` and `RSS`. Not negotiated: `MRG_RXBUF`
+//! (each receive buffer is 2 KiB, room for the header and the largest
+//! frame, so a frame never spans buffers; a larger frame is dropped by the
+//! device, or by the driver as too long), checksum and segmentation
+//! offloads (the header is sent zeroed), `HASH_REPORT`, `CTRL_RX` (the
+//! device delivers every frame), guest announcements.
 //!
-//! Pair *k* belongs to core *k*: both its virtqueues raise one MSI-X entry
-//! (*k*) whose message targets core *k*; the handler only raises the
-//! pair's readiness, and a pinned completion task there drains both rings
-//! (see [`pair`]). Frames go out on, and come in from, the pair of the
-//! calling core (*core mod pairs*).
+//! Queue pairs ([`setup`]): with `MQ`, as many pairs as the device offers,
+//! cores there are and MSI-X entries allow; pair *k* belongs to core *k*:
+//! both its virtqueues raise MSI-X entry *k*, whose message targets core
+//! *k* (read back in [`PairInfo`]); the handler only raises the pair's
+//! readiness, and a pinned completion task there drains both rings (see
+//! [`pair`]). After DRIVER_OK the control queue turns the pairs on
+//! (`VQ_PAIRS_SET`) and, with `RSS`, programs the Toeplitz key and the
+//! indirection table so that the flows of pair *k* reach core *k* ([`rss`];
+//! frames the device cannot hash, such as ARP, go to pair 0). A device
+//! that refuses the pair count leaves the driver on one pair; one that
+//! refuses RSS leaves the pairs steered by its own rules (both logged,
+//! and [`Nic::fallback`] says why). With fewer pairs than cores, core *c*
+//! uses pair *c mod pairs*: cores beyond the pair count share a pair with
+//! its owner (they send on it and take frames off it; its interrupts and
+//! completions stay on the owner). QEMU's user network offers one pair;
+//! a tap backend with `queues=N` and `mq=on,rss=on` offers N, with RSS
+//! computed in software under TCG.
 //!
 //! The API for the layer above: [`Nic::send`] (async: waits for a free
-//! transmit slot, which is the backpressure) and [`Nic::recv`] (async,
-//! into the caller's buffer), [`Nic::try_recv`] for a poll-driven stack.
-//! Errors are values ([`NetError`]); a device that misbehaves (a
+//! transmit slot, which is the backpressure, counted as `tx_waits`) and
+//! [`Nic::recv`] (async, into the caller's buffer), [`Nic::try_recv`] for
+//! a poll-driven stack, all on the calling core's pair; [`Nic::recv_on`]
+//! and [`Nic::try_recv_on`] on a given pair, returning which pair the frame
+//! came in on ([`Received`]); [`Nic::pair_of_flow`] for the pair a flow's
+//! packets arrive on. Received frames the driver drops are counted per
+//! pair by reason ([`DropReason`]). Errors are values ([`NetError`],
+//! [`CtrlError`] for control commands); a device that misbehaves (a
 //! [`DeviceError`] from a virtqueue, e.g. a used length beyond the buffer)
 //! is reset and taken out of service, and the kernel goes on.
 
