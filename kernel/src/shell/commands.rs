@@ -537,13 +537,14 @@ fn net(out: &mut String) {
         table.row(&row);
     }
     table.render(out);
-    if nic.pairs().len() < crate::arch::cpu::online_cores() {
-        let _ = writeln!(
-            out,
-            "cores {}.. share pairs (core c uses pair c mod {})",
-            nic.pairs().len(),
-            nic.pairs().len()
-        );
+    let (pairs, cores) = (nic.pairs().len(), crate::arch::cpu::online_cores());
+    if pairs < cores {
+        let shared = if cores - pairs == 1 {
+            alloc::format!("core {pairs} shares a pair")
+        } else {
+            alloc::format!("cores {pairs}-{} share pairs", cores - 1)
+        };
+        let _ = write!(out, "\n{shared}: core c uses pair c mod {pairs}");
     }
 }
 

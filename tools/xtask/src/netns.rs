@@ -75,6 +75,7 @@ impl Namespace {
                     .into(),
             ));
         }
+        sweep();
         let name = format!(
             "percore-{}-{}",
             std::process::id(),
@@ -158,6 +159,55 @@ impl Drop for Namespace {
         if let Err(error) = ip(&["netns", "delete", &self.name]) {
             eprintln!("xtask: deleting network namespace {}: {error}", self.name);
         }
+    }
+}
+
+/// Deletes namespaces `percore-<pid>-<n>` whose process is gone (an
+/// xtask killed with SIGKILL cannot run its guards). Only names of that
+/// form are touched.
+fn sweep() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("percore-")
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u32>().ok().and(pid.parse::<u32>().ok()));
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            eprintln!("xtask: deleting network namespace {name} (left by a process that is gone)");
+            let _ = ip(&["netns", "delete", &name]);
+        }
+    }
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Runs `command` (QEMU in a namespace) to its end; SIGINT, SIGTERM or
+/// SIGHUP to xtask meanwhile kill QEMU instead of xtask, so that the
+/// caller's [`Namespace`] guard still runs.
+pub fn status_guarded(command: &mut Command) -> io::Result<std::process::ExitStatus> {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(signal, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+    let mut child = command.spawn()?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if STOP.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            return child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

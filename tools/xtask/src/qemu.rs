@@ -246,7 +246,11 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
     eprintln!("xtask: {}", error::display(&command));
     eprintln!("xtask: serial console follows; Ctrl-A X quits QEMU");
-    let status = command.status().map_err(|error| Error::Spawn {
+    let status = match &namespace {
+        Some(_) => crate::netns::status_guarded(&mut command),
+        None => command.status(),
+    };
+    let status = status.map_err(|error| Error::Spawn {
         command: error::display(&command),
         error,
     });
