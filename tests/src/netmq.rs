@@ -183,10 +183,9 @@ pub fn control_errors(_: &Kernel) -> Result<(), String> {
             other => return Err(format!("{what}: {other:?}, expected Refused")),
         }
     }
-    if let Err(error) = nic.command(ctrl::CLASS_MQ, ctrl::MQ_RSS_CONFIG, &[0; 2000]) {
-        if error != CtrlError::TooLong(2000) {
-            return Err(format!("2000 bytes of data: {error:?}"));
-        }
+    let too_long = nic.command(ctrl::CLASS_MQ, ctrl::MQ_RSS_CONFIG, &[0; 2000]);
+    if too_long != Err(CtrlError::TooLong(2000)) {
+        return Err(format!("2000 bytes of data: {too_long:?}"));
     }
     nic.reprogram()
         .map_err(|e| format!("taking the configuration again: {e:?}"))?;

@@ -336,6 +336,7 @@ impl RawSocket {
             if ready == 0 {
                 continue;
             }
+            // SAFETY: sockaddr_ll is plain integers; all zeroes is valid.
             let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
             // SAFETY: `buf` and `addr` are valid for the lengths given.
@@ -353,7 +354,7 @@ impl RawSocket {
                 return Err(io::Error::last_os_error());
             }
             // Our own frames show up too (outgoing); only the guest's count.
-            if addr.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if addr.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             let frame = &buf[..got as usize];
