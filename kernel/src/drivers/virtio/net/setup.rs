@@ -185,33 +185,68 @@ fn set_up(
 /// that fails falls back (see the module docs) and says so.
 fn configure(nic: &mut Nic) {
     let count = nic.pairs.len() as u16;
+    let rss = has(nic.features, NetF::RSS);
+    let settled = settle(
+        count,
+        |n| nic.command(ctrl::CLASS_MQ, ctrl::MQ_VQ_PAIRS_SET, &n.to_le_bytes()),
+        rss,
+        |n| program_rss(nic, n),
+    );
+    match settled.fallback {
+        Some(error) if settled.active == 1 && count > 1 => log::warn!(
+            "virtio-net: the device refused {count} queue pairs ({error:?}); falling back to one pair"
+        ),
+        Some(error) => log::warn!(
+            "virtio-net: RSS not programmed ({error:?}); the device steers flows by its own rules"
+        ),
+        None => {}
+    }
+    nic.active = settled.active;
+    nic.rss = settled.rss;
+    nic.fallback = settled.fallback;
+}
+
+/// What the control commands left the driver with.
+#[derive(Debug, PartialEq, Eq)]
+struct Settled {
+    active: u16,
+    rss: Option<RssConfig>,
+    fallback: Option<CtrlError>,
+}
+
+/// Turns `count` pairs on with `set_pairs` (one pair needs no command; a
+/// refusal leaves one), then, with more than one pair and the `RSS`
+/// feature, programs RSS with `program` (a refusal leaves the pairs
+/// without it).
+fn settle(
+    count: u16,
+    set_pairs: impl FnOnce(u16) -> Result<(), CtrlError>,
+    rss: bool,
+    program: impl FnOnce(u16) -> Result<RssConfig, CtrlError>,
+) -> Settled {
+    let mut settled = Settled {
+        active: 1,
+        rss: None,
+        fallback: None,
+    };
     if count > 1 {
-        match nic.command(ctrl::CLASS_MQ, ctrl::MQ_VQ_PAIRS_SET, &count.to_le_bytes()) {
-            Ok(()) => nic.active = count,
-            Err(error) => {
-                log::warn!(
-                    "virtio-net: the device refused {count} queue pairs ({error:?}); falling back to one pair"
-                );
-                nic.fallback = Some(error);
-                return;
-            }
+        if let Err(error) = set_pairs(count) {
+            settled.fallback = Some(error);
+            return settled;
+        }
+        settled.active = count;
+    }
+    if settled.active > 1 && rss {
+        match program(settled.active) {
+            Ok(config) => settled.rss = Some(config),
+            Err(error) => settled.fallback = Some(error),
         }
     }
-    if nic.active > 1 && has(nic.features, NetF::RSS) {
-        match program_rss(nic) {
-            Ok(config) => nic.rss = Some(config),
-            Err(error) => {
-                log::warn!(
-                    "virtio-net: RSS not programmed ({error:?}); the device steers flows by its own rules"
-                );
-                nic.fallback = Some(error);
-            }
-        }
-    }
+    settled
 }
 
 /// The device's RSS limits, the table, `RSS_CONFIG`.
-pub(super) fn program_rss(nic: &Nic) -> Result<RssConfig, CtrlError> {
+fn program_rss(nic: &Nic, pairs: u16) -> Result<RssConfig, CtrlError> {
     let limits = (|| {
         Some((
             config::<u8>(&nic.transport, CONFIG_RSS_MAX_KEY).ok()?,
@@ -225,7 +260,7 @@ pub(super) fn program_rss(nic: &Nic) -> Result<RssConfig, CtrlError> {
     if usize::from(max_key) < rss::KEY_LEN {
         return Err(CtrlError::Unsupported);
     }
-    let config = RssConfig::new(nic.active, max_table, hashes).ok_or(CtrlError::Unsupported)?;
+    let config = RssConfig::new(pairs, max_table, hashes).ok_or(CtrlError::Unsupported)?;
     nic.command(ctrl::CLASS_MQ, ctrl::MQ_RSS_CONFIG, &config.to_bytes())?;
     Ok(config)
 }
@@ -311,5 +346,51 @@ fn largest_power_of_two(n: u16) -> u16 {
     match n {
         0 => 0,
         n => 1 << (15 - n.leading_zeros()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: u16) -> Result<RssConfig, CtrlError> {
+        RssConfig::new(pairs, 128, rss::WANTED_HASHES).ok_or(CtrlError::Unsupported)
+    }
+
+    #[test]
+    fn every_pair_and_rss_when_the_device_agrees() {
+        let settled = settle(4, |_| Ok(()), true, table);
+        assert_eq!(settled.active, 4);
+        assert_eq!(settled.rss, table(4).ok());
+        assert_eq!(settled.fallback, None);
+    }
+
+    #[test]
+    fn a_refused_pair_count_falls_back_to_one_pair_without_rss() {
+        let refused = CtrlError::Refused(1);
+        let settled = settle(4, |_| Err(refused), true, |_| panic!("no RSS on one pair"));
+        assert_eq!(
+            settled,
+            Settled {
+                active: 1,
+                rss: None,
+                fallback: Some(refused)
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_rss_keeps_the_pairs() {
+        let settled = settle(4, |_| Ok(()), true, |_| Err(CtrlError::NoAnswer));
+        assert_eq!((settled.active, settled.rss), (4, None));
+        assert_eq!(settled.fallback, Some(CtrlError::NoAnswer));
+    }
+
+    #[test]
+    fn one_pair_sends_no_command() {
+        let settled = settle(1, |_| panic!("no command"), true, |_| panic!("no RSS"));
+        assert_eq!((settled.active, settled.fallback), (1, None));
+        let settled = settle(2, |_| Ok(()), false, |_| panic!("RSS not negotiated"));
+        assert_eq!((settled.active, settled.rss), (2, None));
     }
 }
