@@ -1,7 +1,7 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [--net [--hostfwd PORTS]] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [--net [tap] [--hostfwd PORTS]] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
@@ -25,6 +25,8 @@ mod error;
 mod layers;
 mod linux;
 mod net;
+mod netmq;
+mod netns;
 mod qemu;
 mod qmp;
 mod screen;
@@ -53,6 +55,10 @@ commands:
                         the shell's `net` command shows it
            --hostfwd PORTS  with --net: forward TCP ports (comma-separated) from
                         127.0.0.1 on the host to the same ports in the guest
+           --net tap    instead: a multi-queue tap (one queue pair per core, RSS)
+                        in a network namespace of its own, percore-<pid>-<n>
+                        (host side 10.9.0.1/24, guest 10.9.0.2; needs root);
+                        deleted when QEMU ends
            --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
                         the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)

@@ -36,6 +36,12 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// `count` tests not run, and why ("N on MACHINE: why").
+    pub fn skip(&mut self, count: usize, reason: &str) {
+        self.skipped += count as u64;
+        self.skip_reasons.push(reason.to_string());
+    }
+
     pub fn record(&mut self, name: &str, ok: bool) {
         if ok {
             self.passed += 1;
@@ -382,6 +388,24 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         let _ = std::fs::remove_file(&vars);
         captured
     };
+    // A boot whose QEMU command is wrapped (run inside a network namespace).
+    let boot_wrapped = |machine: &Machine,
+                        command: &str,
+                        wrap: &dyn Fn(&std::process::Command) -> std::process::Command,
+                        kill: &mut dyn FnMut(&[String]) -> bool|
+     -> Result<Captured, Error> {
+        let mut machine = machine.clone();
+        machine.fw_cfg.push((FW_CFG_NAME.into(), command.into()));
+        let vars = qemu::vars_copy(&ovmf, "test")?;
+        let captured = qemu::run_captured_until(
+            wrap(&machine.command(&built.images, &ovmf, &vars)),
+            timeout(),
+            verbose,
+            kill,
+        );
+        let _ = std::fs::remove_file(&vars);
+        captured
+    };
 
     let listing = boot(&Machine::new(Firmware::Bios, 1), "list")?;
     let tests = parse_listing(&listing)?;
@@ -453,6 +477,11 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         }
     }
     for (name, names) in own {
+        // The tap machine, driven by the host (netmq.rs).
+        if crate::netmq::drives(name) {
+            crate::netmq::run(&names, &boot_wrapped, tally)?;
+            continue;
+        }
         // Sequences of boots on one image, driven by the host (durable.rs).
         if durable::drives(name) {
             let boots = durable::Boots {
