@@ -196,7 +196,17 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             .collect::<Result<Vec<u16>, _>>()
             .map_err(|e| Error::Usage(format!("--hostfwd {list}: {e}")))?,
     };
-    if args.flag("--net") {
+    let net = args.flag("--net");
+    if net && hostfwd.is_empty() {
+        // The samples, started at boot, on the usual loopback ports.
+        machine
+            .extra
+            .extend(crate::net::args_with(None, &crate::net::RUN_FORWARDS, None));
+        machine
+            .fw_cfg
+            .push((crate::net::SERVE_FILE.into(), "echo,http".into()));
+        eprintln!("{}", crate::net::run_instructions());
+    } else if net {
         machine.extra.extend(crate::net::args(None, &hostfwd));
     } else if !hostfwd.is_empty() {
         return Err(Error::Usage("--hostfwd needs --net".into()));

@@ -1,0 +1,630 @@
+//! One core's share of the stack: its smoltcp interface and sockets, the
+//! frames steered to it, its counters, and the pinned net task that drives
+//! them.
+//!
+//! The shard's state sits behind a per-core lock that only its own core
+//! takes (a socket used on another core gets [`Error::WrongCore`] before
+//! any lock), so the lock is never contended; it is there so that the
+//! state can live in a table every core can index. The net task holds it
+//! while it polls smoltcp; socket calls from the core's other tasks take
+//! it between polls (tasks on one core never run at once).
+//!
+//! One turn of the net task ([`step`]):
+//! 1. on the core that owns the queue pair: take received frames off the
+//!    device (a bounded batch) and steer each ([`super::steer`]): to this
+//!    core's queue, or copied into the ring of the core that owns its
+//!    flow (a full ring drops the frame and counts it), or to every core;
+//! 2. take what other cores sent here (frames, closes of sockets dropped
+//!    on a foreign core);
+//! 3. send the transmit backlog; apply a new address;
+//! 4. poll smoltcp (it consumes the queue and transmits), then DHCP on the
+//!    owner core;
+//! 5. report readiness: sockets whose state changed signal their
+//!    `percore_poll` registration and wake their waiting tasks;
+//! 6. sleep until a frame, a message, a socket call ([`kick`]), a free
+//!    transmit slot, or smoltcp's next deadline (`poll_delay`, a reactor
+//!    timer) wakes it.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+
+use percore_poll::{Ready, Signal};
+use percore_wake::WakerSlot;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
+
+use super::config::{Address, Source};
+use super::steer::{Steer, steer};
+use super::wire::{self, Wire};
+use super::{Error, Result};
+use crate::arch::{CoreId, cpu};
+use crate::drivers::virtio::net::{Nic, Pair, pair::BUFFER};
+use crate::ipc::channel::{Receiver, Sender, TrySendError};
+use crate::reactor::{Sleep, sleep_until};
+use crate::time::{Clock, Instant};
+
+/// Frames taken off the device per turn before the other steps run.
+const RX_BATCH: usize = 64;
+/// Messages taken from the inbound ring per turn.
+const INBOUND_BATCH: usize = 256;
+/// Frames that may wait for this core's smoltcp (beyond: dropped, counted).
+const RX_QUEUE: usize = 512;
+
+/// What other cores send a core.
+pub enum Inbound {
+    /// A received frame of one of this core's flows (or a broadcast).
+    Frame(Vec<u8>),
+    /// A socket of this core was dropped on another core: close it.
+    Close(SocketHandle),
+}
+
+/// Counters of one core's share, readable from any core.
+#[derive(Default)]
+pub struct Stats {
+    /// Frames (and bytes) this core's smoltcp received.
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// Frames (and bytes) this core put on the device.
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Frames the owner core passed to another core, and frames this core
+    /// got that way.
+    pub steered_out: AtomicU64,
+    pub steered_in: AtomicU64,
+    /// Frames smoltcp made that waited for a transmit slot.
+    pub tx_backlogged: AtomicU64,
+    /// Drops, by reason: the target core's ring was full; this core's
+    /// receive queue was full; the device was out of service.
+    pub drop_ring_full: AtomicU64,
+    pub drop_queue_full: AtomicU64,
+    pub drop_tx_dead: AtomicU64,
+    /// Open sockets: TCP connections, TCP listeners, UDP sockets.
+    pub tcp_open: AtomicUsize,
+    pub listeners: AtomicUsize,
+    pub udp_open: AtomicUsize,
+    /// Connections accepted and opened.
+    pub accepted: AtomicU64,
+    pub connected: AtomicU64,
+    /// Turns of the net task.
+    pub turns: AtomicU64,
+}
+
+/// A socket's kind, for the readiness scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Tcp,
+    Udp,
+}
+
+/// What the API keeps about one socket beside smoltcp's.
+pub struct Meta {
+    pub kind: Kind,
+    /// The `percore_poll` registration's signal, while registered.
+    pub signal: Option<Signal>,
+    /// Readiness last reported, and the queue lengths it was computed at.
+    pub last: Ready,
+    pub seen: (usize, usize),
+    pub readers: Option<Waker>,
+    pub writers: Option<Waker>,
+    /// The connection reached Established at some point.
+    pub established: bool,
+    /// The peer sent its FIN.
+    pub peer_fin: bool,
+    /// This side closed (shutdown or drop).
+    pub closed_by_us: bool,
+    /// The handle was dropped: remove the socket once it is closed.
+    pub dropped: bool,
+    /// The read half was shut down here.
+    pub read_shut: bool,
+    /// Why the connection failed, once it did.
+    pub error: Option<Error>,
+    /// When a connection request was made (for refused vs timed out).
+    pub connecting_since: Option<Instant>,
+}
+
+impl Meta {
+    pub fn new(kind: Kind) -> Meta {
+        Meta {
+            kind,
+            signal: None,
+            last: Ready::EMPTY,
+            seen: (0, 0),
+            readers: None,
+            writers: None,
+            established: false,
+            peer_fin: false,
+            closed_by_us: false,
+            dropped: false,
+            read_shut: false,
+            error: None,
+            connecting_since: None,
+        }
+    }
+}
+
+/// A listening port: sockets in Listen state, handed out as they connect.
+pub struct Listener {
+    pub backlog: Vec<SocketHandle>,
+    pub options: super::tcp::Options,
+    pub signal: Option<Signal>,
+    pub waker: Option<Waker>,
+}
+
+/// One core's share of the stack.
+pub struct Shard {
+    pub core: CoreId,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    pub rx: VecDeque<Vec<u8>>,
+    pub backlog: VecDeque<Vec<u8>>,
+    pub inbound: Receiver<Inbound>,
+    /// Senders into every core's ring (used by the pair's owner to steer).
+    pub peers: Vec<Sender<Inbound>>,
+    pub metas: BTreeMap<SocketHandle, Meta>,
+    pub listeners: BTreeMap<u16, Listener>,
+    pub dhcp: Option<SocketHandle>,
+    /// The configuration generation this interface has applied.
+    pub applied: u64,
+    /// Where the next local port search starts.
+    pub next_port: u16,
+    /// A socket call changed something smoltcp must act on.
+    pub dirty: bool,
+}
+
+/// A core's slot in the table.
+pub struct Slot {
+    pub state: spin::Mutex<Option<Shard>>,
+    pub stats: Stats,
+    /// The net task's waker (socket calls and other cores wake it).
+    pub kick: WakerSlot,
+    /// Senders into this core's ring for other cores' rare messages
+    /// (closing a socket dropped on the wrong core).
+    pub inbox: spin::Mutex<Option<Sender<Inbound>>>,
+}
+
+static SLOTS: spin::Once<Box<[Slot]>> = spin::Once::new();
+
+/// Makes the table (once) from one shard per core.
+pub fn install(shards: Vec<(Shard, Sender<Inbound>)>) {
+    SLOTS.call_once(|| {
+        shards
+            .into_iter()
+            .map(|(shard, inbox)| Slot {
+                state: spin::Mutex::new(Some(shard)),
+                stats: Stats::default(),
+                kick: WakerSlot::new(),
+                inbox: spin::Mutex::new(Some(inbox)),
+            })
+            .collect()
+    });
+}
+
+/// Core `core`'s slot, once the stack runs.
+pub fn slot(core: CoreId) -> Option<&'static Slot> {
+    SLOTS.get()?.get(core.index())
+}
+
+/// Every core's slot.
+pub fn slots() -> &'static [Slot] {
+    SLOTS.get().map_or(&[], |s| &s[..])
+}
+
+/// Runs `f` on core `core`'s shard, which must be this core's; wakes the
+/// net task if `f` left work for smoltcp.
+pub fn with<R>(core: CoreId, f: impl FnOnce(&mut Shard, &Stats) -> R) -> Result<R> {
+    let here = cpu::core_id();
+    if here != core {
+        return Err(Error::WrongCore { owner: core, here });
+    }
+    let slot = slot(core).ok_or(Error::NoNetwork)?;
+    let mut state = slot.state.lock();
+    let shard = state.as_mut().ok_or(Error::NoNetwork)?;
+    let result = f(shard, &slot.stats);
+    if core::mem::take(&mut shard.dirty) {
+        drop(state);
+        slot.kick.wake();
+    }
+    Ok(result)
+}
+
+/// Wakes core `core`'s net task.
+pub fn kick(core: CoreId) {
+    if let Some(slot) = slot(core) {
+        slot.kick.wake();
+    }
+}
+
+/// Asks core `core` to close socket `handle` (dropped on another core).
+pub fn close_remote(core: CoreId, handle: SocketHandle) {
+    let Some(slot) = slot(core) else { return };
+    if let Some(inbox) = slot.inbox.lock().as_mut()
+        && inbox.try_send(Inbound::Close(handle)).is_err()
+    {
+        log::warn!("net: core {core}'s ring is full; a socket dropped on another core stays open");
+    }
+}
+
+/// smoltcp's clock: the kernel's, in microseconds.
+pub fn now() -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros((Clock::now().0 / 1000) as i64)
+}
+
+/// The net task of core `core` (pinned there): turns forever.
+pub async fn run(core: CoreId, nic: &'static Nic) {
+    let owner = nic.pairs().iter().any(|p| p.owner == core);
+    let pair = nic.pairs().get(nic.pair_of(core));
+    let mut timer: Option<(u64, Sleep)> = None;
+    let mut frame = alloc::vec![0u8; BUFFER].into_boxed_slice();
+    poll_fn(|cx| {
+        let Some(slot) = slot(core) else {
+            return Poll::Ready(());
+        };
+        slot.kick.register(cx.waker());
+        slot.stats.turns.fetch_add(1, Ordering::Relaxed);
+        let mut state = slot.state.lock();
+        let Some(shard) = state.as_mut() else {
+            return Poll::Ready(());
+        };
+        let mut more = false;
+        if owner && let Some(pair) = pair {
+            more |= shard.take_frames(pair, &mut frame, cx, &slot.stats);
+        }
+        more |= shard.take_inbound(cx, &slot.stats);
+        shard.turn(pair, cx, &slot.stats);
+        let delay = shard.iface.poll_delay(now(), &shard.sockets);
+        drop(state);
+        if more {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match delay {
+            Some(d) if d.total_micros() == 0 => cx.waker().wake_by_ref(),
+            Some(d) => {
+                let deadline = Clock::now().0 + d.total_micros() * 1000;
+                if timer.as_ref().is_none_or(|(at, _)| *at != deadline) {
+                    timer = Some((deadline, sleep_until(Instant(deadline))));
+                }
+                if let Some((_, sleep)) = timer.as_mut()
+                    && Pin::new(sleep).poll(cx).is_ready()
+                {
+                    timer = None;
+                    cx.waker().wake_by_ref();
+                }
+            }
+            None => timer = None,
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+impl Shard {
+    /// Step 1: frames off the device, steered. `true` if the batch was full.
+    fn take_frames(
+        &mut self,
+        pair: &'static Pair,
+        frame: &mut [u8],
+        cx: &mut Context<'_>,
+        stats: &Stats,
+    ) -> bool {
+        let cores = self.peers.len();
+        for _ in 0..RX_BATCH {
+            let len = match pair.poll_recv(frame, cx) {
+                Poll::Ready(Ok(Some(len))) => len,
+                // Out of service, or a frame longer than a buffer (cannot
+                // happen: the buffer is the device's): nothing more to take.
+                Poll::Ready(Ok(None)) | Poll::Ready(Err(_)) | Poll::Pending => return false,
+            };
+            let frame = &frame[..len];
+            match steer(frame, cores) {
+                Steer::Core(c) if c != self.core.index() => self.forward(c, frame.to_vec(), stats),
+                Steer::Core(_) | Steer::Owner => self.queue(frame.to_vec(), stats),
+                Steer::All => {
+                    for c in 0..cores {
+                        if c != self.core.index() {
+                            self.forward(c, frame.to_vec(), stats);
+                        }
+                    }
+                    self.queue(frame.to_vec(), stats);
+                }
+            }
+        }
+        true
+    }
+
+    fn queue(&mut self, frame: Vec<u8>, stats: &Stats) {
+        if self.rx.len() >= RX_QUEUE {
+            stats.drop_queue_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+        stats
+            .rx_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.rx.push_back(frame);
+    }
+
+    fn forward(&mut self, core: usize, frame: Vec<u8>, stats: &Stats) {
+        match self.peers[core].try_send(Inbound::Frame(frame)) {
+            Ok(()) => {
+                stats.steered_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Step 2: messages from other cores. `true` if the batch was full.
+    fn take_inbound(&mut self, cx: &mut Context<'_>, stats: &Stats) -> bool {
+        for _ in 0..INBOUND_BATCH {
+            match self.inbound.poll_recv(cx) {
+                Poll::Ready(Some(Inbound::Frame(frame))) => {
+                    stats.steered_in.fetch_add(1, Ordering::Relaxed);
+                    self.queue(frame, stats);
+                }
+                Poll::Ready(Some(Inbound::Close(handle))) => self.release(handle, stats),
+                Poll::Ready(None) | Poll::Pending => return false,
+            }
+        }
+        true
+    }
+
+    /// Steps 3 to 5.
+    fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) {
+        wire::flush(&mut self.backlog, pair, cx.waker(), stats);
+        self.apply_config();
+        let mut device = Wire {
+            rx: &mut self.rx,
+            backlog: &mut self.backlog,
+            pair,
+            waker: cx.waker(),
+            stats,
+        };
+        self.iface.poll(now(), &mut device, &mut self.sockets);
+        self.dhcp_events();
+        self.report(stats);
+    }
+
+    fn apply_config(&mut self) {
+        let generation = super::generation();
+        if generation == self.applied {
+            return;
+        }
+        self.applied = generation;
+        let Some((address, _)) = super::address() else {
+            return;
+        };
+        let [a, b, c, d] = address.ip;
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            let _ = addrs.push(IpCidr::new(
+                IpAddress::Ipv4(Ipv4Address::new(a, b, c, d)),
+                address.prefix,
+            ));
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        if let Some([a, b, c, d]) = address.gateway {
+            let _ = self
+                .iface
+                .routes_mut()
+                .add_default_ipv4_route(Ipv4Address::new(a, b, c, d));
+        }
+    }
+
+    fn dhcp_events(&mut self) {
+        let Some(handle) = self.dhcp else { return };
+        let socket = self.sockets.get_mut::<dhcpv4::Socket>(handle);
+        match socket.poll() {
+            Some(dhcpv4::Event::Configured(config)) => {
+                // A server that names no router (QEMU's user network with
+                // `restrict=on` sends none): its own address is the gateway.
+                let address = Address {
+                    ip: config.address.address().octets(),
+                    prefix: config.address.prefix_len(),
+                    gateway: Some(config.router.unwrap_or(config.server.address).octets()),
+                };
+                super::publish(address, Source::Dhcp);
+            }
+            // The socket reports Deconfigured once as it starts.
+            Some(dhcpv4::Event::Deconfigured) if super::address().is_some() => {
+                log::warn!("net: the DHCP lease was lost")
+            }
+            Some(dhcpv4::Event::Deconfigured) => {}
+            None => {}
+        }
+    }
+
+    /// Step 5: readiness of every socket and listener, reported on change.
+    fn report(&mut self, stats: &Stats) {
+        let mut gone = Vec::new();
+        for (&handle, meta) in self.metas.iter_mut() {
+            let (ready, queues, closed) = match meta.kind {
+                Kind::Tcp => tcp_readiness(self.sockets.get::<tcp::Socket>(handle), meta),
+                Kind::Udp => udp_readiness(self.sockets.get::<udp::Socket>(handle)),
+            };
+            if meta.dropped {
+                if closed {
+                    gone.push(handle);
+                }
+                continue;
+            }
+            let news = ready != meta.last || queues.0 > meta.seen.0 || queues.1 < meta.seen.1;
+            meta.last = ready;
+            meta.seen = queues;
+            if !news || ready.is_empty() {
+                continue;
+            }
+            if let Some(signal) = &meta.signal {
+                let _ = signal.set(ready);
+            }
+            let errorish = Ready::ERROR;
+            if ready.contains(Ready::READABLE)
+                || ready.contains(Ready::READ_CLOSED)
+                || ready.contains(errorish)
+            {
+                if let Some(w) = meta.readers.take() {
+                    w.wake();
+                }
+            }
+            if ready.contains(Ready::WRITABLE)
+                || ready.contains(Ready::WRITE_CLOSED)
+                || ready.contains(errorish)
+            {
+                if let Some(w) = meta.writers.take() {
+                    w.wake();
+                }
+            }
+        }
+        for handle in gone {
+            self.remove(handle, stats);
+        }
+        for listener in self.listeners.values_mut() {
+            let acceptable = listener
+                .backlog
+                .iter()
+                .any(|&h| acceptable(self.sockets.get::<tcp::Socket>(h)));
+            if acceptable {
+                if let Some(signal) = &listener.signal {
+                    let _ = signal.set(Ready::READABLE);
+                }
+                if let Some(w) = listener.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// The handle was dropped: close the socket, remove it once closed.
+    pub fn release(&mut self, handle: SocketHandle, stats: &Stats) {
+        let Some(meta) = self.metas.get_mut(&handle) else {
+            return;
+        };
+        meta.dropped = true;
+        meta.signal = None;
+        meta.readers = None;
+        meta.writers = None;
+        match meta.kind {
+            Kind::Tcp => {
+                meta.closed_by_us = true;
+                let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+                socket.close();
+                if socket.state() == tcp::State::Closed {
+                    self.remove(handle, stats);
+                }
+            }
+            Kind::Udp => self.remove(handle, stats),
+        }
+        self.dirty = true;
+    }
+
+    fn remove(&mut self, handle: SocketHandle, stats: &Stats) {
+        if let Some(meta) = self.metas.remove(&handle) {
+            self.sockets.remove(handle);
+            let counter = match meta.kind {
+                Kind::Tcp => &stats.tcp_open,
+                Kind::Udp => &stats.udp_open,
+            };
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a TCP socket here uses local port `port` (or listens on it).
+    pub fn tcp_port_in_use(&self, port: u16) -> bool {
+        self.listeners.contains_key(&port)
+            || self.metas.iter().any(|(&h, m)| {
+                m.kind == Kind::Tcp
+                    && self
+                        .sockets
+                        .get::<tcp::Socket>(h)
+                        .local_endpoint()
+                        .is_some_and(|e| e.port == port)
+            })
+    }
+
+    /// This interface's IPv4 address, once configured.
+    pub fn ipv4(&self) -> Option<Ipv4Address> {
+        self.iface.ipv4_addr()
+    }
+}
+
+/// Whether a listening socket holds a connection to hand out.
+pub fn acceptable(socket: &tcp::Socket) -> bool {
+    !matches!(
+        socket.state(),
+        tcp::State::Listen | tcp::State::SynReceived | tcp::State::Closed
+    )
+}
+
+/// A TCP socket's readiness (mio's meaning), its queue lengths, whether it
+/// is closed for good; records what the connection went through in `meta`.
+fn tcp_readiness(socket: &tcp::Socket, meta: &mut Meta) -> (Ready, (usize, usize), bool) {
+    use tcp::State as S;
+    let state = socket.state();
+    match state {
+        S::Established | S::FinWait1 | S::FinWait2 | S::Closing | S::TimeWait => {
+            meta.established = true
+        }
+        S::CloseWait | S::LastAck => {
+            meta.established = true;
+            meta.peer_fin = true;
+        }
+        _ => {}
+    }
+    if matches!(state, S::Closing | S::TimeWait) {
+        meta.peer_fin = true;
+    }
+    if state == S::Closed && !meta.closed_by_us && meta.error.is_none() {
+        meta.error = Some(if meta.established {
+            if meta.peer_fin {
+                Error::NotConnected
+            } else {
+                Error::ConnectionReset
+            }
+        } else {
+            match meta.connecting_since {
+                Some(since)
+                    if Clock::now().0.saturating_sub(since.0) >= super::tcp::CONNECT_TIMEOUT_NS =>
+                {
+                    Error::TimedOut
+                }
+                _ => Error::ConnectionRefused,
+            }
+        });
+    }
+    let mut ready = Ready::EMPTY;
+    if socket.can_recv() {
+        ready |= Ready::READABLE;
+    }
+    if meta.peer_fin || (meta.established && !socket.may_recv()) {
+        ready |= Ready::READABLE | Ready::READ_CLOSED;
+    }
+    if socket.can_send() {
+        ready |= Ready::WRITABLE;
+    }
+    if meta.established && !socket.may_send() {
+        ready |= Ready::WRITE_CLOSED;
+    }
+    if meta.error.is_some() && !matches!(meta.error, Some(Error::NotConnected)) {
+        ready |= Ready::ERROR | Ready::READ_CLOSED | Ready::WRITE_CLOSED;
+    }
+    let closed = matches!(state, S::Closed | S::TimeWait);
+    (ready, (socket.recv_queue(), socket.send_queue()), closed)
+}
+
+fn udp_readiness(socket: &udp::Socket) -> (Ready, (usize, usize), bool) {
+    let mut ready = Ready::EMPTY;
+    if socket.can_recv() {
+        ready |= Ready::READABLE;
+    }
+    if socket.can_send() {
+        ready |= Ready::WRITABLE;
+    }
+    (ready, (socket.recv_queue(), socket.send_queue()), false)
+}
