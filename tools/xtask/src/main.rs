@@ -25,6 +25,7 @@ mod error;
 mod layers;
 mod linux;
 mod net;
+mod net_host;
 mod qemu;
 mod qmp;
 mod screen;
