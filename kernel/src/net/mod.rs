@@ -88,6 +88,11 @@ pub fn init() -> Result<()> {
     *STARTED.call_once(start)
 }
 
+/// Whether the stack runs (without starting it).
+pub fn running() -> bool {
+    matches!(STARTED.get(), Some(Ok(())))
+}
+
 fn start() -> Result<()> {
     let nic = nic::device().ok_or(Error::NoNetwork)?;
     let cores = cpu::online_cores();

@@ -53,6 +53,9 @@ use crate::time::{Clock, Instant};
 const RX_BATCH: usize = 64;
 /// Messages taken from the inbound ring per turn.
 const INBOUND_BATCH: usize = 256;
+/// How long a dropped connection may take to close (a peer that never
+/// sends its FIN) before it is aborted with a reset.
+pub const LINGER_NS: u64 = 30_000_000_000;
 /// Frames that may wait for this core's smoltcp (beyond: dropped, counted).
 const RX_QUEUE: usize = 512;
 
@@ -62,6 +65,8 @@ pub enum Inbound {
     Frame(Vec<u8>),
     /// A socket of this core was dropped on another core: close it.
     Close(SocketHandle),
+    /// A listener of this core was dropped on another core: close its port.
+    Unlisten(u16),
 }
 
 /// Counters of one core's share, readable from any core.
@@ -118,8 +123,9 @@ pub struct Meta {
     pub peer_fin: bool,
     /// This side closed (shutdown or drop).
     pub closed_by_us: bool,
-    /// The handle was dropped: remove the socket once it is closed.
-    pub dropped: bool,
+    /// The handle was dropped (at this clock time): the socket is
+    /// removed once closed, or aborted after [`LINGER_NS`].
+    pub dropped: Option<Instant>,
     /// The read half was shut down here.
     pub read_shut: bool,
     /// Why the connection failed, once it did.
@@ -140,7 +146,7 @@ impl Meta {
             established: false,
             peer_fin: false,
             closed_by_us: false,
-            dropped: false,
+            dropped: None,
             read_shut: false,
             error: None,
             connecting_since: None,
@@ -240,14 +246,16 @@ pub fn kick(core: CoreId) {
     }
 }
 
-/// Asks core `core` to close socket `handle` (dropped on another core).
-pub fn close_remote(core: CoreId, handle: SocketHandle) {
+/// Asks core `core` to act on a socket dropped on another core
+/// ([`Inbound::Close`], [`Inbound::Unlisten`]).
+pub fn close_remote(core: CoreId, message: Inbound) {
     let Some(slot) = slot(core) else { return };
     if let Some(inbox) = slot.inbox.lock().as_mut()
-        && inbox.try_send(Inbound::Close(handle)).is_err()
+        && inbox.try_send(message).is_err()
     {
         log::warn!("net: core {core}'s ring is full; a socket dropped on another core stays open");
     }
+    slot.kick.wake();
 }
 
 /// smoltcp's clock: the kernel's, in microseconds.
@@ -278,12 +286,16 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
         more |= shard.take_inbound(cx, &slot.stats);
         shard.turn(pair, cx, &slot.stats);
         let delay = shard.iface.poll_delay(now(), &shard.sockets);
+        // Frames wait for a transmit slot: the slot's release wakes this
+        // task (smoltcp's "poll now" would only spin until then).
+        let blocked = !shard.backlog.is_empty();
         drop(state);
         if more {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         match delay {
+            Some(d) if d.total_micros() == 0 && blocked => timer = None,
             Some(d) if d.total_micros() == 0 => cx.waker().wake_by_ref(),
             Some(d) => {
                 let deadline = Clock::now().0 + d.total_micros() * 1000;
@@ -370,6 +382,7 @@ impl Shard {
                     self.queue(frame, stats);
                 }
                 Poll::Ready(Some(Inbound::Close(handle))) => self.release(handle, stats),
+                Poll::Ready(Some(Inbound::Unlisten(port))) => self.unlisten(port, stats),
                 Poll::Ready(None) | Poll::Pending => return false,
             }
         }
@@ -449,8 +462,13 @@ impl Shard {
                 Kind::Tcp => tcp_readiness(self.sockets.get::<tcp::Socket>(handle), meta),
                 Kind::Udp => udp_readiness(self.sockets.get::<udp::Socket>(handle)),
             };
-            if meta.dropped {
+            if let Some(since) = meta.dropped {
                 if closed {
+                    gone.push(handle);
+                } else if Clock::now().0.saturating_sub(since.0) > LINGER_NS {
+                    if meta.kind == Kind::Tcp {
+                        self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                    }
                     gone.push(handle);
                 }
                 continue;
@@ -485,6 +503,7 @@ impl Shard {
         for handle in gone {
             self.remove(handle, stats);
         }
+        self.replenish();
         for listener in self.listeners.values_mut() {
             let acceptable = listener
                 .backlog
@@ -501,12 +520,47 @@ impl Shard {
         }
     }
 
+    /// Keeps `options.backlog` sockets of every listener in Listen state:
+    /// a socket that took a SYN is replaced at once (the SYN after it
+    /// finds a listening socket, not a reset), up to twice the backlog of
+    /// connections waiting to be accepted.
+    fn replenish(&mut self) {
+        for (&port, listener) in self.listeners.iter_mut() {
+            let listening = listener
+                .backlog
+                .iter()
+                .filter(|&&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen)
+                .count();
+            let room = (2 * listener.options.backlog).saturating_sub(listener.backlog.len());
+            for _ in 0..listener.options.backlog.saturating_sub(listening).min(room) {
+                if let Ok(handle) =
+                    super::tcp::listen_in(&mut self.sockets, port, &listener.options)
+                {
+                    listener.backlog.push(handle);
+                }
+            }
+        }
+    }
+
+    /// Closes listener `port` (its handle was dropped): its sockets not
+    /// yet accepted are reset.
+    pub fn unlisten(&mut self, port: u16, stats: &Stats) {
+        if let Some(listener) = self.listeners.remove(&port) {
+            for handle in listener.backlog {
+                self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                self.sockets.remove(handle);
+            }
+            stats.listeners.fetch_sub(1, Ordering::Relaxed);
+            self.dirty = true;
+        }
+    }
+
     /// The handle was dropped: close the socket, remove it once closed.
     pub fn release(&mut self, handle: SocketHandle, stats: &Stats) {
         let Some(meta) = self.metas.get_mut(&handle) else {
             return;
         };
-        meta.dropped = true;
+        meta.dropped = Some(Clock::now());
         meta.signal = None;
         meta.readers = None;
         meta.writers = None;

@@ -17,8 +17,12 @@
 //!
 //! Defaults ([`Options::default`]), chosen for request/response traffic:
 //! Nagle off (`nodelay`), no delayed ACK (smoltcp's default 10 ms delay
-//! capped request rates), 16 KiB receive and 16 KiB send buffers per
-//! connection, a backlog of 16 listening sockets per listener and core.
+//! capped request rates), 8 KiB receive and 8 KiB send buffers per
+//! connection (16 KiB of buffers per connection: 1000 connections take 16
+//! MiB of the 64 MiB heap), a backlog of 16 listening sockets per listener
+//! and core, kept topped up by the net task (so a burst of SYNs finds
+//! listening sockets rather than resets) with at most 32 connections
+//! waiting to be accepted.
 
 use alloc::vec;
 use core::future::poll_fn;
@@ -62,8 +66,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            recv_buffer: 16 * 1024,
-            send_buffer: 16 * 1024,
+            recv_buffer: 8 * 1024,
+            send_buffer: 8 * 1024,
             nodelay: true,
             ack_delay: None,
             backlog: 16,
@@ -207,11 +211,20 @@ impl TcpListener {
 
 /// A listening socket on `port` (the backlog's).
 fn listen(s: &mut Shard, port: u16, options: &Options) -> Result<SocketHandle> {
+    listen_in(&mut s.sockets, port, options)
+}
+
+/// A listening socket on `port` in `sockets`.
+pub(super) fn listen_in(
+    sockets: &mut smoltcp::iface::SocketSet<'static>,
+    port: u16,
+    options: &Options,
+) -> Result<SocketHandle> {
     let mut socket = new_socket(options);
     socket
         .listen(IpListenEndpoint { addr: None, port })
         .map_err(|_| Error::InvalidInput)?;
-    Ok(s.sockets.add(socket))
+    Ok(sockets.add(socket))
 }
 
 fn accept(
@@ -234,12 +247,8 @@ fn accept(
         }
         return Err(Error::WouldBlock);
     };
-    let options = listener.options;
-    let handle = listener.backlog[index];
-    let fresh = listen(s, port, &options)?;
-    if let Some(listener) = s.listeners.get_mut(&port) {
-        listener.backlog[index] = fresh;
-    }
+    // The net task's turn keeps the backlog's listening sockets topped up.
+    let handle = listener.backlog.swap_remove(index);
     let peer = s
         .sockets
         .get::<tcp::Socket>(handle)
@@ -258,16 +267,11 @@ fn accept(
 impl Drop for TcpListener {
     fn drop(&mut self) {
         let port = self.port;
-        let _ = shard::with(self.core, |s, stats| {
-            if let Some(listener) = s.listeners.remove(&port) {
-                for handle in listener.backlog {
-                    s.sockets.get_mut::<tcp::Socket>(handle).abort();
-                    s.sockets.remove(handle);
-                }
-                stats.listeners.fetch_sub(1, Ordering::Relaxed);
-                s.dirty = true;
-            }
-        });
+        if cpu::core_id() == self.core {
+            let _ = shard::with(self.core, |s, stats| s.unlisten(port, stats));
+        } else {
+            shard::close_remote(self.core, shard::Inbound::Unlisten(port));
+        }
     }
 }
 
@@ -616,8 +620,7 @@ impl Drop for TcpStream {
         if cpu::core_id() == self.core {
             let _ = shard::with(self.core, |s, stats| s.release(handle, stats));
         } else {
-            shard::close_remote(self.core, handle);
-            shard::kick(self.core);
+            shard::close_remote(self.core, shard::Inbound::Close(handle));
         }
     }
 }

@@ -210,8 +210,7 @@ impl Drop for UdpSocket {
         if cpu::core_id() == self.core {
             let _ = shard::with(self.core, |s, stats| s.release(handle, stats));
         } else {
-            shard::close_remote(self.core, handle);
-            shard::kick(self.core);
+            shard::close_remote(self.core, shard::Inbound::Close(handle));
         }
     }
 }

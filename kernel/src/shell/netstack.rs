@@ -9,9 +9,10 @@ use super::table::Table;
 use crate::net::samples::{self, Service, client};
 use crate::net::{self, shard};
 
-/// The stack's lines of `net`: address, then one row per core.
+/// The stack's lines of `net` (if it runs; `net` does not start it):
+/// address, then one row per core.
 pub fn stack(out: &mut String) {
-    if net::init().is_err() {
+    if !net::running() {
         return;
     }
     match net::address() {
