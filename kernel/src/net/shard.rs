@@ -482,22 +482,17 @@ impl Shard {
             if let Some(signal) = &meta.signal {
                 let _ = signal.set(ready);
             }
-            let errorish = Ready::ERROR;
-            if ready.contains(Ready::READABLE)
-                || ready.contains(Ready::READ_CLOSED)
-                || ready.contains(errorish)
+            let read_side = Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR;
+            let write_side = Ready::WRITABLE | Ready::WRITE_CLOSED | Ready::ERROR;
+            if touches(ready, read_side)
+                && let Some(w) = meta.readers.take()
             {
-                if let Some(w) = meta.readers.take() {
-                    w.wake();
-                }
+                w.wake();
             }
-            if ready.contains(Ready::WRITABLE)
-                || ready.contains(Ready::WRITE_CLOSED)
-                || ready.contains(errorish)
+            if touches(ready, write_side)
+                && let Some(w) = meta.writers.take()
             {
-                if let Some(w) = meta.writers.take() {
-                    w.wake();
-                }
+                w.wake();
             }
         }
         for handle in gone {
@@ -606,6 +601,11 @@ impl Shard {
     pub fn ipv4(&self) -> Option<Ipv4Address> {
         self.iface.ipv4_addr()
     }
+}
+
+/// Whether `ready` has any bit of `bits`.
+fn touches(ready: Ready, bits: Ready) -> bool {
+    ready.bits() & bits.bits() != 0
 }
 
 /// Whether a listening socket holds a connection to hand out.

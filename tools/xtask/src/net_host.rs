@@ -94,7 +94,7 @@ impl Guest {
     /// Types `command` into the guest's shell.
     fn type_line(&mut self, command: &str) -> Result<(), String> {
         let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
-        for byte in command.bytes().chain([b'\r']) {
+        for byte in command.bytes().chain(*b"\r") {
             stdin.write_all(&[byte]).map_err(|e| e.to_string())?;
             stdin.flush().map_err(|e| e.to_string())?;
             // The UART takes one byte at a time.
