@@ -3,7 +3,10 @@
 //! chosen by the boot configuration file [`NET_FILE`]:
 //!
 //! - absent, or `dhcp`: ask DHCP;
-//! - `ip=A.B.C.D/P gw=G.G.G.G`: that address and gateway, no DHCP.
+//! - `ip=A.B.C.D/P gw=G.G.G.G`: that address and gateway, no DHCP;
+//! - `dhcp ip=A.B.C.D/P gw=G.G.G.G`: ask DHCP, and use the static
+//!   address if no lease came after [`FALLBACK_AFTER`] (a lease that
+//!   comes later still replaces it).
 //!
 //! Once configured, the kernel prints `net: ip=A.B.C.D/P gw=G.G.G.G via
 //! dhcp|static`.
@@ -13,11 +16,16 @@ use core::fmt;
 /// The boot configuration file (fw_cfg) that chooses the address.
 pub const NET_FILE: &str = "opt/percore/net";
 
+/// How long DHCP may take before a fallback address is used.
+pub const FALLBACK_AFTER: core::time::Duration = core::time::Duration::from_secs(10);
+
 /// What the boot configuration asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Dhcp,
     Static(Address),
+    /// DHCP, with this address if no lease comes.
+    DhcpOr(Address),
 }
 
 /// An IPv4 address with its prefix and gateway.
@@ -56,8 +64,11 @@ pub fn parse(text: &str) -> Result<Mode, ConfigError> {
     }
     let mut address = None;
     let mut gateway = None;
+    let mut dhcp = false;
     for word in text.split_whitespace() {
-        if let Some(value) = word.strip_prefix("ip=") {
+        if word == "dhcp" {
+            dhcp = true;
+        } else if let Some(value) = word.strip_prefix("ip=") {
             let (ip, prefix) = value.split_once('/').ok_or(ConfigError::BadAddress)?;
             let prefix = prefix
                 .parse::<u8>()
@@ -72,11 +83,16 @@ pub fn parse(text: &str) -> Result<Mode, ConfigError> {
         }
     }
     let (ip, prefix) = address.ok_or(ConfigError::MissingAddress)?;
-    Ok(Mode::Static(Address {
+    let address = Address {
         ip,
         prefix,
         gateway,
-    }))
+    };
+    Ok(if dhcp {
+        Mode::DhcpOr(address)
+    } else {
+        Mode::Static(address)
+    })
 }
 
 /// `A.B.C.D` as four bytes.
@@ -147,6 +163,15 @@ mod tests {
             panic!()
         };
         assert_eq!(bare.gateway, None);
+    }
+
+    #[test]
+    fn dhcp_with_a_fallback() {
+        let Ok(Mode::DhcpOr(address)) = parse("dhcp ip=10.0.2.15/24 gw=10.0.2.2") else {
+            panic!()
+        };
+        assert_eq!(address.ip, [10, 0, 2, 15]);
+        assert_eq!(parse("dhcp gw=10.0.2.2"), Err(ConfigError::MissingAddress));
     }
 
     #[test]

@@ -119,8 +119,8 @@ fn start() -> Result<()> {
         };
         let iface = Interface::new(config, &mut device, shard::now());
         let mut sockets = SocketSet::new(Vec::new());
-        let dhcp = (core == owner && mode == config::Mode::Dhcp)
-            .then(|| sockets.add(dhcpv4::Socket::new()));
+        let wants_dhcp = matches!(mode, config::Mode::Dhcp | config::Mode::DhcpOr(_));
+        let dhcp = (core == owner && wants_dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
         let shard = shard::Shard {
             core,
             iface,
@@ -139,8 +139,22 @@ fn start() -> Result<()> {
         shards.push((shard, inbox));
     }
     shard::install(shards);
-    if let config::Mode::Static(address) = mode {
-        publish(address, Source::Static);
+    match mode {
+        config::Mode::Static(address) => publish(address, Source::Static),
+        config::Mode::DhcpOr(address) => {
+            let options = SpawnOptions::new(reactor::priority(NET_PRIORITY));
+            drop(reactor::spawn_with(owner, options, async move {
+                reactor::sleep(config::FALLBACK_AFTER).await;
+                if self::address().is_none() {
+                    log::warn!(
+                        "net: no DHCP lease after {:?}; using the fallback",
+                        config::FALLBACK_AFTER
+                    );
+                    publish(address, Source::Static);
+                }
+            }));
+        }
+        config::Mode::Dhcp => {}
     }
     for index in 0..cores {
         let core = CoreId(index as u16);

@@ -10,7 +10,9 @@
 //! - `nc` (netcat-openbsd) gets a line echoed over TCP;
 //! - the guest's `get` client downloads 1 MiB from a server on the host
 //!   (through `guestfwd` 10.0.2.100:8000) and checks the FNV-1a 64 the
-//!   server sent; the host checks the guest's figure too.
+//!   server sent; the host checks the guest's figure too;
+//! - a second boot with a static address (fw_cfg `opt/percore/net`) says
+//!   `via static` and serves `/`.
 //!
 //! UDP echo through slirp is not tested here: with `restrict=on`, slirp
 //! drops every UDP datagram the guest sends except DHCP and TFTP (the
@@ -181,8 +183,43 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
         &name("nc_udp_echo"),
         "slirp with restrict=on drops the guest's UDP (all but DHCP/TFTP)",
     );
+    drop(guest);
+    let verdict = static_address(&built, &ovmf);
+    match &verdict {
+        Ok(note) => println!("test {} ... ok ({note})", name("static_address")),
+        Err(why) => println!("test {} ... FAILED: {why}", name("static_address")),
+    }
+    tally.record(&name("static_address"), verdict.is_ok());
     println!("   ({NAME}: {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// A second boot with a static address from fw_cfg (no DHCP): the boot
+/// log names it and `/` is served.
+fn static_address(built: &build::Built, ovmf: &tools::Ovmf) -> Result<String, String> {
+    let http = free_port().map_err(|e| e.to_string())?;
+    let mut machine = Machine::new(Firmware::Bios, 2);
+    machine
+        .extra
+        .extend(args_with(Some(TEST_MAC), &[Forward::tcp(http, 80)], None));
+    machine.fw_cfg.push((SERVE_FILE.into(), "http".into()));
+    machine.fw_cfg.push((
+        "opt/percore/net".into(),
+        "ip=10.0.2.15/24 gw=10.0.2.2".into(),
+    ));
+    let mut command = machine.command(&built.images, ovmf, &ovmf.vars);
+    command.args(["-serial", "stdio"]);
+    let mut guest = spawn(command).map_err(|e| e.to_string())?;
+    let line = guest.wait_for("net: ip=", BOOT)?;
+    if !line.contains("net: ip=10.0.2.15/24 gw=10.0.2.2 via static") {
+        return Err(format!("the boot log says `{line}`"));
+    }
+    guest.wait_for("serve: http ready", STEP)?;
+    curl_index(&format!("http://127.0.0.1:{http}"))?;
+    if guest.seen.iter().any(|l| l.contains("via dhcp")) {
+        return Err(String::from("DHCP ran although the address is static"));
+    }
+    Ok(String::from("`via static` in the boot log, `/` served"))
 }
 
 fn spawn(mut command: Command) -> Result<Guest, Error> {
