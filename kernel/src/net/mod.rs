@@ -15,10 +15,11 @@
 //!   requests for us, ICMP, DHCP and IP fragments to the owner core.
 //!   Frames cross cores over the intercore rings (`ipc::channel`, one
 //!   ring per core). This step **copies** each frame out of the device's
-//!   DMA buffer into a heap buffer of its length (so the receive buffer
-//!   goes back to the device at once); passing the DMA buffer itself is
-//!   the goal and is not done yet. A full ring drops the frame, counted
-//!   (`drop_ring_full`): TCP retransmits.
+//!   DMA buffer into a preallocated buffer of the target core's pool
+//!   ([`pool`]; so the receive buffer goes back to the device at once, and
+//!   no frame touches the heap); passing the DMA buffer itself is the
+//!   goal and is not done yet. A full ring or an empty pool drops the
+//!   frame, counted (`drop_ring_full`, `drop_pool_empty`): TCP retransmits.
 //! - *Transmit.* Every core sends directly on the device ([`wire`]): the
 //!   pair's transmit slots are shared and its ring is ordered by the
 //!   pair's lock. No free slot is backpressure (smoltcp keeps the data).
@@ -40,6 +41,7 @@
 
 pub mod config;
 pub mod error;
+pub mod pool;
 pub mod samples;
 pub mod shard;
 pub mod steer;
@@ -103,15 +105,19 @@ fn start() -> Result<()> {
         rings.push(channel::channel::<shard::Inbound>(RING).map_err(|_| Error::NoNetwork)?);
     }
     let senders: Vec<_> = rings.iter().map(|(tx, _)| tx.clone()).collect();
+    let (free, backs) = pool::pools(cores)?;
+    let mut free = Some(free);
     let mut shards = Vec::new();
-    for (index, (inbox, inbound)) in rings.into_iter().enumerate() {
+    for (index, ((inbox, inbound), back)) in rings.into_iter().zip(backs).enumerate() {
         let core = CoreId(index as u16);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
         config.random_seed = Clock::now().0 ^ ((index as u64 + 1) << 48);
         let (mut rx, mut backlog) = (VecDeque::new(), VecDeque::new());
         let stats = shard::Stats::default();
+        let mut spent = Vec::new();
         let mut device = wire::Wire {
             rx: &mut rx,
+            spent: &mut spent,
             backlog: &mut backlog,
             pair: None,
             waker: core::task::Waker::noop(),
@@ -129,6 +135,9 @@ fn start() -> Result<()> {
             backlog,
             inbound,
             peers: senders.clone(),
+            free: if core == owner { free.take() } else { None },
+            back,
+            spent,
             metas: BTreeMap::new(),
             listeners: BTreeMap::new(),
             dhcp,

@@ -11,9 +11,11 @@
 //!
 //! One turn of the net task ([`step`]):
 //! 1. on the core that owns the queue pair: take received frames off the
-//!    device (a bounded batch) and steer each ([`super::steer`]): to this
-//!    core's queue, or copied into the ring of the core that owns its
-//!    flow (a full ring drops the frame and counts it), or to every core;
+//!    device (a bounded batch) and steer each ([`super::steer`]): copied
+//!    into a buffer of the target core's pool ([`super::pool`]), to this
+//!    core's queue or through the ring of the core that owns its flow (a
+//!    full ring or an empty pool drops the frame and counts it), or to
+//!    every core;
 //! 2. take what other cores sent here (frames, closes of sockets dropped
 //!    on a foreign core);
 //! 3. send the transmit backlog; apply a new address;
@@ -40,6 +42,7 @@ use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
 
 use super::config::{Address, Source};
+use super::pool;
 use super::steer::{Steer, steer};
 use super::wire::{self, Wire};
 use super::{Error, Result};
@@ -84,9 +87,11 @@ pub struct Stats {
     pub steered_in: AtomicU64,
     /// Frames smoltcp made that waited for a transmit slot.
     pub tx_backlogged: AtomicU64,
-    /// Drops, by reason: the target core's ring was full; this core's
+    /// Drops, by reason: the target core's ring was full; the target
+    /// core's frame pool was empty (every buffer in flight); this core's
     /// receive queue was full; the device was out of service.
     pub drop_ring_full: AtomicU64,
+    pub drop_pool_empty: AtomicU64,
     pub drop_queue_full: AtomicU64,
     pub drop_tx_dead: AtomicU64,
     /// Open sockets: TCP connections, TCP listeners, UDP sockets.
@@ -172,6 +177,12 @@ pub struct Shard {
     pub inbound: Receiver<Inbound>,
     /// Senders into every core's ring (used by the pair's owner to steer).
     pub peers: Vec<Sender<Inbound>>,
+    /// Every core's free frame buffers (on the pair's owner core).
+    pub free: Option<pool::Free>,
+    /// Where this core's spent frame buffers go back to.
+    pub back: Sender<Vec<u8>>,
+    /// Frames smoltcp has read this turn (their buffers go back).
+    pub spent: Vec<Vec<u8>>,
     pub metas: BTreeMap<SocketHandle, Meta>,
     pub listeners: BTreeMap<u16, Listener>,
     pub dhcp: Option<SocketHandle>,
@@ -334,25 +345,37 @@ impl Shard {
                 Poll::Ready(Ok(None)) | Poll::Ready(Err(_)) | Poll::Pending => return false,
             };
             let frame = &frame[..len];
+            let here = self.core.index();
             match steer(frame, cores) {
-                Steer::Core(c) if c != self.core.index() => self.forward(c, frame.to_vec(), stats),
-                Steer::Core(_) | Steer::Owner => self.queue(frame.to_vec(), stats),
+                Steer::Core(c) if c != here => self.forward(c, frame, stats),
+                Steer::Core(_) | Steer::Owner => self.keep(frame, stats),
                 Steer::All => {
-                    for c in 0..cores {
-                        if c != self.core.index() {
-                            self.forward(c, frame.to_vec(), stats);
-                        }
+                    for c in (0..cores).filter(|&c| c != here) {
+                        self.forward(c, frame, stats);
                     }
-                    self.queue(frame.to_vec(), stats);
+                    self.keep(frame, stats);
                 }
             }
         }
         true
     }
 
+    /// A copy of `frame` (from this core's pool) for this core's smoltcp.
+    fn keep(&mut self, frame: &[u8], stats: &Stats) {
+        let here = self.core.index();
+        match self.free.as_mut().and_then(|f| f.copy(here, frame)) {
+            Some(buffer) => self.queue(buffer, stats),
+            None => {
+                stats.drop_pool_empty.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn queue(&mut self, frame: Vec<u8>, stats: &Stats) {
         if self.rx.len() >= RX_QUEUE {
             stats.drop_queue_full.fetch_add(1, Ordering::Relaxed);
+            // The buffer goes back to its pool.
+            let _ = self.back.try_send(frame);
             return;
         }
         stats.rx_frames.fetch_add(1, Ordering::Relaxed);
@@ -362,13 +385,21 @@ impl Shard {
         self.rx.push_back(frame);
     }
 
-    fn forward(&mut self, core: usize, frame: Vec<u8>, stats: &Stats) {
-        match self.peers[core].try_send(Inbound::Frame(frame)) {
+    /// A copy of `frame` (from core `core`'s pool) through its ring.
+    fn forward(&mut self, core: usize, frame: &[u8], stats: &Stats) {
+        let Some(buffer) = self.free.as_mut().and_then(|f| f.copy(core, frame)) else {
+            stats.drop_pool_empty.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match self.peers[core].try_send(Inbound::Frame(buffer)) {
             Ok(()) => {
                 stats.steered_out.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(message)) => {
                 stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
+                if let (Inbound::Frame(buffer), Some(free)) = (message, self.free.as_mut()) {
+                    free.put(core, buffer);
+                }
             }
         }
     }
@@ -395,12 +426,18 @@ impl Shard {
         self.apply_config();
         let mut device = Wire {
             rx: &mut self.rx,
+            spent: &mut self.spent,
             backlog: &mut self.backlog,
             pair,
             waker: cx.waker(),
             stats,
         };
         self.iface.poll(now(), &mut device, &mut self.sockets);
+        // Spent buffers back to their pool (a full return ring cannot
+        // happen: it holds the whole pool).
+        for buffer in self.spent.drain(..) {
+            let _ = self.back.try_send(buffer);
+        }
         self.dhcp_events();
         self.report(stats);
     }

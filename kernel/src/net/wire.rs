@@ -1,8 +1,9 @@
 //! One core's view of the network device for its smoltcp interface.
 //!
 //! Receive: the frames steered to this core wait in the shard's queue
-//! (copied out of the device's DMA buffer by the queue pair's owner core,
-//! see [`super::shard`]); smoltcp takes them from there.
+//! (copied out of the device's DMA buffer by the queue pair's owner core
+//! into pool buffers, see [`super::pool`]); smoltcp reads them in place
+//! and their buffers go back to the pool.
 //!
 //! Transmit: every core sends directly on the device's queue pair (its
 //! transmit slots are shared; the pair's lock orders the ring). A frame
@@ -30,6 +31,8 @@ pub const BACKLOG: usize = 64;
 /// The device as one core's smoltcp interface sees it.
 pub struct Wire<'a> {
     pub rx: &'a mut VecDeque<Vec<u8>>,
+    /// Where read frames' buffers go (back to their pool after the poll).
+    pub spent: &'a mut Vec<Vec<u8>>,
     pub backlog: &'a mut VecDeque<Vec<u8>>,
     /// The queue pair this core sends on (`None`: no device, frames dropped).
     pub pair: Option<&'static Pair>,
@@ -38,8 +41,19 @@ pub struct Wire<'a> {
     pub stats: &'a Stats,
 }
 
-/// A received frame for smoltcp.
-pub struct Rx(Vec<u8>);
+/// A received frame for smoltcp; its buffer goes to `spent` afterwards.
+pub struct Rx<'a> {
+    frame: Option<Vec<u8>>,
+    spent: &'a mut Vec<Vec<u8>>,
+}
+
+impl Drop for Rx<'_> {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            self.spent.push(frame);
+        }
+    }
+}
 
 /// Room to send one frame.
 pub struct Tx<'a> {
@@ -51,7 +65,7 @@ pub struct Tx<'a> {
 
 impl phy::Device for Wire<'_> {
     type RxToken<'a>
-        = Rx
+        = Rx<'a>
     where
         Self: 'a;
     type TxToken<'a>
@@ -59,10 +73,13 @@ impl phy::Device for Wire<'_> {
     where
         Self: 'a;
 
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+    fn receive(&mut self, _: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
         let frame = self.rx.pop_front()?;
         Some((
-            Rx(frame),
+            Rx {
+                frame: Some(frame),
+                spent: self.spent,
+            },
             Tx {
                 backlog: self.backlog,
                 pair: self.pair,
@@ -92,12 +109,12 @@ impl phy::Device for Wire<'_> {
     }
 }
 
-impl phy::RxToken for Rx {
+impl phy::RxToken for Rx<'_> {
     fn consume<R, F>(self, f: F) -> R
     where
         F: FnOnce(&[u8]) -> R,
     {
-        f(&self.0)
+        f(self.frame.as_deref().unwrap_or_default())
     }
 }
 

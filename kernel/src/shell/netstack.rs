@@ -52,6 +52,7 @@ pub fn stack(out: &mut String) {
             &load(&s.steered_out),
             &load(&s.tx_backlogged),
             &load(&s.drop_ring_full),
+            &load(&s.drop_pool_empty),
             &load(&s.drop_queue_full),
             &load(&s.drop_tx_dead),
             &s.tcp_open.load(Ordering::Relaxed),
