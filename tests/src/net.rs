@@ -28,6 +28,7 @@ use percore_kernel::drivers::virtio::net::{self, Mac, NetError, Nic};
 use percore_kernel::net::{self as stack, Error as StackError, TcpListener, TcpStream, UdpSocket};
 use percore_kernel::reactor::{block_on, priority, sleep, spawn_on};
 use percore_kernel::{Kernel, println};
+use percore_poll::{Events, Interest, Poll, Token};
 
 use crate::harness::{Kind, Test};
 use crate::reactor::start_reactors;
@@ -43,6 +44,11 @@ pub const TESTS: &[Test] = &[
     Test::new("net_socket_errors_are_values", Kind::Normal, socket_errors),
     Test::new("net_socket_wrong_core", Kind::Normal, wrong_core),
     Test::new("net_udp_full_buffer_is_no_space", Kind::Normal, udp_full),
+    Test::new(
+        "net_socket_readiness_events",
+        Kind::Normal,
+        readiness_events,
+    ),
 ];
 
 /// A hang guard (not a timing assertion).
@@ -344,4 +350,34 @@ pub fn udp_full(_: &Kernel) -> Result<(), String> {
     Err(String::from(
         "1000 datagrams queued without filling the buffer",
     ))
+}
+
+/// A socket registered with a `percore_poll::Poll` reports its readiness
+/// as events under its token (a bound UDP socket: writable, not readable);
+/// registering it from another core is refused.
+pub fn readiness_events(_: &Kernel) -> Result<(), String> {
+    stack()?;
+    let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    let mut events = Events::with_capacity(8);
+    let mut udp = UdpSocket::bind(any(5560)).map_err(|e| format!("bind: {e}"))?;
+    poll.registry()
+        .register(
+            &mut udp,
+            Token(7),
+            Interest::READABLE.add(Interest::WRITABLE),
+        )
+        .map_err(|e| format!("register: {e}"))?;
+    // The net task reports readiness on its next turn: let it run.
+    for _ in 0..1000 {
+        block_on(sleep(Duration::from_millis(1)));
+        poll.poll(&mut events, Some(Duration::ZERO))
+            .map_err(|e| format!("poll: {e}"))?;
+        if let Some(event) = events.iter().find(|e| e.token() == Token(7)) {
+            if !event.is_writable() || event.is_readable() || event.is_error() {
+                return Err(format!("event {:?}", event.readiness()));
+            }
+            return Ok(());
+        }
+    }
+    Err(String::from("no event for the registered socket"))
 }

@@ -499,6 +499,13 @@ impl Shard {
                 Kind::Tcp => tcp_readiness(self.sockets.get::<tcp::Socket>(handle), meta),
                 Kind::Udp => udp_readiness(self.sockets.get::<udp::Socket>(handle)),
             };
+            if meta.established && meta.connecting_since.take().is_some() {
+                // Connected: the request's timeout would also end a
+                // connection that is merely quiet.
+                self.sockets
+                    .get_mut::<tcp::Socket>(handle)
+                    .set_timeout(None);
+            }
             if let Some(since) = meta.dropped {
                 if closed {
                     gone.push(handle);
@@ -552,12 +559,23 @@ impl Shard {
         }
     }
 
-    /// Keeps `options.backlog` sockets of every listener in Listen state:
+    /// Keeps `options.backlog` sockets of every listener in Listen state
+    /// (a half-open connection is given up after [`super::tcp::HANDSHAKE_TIMEOUT`]):
     /// a socket that took a SYN is replaced at once (the SYN after it
     /// finds a listening socket, not a reset), up to twice the backlog of
     /// connections waiting to be accepted.
     fn replenish(&mut self) {
         for (&port, listener) in self.listeners.iter_mut() {
+            // A half-open connection that timed out (a SYN flood's) or was
+            // reset before it was accepted frees its place.
+            let sockets = &mut self.sockets;
+            listener.backlog.retain(|&h| {
+                let closed = sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed;
+                if closed {
+                    sockets.remove(h);
+                }
+                !closed
+            });
             let listening = listener
                 .backlog
                 .iter()

@@ -48,6 +48,9 @@ use crate::time::Clock;
 /// [`Error::TimedOut`].
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const CONNECT_TIMEOUT_NS: u64 = CONNECT_TIMEOUT.as_nanos() as u64;
+/// A connection request a listener took and the peer did not complete
+/// within this long is given up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Per-socket settings, given at creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,6 +224,9 @@ pub(super) fn listen_in(
     options: &Options,
 ) -> Result<SocketHandle> {
     let mut socket = new_socket(options);
+    // A handshake the peer does not complete ends (a SYN flood's
+    // half-open connections do not hold the backlog).
+    socket.set_timeout(Some(smol(HANDSHAKE_TIMEOUT)));
     socket
         .listen(IpListenEndpoint { addr: None, port })
         .map_err(|_| Error::InvalidInput)?;
@@ -255,6 +261,8 @@ fn accept(
         .remote_endpoint()
         .map(endpoint_addr)
         .ok_or(Error::NotConnected)?;
+    // The handshake's timeout ends with it.
+    s.sockets.get_mut::<tcp::Socket>(handle).set_timeout(None);
     let mut meta = Meta::new(Kind::Tcp);
     meta.established = true;
     s.metas.insert(handle, meta);
@@ -423,11 +431,8 @@ impl TcpStream {
                     Poll::Pending
                 }
                 tcp::State::Closed => Poll::Ready(Err(Error::ConnectionRefused)),
-                _ => {
-                    // Established: the timeout was for the request only.
-                    socket.set_timeout(None);
-                    Poll::Ready(Ok(()))
-                }
+                // Established (the net task clears the request's timeout).
+                _ => Poll::Ready(Ok(())),
             }
         }) {
             Ok(poll) => poll,
