@@ -9,10 +9,11 @@
 //! takes the device's frames from then on): the address DHCP gives, and
 //! socket errors as values (a port bound twice on one core, bad
 //! arguments, a connection nobody accepts, a socket used on another core,
-//! a full UDP send buffer). A TCP exchange between two sockets of the
-//! guest itself is not possible: one smoltcp interface has no loopback
-//! path (a frame to its own address would go to the wire). The exchanges
-//! with real clients are the host's (`tools/xtask/src/net_host.rs`).
+//! a full UDP send buffer), readiness as `percore_poll` events, and TCP
+//! exchanges between sockets of the guest itself (frames to its own
+//! address loop back through the steering, so client and server sides sit
+//! on the cores their flows hash to). The exchanges with real clients are
+//! the host's (`tools/xtask/src/net_host.rs`).
 
 use alloc::format;
 use alloc::string::String;
@@ -21,10 +22,12 @@ use core::future::Future;
 use core::time::Duration;
 
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use embedded_io_async::{Read, Write};
 use futures_util::future::{Either, select};
 use percore_kernel::arch::{CoreId, cpu};
 use percore_kernel::drivers::pci;
 use percore_kernel::drivers::virtio::net::{self, Mac, NetError, Nic};
+use percore_kernel::net::samples::{self, Service};
 use percore_kernel::net::{self as stack, Error as StackError, TcpListener, TcpStream, UdpSocket};
 use percore_kernel::reactor::{block_on, priority, sleep, spawn_on};
 use percore_kernel::{Kernel, println};
@@ -48,6 +51,11 @@ pub const TESTS: &[Test] = &[
         "net_socket_readiness_events",
         Kind::Normal,
         readiness_events,
+    ),
+    Test::new(
+        "net_tcp_exchange_with_itself",
+        Kind::Normal,
+        exchange_with_itself,
     ),
 ];
 
@@ -380,4 +388,55 @@ pub fn readiness_events(_: &Kernel) -> Result<(), String> {
         }
     }
     Err(String::from("no event for the registered socket"))
+}
+
+/// The echo sample on every core, and connections to it from this core
+/// at the guest's own address: every line comes back; the frames looped
+/// back (the stack has no loopback device: the steering is the path).
+pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
+    let address = stack()?;
+    match block_on(within("echo", samples::serve(Service::Echo)))? {
+        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
+        Err(error) => return Err(format!("serve echo: {error:?}")),
+    }
+    let [a, b, c, d] = address.ip;
+    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let here = cpu::core_id();
+    block_on(within("exchanges with itself", async {
+        for i in 0..8 {
+            let mut stream = TcpStream::connect_async(target)
+                .await
+                .map_err(|e| format!("connect {i}: {e}"))?;
+            let line = format!("line {i} from core {here}\n");
+            stream
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|e| format!("write {i}: {e}"))?;
+            let mut back = vec![0u8; line.len()];
+            stream
+                .read_exact(&mut back)
+                .await
+                .map_err(|e| format!("read {i}: {e:?}"))?;
+            if back != line.as_bytes() {
+                return Err(format!(
+                    "sent {line:?}, got {:?}",
+                    String::from_utf8_lossy(&back)
+                ));
+            }
+        }
+        Ok::<(), String>(())
+    }))??;
+    let looped: u64 = stack::shard::slots()
+        .iter()
+        .map(|s| s.stats.looped.load(core::sync::atomic::Ordering::Relaxed))
+        .sum();
+    let accepted: u64 = stack::shard::slots()
+        .iter()
+        .map(|s| s.stats.accepted.load(core::sync::atomic::Ordering::Relaxed))
+        .sum();
+    println!("8 exchanges; {looped} frames looped back; {accepted} connections accepted");
+    if looped == 0 || accepted < 8 {
+        return Err(format!("looped {looped}, accepted {accepted}"));
+    }
+    Ok(())
 }

@@ -114,7 +114,7 @@ fn start() -> Result<()> {
         config.random_seed = Clock::now().0 ^ ((index as u64 + 1) << 48);
         let (mut rx, mut backlog) = (VecDeque::new(), VecDeque::new());
         let stats = shard::Stats::default();
-        let mut spent = Vec::new();
+        let (mut spent, mut looped) = (Vec::new(), Vec::new());
         let mut device = wire::Wire {
             rx: &mut rx,
             spent: &mut spent,
@@ -122,6 +122,9 @@ fn start() -> Result<()> {
             pair: None,
             waker: core::task::Waker::noop(),
             stats: &stats,
+            mac: nic.mac(),
+            ip: None,
+            looped: &mut looped,
         };
         let iface = Interface::new(config, &mut device, shard::now());
         let mut sockets = SocketSet::new(Vec::new());
@@ -138,6 +141,7 @@ fn start() -> Result<()> {
             free: if core == owner { free.take() } else { None },
             back,
             spent,
+            looped,
             metas: BTreeMap::new(),
             listeners: BTreeMap::new(),
             dhcp,

@@ -94,6 +94,8 @@ pub struct Stats {
     pub drop_pool_empty: AtomicU64,
     pub drop_queue_full: AtomicU64,
     pub drop_tx_dead: AtomicU64,
+    /// Frames the stack sent to its own address (looped back, not sent).
+    pub looped: AtomicU64,
     /// Open sockets: TCP connections, TCP listeners, UDP sockets.
     pub tcp_open: AtomicUsize,
     pub listeners: AtomicUsize,
@@ -183,6 +185,8 @@ pub struct Shard {
     pub back: Sender<Vec<u8>>,
     /// Frames smoltcp has read this turn (their buffers go back).
     pub spent: Vec<Vec<u8>>,
+    /// Frames this core sent to itself this turn ([`wire::loops`]).
+    pub looped: Vec<Vec<u8>>,
     pub metas: BTreeMap<SocketHandle, Meta>,
     pub listeners: BTreeMap<u16, Listener>,
     pub dhcp: Option<SocketHandle>,
@@ -295,7 +299,7 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
             more |= shard.take_frames(pair, &mut frame, cx, &slot.stats);
         }
         more |= shard.take_inbound(cx, &slot.stats);
-        shard.turn(pair, cx, &slot.stats);
+        more |= shard.turn(pair, cx, &slot.stats);
         let delay = shard.iface.poll_delay(now(), &shard.sockets);
         // Frames wait for a transmit slot: the slot's release wakes this
         // task (smoltcp's "poll now" would only spin until then).
@@ -420,10 +424,14 @@ impl Shard {
         true
     }
 
-    /// Steps 3 to 5.
-    fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) {
+    /// Steps 3 to 5. `true` if frames the stack sent to itself wait.
+    fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) -> bool {
         wire::flush(&mut self.backlog, pair, cx.waker(), stats);
         self.apply_config();
+        let mac = match self.iface.hardware_addr() {
+            smoltcp::wire::HardwareAddress::Ethernet(mac) => mac.0,
+        };
+        let ip = self.ipv4().map(|ip| ip.octets());
         let mut device = Wire {
             rx: &mut self.rx,
             spent: &mut self.spent,
@@ -431,6 +439,9 @@ impl Shard {
             pair,
             waker: cx.waker(),
             stats,
+            mac,
+            ip,
+            looped: &mut self.looped,
         };
         self.iface.poll(now(), &mut device, &mut self.sockets);
         // Spent buffers back to their pool (a full return ring cannot
@@ -440,6 +451,40 @@ impl Shard {
         }
         self.dhcp_events();
         self.report(stats);
+        self.loop_back(stats)
+    }
+
+    /// Frames the stack sent to itself, steered as if received (an ARP
+    /// request for our own address stays here: this core asked).
+    fn loop_back(&mut self, stats: &Stats) -> bool {
+        let cores = self.peers.len();
+        let here = self.core.index();
+        for frame in core::mem::take(&mut self.looped) {
+            let arp =
+                frame.get(12..14) == Some(&[0x08, 0x06]) && frame.get(20..22) == Some(&[0, 1]);
+            match steer(&frame, cores) {
+                Steer::Core(c) if c != here && !arp => self.send_to(c, frame, stats),
+                Steer::All => {
+                    for c in (0..cores).filter(|&c| c != here) {
+                        self.send_to(c, frame.clone(), stats);
+                    }
+                    self.queue(frame, stats);
+                }
+                _ => self.queue(frame, stats),
+            }
+        }
+        !self.rx.is_empty()
+    }
+
+    fn send_to(&mut self, core: usize, frame: Vec<u8>, stats: &Stats) {
+        match self.peers[core].try_send(Inbound::Frame(frame)) {
+            Ok(()) => {
+                stats.steered_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn apply_config(&mut self) {

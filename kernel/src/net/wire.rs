@@ -39,6 +39,10 @@ pub struct Wire<'a> {
     /// The net task's waker: woken when a transmit slot frees.
     pub waker: &'a Waker,
     pub stats: &'a Stats,
+    /// This interface's addresses, and the frames to them (see [`loops`]).
+    pub mac: [u8; 6],
+    pub ip: Option<[u8; 4]>,
+    pub looped: &'a mut Vec<Vec<u8>>,
 }
 
 /// A received frame for smoltcp; its buffer goes to `spent` afterwards.
@@ -61,6 +65,25 @@ pub struct Tx<'a> {
     pair: Option<&'static Pair>,
     waker: &'a Waker,
     stats: &'a Stats,
+    mac: [u8; 6],
+    ip: Option<[u8; 4]>,
+    looped: &'a mut Vec<Vec<u8>>,
+}
+
+/// Whether a frame this interface sends is for itself: to its own MAC,
+/// or an ARP request for its own address (smoltcp has no loopback; it
+/// resolves its own address like any other, and the device would never
+/// answer). Such frames go back to the stack instead of the wire, so two
+/// sockets of the guest can talk (through the cores their flows hash to).
+pub fn loops(frame: &[u8], mac: [u8; 6], ip: Option<[u8; 4]>) -> bool {
+    if frame.len() < 14 {
+        return false;
+    }
+    if frame[..6] == mac {
+        return true;
+    }
+    let arp_request = frame[12..14] == [0x08, 0x06] && frame.get(20..22) == Some(&[0, 1]);
+    arp_request && ip.is_some_and(|ip| frame.get(38..42) == Some(&ip))
 }
 
 impl phy::Device for Wire<'_> {
@@ -85,6 +108,9 @@ impl phy::Device for Wire<'_> {
                 pair: self.pair,
                 waker: self.waker,
                 stats: self.stats,
+                mac: self.mac,
+                ip: self.ip,
+                looped: self.looped,
             },
         ))
     }
@@ -98,6 +124,9 @@ impl phy::Device for Wire<'_> {
             pair: self.pair,
             waker: self.waker,
             stats: self.stats,
+            mac: self.mac,
+            ip: self.ip,
+            looped: self.looped,
         })
     }
 
@@ -127,6 +156,11 @@ impl phy::TxToken for Tx<'_> {
         let len = len.min(MAX_FRAME);
         let result = f(&mut frame[..len]);
         let frame = &frame[..len];
+        if loops(frame, self.mac, self.ip) {
+            self.stats.looped.fetch_add(1, Ordering::Relaxed);
+            self.looped.push(frame.to_vec());
+            return result;
+        }
         if self.backlog.is_empty() {
             match send_now(self.pair, frame, self.waker, self.stats) {
                 Sent::Yes | Sent::Dropped => return result,
@@ -191,4 +225,31 @@ pub fn flush(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_to_ourselves_loop() {
+        let mac = [0x52, 0x54, 0, 0xc0, 0xff, 0xee];
+        let ip = Some([10, 0, 2, 15]);
+        let mut to_us = [0u8; 60];
+        to_us[..6].copy_from_slice(&mac);
+        assert!(loops(&to_us, mac, ip));
+        let mut arp = [0u8; 42];
+        arp[..6].fill(0xff);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[20..22].copy_from_slice(&[0, 1]);
+        arp[38..42].copy_from_slice(&[10, 0, 2, 15]);
+        assert!(loops(&arp, mac, ip));
+        assert!(!loops(&arp, mac, None));
+        arp[38..42].copy_from_slice(&[10, 0, 2, 2]);
+        assert!(
+            !loops(&arp, mac, ip),
+            "an ARP request for the gateway goes out"
+        );
+        assert!(!loops(&[0u8; 10], mac, ip));
+    }
 }
