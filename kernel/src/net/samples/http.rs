@@ -136,13 +136,14 @@ pub fn stats_json() -> String {
             let n = &slot.stats;
             let _ = write!(
                 json,
-                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"drop_ring_full\":{},\"drop_pool_empty\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
+                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"drop_ring_full\":{},\"drop_pool_empty\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
                 load(&n.rx_frames),
                 load(&n.rx_bytes),
                 load(&n.tx_frames),
                 load(&n.tx_bytes),
                 load(&n.steered_in),
                 load(&n.steered_out),
+                load(&n.looped),
                 load(&n.drop_ring_full),
                 load(&n.drop_pool_empty),
                 load(&n.drop_queue_full),
