@@ -41,6 +41,7 @@
 
 pub mod config;
 pub mod error;
+pub mod meta;
 pub mod pool;
 pub mod samples;
 pub mod shard;
