@@ -28,6 +28,8 @@ pub const NAMES: &[&str] = &[
     "pci",
     "disk",
     "net",
+    "serve",
+    "get",
     "log",
     "sched",
     "halt",
@@ -57,7 +59,13 @@ commands:
               core, MSI-X target read back), per-core completions, in flight, errors
   net         the virtio network device: MAC, link, queue pairs and RSS, per pair its
               owner core and MSI-X target (read back), frames/bytes in and out,
-              backpressure waits, rejected sends, received frames dropped by reason
+              backpressure waits, rejected sends, received frames dropped by reason;
+              the stack: address, gateway, per-core frames/bytes in and out,
+              steered frames, drops by reason, open sockets
+  serve echo|http  start a sample server on every core (echo: TCP and UDP 7;
+              http: TCP 80 with /, /stats, 404)
+  get URL     HTTP GET http://A.B.C.D[:PORT]/PATH from this core: status, length,
+              FNV-1a 64 of the body (checked against an X-Fnv1a64 header)
   log         the disk log on the whole disk (opened, or made when blank, on first use):
               what recovery found, counters; `log append TEXT`, `log flush`,
               `log tail [N]`, `log from SEQ [N]`
@@ -90,7 +98,12 @@ pub async fn execute(command: &str) -> String {
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
         Some("disk") => disk(&mut out),
-        Some("net") => net(&mut out),
+        Some("net") => {
+            net(&mut out);
+            super::netstack::stack(&mut out);
+        }
+        Some("serve") => super::netstack::serve(words.next(), &mut out).await,
+        Some("get") => super::netstack::get(words.next(), &mut out).await,
         Some("log") => super::disklog::run(&words.collect::<Vec<_>>(), &mut out).await,
         Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,

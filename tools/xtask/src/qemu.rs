@@ -197,6 +197,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             .map_err(|e| Error::Usage(format!("--hostfwd {list}: {e}")))?,
     };
     let tap = args.flag_with("--net", "tap");
+    let net = !tap && args.flag("--net");
     if tap {
         if !hostfwd.is_empty() {
             return Err(Error::Usage(
@@ -210,10 +211,24 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         machine
             .fw_cfg
             .push(("opt/percore/net".into(), crate::netns::GUEST_CONFIG.into()));
-    } else if args.flag("--net") {
-        machine.extra.extend(crate::net::args(None, &hostfwd));
+        // The samples, started at boot (reached from inside the namespace).
+        machine
+            .fw_cfg
+            .push((crate::net::SERVE_FILE.into(), "echo,http".into()));
+    } else if net && hostfwd.is_empty() {
+        // The samples, started at boot, on the usual loopback ports.
+        machine
+            .extra
+            .extend(crate::net::args_with(None, &crate::net::RUN_FORWARDS, None));
+        machine
+            .fw_cfg
+            .push((crate::net::SERVE_FILE.into(), "echo,http".into()));
+        eprintln!("{}", crate::net::run_instructions());
     } else if !hostfwd.is_empty() {
-        return Err(Error::Usage("--hostfwd needs --net".into()));
+        if !net {
+            return Err(Error::Usage("--hostfwd needs --net".into()));
+        }
+        machine.extra.extend(crate::net::args(None, &hostfwd));
     }
     let release = args.flag("--release");
     std::mem::take(args).finish()?;

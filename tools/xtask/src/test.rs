@@ -42,6 +42,13 @@ impl Tally {
         self.skip_reasons.push(reason.to_string());
     }
 
+    /// Records the test `name` as skipped, for `why`.
+    pub fn skip_one(&mut self, name: &str, why: &str) {
+        println!("test {name} ... skipped: {why}");
+        self.skipped += 1;
+        self.skip_reasons.push(format!("{name}: {why}"));
+    }
+
     pub fn record(&mut self, name: &str, ok: bool) {
         if ok {
             self.passed += 1;
@@ -67,6 +74,12 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         qemu_tests(filter.as_deref(), verbose, &mut tally)?;
         if filter.as_deref().is_none_or(|f| LINUX_SMOKE.contains(f)) {
             linux_smoke(&mut tally);
+        }
+        if filter
+            .as_deref()
+            .is_none_or(|f| crate::net_host::NAME.contains(f))
+        {
+            crate::net_host::run(&mut tally)?;
         }
         if filter
             .as_deref()
