@@ -19,7 +19,7 @@
 //! Nagle off (`nodelay`), no delayed ACK (smoltcp's default 10 ms delay
 //! capped request rates), 8 KiB receive and 8 KiB send buffers per
 //! connection (16 KiB of buffers per connection: 1000 connections take 16
-//! MiB of the 64 MiB heap), a backlog of 16 listening sockets per listener
+//! MiB of the 128 MiB heap), a backlog of 16 listening sockets per listener
 //! and core, kept topped up by the net task (so a burst of SYNs finds
 //! listening sockets rather than resets) with at most 32 connections
 //! waiting to be accepted.
