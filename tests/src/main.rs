@@ -28,6 +28,7 @@ mod smp;
 mod storage;
 mod streams;
 mod topic;
+mod uring;
 mod user;
 
 use bootloader_api::{BootInfo, entry_point};
@@ -57,6 +58,7 @@ const SUITES: &[&[harness::Test]] = &[
     net::TESTS,
     disklog::TESTS,
     user::TESTS,
+    uring::TESTS,
     storage::TESTS,
 ];
 

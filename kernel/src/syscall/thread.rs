@@ -11,6 +11,10 @@
 //!   there, and the task then ends the reactor's batch and yields, so the
 //!   core's timers, rings and other tasks run before the thread goes on.
 //!   Any other interrupt (a doorbell) yields the same way.
+//! - If the process has a submission ring, each turn first services it
+//!   (`super::ring`): while the ring is awake (it took submissions
+//!   lately) the slice is [`ring::RING_POLL_NS`], so the kernel looks
+//!   again soon.
 //! - An exception kills the process with a one-line report (pid, core,
 //!   RIP, reason); so does `kill` (checked at every return to the kernel,
 //!   and a doorbell makes a thread in user mode return).
@@ -19,8 +23,11 @@
 //! When the task ends, the [`Process`] it owns drops: every frame, page
 //! table and handle is released.
 
+use core::future::poll_fn;
 use core::sync::atomic::Ordering;
+use core::task::Poll;
 
+use super::ring::{self, Turn};
 use super::{Outcome, dispatch};
 use crate::arch::user::{self, Trap};
 use crate::arch::{CoreId, clock, cpu, timer};
@@ -59,11 +66,28 @@ async fn run(mut process: Process) -> Exit {
         if process.shared.killed() {
             break Exit::Killed;
         }
+        let mut slice = SLICE_NS;
+        if process.ring.is_some() {
+            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, cx))).await {
+                Err(corrupt) => break Exit::BadRing(corrupt),
+                Ok(Turn {
+                    exit: Some(code), ..
+                }) => break Exit::Code(code),
+                Ok(turn) => {
+                    if turn.awake {
+                        slice = ring::RING_POLL_NS;
+                    }
+                    if turn.yielded {
+                        reactor::yield_now().await;
+                    }
+                }
+            }
+        }
         let start = clock::cycles();
         // Masked from arming the timer until ring 3: a deadline that is
         // already due must interrupt the thread, not the kernel before it.
         cpu::disable_interrupts();
-        arm_slice();
+        arm_slice(slice);
         process.space.activate();
         let trap = user::enter(&mut process.context);
         cpu::enable_interrupts();
@@ -81,6 +105,7 @@ async fn run(mut process: Process) -> Exit {
             Some(Outcome::Return(value)) => process.context.set_result(value),
             Some(Outcome::Exit(code)) => break Exit::Code(code),
             Some(Outcome::Killed) => break Exit::Killed,
+            Some(Outcome::BadRing(corrupt)) => break Exit::BadRing(corrupt),
             None => {
                 // Preempted (slice over, a timer due, a doorbell): let the
                 // rest of the turn run before this thread goes on.
@@ -92,16 +117,16 @@ async fn run(mut process: Process) -> Exit {
     let report = process.report(&exit);
     match exit {
         Exit::Code(_) => log::info!("{report}"),
-        Exit::Killed | Exit::Fault(_) => log::warn!("{report}"),
+        Exit::Killed | Exit::Fault(_) | Exit::BadRing(_) => log::warn!("{report}"),
     }
     exit
 }
 
-/// Arms this core's timer for the end of a slice from now, or the timer
-/// wheel's next deadline if that is sooner.
-fn arm_slice() {
+/// Arms this core's timer for the end of a slice of `slice` ns from now,
+/// or the timer wheel's next deadline if that is sooner.
+fn arm_slice(slice: u64) {
     let now = Clock::now().0;
-    let mut deadline = now.saturating_add(SLICE_NS);
+    let mut deadline = now.saturating_add(slice);
     if let Some(next) = reactor::next_deadline() {
         deadline = deadline.min(next.0.max(now));
     }

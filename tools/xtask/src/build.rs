@@ -57,7 +57,9 @@ pub struct Built {
 
 /// The ring-3 programs packed into every image (binaries of
 /// `userspace/programs`).
-pub const PROGRAMS: [&str; 6] = ["hello", "spin", "badptr", "regs", "badmem", "canary"];
+pub const PROGRAMS: [&str; 7] = [
+    "hello", "spin", "badptr", "regs", "badmem", "canary", "uring",
+];
 
 /// Builds the user programs and packs them into a cpio archive (the
 /// ramdisk the bootloader loads next to the kernel, where the kernel finds

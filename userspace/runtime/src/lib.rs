@@ -1,6 +1,7 @@
 //! The runtime of percore's ring-3 programs: the entry point (`_start`,
 //! which records the registers the program started with, then runs
 //! `main` and exits with its code), the syscall stubs of `percore-abi`,
+//! the submission/completion ring ([`ring`]),
 //! a small allocator, and `print!`/`println!`. It depends on the ABI
 //! crate alone.
 //!
@@ -20,6 +21,7 @@
 
 pub mod alloc;
 pub mod print;
+pub mod ring;
 pub mod sys;
 
 pub use percore_abi as abi;
