@@ -21,6 +21,7 @@ use crate::user::{expect_code, run};
 /// This file's tests.
 pub const TESTS: &[Test] = &[
     Test::new("uring_ops_answer_as_syscalls", Kind::Normal, ops),
+    Test::new("uring_poll_and_executor", Kind::Normal, poll),
     Test::new("uring_exit_through_the_ring", Kind::Normal, exit),
     Test::new(
         "uring_corrupt_indices_end_the_process",
@@ -46,6 +47,12 @@ fn ops(_: &Kernel) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The runtime's readiness layer and executor over the ring (`uring poll`).
+fn poll(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    expect_code("uring poll", run("uring", CoreId(cores() - 1), "poll")?, 0)
 }
 
 fn exit(_: &Kernel) -> Result<(), String> {

@@ -9,6 +9,9 @@
 //!   ring stops the kernel taking submissions and nothing is lost; while
 //!   the kernel is awake it takes submissions with no trap. Exits with the
 //!   number of failed checks.
+//! - `poll`: the executor and readiness layer (`percore_runtime::poll`,
+//!   `executor`): three ticks of a 1 ms timer, then a message sent to a
+//!   channel makes it readable; exits with the number of failed checks.
 //! - `exit`: exits with code 7 through the ring.
 //! - `corrupt-sq`, `corrupt-cq`: corrupts an index and enters; the kernel
 //!   must end the process (exit code 0 means it did not).
@@ -17,6 +20,8 @@
 
 use percore_runtime::abi::ring::{Completion, RING_BASE, Submission};
 use percore_runtime::abi::{Error, Handle, Sys, decode};
+use percore_runtime::executor::{block_on, readable};
+use percore_runtime::poll::{Events, Interest, Poll, Token};
 use percore_runtime::ring::Ring;
 use percore_runtime::{println, sys};
 
@@ -70,6 +75,7 @@ fn main() -> i64 {
     };
     match case {
         "" | "ops" => ops(&mut ring),
+        "poll" => poll(ring),
         "exit" => {
             ring.submit(entry(Sys::Exit, 0, [7, 0, 0, 0, 0, 0])).ok();
             let _ = ring.submit_and_wait(1);
@@ -311,6 +317,75 @@ fn ops(ring: &mut Ring) -> i64 {
     let _ = sys::close(channel);
     if c.failed == 0 {
         println!("uring: every check passed");
+    }
+    i64::from(c.failed)
+}
+
+fn poll(ring: Ring) -> i64 {
+    let mut c = Checks { failed: 0 };
+    let mut poll = Poll::new(ring);
+    let start = sys::clock();
+    let (Ok(timer), Ok(channel)) = (sys::timer(1_000_000), sys::channel()) else {
+        println!("uring: no timer or channel");
+        return 1;
+    };
+    const TICK: Token = Token(1);
+    const MESSAGE: Token = Token(2);
+    c.expect(
+        "register timer",
+        poll.registry().register(timer, TICK, Interest::READABLE),
+        Ok(()),
+    );
+    c.expect(
+        "register channel",
+        poll.registry()
+            .register(channel, MESSAGE, Interest::READABLE),
+        Ok(()),
+    );
+    c.expect(
+        "register twice",
+        poll.registry().register(timer, TICK, Interest::READABLE),
+        Err(Error::InvalidArgument),
+    );
+    let mut events = Events::with_capacity(8);
+    c.expect(
+        "poll without waiting",
+        poll.poll(&mut events, Some(core::time::Duration::ZERO)),
+        Ok(()),
+    );
+    c.expect("no message yet", events.iter().any(|e| e.token() == MESSAGE), false);
+    let received = block_on(&mut poll, async {
+        for _ in 0..3 {
+            readable(TICK).await;
+        }
+        let _ = sys::send(channel, b"ready");
+        readable(MESSAGE).await;
+        let mut buffer = [0u8; 8];
+        sys::recv(channel, &mut buffer).map(|n| (n, buffer))
+    });
+    c.expect(
+        "three ticks of a 1 ms timer take 3 ms",
+        sys::clock() - start >= 3_000_000,
+        true,
+    );
+    c.expect(
+        "message",
+        received.map(|(n, b)| (n, b[..5] == *b"ready")),
+        Ok((5, true)),
+    );
+    c.expect("deregister", poll.registry().deregister(TICK), Ok(()));
+    c.expect(
+        "timeout",
+        poll.poll(&mut events, Some(core::time::Duration::from_millis(2))),
+        Ok(()),
+    );
+    c.expect(
+        "no event after deregister",
+        events.iter().any(|e| e.token() == TICK),
+        false,
+    );
+    if c.failed == 0 {
+        println!("uring: poll: every check passed");
     }
     i64::from(c.failed)
 }
