@@ -57,8 +57,8 @@ pub struct Built {
 
 /// The ring-3 programs packed into every image (binaries of
 /// `userspace/programs`).
-pub const PROGRAMS: [&str; 7] = [
-    "hello", "spin", "badptr", "regs", "badmem", "canary", "uring",
+pub const PROGRAMS: [&str; 8] = [
+    "hello", "spin", "badptr", "regs", "badmem", "canary", "uring", "fuzz",
 ];
 
 /// Builds the user programs and packs them into a cpio archive (the

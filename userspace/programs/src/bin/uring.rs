@@ -353,7 +353,11 @@ fn poll(ring: Ring) -> i64 {
         poll.poll(&mut events, Some(core::time::Duration::ZERO)),
         Ok(()),
     );
-    c.expect("no message yet", events.iter().any(|e| e.token() == MESSAGE), false);
+    c.expect(
+        "no message yet",
+        events.iter().any(|e| e.token() == MESSAGE),
+        false,
+    );
     let received = block_on(&mut poll, async {
         for _ in 0..3 {
             readable(TICK).await;
