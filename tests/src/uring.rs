@@ -35,6 +35,11 @@ pub const TESTS: &[Test] = &[
         corrupt,
     ),
     Test::new(
+        "uring_other_process_memory_kills_the_reader",
+        Kind::Normal,
+        other_process,
+    ),
+    Test::new(
         "uring_fuzz_kernel_survives_and_leaks_nothing",
         Kind::Normal,
         fuzz,
@@ -98,6 +103,33 @@ fn corrupt(_: &Kernel) -> Result<(), String> {
         other => return Err(format!("corrupt-cq: ended {other:?}")),
     }
     expect_code("hello after", run("hello", core, "3")?, 3)
+}
+
+/// A program that reads or writes at the address of another process's
+/// mapping (a canary's submission ring, which only the canary has) is
+/// killed by a page fault, on the canary's core and on another; the
+/// canary's checksum over that mapping and its data stays the same.
+fn other_process(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let canary_core = CoreId(cores() - 1);
+    let (pid, end) = percore_kernel::syscall::spawn("canary", canary_core, "30 ring")
+        .map_err(|e| format!("canary: {e:?}"))?;
+    // Let the canary map and fill its ring.
+    block_on(sleep(Duration::from_millis(20)));
+    let target = percore_abi::ring::RING_BASE + 4096;
+    for core in [canary_core, CoreId(0)] {
+        for case in ["read-at", "write-at"] {
+            match run("badmem", core, &format!("{case} {target:x}"))? {
+                Exit::Fault(fault) if fault.vector == 14 => {}
+                other => {
+                    return Err(format!(
+                        "badmem {case} {target:#x} on core {core}: ended {other:?}, expected a page fault"
+                    ));
+                }
+            }
+        }
+    }
+    expect_code("canary with a ring", block_on(ended(pid, end))?, 0)
 }
 
 /// `fuzz` with a fresh seed (printed), [`FUZZ_CALLS`] calls, then a
