@@ -30,6 +30,7 @@ mod streams;
 mod topic;
 mod uring;
 mod user;
+mod user_bench;
 
 use bootloader_api::{BootInfo, entry_point};
 
@@ -59,6 +60,7 @@ const SUITES: &[&[harness::Test]] = &[
     disklog::TESTS,
     user::TESTS,
     uring::TESTS,
+    user_bench::TESTS,
     storage::TESTS,
 ];
 

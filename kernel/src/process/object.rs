@@ -53,6 +53,19 @@ impl Channel {
         })
     }
 
+    /// Two channels crossed: what is sent on one is received on the other
+    /// (for two processes, each given one end at start).
+    pub fn pair() -> Result<(Channel, Channel), Error> {
+        let (a_tx, b_rx) = channel::channel(CHANNEL_CAPACITY).map_err(|_| Error::NoMemory)?;
+        let (b_tx, a_rx) = channel::channel(CHANNEL_CAPACITY).map_err(|_| Error::NoMemory)?;
+        let end = |tx, rx| Channel {
+            tx,
+            rx,
+            pending: None,
+        };
+        Ok((end(a_tx, a_rx), end(b_tx, b_rx)))
+    }
+
     /// Queues `message`, or says the queue is full.
     pub fn send(&mut self, message: Vec<u8>) -> Result<(), Error> {
         self.tx
@@ -60,12 +73,12 @@ impl Channel {
             .map_err(|TrySendError::Full(_)| Error::Full)
     }
 
-    /// The next message, if there is one; else `cx` is woken when one comes.
+    /// The next message, if there is one; else `cx` is woken when one
+    /// comes. A pair's end whose peer is gone gives empty messages.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Vec<u8>> {
         if let Some(message) = self.pending.take() {
             return Poll::Ready(message);
         }
-        // Cannot end: this channel holds a sender itself.
         self.rx.poll_recv(cx).map(Option::unwrap_or_default)
     }
 

@@ -33,7 +33,7 @@ use crate::process::{Process, blocking, umem};
 use crate::reactor;
 use crate::time;
 
-pub use thread::{spawn, spawn_image};
+pub use thread::{spawn, spawn_image, spawn_with_handles};
 
 /// What a syscall left the thread to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

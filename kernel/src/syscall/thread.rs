@@ -23,6 +23,7 @@
 //! When the task ends, the [`Process`] it owns drops: every frame, page
 //! table and handle is released.
 
+use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::sync::atomic::Ordering;
 use core::task::Poll;
@@ -31,6 +32,7 @@ use super::ring::{self, Turn};
 use super::{Outcome, dispatch};
 use crate::arch::user::{self, Trap};
 use crate::arch::{CoreId, clock, cpu, timer};
+use crate::process::object::KernelObject;
 use crate::process::{Exit, Process, SpawnError, image};
 use crate::reactor::{self, JoinHandle, SpawnOptions};
 use crate::time::{self, Clock};
@@ -45,6 +47,29 @@ pub const USER_PRIORITY: u8 = 16;
 pub fn spawn(name: &str, core: CoreId, args: &str) -> Result<(u32, JoinHandle<Exit>), SpawnError> {
     let program = image::find(name).ok_or(SpawnError::NotFound)?;
     spawn_image(name, program.bytes, core, args)
+}
+
+/// Like [`spawn`], with `objects` in the process's handle table from the
+/// start (in order: the first is `Handle::new(0, 1)`, and so on).
+pub fn spawn_with_handles(
+    name: &str,
+    core: CoreId,
+    args: &str,
+    objects: Vec<KernelObject>,
+) -> Result<(u32, JoinHandle<Exit>), SpawnError> {
+    let program = image::find(name).ok_or(SpawnError::NotFound)?;
+    let mut process = Process::new(name, program.bytes, core, args)?;
+    for object in objects {
+        process
+            .handles
+            .insert(object)
+            .map_err(|_| SpawnError::NoMemory)?;
+    }
+    let handles = process.handles.len();
+    process.shared.handles.store(handles, Ordering::Relaxed);
+    let pid = process.shared.pid;
+    let options = SpawnOptions::new(reactor::priority(USER_PRIORITY)).pinned();
+    Ok((pid, reactor::spawn_with(core, options, run(process))))
 }
 
 /// Starts the ELF image `bytes` as a process called `name` on core `core`.
