@@ -174,9 +174,8 @@ pub fn poll_blocked(
 
 /// `close(handle)`; closing the ring handle unmaps the rings.
 fn close(process: &mut Process, handle: u64) -> Result<u64, Error> {
-    match process.handles.remove(Handle::from_raw(handle))? {
-        KernelObject::Ring => ring::teardown(process),
-        _ => {}
+    if let KernelObject::Ring = process.handles.remove(Handle::from_raw(handle))? {
+        ring::teardown(process);
     }
     Ok(0)
 }

@@ -263,8 +263,8 @@ fn main() -> i64 {
     // SAFETY: one thread; these are used only here.
     let (pending_args, pending_number) = unsafe {
         (
-            &mut *(&raw mut PENDING_ARGS),
-            &mut *(&raw mut PENDING_NUMBER),
+            (&raw mut PENDING_ARGS).as_mut().expect("a static"),
+            (&raw mut PENDING_NUMBER).as_mut().expect("a static"),
         )
     };
     while done < calls {
