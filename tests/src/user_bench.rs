@@ -108,6 +108,10 @@ fn idle_memory() -> Result<(), String> {
     println!(
         "idle process: {frame_kib} KiB of frames (image, 64 KiB stack, 12 KiB ring pair, page tables) + {heap_kib} KiB of heap (process, context, handle table)"
     );
+    println!(
+        "1000 idle processes: {} MiB",
+        (frame_kib + heap_kib) * 1000 / 1024
+    );
     println!("bench user_idle_process_kib {} KiB", frame_kib + heap_kib);
     Ok(())
 }
