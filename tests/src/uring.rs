@@ -179,7 +179,7 @@ fn fuzz(_: &Kernel) -> Result<(), String> {
     );
     expect_code("canary", block_on(ended(pid, end))?, 0)?;
     let ps = block_on(execute("ps"));
-    if !ps.contains("pid") {
+    if !ps.contains("pid") || !ps.contains("ring_ops") {
         return Err(format!("ps after the fuzz said: {ps}"));
     }
     let (frames_now, heap_now) = (user::frames_in_use(), heap::used_bytes());
