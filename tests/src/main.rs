@@ -29,7 +29,9 @@ mod smp;
 mod storage;
 mod streams;
 mod topic;
+mod uring;
 mod user;
+mod user_bench;
 
 use bootloader_api::{BootInfo, entry_point};
 
@@ -59,6 +61,8 @@ const SUITES: &[&[harness::Test]] = &[
     netmq::TESTS,
     disklog::TESTS,
     user::TESTS,
+    uring::TESTS,
+    user_bench::TESTS,
     storage::TESTS,
 ];
 

@@ -34,10 +34,10 @@ pub const TESTS: &[Test] = &[
 ];
 
 /// How long any one program may take here (generous: TCG on a busy host).
-const PATIENCE: Duration = Duration::from_secs(60);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Waits for a process to end, at most [`PATIENCE`].
-async fn ended(pid: u32, handle: JoinHandle<Exit>) -> Result<Exit, String> {
+pub async fn ended(pid: u32, handle: JoinHandle<Exit>) -> Result<Exit, String> {
     match select(handle, core::pin::pin!(sleep(PATIENCE))).await {
         Either::Left((exit, _)) => Ok(exit),
         Either::Right(_) => Err(format!("process {pid} still running after {PATIENCE:?}")),
@@ -45,13 +45,13 @@ async fn ended(pid: u32, handle: JoinHandle<Exit>) -> Result<Exit, String> {
 }
 
 /// Runs `name` with `args` on `core` to its end.
-fn run(name: &str, core: CoreId, args: &str) -> Result<Exit, String> {
+pub fn run(name: &str, core: CoreId, args: &str) -> Result<Exit, String> {
     let (pid, handle) =
         syscall::spawn(name, core, args).map_err(|e| format!("spawn {name}: {e:?}"))?;
     block_on(ended(pid, handle))
 }
 
-fn expect_code(name: &str, exit: Exit, code: i64) -> Result<(), String> {
+pub fn expect_code(name: &str, exit: Exit, code: i64) -> Result<(), String> {
     match exit {
         Exit::Code(c) if c == code => Ok(()),
         other => Err(format!(

@@ -1,7 +1,8 @@
 //! Processes: isolated ring-3 programs. A process is an address space
 //! ([`vm`]) loaded from an ELF image ([`elf`], programs from the boot
 //! archive: [`image`]), one thread's registers, a handle table of kernel
-//! objects ([`handle`], [`object`]), and the counters `ps` shows. User
+//! objects ([`handle`], [`object`]), its submission/completion rings
+//! ([`ring`]), and the counters `ps` shows. User
 //! memory is reached only through [`umem`]'s checked copies.
 //!
 //! The thread runs as a task of its core's reactor (`syscall::spawn`);
@@ -14,6 +15,7 @@ pub mod elf;
 pub mod handle;
 pub mod image;
 pub mod object;
+pub mod ring;
 pub mod umem;
 pub mod vm;
 
@@ -59,6 +61,8 @@ pub enum Exit {
     Killed,
     /// It raised an exception.
     Fault(Fault),
+    /// It corrupted its ring's indices.
+    BadRing(percore_abi::ring::Corrupt),
 }
 
 /// Why a process could not be started.
@@ -87,6 +91,8 @@ pub struct Shared {
     pub syscalls: AtomicU64,
     /// Time in user mode and in syscalls, in ns.
     pub cpu_ns: AtomicU64,
+    /// Operations taken from the submission ring.
+    pub ring_ops: AtomicU64,
 }
 
 impl Shared {
@@ -118,6 +124,8 @@ pub struct Process {
     pub context: Box<UserContext>,
     /// The start arguments (see `Sys::Args`).
     pub args: String,
+    /// The submission/completion rings, once set up.
+    pub ring: Option<ring::Ring>,
 }
 
 impl Process {
@@ -146,6 +154,7 @@ impl Process {
             handles: AtomicUsize::new(0),
             syscalls: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
+            ring_ops: AtomicU64::new(0),
         });
         PROCESSES.lock().insert(pid, shared.clone());
         Ok(Process {
@@ -154,6 +163,7 @@ impl Process {
             handles: HandleTable::default(),
             context: Box::new(UserContext::new(entry, stack)),
             args: String::from(args),
+            ring: None,
         })
     }
 
@@ -169,6 +179,13 @@ impl Process {
             ),
             Exit::Killed => alloc::format!(
                 "process {} ({}) on core {} killed at rip {:#x}",
+                s.pid,
+                s.name,
+                s.core,
+                self.context.rip()
+            ),
+            Exit::BadRing(corrupt) => alloc::format!(
+                "process {} ({}) on core {} killed at rip {:#x}: {corrupt}",
                 s.pid,
                 s.name,
                 s.core,

@@ -1,8 +1,10 @@
 //! The kernel objects a process reaches through its handles: channels
 //! (a bounded message queue on `ipc::channel`) and periodic timers (the
-//! reactor's `Interval`).
+//! reactor's `Interval`), and the marker of a process's ring pair (the
+//! rings themselves are `Process::ring`).
 
 use alloc::vec::Vec;
+use core::task::{Context, Poll};
 
 use percore_abi::{Error, HandleKind};
 
@@ -17,6 +19,8 @@ pub const CHANNEL_CAPACITY: usize = 16;
 pub enum KernelObject {
     Channel(Channel),
     Timer(Interval),
+    /// The process's submission/completion rings (`close` unmaps them).
+    Ring,
 }
 
 impl handle::Object for KernelObject {
@@ -24,6 +28,7 @@ impl handle::Object for KernelObject {
         match self {
             KernelObject::Channel(_) => HandleKind::Channel,
             KernelObject::Timer(_) => HandleKind::Timer,
+            KernelObject::Ring => HandleKind::Ring,
         }
     }
 }
@@ -48,6 +53,19 @@ impl Channel {
         })
     }
 
+    /// Two channels crossed: what is sent on one is received on the other
+    /// (for two processes, each given one end at start).
+    pub fn pair() -> Result<(Channel, Channel), Error> {
+        let (a_tx, b_rx) = channel::channel(CHANNEL_CAPACITY).map_err(|_| Error::NoMemory)?;
+        let (b_tx, a_rx) = channel::channel(CHANNEL_CAPACITY).map_err(|_| Error::NoMemory)?;
+        let end = |tx, rx| Channel {
+            tx,
+            rx,
+            pending: None,
+        };
+        Ok((end(a_tx, a_rx), end(b_tx, b_rx)))
+    }
+
     /// Queues `message`, or says the queue is full.
     pub fn send(&mut self, message: Vec<u8>) -> Result<(), Error> {
         self.tx
@@ -55,13 +73,13 @@ impl Channel {
             .map_err(|TrySendError::Full(_)| Error::Full)
     }
 
-    /// The next message, once there is one.
-    pub async fn next(&mut self) -> Vec<u8> {
+    /// The next message, if there is one; else `cx` is woken when one
+    /// comes. A pair's end whose peer is gone gives empty messages.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Vec<u8>> {
         if let Some(message) = self.pending.take() {
-            return message;
+            return Poll::Ready(message);
         }
-        // Cannot end: this channel holds a sender itself.
-        self.rx.recv().await.unwrap_or_default()
+        self.rx.poll_recv(cx).map(Option::unwrap_or_default)
     }
 
     /// Puts back a message the receiver's buffer could not take.

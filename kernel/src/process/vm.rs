@@ -91,6 +91,27 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Unmaps `[start, start + len)` (page-aligned, every page mapped by
+    /// [`map_zeroed`](Self::map_zeroed)) and frees its frames.
+    pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), VmError> {
+        let range = Self::pages_of(start, len)?;
+        if range
+            .clone()
+            .step_by(PAGE_SIZE as usize)
+            .any(|page| !self.pages.contains_key(&page))
+        {
+            return Err(VmError::NotMapped);
+        }
+        for page in range.step_by(PAGE_SIZE as usize) {
+            if let Some(frame) = self.pages.remove(&page) {
+                self.table.unmap(page);
+                // SAFETY: the frame was mapped only here and is unmapped now.
+                unsafe { user::free_frame(frame) };
+            }
+        }
+        Ok(())
+    }
+
     /// Maps a stack of `size` bytes ending at `top` (both page-aligned),
     /// writable, with an unmapped guard page below it. Returns the initial
     /// stack pointer (`top`).

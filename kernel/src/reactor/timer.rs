@@ -123,12 +123,22 @@ pub fn interval(period: Duration) -> Interval {
 impl Interval {
     /// Waits for the next tick and returns its scheduled instant.
     pub async fn tick(&mut self) -> Instant {
+        core::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// [`tick`](Interval::tick) as a poll: ready with the tick's scheduled
+    /// instant once it is due, else the waker is woken then.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         let due = self.next;
-        let sleep = self.sleep.insert(sleep_until(due));
-        Pin::new(sleep).await;
-        self.sleep = None;
-        self.next = Instant(due.0 + self.period);
-        due
+        let sleep = self.sleep.get_or_insert_with(|| sleep_until(due));
+        match Pin::new(sleep).poll(cx) {
+            Poll::Ready(()) => {
+                self.sleep = None;
+                self.next = Instant(due.0 + self.period);
+                Poll::Ready(due)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -75,7 +75,7 @@ commands:
   reboot      stop every core, then reset the machine
   keymap NAME keyboard layout: us uk de fr no fi-se jp dvorak dvp colemak
   run PROGRAM [CORE] [ARGS]  start a user program (in the background)
-  ps          processes: pid, name, core, state, handles, CPU time, syscalls
+  ps          processes: pid, name, core, state, handles, CPU time, syscalls, ring ops
   kill PID    end a process
 keys: left/right, home/end, up/down (history), tab (complete), ctrl-u/k/w, ctrl-c";
 

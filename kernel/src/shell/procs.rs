@@ -1,6 +1,7 @@
 //! The shell's process commands: `run PROGRAM [CORE] [ARGS...]` (start a
 //! program of the boot archive; it runs in the background and its exit is
-//! logged), `ps` (pid, core, state, handles, CPU time, syscalls), `kill PID`.
+//! logged), `ps` (pid, core, state, handles, CPU time, syscalls, ring
+//! submissions), `kill PID`.
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -39,7 +40,7 @@ pub fn run(words: &[&str], out: &mut String) {
 /// `ps`.
 pub fn ps(out: &mut String) {
     let mut table = Table::new(&[
-        "pid", "name", "core", "state", "handles", "cpu_us", "syscalls",
+        "pid", "name", "core", "state", "handles", "cpu_us", "syscalls", "ring_ops",
     ]);
     table.align_left(1);
     table.align_left(3);
@@ -56,6 +57,7 @@ pub fn ps(out: &mut String) {
             &p.handles.load(Ordering::Relaxed),
             &(p.cpu_ns.load(Ordering::Relaxed) / 1000),
             &p.syscalls.load(Ordering::Relaxed),
+            &p.ring_ops.load(Ordering::Relaxed),
         ]);
     }
     table.render(out);

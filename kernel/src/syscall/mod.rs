@@ -6,25 +6,34 @@
 //! call that blocks (sleep, receive, timer wait) awaits, which returns the
 //! task to the reactor, and the core runs its other tasks meanwhile.
 //!
+//! The same operations also come through the process's submission ring
+//! ([`ring`]): [`start`] checks and runs each one, [`poll_blocked`] waits
+//! for one that has to wait, whichever way it came in.
+//!
 //! Every argument is hostile: pointers go through `process::umem`'s
 //! checked copies, handles through the process's handle table, lengths
 //! and counts are bounded; each bad argument is an `Error` code in `rax`,
 //! never a panic.
 
+pub mod ring;
 pub mod thread;
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::future::{Future, poll_fn};
+use core::task::{Context, Poll};
 use core::time::Duration;
 
+use percore_abi::ring::Corrupt;
 use percore_abi::{Error, Handle, HandleKind, IoVec, ProcessInfo, Sys, encode};
 
 use crate::process::object::{Channel, KernelObject};
+pub use crate::process::ring::Blocked;
 use crate::process::{Process, blocking, umem};
 use crate::reactor;
 use crate::time;
 
-pub use thread::{spawn, spawn_image};
+pub use thread::{spawn, spawn_image, spawn_with_handles};
 
 /// What a syscall left the thread to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +44,22 @@ pub enum Outcome {
     Exit(i64),
     /// The process was killed while the call blocked.
     Killed,
+    /// The process corrupted its ring's indices: it ends with this report.
+    BadRing(Corrupt),
+}
+
+/// What starting an operation gave: the one implementation of each
+/// operation, for both ways in (a syscall awaits a [`Blocked`] one at
+/// once; the ring keeps it in flight and polls it on later turns).
+pub enum Started {
+    /// Done: the result.
+    Done(Result<u64, Error>),
+    /// `exit(code)`.
+    Exit(i64),
+    /// `yield`: done (result 0) once the core's other tasks had a turn.
+    Yield,
+    /// Waits for something; poll it with [`poll_blocked`].
+    Blocked(Blocked),
 }
 
 /// The longest a `sleep` or a timer period may be (one day).
@@ -45,56 +70,28 @@ const MIN_PERIOD_NS: u64 = 10_000;
 /// Handles the syscall the process's thread just made.
 pub async fn dispatch(process: &mut Process) -> Outcome {
     let (number, args) = process.context.syscall();
-    let Some(sys) = Sys::from_number(number) else {
-        return Outcome::Return(encode(Err(Error::NoSys)));
-    };
-    let result = match sys {
-        Sys::Exit => return Outcome::Exit(args[0] as i64),
-        Sys::Write => write(process, args[0], args[1]),
-        Sys::Yield => {
-            reactor::yield_now().await;
-            Ok(0)
-        }
-        Sys::GetPid => Ok(u64::from(process.shared.pid)),
-        Sys::Clock => Ok(time::uptime_ns()),
-        Sys::Sleep => {
-            if args[0] > MAX_WAIT_NS {
-                Err(Error::InvalidArgument)
-            } else {
+    let result = match Sys::from_number(number) {
+        None => Err(Error::NoSys),
+        Some(Sys::RingEnter) => match ring::enter(process, args).await {
+            Ok(result) => result,
+            Err(outcome) => return outcome,
+        },
+        Some(sys) => match start(process, sys, args) {
+            Started::Done(result) => result,
+            Started::Exit(code) => return Outcome::Exit(code),
+            Started::Yield => {
+                reactor::yield_now().await;
+                Ok(0)
+            }
+            Started::Blocked(mut op) => {
                 let shared = process.shared.clone();
-                match blocking(&shared, reactor::sleep(Duration::from_nanos(args[0]))).await {
-                    Some(()) => Ok(0),
+                let waiting = poll_fn(|cx| poll_blocked(process, &mut op, cx));
+                match blocking(&shared, waiting).await {
+                    Some(result) => result,
                     None => return Outcome::Killed,
                 }
             }
-        }
-        Sys::Close => process.handles.remove(Handle::from_raw(args[0])).map(|_| 0),
-        Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
-        Sys::Send => send(process, args),
-        Sys::Recv => match recv(process, args).await {
-            Some(result) => result,
-            None => return Outcome::Killed,
         },
-        Sys::Timer => {
-            if !(MIN_PERIOD_NS..=MAX_WAIT_NS).contains(&args[0]) {
-                Err(Error::InvalidArgument)
-            } else {
-                let timer = reactor::interval(Duration::from_nanos(args[0]));
-                insert(process, KernelObject::Timer(timer))
-            }
-        }
-        Sys::Wait => match wait(process, args[0]).await {
-            Some(result) => result,
-            None => return Outcome::Killed,
-        },
-        Sys::WriteVectored => write_vectored(process, args[0], args[1]),
-        Sys::ProcessInfo => info(process, args[0]),
-        Sys::Args => umem::check(&mut process.space, args[0], args[1], 1, true).and_then(|()| {
-            let bytes = process.args.clone().into_bytes();
-            let len = (bytes.len() as u64).min(args[1]) as usize;
-            umem::write(&mut process.space, args[0], &bytes[..len], 1).map(|()| bytes.len() as u64)
-        }),
-        Sys::RingSetup | Sys::RingEnter => Err(Error::Unsupported),
     };
     let handles = process.handles.len();
     process
@@ -102,6 +99,85 @@ pub async fn dispatch(process: &mut Process) -> Outcome {
         .handles
         .store(handles, core::sync::atomic::Ordering::Relaxed);
     Outcome::Return(encode(result))
+}
+
+/// Starts operation `sys` with `args` for `process`: checks every
+/// argument, and does it unless it has to wait.
+pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
+    let result = match sys {
+        Sys::Exit => return Started::Exit(args[0] as i64),
+        Sys::Write => write(process, args[0], args[1]),
+        Sys::Yield => return Started::Yield,
+        Sys::GetPid => Ok(u64::from(process.shared.pid)),
+        Sys::Clock => Ok(time::uptime_ns()),
+        Sys::Sleep if args[0] > MAX_WAIT_NS => Err(Error::InvalidArgument),
+        Sys::Sleep => {
+            let sleep = reactor::sleep(Duration::from_nanos(args[0]));
+            return Started::Blocked(Blocked::Sleep(sleep));
+        }
+        Sys::Close => close(process, args[0]),
+        Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
+        Sys::Send => send(process, args),
+        Sys::Recv => {
+            let (handle, ptr, len) = (Handle::from_raw(args[0]), args[1], args[2]);
+            match umem::check(&mut process.space, ptr, len, 1, true)
+                .and_then(|()| process.handles.get(handle, HandleKind::Channel).map(drop))
+            {
+                Ok(()) => return Started::Blocked(Blocked::Recv { handle, ptr, len }),
+                Err(error) => Err(error),
+            }
+        }
+        Sys::Timer if !(MIN_PERIOD_NS..=MAX_WAIT_NS).contains(&args[0]) => {
+            Err(Error::InvalidArgument)
+        }
+        Sys::Timer => {
+            let timer = reactor::interval(Duration::from_nanos(args[0]));
+            insert(process, KernelObject::Timer(timer))
+        }
+        Sys::Wait => {
+            let handle = Handle::from_raw(args[0]);
+            match process.handles.get(handle, HandleKind::Timer) {
+                Ok(_) => return Started::Blocked(Blocked::Wait(handle)),
+                Err(error) => Err(error),
+            }
+        }
+        Sys::WriteVectored => write_vectored(process, args[0], args[1]),
+        Sys::ProcessInfo => info(process, args[0]),
+        Sys::Args => umem::check(&mut process.space, args[0], args[1], 1, true).and_then(|()| {
+            let bytes = process.args.clone().into_bytes();
+            let len = (bytes.len() as u64).min(args[1]) as usize;
+            umem::write(&mut process.space, args[0], &bytes[..len], 1).map(|()| bytes.len() as u64)
+        }),
+        Sys::RingSetup => ring::setup(process, args[0]),
+        // Only as a syscall: through the ring it would wait on itself.
+        Sys::RingEnter => Err(Error::InvalidArgument),
+    };
+    Started::Done(result)
+}
+
+/// Polls a waiting operation of `process`: its result once it is done.
+pub fn poll_blocked(
+    process: &mut Process,
+    op: &mut Blocked,
+    cx: &mut Context<'_>,
+) -> Poll<Result<u64, Error>> {
+    match op {
+        Blocked::Sleep(sleep) => core::pin::Pin::new(sleep).poll(cx).map(|()| Ok(0)),
+        Blocked::Recv { handle, ptr, len } => poll_recv(process, *handle, *ptr, *len, cx),
+        Blocked::Wait(handle) => match process.handles.get(*handle, HandleKind::Timer) {
+            Ok(KernelObject::Timer(timer)) => timer.poll_tick(cx).map(|_| Ok(1)),
+            Ok(_) => Poll::Ready(Err(Error::WrongType)),
+            Err(error) => Poll::Ready(Err(error)),
+        },
+    }
+}
+
+/// `close(handle)`; closing the ring handle unmaps the rings.
+fn close(process: &mut Process, handle: u64) -> Result<u64, Error> {
+    if let KernelObject::Ring = process.handles.remove(Handle::from_raw(handle))? {
+        ring::teardown(process);
+    }
+    Ok(0)
 }
 
 fn insert(process: &mut Process, object: KernelObject) -> Result<u64, Error> {
@@ -185,27 +261,29 @@ fn send(process: &mut Process, args: [u64; 6]) -> Result<u64, Error> {
     let message = umem::read_vec(&mut process.space, args[1], args[2])?;
     match process.handles.get(handle, HandleKind::Channel)? {
         KernelObject::Channel(channel) => channel.send(message).map(|()| 0),
-        KernelObject::Timer(_) => Err(Error::WrongType),
+        _ => Err(Error::WrongType),
     }
 }
 
-/// `recv(handle, ptr, len)`: blocks until a message comes (`None`: killed).
-async fn recv(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, Error>> {
-    let handle = Handle::from_raw(args[0]);
-    let (ptr, len) = (args[1], args[2]);
-    if let Err(error) = umem::check(&mut process.space, ptr, len, 1, true) {
-        return Some(Err(error));
-    }
-    let shared = process.shared.clone();
+/// `recv(handle, ptr, len)`: the oldest message once there is one.
+fn poll_recv(
+    process: &mut Process,
+    handle: Handle,
+    ptr: u64,
+    len: u64,
+    cx: &mut Context<'_>,
+) -> Poll<Result<u64, Error>> {
     let channel = match process.handles.get(handle, HandleKind::Channel) {
         Ok(KernelObject::Channel(channel)) => channel,
-        Ok(KernelObject::Timer(_)) => return Some(Err(Error::WrongType)),
-        Err(error) => return Some(Err(error)),
+        Ok(_) => return Poll::Ready(Err(Error::WrongType)),
+        Err(error) => return Poll::Ready(Err(error)),
     };
-    let message = blocking(&shared, channel.next()).await?;
+    let Poll::Ready(message) = channel.poll_next(cx) else {
+        return Poll::Pending;
+    };
     if message.len() as u64 > len {
         channel.put_back(message);
-        return Some(Err(Error::TooSmall));
+        return Poll::Ready(Err(Error::TooSmall));
     }
     let result = umem::write(&mut process.space, ptr, &message, 1).map(|()| message.len() as u64);
     if result.is_err()
@@ -214,18 +292,5 @@ async fn recv(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, Error
         // The buffer went away meanwhile: the message is not lost.
         channel.put_back(message);
     }
-    Some(result)
-}
-
-/// `wait(timer)`: blocks until the timer's next expiry (`None`: killed).
-async fn wait(process: &mut Process, handle: u64) -> Option<Result<u64, Error>> {
-    let shared = process.shared.clone();
-    match process
-        .handles
-        .get(Handle::from_raw(handle), HandleKind::Timer)
-    {
-        Ok(KernelObject::Timer(timer)) => blocking(&shared, timer.tick()).await.map(|_| Ok(1)),
-        Ok(KernelObject::Channel(_)) => Some(Err(Error::WrongType)),
-        Err(error) => Some(Err(error)),
-    }
+    Poll::Ready(result)
 }

@@ -11,6 +11,10 @@
 //!   there, and the task then ends the reactor's batch and yields, so the
 //!   core's timers, rings and other tasks run before the thread goes on.
 //!   Any other interrupt (a doorbell) yields the same way.
+//! - If the process has a submission ring, each turn first services it
+//!   (`super::ring`): while the ring is awake (it took submissions
+//!   lately) the slice is [`ring::RING_POLL_NS`], so the kernel looks
+//!   again soon.
 //! - An exception kills the process with a one-line report (pid, core,
 //!   RIP, reason); so does `kill` (checked at every return to the kernel,
 //!   and a doorbell makes a thread in user mode return).
@@ -19,11 +23,16 @@
 //! When the task ends, the [`Process`] it owns drops: every frame, page
 //! table and handle is released.
 
+use alloc::vec::Vec;
+use core::future::poll_fn;
 use core::sync::atomic::Ordering;
+use core::task::Poll;
 
+use super::ring::{self, Turn};
 use super::{Outcome, dispatch};
 use crate::arch::user::{self, Trap};
 use crate::arch::{CoreId, clock, cpu, timer};
+use crate::process::object::KernelObject;
 use crate::process::{Exit, Process, SpawnError, image};
 use crate::reactor::{self, JoinHandle, SpawnOptions};
 use crate::time::{self, Clock};
@@ -38,6 +47,29 @@ pub const USER_PRIORITY: u8 = 16;
 pub fn spawn(name: &str, core: CoreId, args: &str) -> Result<(u32, JoinHandle<Exit>), SpawnError> {
     let program = image::find(name).ok_or(SpawnError::NotFound)?;
     spawn_image(name, program.bytes, core, args)
+}
+
+/// Like [`spawn`], with `objects` in the process's handle table from the
+/// start (in order: the first is `Handle::new(0, 1)`, and so on).
+pub fn spawn_with_handles(
+    name: &str,
+    core: CoreId,
+    args: &str,
+    objects: Vec<KernelObject>,
+) -> Result<(u32, JoinHandle<Exit>), SpawnError> {
+    let program = image::find(name).ok_or(SpawnError::NotFound)?;
+    let mut process = Process::new(name, program.bytes, core, args)?;
+    for object in objects {
+        process
+            .handles
+            .insert(object)
+            .map_err(|_| SpawnError::NoMemory)?;
+    }
+    let handles = process.handles.len();
+    process.shared.handles.store(handles, Ordering::Relaxed);
+    let pid = process.shared.pid;
+    let options = SpawnOptions::new(reactor::priority(USER_PRIORITY)).pinned();
+    Ok((pid, reactor::spawn_with(core, options, run(process))))
 }
 
 /// Starts the ELF image `bytes` as a process called `name` on core `core`.
@@ -59,11 +91,28 @@ async fn run(mut process: Process) -> Exit {
         if process.shared.killed() {
             break Exit::Killed;
         }
+        let mut slice = SLICE_NS;
+        if process.ring.is_some() {
+            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, cx))).await {
+                Err(corrupt) => break Exit::BadRing(corrupt),
+                Ok(Turn {
+                    exit: Some(code), ..
+                }) => break Exit::Code(code),
+                Ok(turn) => {
+                    if turn.awake {
+                        slice = ring::RING_POLL_NS;
+                    }
+                    if turn.yielded {
+                        reactor::yield_now().await;
+                    }
+                }
+            }
+        }
         let start = clock::cycles();
         // Masked from arming the timer until ring 3: a deadline that is
         // already due must interrupt the thread, not the kernel before it.
         cpu::disable_interrupts();
-        arm_slice();
+        arm_slice(slice);
         process.space.activate();
         let trap = user::enter(&mut process.context);
         cpu::enable_interrupts();
@@ -81,6 +130,7 @@ async fn run(mut process: Process) -> Exit {
             Some(Outcome::Return(value)) => process.context.set_result(value),
             Some(Outcome::Exit(code)) => break Exit::Code(code),
             Some(Outcome::Killed) => break Exit::Killed,
+            Some(Outcome::BadRing(corrupt)) => break Exit::BadRing(corrupt),
             None => {
                 // Preempted (slice over, a timer due, a doorbell): let the
                 // rest of the turn run before this thread goes on.
@@ -92,16 +142,16 @@ async fn run(mut process: Process) -> Exit {
     let report = process.report(&exit);
     match exit {
         Exit::Code(_) => log::info!("{report}"),
-        Exit::Killed | Exit::Fault(_) => log::warn!("{report}"),
+        Exit::Killed | Exit::Fault(_) | Exit::BadRing(_) => log::warn!("{report}"),
     }
     exit
 }
 
-/// Arms this core's timer for the end of a slice from now, or the timer
-/// wheel's next deadline if that is sooner.
-fn arm_slice() {
+/// Arms this core's timer for the end of a slice of `slice` ns from now,
+/// or the timer wheel's next deadline if that is sooner.
+fn arm_slice(slice: u64) {
     let now = Clock::now().0;
-    let mut deadline = now.saturating_add(SLICE_NS);
+    let mut deadline = now.saturating_add(slice);
     if let Some(next) = reactor::next_deadline() {
         deadline = deadline.min(next.0.max(now));
     }

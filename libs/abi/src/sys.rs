@@ -50,10 +50,19 @@ pub enum Sys {
     ProcessInfo = 13,
     /// `args(ptr, len) -> len`: copies the start arguments (a UTF-8 string).
     Args = 14,
-    /// `ring_setup(entries) -> handle`: reserved for the submission rings.
+    /// `ring_setup(entries) -> handle`: maps the process's submission and
+    /// completion rings (`entries` each, a power of two up to
+    /// [`ring::MAX_ENTRIES`](crate::ring::MAX_ENTRIES)) at
+    /// [`ring::RING_BASE`](crate::ring::RING_BASE), laid out as
+    /// [`ring::Layout`](crate::ring::Layout) says; one pair per process
+    /// ([`InvalidArgument`](crate::Error::InvalidArgument) for a second).
+    /// `close` unmaps them.
     RingSetup = 32,
-    /// `ring_enter(handle, to_submit, min_complete)`: reserved for the
-    /// submission rings (the one call a ring user makes while its core sleeps).
+    /// `ring_enter(handle, min_complete) -> available`: has the kernel take
+    /// the ring's submissions now (the call to make when the reactor marked
+    /// itself [`ASLEEP`](crate::ring::RingHeader::ASLEEP)), then waits until
+    /// at least `min_complete` completions are there to read (or no
+    /// operation is in flight any more); returns how many are.
     RingEnter = 33,
 }
 

@@ -27,11 +27,14 @@ pub const FIGURES: &[(&str, Figure)] = &[
     ("idle-irqs", idle_irqs),
     ("cyclictest", cyclictest),
     ("disk", crate::disk::disk),
+    ("user", crate::user::user),
+    ("user-first", crate::user::user_first),
 ];
 
 /// Figures `all` leaves out: `boot` means something only as userspace's
-/// first program, and `disk` needs a machine with a disk.
-pub const NOT_IN_ALL: [&str; 2] = ["boot", "disk"];
+/// first program, `disk` needs a machine with a disk, `user` is
+/// `bench compare user`'s and `user-first` is its exec'd child.
+pub const NOT_IN_ALL: [&str; 4] = ["boot", "disk", "user", "user-first"];
 
 const ROUND_TRIPS: usize = 10_000;
 const MESSAGES: u64 = 200_000;

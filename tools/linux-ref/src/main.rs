@@ -14,6 +14,7 @@ mod disk;
 mod figures;
 mod ring;
 mod sys;
+mod user;
 
 use std::process::ExitCode;
 

@@ -57,7 +57,9 @@ pub struct Built {
 
 /// The ring-3 programs packed into every image (binaries of
 /// `userspace/programs`).
-pub const PROGRAMS: [&str; 6] = ["hello", "spin", "badptr", "regs", "badmem", "canary"];
+pub const PROGRAMS: [&str; 9] = [
+    "hello", "spin", "badptr", "regs", "badmem", "canary", "uring", "fuzz", "ubench",
+];
 
 /// Builds the user programs and packs them into a cpio archive (the
 /// ramdisk the bootloader loads next to the kernel, where the kernel finds
@@ -145,12 +147,13 @@ pub fn bench(args: &mut Args) -> Result<(), Error> {
         return match which.as_str() {
             "smp" => crate::test::guest_bench(args, "bench_smp"),
             "reactor" => crate::test::guest_bench(args, "bench_reactor"),
+            "user" => crate::test::guest_bench(args, "bench_user"),
             "compare" => crate::compare::run(args),
             "disk" => crate::disk_bench::run(args),
             // The workload cases: medians of three boots.
             "cases" => crate::test::guest_bench_boots(args, "bench_cases", 3),
             other => Err(Error::Usage(format!(
-                "unknown benchmark `{other}` (try `smp`, `reactor`, `cases`, `disk` or `compare`)"
+                "unknown benchmark `{other}` (try `smp`, `reactor`, `user`, `cases`, `disk` or `compare`)"
             ))),
         };
     }

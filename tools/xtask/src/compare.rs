@@ -1,4 +1,4 @@
-//! `cargo xtask bench compare [reactor | disk | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE]`:
+//! `cargo xtask bench compare [reactor | disk | user | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE]`:
 //! percore's in-kernel benchmarks and the Linux reference guest on the same
 //! QEMU machine, booted in turn (percore, Linux, percore, Linux, ...), R
 //! times each (default 3), then one table of medians with the ratio (above
@@ -8,8 +8,11 @@
 //! Suites: `reactor` (percore's `bench_reactor` against the guest's `all`
 //! figures, on a machine without devices) and `disk` (percore's
 //! `bench_disk` against the guest's `disk` figure, on the same machine
-//! with the same virtio-blk disk, see `disk_bench.rs`); `all`, the
-//! default, runs both, each in boots of its own.
+//! with the same virtio-blk disk, see `disk_bench.rs`), `user`
+//! (percore's `bench_user`, ring-3 programs, against the guest's
+//! `null-syscall` and `user` figures: getpid, a pipe round trip between two
+//! processes on two vCPUs, fork+exec to first instruction); `all`, the
+//! default, runs all three, each in boots of its own.
 
 use std::collections::BTreeMap;
 
@@ -89,6 +92,7 @@ fn ratio(ours: u64, linux: u64, unit: &str) -> String {
 enum Suite {
     Reactor,
     Disk,
+    User,
     All,
 }
 
@@ -98,18 +102,23 @@ impl Suite {
             None | Some("all") => Ok(Suite::All),
             Some("reactor") => Ok(Suite::Reactor),
             Some("disk") => Ok(Suite::Disk),
+            Some("user") => Ok(Suite::User),
             Some(other) => Err(Error::Usage(format!(
-                "unknown comparison `{other}` (try `reactor`, `disk` or `all`)"
+                "unknown comparison `{other}` (try `reactor`, `disk`, `user` or `all`)"
             ))),
         }
     }
 
     fn reactor(self) -> bool {
-        self != Suite::Disk
+        matches!(self, Suite::Reactor | Suite::All)
     }
 
     fn disk(self) -> bool {
-        self != Suite::Reactor
+        matches!(self, Suite::Disk | Suite::All)
+    }
+
+    fn user(self) -> bool {
+        matches!(self, Suite::User | Suite::All)
     }
 }
 
@@ -186,6 +195,18 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             theirs.parse(&captured.lines);
             println!("       {:.1} s", captured.elapsed.as_secs_f64());
         }
+        if suite.user() {
+            println!("run {run}/{runs}: percore (bench_user, {smp} cores)");
+            let captured = percore(&machine, "bench_user", timeout())?;
+            ours.parse(&captured.lines);
+            println!(
+                "       {:.1} s; linux (null-syscall,user, {smp} vCPUs)",
+                captured.elapsed.as_secs_f64()
+            );
+            let captured = linux::boot(&guest, &machine, "null-syscall,user", timeout())?;
+            theirs.parse(&captured.lines);
+            println!("       {:.1} s", captured.elapsed.as_secs_f64());
+        }
     }
     print_table(&ours, &theirs, smp, runs);
     Ok(())
@@ -238,7 +259,10 @@ mod tests {
         assert_eq!(Suite::parse(None).ok(), Some(Suite::All));
         assert_eq!(Suite::parse(Some("disk")).ok(), Some(Suite::Disk));
         let reactor = Suite::parse(Some("reactor")).ok();
-        assert!(reactor.is_some_and(|s| s.reactor() && !s.disk()));
+        assert!(reactor.is_some_and(|s| s.reactor() && !s.disk() && !s.user()));
+        let user = Suite::parse(Some("user")).ok();
+        assert!(user.is_some_and(|s| s.user() && !s.reactor() && !s.disk()));
+        assert!(Suite::All.user() && Suite::All.disk() && Suite::All.reactor());
         assert!(Suite::parse(Some("disks")).is_err());
     }
 

@@ -5,7 +5,7 @@
 //! cargo xtask test  [--host | --qemu] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
-//! cargo xtask bench [smp | reactor | cases | disk | compare [reactor | disk | all]] [--smp N] [--runs R] [-- QEMU ARGS]
+//! cargo xtask bench [smp | reactor | user | cases | disk | compare [reactor | disk | user | all]] [--smp N] [--runs R] [-- QEMU ARGS]
 //! cargo xtask lint
 //! cargo xtask disklog FILE [--offset BYTES] [--from SEQ] [--payload] [--check]
 //! cargo xtask disklog --create FILE [--size 64M] [--block-size 512] [--max-payload BYTES] [--offset BYTES]
@@ -82,11 +82,15 @@ commands:
            --uefi, --smp N, --x2apic, --cpu MODEL as for run
   bench  run the host benchmarks of every library crate;
          `bench smp [--smp N]` and `bench reactor [--smp N]` run the in-kernel ones;
+         `bench user [--smp N]` ring-3 programs: null syscall, the same operation
+         through the submission ring at batch 1, 8, 64, a message round trip
+         between two processes on two cores, spawn to first instruction, and
+         an idle process's memory in KiB;
          `bench disk [--smp N[,N...]] [--runs R] [--row-ms MS] [--cache MODE]`
          4 KiB random reads and writes on a virtio-blk disk (a 256 MiB image under
          target/, cache=writeback by default), QD1 and QD32, one core and every
          core: IOPS and latency p50/p99, once per core count (`--smp 1,2,4`);
-         `bench compare [reactor | disk | all] [--smp N] [--runs R] [--row-ms MS]
+         `bench compare [reactor | disk | user | all] [--smp N] [--runs R] [--row-ms MS]
          [--cache MODE]` boots percore's reactor or disk benchmark (default: both)
          and the Linux reference guest (Debian's cloud kernel, busybox,
          tools/linux-ref) on the same QEMU machine, R times each in turn

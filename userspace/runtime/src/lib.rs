@@ -1,6 +1,9 @@
 //! The runtime of percore's ring-3 programs: the entry point (`_start`,
 //! which records the registers the program started with, then runs
 //! `main` and exits with its code), the syscall stubs of `percore-abi`,
+//! the submission/completion ring ([`ring`]), readiness over it with
+//! `percore_poll`'s names ([`poll`]) and a small async executor
+//! ([`executor`]),
 //! a small allocator, and `print!`/`println!`. It depends on the ABI
 //! crate alone.
 //!
@@ -19,7 +22,10 @@
 #![no_std]
 
 pub mod alloc;
+pub mod executor;
+pub mod poll;
 pub mod print;
+pub mod ring;
 pub mod sys;
 
 pub use percore_abi as abi;

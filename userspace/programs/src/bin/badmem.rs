@@ -1,6 +1,7 @@
 //! Does one forbidden thing, named by its argument, and must be killed for
 //! it: `read-kernel`, `write-kernel`, `exec-kernel`, `exec-data`,
-//! `exec-stack`, `write-text`, `null`, `ud`, `divide`, `privileged`.
+//! `exec-stack`, `write-text`, `null`, `ud`, `divide`, `privileged`,
+//! `read-at ADDR`, `write-at ADDR` (ADDR in hex: another process's mapping).
 //! Exits 0 only if it was not stopped (the test then fails).
 #![no_std]
 #![no_main]
@@ -19,6 +20,13 @@ fn main() -> i64 {
     let len = sys::args(&mut args).unwrap_or(0).min(args.len());
     let what = core::str::from_utf8(&args[..len]).unwrap_or("");
     println!("badmem: {what}");
+    let (what, at) = match what.split_once(' ') {
+        Some((case, addr)) => (
+            case,
+            u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16).unwrap_or(0),
+        ),
+        None => (what, 0),
+    };
     // SAFETY: deliberately invalid, every arm; the kernel must kill us.
     unsafe {
         match what {
@@ -48,6 +56,10 @@ fn main() -> i64 {
                 core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div rcx", out("rax") _, out("rdx") _, out("rcx") _)
             }
             "privileged" => core::arch::asm!("hlt"),
+            "read-at" => {
+                core::ptr::read_volatile(at as *const u64);
+            }
+            "write-at" => core::ptr::write_volatile(at as *mut u64, 0xBAD),
             _ => {
                 println!("badmem: unknown case `{what}`");
                 return 2;

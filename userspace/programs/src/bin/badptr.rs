@@ -240,10 +240,17 @@ fn main() -> i64 {
     for number in [15, 31, 34, 1000, 1 << 32, u64::MAX] {
         c.expect("unknown syscall", raw(number, 0, 0, 0), Err(Error::NoSys));
     }
+    for entries in [0, 3, 512, u64::MAX] {
+        c.expect(
+            "ring setup, bad size",
+            raw(Sys::RingSetup as u64, entries, 0, 0),
+            Err(Error::InvalidArgument),
+        );
+    }
     c.expect(
-        "ring setup (reserved)",
-        raw(Sys::RingSetup as u64, 0, 0, 0),
-        Err(Error::Unsupported),
+        "ring enter, no ring",
+        raw(Sys::RingEnter as u64, Handle::new(200, 1).raw(), 0, 0),
+        Err(Error::BadHandle),
     );
 
     println!("badptr: {} cases, {} failed", c.run, c.failed);
