@@ -27,11 +27,13 @@ pub const FIGURES: &[(&str, Figure)] = &[
     ("idle-irqs", idle_irqs),
     ("cyclictest", cyclictest),
     ("disk", crate::disk::disk),
+    ("serve", crate::serve::serve),
 ];
 
 /// Figures `all` leaves out: `boot` means something only as userspace's
-/// first program, and `disk` needs a machine with a disk.
-pub const NOT_IN_ALL: [&str; 2] = ["boot", "disk"];
+/// first program, `disk` needs a machine with a disk, and `serve` (the
+/// network benchmark's servers) runs until the machine stops.
+pub const NOT_IN_ALL: [&str; 3] = ["boot", "disk", "serve"];
 
 const ROUND_TRIPS: usize = 10_000;
 const MESSAGES: u64 = 200_000;

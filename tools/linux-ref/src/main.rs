@@ -13,6 +13,7 @@
 mod disk;
 mod figures;
 mod ring;
+mod serve;
 mod sys;
 
 use std::process::ExitCode;
