@@ -1,4 +1,4 @@
-//! `cargo xtask bench compare [reactor | disk | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE]`:
+//! `cargo xtask bench compare [reactor | disk | net | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE] [--seconds S]`:
 //! percore's in-kernel benchmarks and the Linux reference guest on the same
 //! QEMU machine, booted in turn (percore, Linux, percore, Linux, ...), R
 //! times each (default 3), then one table of medians with the ratio (above
@@ -8,8 +8,11 @@
 //! Suites: `reactor` (percore's `bench_reactor` against the guest's `all`
 //! figures, on a machine without devices) and `disk` (percore's
 //! `bench_disk` against the guest's `disk` figure, on the same machine
-//! with the same virtio-blk disk, see `disk_bench.rs`); `all`, the
-//! default, runs both, each in boots of its own.
+//! with the same virtio-blk disk, see `disk_bench.rs`) and `net` (the
+//! host-driven network figures of `net_bench.rs` against percore's and the
+//! guest's `serve`, same machine, same user network; while percore does not
+//! serve yet its column stays empty); `all`, the default, runs all three,
+//! each in boots of its own.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ use crate::build::{self, KernelKind};
 use crate::disk_bench::{BenchDisk, DEFAULT_CACHE, DEFAULT_ROW_MS, boot_timeout};
 use crate::error::Error;
 use crate::linux;
+use crate::net_bench;
+use crate::netload::Target;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::test::{FW_CFG_NAME, timeout};
 use crate::tools;
@@ -89,6 +94,7 @@ fn ratio(ours: u64, linux: u64, unit: &str) -> String {
 enum Suite {
     Reactor,
     Disk,
+    Net,
     All,
 }
 
@@ -98,18 +104,23 @@ impl Suite {
             None | Some("all") => Ok(Suite::All),
             Some("reactor") => Ok(Suite::Reactor),
             Some("disk") => Ok(Suite::Disk),
+            Some("net") => Ok(Suite::Net),
             Some(other) => Err(Error::Usage(format!(
-                "unknown comparison `{other}` (try `reactor`, `disk` or `all`)"
+                "unknown comparison `{other}` (try `reactor`, `disk`, `net` or `all`)"
             ))),
         }
     }
 
     fn reactor(self) -> bool {
-        self != Suite::Disk
+        matches!(self, Suite::Reactor | Suite::All)
     }
 
     fn disk(self) -> bool {
-        self != Suite::Reactor
+        matches!(self, Suite::Disk | Suite::All)
+    }
+
+    fn net(self) -> bool {
+        matches!(self, Suite::Net | Suite::All)
     }
 }
 
@@ -121,6 +132,9 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let cache: String = args
         .option("--cache")?
         .unwrap_or_else(|| DEFAULT_CACHE.into());
+    let seconds: u32 = args
+        .option("--seconds")?
+        .unwrap_or(net_bench::DEFAULT_SECONDS);
     std::mem::take(args).finish()?;
     if runs == 0 {
         return Err(Error::Usage("--runs must be at least 1".into()));
@@ -143,6 +157,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
 
     let (mut ours, mut theirs) = (Rows::default(), Rows::default());
+    let mut percore_serves = true;
     let percore = |machine: &Machine, bench: &str, limit| -> Result<Captured, Error> {
         let mut percore = machine.clone();
         percore
@@ -186,8 +201,54 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             theirs.parse(&captured.lines);
             println!("       {:.1} s", captured.elapsed.as_secs_f64());
         }
+        if suite.net() {
+            compare_net(
+                run,
+                runs,
+                smp,
+                seconds,
+                &mut percore_serves,
+                &mut ours,
+                &mut theirs,
+            )?;
+        }
     }
     print_table(&ours, &theirs, smp, runs);
+    Ok(())
+}
+
+/// One run of the network figures, percore then Linux (`net_bench.rs`).
+/// If percore does not serve (before the netstack work is on main), its
+/// rows stay empty and later runs do not try again; the Linux guest must.
+fn compare_net(
+    run: usize,
+    runs: usize,
+    smp: u32,
+    seconds: u32,
+    percore_serves: &mut bool,
+    ours: &mut Rows,
+    theirs: &mut Rows,
+) -> Result<(), Error> {
+    let machine = net_bench::machine(smp);
+    if *percore_serves {
+        println!(
+            "run {run}/{runs}: percore (serve echo,http, {smp} cores; {})",
+            net_bench::BACKEND
+        );
+        match net_bench::figures(Target::Percore, &machine, seconds) {
+            Ok(figures) => figures
+                .iter()
+                .for_each(|f| ours.add(&f.name, f.value, f.unit)),
+            Err(error) => {
+                println!("       percore does not serve yet, no network figures: {error}");
+                *percore_serves = false;
+            }
+        }
+    }
+    println!("run {run}/{runs}: linux (linux-ref serve, {smp} vCPUs)");
+    for f in net_bench::figures(Target::Linux, &machine, seconds)? {
+        theirs.add(&f.name, f.value, f.unit);
+    }
     Ok(())
 }
 
@@ -237,6 +298,9 @@ mod tests {
     fn suites_parse() {
         assert_eq!(Suite::parse(None).ok(), Some(Suite::All));
         assert_eq!(Suite::parse(Some("disk")).ok(), Some(Suite::Disk));
+        let net = Suite::parse(Some("net")).ok();
+        assert!(net.is_some_and(|s| s.net() && !s.disk() && !s.reactor()));
+        assert!(Suite::All.net() && Suite::All.disk() && Suite::All.reactor());
         let reactor = Suite::parse(Some("reactor")).ok();
         assert!(reactor.is_some_and(|s| s.reactor() && !s.disk()));
         assert!(Suite::parse(Some("disks")).is_err());

@@ -19,6 +19,8 @@ use crate::disk_bench;
 use crate::durable;
 use crate::error::{self, Error};
 use crate::linux;
+use crate::netload;
+use crate::netload_tests;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::tools;
 
@@ -36,6 +38,12 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Counts `name` as skipped, for `why`.
+    pub fn skip(&mut self, name: &str, why: &str) {
+        self.skipped += 1;
+        self.skip_reasons.push(format!("{name}: {why}"));
+    }
+
     pub fn record(&mut self, name: &str, ok: bool) {
         if ok {
             self.passed += 1;
@@ -50,6 +58,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let host_only = args.flag("--host");
     let qemu_only = args.flag("--qemu");
     let verbose = args.flag("--verbose");
+    let linux_net = args.flag("--linux-net");
     let filter = args.next_positional();
     std::mem::take(args).finish()?;
     let mut tally = Tally::default();
@@ -67,6 +76,16 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             .is_none_or(|f| disk_bench::SMOKE.contains(f))
         {
             disk_bench_smoke(&mut tally);
+        }
+        let net_target = match (linux_net, netload_tests::PERCORE_SERVES) {
+            (true, _) => Some(netload::Target::Linux),
+            (false, true) => Some(netload::Target::Percore),
+            (false, false) => None,
+        };
+        if let Some(target) = net_target
+            && netload_tests::selected(target, filter.as_deref())
+        {
+            netload_tests::run(target, filter.as_deref(), &mut tally);
         }
     }
     if !tally.failures.is_empty() {
