@@ -240,7 +240,9 @@ fn compare_net(
                 .iter()
                 .for_each(|f| ours.add(&f.name, f.value, f.unit)),
             Err(error) => {
-                println!("       percore does not serve yet, no network figures: {error}");
+                let why = error.to_string();
+                let why = why.lines().next().unwrap_or_default();
+                println!("       percore does not serve yet, no network figures: {why}");
                 *percore_serves = false;
             }
         }

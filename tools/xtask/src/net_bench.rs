@@ -169,8 +169,10 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
                 target.name()
             );
             let figures = figures(target, &machine(cores), seconds)?;
-            for f in &figures {
-                println!("{:<36} {:>12} {}", f.name, f.value, f.unit);
+            if runs > 1 {
+                for f in &figures {
+                    println!("{:<36} {:>12} {}", f.name, f.value, f.unit);
+                }
             }
             all.push(figures);
         }
