@@ -140,7 +140,6 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
         match &verdict {
             Ok(Done::Passed(what)) => println!("test {name} ... ok ({what}; {took:.1} s)"),
             Ok(Done::Skipped(why)) => {
-                println!("test {name} ... skipped: {why}");
                 tally.skip(&name, why);
                 continue;
             }

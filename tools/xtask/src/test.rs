@@ -38,8 +38,9 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts `name` as skipped, for `why`.
+    /// Records `name` as skipped, for `why`.
     pub fn skip(&mut self, name: &str, why: &str) {
+        println!("test {name} ... skipped: {why}");
         self.skipped += 1;
         self.skip_reasons.push(format!("{name}: {why}"));
     }
