@@ -24,6 +24,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -126,8 +127,6 @@ pub struct Served {
     pub ports: Ports,
     /// Cores (vCPUs) the ready lines name.
     pub cores: u32,
-    /// Serial lines up to the ready lines.
-    pub boot_lines: Vec<String>,
     stop: Arc<AtomicBool>,
     qemu: Option<JoinHandle<Result<Captured, Error>>>,
 }
@@ -146,43 +145,14 @@ impl Served {
         let ports = Ports::free()?;
         let mut machine = machine.clone();
         machine.extra.extend(ports.qemu_args());
-        let (command, cleanup) = match target {
-            Target::Percore => {
-                let ovmf = tools::ensure(machine.needs())?;
-                let built = build::kernel(KernelKind::Kernel, release)?;
-                machine
-                    .fw_cfg
-                    .push((SERVE_FW_CFG.into(), "echo,http".into()));
-                let vars = qemu::vars_copy(&ovmf, "netload")?;
-                (machine.command(&built.images, &ovmf, &vars), Some(vars))
-            }
-            Target::Linux => {
-                let guest = linux::prepare()?;
-                (linux::command(&guest, &machine, "serve", ""), None)
-            }
-        };
+        let (command, vars) = guest_command(target, machine, release)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let qemu = {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let mut told = false;
-                let mut booted: Option<Instant> = None;
-                let mut kill = |lines: &[String]| {
-                    if !told && READY.iter().all(|r| lines.iter().any(|l| l.starts_with(r))) {
-                        told = true;
-                        let _ = ready_tx.send(lines.to_vec());
-                    }
-                    // A percore that has booted but does not serve within
-                    // SERVE_AFTER_BOOT never will: stop it.
-                    if !told && booted.is_none() && lines.iter().any(|l| l.starts_with(BOOTED)) {
-                        booted = Some(Instant::now());
-                    }
-                    let gave_up = !told && booted.is_some_and(|t| t.elapsed() > SERVE_AFTER_BOOT);
-                    gave_up || stop.load(Ordering::Relaxed)
-                };
-                let captured = qemu::run_captured_until(command, limit, false, &mut kill);
-                if let Some(vars) = cleanup {
+                let captured = watch(command, limit, &stop, &ready_tx);
+                if let Some(vars) = vars {
                     let _ = std::fs::remove_file(vars);
                 }
                 captured
@@ -191,7 +161,6 @@ impl Served {
         let mut served = Served {
             ports,
             cores: 0,
-            boot_lines: Vec::new(),
             stop,
             qemu: Some(qemu),
         };
@@ -202,7 +171,6 @@ impl Served {
                     .filter(|l| l.starts_with(READY[0]))
                     .find_map(|l| l.rsplit("cores=").next()?.trim().parse().ok())
                     .unwrap_or(0);
-                served.boot_lines = lines;
                 Ok(served)
             }
             Err(_) => {
@@ -231,6 +199,56 @@ impl Served {
             None => Err(Error::Other("QEMU already stopped".into())),
         }
     }
+}
+
+/// The QEMU command that boots `target` serving echo and http on
+/// `machine`, and the OVMF variable copy to remove afterwards, if any.
+fn guest_command(
+    target: Target,
+    mut machine: Machine,
+    release: bool,
+) -> Result<(Command, Option<PathBuf>), Error> {
+    match target {
+        Target::Percore => {
+            let ovmf = tools::ensure(machine.needs())?;
+            let built = build::kernel(KernelKind::Kernel, release)?;
+            machine
+                .fw_cfg
+                .push((SERVE_FW_CFG.into(), "echo,http".into()));
+            let vars = qemu::vars_copy(&ovmf, "netload")?;
+            Ok((machine.command(&built.images, &ovmf, &vars), Some(vars)))
+        }
+        Target::Linux => {
+            let guest = linux::prepare()?;
+            Ok((linux::command(&guest, &machine, "serve", ""), None))
+        }
+    }
+}
+
+/// Runs `command` within `limit`, sends the serial lines on `ready` once
+/// both ready lines are there, and kills QEMU when `stop` is set (or when
+/// a percore that has booted does not serve within [`SERVE_AFTER_BOOT`]:
+/// it never will).
+fn watch(
+    command: Command,
+    limit: Duration,
+    stop: &AtomicBool,
+    ready: &mpsc::Sender<Vec<String>>,
+) -> Result<Captured, Error> {
+    let mut told = false;
+    let mut booted: Option<Instant> = None;
+    let mut kill = |lines: &[String]| {
+        if !told && READY.iter().all(|r| lines.iter().any(|l| l.starts_with(r))) {
+            told = true;
+            let _ = ready.send(lines.to_vec());
+        }
+        if !told && booted.is_none() && lines.iter().any(|l| l.starts_with(BOOTED)) {
+            booted = Some(Instant::now());
+        }
+        let gave_up = !told && booted.is_some_and(|t| t.elapsed() > SERVE_AFTER_BOOT);
+        gave_up || stop.load(Ordering::Relaxed)
+    };
+    qemu::run_captured_until(command, limit, false, &mut kill)
 }
 
 impl Drop for Served {
