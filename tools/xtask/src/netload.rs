@@ -851,6 +851,80 @@ pub fn listen_overflows() -> u64 {
 mod tests {
     use super::*;
 
+    /// How a host-side stand-in for the guest's echo misbehaves.
+    #[derive(Clone, Copy)]
+    enum Fault {
+        None,
+        /// Flips one bit of every 1000th byte.
+        FlipBits,
+        /// Keeps back the last bytes it was sent once the peer half-closes.
+        DropTail,
+    }
+
+    /// An echo server on the host's loopback (port 0, threads) standing in
+    /// for the guest, so the clients' checks can be seen to fail.
+    fn echo_server(fault: Fault) -> Ports {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut seen = 0usize;
+                    loop {
+                        let n = match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mut n = n;
+                        match fault {
+                            Fault::None => {}
+                            Fault::FlipBits => {
+                                for (i, b) in buf[..n].iter_mut().enumerate() {
+                                    if (seen + i) % 1000 == 999 {
+                                        *b ^= 1;
+                                    }
+                                }
+                            }
+                            // Hold back a part of each read that ends a
+                            // burst; the half-closing client misses it.
+                            Fault::DropTail => n -= n.min(7),
+                        }
+                        seen += n;
+                        if stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = stream.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        Ports {
+            echo_tcp: port,
+            echo_udp: 0,
+            http: 0,
+            udp_replies: false,
+        }
+    }
+
+    #[test]
+    fn clients_pass_a_good_echo_and_fail_a_bad_one() {
+        let good = echo_server(Fault::None);
+        assert!(echo_round_trips(&good, 50).is_ok());
+        assert!(bulk(&good, 1 << 20).is_ok());
+        assert!(half_close(&good, 100_000).is_ok());
+        assert!(concurrent(&good, 20, 1024).is_ok());
+        assert!(churn(&good, 20).is_ok());
+        let flipping = echo_server(Fault::FlipBits);
+        assert!(echo_round_trips(&flipping, 50).is_err());
+        assert!(bulk(&flipping, 1 << 20).is_err());
+        assert!(concurrent(&flipping, 5, 2000).is_err());
+        let dropping = echo_server(Fault::DropTail);
+        assert!(half_close(&dropping, 100_000).is_err());
+        assert!(bulk(&dropping, 1 << 20).is_err());
+    }
+
     #[test]
     fn wrk_output_parses() {
         let text = "Running 5s test @ http://127.0.0.1:1/\n  2 threads and 64 connections\n\
