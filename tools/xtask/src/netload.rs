@@ -555,8 +555,13 @@ fn reset(stream: TcpStream) -> Outcome<()> {
 /// Vanishing clients: `n` clients each start a transfer of 1 MiB through
 /// echo, read a part of it back and reset the connection (`SO_LINGER` 0:
 /// an RST, with data still in flight both ways); after each, a fresh
-/// connection must still be echoed, and the HTTP server must answer.
+/// connection must still be echoed; a connection open across all of them
+/// must still be echoed, and the HTTP server must answer.
 pub fn vanish(ports: &Ports, n: usize) -> Outcome<()> {
+    // A connection open across all the resets must still be served after them.
+    let mut bystander = connect(ports.echo())?;
+    let mut back = [0u8; 64];
+    exchange(&mut bystander, &pattern(8, 64), &mut back)?;
     for i in 0..n {
         let mut stream = connect(ports.echo())?;
         let data = pattern(500 + i as u64, 1 << 20);
@@ -572,11 +577,12 @@ pub fn vanish(ports: &Ports, n: usize) -> Outcome<()> {
             .map_err(|e| format!("client {i}: reading the first bytes back: {e}"))?;
         reset(stream)?;
         let _ = sending.join();
-        let mut back = [0u8; 64];
         let mut fresh = connect(ports.echo()).map_err(|e| format!("after reset {i}: {e}"))?;
         exchange(&mut fresh, &pattern(9, 64), &mut back)
             .map_err(|e| format!("after reset {i}: {e}"))?;
     }
+    exchange(&mut bystander, &pattern(10, 64), &mut back)
+        .map_err(|e| format!("the connection open across the resets: {e}"))?;
     let (status, _) = http_get(ports, "/")?;
     if status != 200 {
         return Err(format!("after the resets GET / answered {status}"));
