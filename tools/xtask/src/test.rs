@@ -83,10 +83,14 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             (false, true) => Some(netload::Target::Percore),
             (false, false) => None,
         };
-        if let Some(target) = net_target
-            && netload_tests::selected(target, filter.as_deref())
-        {
-            netload_tests::run(target, filter.as_deref(), &mut tally);
+        match net_target {
+            Some(target) if netload_tests::selected(target, filter.as_deref()) => {
+                netload_tests::run(target, filter.as_deref(), &mut tally);
+            }
+            Some(_) => {}
+            None => println!(
+                "\n(network load tests: percore does not serve yet; --linux-net runs them against the Linux guest)"
+            ),
         }
     }
     if !tally.failures.is_empty() {
