@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::linux;
 use crate::net_bench;
 use crate::netload::Target;
+use crate::netload_tests;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::test::{FW_CFG_NAME, timeout};
 use crate::tools;
@@ -218,8 +219,9 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
 }
 
 /// One run of the network figures, percore then Linux (`net_bench.rs`).
-/// If percore does not serve (before the netstack work is on main), its
-/// rows stay empty and later runs do not try again; the Linux guest must.
+/// While percore's servers are not on main (`PERCORE_SERVES`), a percore
+/// that does not serve leaves its rows empty and later runs do not try
+/// again; the Linux guest must work end to end.
 fn compare_net(
     run: usize,
     runs: usize,
@@ -239,6 +241,8 @@ fn compare_net(
             Ok(figures) => figures
                 .iter()
                 .for_each(|f| ours.add(&f.name, f.value, f.unit)),
+            // Once percore's servers are on main, a failure is a failure.
+            Err(error) if netload_tests::PERCORE_SERVES => return Err(error),
             Err(error) => {
                 let why = error.to_string();
                 let why = why.lines().next().unwrap_or_default();
