@@ -127,6 +127,8 @@ pub struct Served {
     pub ports: Ports,
     /// Cores (vCPUs) the ready lines name.
     pub cores: u32,
+    /// The guest's `net: ip=A.B.C.D/P gw=G.G.G.G via dhcp|static` line.
+    pub net_line: Option<String>,
     stop: Arc<AtomicBool>,
     qemu: Option<JoinHandle<Result<Captured, Error>>>,
 }
@@ -161,6 +163,7 @@ impl Served {
         let mut served = Served {
             ports,
             cores: 0,
+            net_line: None,
             stop,
             qemu: Some(qemu),
         };
@@ -171,6 +174,7 @@ impl Served {
                     .filter(|l| l.starts_with(READY[0]))
                     .find_map(|l| l.rsplit("cores=").next()?.trim().parse().ok())
                     .unwrap_or(0);
+                served.net_line = lines.iter().find(|l| l.starts_with("net: ip=")).cloned();
                 Ok(served)
             }
             Err(_) => {

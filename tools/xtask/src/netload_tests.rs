@@ -89,6 +89,21 @@ const TESTS: &[(&str, Check)] = &[
     ("still_serving_after_load", still_serving),
 ];
 
+/// The test of the guest's address line (before the ready lines).
+const ADDRESS_TEST: &str = "address_line";
+
+/// The contract's address on QEMU's user network, as the guest prints it.
+fn address(line: Option<&str>) -> Outcome<&str> {
+    let line = line.ok_or("no `net: ip=...` line before the ready lines")?;
+    let via = line
+        .strip_prefix("net: ip=10.0.2.15/24 gw=10.0.2.2 via ")
+        .ok_or_else(|| format!("not the user network's address: {line:?}"))?;
+    if via != "dhcp" && via != "static" {
+        return Err(format!("configured via {via:?}, not dhcp or static"));
+    }
+    Ok(line)
+}
+
 /// The tests' names as `cargo xtask test` shows them.
 fn full_name(target: Target, test: &str) -> String {
     format!("qemu/netload-{}/{test}", target.name())
@@ -96,7 +111,13 @@ fn full_name(target: Target, test: &str) -> String {
 
 /// Whether `filter` selects any of the tests against `target`.
 pub fn selected(target: Target, filter: Option<&str>) -> bool {
-    filter.is_none_or(|f| TESTS.iter().any(|(t, _)| full_name(target, t).contains(f)))
+    filter.is_none_or(|f| {
+        TESTS
+            .iter()
+            .map(|(t, _)| *t)
+            .chain([ADDRESS_TEST])
+            .any(|t| full_name(target, t).contains(f))
+    })
 }
 
 /// Boots `target` serving on a 2-core machine and runs the tests `filter`
@@ -106,11 +127,7 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
         .iter()
         .filter(|(t, _)| filter.is_none_or(|f| full_name(target, t).contains(f)))
         .collect();
-    println!(
-        "\n== network load tests against {} ({} selected)",
-        target.name(),
-        tests.len()
-    );
+    println!("\n== network load tests against {}", target.name());
     let started = Instant::now();
     // percore's release kernel, the one users run: under TCG the debug
     // kernel makes the set take about 2.5 minutes instead of 30 s.
@@ -135,6 +152,16 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
         served.ports.http
     );
     let mut failed = false;
+    if filter.is_none_or(|f| full_name(target, ADDRESS_TEST).contains(f)) {
+        let name = full_name(target, ADDRESS_TEST);
+        let verdict = address(served.net_line.as_deref());
+        match &verdict {
+            Ok(line) => println!("test {name} ... ok ({line})"),
+            Err(why) => println!("test {name} ... FAILED: {why}"),
+        }
+        failed |= verdict.is_err();
+        tally.record(&name, verdict.is_ok());
+    }
     for (test, check) in tests {
         let name = full_name(target, test);
         let start = Instant::now();
@@ -334,4 +361,19 @@ fn still_serving(ports: &Ports, _: &Counts) -> Outcome<Done> {
         return Err(format!("GET / answered {status} with {} bytes", body.len()));
     }
     Ok(Done::Passed("echo and http answer".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_line_is_checked() {
+        let dhcp = "net: ip=10.0.2.15/24 gw=10.0.2.2 via dhcp";
+        assert_eq!(address(Some(dhcp)), Ok(dhcp));
+        assert!(address(Some("net: ip=10.0.2.15/24 gw=10.0.2.2 via static")).is_ok());
+        assert!(address(Some("net: ip=10.0.2.16/24 gw=10.0.2.2 via dhcp")).is_err());
+        assert!(address(Some("net: ip=10.0.2.15/24 gw=10.0.2.2 via magic")).is_err());
+        assert!(address(None).is_err());
+    }
 }
