@@ -174,7 +174,10 @@ impl Served {
                     .filter(|l| l.starts_with(READY[0]))
                     .find_map(|l| l.rsplit("cores=").next()?.trim().parse().ok())
                     .unwrap_or(0);
-                served.net_line = lines.iter().find(|l| l.starts_with("net: ip=")).cloned();
+                // percore's shell prompt may come first on the same line.
+                served.net_line = lines
+                    .iter()
+                    .find_map(|l| Some(l[l.find("net: ip=")?..].to_string()));
                 Ok(served)
             }
             Err(_) => {
