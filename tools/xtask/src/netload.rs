@@ -48,6 +48,8 @@ const READY: [&str; 2] = [
     "serve: http ready on tcp/80",
 ];
 
+/// The contract's address line, `net: ip=A.B.C.D/P gw=G.G.G.G via dhcp|static`.
+const NET_LINE: &str = "net: ip=";
 /// percore's last boot line; the ready lines must follow within
 /// [`SERVE_AFTER_BOOT`].
 const BOOTED: &str = "percore ready:";
@@ -177,7 +179,7 @@ impl Served {
                 // percore's shell prompt may come first on the same line.
                 served.net_line = lines
                     .iter()
-                    .find_map(|l| Some(l[l.find("net: ip=")?..].to_string()));
+                    .find_map(|l| Some(l[l.find(NET_LINE)?..].to_string()));
                 Ok(served)
             }
             Err(_) => {
@@ -233,7 +235,7 @@ fn guest_command(
 }
 
 /// Runs `command` within `limit`, sends the serial lines on `ready` once
-/// both ready lines are there, and kills QEMU when `stop` is set (or when
+/// both ready lines and the address line are there, and kills QEMU when `stop` is set (or when
 /// a percore that has booted does not serve within [`SERVE_AFTER_BOOT`]:
 /// it never will).
 fn watch(
@@ -245,7 +247,9 @@ fn watch(
     let mut told = false;
     let mut booted: Option<Instant> = None;
     let mut kill = |lines: &[String]| {
-        if !told && READY.iter().all(|r| lines.iter().any(|l| l.starts_with(r))) {
+        let serving = READY.iter().all(|r| lines.iter().any(|l| l.starts_with(r)));
+        // With DHCP the address may come after the listeners: wait for it.
+        if !told && serving && lines.iter().any(|l| l.contains(NET_LINE)) {
             told = true;
             let _ = ready.send(lines.to_vec());
         }

@@ -89,12 +89,12 @@ const TESTS: &[(&str, Check)] = &[
     ("still_serving_after_load", still_serving),
 ];
 
-/// The test of the guest's address line (before the ready lines).
+/// The test of the guest's address line.
 const ADDRESS_TEST: &str = "address_line";
 
 /// The contract's address on QEMU's user network, as the guest prints it.
 fn address(line: Option<&str>) -> Outcome<&str> {
-    let line = line.ok_or("no `net: ip=...` line before the ready lines")?;
+    let line = line.ok_or("no `net: ip=...` line")?;
     let via = line
         .strip_prefix("net: ip=10.0.2.15/24 gw=10.0.2.2 via ")
         .ok_or_else(|| format!("not the user network's address: {line:?}"))?;
