@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! libs -> mem -> arch -> time -> console -> fatal -> reactor -> ipc, drivers
-//!      -> process, storage -> syscall -> shell -> boot
+//!      -> process, storage, net -> syscall -> shell -> boot
 //! ```
 //!
 //! [`arch`] is the only module that knows the CPU; on the host it is a
@@ -25,6 +25,7 @@ pub mod fatal;
 pub mod ipc;
 pub mod measure;
 pub mod mem;
+pub mod net;
 pub mod process;
 pub mod reactor;
 pub mod shell;

@@ -6,7 +6,7 @@
 use bootloader_api::{BootInfo, entry_point};
 use percore_kernel::arch::CoreId;
 use percore_kernel::reactor::{self, SpawnOptions};
-use percore_kernel::{drivers, ipc, shell};
+use percore_kernel::{drivers, ipc, net, shell};
 
 entry_point!(kernel_main, config = &percore_kernel::BOOTLOADER_CONFIG);
 
@@ -15,6 +15,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     reactor::init(&kernel.sched_config());
     ipc::init();
     drivers::virtio::init();
+    // Without a network device there is no stack; nothing to say.
+    if net::init().is_ok() {
+        net::samples::start_configured();
+    }
     kernel.announce_ready();
     let pinned = SpawnOptions::new(reactor::priority(48)).pinned();
     let _shell = reactor::spawn_with(CoreId(0), pinned, shell::run());

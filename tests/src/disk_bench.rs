@@ -20,6 +20,17 @@
 //! compared (after its completion time is taken). Errors and wrong data
 //! are counted per row; any makes the benchmark fail after its table.
 //!
+//! Then the disk log (`storage::log`) on the disk's last [`LOG_REGION_BYTES`]
+//! (half the disk if that is smaller),
+//! formatted afresh for each row (its first block zeroed; these rows run
+//! last, and write the stamps back afterwards): appends per second of
+//! [`LOG_RECORD`]-byte records from one task, with a flush after every
+//! record and after every 64, for the row's time; and the time
+//! `open` takes to recover a log holding [`RECOVERY_BYTES`] of records
+//! (three quarters of the region if that is smaller)
+//! (every record read and its checksum checked), with the record count it
+//! found checked against the count appended.
+//!
 //! Memory: before the rows, the driver's cost is printed (DMA and heap
 //! bytes per queue), and the kernel heap's allocation counter is read
 //! around a run of requests on one core: the I/O path allocates nothing.
@@ -40,6 +51,8 @@ use percore_kernel::drivers::virtio::blk::{self, Disk};
 use percore_kernel::measure::Summary;
 use percore_kernel::mem::heap;
 use percore_kernel::reactor::{block_on, sleep_until, spawn_with};
+use percore_kernel::storage::log::Options;
+use percore_kernel::storage::virtio::{DiskLog, open_log};
 use percore_kernel::time::{Clock, Instant, cycles_to_ns};
 use percore_kernel::{Kernel, println};
 
@@ -56,6 +69,14 @@ pub const IO: usize = 4096;
 const WORDS: usize = IO / 8;
 /// Time per row unless the host says otherwise.
 const DEFAULT_ROW_MS: u64 = 2000;
+/// Bytes at the end of the disk the log rows use.
+pub const LOG_REGION_BYTES: u64 = 80 << 20;
+/// Payload bytes of one record in the append rows.
+pub const LOG_RECORD: usize = 256;
+/// Payload bytes of the log the recovery row reopens (about; whole records).
+pub const RECOVERY_BYTES: u64 = 64 << 20;
+/// Payload bytes of one record of that log.
+const RECOVERY_RECORD: usize = 60 * 1024;
 /// Latency samples kept per core and row (2 MiB), shared out among its
 /// workers: a worker whose share is full stops before the row's end (the
 /// row's IOPS then count it as idle for the rest; at TCG's rates no worker
@@ -441,6 +462,131 @@ pub fn allocations_of_requests(target: Target) -> (u64, u64, u64) {
     block_on(check)
 }
 
+/// The blocks of the disk the log rows use: its last [`LOG_REGION_BYTES`],
+/// or its second half on a smaller disk.
+fn log_region(disk: &Disk) -> core::ops::Range<u64> {
+    let bs = u64::from(disk.block_size());
+    let blocks = (LOG_REGION_BYTES / bs).min(disk.blocks() / 2);
+    disk.blocks() - blocks..disk.blocks()
+}
+
+/// Payload bytes the recovery row puts in its log.
+fn recovery_bytes(disk: &Disk) -> u64 {
+    let region = log_region(disk);
+    let bytes = (region.end - region.start) * u64::from(disk.block_size());
+    RECOVERY_BYTES.min(bytes / 4 * 3)
+}
+
+/// A new log on the disk's last [`LOG_REGION_BYTES`]: the region's first
+/// block is zeroed, so `open` formats it.
+async fn fresh_log(disk: &'static Disk, log_id: u64) -> Result<DiskLog, String> {
+    let bs = u64::from(disk.block_size());
+    let region = log_region(disk);
+    disk.write(region.start, &vec![0; bs as usize])
+        .await
+        .map_err(|e| format!("zeroing the log region: {e:?}"))?;
+    let (log, report) = open_log(Some(region), Options::new(log_id))
+        .await
+        .map_err(|e| format!("opening the log: {e}"))?;
+    if !report.formatted {
+        return Err(format!(
+            "the zeroed region opened as an old log: {report:?}"
+        ));
+    }
+    Ok(log)
+}
+
+/// Appends of [`LOG_RECORD`] bytes for `row_ms`, a flush after every
+/// `per_flush`: appends per second (counting only flushed ones).
+async fn append_row(disk: &'static Disk, per_flush: u64, row_ms: u64) -> Result<u64, String> {
+    let log = fresh_log(disk, 0x6c6f_6700 + per_flush).await?;
+    let mut record = [0u8; LOG_RECORD];
+    let start = clock::cycles();
+    let deadline = start + clock::hz() * row_ms / 1000;
+    let mut flushed = 0u64;
+    while clock::cycles() < deadline {
+        for i in 0..per_flush {
+            record[..8].copy_from_slice(&(flushed + i).to_le_bytes());
+            log.append(&record)
+                .await
+                .map_err(|e| format!("append {}: {e:?}", flushed + i))?;
+        }
+        let durable = log.flush().await.map_err(|e| format!("flush: {e:?}"))?;
+        flushed += per_flush;
+        if durable < flushed {
+            return Err(format!("flush made {durable} records durable of {flushed}"));
+        }
+    }
+    let elapsed = (clock::cycles() - start).max(1);
+    Ok((u128::from(flushed) * u128::from(clock::hz()) / u128::from(elapsed)) as u64)
+}
+
+/// Fills a log with [`RECOVERY_BYTES`] of records (a flush every 64) and
+/// times opening it again: (records, microseconds).
+async fn recovery_row(disk: &'static Disk) -> Result<(u64, u64), String> {
+    let log = fresh_log(disk, 0x7265_636f).await?;
+    let mut record = vec![0x5au8; RECOVERY_RECORD];
+    let records = recovery_bytes(disk) / RECOVERY_RECORD as u64;
+    for seq in 0..records {
+        record[..8].copy_from_slice(&seq.to_le_bytes());
+        log.append(&record)
+            .await
+            .map_err(|e| format!("append {seq}: {e:?}"))?;
+        if seq % 64 == 63 {
+            log.flush().await.map_err(|e| format!("flush: {e:?}"))?;
+        }
+    }
+    log.flush().await.map_err(|e| format!("flush: {e:?}"))?;
+    drop(log);
+    let start = clock::cycles();
+    let (_, report) = open_log(Some(log_region(disk)), Options::new(0))
+        .await
+        .map_err(|e| format!("reopening the log: {e}"))?;
+    let elapsed = cycles_to_ns(clock::cycles() - start) / 1000;
+    if report.formatted || report.records != records || !report.corrupt.is_empty() {
+        return Err(format!(
+            "recovery found {} records of {records} (formatted {}, {} corrupt)",
+            report.records,
+            report.formatted,
+            report.corrupt.len()
+        ));
+    }
+    Ok((records, elapsed))
+}
+
+/// The log rows: their table lines and `bench` lines.
+fn log_rows(disk: &'static Disk, row_ms: u64) -> Result<Vec<String>, String> {
+    let run = spawn_with(CoreId(0), pinned(), async move {
+        let each = append_row(disk, 1, row_ms).await?;
+        let batched = append_row(disk, 64, row_ms).await?;
+        let (records, recovery_us) = recovery_row(disk).await?;
+        // Give the region its stamps back: the next boot on this image
+        // (another core count, the Linux guest) reads them.
+        let region = log_region(disk);
+        let blocks = (region.end - region.start) * u64::from(disk.block_size()) / IO as u64;
+        let failed = Target::tail(disk, blocks).stamp_all().await;
+        if failed > 0 {
+            return Err(format!("{failed} writes failed restamping the log region"));
+        }
+        Ok::<_, String>((each, batched, records, recovery_us))
+    });
+    let (each, batched, records, recovery_us) = block_on(run)?;
+    println!("log appends/s ({LOG_RECORD} B records), flush every record: {each}");
+    println!("log appends/s ({LOG_RECORD} B records), flush every 64:     {batched}");
+    let bytes = records * RECOVERY_RECORD as u64;
+    let mib = recovery_bytes(disk) >> 20;
+    println!(
+        "log recovery at open: {mib} MiB, {records} records in {} ms ({} MiB/s)",
+        recovery_us / 1000,
+        (bytes * 1_000_000 / recovery_us.max(1)) >> 20
+    );
+    Ok(vec![
+        format!("bench log_appends_flush_each {each} appends/s"),
+        format!("bench log_appends_flush_64 {batched} appends/s"),
+        format!("bench log_recovery_{mib}mib_us {recovery_us} us"),
+    ])
+}
+
 /// `cargo xtask bench disk`: the table, then one `bench` line per figure.
 fn bench_disk(_: &Kernel) -> Result<(), String> {
     start_reactors();
@@ -491,6 +637,13 @@ fn bench_disk(_: &Kernel) -> Result<(), String> {
         errors += figures.errors;
         wrong_data += figures.wrong_data;
     }
+    let log_error = match log_rows(disk, row_ms) {
+        Ok(log_lines) => {
+            lines.extend(log_lines);
+            None
+        }
+        Err(e) => Some(e),
+    };
     lines.push(format!("bench disk_queue_dma_bytes {dma} bytes"));
     lines.push(format!(
         "bench disk_queue_heap_bytes {per_queue_heap} bytes"
@@ -500,6 +653,9 @@ fn bench_disk(_: &Kernel) -> Result<(), String> {
     ));
     for line in lines {
         println!("{line}");
+    }
+    if let Some(e) = log_error {
+        return Err(format!("disk log rows: {e}"));
     }
     if errors > 0 || wrong_data > 0 || allocations > 0 {
         return Err(format!(

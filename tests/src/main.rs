@@ -17,6 +17,7 @@ mod faults;
 mod harness;
 mod memory;
 mod net;
+mod netmq;
 mod pci;
 mod platform;
 mod ports;
@@ -55,6 +56,7 @@ const SUITES: &[&[harness::Test]] = &[
     disk::TESTS,
     disk_bench::TESTS,
     net::TESTS,
+    netmq::TESTS,
     disklog::TESTS,
     user::TESTS,
     storage::TESTS,

@@ -2,8 +2,18 @@
 //! host attaches one on QEMU's user network with `restrict=on`, so no
 //! frame leaves QEMU, and names its MAC in `opt/percore/expect-net-mac`).
 //!
-//! The exchange is ARP: the guest asks for the slirp gateway 10.0.2.2 as
-//! 10.0.2.15 and must get slirp's reply.
+//! The driver's exchange is ARP: the guest asks for the slirp gateway
+//! 10.0.2.2 as 10.0.2.15 and must get slirp's reply.
+//!
+//! Then the stack (`net`, started by the first test that needs it, which
+//! takes the device's frames from then on): the address DHCP gives, and
+//! socket errors as values (a port bound twice on one core, bad
+//! arguments, a connection nobody accepts, a socket used on another core,
+//! a full UDP send buffer), readiness as `percore_poll` events, and TCP
+//! exchanges between sockets of the guest itself (frames to its own
+//! address loop back through the steering, so client and server sides sit
+//! on the cores their flows hash to). The exchanges with real clients are
+//! the host's (`tools/xtask/src/net_host.rs`).
 
 use alloc::format;
 use alloc::string::String;
@@ -11,12 +21,17 @@ use alloc::vec;
 use core::future::Future;
 use core::time::Duration;
 
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use embedded_io_async::{Read, Write};
 use futures_util::future::{Either, select};
 use percore_kernel::arch::{CoreId, cpu};
 use percore_kernel::drivers::pci;
 use percore_kernel::drivers::virtio::net::{self, Mac, NetError, Nic};
-use percore_kernel::reactor::{block_on, sleep};
+use percore_kernel::net::samples::{self, Service};
+use percore_kernel::net::{self as stack, Error as StackError, TcpListener, TcpStream, UdpSocket};
+use percore_kernel::reactor::{block_on, priority, sleep, spawn_on};
 use percore_kernel::{Kernel, println};
+use percore_poll::{Events, Interest, Poll, Token};
 
 use crate::harness::{Kind, Test};
 use crate::reactor::start_reactors;
@@ -27,6 +42,21 @@ pub const TESTS: &[Test] = &[
     Test::new("net_found_and_routed", Kind::Normal, found_and_routed),
     Test::new("net_arp_exchange_with_the_gateway", Kind::Normal, arp),
     Test::new("net_bad_frames_are_errors", Kind::Normal, bad_frames),
+    // After the driver's own tests: from here on the stack owns the device.
+    Test::new("net_stack_address_by_dhcp", Kind::Normal, stack_address),
+    Test::new("net_socket_errors_are_values", Kind::Normal, socket_errors),
+    Test::new("net_socket_wrong_core", Kind::Normal, wrong_core),
+    Test::new("net_udp_full_buffer_is_no_space", Kind::Normal, udp_full),
+    Test::new(
+        "net_socket_readiness_events",
+        Kind::Normal,
+        readiness_events,
+    ),
+    Test::new(
+        "net_tcp_exchange_with_itself",
+        Kind::Normal,
+        exchange_with_itself,
+    ),
 ];
 
 /// A hang guard (not a timing assertion).
@@ -194,6 +224,219 @@ pub fn bad_frames(_: &Kernel) -> Result<(), String> {
     let after = nic.totals();
     if after.tx_frames != before.tx_frames || after.tx_rejected != before.tx_rejected + 5 {
         return Err(format!("counters before {before:?}, after {after:?}"));
+    }
+    Ok(())
+}
+
+/// The stack, running and configured (DHCP under slirp).
+fn stack() -> Result<stack::Address, String> {
+    nic()?;
+    stack::init().map_err(|e| format!("the stack did not start: {e}"))?;
+    block_on(within("an address", stack::configured()))?.map_err(|e| format!("configured: {e}"))
+}
+
+fn any(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+}
+
+/// DHCP gives slirp's address, the gateway is slirp's, the shell shows it.
+pub fn stack_address(_: &Kernel) -> Result<(), String> {
+    let address = stack()?;
+    let (_, source) = stack::address().ok_or("no address after configured()")?;
+    if address.ip != GUEST_IP || address.prefix != 24 || address.gateway != Some(GATEWAY_IP) {
+        return Err(format!("address {address}"));
+    }
+    if source != stack::Source::Dhcp {
+        return Err(format!("configured by {source}, not DHCP"));
+    }
+    let listing = block_on(percore_kernel::shell::commands::execute("net"));
+    println!("{listing}");
+    if !listing.contains("net: ip=10.0.2.15/24 gw=10.0.2.2 via dhcp") {
+        return Err(format!("`net` printed:\n{listing}"));
+    }
+    Ok(())
+}
+
+/// Binding a port twice on one core, connecting where nobody listens,
+/// bad arguments: each an error value.
+pub fn socket_errors(_: &Kernel) -> Result<(), String> {
+    stack()?;
+    let first = TcpListener::bind(any(5555)).map_err(|e| format!("bind: {e}"))?;
+    match TcpListener::bind(any(5555)) {
+        Err(StackError::AddrInUse) => {}
+        other => return Err(format!("second TCP bind: {:?}", other.map(|_| ()))),
+    }
+    drop(first);
+    // Free again once the first is gone.
+    drop(TcpListener::bind(any(5555)).map_err(|e| format!("bind after drop: {e}"))?);
+    let udp = UdpSocket::bind(any(5556)).map_err(|e| format!("udp bind: {e}"))?;
+    match UdpSocket::bind(any(5556)) {
+        Err(StackError::AddrInUse) => {}
+        other => return Err(format!("second UDP bind: {:?}", other.map(|_| ()))),
+    }
+    drop(udp);
+    for (what, result) in [
+        ("port 0", TcpListener::bind(any(0)).map(|_| ())),
+        (
+            "IPv6",
+            TcpListener::bind("[::]:80".parse().unwrap_or(any(0))).map(|_| ()),
+        ),
+        (
+            "connect to port 0",
+            TcpStream::connect("10.0.2.2:0".parse().unwrap_or(any(0))).map(|_| ()),
+        ),
+    ] {
+        if result != Err(StackError::InvalidInput) {
+            return Err(format!("{what}: {result:?}"));
+        }
+    }
+    // Nobody listens at 10.0.2.100:9 (no guestfwd): slirp answers with a
+    // reset, or not at all (the connection times out).
+    let target: SocketAddr = "10.0.2.100:9".parse().map_err(|_| "address")?;
+    let outcome = block_on(within(
+        "a refused connection",
+        TcpStream::connect_async(target),
+    ))?;
+    match outcome {
+        Err(StackError::ConnectionRefused | StackError::ConnectionReset | StackError::TimedOut) => {
+            println!("connect to {target}: {:?}", outcome.as_ref().map(|_| ()));
+            Ok(())
+        }
+        other => Err(format!("connect to {target}: {:?}", other.map(|_| ()))),
+    }
+}
+
+/// A socket used on another core than its own: `WrongCore`, on both kinds.
+pub fn wrong_core(_: &Kernel) -> Result<(), String> {
+    stack()?;
+    if cpu::online_cores() < 2 {
+        println!("one core: nothing to test");
+        return Ok(());
+    }
+    let here = cpu::core_id();
+    let far = CoreId(if here.0 == 0 { 1 } else { 0 });
+    let mut listener = TcpListener::bind(any(5557)).map_err(|e| format!("bind: {e}"))?;
+    let udp = UdpSocket::bind(any(5558)).map_err(|e| format!("udp bind: {e}"))?;
+    // The sockets travel to the far core and back (dropped here, on theirs).
+    let (listener_back, udp_back, accepted, sent) =
+        block_on(spawn_on(far, priority(40), async move {
+            let accepted = listener.accept().map(|_| ());
+            let sent = udp.send_to(b"x", "10.0.2.2:9".parse().unwrap_or(any(9)));
+            (listener, udp, accepted, sent)
+        }));
+    drop((listener_back, udp_back));
+    let wrong = Err(StackError::WrongCore {
+        owner: here,
+        here: far,
+    });
+    if accepted != wrong || sent.map(|_| ()) != wrong {
+        return Err(format!(
+            "on core {far}: accept {accepted:?}, send_to {sent:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Datagrams queued faster than the stack sends them (no yield between
+/// sends): the buffer fills and the next one is `NoBufferSpace`, not lost
+/// silently.
+pub fn udp_full(_: &Kernel) -> Result<(), String> {
+    stack()?;
+    let udp = UdpSocket::bind(any(5559)).map_err(|e| format!("bind: {e}"))?;
+    let target: SocketAddr = "10.0.2.2:9".parse().map_err(|_| "address")?;
+    let datagram = [0x5au8; 1000];
+    for sent in 0..1000 {
+        match udp.send_to(&datagram, target) {
+            Ok(_) => {}
+            Err(StackError::NoBufferSpace) if sent > 0 => {
+                println!("{sent} datagrams queued, then NoBufferSpace");
+                return Ok(());
+            }
+            Err(error) => return Err(format!("datagram {sent}: {error}")),
+        }
+    }
+    Err(String::from(
+        "1000 datagrams queued without filling the buffer",
+    ))
+}
+
+/// A socket registered with a `percore_poll::Poll` reports its readiness
+/// as events under its token (a bound UDP socket: writable, not readable);
+/// registering it from another core is refused.
+pub fn readiness_events(_: &Kernel) -> Result<(), String> {
+    stack()?;
+    let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    let mut events = Events::with_capacity(8);
+    let mut udp = UdpSocket::bind(any(5560)).map_err(|e| format!("bind: {e}"))?;
+    poll.registry()
+        .register(
+            &mut udp,
+            Token(7),
+            Interest::READABLE.add(Interest::WRITABLE),
+        )
+        .map_err(|e| format!("register: {e}"))?;
+    // The net task reports readiness on its next turn: let it run.
+    for _ in 0..1000 {
+        block_on(sleep(Duration::from_millis(1)));
+        poll.poll(&mut events, Some(Duration::ZERO))
+            .map_err(|e| format!("poll: {e}"))?;
+        if let Some(event) = events.iter().find(|e| e.token() == Token(7)) {
+            if !event.is_writable() || event.is_readable() || event.is_error() {
+                return Err(format!("event {:?}", event.readiness()));
+            }
+            return Ok(());
+        }
+    }
+    Err(String::from("no event for the registered socket"))
+}
+
+/// The echo sample on every core, and connections to it from this core
+/// at the guest's own address: every line comes back; the frames looped
+/// back (the stack has no loopback device: the steering is the path).
+pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
+    let address = stack()?;
+    match block_on(within("echo", samples::serve(Service::Echo)))? {
+        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
+        Err(error) => return Err(format!("serve echo: {error:?}")),
+    }
+    let [a, b, c, d] = address.ip;
+    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let here = cpu::core_id();
+    block_on(within("exchanges with itself", async {
+        for i in 0..8 {
+            let mut stream = TcpStream::connect_async(target)
+                .await
+                .map_err(|e| format!("connect {i}: {e}"))?;
+            let line = format!("line {i} from core {here}\n");
+            stream
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|e| format!("write {i}: {e}"))?;
+            let mut back = vec![0u8; line.len()];
+            stream
+                .read_exact(&mut back)
+                .await
+                .map_err(|e| format!("read {i}: {e:?}"))?;
+            if back != line.as_bytes() {
+                return Err(format!(
+                    "sent {line:?}, got {:?}",
+                    String::from_utf8_lossy(&back)
+                ));
+            }
+        }
+        Ok::<(), String>(())
+    }))??;
+    let looped: u64 = stack::shard::slots()
+        .iter()
+        .map(|s| s.stats.looped.load(core::sync::atomic::Ordering::Relaxed))
+        .sum();
+    let accepted: u64 = stack::shard::slots()
+        .iter()
+        .map(|s| s.stats.accepted.load(core::sync::atomic::Ordering::Relaxed))
+        .sum();
+    println!("8 exchanges; {looped} frames looped back; {accepted} connections accepted");
+    if looped == 0 || accepted < 8 {
+        return Err(format!("looped {looped}, accepted {accepted}"));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use core::time::Duration;
 use percore_kernel::Kernel;
 use percore_kernel::arch::{CoreId, clock, cpu};
 use percore_kernel::ipc::{self, barrier, channel};
+use percore_kernel::mem::heap;
 use percore_kernel::reactor::{
     self, SchedConfig, SpawnOptions, block_on, interval, priority, sleep, spawn, spawn_on,
     spawn_with, yield_now,
@@ -49,6 +50,11 @@ pub const TESTS: &[Test] = &[
         "reactor_load_balancing_spreads_work",
         Kind::Normal,
         load_balancing_spreads_work,
+    ),
+    Test::new(
+        "reactor_cross_core_messages_do_not_allocate",
+        Kind::Normal,
+        cross_core_messages_do_not_allocate,
     ),
     Test::new(
         "reactor_unmovable_work_wakes_no_core",
@@ -398,6 +404,58 @@ pub fn load_balancing_spreads_work(_: &Kernel) -> Result<(), String> {
 /// make a sleeping core come asking, and nothing moves. (The balancer once
 /// counted any full batch as saturation and woke idle cores about every
 /// millisecond each, only to deny their requests.)
+/// A stream of channel messages to a task on another core allocates
+/// nothing once warm: the turn's inbox, the wake path, the channel and its
+/// wait lists are allocated once. The heap counter is global, so work the
+/// test does not control counts too (a timer of an earlier test's task
+/// boxes its waker, a wake queue grows once): up to 10 of them
+/// are tolerated. A path that allocates per message or per wait (a wait
+/// list that gave its buffer away on every wake-up made 300 to 700 here)
+/// fails.
+pub fn cross_core_messages_do_not_allocate(_: &Kernel) -> Result<(), String> {
+    ensure_reactors();
+    if cores() < 2 {
+        return Ok(());
+    }
+    const WARM_UP: u64 = 2_000;
+    const COUNTED: u64 = 20_000;
+    const ALLOWED: u64 = 10;
+    let (allocations, sum) = block_on(async {
+        let (mut tx, mut rx) = channel::channel::<u64>(64).expect("capacity");
+        let sink = spawn_with(CoreId(1), pinned(), async move {
+            let mut sum = 0u64;
+            while let Some(value) = rx.recv().await {
+                sum += value;
+            }
+            sum
+        });
+        for i in 0..WARM_UP {
+            tx.send(i).await;
+        }
+        let before = heap::allocations();
+        for i in WARM_UP..WARM_UP + COUNTED {
+            tx.send(i).await;
+        }
+        let allocations = heap::allocations() - before;
+        drop(tx);
+        (allocations, sink.await)
+    });
+    let total = WARM_UP + COUNTED;
+    if sum != total * (total - 1) / 2 {
+        return Err(format!(
+            "the receiver summed {sum}, not {}",
+            total * (total - 1) / 2
+        ));
+    }
+    percore_kernel::println!("{COUNTED} messages, {allocations} heap allocations anywhere");
+    if allocations > ALLOWED {
+        return Err(format!(
+            "{COUNTED} messages to a task on core 1 made {allocations} heap allocations (at most {ALLOWED} tolerated)"
+        ));
+    }
+    Ok(())
+}
+
 pub fn unmovable_work_wakes_no_core(_: &Kernel) -> Result<(), String> {
     ensure_reactors();
     if cores() < 2 {

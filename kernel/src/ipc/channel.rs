@@ -60,7 +60,9 @@ pub fn channel<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Cap
     let (producer, consumer) = cas::channel(capacity)?;
     let shared = Arc::new(Shared {
         receiver: WakerSlot::new(),
-        senders_waiting: WaitList::new(),
+        // Room for a few waiting senders from the start: a stream of
+        // messages allocates nothing, even the first time a sender waits.
+        senders_waiting: WaitList::with_capacity(4),
         senders: AtomicUsize::new(1),
     });
     Ok((

@@ -32,6 +32,7 @@ mod bus;
 mod core_only;
 pub mod discipline;
 mod executor;
+pub mod idle;
 pub mod oneshot;
 pub mod period;
 pub mod readiness;
@@ -98,6 +99,11 @@ pub struct ReactorStats {
     pub timers: AtomicUsize,
     /// Times this core slept with nothing to do.
     pub sleeps: AtomicU64,
+    /// Times halt polling found work before the core slept ([`idle`]).
+    pub poll_hits: AtomicU64,
+    /// The halt-polling window and the timer advance now (ns, [`idle`]).
+    pub poll_window_ns: AtomicU64,
+    pub timer_advance_ns: AtomicU64,
     /// `Join` messages received: a one-shot answer (a task's result, a
     /// reply) was filled on another core for a waiter here.
     pub joins_in: AtomicU64,
@@ -131,6 +137,9 @@ pub struct Reactor {
     bus: CoreOnly<percore_proto::Endpoint>,
     /// The readiness queue of the event sources this core owns.
     readiness: CoreOnly<readiness::Queue>,
+    /// The batch of messages a turn took off the rings ([`DRAIN_BATCH`]
+    /// long, allocated once).
+    inbox: CoreOnly<Vec<(CoreId, Message)>>,
     /// Wakes of this core's tasks, from this core (tasks, timers) or
     /// received from others; taken in step 3.
     local: spin::Mutex<VecDeque<Arc<TaskCell>>>,
@@ -142,6 +151,8 @@ pub struct Reactor {
     asleep: AtomicBool,
     /// Poll mode (see [`set_busy_poll`]): the idle step spins instead of sleeping.
     busy_poll: AtomicBool,
+    /// The idle step's adaptive halt-polling window and timer advance.
+    tuning: CoreOnly<idle::IdleTuning>,
     /// Whether the idle step left the timer armed (only this core touches it).
     timer_armed: AtomicBool,
     /// Set by [`end_batch`]: the running batch of polls ends after this one.
@@ -226,11 +237,13 @@ impl Reactor {
             wheel: CoreOnly::new(core, wheel),
             bus: CoreOnly::new(core, bus),
             readiness: CoreOnly::new(core, readiness::Queue::new(core)),
+            inbox: CoreOnly::new(core, Vec::with_capacity(DRAIN_BATCH)),
             local: spin::Mutex::new(VecDeque::new()),
             spawned: spin::Mutex::new(VecDeque::new()),
             steal_pending: AtomicBool::new(false),
             asleep: AtomicBool::new(false),
             busy_poll: AtomicBool::new(false),
+            tuning: CoreOnly::new(core, idle::IdleTuning::new()),
             timer_armed: AtomicBool::new(false),
             end_batch: AtomicBool::new(false),
             stopping: AtomicBool::new(false),

@@ -280,6 +280,11 @@ impl Queue {
         self.poll.end_sleep();
     }
 
+    /// Whether readiness is queued (see `Poll::has_pending`).
+    pub(super) fn has_pending(&self) -> bool {
+        self.poll.has_pending()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.registered.len()
     }

@@ -54,7 +54,10 @@ impl Reactor {
 
     /// Step 1: takes a batch of messages from the inbound rings and acts on them.
     fn drain_bus(&self) {
-        let mut incoming = Vec::new();
+        // The batch goes through a buffer kept from turn to turn (a
+        // dispatched message may send, which borrows the bus again, so the
+        // batch is taken off the rings before any is acted on).
+        let mut incoming = core::mem::take(&mut *self.inbox.borrow_mut());
         let count = {
             let mut bus = self.bus.borrow_mut();
             let count = bus.drain(DRAIN_BATCH, |from, message| incoming.push((from, message)));
@@ -76,9 +79,10 @@ impl Reactor {
         self.stats
             .messages_in
             .fetch_add(count as u64, Ordering::Relaxed);
-        for (from, message) in incoming {
+        for (from, message) in incoming.drain(..) {
             self.dispatch(from, message);
         }
+        *self.inbox.borrow_mut() = incoming;
     }
 
     /// Acts on one message: the engine's own here, a service's through the
@@ -173,19 +177,22 @@ impl Reactor {
                     }
                 }
             }
-            let ring: Vec<CoreId> = bus.flush().iter().collect();
+            let ring = bus.flush();
             self.stats
                 .overflow_pending
                 .store(bus.stats().overflow_pending, Ordering::Relaxed);
             ring
         };
-        for to in ring {
+        for to in ring.iter() {
             doorbell::ring(to);
         }
     }
 
-    /// Step 5, nothing to run: arm the timer for the next deadline (if any)
-    /// and sleep until an interrupt, unless work arrived in the meantime.
+    /// Step 5, nothing to run: poll for work for the adaptive window
+    /// ([`idle`](super::idle)); then arm the timer for the next deadline
+    /// (early by the timer advance) and sleep until an interrupt, unless
+    /// work arrived in the meantime; woken early by the timer, poll until
+    /// the deadline.
     fn idle(&self, may_sleep: &dyn Fn() -> bool) {
         if self.busy_poll.load(Ordering::Relaxed) {
             // Poll mode: never sleep, so nothing needs a doorbell or a timer
@@ -197,28 +204,84 @@ impl Reactor {
             core::hint::spin_loop();
             return;
         }
-        cpu::disable_interrupts();
+        let tuning = *self.tuning.borrow_mut();
         let next = self.wheel.borrow_mut().next_deadline();
-        match next {
-            Some(deadline) => timer::arm(Clock::cycles_at(Instant(deadline))),
+        let now = Clock::now().0;
+        // Halt polling: up to the window, or to a deadline inside it.
+        let poll_until = match next {
+            Some(deadline) => deadline.min(now + tuning.window()),
+            None => now + tuning.window(),
+        };
+        if self.poll_for_work(poll_until, next) {
+            return;
+        }
+        cpu::disable_interrupts();
+        let armed = next.map(|deadline| tuning.arm_at(deadline));
+        match armed {
+            Some(at) => timer::arm(Clock::cycles_at(Instant(at))),
             None => timer::cancel(),
         }
         self.timer_armed.store(next.is_some(), Ordering::Relaxed);
+        let mut woke_early = false;
         if !self.has_work() && may_sleep() && self.bus.borrow_mut().prepare_sleep() {
             // Readiness signalled from another core from here on rings our doorbell.
             let readiness = self.readiness.borrow_mut();
             if readiness.prepare_sleep() {
                 self.stats.sleeps.fetch_add(1, Ordering::Relaxed);
                 self.asleep.store(true, Ordering::Release);
+                let slept_at = Clock::now().0;
                 // An interrupt pending since interrupts were masked ends the sleep at once.
                 cpu::wait_for_interrupt();
                 self.asleep.store(false, Ordering::Release);
+                let woke = Clock::now().0;
+                let mut tuning = self.tuning.borrow_mut();
+                tuning.slept(woke.saturating_sub(slept_at));
+                if let Some(at) = armed.filter(|&at| woke >= at) {
+                    tuning.timer_woke(woke - at);
+                }
+                self.stats
+                    .poll_window_ns
+                    .store(tuning.window(), Ordering::Relaxed);
+                self.stats
+                    .timer_advance_ns
+                    .store(tuning.advance(), Ordering::Relaxed);
+                // Woken inside the advance window, before the deadline.
+                woke_early = armed.is_some_and(|at| woke >= at)
+                    && next.is_some_and(|deadline| woke < deadline);
             }
             readiness.end_sleep();
             drop(readiness);
             self.bus.borrow_mut().end_sleep();
         }
         cpu::enable_interrupts();
+        if woke_early && let Some(deadline) = next {
+            // The advanced timer woke us before the deadline: wait it out
+            // here, unless other work comes first.
+            self.poll_for_work(deadline, next);
+        }
+    }
+
+    /// Spins with interrupts enabled until work arrives (`true`), the
+    /// clock reaches `until`, or the clock reaches `deadline` (`true`: the
+    /// next turn fires the timer). Returns at once if `until` has passed.
+    fn poll_for_work(&self, until: u64, deadline: Option<u64>) -> bool {
+        loop {
+            if self.has_work()
+                || self.bus.borrow_mut().has_inbound()
+                || self.readiness.borrow_mut().has_pending()
+            {
+                self.stats.poll_hits.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            let now = Clock::now().0;
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return true;
+            }
+            if now >= until {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
     }
 
     /// Whether this core stopped for good on a `Stop` message.

@@ -28,6 +28,8 @@ pub const NAMES: &[&str] = &[
     "pci",
     "disk",
     "net",
+    "serve",
+    "get",
     "log",
     "sched",
     "halt",
@@ -55,8 +57,15 @@ commands:
               core each enabled vector goes to (entry>core/vector)
   disk        the virtio block device: capacity, block size, read-only, queues (owner
               core, MSI-X target read back), per-core completions, in flight, errors
-  net         the virtio network device: MAC, link, queue pairs (owner core, MSI-X
-              target read back), frames/bytes in and out, errors, rejected sends
+  net         the virtio network device: MAC, link, queue pairs and RSS, per pair its
+              owner core and MSI-X target (read back), frames/bytes in and out,
+              backpressure waits, rejected sends, received frames dropped by reason;
+              the stack: address, gateway, per-core frames/bytes in and out,
+              steered frames, drops by reason, open sockets
+  serve echo|http  start a sample server on every core (echo: TCP and UDP 7;
+              http: TCP 80 with /, /stats, 404)
+  get URL     HTTP GET http://A.B.C.D[:PORT]/PATH from this core: status, length,
+              FNV-1a 64 of the body (checked against an X-Fnv1a64 header)
   log         the disk log on the whole disk (opened, or made when blank, on first use):
               what recovery found, counters; `log append TEXT`, `log flush`,
               `log tail [N]`, `log from SEQ [N]`
@@ -89,7 +98,12 @@ pub async fn execute(command: &str) -> String {
         Some("poll") => poll_mode(words.collect(), &mut out),
         Some("pci") => pci(&mut out),
         Some("disk") => disk(&mut out),
-        Some("net") => net(&mut out),
+        Some("net") => {
+            net(&mut out);
+            super::netstack::stack(&mut out);
+        }
+        Some("serve") => super::netstack::serve(words.next(), &mut out).await,
+        Some("get") => super::netstack::get(words.next(), &mut out).await,
         Some("log") => super::disklog::run(&words.collect::<Vec<_>>(), &mut out).await,
         Some("sched") => sched(words.collect(), &mut out).await,
         Some("halt") | Some("poweroff") => halt().await,
@@ -476,27 +490,37 @@ fn disk(out: &mut String) {
 }
 
 fn net(out: &mut String) {
-    use crate::drivers::virtio::net::{self, Mac};
+    use crate::drivers::virtio::net::{self, DropReason, Mac};
     let Some(nic) = net::device() else {
         out.push_str("no network device (boot with `cargo xtask run --net`)");
         return;
     };
     let _ = writeln!(
         out,
-        "virtio-net {}: MAC {}, link {}, {} queue pair(s), features {:#x}",
+        "virtio-net {}: MAC {}, link {}, {} of {} queue pair(s), RSS {}, features {:#x}",
         nic.bdf(),
         Mac(nic.mac()),
         if nic.link_up() { "up" } else { "down" },
         nic.pairs().len(),
+        nic.max_pairs(),
+        nic.rss().map_or(String::from("off"), |r| alloc::format!(
+            "on ({} entries)",
+            r.table.len()
+        )),
         nic.features()
     );
+    if let Some(why) = nic.fallback() {
+        let _ = writeln!(out, "fallback: {why:?}");
+    }
     if let Some(error) = nic.failure() {
         let _ = writeln!(out, "OUT OF SERVICE: {error}");
     }
-    let mut table = Table::new(&[
-        "pair", "core", "msix", "size", "rx", "rx bytes", "rx err", "waiting", "tx", "tx bytes",
-        "rejected", "tx waits", "irqs", "dma KiB",
-    ]);
+    let mut header = alloc::vec![
+        "pair", "core", "msix", "size", "rx", "rx bytes", "tx", "tx bytes", "tx waits", "rejected",
+        "waiting", "irqs",
+    ];
+    header.extend(DropReason::ALL.map(|r| r.name()));
+    let mut table = Table::new(&header);
     table.align_left(2);
     for (index, pair) in nic.pairs().iter().enumerate() {
         let Some(info) = nic.pair_info(index) else {
@@ -508,24 +532,33 @@ fn net(out: &mut String) {
         };
         let s = &pair.stats;
         let load = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        table.row(&[
-            &info.index,
-            &info.owner,
-            &target,
-            &info.size,
-            &load(&s.rx_frames),
-            &load(&s.rx_bytes),
-            &load(&s.rx_errors),
-            &pair.waiting(),
-            &load(&s.tx_frames),
-            &load(&s.tx_bytes),
-            &load(&s.tx_rejected),
-            &load(&s.tx_waits),
-            &load(&s.interrupts),
-            &(info.dma_bytes / 1024),
-        ]);
+        let drops = s.drops.each_ref().map(load);
+        let mut row: alloc::vec::Vec<&dyn core::fmt::Display> =
+            alloc::vec![&info.index, &info.owner, &target, &info.size,];
+        let counters = [
+            load(&s.rx_frames),
+            load(&s.rx_bytes),
+            load(&s.tx_frames),
+            load(&s.tx_bytes),
+            load(&s.tx_waits),
+            load(&s.tx_rejected),
+            pair.waiting() as u64,
+            load(&s.interrupts),
+        ];
+        row.extend(counters.iter().map(|c| c as &dyn core::fmt::Display));
+        row.extend(drops.iter().map(|c| c as &dyn core::fmt::Display));
+        table.row(&row);
     }
     table.render(out);
+    let (pairs, cores) = (nic.pairs().len(), crate::arch::cpu::online_cores());
+    if pairs < cores {
+        let shared = if cores - pairs == 1 {
+            alloc::format!("core {pairs} shares a pair")
+        } else {
+            alloc::format!("cores {pairs}-{} share pairs", cores - 1)
+        };
+        let _ = write!(out, "\n{shared}: core c uses pair c mod {pairs}");
+    }
 }
 
 /// `entry>core/vector` for each unmasked entry of a function's MSI-X table

@@ -12,6 +12,7 @@
 pub mod commands;
 pub mod disklog;
 pub mod line;
+pub mod netstack;
 pub mod procs;
 pub mod table;
 

@@ -152,6 +152,23 @@ impl Poll {
         self.registry.shared.prepare_sleep(self.head)
     }
 
+    /// Whether readiness is queued for the next [`poll`](Self::poll), without
+    /// taking it or announcing a sleep: what a poller spinning before it
+    /// parks (halt polling) checks.
+    ///
+    /// ```
+    /// use percore_poll::{Interest, Poll, Ready, Registration, Token};
+    /// let poll = Poll::new().unwrap();
+    /// let mut rx = Registration::new();
+    /// poll.registry().register(&mut rx, Token(1), Interest::READABLE).unwrap();
+    /// assert!(!poll.has_pending());
+    /// rx.signal().unwrap().set(Ready::READABLE).unwrap();
+    /// assert!(poll.has_pending());
+    /// ```
+    pub fn has_pending(&self) -> bool {
+        self.registry.shared.has_queued(self.head)
+    }
+
     /// Ends the wait announced by [`prepare_sleep`](Self::prepare_sleep):
     /// signallers stop calling [`Park::unpark`].
     pub fn end_sleep(&self) {

@@ -277,6 +277,11 @@ impl Shared {
         !self.queue.is_ready(head)
     }
 
+    /// Whether a slot is queued past `head` (no side effect).
+    pub(crate) fn has_queued(&self, head: usize) -> bool {
+        self.queue.is_ready(head)
+    }
+
     pub(crate) fn park(&self, timeout: Option<core::time::Duration>) {
         self.park.park(timeout);
     }

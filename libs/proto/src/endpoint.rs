@@ -335,6 +335,21 @@ impl Endpoint {
         self.inbound.depth()
     }
 
+    /// Whether a message waits in this core's inbound rings (or overflow
+    /// messages wait to be flushed), without taking it or announcing a
+    /// sleep: what a core spinning before it halts (halt polling) checks.
+    ///
+    /// ```
+    /// use percore_proto::{Bus, CoreId, Message};
+    /// let mut eps = Bus::new(2, 4).unwrap();
+    /// assert!(!eps[1].has_inbound());
+    /// eps[0].send(CoreId(1), Message::Stop).unwrap();
+    /// assert!(eps[1].has_inbound());
+    /// ```
+    pub fn has_inbound(&mut self) -> bool {
+        self.inbound.has_message() || self.stats.overflow_pending > 0
+    }
+
     /// Announces that this core is about to halt, then checks its inbound
     /// rings once more. Returns `true` if the core may halt now (a sender
     /// that publishes from here on is told to ring the doorbell), `false` if
@@ -355,10 +370,9 @@ impl Endpoint {
     /// assert!(!eps[1].prepare_sleep()); // the message is waiting: do not halt
     /// ```
     pub fn prepare_sleep(&mut self) -> bool {
-        let bell = &self.doorbells[self.id.index()];
-        bell.prepare_sleep();
-        if self.inbound.has_message() || self.stats.overflow_pending > 0 {
-            bell.wake();
+        self.doorbells[self.id.index()].prepare_sleep();
+        if self.has_inbound() {
+            self.doorbells[self.id.index()].wake();
             return false;
         }
         true

@@ -37,11 +37,27 @@ pub struct WaitList {
     locked: AtomicBool,
     waiting: AtomicBool,
     #[cfg(not(loom))]
-    wakers: UnsafeCell<Vec<Waker>>,
+    wakers: UnsafeCell<Lists>,
     /// Under loom, the lock is loom's (a spin lock makes a model unbounded);
     /// the protocol being checked is the flag and the fences.
     #[cfg(loom)]
-    wakers: loom::sync::Mutex<Vec<Waker>>,
+    wakers: loom::sync::Mutex<Lists>,
+}
+
+/// The wakers waiting, and a spare buffer for [`WaitList::wake_all`] to
+/// swap in (so registering after a wake-up reuses memory).
+struct Lists {
+    wakers: Vec<Waker>,
+    spare: Vec<Waker>,
+}
+
+impl Lists {
+    const fn new() -> Lists {
+        Lists {
+            wakers: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
 }
 
 // SAFETY: `wakers` is only touched under the spin lock (`locked`).
@@ -66,7 +82,7 @@ impl WaitList {
         WaitList {
             locked: AtomicBool::new(false),
             waiting: AtomicBool::new(false),
-            wakers: UnsafeCell::new(Vec::new()),
+            wakers: UnsafeCell::new(Lists::new()),
         }
     }
 
@@ -75,17 +91,32 @@ impl WaitList {
     pub fn new() -> WaitList {
         WaitList {
             waiting: AtomicBool::new(false),
-            wakers: loom::sync::Mutex::new(Vec::new()),
+            wakers: loom::sync::Mutex::new(Lists::new()),
         }
     }
 
+    /// An empty list with room for `waiters` wakers in both of its
+    /// buffers, so even the first waits allocate nothing.
+    ///
+    /// ```
+    /// assert!(percore_wake::WaitList::with_capacity(4).is_empty());
+    /// ```
+    pub fn with_capacity(waiters: usize) -> WaitList {
+        let list = WaitList::new();
+        list.with_locked(|lists| {
+            lists.wakers.reserve_exact(waiters);
+            lists.spare.reserve_exact(waiters);
+        });
+        list
+    }
+
     #[cfg(loom)]
-    fn with_locked<R>(&self, f: impl FnOnce(&mut Vec<Waker>) -> R) -> R {
+    fn with_locked<R>(&self, f: impl FnOnce(&mut Lists) -> R) -> R {
         f(&mut self.wakers.lock().unwrap())
     }
 
     #[cfg(not(loom))]
-    fn with_locked<R>(&self, f: impl FnOnce(&mut Vec<Waker>) -> R) -> R {
+    fn with_locked<R>(&self, f: impl FnOnce(&mut Lists) -> R) -> R {
         while self
             .locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -111,9 +142,9 @@ impl WaitList {
     /// assert_eq!(list.len(), 1);
     /// ```
     pub fn register(&self, waker: &Waker) {
-        self.with_locked(|wakers| {
-            if !wakers.iter().any(|w| w.will_wake(waker)) {
-                wakers.push(waker.clone());
+        self.with_locked(|lists| {
+            if !lists.wakers.iter().any(|w| w.will_wake(waker)) {
+                lists.wakers.push(waker.clone());
             }
             self.waiting.store(true, Ordering::Relaxed);
         });
@@ -135,13 +166,22 @@ impl WaitList {
         if !self.waiting.load(Ordering::Relaxed) {
             return;
         }
-        let wakers = self.with_locked(|wakers| {
+        // Swap in the spare buffer and wake outside the lock; then the
+        // drained buffer becomes the spare. Waiting again allocates nothing
+        // (unless two wake-ups overlap and both buffers are out).
+        let mut wakers = self.with_locked(|lists| {
             self.waiting.store(false, Ordering::Relaxed);
-            core::mem::take(wakers)
+            let spare = core::mem::take(&mut lists.spare);
+            core::mem::replace(&mut lists.wakers, spare)
         });
-        for waker in wakers {
+        for waker in wakers.drain(..) {
             waker.wake();
         }
+        self.with_locked(|lists| {
+            if lists.spare.capacity() < wakers.capacity() {
+                lists.spare = wakers;
+            }
+        });
     }
 
     /// Number of wakers waiting (a snapshot).
@@ -150,7 +190,7 @@ impl WaitList {
     /// assert_eq!(percore_wake::WaitList::new().len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.with_locked(|wakers| wakers.len())
+        self.with_locked(|lists| lists.wakers.len())
     }
 
     /// Whether nobody waits (a snapshot).

@@ -39,6 +39,22 @@ impl Args {
         }
     }
 
+    /// Removes `--name VALUE` (or `--name=VALUE`) if VALUE is `value`.
+    pub fn flag_with(&mut self, name: &str, value: &str) -> bool {
+        let joined = format!("{name}={value}");
+        if let Some(i) = self.items.iter().position(|a| *a == joined) {
+            self.items.remove(i);
+            return true;
+        }
+        match self.items.iter().position(|a| a == name) {
+            Some(i) if self.items.get(i + 1).is_some_and(|v| v == value) => {
+                self.items.drain(i..i + 2);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Removes `--name VALUE` (or `--name=VALUE`) and parses VALUE.
     pub fn option<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, Error> {
         let prefix = format!("{name}=");

@@ -10,9 +10,8 @@
 //! `bench_disk` against the guest's `disk` figure, on the same machine
 //! with the same virtio-blk disk, see `disk_bench.rs`) and `net` (the
 //! host-driven network figures of `net_bench.rs` against percore's and the
-//! guest's `serve`, same machine, same user network; while percore does not
-//! serve yet its column stays empty); `all`, the default, runs all three,
-//! each in boots of its own.
+//! guest's `serve`, same machine, same user network); `all`, the default,
+//! runs all three, each in boots of its own.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +22,6 @@ use crate::error::Error;
 use crate::linux;
 use crate::net_bench;
 use crate::netload::Target;
-use crate::netload_tests;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::test::{FW_CFG_NAME, timeout};
 use crate::tools;
@@ -158,7 +156,6 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
 
     let (mut ours, mut theirs) = (Rows::default(), Rows::default());
-    let mut percore_serves = true;
     let percore = |machine: &Machine, bench: &str, limit| -> Result<Captured, Error> {
         let mut percore = machine.clone();
         percore
@@ -203,15 +200,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             println!("       {:.1} s", captured.elapsed.as_secs_f64());
         }
         if suite.net() {
-            compare_net(
-                run,
-                runs,
-                smp,
-                seconds,
-                &mut percore_serves,
-                &mut ours,
-                &mut theirs,
-            )?;
+            compare_net(run, runs, smp, seconds, &mut ours, &mut theirs)?;
         }
     }
     print_table(&ours, &theirs, smp, runs);
@@ -219,37 +208,21 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
 }
 
 /// One run of the network figures, percore then Linux (`net_bench.rs`).
-/// While percore's servers are not on main (`PERCORE_SERVES`), a percore
-/// that does not serve leaves its rows empty and later runs do not try
-/// again; the Linux guest must work end to end.
 fn compare_net(
     run: usize,
     runs: usize,
     smp: u32,
     seconds: u32,
-    percore_serves: &mut bool,
     ours: &mut Rows,
     theirs: &mut Rows,
 ) -> Result<(), Error> {
     let machine = net_bench::machine(smp);
-    if *percore_serves {
-        println!(
-            "run {run}/{runs}: percore (serve echo,http, {smp} cores; {})",
-            net_bench::BACKEND
-        );
-        match net_bench::figures(Target::Percore, &machine, seconds) {
-            Ok(figures) => figures
-                .iter()
-                .for_each(|f| ours.add(&f.name, f.value, f.unit)),
-            // Once percore's servers are on main, a failure is a failure.
-            Err(error) if netload_tests::PERCORE_SERVES => return Err(error),
-            Err(error) => {
-                let why = error.to_string();
-                let why = why.lines().next().unwrap_or_default();
-                println!("       percore does not serve yet, no network figures: {why}");
-                *percore_serves = false;
-            }
-        }
+    println!(
+        "run {run}/{runs}: percore (serve echo,http, {smp} cores; {})",
+        net_bench::BACKEND
+    );
+    for f in net_bench::figures(Target::Percore, &machine, seconds)? {
+        ours.add(&f.name, f.value, f.unit);
     }
     println!("run {run}/{runs}: linux (linux-ref serve, {smp} vCPUs)");
     for f in net_bench::figures(Target::Linux, &machine, seconds)? {

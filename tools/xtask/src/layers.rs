@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("drivers", 6),
     ("process", 7),
     ("storage", 7),
+    ("net", 7),
     ("syscall", 8),
     ("shell", 9),
     ("boot", 10),

@@ -1,7 +1,7 @@
 //! `cargo xtask`: build, boot, test, package and debug percore.
 //!
 //! ```text
-//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [--net [--hostfwd PORTS]] [-- QEMU ARGS]
+//! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [--net [tap] [--hostfwd PORTS]] [-- QEMU ARGS]
 //! cargo xtask test  [--host | --qemu] [--linux-net] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
@@ -26,8 +26,11 @@ mod layers;
 mod linux;
 mod net;
 mod net_bench;
+mod net_host;
 mod netload;
 mod netload_tests;
+mod netmq;
+mod netns;
 mod qemu;
 mod qmp;
 mod screen;
@@ -52,10 +55,17 @@ commands:
            --disk FILE  attach FILE as a virtio-blk disk (raw; created with 64 MiB of
                         zeros if missing); the shell's `disk` command shows it
            --net        a virtio-net device on QEMU's user network with restrict=on
-                        (no frame leaves QEMU; guest 10.0.2.15, gateway 10.0.2.2);
-                        the shell's `net` command shows it
-           --hostfwd PORTS  with --net: forward TCP ports (comma-separated) from
-                        127.0.0.1 on the host to the same ports in the guest
+                        (no frame leaves QEMU; guest 10.0.2.15 by DHCP, gateway
+                        10.0.2.2); the guest starts its echo and http samples and
+                        the host's 127.0.0.1:8080 reaches http (80), 127.0.0.1:7007
+                        echo (7, TCP and UDP); the curl and nc commands are printed;
+                        the shell's `net` command shows the device and the stack
+           --hostfwd PORTS  with --net: instead, forward only these TCP ports
+                        (comma-separated) from 127.0.0.1 to the same guest ports
+           --net tap    instead: a multi-queue tap (one queue pair per core, RSS)
+                        in a network namespace of its own, percore-<pid>-<n>
+                        (host side 10.9.0.1/24, guest 10.9.0.2; needs root),
+                        deleted when QEMU ends; the samples start at boot
            --sched LIST each core's scheduling discipline, e.g. rr,fair,edf (cores past
                         the list take its last entry; default rr), passed by fw_cfg
            --kvm        use KVM (default: only when the CPU shows vmx/svm and /dev/kvm works)

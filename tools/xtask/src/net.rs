@@ -1,27 +1,112 @@
 //! Network devices for QEMU machines: a virtio-net device on QEMU's user
-//! network (slirp) with `restrict=on`, so no frame leaves QEMU; `cargo
-//! xtask run --net` may add host port forwards, bound to the host's
-//! loopback only.
+//! network (slirp) with `restrict=on`, so no frame leaves QEMU. Host port
+//! forwards (`hostfwd`) are bound to the host's loopback only; the guest
+//! reaches the host only through `guestfwd` (10.0.2.100:PORT to a
+//! loopback port), which works with `restrict=on`.
 
 use crate::qemu::Machine;
 
 /// The MAC address the test machines give their device (not QEMU's
 /// default, so the guest's check means something).
 pub const TEST_MAC: &str = "52:54:00:c0:ff:ee";
+/// Where the guest reaches a host server through `guestfwd`.
+pub const GUESTFWD_ADDR: &str = "10.0.2.100";
+/// The fw_cfg file naming the sample services to start at boot.
+pub const SERVE_FILE: &str = "opt/percore/serve";
+
+/// A transport protocol of a forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// One `hostfwd`: `127.0.0.1:host` on the host to `guest` in the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub proto: Proto,
+    pub host: u16,
+    pub guest: u16,
+}
+
+impl Forward {
+    pub fn tcp(host: u16, guest: u16) -> Forward {
+        Forward {
+            proto: Proto::Tcp,
+            host,
+            guest,
+        }
+    }
+}
+
+/// The samples' forwards for `cargo xtask run --net`: http 8080 -> 80,
+/// echo 7007 -> 7 (TCP and UDP).
+pub const RUN_FORWARDS: [Forward; 3] = [
+    Forward {
+        proto: Proto::Tcp,
+        host: 8080,
+        guest: 80,
+    },
+    Forward {
+        proto: Proto::Tcp,
+        host: 7007,
+        guest: 7,
+    },
+    Forward {
+        proto: Proto::Udp,
+        host: 7007,
+        guest: 7,
+    },
+];
 
 /// `-netdev user,...,restrict=on -device virtio-net-pci,...` with the
 /// given `mac` (QEMU's default when `None`) and `hostfwd` TCP ports
 /// (`127.0.0.1:PORT` on the host to `PORT` in the guest).
 pub fn args(mac: Option<&str>, hostfwd: &[u16]) -> Vec<String> {
+    let forwards: Vec<Forward> = hostfwd.iter().map(|&p| Forward::tcp(p, p)).collect();
+    args_with(mac, &forwards, None)
+}
+
+/// [`args`] with any forwards, and optionally a `guestfwd` from
+/// `10.0.2.100:guest_port` in the guest to `127.0.0.1:host_port`.
+pub fn args_with(
+    mac: Option<&str>,
+    forwards: &[Forward],
+    guestfwd: Option<(u16, u16)>,
+) -> Vec<String> {
     let mut netdev = String::from("user,id=n0,restrict=on");
-    for port in hostfwd {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:{port}"));
+    for f in forwards {
+        let proto = match f.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        };
+        netdev.push_str(&format!(
+            ",hostfwd={proto}:127.0.0.1:{}-:{}",
+            f.host, f.guest
+        ));
+    }
+    if let Some((guest, host)) = guestfwd {
+        netdev.push_str(&format!(
+            ",guestfwd=tcp:{GUESTFWD_ADDR}:{guest}-tcp:127.0.0.1:{host}"
+        ));
     }
     let mut device = String::from("virtio-net-pci,netdev=n0");
     if let Some(mac) = mac {
         device.push_str(&format!(",mac={mac}"));
     }
     vec!["-netdev".into(), netdev, "-device".into(), device]
+}
+
+/// The commands that reach the samples through [`RUN_FORWARDS`].
+pub fn run_instructions() -> String {
+    [
+        "xtask: the guest serves echo and http (fw_cfg opt/percore/serve=echo,http); from the host:",
+        "    curl http://127.0.0.1:8080/",
+        "    curl http://127.0.0.1:8080/stats",
+        "    echo hello | nc -N 127.0.0.1 7007        # TCP echo",
+        "    echo hello | nc -u -w1 127.0.0.1 7007    # UDP echo",
+    ]
+    .join("\n")
 }
 
 /// Gives `machine` a network device with [`TEST_MAC`] and tells the guest
@@ -49,5 +134,14 @@ mod tests {
         assert!(args[1].contains("restrict=on"));
         assert!(args[1].contains("hostfwd=tcp:127.0.0.1:8080-:8080"));
         assert_eq!(args[3], "virtio-net-pci,netdev=n0");
+    }
+
+    #[test]
+    fn forwards_and_guestfwd_stay_on_loopback() {
+        let args = args_with(None, &RUN_FORWARDS, Some((8000, 40000)));
+        assert!(args[1].contains("hostfwd=tcp:127.0.0.1:8080-:80"));
+        assert!(args[1].contains("hostfwd=udp:127.0.0.1:7007-:7"));
+        assert!(args[1].contains("guestfwd=tcp:10.0.2.100:8000-tcp:127.0.0.1:40000"));
+        assert!(args[1].contains("restrict=on"));
     }
 }

@@ -31,7 +31,8 @@ use crate::tools;
 /// Seconds of each wrk run unless `--seconds` says otherwise.
 pub const DEFAULT_SECONDS: u32 = 10;
 /// The network backend the benchmark runs on, as printed.
-pub const BACKEND: &str = "slirp (QEMU user network, restrict=on, one queue pair; tap when the netmq namespaces are on main)";
+pub const BACKEND: &str =
+    "slirp (QEMU user network, restrict=on, one queue pair; the tap backend is not wired in yet)";
 const KEEP_ALIVE_CONNECTIONS: u32 = 64;
 const ROUND_TRIPS: usize = 10_000;
 const BULK_BYTES: u64 = 64 << 20;

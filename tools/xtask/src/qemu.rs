@@ -196,13 +196,49 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             .collect::<Result<Vec<u16>, _>>()
             .map_err(|e| Error::Usage(format!("--hostfwd {list}: {e}")))?,
     };
-    if args.flag("--net") {
-        machine.extra.extend(crate::net::args(None, &hostfwd));
+    let tap = args.flag_with("--net", "tap");
+    let net = !tap && args.flag("--net");
+    if tap {
+        if !hostfwd.is_empty() {
+            return Err(Error::Usage(
+                "--hostfwd is for --net (the user network); with --net tap, run clients \
+                 inside the namespace"
+                    .into(),
+            ));
+        }
+        let queues = machine.smp;
+        machine.extra.extend(crate::netns::qemu_args(queues, None));
+        machine
+            .fw_cfg
+            .push(("opt/percore/net".into(), crate::netns::GUEST_CONFIG.into()));
+        // The samples, started at boot (reached from inside the namespace).
+        machine
+            .fw_cfg
+            .push((crate::net::SERVE_FILE.into(), "echo,http".into()));
+    } else if net && hostfwd.is_empty() {
+        // The samples, started at boot, on the usual loopback ports.
+        machine
+            .extra
+            .extend(crate::net::args_with(None, &crate::net::RUN_FORWARDS, None));
+        machine
+            .fw_cfg
+            .push((crate::net::SERVE_FILE.into(), "echo,http".into()));
+        eprintln!("{}", crate::net::run_instructions());
     } else if !hostfwd.is_empty() {
-        return Err(Error::Usage("--hostfwd needs --net".into()));
+        if !net {
+            return Err(Error::Usage("--hostfwd needs --net".into()));
+        }
+        machine.extra.extend(crate::net::args(None, &hostfwd));
     }
     let release = args.flag("--release");
     std::mem::take(args).finish()?;
+    // Made last, so that nothing after it fails before QEMU runs; deleted
+    // when this function returns (QEMU has ended by then).
+    let namespace = if tap {
+        Some(crate::netns::Namespace::create()?)
+    } else {
+        None
+    };
     let ovmf = tools::ensure(machine.needs())?;
     let built = build::kernel(KernelKind::Kernel, release)?;
     let vars = vars_copy(&ovmf, "run")?;
@@ -212,9 +248,24 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         .extra
         .splice(0..0, ["-serial".to_string(), "mon:stdio".to_string()]);
     let mut command = machine.command(&built.images, &ovmf, &vars);
+    if let Some(namespace) = &namespace {
+        command = namespace.exec(&command);
+        let n = namespace.name();
+        eprintln!(
+            "xtask: network namespace {n}: the guest is 10.9.0.2 on {}; reach it from there, e.g.\n\
+             xtask:     ip netns exec {n} ping 10.9.0.2\n\
+             xtask:     ip netns exec {n} curl http://10.9.0.2/\n\
+             xtask:     ip netns exec {n} nc 10.9.0.2 7",
+            crate::netns::TAP
+        );
+    }
     eprintln!("xtask: {}", error::display(&command));
     eprintln!("xtask: serial console follows; Ctrl-A X quits QEMU");
-    let status = command.status().map_err(|error| Error::Spawn {
+    let status = match &namespace {
+        Some(_) => crate::netns::status_guarded(&mut command),
+        None => command.status(),
+    };
+    let status = status.map_err(|error| Error::Spawn {
         command: error::display(&command),
         error,
     });

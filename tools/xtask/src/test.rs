@@ -38,8 +38,14 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Records `name` as skipped, for `why`.
-    pub fn skip(&mut self, name: &str, why: &str) {
+    /// `count` tests not run, and why ("N on MACHINE: why").
+    pub fn skip(&mut self, count: usize, reason: &str) {
+        self.skipped += count as u64;
+        self.skip_reasons.push(reason.to_string());
+    }
+
+    /// Records the test `name` as skipped, for `why`.
+    pub fn skip_one(&mut self, name: &str, why: &str) {
         println!("test {name} ... skipped: {why}");
         self.skipped += 1;
         self.skip_reasons.push(format!("{name}: {why}"));
@@ -74,23 +80,23 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         }
         if filter
             .as_deref()
+            .is_none_or(|f| crate::net_host::NAME.contains(f))
+        {
+            crate::net_host::run(&mut tally)?;
+        }
+        if filter
+            .as_deref()
             .is_none_or(|f| disk_bench::SMOKE.contains(f))
         {
             disk_bench_smoke(&mut tally);
         }
-        let net_target = match (linux_net, netload_tests::PERCORE_SERVES) {
-            (true, _) => Some(netload::Target::Linux),
-            (false, true) => Some(netload::Target::Percore),
-            (false, false) => None,
+        let net_target = if linux_net {
+            netload::Target::Linux
+        } else {
+            netload::Target::Percore
         };
-        match net_target {
-            Some(target) if netload_tests::selected(target, filter.as_deref()) => {
-                netload_tests::run(target, filter.as_deref(), &mut tally);
-            }
-            Some(_) => {}
-            None => println!(
-                "\n(network load tests: percore does not serve yet; --linux-net runs them against the Linux guest)"
-            ),
+        if netload_tests::selected(net_target, filter.as_deref()) {
+            netload_tests::run(net_target, filter.as_deref(), &mut tally);
         }
     }
     if !tally.failures.is_empty() {
@@ -406,6 +412,24 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         let _ = std::fs::remove_file(&vars);
         captured
     };
+    // A boot whose QEMU command is wrapped (run inside a network namespace).
+    let boot_wrapped = |machine: &Machine,
+                        command: &str,
+                        wrap: &dyn Fn(&std::process::Command) -> std::process::Command,
+                        kill: &mut dyn FnMut(&[String]) -> bool|
+     -> Result<Captured, Error> {
+        let mut machine = machine.clone();
+        machine.fw_cfg.push((FW_CFG_NAME.into(), command.into()));
+        let vars = qemu::vars_copy(&ovmf, "test")?;
+        let captured = qemu::run_captured_until(
+            wrap(&machine.command(&built.images, &ovmf, &vars)),
+            timeout(),
+            verbose,
+            kill,
+        );
+        let _ = std::fs::remove_file(&vars);
+        captured
+    };
 
     let listing = boot(&Machine::new(Firmware::Bios, 1), "list")?;
     let tests = parse_listing(&listing)?;
@@ -477,6 +501,11 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
         }
     }
     for (name, names) in own {
+        // The tap machine, driven by the host (netmq.rs).
+        if crate::netmq::drives(name) {
+            crate::netmq::run(&names, &boot_wrapped, tally)?;
+            continue;
+        }
         // Sequences of boots on one image, driven by the host (durable.rs).
         if durable::drives(name) {
             let boots = durable::Boots {

@@ -135,11 +135,11 @@ fn apt_install(installer: apt::Installer) -> Result<(), Error> {
     if apt::is_debian_bookworm() {
         installer.enable_backports()?;
         installer.update()?;
-        installer.install(&["ovmf"], None)?;
+        installer.install(&["ovmf", "curl", "netcat-openbsd"], None)?;
         installer.install(&["qemu-system-x86"], Some(apt::BACKPORTS))
     } else {
         installer.update()?;
-        installer.install(&["qemu-system-x86", "ovmf"], None)
+        installer.install(&["qemu-system-x86", "ovmf", "curl", "netcat-openbsd"], None)
     }
 }
 

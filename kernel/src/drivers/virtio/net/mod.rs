@@ -3,28 +3,48 @@
 //!
 //! Features: `VERSION_1` (required), `MAC` (else the driver has no address
 //! and gives up), `STATUS` (link state from the configuration; without it
-//! the link counts as up), `EVENT_IDX`. Not negotiated: `MRG_RXBUF` (each
-//! receive buffer is 2 KiB, room for the header and the largest frame, so
-//! a frame never spans buffers), checksum and segmentation offloads (the
-//! header is sent zeroed), `CTRL_VQ` and `MQ` (QEMU's user network offers
-//! one pair; with `MQ` pair *k* would belong to core *k* — the set-up is a
-//! loop over pairs already, but the control queue that enables more than
-//! one is not written yet).
+//! the link counts as up), `EVENT_IDX`, and with the control queue
+//! (`CTRL_VQ`, see [`ctrl`]) `MQ` and `RSS`. Not negotiated: `MRG_RXBUF`
+//! (each receive buffer is 2 KiB, room for the header and the largest
+//! frame, so a frame never spans buffers; a larger frame is dropped by the
+//! device, or by the driver as too long), checksum and segmentation
+//! offloads (the header is sent zeroed), `HASH_REPORT`, `CTRL_RX` (the
+//! device delivers every frame), guest announcements.
 //!
-//! Pair *k* belongs to core *k*: both its virtqueues raise one MSI-X entry
-//! (*k*) whose message targets core *k*; the handler only raises the
-//! pair's readiness, and a pinned completion task there drains both rings
-//! (see [`pair`]). Frames go out on, and come in from, the pair of the
-//! calling core (*core mod pairs*).
+//! Queue pairs ([`setup`]): with `MQ`, as many pairs as the device offers,
+//! cores there are and MSI-X entries allow; pair *k* belongs to core *k*:
+//! both its virtqueues raise MSI-X entry *k*, whose message targets core
+//! *k* (read back in [`PairInfo`]); the handler only raises the pair's
+//! readiness, and a pinned completion task there drains both rings (see
+//! [`pair`]). After DRIVER_OK the control queue turns the pairs on
+//! (`VQ_PAIRS_SET`) and, with `RSS`, programs the Toeplitz key and the
+//! indirection table so that the flows of pair *k* reach core *k* ([`rss`];
+//! frames the device cannot hash, such as ARP, go to pair 0). A device
+//! that refuses the pair count leaves the driver on one pair; one that
+//! refuses RSS leaves the pairs steered by its own rules (both logged,
+//! and [`Nic::fallback`] says why). With fewer pairs than cores, core *c*
+//! uses pair *c mod pairs*: cores beyond the pair count share a pair with
+//! its owner (they send on it and take frames off it; its interrupts and
+//! completions stay on the owner). QEMU's user network offers one pair;
+//! a tap backend with `queues=N` and `mq=on,rss=on` offers N, with RSS
+//! computed in software under TCG.
 //!
 //! The API for the layer above: [`Nic::send`] (async: waits for a free
-//! transmit slot, which is the backpressure) and [`Nic::recv`] (async,
-//! into the caller's buffer), [`Nic::try_recv`] for a poll-driven stack.
-//! Errors are values ([`NetError`]); a device that misbehaves (a
+//! transmit slot, which is the backpressure, counted as `tx_waits`) and
+//! [`Nic::recv`] (async, into the caller's buffer), [`Nic::try_recv`] for
+//! a poll-driven stack, all on the calling core's pair; [`Nic::recv_on`]
+//! and [`Nic::try_recv_on`] on a given pair, returning which pair the frame
+//! came in on ([`Received`]); [`Nic::pair_of_flow`] for the pair a flow's
+//! packets arrive on. Received frames the driver drops are counted per
+//! pair by reason ([`DropReason`]). Errors are values ([`NetError`],
+//! [`CtrlError`] for control commands); a device that misbehaves (a
 //! [`DeviceError`] from a virtqueue, e.g. a used length beyond the buffer)
 //! is reset and taken out of service, and the kernel goes on.
 
+pub mod ctrl;
 pub mod pair;
+pub mod rss;
+mod setup;
 
 use alloc::vec::Vec;
 use core::future::poll_fn;
@@ -32,34 +52,21 @@ use core::sync::atomic::Ordering;
 
 use percore_poll::{Interest, Ready};
 use percore_virtqueue::DeviceError;
-use virtio_spec::F;
-use virtio_spec::net::F as NetF;
 
-use super::transport::{MODERN_DEVICE_BASE, QueueConfig, Transport, TransportError, VIRTIO_VENDOR};
-use super::{COMPLETION_PRIORITY, feature_bit};
-use crate::arch::irq::{self, MsiError};
+use super::COMPLETION_PRIORITY;
+use super::transport::{Transport, TransportError};
+use crate::arch::irq::MsiError;
 use crate::arch::{CoreId, cpu};
 use crate::drivers::pci::{self, Bdf, MsixError};
 use crate::reactor::readiness::{self, Readiness, ReadinessError};
 use crate::reactor::{self, SpawnOptions};
-pub use pair::{ETHERNET_HEADER, MAX_FRAME, Pair, PairError, PairStats};
+pub use ctrl::CtrlError;
+pub use pair::{DropReason, ETHERNET_HEADER, MAX_FRAME, Pair, PairError, PairStats};
+pub use rss::{Flow, RssConfig};
+use setup::CONFIG_STATUS;
 
-/// virtio device id of a network device.
-const NET_DEVICE: u16 = 1;
-/// The transitional PCI id (it may offer the modern interface too).
-const TRANSITIONAL_ID: u16 = 0x1000;
-/// Device configuration offsets (5.1.4, `struct virtio_net_config`).
-const CONFIG_MAC: u64 = 0;
-const CONFIG_STATUS: u64 = 6;
 /// `VIRTIO_NET_S_LINK_UP`.
 const LINK_UP: u16 = 1;
-
-fn wanted_features() -> u64 {
-    feature_bit(F::VERSION_1.bits().to_ne())
-        | feature_bit(F::EVENT_IDX.bits().to_ne())
-        | feature_bit(NetF::MAC.bits().to_ne())
-        | feature_bit(NetF::STATUS.bits().to_ne())
-}
 
 /// Why a frame could not be sent or received. Nothing is retried behind
 /// the caller's back; a frame refused by `send` was not sent.
@@ -127,6 +134,15 @@ pub struct Totals {
     pub tx_waits: u64,
     pub interrupts: u64,
     pub foreign_interrupts: u64,
+    /// Received frames dropped, by [`DropReason`] (in `DropReason::ALL` order).
+    pub drops: [u64; DropReason::COUNT],
+}
+
+/// A frame [`Nic::recv_on`] received: its length and the pair it came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub pair: usize,
 }
 
 /// The network device.
@@ -135,7 +151,18 @@ pub struct Nic {
     mac: [u8; 6],
     status: bool,
     features: u64,
+    /// Pairs the device offers (`max_virtqueue_pairs`; 1 without `MQ`).
+    max_pairs: u16,
+    /// Pairs in use (the first `active` of `pairs`): all that were set up,
+    /// or 1 after a fallback.
+    active: u16,
+    /// Every pair set up (their memory stays while the device may use it).
     pairs: Vec<Pair>,
+    control: Option<ctrl::Control>,
+    /// The RSS configuration the device took, if any.
+    rss: Option<RssConfig>,
+    /// Why the driver runs with fewer pairs or without RSS, if it does.
+    fallback: Option<CtrlError>,
     failure: spin::Once<DeviceError>,
 }
 
@@ -148,14 +175,16 @@ static TASKS: spin::Once<()> = spin::Once::new();
 pub fn init() -> Result<&'static Nic, InitError> {
     let nic = NIC
         .call_once(|| {
-            let result = probe();
+            let result = setup::probe();
             match &result {
                 Ok(nic) => log::info!(
-                    "virtio-net {}: MAC {}, link {}, {} queue pair(s), features {:#x}",
+                    "virtio-net {}: MAC {}, link {}, {} of {} queue pair(s), RSS {}, features {:#x}",
                     nic.bdf(),
                     Mac(nic.mac),
                     if nic.link_up() { "up" } else { "down" },
-                    nic.pairs.len(),
+                    nic.pairs().len(),
+                    nic.max_pairs,
+                    if nic.rss.is_some() { "on" } else { "off" },
                     nic.features
                 ),
                 Err(InitError::NotFound) => {}
@@ -166,7 +195,7 @@ pub fn init() -> Result<&'static Nic, InitError> {
         .as_ref()
         .map_err(|e| *e)?;
     TASKS.call_once(|| {
-        for (index, pair) in nic.pairs.iter().enumerate() {
+        for (index, pair) in nic.pairs().iter().enumerate() {
             let options = SpawnOptions::new(reactor::priority(COMPLETION_PRIORITY)).pinned();
             drop(reactor::spawn_with(pair.owner, options, completions(index)));
         }
@@ -186,155 +215,6 @@ impl core::fmt::Display for Mac {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let [a, b, c, d, e, g] = self.0;
         write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-fn probe() -> Result<Nic, InitError> {
-    let function = pci::functions()
-        .iter()
-        .find(|f| {
-            f.vendor == VIRTIO_VENDOR
-                && (f.device == MODERN_DEVICE_BASE + NET_DEVICE || f.device == TRANSITIONAL_ID)
-        })
-        .ok_or(InitError::NotFound)?;
-    let transport = Transport::new(function).map_err(InitError::Transport)?;
-    let mut vectors = Vec::new();
-    let mut pairs = Vec::new();
-    let result = set_up(&transport, &mut vectors, &mut pairs);
-    match result {
-        Ok((mac, features)) => {
-            for pair in &pairs {
-                pair.fill();
-            }
-            Ok(Nic {
-                transport,
-                mac,
-                status: features & feature_bit(NetF::STATUS.bits().to_ne()) != 0,
-                features,
-                pairs,
-                failure: spin::Once::new(),
-            })
-        }
-        Err(error) => {
-            // Reset before the pairs' DMA memory goes back to the pool.
-            let _ = transport.reset();
-            transport.msix().set_enabled(false);
-            drop(pairs);
-            for (core, vector) in vectors {
-                let _ = irq::free_vector(core, vector);
-            }
-            Err(error)
-        }
-    }
-}
-
-/// 3.1.1 and 5.1.5 on `transport`: features, MAC, the pairs, DRIVER_OK.
-fn set_up(
-    transport: &Transport,
-    vectors: &mut Vec<(CoreId, u8)>,
-    pairs: &mut Vec<Pair>,
-) -> Result<([u8; 6], u64), InitError> {
-    transport.begin().map_err(InitError::Transport)?;
-    let msix = *transport.msix();
-    for entry in 0..msix.entries() {
-        msix.mask(entry, true).map_err(InitError::Msix)?;
-    }
-    msix.set_enabled(true);
-    let features = transport
-        .negotiate(wanted_features(), feature_bit(F::VERSION_1.bits().to_ne()))
-        .map_err(InitError::Transport)?;
-    if features & feature_bit(NetF::MAC.bits().to_ne()) == 0 {
-        return Err(InitError::NoMac);
-    }
-    let mac = read_mac(transport)?;
-    // Without MQ the device has exactly one pair (virtqueues 0 and 1).
-    let count = 1u16
-        .min(transport.num_queues() / 2)
-        .min(cpu::online_cores() as u16)
-        .min(msix.entries());
-    if count == 0 {
-        return Err(InitError::NoQueues);
-    }
-    let event_idx = features & feature_bit(F::EVENT_IDX.bits().to_ne()) != 0;
-    for index in 0..count {
-        start_pair(transport, index, event_idx, vectors, pairs)?;
-    }
-    transport.driver_ok().map_err(InitError::Transport)?;
-    Ok((mac, features))
-}
-
-fn read_mac(transport: &Transport) -> Result<[u8; 6], InitError> {
-    let mac = transport
-        .read_config(|base, len| {
-            if len < CONFIG_STATUS + 2 {
-                return None;
-            }
-            let mut mac = [0u8; 6];
-            for (i, byte) in mac.iter_mut().enumerate() {
-                // SAFETY: the device configuration block is mapped uncached
-                // at `base` and is long enough (checked).
-                *byte = unsafe { ((base + CONFIG_MAC + i as u64) as *const u8).read_volatile() };
-            }
-            Some(mac)
-        })
-        .map_err(InitError::Transport)?;
-    mac.ok_or(InitError::Transport(TransportError::MissingCapability(
-        "device configuration (too short)",
-    )))
-}
-
-/// Pair `index`: DMA memory (pushed onto `pairs` at once, so that the
-/// caller resets the device before it is freed), a vector on core `index`,
-/// MSI-X entry `index` for both virtqueues, the transport's set-up, then
-/// the entry unmasked.
-fn start_pair(
-    transport: &Transport,
-    index: u16,
-    event_idx: bool,
-    vectors: &mut Vec<(CoreId, u8)>,
-    pairs: &mut Vec<Pair>,
-) -> Result<(), InitError> {
-    let msix = transport.msix();
-    let owner = CoreId(index);
-    let (rx, tx) = (2 * index, 2 * index + 1);
-    let max = transport
-        .max_queue_size(rx)
-        .min(transport.max_queue_size(tx))
-        .min(pair::QUEUE_SIZE);
-    let size = largest_power_of_two(max);
-    let source = readiness::define_source(owner).map_err(InitError::Readiness)?;
-    pairs.push(Pair::new(index, owner, size, event_idx, source).map_err(InitError::Pair)?);
-    let pair = &pairs[usize::from(index)];
-    let vector =
-        irq::allocate_vector(owner, on_interrupt, usize::from(index)).map_err(InitError::Irq)?;
-    vectors.push((owner, vector));
-    pair.vector.store(vector, Ordering::Relaxed);
-    let message = irq::msi_message(owner, vector).map_err(InitError::Irq)?;
-    msix.program(index, message).map_err(InitError::Msix)?;
-    let (rx_rings, tx_rings) = pair.ring_addresses();
-    let mut notify = [None, None];
-    for (slot, (queue, addresses)) in [(rx, rx_rings), (tx, tx_rings)].into_iter().enumerate() {
-        notify[slot] = Some(
-            transport
-                .setup_queue(&QueueConfig {
-                    index: queue,
-                    size,
-                    addresses,
-                    msix_entry: index,
-                })
-                .map_err(InitError::Transport)?,
-        );
-    }
-    if let [Some(rx), Some(tx)] = notify {
-        pair.attach(rx, tx);
-    }
-    msix.mask(index, false).map_err(InitError::Msix)
-}
-
-fn largest_power_of_two(n: u16) -> u16 {
-    match n {
-        0 => 0,
-        n => 1 << (15 - n.leading_zeros()),
     }
 }
 
@@ -424,16 +304,70 @@ impl Nic {
 
     /// The queue pairs, by index.
     pub fn pairs(&self) -> &[Pair] {
-        &self.pairs
+        &self.pairs[..usize::from(self.active)]
+    }
+
+    /// Queue pairs the device offers (`max_virtqueue_pairs`).
+    pub fn max_pairs(&self) -> u16 {
+        self.max_pairs
+    }
+
+    /// The RSS configuration the device took (`None`: one pair, no `RSS`
+    /// feature, or the device refused it).
+    pub fn rss(&self) -> Option<&RssConfig> {
+        self.rss.as_ref()
+    }
+
+    /// Why the driver runs with one pair or without RSS, if it does.
+    pub fn fallback(&self) -> Option<CtrlError> {
+        self.fallback
+    }
+
+    /// The pair the device delivers `flow`'s packets to: known with RSS
+    /// (the table's entry for its hash) or with one pair; `None` when the
+    /// device steers by its own rules.
+    pub fn pair_of_flow(&self, flow: &Flow) -> Option<usize> {
+        match &self.rss {
+            Some(config) => Some(usize::from(config.queue_of(flow))),
+            None if self.active == 1 => Some(0),
+            None => None,
+        }
+    }
+
+    /// Sends a control command (class, command, data) and returns the
+    /// device's verdict; [`CtrlError::Unsupported`] without a control
+    /// queue. Commands that change the pairs or RSS change what the driver
+    /// relies on: [`reprogram`](Self::reprogram) puts them back.
+    pub fn command(&self, class: u8, command: u8, data: &[u8]) -> Result<(), CtrlError> {
+        self.control
+            .as_ref()
+            .ok_or(CtrlError::Unsupported)?
+            .command(class, command, data)
+    }
+
+    /// Sends the pair count and the RSS configuration the driver started
+    /// with again (after a command that changed them).
+    pub fn reprogram(&self) -> Result<(), CtrlError> {
+        if self.active > 1 {
+            self.command(
+                ctrl::CLASS_MQ,
+                ctrl::MQ_VQ_PAIRS_SET,
+                &self.active.to_le_bytes(),
+            )?;
+        }
+        if let Some(config) = &self.rss {
+            self.command(ctrl::CLASS_MQ, ctrl::MQ_RSS_CONFIG, &config.to_bytes())?;
+        }
+        Ok(())
     }
 
     /// The pair core `core` sends and receives on.
     pub fn pair_of(&self, core: CoreId) -> usize {
-        core.index() % self.pairs.len()
+        core.index() % self.pairs().len()
     }
 
     fn pair_here(&self) -> &Pair {
-        &self.pairs[self.pair_of(cpu::core_id())]
+        &self.pairs()[self.pair_of(cpu::core_id())]
     }
 
     /// The device error that took the device out of service, if one did.
@@ -456,13 +390,16 @@ impl Nic {
             t.tx_waits += load(&s.tx_waits);
             t.interrupts += load(&s.interrupts);
             t.foreign_interrupts += load(&s.foreign_interrupts);
+            for (sum, count) in t.drops.iter_mut().zip(&s.drops) {
+                *sum += load(count);
+            }
         }
         t
     }
 
     /// What the device and its MSI-X table say about pair `index`.
     pub fn pair_info(&self, index: usize) -> Option<PairInfo> {
-        let pair = self.pairs.get(index)?;
+        let pair = self.pairs().get(index)?;
         let entries = (
             self.transport.queue_vector(pair.rx_queue()),
             self.transport.queue_vector(pair.tx_queue()),
@@ -514,6 +451,29 @@ impl Nic {
             Some(Ok(len)) => Ok(Some(len)),
             Some(Err(needed)) => Err(NetError::BufferTooSmall(needed)),
             None if pair.is_dead() => Err(self.out_of_service()),
+            None => Ok(None),
+        }
+    }
+
+    /// Receives the next frame on pair `pair` (the calling core's is
+    /// `pair_of(core_id())`; a stack that runs one instance per core calls
+    /// it with its own). [`NetError::NoDevice`] if there is no such pair.
+    pub async fn recv_on(&self, pair: usize, buf: &mut [u8]) -> Result<Received, NetError> {
+        let queue = self.pairs().get(pair).ok_or(NetError::NoDevice)?;
+        match poll_fn(|cx| queue.poll_recv(buf, cx)).await {
+            Ok(Some(len)) => Ok(Received { len, pair }),
+            Ok(None) => Err(self.out_of_service()),
+            Err(needed) => Err(NetError::BufferTooSmall(needed)),
+        }
+    }
+
+    /// The next frame on pair `pair` if one is waiting.
+    pub fn try_recv_on(&self, pair: usize, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
+        let queue = self.pairs().get(pair).ok_or(NetError::NoDevice)?;
+        match queue.try_recv(buf) {
+            Some(Ok(len)) => Ok(Some(Received { len, pair })),
+            Some(Err(needed)) => Err(NetError::BufferTooSmall(needed)),
+            None if queue.is_dead() => Err(self.out_of_service()),
             None => Ok(None),
         }
     }

@@ -7,12 +7,17 @@
 //! `MRG_RXBUF`: a buffer holds the 12-byte virtio-net header and the
 //! largest frame). The completion task takes used buffers off the ring
 //! ([`Pair::drain`]): a buffer the device says it wrote beyond its length
-//! is a device error (the virtqueue refuses it, the device is reset); one
-//! too short to hold a header and an Ethernet header is counted as an
-//! error and posted again. Good ones wait in `ready` until a receiver
-//! copies the frame out ([`Pair::poll_recv`]); the buffer is then posted
-//! again at once. A receiver whose buffer is too small gets an error and
-//! the frame stays for the next call.
+//! is a device error (the virtqueue refuses it, the device is reset); the
+//! rest are checked ([`check_received`]) and a bad one is dropped, counted
+//! by reason ([`DropReason`]: too short, too long, a header asking for an
+//! offload that was not negotiated) and posted again at once. Good ones
+//! wait in `ready` until a receiver copies the frame out
+//! ([`Pair::poll_recv`]); the buffer is then posted again at once. When
+//! nobody receives and only a quarter of the buffers would stay posted,
+//! the oldest waiting frame is dropped (`NoBuffer`) and its buffer posted
+//! again: the ring never runs dry, the newest frames are kept. A receiver
+//! whose buffer is too small gets an error and the frame stays for the
+//! next call.
 //!
 //! Transmit: [`TX_SLOTS`] slots of [`BUFFER`] bytes; a sender takes a free
 //! slot (or waits for one: backpressure, counted), writes a zero header
@@ -72,7 +77,9 @@ pub struct PairStats {
     /// Frames (and their bytes) handed to receivers.
     pub rx_frames: AtomicU64,
     pub rx_bytes: AtomicU64,
-    /// Buffers the device returned too short to hold a frame (dropped).
+    /// Frames dropped by the driver (see [`DropReason`]), and their sum
+    /// over the reasons the device is to blame for (all but `NoBuffer`).
+    pub drops: [AtomicU64; DropReason::COUNT],
     pub rx_errors: AtomicU64,
     /// Frames (and their bytes) put on the transmit ring.
     pub tx_frames: AtomicU64,
@@ -84,6 +91,70 @@ pub struct PairStats {
     /// Interrupts taken, and how many arrived on another core than the owner.
     pub interrupts: AtomicU64,
     pub foreign_interrupts: AtomicU64,
+}
+
+/// Why a received frame was dropped (counted per pair in
+/// [`PairStats::drops`], in this order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than the virtio-net header and an Ethernet header.
+    TooShort,
+    /// Longer than [`MAX_FRAME`] (a 1500-byte MTU).
+    TooLong,
+    /// A virtio-net header that asks for what was not negotiated
+    /// (segmentation, a checksum to finish, unknown flags).
+    BadHeader,
+    /// No receiver took frames and the posted buffers fell to the reserve:
+    /// the oldest waiting frame made room.
+    NoBuffer,
+    /// Lost when the device misbehaved and was taken out of service.
+    DeviceError,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 5;
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::TooShort,
+        DropReason::TooLong,
+        DropReason::BadHeader,
+        DropReason::NoBuffer,
+        DropReason::DeviceError,
+    ];
+
+    /// A short name for tables and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TooShort => "short",
+            DropReason::TooLong => "long",
+            DropReason::BadHeader => "header",
+            DropReason::NoBuffer => "nobuf",
+            DropReason::DeviceError => "device",
+        }
+    }
+}
+
+/// `VIRTIO_NET_HDR_F_DATA_VALID` and `RSC_INFO`: flags a device may set
+/// without an offload negotiated (information only).
+const HARMLESS_FLAGS: u8 = 2 | 4;
+
+/// Checks what the device wrote into a receive buffer: `written` bytes,
+/// starting with the virtio-net `header`. The frame's length, or why it is
+/// dropped.
+pub fn check_received(header: &[u8; HEADER], written: usize) -> Result<usize, DropReason> {
+    let Some(frame) = written
+        .checked_sub(HEADER)
+        .filter(|&f| f >= ETHERNET_HEADER)
+    else {
+        return Err(DropReason::TooShort);
+    };
+    if frame > MAX_FRAME {
+        return Err(DropReason::TooLong);
+    }
+    // Byte 0 flags, byte 1 gso_type (0: none; no GUEST_TSO/UFO/USO).
+    if header[0] & !HARMLESS_FLAGS != 0 || header[1] != 0 {
+        return Err(DropReason::BadHeader);
+    }
+    Ok(frame)
 }
 
 /// Why a pair could not be built.
@@ -282,20 +353,29 @@ impl Pair {
             while let Some(done) = rx.queue.poll_used()? {
                 let buffer = core::mem::replace(&mut rx.buffer_of[done.id.index()], NONE);
                 if buffer == NONE {
+                    self.count_drop(DropReason::DeviceError);
                     continue;
                 }
                 // `written` is at most BUFFER (the virtqueue checked it).
-                let written = done.written as usize;
-                if written < HEADER + ETHERNET_HEADER {
-                    self.stats.rx_errors.fetch_add(1, Ordering::Relaxed);
-                    Self::post(&mut rx, &self.rx_memory, self.rx_at, buffer);
-                    repost = true;
-                    continue;
+                let mut header = [0u8; HEADER];
+                // SAFETY: the device handed this buffer back; it is not
+                // posted again before this read.
+                unsafe { self.rx_memory.read(self.buffer_offset(buffer), &mut header) };
+                match check_received(&header, done.written as usize) {
+                    Ok(len) => {
+                        if let Some(oldest) = self.push_ready(buffer, len as u16) {
+                            self.count_drop(DropReason::NoBuffer);
+                            Self::post(&mut rx, &self.rx_memory, self.rx_at, oldest);
+                            repost = true;
+                        }
+                        count += 1;
+                    }
+                    Err(reason) => {
+                        self.count_drop(reason);
+                        Self::post(&mut rx, &self.rx_memory, self.rx_at, buffer);
+                        repost = true;
+                    }
                 }
-                self.ready
-                    .lock()
-                    .push_back((buffer, (written - HEADER) as u16));
-                count += 1;
             }
             let rx = &mut *rx;
             if repost && let Some(notify) = rx.notify.as_mut() {
@@ -309,6 +389,33 @@ impl Pair {
             self.receivers.wake_all();
         }
         Ok(count)
+    }
+
+    /// Queues a received frame for the receivers. If that leaves fewer than
+    /// a quarter of the buffers posted, the oldest waiting frame is
+    /// given up: its buffer is returned, to post again (the ring never runs
+    /// dry when nobody receives; the loss is counted as `NoBuffer`).
+    fn push_ready(&self, buffer: u8, len: u16) -> Option<u8> {
+        let mut ready = self.ready.lock();
+        ready.push_back((buffer, len));
+        let reserve = (self.rx_count / 4).max(1);
+        if ready.len() + reserve > self.rx_count {
+            ready.pop_front().map(|(oldest, _)| oldest)
+        } else {
+            None
+        }
+    }
+
+    fn count_drop(&self, reason: DropReason) {
+        self.stats.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+        if reason != DropReason::NoBuffer {
+            self.stats.rx_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Offset of receive buffer `buffer` in the receive memory.
+    fn buffer_offset(&self, buffer: u8) -> usize {
+        self.rx_at + usize::from(buffer) * BUFFER
     }
 
     fn drain_tx(&self) -> Result<(), DeviceError> {
@@ -362,7 +469,7 @@ impl Pair {
             ready.pop_front();
             (buffer, usize::from(len))
         };
-        let at = self.rx_at + usize::from(buffer) * BUFFER + HEADER;
+        let at = self.buffer_offset(buffer) + HEADER;
         // SAFETY: the device handed this buffer back and it is not posted
         // again until the copy is done; only this caller took it off `ready`.
         unsafe { self.rx_memory.read(at, &mut buf[..len]) };
@@ -457,8 +564,49 @@ impl Pair {
         tx.queue.reset(|_| {});
         tx.buffer_of.fill(NONE);
         drop(tx);
-        self.ready.lock().clear();
+        let lost = core::mem::take(&mut *self.ready.lock()).len();
+        self.stats.drops[DropReason::DeviceError as usize]
+            .fetch_add(lost as u64, Ordering::Relaxed);
+        self.stats
+            .rx_errors
+            .fetch_add(lost as u64, Ordering::Relaxed);
         self.receivers.wake_all();
         self.room.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_buffers_are_checked() {
+        let clean = [0u8; HEADER];
+        assert_eq!(check_received(&clean, HEADER + 60), Ok(60));
+        assert_eq!(check_received(&clean, HEADER + MAX_FRAME), Ok(MAX_FRAME));
+        assert_eq!(check_received(&clean, 0), Err(DropReason::TooShort));
+        assert_eq!(
+            check_received(&clean, HEADER + 13),
+            Err(DropReason::TooShort)
+        );
+        assert_eq!(
+            check_received(&clean, HEADER + MAX_FRAME + 1),
+            Err(DropReason::TooLong)
+        );
+        let mut valid = clean;
+        valid[0] = 2; // DATA_VALID: information only
+        assert_eq!(check_received(&valid, HEADER + 60), Ok(60));
+        let mut partial = clean;
+        partial[0] = 1; // NEEDS_CSUM without GUEST_CSUM
+        assert_eq!(
+            check_received(&partial, HEADER + 60),
+            Err(DropReason::BadHeader)
+        );
+        let mut gso = clean;
+        gso[1] = 1; // TCPv4 segmentation without GUEST_TSO4
+        assert_eq!(
+            check_received(&gso, HEADER + 60),
+            Err(DropReason::BadHeader)
+        );
     }
 }

@@ -1,0 +1,644 @@
+//! One core's share of the stack: its smoltcp interface and sockets, the
+//! frames steered to it, its counters, and the pinned net task that drives
+//! them.
+//!
+//! The shard's state sits behind a per-core lock that only its own core
+//! takes (a socket used on another core gets [`Error::WrongCore`] before
+//! any lock), so the lock is never contended; it is there so that the
+//! state can live in a table every core can index. The net task holds it
+//! while it polls smoltcp; socket calls from the core's other tasks take
+//! it between polls (tasks on one core never run at once).
+//!
+//! One turn of the net task ([`step`]):
+//! 1. on the core that owns the queue pair: take received frames off the
+//!    device (a bounded batch) and steer each ([`super::steer`]): copied
+//!    into a buffer of the target core's pool ([`super::pool`]), to this
+//!    core's queue or through the ring of the core that owns its flow (a
+//!    full ring or an empty pool drops the frame and counts it), or to
+//!    every core;
+//! 2. take what other cores sent here (frames, closes of sockets dropped
+//!    on a foreign core);
+//! 3. send the transmit backlog; apply a new address;
+//! 4. poll smoltcp (it consumes the queue and transmits), then DHCP on the
+//!    owner core;
+//! 5. report readiness: sockets whose state changed signal their
+//!    `percore_poll` registration and wake their waiting tasks;
+//! 6. sleep until a frame, a message, a socket call ([`kick`]), a free
+//!    transmit slot, or smoltcp's next deadline (`poll_delay`, a reactor
+//!    timer) wakes it.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll};
+
+use percore_poll::Ready;
+use percore_wake::WakerSlot;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
+
+use super::config::{Address, Source};
+pub use super::meta::{Kind, Listener, Meta, acceptable};
+use super::meta::{tcp_readiness, touches, udp_readiness};
+use super::pool;
+use super::steer::{Steer, steer};
+use super::wire::{self, Wire};
+use super::{Error, Result};
+use crate::arch::{CoreId, cpu};
+use crate::drivers::virtio::net::{Nic, Pair, pair::BUFFER};
+use crate::ipc::channel::{Receiver, Sender, TrySendError};
+use crate::reactor::{Sleep, sleep_until};
+use crate::time::{Clock, Instant};
+
+/// Frames taken off the device per turn before the other steps run.
+const RX_BATCH: usize = 64;
+/// Messages taken from the inbound ring per turn.
+const INBOUND_BATCH: usize = 256;
+/// How long a dropped connection may take to close (a peer that never
+/// sends its FIN) before it is aborted with a reset.
+pub const LINGER_NS: u64 = 30_000_000_000;
+/// Frames that may wait for this core's smoltcp (beyond: dropped, counted).
+const RX_QUEUE: usize = 512;
+
+/// What other cores send a core.
+pub enum Inbound {
+    /// A received frame of one of this core's flows (or a broadcast).
+    Frame(Vec<u8>),
+    /// A socket of this core was dropped on another core: close it.
+    Close(SocketHandle),
+    /// A listener of this core was dropped on another core: close its port.
+    Unlisten(u16),
+}
+
+/// Counters of one core's share, readable from any core.
+#[derive(Default)]
+pub struct Stats {
+    /// Frames (and bytes) this core's smoltcp received.
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// Frames (and bytes) this core put on the device.
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Frames the owner core passed to another core, and frames this core
+    /// got that way.
+    pub steered_out: AtomicU64,
+    pub steered_in: AtomicU64,
+    /// Frames smoltcp made that waited for a transmit slot.
+    pub tx_backlogged: AtomicU64,
+    /// Drops, by reason: the target core's ring was full; the target
+    /// core's frame pool was empty (every buffer in flight); this core's
+    /// receive queue was full; the device was out of service.
+    pub drop_ring_full: AtomicU64,
+    pub drop_pool_empty: AtomicU64,
+    pub drop_queue_full: AtomicU64,
+    pub drop_tx_dead: AtomicU64,
+    /// Frames the stack sent to its own address (looped back, not sent).
+    pub looped: AtomicU64,
+    /// Open sockets: TCP connections, TCP listeners, UDP sockets.
+    pub tcp_open: AtomicUsize,
+    pub listeners: AtomicUsize,
+    pub udp_open: AtomicUsize,
+    /// Connections accepted and opened.
+    pub accepted: AtomicU64,
+    pub connected: AtomicU64,
+    /// Turns of the net task.
+    pub turns: AtomicU64,
+}
+
+/// One core's share of the stack.
+pub struct Shard {
+    pub core: CoreId,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    pub rx: VecDeque<Vec<u8>>,
+    pub backlog: VecDeque<Vec<u8>>,
+    pub inbound: Receiver<Inbound>,
+    /// Senders into every core's ring (used by the pair's owner to steer).
+    pub peers: Vec<Sender<Inbound>>,
+    /// Every core's free frame buffers (on the pair's owner core).
+    pub free: Option<pool::Free>,
+    /// Where this core's spent frame buffers go back to.
+    pub back: Sender<Vec<u8>>,
+    /// Frames smoltcp has read this turn (their buffers go back).
+    pub spent: Vec<Vec<u8>>,
+    /// Frames this core sent to itself this turn ([`wire::loops`]).
+    pub looped: Vec<Vec<u8>>,
+    pub metas: BTreeMap<SocketHandle, Meta>,
+    pub listeners: BTreeMap<u16, Listener>,
+    pub dhcp: Option<SocketHandle>,
+    /// The configuration generation this interface has applied.
+    pub applied: u64,
+    /// Where the next local port search starts.
+    pub next_port: u16,
+    /// A socket call changed something smoltcp must act on.
+    pub dirty: bool,
+}
+
+/// A core's slot in the table.
+pub struct Slot {
+    pub state: spin::Mutex<Option<Shard>>,
+    pub stats: Stats,
+    /// The net task's waker (socket calls and other cores wake it).
+    pub kick: WakerSlot,
+    /// Senders into this core's ring for other cores' rare messages
+    /// (closing a socket dropped on the wrong core).
+    pub inbox: spin::Mutex<Option<Sender<Inbound>>>,
+}
+
+static SLOTS: spin::Once<Box<[Slot]>> = spin::Once::new();
+
+/// Makes the table (once) from one shard per core.
+pub fn install(shards: Vec<(Shard, Sender<Inbound>)>) {
+    SLOTS.call_once(|| {
+        shards
+            .into_iter()
+            .map(|(shard, inbox)| Slot {
+                state: spin::Mutex::new(Some(shard)),
+                stats: Stats::default(),
+                kick: WakerSlot::new(),
+                inbox: spin::Mutex::new(Some(inbox)),
+            })
+            .collect()
+    });
+}
+
+/// Core `core`'s slot, once the stack runs.
+pub fn slot(core: CoreId) -> Option<&'static Slot> {
+    SLOTS.get()?.get(core.index())
+}
+
+/// Every core's slot.
+pub fn slots() -> &'static [Slot] {
+    SLOTS.get().map_or(&[], |s| &s[..])
+}
+
+/// Runs `f` on core `core`'s shard, which must be this core's; wakes the
+/// net task if `f` left work for smoltcp.
+pub fn with<R>(core: CoreId, f: impl FnOnce(&mut Shard, &Stats) -> R) -> Result<R> {
+    let here = cpu::core_id();
+    if here != core {
+        return Err(Error::WrongCore { owner: core, here });
+    }
+    let slot = slot(core).ok_or(Error::NoNetwork)?;
+    let mut state = slot.state.lock();
+    let shard = state.as_mut().ok_or(Error::NoNetwork)?;
+    let result = f(shard, &slot.stats);
+    if core::mem::take(&mut shard.dirty) {
+        drop(state);
+        slot.kick.wake();
+    }
+    Ok(result)
+}
+
+/// Wakes core `core`'s net task.
+pub fn kick(core: CoreId) {
+    if let Some(slot) = slot(core) {
+        slot.kick.wake();
+    }
+}
+
+/// Asks core `core` to act on a socket dropped on another core
+/// ([`Inbound::Close`], [`Inbound::Unlisten`]).
+pub fn close_remote(core: CoreId, message: Inbound) {
+    let Some(slot) = slot(core) else { return };
+    if let Some(inbox) = slot.inbox.lock().as_mut()
+        && inbox.try_send(message).is_err()
+    {
+        log::warn!("net: core {core}'s ring is full; a socket dropped on another core stays open");
+    }
+    slot.kick.wake();
+}
+
+/// smoltcp's clock: the kernel's, in microseconds.
+pub fn now() -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros((Clock::now().0 / 1000) as i64)
+}
+
+/// The net task of core `core` (pinned there): turns forever.
+pub async fn run(core: CoreId, nic: &'static Nic) {
+    let owner = nic.pairs().iter().any(|p| p.owner == core);
+    let pair = nic.pairs().get(nic.pair_of(core));
+    let mut timer: Option<(u64, Sleep)> = None;
+    let mut frame = alloc::vec![0u8; BUFFER].into_boxed_slice();
+    poll_fn(|cx| {
+        let Some(slot) = slot(core) else {
+            return Poll::Ready(());
+        };
+        slot.kick.register(cx.waker());
+        slot.stats.turns.fetch_add(1, Ordering::Relaxed);
+        let mut state = slot.state.lock();
+        let Some(shard) = state.as_mut() else {
+            return Poll::Ready(());
+        };
+        let mut more = false;
+        if owner && let Some(pair) = pair {
+            more |= shard.take_frames(pair, &mut frame, cx, &slot.stats);
+        }
+        more |= shard.take_inbound(cx, &slot.stats);
+        more |= shard.turn(pair, cx, &slot.stats);
+        let delay = shard.iface.poll_delay(now(), &shard.sockets);
+        // Frames wait for a transmit slot: the slot's release wakes this
+        // task (smoltcp's "poll now" would only spin until then).
+        let blocked = !shard.backlog.is_empty();
+        drop(state);
+        if more {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match delay {
+            Some(d) if d.total_micros() == 0 && blocked => timer = None,
+            Some(d) if d.total_micros() == 0 => cx.waker().wake_by_ref(),
+            Some(d) => {
+                let deadline = Clock::now().0 + d.total_micros() * 1000;
+                if timer.as_ref().is_none_or(|(at, _)| *at != deadline) {
+                    timer = Some((deadline, sleep_until(Instant(deadline))));
+                }
+                if let Some((_, sleep)) = timer.as_mut()
+                    && Pin::new(sleep).poll(cx).is_ready()
+                {
+                    timer = None;
+                    cx.waker().wake_by_ref();
+                }
+            }
+            None => timer = None,
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+impl Shard {
+    /// Step 1: frames off the device, steered. `true` if the batch was full.
+    fn take_frames(
+        &mut self,
+        pair: &'static Pair,
+        frame: &mut [u8],
+        cx: &mut Context<'_>,
+        stats: &Stats,
+    ) -> bool {
+        let cores = self.peers.len();
+        for _ in 0..RX_BATCH {
+            let len = match pair.poll_recv(frame, cx) {
+                Poll::Ready(Ok(Some(len))) => len,
+                // Out of service, or a frame longer than a buffer (cannot
+                // happen: the buffer is the device's): nothing more to take.
+                Poll::Ready(Ok(None)) | Poll::Ready(Err(_)) | Poll::Pending => return false,
+            };
+            let frame = &frame[..len];
+            let here = self.core.index();
+            match steer(frame, cores) {
+                Steer::Core(c) if c != here => self.forward(c, frame, stats),
+                Steer::Core(_) | Steer::Owner => self.keep(frame, stats),
+                Steer::All => {
+                    for c in (0..cores).filter(|&c| c != here) {
+                        self.forward(c, frame, stats);
+                    }
+                    self.keep(frame, stats);
+                }
+            }
+        }
+        true
+    }
+
+    /// A copy of `frame` (from this core's pool) for this core's smoltcp.
+    fn keep(&mut self, frame: &[u8], stats: &Stats) {
+        let here = self.core.index();
+        match self.free.as_mut().and_then(|f| f.copy(here, frame)) {
+            Some(buffer) => self.queue(buffer, stats),
+            None => {
+                stats.drop_pool_empty.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn queue(&mut self, frame: Vec<u8>, stats: &Stats) {
+        if self.rx.len() >= RX_QUEUE {
+            stats.drop_queue_full.fetch_add(1, Ordering::Relaxed);
+            // The buffer goes back to its pool.
+            let _ = self.back.try_send(frame);
+            return;
+        }
+        stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+        stats
+            .rx_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.rx.push_back(frame);
+    }
+
+    /// A copy of `frame` (from core `core`'s pool) through its ring.
+    fn forward(&mut self, core: usize, frame: &[u8], stats: &Stats) {
+        let Some(buffer) = self.free.as_mut().and_then(|f| f.copy(core, frame)) else {
+            stats.drop_pool_empty.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match self.peers[core].try_send(Inbound::Frame(buffer)) {
+            Ok(()) => {
+                stats.steered_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(message)) => {
+                stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
+                if let (Inbound::Frame(buffer), Some(free)) = (message, self.free.as_mut()) {
+                    free.put(core, buffer);
+                }
+            }
+        }
+    }
+
+    /// Step 2: messages from other cores. `true` if the batch was full.
+    fn take_inbound(&mut self, cx: &mut Context<'_>, stats: &Stats) -> bool {
+        for _ in 0..INBOUND_BATCH {
+            match self.inbound.poll_recv(cx) {
+                Poll::Ready(Some(Inbound::Frame(frame))) => {
+                    stats.steered_in.fetch_add(1, Ordering::Relaxed);
+                    self.queue(frame, stats);
+                }
+                Poll::Ready(Some(Inbound::Close(handle))) => self.release(handle, stats),
+                Poll::Ready(Some(Inbound::Unlisten(port))) => self.unlisten(port, stats),
+                Poll::Ready(None) | Poll::Pending => return false,
+            }
+        }
+        true
+    }
+
+    /// Steps 3 to 5. `true` if frames the stack sent to itself wait.
+    fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) -> bool {
+        wire::flush(&mut self.backlog, pair, cx.waker(), stats);
+        self.apply_config();
+        let mac = match self.iface.hardware_addr() {
+            smoltcp::wire::HardwareAddress::Ethernet(mac) => mac.0,
+        };
+        let ip = self.ipv4().map(|ip| ip.octets());
+        let mut device = Wire {
+            rx: &mut self.rx,
+            spent: &mut self.spent,
+            backlog: &mut self.backlog,
+            pair,
+            waker: cx.waker(),
+            stats,
+            mac,
+            ip,
+            looped: &mut self.looped,
+        };
+        self.iface.poll(now(), &mut device, &mut self.sockets);
+        // Spent buffers back to their pool (a full return ring cannot
+        // happen: it holds the whole pool).
+        for buffer in self.spent.drain(..) {
+            let _ = self.back.try_send(buffer);
+        }
+        self.dhcp_events();
+        self.report(stats);
+        self.loop_back(stats)
+    }
+
+    /// Frames the stack sent to itself, steered as if received (an ARP
+    /// request for our own address stays here: this core asked).
+    fn loop_back(&mut self, stats: &Stats) -> bool {
+        let cores = self.peers.len();
+        let here = self.core.index();
+        for frame in core::mem::take(&mut self.looped) {
+            let arp =
+                frame.get(12..14) == Some(&[0x08, 0x06]) && frame.get(20..22) == Some(&[0, 1]);
+            match steer(&frame, cores) {
+                Steer::Core(c) if c != here && !arp => self.send_to(c, frame, stats),
+                Steer::All => {
+                    for c in (0..cores).filter(|&c| c != here) {
+                        self.send_to(c, frame.clone(), stats);
+                    }
+                    self.queue(frame, stats);
+                }
+                _ => self.queue(frame, stats),
+            }
+        }
+        !self.rx.is_empty()
+    }
+
+    fn send_to(&mut self, core: usize, frame: Vec<u8>, stats: &Stats) {
+        match self.peers[core].try_send(Inbound::Frame(frame)) {
+            Ok(()) => {
+                stats.steered_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn apply_config(&mut self) {
+        let generation = super::generation();
+        if generation == self.applied {
+            return;
+        }
+        self.applied = generation;
+        let Some((address, _)) = super::address() else {
+            return;
+        };
+        let [a, b, c, d] = address.ip;
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            let _ = addrs.push(IpCidr::new(
+                IpAddress::Ipv4(Ipv4Address::new(a, b, c, d)),
+                address.prefix,
+            ));
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        if let Some([a, b, c, d]) = address.gateway {
+            let _ = self
+                .iface
+                .routes_mut()
+                .add_default_ipv4_route(Ipv4Address::new(a, b, c, d));
+        }
+    }
+
+    fn dhcp_events(&mut self) {
+        let Some(handle) = self.dhcp else { return };
+        let socket = self.sockets.get_mut::<dhcpv4::Socket>(handle);
+        match socket.poll() {
+            Some(dhcpv4::Event::Configured(config)) => {
+                // A server that names no router (QEMU's user network with
+                // `restrict=on` sends none): its own address is the gateway.
+                let address = Address {
+                    ip: config.address.address().octets(),
+                    prefix: config.address.prefix_len(),
+                    gateway: Some(config.router.unwrap_or(config.server.address).octets()),
+                };
+                super::publish(address, Source::Dhcp);
+            }
+            // The socket reports Deconfigured once as it starts.
+            Some(dhcpv4::Event::Deconfigured) if super::address().is_some() => {
+                log::warn!("net: the DHCP lease was lost")
+            }
+            Some(dhcpv4::Event::Deconfigured) => {}
+            None => {}
+        }
+    }
+
+    /// Step 5: readiness of every socket and listener, reported on change.
+    fn report(&mut self, stats: &Stats) {
+        let mut gone = Vec::new();
+        for (&handle, meta) in self.metas.iter_mut() {
+            let (ready, queues, closed) = match meta.kind {
+                Kind::Tcp => tcp_readiness(self.sockets.get::<tcp::Socket>(handle), meta),
+                Kind::Udp => udp_readiness(self.sockets.get::<udp::Socket>(handle)),
+            };
+            if meta.established && meta.connecting_since.take().is_some() {
+                // Connected: the request's timeout would also end a
+                // connection that is merely quiet.
+                self.sockets
+                    .get_mut::<tcp::Socket>(handle)
+                    .set_timeout(None);
+            }
+            if let Some(since) = meta.dropped {
+                if closed {
+                    gone.push(handle);
+                } else if Clock::now().0.saturating_sub(since.0) > LINGER_NS {
+                    if meta.kind == Kind::Tcp {
+                        self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                    }
+                    gone.push(handle);
+                }
+                continue;
+            }
+            let news = ready != meta.last || queues.0 > meta.seen.0 || queues.1 < meta.seen.1;
+            meta.last = ready;
+            meta.seen = queues;
+            if !news || ready.is_empty() {
+                continue;
+            }
+            if let Some(signal) = &meta.signal {
+                let _ = signal.set(ready);
+            }
+            let read_side = Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR;
+            let write_side = Ready::WRITABLE | Ready::WRITE_CLOSED | Ready::ERROR;
+            if touches(ready, read_side)
+                && let Some(w) = meta.readers.take()
+            {
+                w.wake();
+            }
+            if touches(ready, write_side)
+                && let Some(w) = meta.writers.take()
+            {
+                w.wake();
+            }
+        }
+        for handle in gone {
+            self.remove(handle, stats);
+        }
+        self.replenish();
+        for listener in self.listeners.values_mut() {
+            let acceptable = listener
+                .backlog
+                .iter()
+                .any(|&h| acceptable(self.sockets.get::<tcp::Socket>(h)));
+            if acceptable {
+                if let Some(signal) = &listener.signal {
+                    let _ = signal.set(Ready::READABLE);
+                }
+                if let Some(w) = listener.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// Keeps `options.backlog` sockets of every listener in Listen state
+    /// (a half-open connection is given up after [`super::tcp::HANDSHAKE_TIMEOUT`]):
+    /// a socket that took a SYN is replaced at once (the SYN after it
+    /// finds a listening socket, not a reset), up to twice the backlog of
+    /// connections waiting to be accepted.
+    fn replenish(&mut self) {
+        for (&port, listener) in self.listeners.iter_mut() {
+            // A half-open connection that timed out (a SYN flood's) or was
+            // reset before it was accepted frees its place.
+            let sockets = &mut self.sockets;
+            listener.backlog.retain(|&h| {
+                let closed = sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed;
+                if closed {
+                    sockets.remove(h);
+                }
+                !closed
+            });
+            let listening = listener
+                .backlog
+                .iter()
+                .filter(|&&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen)
+                .count();
+            let room = (2 * listener.options.backlog).saturating_sub(listener.backlog.len());
+            for _ in 0..listener.options.backlog.saturating_sub(listening).min(room) {
+                if let Ok(handle) =
+                    super::tcp::listen_in(&mut self.sockets, port, &listener.options)
+                {
+                    listener.backlog.push(handle);
+                }
+            }
+        }
+    }
+
+    /// Closes listener `port` (its handle was dropped): its sockets not
+    /// yet accepted are reset.
+    pub fn unlisten(&mut self, port: u16, stats: &Stats) {
+        if let Some(listener) = self.listeners.remove(&port) {
+            for handle in listener.backlog {
+                self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                self.sockets.remove(handle);
+            }
+            stats.listeners.fetch_sub(1, Ordering::Relaxed);
+            self.dirty = true;
+        }
+    }
+
+    /// The handle was dropped: close the socket, remove it once closed.
+    pub fn release(&mut self, handle: SocketHandle, stats: &Stats) {
+        let Some(meta) = self.metas.get_mut(&handle) else {
+            return;
+        };
+        meta.dropped = Some(Clock::now());
+        meta.signal = None;
+        meta.readers = None;
+        meta.writers = None;
+        match meta.kind {
+            Kind::Tcp => {
+                meta.closed_by_us = true;
+                let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+                socket.close();
+                if socket.state() == tcp::State::Closed {
+                    self.remove(handle, stats);
+                }
+            }
+            Kind::Udp => self.remove(handle, stats),
+        }
+        self.dirty = true;
+    }
+
+    fn remove(&mut self, handle: SocketHandle, stats: &Stats) {
+        if let Some(meta) = self.metas.remove(&handle) {
+            self.sockets.remove(handle);
+            let counter = match meta.kind {
+                Kind::Tcp => &stats.tcp_open,
+                Kind::Udp => &stats.udp_open,
+            };
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a TCP socket here uses local port `port` (or listens on it).
+    pub fn tcp_port_in_use(&self, port: u16) -> bool {
+        self.listeners.contains_key(&port)
+            || self.metas.iter().any(|(&h, m)| {
+                m.kind == Kind::Tcp
+                    && self
+                        .sockets
+                        .get::<tcp::Socket>(h)
+                        .local_endpoint()
+                        .is_some_and(|e| e.port == port)
+            })
+    }
+
+    /// This interface's IPv4 address, once configured.
+    pub fn ipv4(&self) -> Option<Ipv4Address> {
+        self.iface.ipv4_addr()
+    }
+}
