@@ -29,12 +29,14 @@ pub const FIGURES: &[(&str, Figure)] = &[
     ("disk", crate::disk::disk),
     ("user", crate::user::user),
     ("user-first", crate::user::user_first),
+    ("serve", crate::serve::serve),
 ];
 
 /// Figures `all` leaves out: `boot` means something only as userspace's
 /// first program, `disk` needs a machine with a disk, `user` is
-/// `bench compare user`'s and `user-first` is its exec'd child.
-pub const NOT_IN_ALL: [&str; 4] = ["boot", "disk", "user", "user-first"];
+/// `bench compare user`'s and `user-first` is its exec'd child, and
+/// `serve` (the network benchmark's servers) runs until the machine stops.
+pub const NOT_IN_ALL: [&str; 5] = ["boot", "disk", "user", "user-first", "serve"];
 
 const ROUND_TRIPS: usize = 10_000;
 const MESSAGES: u64 = 200_000;

@@ -1,7 +1,10 @@
 //! `linux-ref`: the reference programs of percore's Linux guest. Each figure
 //! (subcommand) measures on Linux what one of percore's in-kernel benchmarks
 //! measures and prints `bench NAME VALUE UNIT` with percore's name and unit;
-//! `cargo xtask bench compare` boots both on the same QEMU machine.
+//! `cargo xtask bench compare` boots both on the same QEMU machine. One is
+//! not a figure but a server: `serve` (`serve.rs`) runs the echo and HTTP
+//! services that the host-side network tests and benchmark drive, until the
+//! machine is stopped.
 //!
 //! ```text
 //! linux-ref [--exit-qemu] FIGURE[,FIGURE...]...   FIGURE: all, or one of `linux-ref --help`
@@ -13,6 +16,7 @@
 mod disk;
 mod figures;
 mod ring;
+mod serve;
 mod sys;
 mod user;
 

@@ -128,6 +128,42 @@ impl Installer {
     }
 }
 
+/// The Debian packages the host-side network tests and benchmark drive
+/// (`netload.rs`), each with the program that shows it is installed.
+pub const NET_TOOLS: [(&str, &str); 3] = [
+    ("wrk", "wrk"),
+    ("curl", "curl"),
+    ("nc.openbsd", "netcat-openbsd"),
+];
+
+/// Installs the [`NET_TOOLS`] packages whose program is missing (as root
+/// or through sudo); without a way to install, says how in a warning (only
+/// the network tests need them).
+pub fn ensure_net_tools() -> Result<(), Error> {
+    let missing: Vec<&str> = NET_TOOLS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    match Installer::find() {
+        Some(installer) => {
+            eprintln!("xtask: installing {} with apt-get", missing.join(" "));
+            installer.update()?;
+            installer.install(&missing, None)
+        }
+        None => {
+            eprintln!(
+                "xtask: warning: the network tests need {0}; install with: sudo apt-get install -y {0}",
+                missing.join(" ")
+            );
+            Ok(())
+        }
+    }
+}
+
 /// `/etc/os-release`: whether this is Debian 12 (bookworm).
 pub fn is_debian_bookworm() -> bool {
     let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();

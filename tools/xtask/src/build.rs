@@ -150,10 +150,11 @@ pub fn bench(args: &mut Args) -> Result<(), Error> {
             "user" => crate::test::guest_bench(args, "bench_user"),
             "compare" => crate::compare::run(args),
             "disk" => crate::disk_bench::run(args),
+            "net" => crate::net_bench::run(args),
             // The workload cases: medians of three boots.
             "cases" => crate::test::guest_bench_boots(args, "bench_cases", 3),
             other => Err(Error::Usage(format!(
-                "unknown benchmark `{other}` (try `smp`, `reactor`, `user`, `cases`, `disk` or `compare`)"
+                "unknown benchmark `{other}` (try `smp`, `reactor`, `user`, `cases`, `disk`, `net` or `compare`)"
             ))),
         };
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench compare [reactor | disk | user | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE]`:
+//! `cargo xtask bench compare [reactor | disk | user | net | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE] [--seconds S]`:
 //! percore's in-kernel benchmarks and the Linux reference guest on the same
 //! QEMU machine, booted in turn (percore, Linux, percore, Linux, ...), R
 //! times each (default 3), then one table of medians with the ratio (above
@@ -11,8 +11,10 @@
 //! with the same virtio-blk disk, see `disk_bench.rs`), `user`
 //! (percore's `bench_user`, ring-3 programs, against the guest's
 //! `null-syscall` and `user` figures: getpid, a pipe round trip between two
-//! processes on two vCPUs, fork+exec to first instruction); `all`, the
-//! default, runs all three, each in boots of its own.
+//! processes on two vCPUs, fork+exec to first instruction) and `net` (the
+//! host-driven network figures of `net_bench.rs` against percore's and the
+//! guest's `serve`, same machine, same user network); `all`, the default,
+//! runs all four, each in boots of its own.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,8 @@ use crate::build::{self, KernelKind};
 use crate::disk_bench::{BenchDisk, DEFAULT_CACHE, DEFAULT_ROW_MS, boot_timeout};
 use crate::error::Error;
 use crate::linux;
+use crate::net_bench;
+use crate::netload::Target;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::test::{FW_CFG_NAME, timeout};
 use crate::tools;
@@ -93,6 +97,7 @@ enum Suite {
     Reactor,
     Disk,
     User,
+    Net,
     All,
 }
 
@@ -103,8 +108,9 @@ impl Suite {
             Some("reactor") => Ok(Suite::Reactor),
             Some("disk") => Ok(Suite::Disk),
             Some("user") => Ok(Suite::User),
+            Some("net") => Ok(Suite::Net),
             Some(other) => Err(Error::Usage(format!(
-                "unknown comparison `{other}` (try `reactor`, `disk`, `user` or `all`)"
+                "unknown comparison `{other}` (try `reactor`, `disk`, `user`, `net` or `all`)"
             ))),
         }
     }
@@ -120,6 +126,10 @@ impl Suite {
     fn user(self) -> bool {
         matches!(self, Suite::User | Suite::All)
     }
+
+    fn net(self) -> bool {
+        matches!(self, Suite::Net | Suite::All)
+    }
 }
 
 pub fn run(args: &mut Args) -> Result<(), Error> {
@@ -130,6 +140,9 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let cache: String = args
         .option("--cache")?
         .unwrap_or_else(|| DEFAULT_CACHE.into());
+    let seconds: u32 = args
+        .option("--seconds")?
+        .unwrap_or(net_bench::DEFAULT_SECONDS);
     std::mem::take(args).finish()?;
     if runs == 0 {
         return Err(Error::Usage("--runs must be at least 1".into()));
@@ -207,8 +220,35 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             theirs.parse(&captured.lines);
             println!("       {:.1} s", captured.elapsed.as_secs_f64());
         }
+        if suite.net() {
+            compare_net(run, runs, smp, seconds, &mut ours, &mut theirs)?;
+        }
     }
     print_table(&ours, &theirs, smp, runs);
+    Ok(())
+}
+
+/// One run of the network figures, percore then Linux (`net_bench.rs`).
+fn compare_net(
+    run: usize,
+    runs: usize,
+    smp: u32,
+    seconds: u32,
+    ours: &mut Rows,
+    theirs: &mut Rows,
+) -> Result<(), Error> {
+    let machine = net_bench::machine(smp);
+    println!(
+        "run {run}/{runs}: percore (serve echo,http, {smp} cores; {})",
+        net_bench::BACKEND
+    );
+    for f in net_bench::figures(Target::Percore, &machine, seconds)? {
+        ours.add(&f.name, f.value, f.unit);
+    }
+    println!("run {run}/{runs}: linux (linux-ref serve, {smp} vCPUs)");
+    for f in net_bench::figures(Target::Linux, &machine, seconds)? {
+        theirs.add(&f.name, f.value, f.unit);
+    }
     Ok(())
 }
 
@@ -258,6 +298,9 @@ mod tests {
     fn suites_parse() {
         assert_eq!(Suite::parse(None).ok(), Some(Suite::All));
         assert_eq!(Suite::parse(Some("disk")).ok(), Some(Suite::Disk));
+        let net = Suite::parse(Some("net")).ok();
+        assert!(net.is_some_and(|s| s.net() && !s.disk() && !s.reactor()));
+        assert!(Suite::All.net() && Suite::All.disk() && Suite::All.reactor());
         let reactor = Suite::parse(Some("reactor")).ok();
         assert!(reactor.is_some_and(|s| s.reactor() && !s.disk() && !s.user()));
         let user = Suite::parse(Some("user")).ok();

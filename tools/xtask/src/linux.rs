@@ -4,8 +4,13 @@
 //! (a static musl binary), packed into an initramfs, booted on the same QEMU
 //! machine as percore's benchmarks. The disk figure needs the kernel's
 //! virtio-blk driver, a module in Debian's cloud kernel: the modules it
-//! takes ([`DISK_MODULES`]) go into the initramfs, and `/init` loads them
-//! (and mounts devtmpfs for `/dev/vda`) only when a disk figure runs.
+//! takes ([`VIRTIO_MODULES`], [`DISK_MODULES`]) go into the initramfs, and
+//! `/init` loads them (and mounts devtmpfs for `/dev/vda`) only when a disk
+//! figure runs. The network servers (`serve`, the network benchmark's
+//! reference) need virtio-net ([`NET_MODULES`]); `/init` loads it and
+//! configures `eth0` statically as QEMU's user network would by DHCP
+//! (10.0.2.15/24, gateway 10.0.2.2), the address percore's contract names,
+//! with busybox's `ip`, and prints the contract's `net: ...` line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,29 +32,52 @@ const MUSL: &str = "x86_64-unknown-linux-musl";
 /// passed to init as an environment variable) run and end the machine
 /// through isa-debug-exit. Should that fail, poweroff ends it (QEMU exits 0,
 /// which the host takes as a failure). For the disk figure it first loads
-/// the virtio modules, in the order of their file names.
+/// the virtio modules, in the order of their file names; for `serve` the
+/// virtio-net ones, and it configures the network.
 const INIT: &str = "#!/bin/sh
 /bin/linux-ref boot
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
-case \"$linux_ref\" in *disk*)
+case \"$linux_ref\" in *disk*|*serve*)
   /bin/busybox mount -t devtmpfs devtmpfs /dev
-  for module in /lib/modules/*.ko; do /bin/busybox insmod $module; done;;
+  for module in /lib/modules/virtio/*.ko; do /bin/busybox insmod $module; done;;
+esac
+case \"$linux_ref\" in *disk*)
+  for module in /lib/modules/disk/*.ko; do /bin/busybox insmod $module; done;;
+esac
+case \"$linux_ref\" in *serve*)
+  for module in /lib/modules/net/*.ko; do /bin/busybox insmod $module; done
+  /bin/busybox ip link set lo up
+  /bin/busybox ip link set eth0 up
+  /bin/busybox ip addr add 10.0.2.15/24 dev eth0
+  /bin/busybox ip route add default via 10.0.2.2
+  echo 'net: ip=10.0.2.15/24 gw=10.0.2.2 via static';;
 esac
 /bin/linux-ref --exit-qemu $linux_ref
 /bin/busybox poweroff -f
 ";
 
-/// The modules the disk figure needs, under the kernel package's
-/// `lib/modules/VERSION/kernel/drivers/`, in the order they load (each
-/// needs the ones before it).
-const DISK_MODULES: [&str; 6] = [
-    "virtio/virtio_ring.ko",
-    "virtio/virtio.ko",
-    "virtio/virtio_pci_modern_dev.ko",
-    "virtio/virtio_pci_legacy_dev.ko",
-    "virtio/virtio_pci.ko",
-    "block/virtio_blk.ko",
+/// The virtio transport modules both the disk figure and the servers
+/// need, under the kernel package's `lib/modules/VERSION/kernel/`, in the
+/// order they load (each needs the ones before it); the initramfs holds
+/// them in `lib/modules/virtio/`.
+const VIRTIO_MODULES: [&str; 5] = [
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+];
+
+/// The disk figure's driver (after [`VIRTIO_MODULES`]), in `lib/modules/disk/`.
+const DISK_MODULES: [&str; 1] = ["drivers/block/virtio_blk.ko"];
+
+/// virtio-net and what it needs, in load order (after [`VIRTIO_MODULES`]),
+/// in `lib/modules/net/`.
+const NET_MODULES: [&str; 3] = [
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
 ];
 
 /// A bootable guest: kernel image and initramfs.
@@ -76,10 +104,28 @@ pub fn prepare() -> Result<Guest, Error> {
         .ok_or_else(|| Error::Other(format!("no vmlinuz-* in {}", kernel_root.display())))?;
     let busybox = std::fs::read(busybox_root.join("bin/busybox"))?;
     let reference = std::fs::read(reference_programs()?)?;
-    let modules = disk_modules(&kernel_root)?;
+    let mut modules = Vec::new();
+    for (dir, list) in [
+        ("virtio", &VIRTIO_MODULES[..]),
+        ("disk", &DISK_MODULES[..]),
+        ("net", &NET_MODULES[..]),
+    ] {
+        modules.extend(kernel_modules(&kernel_root, dir, list)?);
+    }
 
     let mut archive = Archive::default();
-    for dir in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"] {
+    for dir in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "lib",
+        "lib/modules",
+        "lib/modules/virtio",
+        "lib/modules/disk",
+        "lib/modules/net",
+    ] {
         archive.add(dir, Entry::Dir);
     }
     for (name, data) in &modules {
@@ -107,23 +153,26 @@ pub fn prepare() -> Result<Guest, Error> {
     Ok(Guest { kernel, initramfs })
 }
 
-/// The [`DISK_MODULES`] of the unpacked kernel package, named
-/// `lib/modules/N-NAME.ko` so that their names sort in load order.
-fn disk_modules(kernel_root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+/// The modules `list` of the unpacked kernel package, named
+/// `lib/modules/DIR/N-NAME.ko` so that their names sort in load order.
+fn kernel_modules(
+    kernel_root: &Path,
+    dir: &str,
+    list: &[&str],
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let versions = kernel_root.join("lib/modules");
     let version = std::fs::read_dir(&versions)?
         .filter_map(|e| Some(e.ok()?.path()))
         .find(|p| p.join("kernel/drivers").is_dir())
         .ok_or_else(|| Error::Other(format!("no kernel modules in {}", versions.display())))?;
-    DISK_MODULES
-        .iter()
+    list.iter()
         .enumerate()
         .map(|(i, module)| {
-            let path = version.join("kernel/drivers").join(module);
+            let path = version.join("kernel").join(module);
             let data = std::fs::read(&path)
                 .map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
             let file = module.rsplit('/').next().unwrap_or(module);
-            Ok((format!("lib/modules/{i}-{file}"), data))
+            Ok((format!("lib/modules/{dir}/{i}-{file}"), data))
         })
         .collect()
 }
@@ -244,10 +293,7 @@ pub fn boot_with(
     settings: &str,
     timeout: Duration,
 ) -> Result<Captured, Error> {
-    let append =
-        format!("console=ttyS0 panic=-1 quiet rdinit=/init linux_ref={figures} {settings}");
-    let command = machine.linux_command(&guest.kernel, &guest.initramfs, &append);
-    let captured = qemu::run_captured(command, timeout, false)?;
+    let captured = qemu::run_captured(command(guest, machine, figures, settings), timeout, false)?;
     if captured.exit != Exit::Success {
         return Err(Error::Other(format!(
             "the Linux reference guest did not finish ({:?}); its serial log:\n{}",
@@ -256,6 +302,15 @@ pub fn boot_with(
         )));
     }
     Ok(captured)
+}
+
+/// The QEMU command that boots `guest` on `machine` running `figures`
+/// with `settings` (see [`boot_with`]); for a guest that does not end by
+/// itself (`serve`), which the caller runs and stops.
+pub fn command(guest: &Guest, machine: &Machine, figures: &str, settings: &str) -> Command {
+    let append =
+        format!("console=ttyS0 panic=-1 quiet rdinit=/init linux_ref={figures} {settings}");
+    machine.linux_command(&guest.kernel, &guest.initramfs, &append)
 }
 
 /// The guest's files and their sizes, for messages.

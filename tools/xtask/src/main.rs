@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! cargo xtask run   [--uefi] [--smp N] [--mem M] [--release] [--kvm] [--x2apic | --cpu MODEL] [--sched LIST] [--disk FILE] [--net [tap] [--hostfwd PORTS]] [-- QEMU ARGS]
-//! cargo xtask test  [--host | --qemu] [FILTER]
+//! cargo xtask test  [--host | --qemu] [--linux-net] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
-//! cargo xtask bench [smp | reactor | user | cases | disk | compare [reactor | disk | user | all]] [--smp N] [--runs R] [-- QEMU ARGS]
+//! cargo xtask bench [smp | reactor | user | cases | disk | net | compare [reactor | disk | user | net | all]] [--smp N] [--runs R] [-- QEMU ARGS]
 //! cargo xtask lint
 //! cargo xtask disklog FILE [--offset BYTES] [--from SEQ] [--payload] [--check]
 //! cargo xtask disklog --create FILE [--size 64M] [--block-size 512] [--max-payload BYTES] [--offset BYTES]
@@ -25,7 +25,10 @@ mod error;
 mod layers;
 mod linux;
 mod net;
+mod net_bench;
 mod net_host;
+mod netload;
+mod netload_tests;
 mod netmq;
 mod netns;
 mod qemu;
@@ -73,6 +76,8 @@ commands:
   test   run host unit tests, loom models, and every in-QEMU integration test
            --host       host tests only
            --qemu       in-QEMU tests only
+           --linux-net  the network load tests (qemu/netload-*) against the Linux
+                        reference guest instead of percore (checks the harness)
            FILTER       only in-QEMU tests whose name contains FILTER
   image  write BIOS and UEFI disk images (release kernel) and show how to put
          one on a USB stick
@@ -90,11 +95,17 @@ commands:
          4 KiB random reads and writes on a virtio-blk disk (a 256 MiB image under
          target/, cache=writeback by default), QD1 and QD32, one core and every
          core: IOPS and latency p50/p99, once per core count (`--smp 1,2,4`);
-         `bench compare [reactor | disk | user | all] [--smp N] [--runs R] [--row-ms MS]
-         [--cache MODE]` boots percore's reactor or disk benchmark (default: both)
-         and the Linux reference guest (Debian's cloud kernel, busybox,
-         tools/linux-ref) on the same QEMU machine, R times each in turn
-         (default 3), and prints their medians side by side;
+         `bench net [--smp N[,N...]] [--guest percore|linux] [--runs R] [--seconds S]`
+         the network benchmark from the host against the guest's echo and http
+         servers on QEMU's user network: wrk requests/s (64 keep-alive connections;
+         one request per connection), echo round trip p50/p99, 64 MiB bulk Mbit/s,
+         heap before/after 1000 idle connections, at -smp 1, 2 and 4 by default;
+         `bench compare [reactor | disk | user | net | all] [--smp N] [--runs R]
+         [--row-ms MS] [--cache MODE] [--seconds S]` boots percore's reactor, disk,
+         user or network benchmark (default: reactor, disk and net) and the Linux
+         reference guest (Debian's cloud kernel, busybox, tools/linux-ref) on the
+         same QEMU machine, R times each in turn (default 3), and prints their
+         medians side by side;
          `bench cases [--smp N]` the four workload cases (medians of 3 boots);
          `-- QEMU ARGS` after smp, reactor, cases or disk are added to QEMU's
          command line as they are (a monitor, tracing, ...)

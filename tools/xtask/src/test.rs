@@ -19,6 +19,8 @@ use crate::disk_bench;
 use crate::durable;
 use crate::error::{self, Error};
 use crate::linux;
+use crate::netload;
+use crate::netload_tests;
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::tools;
 
@@ -63,6 +65,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let host_only = args.flag("--host");
     let qemu_only = args.flag("--qemu");
     let verbose = args.flag("--verbose");
+    let linux_net = args.flag("--linux-net");
     let filter = args.next_positional();
     std::mem::take(args).finish()?;
     let mut tally = Tally::default();
@@ -86,6 +89,14 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             .is_none_or(|f| disk_bench::SMOKE.contains(f))
         {
             disk_bench_smoke(&mut tally);
+        }
+        let net_target = if linux_net {
+            netload::Target::Linux
+        } else {
+            netload::Target::Percore
+        };
+        if netload_tests::selected(net_target, filter.as_deref()) {
+            netload_tests::run(net_target, filter.as_deref(), &mut tally);
         }
     }
     if !tally.failures.is_empty() {

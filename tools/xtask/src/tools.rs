@@ -181,10 +181,12 @@ pub fn ensure(need: Need) -> Result<Ovmf, Error> {
 }
 
 /// `cargo xtask setup`: installs (or checks) what booting and testing
-/// percore needs, and says which QEMU will be used.
+/// percore needs (QEMU, OVMF, and the network tests' wrk, curl and
+/// netcat-openbsd), and says which QEMU will be used.
 pub fn setup(args: &mut crate::args::Args) -> Result<(), Error> {
     std::mem::take(args).finish()?;
     let ovmf = ensure(Need::X2apic)?;
+    apt::ensure_net_tools()?;
     let version = qemu_version().map_or_else(|| "?".into(), |v| v.to_string());
     println!(
         "QEMU {version} ({QEMU}); OVMF {}; KVM {}",

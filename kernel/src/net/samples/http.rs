@@ -156,6 +156,10 @@ pub fn stats_json() -> String {
         }
         json.push('}');
     }
-    json.push_str("]}\n");
+    let _ = write!(
+        json,
+        "],\"heap_used_bytes\":{}}}\n",
+        crate::mem::heap::used_bytes()
+    );
     json
 }
