@@ -156,9 +156,9 @@ pub fn stats_json() -> String {
         }
         json.push('}');
     }
-    let _ = write!(
+    let _ = writeln!(
         json,
-        "],\"heap_used_bytes\":{}}}\n",
+        "],\"heap_used_bytes\":{}}}",
         crate::mem::heap::used_bytes()
     );
     json
