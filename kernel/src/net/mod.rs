@@ -39,6 +39,7 @@
 //! belongs to the core that created it; using it on another core is
 //! [`Error::WrongCore`] (it is not forwarded).
 
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod meta;
@@ -106,8 +107,10 @@ fn start() -> Result<()> {
         rings.push(channel::channel::<shard::Inbound>(RING).map_err(|_| Error::NoNetwork)?);
     }
     let senders: Vec<_> = rings.iter().map(|(tx, _)| tx.clone()).collect();
-    let (free, backs) = pool::pools(cores)?;
-    let mut free = Some(free);
+    let mut owners: Vec<usize> = nic.pairs().iter().map(|p| p.owner.index()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let (mut frees, backs) = pool::pools(cores, &owners)?;
     let mut shards = Vec::new();
     for (index, ((inbox, inbound), back)) in rings.into_iter().zip(backs).enumerate() {
         let core = CoreId(index as u16);
@@ -139,7 +142,10 @@ fn start() -> Result<()> {
             backlog,
             inbound,
             peers: senders.clone(),
-            free: if core == owner { free.take() } else { None },
+            free: frees
+                .iter()
+                .position(|(o, _)| *o == index)
+                .map(|at| frees.swap_remove(at).1),
             back,
             spent,
             looped,

@@ -26,6 +26,7 @@ mod layers;
 mod linux;
 mod net;
 mod net_host;
+mod net_tap;
 mod netmq;
 mod netns;
 mod qemu;
