@@ -66,6 +66,21 @@ pub fn check(frame: &[u8]) -> Result<(), Bad> {
     Ok(())
 }
 
+/// The destination port of `frame` if it is a TCP SYN without ACK (a
+/// connection request); `frame` has passed [`check`].
+pub fn syn_port(frame: &[u8]) -> Option<u16> {
+    let ethernet = EthernetFrame::new_checked(frame).ok()?;
+    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(ethernet.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.syn() && !tcp.ack()).then(|| tcp.dst_port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +138,14 @@ mod tests {
         let mut arp = segment(6, 0x02);
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(check(&arp), Ok(()));
+    }
+
+    #[test]
+    fn syns_are_told_apart() {
+        assert_eq!(syn_port(&segment(6, 0x02)), Some(80));
+        assert_eq!(syn_port(&segment(6, 0x12)), None);
+        assert_eq!(syn_port(&segment(6, 0x10)), None);
+        assert_eq!(syn_port(&segment(17, 0)), None);
     }
 
     #[test]

@@ -155,6 +155,7 @@ fn start() -> Result<()> {
             applied: 0,
             next_port: *steer::EPHEMERAL.start() + (Clock::now().0 % 4096) as u16,
             dirty: false,
+            syns: Vec::new(),
         };
         shards.push((shard, inbox));
     }

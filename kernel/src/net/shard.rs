@@ -41,7 +41,7 @@ use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
 
-use super::check::{Bad, check};
+use super::check::{Bad, check, syn_port};
 use super::config::{Address, Source};
 pub use super::meta::{Kind, Listener, Meta, acceptable};
 use super::meta::{tcp_readiness, touches, udp_readiness};
@@ -102,6 +102,9 @@ pub struct Stats {
     pub drop_bad_ip: AtomicU64,
     pub drop_bad_tcp: AtomicU64,
     pub drop_bad_udp: AtomicU64,
+    /// SYNs to a listening port with no listening socket left (every one
+    /// holds a half-open or unaccepted connection): dropped, not reset.
+    pub drop_syn_backlog: AtomicU64,
     /// Frames the stack sent to its own address (looped back, not sent).
     pub looped: AtomicU64,
     /// Open sockets: TCP connections, TCP listeners, UDP sockets.
@@ -143,6 +146,9 @@ pub struct Shard {
     pub next_port: u16,
     /// A socket call changed something smoltcp must act on.
     pub dirty: bool,
+    /// SYNs queued for smoltcp since its last poll, by listening port
+    /// (each takes one of the port's listening sockets).
+    pub syns: Vec<(u16, usize)>,
 }
 
 /// A core's slot in the table.
@@ -332,6 +338,13 @@ impl Shard {
     }
 
     fn queue(&mut self, frame: Buffer, stats: &Stats) {
+        if let Some(port) = syn_port(&frame.data)
+            && !self.room_for_syn(port)
+        {
+            stats.drop_syn_backlog.fetch_add(1, Ordering::Relaxed);
+            self.give_back(frame);
+            return;
+        }
         if self.rx.len() >= RX_QUEUE {
             stats.drop_queue_full.fetch_add(1, Ordering::Relaxed);
             self.give_back(frame);
@@ -342,6 +355,37 @@ impl Shard {
             .rx_bytes
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
         self.rx.push_back(frame);
+    }
+
+    /// Whether a SYN to `port` finds a listening socket when smoltcp reads
+    /// it (counting the SYNs queued before it). With none, the SYN is
+    /// dropped, as Linux does when a listen queue is full: smoltcp would
+    /// answer it with a reset (refusing a client during a SYN flood),
+    /// while a dropped SYN is sent again and finds a socket once the
+    /// half-open connections time out. A port without a listener here is
+    /// smoltcp's to refuse.
+    fn room_for_syn(&mut self, port: u16) -> bool {
+        let Some(listener) = self.listeners.get(&port) else {
+            return true;
+        };
+        let listening = listener
+            .backlog
+            .iter()
+            .filter(|&&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen)
+            .count();
+        let queued = match self.syns.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, queued)) => queued,
+            None => {
+                self.syns.push((port, 0));
+                &mut self.syns.last_mut().expect("just pushed").1
+            }
+        };
+        if *queued < listening {
+            *queued += 1;
+            true
+        } else {
+            false
+        }
     }
 
     /// A spent buffer back to the pool it came from (a full return ring
@@ -407,6 +451,7 @@ impl Shard {
             looped: &mut self.looped,
         };
         self.iface.poll(now(), &mut device, &mut self.sockets);
+        self.syns.clear();
         // Spent buffers back to their pools.
         while let Some(buffer) = self.spent.pop() {
             self.give_back(buffer);
