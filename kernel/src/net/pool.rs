@@ -62,17 +62,24 @@ impl Free {
     }
 }
 
+/// One core's return rings, by owner core (`None`: that core owns no pair).
+pub type Backs = Vec<Option<Sender<Vec<u8>>>>;
+
+/// What [`pools`] makes.
+pub struct Pools {
+    /// Each owner core and its side of the pools.
+    pub frees: Vec<(usize, Free)>,
+    /// Each core's return rings.
+    pub backs: Vec<Backs>,
+}
+
 /// Every owner's pools: for each core of `owners`, its [`Free`]; for every
 /// core, its return rings by owner core (`None` where that core owns no
 /// pair). The [`FRAMES`] buffers of a core are shared out among the owners.
-#[allow(clippy::type_complexity)]
-pub fn pools(
-    cores: usize,
-    owners: &[usize],
-) -> Result<(Vec<(usize, Free)>, Vec<Vec<Option<Sender<Vec<u8>>>>>)> {
+pub fn pools(cores: usize, owners: &[usize]) -> Result<Pools> {
     let per_owner = (FRAMES / owners.len().max(1)).max(1);
     let mut frees = Vec::with_capacity(owners.len());
-    let mut backs: Vec<Vec<Option<Sender<Vec<u8>>>>> = (0..cores)
+    let mut backs: Vec<Backs> = (0..cores)
         .map(|_| (0..cores).map(|_| None).collect())
         .collect();
     for &owner in owners {
@@ -97,5 +104,5 @@ pub fn pools(
             },
         ));
     }
-    Ok((frees, backs))
+    Ok(Pools { frees, backs })
 }

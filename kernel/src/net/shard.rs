@@ -132,7 +132,7 @@ pub struct Shard {
     pub free: Option<pool::Free>,
     /// Where this core's spent frame buffers go back to, by their home
     /// (the owner core that filled them).
-    pub back: Vec<Option<Sender<Vec<u8>>>>,
+    pub back: pool::Backs,
     /// Frames smoltcp has read this turn (their buffers go back).
     pub spent: Vec<Buffer>,
     /// Frames this core sent to itself this turn ([`wire::loops`]).
