@@ -6,7 +6,8 @@
 //! timer). Nothing on the packet path takes a global lock: a core's shard
 //! is touched only by that core.
 //!
-//! - *Receive.* The device has one queue pair under QEMU's user network;
+//! - *Receive.* Bad IPv4/TCP/UDP headers are dropped and counted first
+//!   ([`check`]). The device has one queue pair under QEMU's user network;
 //!   the core that owns it takes every received frame and steers it
 //!   ([`steer`]): IPv4 TCP and UDP by a hash of the flow (addresses and
 //!   ports) to the core that owns the flow; ARP replies and link
@@ -16,8 +17,9 @@
 //!   Frames cross cores over the intercore rings (`ipc::channel`, one
 //!   ring per core). This step **copies** each frame out of the device's
 //!   DMA buffer into a preallocated buffer of the target core's pool
-//!   ([`pool`]; so the receive buffer goes back to the device at once, and
-//!   no frame touches the heap); passing the DMA buffer itself is the
+//!   ([`pool`]; every core that owns a pair has pools of its own; so the
+//!   receive buffer goes back to the device at once, and no frame touches
+//!   the heap); passing the DMA buffer itself is the
 //!   goal and is not done yet. A full ring or an empty pool drops the
 //!   frame, counted (`drop_ring_full`, `drop_pool_empty`): TCP retransmits.
 //! - *Transmit.* Every core sends directly on the device ([`wire`]): the
@@ -39,6 +41,7 @@
 //! belongs to the core that created it; using it on another core is
 //! [`Error::WrongCore`] (it is not forwarded).
 
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod meta;
@@ -106,8 +109,10 @@ fn start() -> Result<()> {
         rings.push(channel::channel::<shard::Inbound>(RING).map_err(|_| Error::NoNetwork)?);
     }
     let senders: Vec<_> = rings.iter().map(|(tx, _)| tx.clone()).collect();
-    let (free, backs) = pool::pools(cores)?;
-    let mut free = Some(free);
+    let mut owners: Vec<usize> = nic.pairs().iter().map(|p| p.owner.index()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let pool::Pools { mut frees, backs } = pool::pools(cores, &owners)?;
     let mut shards = Vec::new();
     for (index, ((inbox, inbound), back)) in rings.into_iter().zip(backs).enumerate() {
         let core = CoreId(index as u16);
@@ -139,7 +144,10 @@ fn start() -> Result<()> {
             backlog,
             inbound,
             peers: senders.clone(),
-            free: if core == owner { free.take() } else { None },
+            free: frees
+                .iter()
+                .position(|(o, _)| *o == index)
+                .map(|at| frees.swap_remove(at).1),
             back,
             spent,
             looped,
@@ -149,6 +157,7 @@ fn start() -> Result<()> {
             applied: 0,
             next_port: *steer::EPHEMERAL.start() + (Clock::now().0 % 4096) as u16,
             dirty: false,
+            syns: Vec::new(),
         };
         shards.push((shard, inbox));
     }

@@ -41,10 +41,11 @@ use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
 
+use super::check::{Bad, check, syn_port};
 use super::config::{Address, Source};
 pub use super::meta::{Kind, Listener, Meta, acceptable};
 use super::meta::{tcp_readiness, touches, udp_readiness};
-use super::pool;
+use super::pool::{self, Buffer};
 use super::steer::{Steer, steer};
 use super::wire::{self, Wire};
 use super::{Error, Result};
@@ -67,7 +68,7 @@ const RX_QUEUE: usize = 512;
 /// What other cores send a core.
 pub enum Inbound {
     /// A received frame of one of this core's flows (or a broadcast).
-    Frame(Vec<u8>),
+    Frame(Buffer),
     /// A socket of this core was dropped on another core: close it.
     Close(SocketHandle),
     /// A listener of this core was dropped on another core: close its port.
@@ -96,6 +97,14 @@ pub struct Stats {
     pub drop_pool_empty: AtomicU64,
     pub drop_queue_full: AtomicU64,
     pub drop_tx_dead: AtomicU64,
+    /// Received frames dropped as bad input ([`check`]): the IPv4 header,
+    /// the TCP header (checksum, flags, cut short), the UDP header.
+    pub drop_bad_ip: AtomicU64,
+    pub drop_bad_tcp: AtomicU64,
+    pub drop_bad_udp: AtomicU64,
+    /// SYNs to a listening port with no listening socket left (every one
+    /// holds a half-open or unaccepted connection): dropped, not reset.
+    pub drop_syn_backlog: AtomicU64,
     /// Frames the stack sent to its own address (looped back, not sent).
     pub looped: AtomicU64,
     /// Open sockets: TCP connections, TCP listeners, UDP sockets.
@@ -114,17 +123,18 @@ pub struct Shard {
     pub core: CoreId,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
-    pub rx: VecDeque<Vec<u8>>,
+    pub rx: VecDeque<Buffer>,
     pub backlog: VecDeque<Vec<u8>>,
     pub inbound: Receiver<Inbound>,
     /// Senders into every core's ring (used by the pair's owner to steer).
     pub peers: Vec<Sender<Inbound>>,
-    /// Every core's free frame buffers (on the pair's owner core).
+    /// Every core's free frame buffers (on a core that owns a pair).
     pub free: Option<pool::Free>,
-    /// Where this core's spent frame buffers go back to.
-    pub back: Sender<Vec<u8>>,
+    /// Where this core's spent frame buffers go back to, by their home
+    /// (the owner core that filled them).
+    pub back: pool::Backs,
     /// Frames smoltcp has read this turn (their buffers go back).
-    pub spent: Vec<Vec<u8>>,
+    pub spent: Vec<Buffer>,
     /// Frames this core sent to itself this turn ([`wire::loops`]).
     pub looped: Vec<Vec<u8>>,
     pub metas: BTreeMap<SocketHandle, Meta>,
@@ -136,6 +146,9 @@ pub struct Shard {
     pub next_port: u16,
     /// A socket call changed something smoltcp must act on.
     pub dirty: bool,
+    /// SYNs queued for smoltcp since its last poll, by listening port
+    /// (each takes one of the port's listening sockets).
+    pub syns: Vec<(u16, usize)>,
 }
 
 /// A core's slot in the table.
@@ -289,6 +302,15 @@ impl Shard {
                 Poll::Ready(Ok(None)) | Poll::Ready(Err(_)) | Poll::Pending => return false,
             };
             let frame = &frame[..len];
+            if let Err(bad) = check(frame) {
+                let counter = match bad {
+                    Bad::Ip => &stats.drop_bad_ip,
+                    Bad::Tcp => &stats.drop_bad_tcp,
+                    Bad::Udp => &stats.drop_bad_udp,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let here = self.core.index();
             match steer(frame, cores) {
                 Steer::Core(c) if c != here => self.forward(c, frame, stats),
@@ -315,18 +337,63 @@ impl Shard {
         }
     }
 
-    fn queue(&mut self, frame: Vec<u8>, stats: &Stats) {
+    fn queue(&mut self, frame: Buffer, stats: &Stats) {
+        if let Some(port) = syn_port(&frame.data)
+            && !self.room_for_syn(port)
+        {
+            stats.drop_syn_backlog.fetch_add(1, Ordering::Relaxed);
+            self.give_back(frame);
+            return;
+        }
         if self.rx.len() >= RX_QUEUE {
             stats.drop_queue_full.fetch_add(1, Ordering::Relaxed);
-            // The buffer goes back to its pool.
-            let _ = self.back.try_send(frame);
+            self.give_back(frame);
             return;
         }
         stats.rx_frames.fetch_add(1, Ordering::Relaxed);
         stats
             .rx_bytes
-            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
         self.rx.push_back(frame);
+    }
+
+    /// Whether a SYN to `port` finds a listening socket when smoltcp reads
+    /// it (counting the SYNs queued before it). With none, the SYN is
+    /// dropped, as Linux does when a listen queue is full: smoltcp would
+    /// answer it with a reset (refusing a client during a SYN flood),
+    /// while a dropped SYN is sent again and finds a socket once the
+    /// half-open connections time out. A port without a listener here is
+    /// smoltcp's to refuse.
+    fn room_for_syn(&mut self, port: u16) -> bool {
+        let Some(listener) = self.listeners.get(&port) else {
+            return true;
+        };
+        let listening = listener
+            .backlog
+            .iter()
+            .filter(|&&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen)
+            .count();
+        let queued = match self.syns.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, queued)) => queued,
+            None => {
+                self.syns.push((port, 0));
+                &mut self.syns.last_mut().expect("just pushed").1
+            }
+        };
+        if *queued < listening {
+            *queued += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A spent buffer back to the pool it came from (a full return ring
+    /// cannot happen: it holds the whole pool); a heap frame is freed.
+    fn give_back(&mut self, frame: Buffer) {
+        if let Some(Some(back)) = frame.home.and_then(|h| self.back.get_mut(usize::from(h))) {
+            let _ = back.try_send(frame.data);
+        }
     }
 
     /// A copy of `frame` (from core `core`'s pool) through its ring.
@@ -384,10 +451,10 @@ impl Shard {
             looped: &mut self.looped,
         };
         self.iface.poll(now(), &mut device, &mut self.sockets);
-        // Spent buffers back to their pool (a full return ring cannot
-        // happen: it holds the whole pool).
-        for buffer in self.spent.drain(..) {
-            let _ = self.back.try_send(buffer);
+        self.syns.clear();
+        // Spent buffers back to their pools.
+        while let Some(buffer) = self.spent.pop() {
+            self.give_back(buffer);
         }
         self.dhcp_events();
         self.report(stats);
@@ -403,20 +470,20 @@ impl Shard {
             let arp =
                 frame.get(12..14) == Some(&[0x08, 0x06]) && frame.get(20..22) == Some(&[0, 1]);
             match steer(&frame, cores) {
-                Steer::Core(c) if c != here && !arp => self.send_to(c, frame, stats),
+                Steer::Core(c) if c != here && !arp => self.send_to(c, heap(frame), stats),
                 Steer::All => {
                     for c in (0..cores).filter(|&c| c != here) {
-                        self.send_to(c, frame.clone(), stats);
+                        self.send_to(c, heap(frame.clone()), stats);
                     }
-                    self.queue(frame, stats);
+                    self.queue(heap(frame), stats);
                 }
-                _ => self.queue(frame, stats),
+                _ => self.queue(heap(frame), stats),
             }
         }
         !self.rx.is_empty()
     }
 
-    fn send_to(&mut self, core: usize, frame: Vec<u8>, stats: &Stats) {
+    fn send_to(&mut self, core: usize, frame: Buffer, stats: &Stats) {
         match self.peers[core].try_send(Inbound::Frame(frame)) {
             Ok(()) => {
                 stats.steered_out.fetch_add(1, Ordering::Relaxed);
@@ -640,5 +707,12 @@ impl Shard {
     /// This interface's IPv4 address, once configured.
     pub fn ipv4(&self) -> Option<Ipv4Address> {
         self.iface.ipv4_addr()
+    }
+}
+/// A frame the stack sent to itself (from the heap; freed when spent).
+fn heap(frame: Vec<u8>) -> Buffer {
+    Buffer {
+        data: frame,
+        home: None,
     }
 }

@@ -19,9 +19,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::task::{Context, Poll, Waker};
 
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use super::pool::Buffer;
 use super::shard::Stats;
 use crate::drivers::virtio::net::{MAX_FRAME, Pair};
 
@@ -30,9 +31,9 @@ pub const BACKLOG: usize = 64;
 
 /// The device as one core's smoltcp interface sees it.
 pub struct Wire<'a> {
-    pub rx: &'a mut VecDeque<Vec<u8>>,
+    pub rx: &'a mut VecDeque<Buffer>,
     /// Where read frames' buffers go (back to their pool after the poll).
-    pub spent: &'a mut Vec<Vec<u8>>,
+    pub spent: &'a mut Vec<Buffer>,
     pub backlog: &'a mut VecDeque<Vec<u8>>,
     /// The queue pair this core sends on (`None`: no device, frames dropped).
     pub pair: Option<&'static Pair>,
@@ -47,8 +48,8 @@ pub struct Wire<'a> {
 
 /// A received frame for smoltcp; its buffer goes to `spent` afterwards.
 pub struct Rx<'a> {
-    frame: Option<Vec<u8>>,
-    spent: &'a mut Vec<Vec<u8>>,
+    frame: Option<Buffer>,
+    spent: &'a mut Vec<Buffer>,
 }
 
 impl Drop for Rx<'_> {
@@ -134,6 +135,11 @@ impl phy::Device for Wire<'_> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
+        // Received IPv4, TCP and UDP checksums were verified before the
+        // frame was steered (`check`); smoltcp only computes them.
+        caps.checksum.ipv4 = Checksum::Tx;
+        caps.checksum.tcp = Checksum::Tx;
+        caps.checksum.udp = Checksum::Tx;
         caps
     }
 }
@@ -143,7 +149,7 @@ impl phy::RxToken for Rx<'_> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        f(self.frame.as_deref().unwrap_or_default())
+        f(self.frame.as_ref().map_or(&[][..], |b| &b.data))
     }
 }
 

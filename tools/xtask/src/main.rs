@@ -27,6 +27,7 @@ mod linux;
 mod net;
 mod net_bench;
 mod net_host;
+mod net_tap;
 mod netload;
 mod netload_tests;
 mod netmq;

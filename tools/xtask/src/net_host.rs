@@ -39,10 +39,10 @@ pub const NAME: &str = "net_host";
 /// The guest's port for the host's payload server (guestfwd).
 const PAYLOAD_PORT: u16 = 8000;
 /// The payload's size.
-const PAYLOAD_BYTES: usize = 1 << 20;
+pub(crate) const PAYLOAD_BYTES: usize = 1 << 20;
 /// Hang guards (not timing assertions).
-const BOOT: Duration = Duration::from_secs(120);
-const STEP: Duration = Duration::from_secs(60);
+pub(crate) const BOOT: Duration = Duration::from_secs(120);
+pub(crate) const STEP: Duration = Duration::from_secs(60);
 
 /// A free port on the host's loopback (free when asked).
 fn free_port() -> Result<u16, Error> {
@@ -50,7 +50,7 @@ fn free_port() -> Result<u16, Error> {
 }
 
 /// The payload: deterministic bytes.
-fn payload() -> Vec<u8> {
+pub(crate) fn payload() -> Vec<u8> {
     (0..PAYLOAD_BYTES)
         .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
         .collect()
@@ -64,15 +64,15 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 /// A guest booted with the samples, its serial lines arriving on a channel.
-struct Guest {
+pub(crate) struct Guest {
     child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    pub(crate) lines: mpsc::Receiver<String>,
+    pub(crate) seen: Vec<String>,
 }
 
 impl Guest {
     /// Waits (bounded) for a line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str, limit: Duration) -> Result<String, String> {
+    pub(crate) fn wait_for(&mut self, needle: &str, limit: Duration) -> Result<String, String> {
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
             return Ok(line.clone());
         }
@@ -94,7 +94,7 @@ impl Guest {
     }
 
     /// Types `command` into the guest's shell.
-    fn type_line(&mut self, command: &str) -> Result<(), String> {
+    pub(crate) fn type_line(&mut self, command: &str) -> Result<(), String> {
         let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
         for byte in command.bytes().chain(*b"\r") {
             stdin.write_all(&[byte]).map_err(|e| e.to_string())?;
@@ -222,7 +222,7 @@ fn static_address(built: &build::Built, ovmf: &tools::Ovmf) -> Result<String, St
     Ok(String::from("`via static` in the boot log, `/` served"))
 }
 
-fn spawn(mut command: Command) -> Result<Guest, Error> {
+pub(crate) fn spawn(mut command: Command) -> Result<Guest, Error> {
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -252,7 +252,7 @@ fn spawn(mut command: Command) -> Result<Guest, Error> {
 }
 
 /// Answers every connection with the payload and its `X-Fnv1a64`.
-fn serve_payload(server: TcpListener, data: Vec<u8>) {
+pub(crate) fn serve_payload(server: TcpListener, data: Vec<u8>) {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nX-Fnv1a64: {:016x}\r\nConnection: close\r\n\r\n",
         data.len(),

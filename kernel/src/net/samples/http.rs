@@ -136,7 +136,7 @@ pub fn stats_json() -> String {
             let n = &slot.stats;
             let _ = write!(
                 json,
-                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"drop_ring_full\":{},\"drop_pool_empty\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
+                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"drop_ring_full\":{},\"drop_pool_empty\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
                 load(&n.rx_frames),
                 load(&n.rx_bytes),
                 load(&n.tx_frames),
@@ -148,6 +148,10 @@ pub fn stats_json() -> String {
                 load(&n.drop_pool_empty),
                 load(&n.drop_queue_full),
                 load(&n.drop_tx_dead),
+                load(&n.drop_bad_ip),
+                load(&n.drop_bad_tcp),
+                load(&n.drop_bad_udp),
+                load(&n.drop_syn_backlog),
                 n.tcp_open.load(Ordering::Relaxed),
                 n.udp_open.load(Ordering::Relaxed),
                 load(&n.accepted),
