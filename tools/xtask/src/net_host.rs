@@ -348,9 +348,16 @@ fn malformed(port: u16, base: &str) -> Result<String, String> {
 }
 
 fn nc_echo(port: u16) -> Result<String, String> {
+    let mut nc = Command::new("nc");
+    nc.args(["-N", "-w", "30", "127.0.0.1", &port.to_string()]);
+    echo_line(nc)
+}
+
+/// Sends a line through `nc` (its arguments set, e.g. run inside a
+/// namespace) to an echo server and checks that the same line came back.
+pub(crate) fn echo_line(mut nc: Command) -> Result<String, String> {
     let line = "hello percore, echo this line\n";
-    let mut child = Command::new("nc")
-        .args(["-N", "-w", "30", "127.0.0.1", &port.to_string()])
+    let mut child = nc
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -374,7 +381,18 @@ fn nc_echo(port: u16) -> Result<String, String> {
 }
 
 fn download(guest: &mut Guest, expected: u64) -> Result<String, String> {
-    guest.type_line(&format!("get http://10.0.2.100:{PAYLOAD_PORT}/payload"))?;
+    download_from(guest, "10.0.2.100", PAYLOAD_PORT, expected)
+}
+
+/// Has the guest's `get` client fetch the payload from `host:port` and
+/// checks the checksum it reports.
+pub(crate) fn download_from(
+    guest: &mut Guest,
+    host: &str,
+    port: u16,
+    expected: u64,
+) -> Result<String, String> {
+    guest.type_line(&format!("get http://{host}:{port}/payload"))?;
     let line = guest.wait_for("get: ", STEP)?;
     let want = format!("get: 200 {PAYLOAD_BYTES} bytes fnv1a64={expected:016x} checksum ok");
     if !line.contains(&want) {

@@ -31,13 +31,13 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::build::{self, KernelKind};
 use crate::error::Error;
 use crate::net::{SERVE_FILE, TEST_MAC};
-use crate::net_host::{self, BOOT, Guest, PAYLOAD_BYTES, STEP, fnv1a64};
+use crate::net_host::{self, BOOT, Guest, STEP, fnv1a64};
 use crate::netns::{self, Namespace, RawSocket};
 use crate::qemu::{Firmware, Machine};
 use crate::test::Tally;
@@ -291,7 +291,6 @@ fn every_core_accepts(ns: &Namespace) -> Result<String, String> {
 
 /// A line through the echo sample, over TCP or UDP.
 fn nc_echo(ns: &Namespace, udp: bool) -> Result<String, String> {
-    let line = "hello percore, echo this line\n";
     let mut nc = Command::new("nc");
     if udp {
         // UDP has no end: nc quits 3 s after its input ends.
@@ -300,38 +299,11 @@ fn nc_echo(ns: &Namespace, udp: bool) -> Result<String, String> {
         nc.args(["-N", "-w", "30"]);
     }
     nc.args([GUEST, "7"]);
-    let mut child = ns
-        .exec(&nc)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("nc: {e}"))?;
-    child
-        .stdin
-        .take()
-        .ok_or("nc: no stdin")?
-        .write_all(line.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.stdout != line.as_bytes() {
-        return Err(format!(
-            "nc got {:?} (stderr {:?})",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(format!("{} bytes echoed", line.len()))
+    net_host::echo_line(ns.exec(&nc))
 }
 
 fn download(guest: &mut Guest, expected: u64) -> Result<String, String> {
-    guest.type_line(&format!("get http://10.9.0.1:{PAYLOAD_PORT}/payload"))?;
-    let line = guest.wait_for("get: ", STEP)?;
-    let want = format!("get: 200 {PAYLOAD_BYTES} bytes fnv1a64={expected:016x} checksum ok");
-    if !line.contains(&want) {
-        return Err(format!("the guest said `{line}`, want `{want}`"));
-    }
-    Ok(format!("{PAYLOAD_BYTES} bytes, fnv1a64 {expected:016x}"))
+    net_host::download_from(guest, "10.9.0.1", PAYLOAD_PORT, expected)
 }
 
 /// The sum over cores of each of `keys`.
