@@ -51,7 +51,7 @@ use percore_kernel::drivers::virtio::blk::{self, Disk};
 use percore_kernel::measure::Summary;
 use percore_kernel::mem::heap;
 use percore_kernel::reactor::{block_on, sleep_until, spawn_with};
-use percore_kernel::storage::log::Options;
+use percore_kernel::storage::log::{AppendError, Options};
 use percore_kernel::storage::virtio::{DiskLog, open_log};
 use percore_kernel::time::{Clock, Instant, cycles_to_ns};
 use percore_kernel::{Kernel, println};
@@ -70,7 +70,7 @@ const WORDS: usize = IO / 8;
 /// Time per row unless the host says otherwise.
 const DEFAULT_ROW_MS: u64 = 2000;
 /// Bytes at the end of the disk the log rows use.
-pub const LOG_REGION_BYTES: u64 = 80 << 20;
+pub const LOG_REGION_BYTES: u64 = 96 << 20;
 /// Payload bytes of one record in the append rows.
 pub const LOG_RECORD: usize = 256;
 /// Payload bytes of the log the recovery row reopens (about; whole records).
@@ -496,20 +496,29 @@ async fn fresh_log(disk: &'static Disk, log_id: u64) -> Result<DiskLog, String> 
     Ok(log)
 }
 
-/// Appends of [`LOG_RECORD`] bytes for `row_ms`, a flush after every
-/// `per_flush`: appends per second (counting only flushed ones).
+/// Appends of [`LOG_RECORD`] bytes for `row_ms` (or until the region is
+/// full), a flush after every `per_flush`: appends per second (counting
+/// only flushed ones).
 async fn append_row(disk: &'static Disk, per_flush: u64, row_ms: u64) -> Result<u64, String> {
     let log = fresh_log(disk, 0x6c6f_6700 + per_flush).await?;
     let mut record = [0u8; LOG_RECORD];
     let start = clock::cycles();
     let deadline = start + clock::hz() * row_ms / 1000;
     let mut flushed = 0u64;
-    while clock::cycles() < deadline {
+    'row: while clock::cycles() < deadline {
+        let mut appended = 0;
         for i in 0..per_flush {
             record[..8].copy_from_slice(&(flushed + i).to_le_bytes());
-            log.append(&record)
-                .await
-                .map_err(|e| format!("append {}: {e:?}", flushed + i))?;
+            match log.append(&record).await {
+                Ok(_) => appended += 1,
+                // The region is full: the row ends early, with what fit.
+                Err(AppendError::LogFull) => {
+                    log.flush().await.map_err(|e| format!("flush: {e:?}"))?;
+                    flushed += appended;
+                    break 'row;
+                }
+                Err(e) => return Err(format!("append {}: {e:?}", flushed + i)),
+            }
         }
         let durable = log.flush().await.map_err(|e| format!("flush: {e:?}"))?;
         flushed += per_flush;
