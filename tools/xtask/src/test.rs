@@ -200,7 +200,7 @@ fn count_before(text: &str, word: &str) -> u64 {
 
 fn host_tests(tally: &mut Tally) -> Result<(), Error> {
     let mut command = build::cargo();
-    command.args(["test", "--workspace"]);
+    command.args(["test", "--workspace", "--no-fail-fast"]);
     for package in build::BARE_METAL_PACKAGES {
         command.args(["--exclude", package]);
     }
