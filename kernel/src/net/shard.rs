@@ -69,10 +69,17 @@ const RX_QUEUE: usize = 512;
 pub enum Inbound {
     /// A received frame of one of this core's flows (or a broadcast).
     Frame(Buffer),
-    /// A socket of this core was dropped on another core: close it.
-    Close(SocketHandle),
-    /// A listener of this core was dropped on another core: close its port.
-    Unlisten(u16),
+    /// A socket or listener of this core was dropped on another core.
+    Dropped(Dropped),
+}
+
+/// A socket handle that was dropped, to be closed on its core.
+#[derive(Clone, Copy, Debug)]
+pub enum Dropped {
+    /// A stream or UDP socket: release it.
+    Socket(SocketHandle),
+    /// A listener: close its port.
+    Listener(u16),
 }
 
 /// Counters of one core's share, readable from any core.
@@ -214,16 +221,31 @@ pub fn kick(core: CoreId) {
     }
 }
 
-/// Asks core `core` to act on a socket dropped on another core
-/// ([`Inbound::Close`], [`Inbound::Unlisten`]).
-pub fn close_remote(core: CoreId, message: Inbound) {
+/// Closes what a dropped socket handle held on core `core`: here, if this
+/// is that core; otherwise by a message to it (the handle may be dropped
+/// on any core).
+pub fn close(core: CoreId, dropped: Dropped) {
+    if cpu::core_id() == core {
+        let _ = with(core, |s, stats| s.close(dropped, stats));
+        return;
+    }
     let Some(slot) = slot(core) else { return };
     if let Some(inbox) = slot.inbox.lock().as_mut()
-        && inbox.try_send(message).is_err()
+        && inbox.try_send(Inbound::Dropped(dropped)).is_err()
     {
         log::warn!("net: core {core}'s ring is full; a socket dropped on another core stays open");
     }
     slot.kick.wake();
+}
+
+/// A socket registered from another core than its own: refused as a
+/// registry that is not the socket's.
+pub fn check_core(core: CoreId) -> percore_poll::Result<()> {
+    if cpu::core_id() == core {
+        Ok(())
+    } else {
+        Err(percore_poll::Error::ForeignRegistry)
+    }
 }
 
 /// smoltcp's clock: the kernel's, in microseconds.
@@ -415,6 +437,14 @@ impl Shard {
         }
     }
 
+    /// Closes what a dropped socket handle held (see [`close`]).
+    fn close(&mut self, dropped: Dropped, stats: &Stats) {
+        match dropped {
+            Dropped::Socket(handle) => self.release(handle, stats),
+            Dropped::Listener(port) => self.unlisten(port, stats),
+        }
+    }
+
     /// Step 2: messages from other cores. `true` if the batch was full.
     fn take_inbound(&mut self, cx: &mut Context<'_>, stats: &Stats) -> bool {
         for _ in 0..INBOUND_BATCH {
@@ -423,8 +453,7 @@ impl Shard {
                     stats.steered_in.fetch_add(1, Ordering::Relaxed);
                     self.queue(frame, stats);
                 }
-                Poll::Ready(Some(Inbound::Close(handle))) => self.release(handle, stats),
-                Poll::Ready(Some(Inbound::Unlisten(port))) => self.unlisten(port, stats),
+                Poll::Ready(Some(Inbound::Dropped(dropped))) => self.close(dropped, stats),
                 Poll::Ready(None) | Poll::Pending => return false,
             }
         }

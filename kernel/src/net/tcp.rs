@@ -274,12 +274,7 @@ fn accept(
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        let port = self.port;
-        if cpu::core_id() == self.core {
-            let _ = shard::with(self.core, |s, stats| s.unlisten(port, stats));
-        } else {
-            shard::close_remote(self.core, shard::Inbound::Unlisten(port));
-        }
+        shard::close(self.core, shard::Dropped::Listener(self.port));
     }
 }
 
@@ -290,7 +285,7 @@ impl Source for TcpListener {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        check_core(self.core)?;
+        shard::check_core(self.core)?;
         self.registration.register(registry, token, interests)?;
         let signal = self.registration.signal().cloned();
         let port = self.port;
@@ -310,12 +305,12 @@ impl Source for TcpListener {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        check_core(self.core)?;
+        shard::check_core(self.core)?;
         self.registration.reregister(registry, token, interests)
     }
 
     fn deregister(&mut self, registry: &Registry) -> percore_poll::Result<()> {
-        check_core(self.core)?;
+        shard::check_core(self.core)?;
         let port = self.port;
         let _ = shard::with(self.core, |s, _| {
             if let Some(listener) = s.listeners.get_mut(&port) {
@@ -323,16 +318,6 @@ impl Source for TcpListener {
             }
         });
         self.registration.deregister(registry)
-    }
-}
-
-/// A socket registered from another core than its own: refused as a
-/// registry that is not the socket's.
-fn check_core(core: CoreId) -> percore_poll::Result<()> {
-    if cpu::core_id() == core {
-        Ok(())
-    } else {
-        Err(percore_poll::Error::ForeignRegistry)
     }
 }
 
@@ -621,12 +606,7 @@ impl TcpStream {
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        let handle = self.handle;
-        if cpu::core_id() == self.core {
-            let _ = shard::with(self.core, |s, stats| s.release(handle, stats));
-        } else {
-            shard::close_remote(self.core, shard::Inbound::Close(handle));
-        }
+        shard::close(self.core, shard::Dropped::Socket(self.handle));
     }
 }
 
@@ -684,7 +664,7 @@ impl Source for TcpStream {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        check_core(self.core)?;
+        shard::check_core(self.core)?;
         self.registration.register(registry, token, interests)?;
         let signal = self.registration.signal().cloned();
         let _ = self.with(|_, m, dirty| {
@@ -702,12 +682,12 @@ impl Source for TcpStream {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        check_core(self.core)?;
+        shard::check_core(self.core)?;
         self.registration.reregister(registry, token, interests)
     }
 
     fn deregister(&mut self, registry: &Registry) -> percore_poll::Result<()> {
-        check_core(self.core)?;
+        shard::check_core(self.core)?;
         let _ = self.with(|_, m, _| m.signal = None);
         self.registration.deregister(registry)
     }

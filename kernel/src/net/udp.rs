@@ -206,12 +206,7 @@ impl UdpSocket {
 
 impl Drop for UdpSocket {
     fn drop(&mut self) {
-        let handle = self.handle;
-        if cpu::core_id() == self.core {
-            let _ = shard::with(self.core, |s, stats| s.release(handle, stats));
-        } else {
-            shard::close_remote(self.core, shard::Inbound::Close(handle));
-        }
+        shard::close(self.core, shard::Dropped::Socket(self.handle));
     }
 }
 
@@ -222,9 +217,7 @@ impl Source for UdpSocket {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        if cpu::core_id() != self.core {
-            return Err(percore_poll::Error::ForeignRegistry);
-        }
+        shard::check_core(self.core)?;
         self.registration.register(registry, token, interests)?;
         let signal = self.registration.signal().cloned();
         let _ = self.with(|_, m, dirty| {
@@ -241,16 +234,12 @@ impl Source for UdpSocket {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        if cpu::core_id() != self.core {
-            return Err(percore_poll::Error::ForeignRegistry);
-        }
+        shard::check_core(self.core)?;
         self.registration.reregister(registry, token, interests)
     }
 
     fn deregister(&mut self, registry: &Registry) -> percore_poll::Result<()> {
-        if cpu::core_id() != self.core {
-            return Err(percore_poll::Error::ForeignRegistry);
-        }
+        shard::check_core(self.core)?;
         let _ = self.with(|_, m, _| m.signal = None);
         self.registration.deregister(registry)
     }
