@@ -23,7 +23,7 @@ use virtio_spec::pci::{CapCfgType, CapData, CommonCfg, CommonCfgVolatileFieldAcc
 use virtio_spec::{DeviceStatus, le16, le32, le64};
 use volatile::VolatilePtr;
 
-use percore_virtqueue::Notify;
+use percore_virtqueue::{DeviceError, Notify};
 
 use crate::arch::mmio;
 use crate::arch::pci::ConfigSpace;
@@ -213,6 +213,32 @@ impl Transport {
             core::hint::spin_loop();
         }
         Err(TransportError::ResetTimeout)
+    }
+
+    /// A driver's device misbehaved: records `error` as its failure (the
+    /// first one only) and resets the device, so it uses no queue any
+    /// more. `false` if a failure was already recorded (nothing done; the
+    /// driver has already failed its queues).
+    pub fn take_out_of_service(
+        &self,
+        failure: &spin::Once<DeviceError>,
+        error: DeviceError,
+        driver: &str,
+    ) -> bool {
+        let mut first = false;
+        failure.call_once(|| {
+            first = true;
+            error
+        });
+        if !first {
+            return false;
+        }
+        let bdf = self.function().bdf;
+        log::error!("{driver} {bdf}: device error: {error}; resetting it, out of service");
+        if let Err(reset) = self.reset() {
+            log::error!("{driver} {bdf}: reset failed: {reset:?}");
+        }
+        true
     }
 
     /// Resets the device, then ACKNOWLEDGE and DRIVER (3.1.1 steps 1-3).

@@ -650,20 +650,11 @@ impl Disk {
     /// The device misbehaved: reset it (it stops using every queue) and
     /// fail every request in flight. The device stays out of service.
     fn fail(&self, error: DeviceError) {
-        let mut first = false;
-        self.failure.call_once(|| {
-            first = true;
-            error
-        });
-        if !first {
+        if !self
+            .transport
+            .take_out_of_service(&self.failure, error, "virtio-blk")
+        {
             return;
-        }
-        log::error!(
-            "virtio-blk {}: device error: {error}; resetting it, out of service",
-            self.bdf()
-        );
-        if let Err(reset) = self.transport.reset() {
-            log::error!("virtio-blk {}: reset failed: {reset:?}", self.bdf());
         }
         for queue in &self.queues {
             queue.fail_all();

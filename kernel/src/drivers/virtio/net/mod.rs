@@ -484,20 +484,11 @@ impl Nic {
 
     /// The device misbehaved: reset it and take every pair out of service.
     fn fail(&self, error: DeviceError) {
-        let mut first = false;
-        self.failure.call_once(|| {
-            first = true;
-            error
-        });
-        if !first {
+        if !self
+            .transport
+            .take_out_of_service(&self.failure, error, "virtio-net")
+        {
             return;
-        }
-        log::error!(
-            "virtio-net {}: device error: {error}; resetting it, out of service",
-            self.bdf()
-        );
-        if let Err(reset) = self.transport.reset() {
-            log::error!("virtio-net {}: reset failed: {reset:?}", self.bdf());
         }
         for pair in &self.pairs {
             pair.fail_all();
