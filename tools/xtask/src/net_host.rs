@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::build::{self, KernelKind};
 use crate::error::{self, Error};
 use crate::net::{Forward, SERVE_FILE, TEST_MAC, args_with};
+use crate::netns::Namespace;
 use crate::qemu::{Firmware, Machine};
 use crate::test::Tally;
 use crate::tools;
@@ -271,11 +272,18 @@ pub(crate) fn serve_payload(server: TcpListener, data: Vec<u8>) {
 }
 
 fn curl(args: &[&str]) -> Result<Vec<u8>, String> {
-    let out = Command::new("curl")
-        .args(["-sS", "-m", "30"])
-        .args(args)
-        .output()
-        .map_err(|e| format!("curl: {e}"))?;
+    curl_in(None, args)
+}
+
+/// `curl` (bounded by `-m`), inside network namespace `ns` if given: its
+/// body, or why it failed.
+pub(crate) fn curl_in(ns: Option<&Namespace>, args: &[&str]) -> Result<Vec<u8>, String> {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-m", "30"]).args(args);
+    if let Some(ns) = ns {
+        command = ns.exec(&command);
+    }
+    let out = command.output().map_err(|e| format!("curl: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "curl {args:?}: {}",
@@ -286,7 +294,12 @@ fn curl(args: &[&str]) -> Result<Vec<u8>, String> {
 }
 
 fn curl_index(base: &str) -> Result<String, String> {
-    let body = curl(&[&format!("{base}/")])?;
+    curl_index_in(None, base)
+}
+
+/// `curl BASE/` (inside `ns` if given) returns exactly the index page.
+pub(crate) fn curl_index_in(ns: Option<&Namespace>, base: &str) -> Result<String, String> {
+    let body = curl_in(ns, &[&format!("{base}/")])?;
     if body != percore_http::INDEX_BODY {
         return Err(format!("`/` returned {:?}", String::from_utf8_lossy(&body)));
     }

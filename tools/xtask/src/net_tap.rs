@@ -187,27 +187,11 @@ fn in_namespace<T: Send>(
 
 /// `curl` inside the namespace, bounded by `-m`.
 fn curl(ns: &Namespace, args: &[&str]) -> Result<Vec<u8>, String> {
-    let mut command = Command::new("curl");
-    command.args(["-sS", "-m", "30"]).args(args);
-    let out = ns
-        .exec(&command)
-        .output()
-        .map_err(|e| format!("curl: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "curl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(out.stdout)
+    net_host::curl_in(Some(ns), args)
 }
 
 fn curl_index(ns: &Namespace) -> Result<String, String> {
-    let body = curl(ns, &[&format!("http://{GUEST}/")])?;
-    if body != percore_http::INDEX_BODY {
-        return Err(format!("`/` returned {:?}", String::from_utf8_lossy(&body)));
-    }
-    Ok(format!("{} bytes equal INDEX_BODY", body.len()))
+    net_host::curl_index_in(Some(ns), &format!("http://{GUEST}"))
 }
 
 /// `/stats` as JSON: each core's entry.
