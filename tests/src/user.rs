@@ -28,6 +28,12 @@ pub const TESTS: &[Test] = &[
     Test::new("user_badptr_every_bad_argument_errs", Kind::Normal, badptr),
     Test::new("user_regs_no_kernel_value_leaks", Kind::Normal, regs),
     Test::new("user_spin_preempted_then_killed", Kind::Normal, spin),
+    Test::new(
+        "user_syscall_loop_preempted_then_killed",
+        Kind::Normal,
+        syscall_loop,
+    ),
+    Test::new("user_sse_registers_are_per_thread", Kind::Normal, sse),
     Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
     Test::new("user_shell_run_ps_kill", Kind::Normal, shell_commands),
     Test::new("user_processes_leak_nothing", Kind::Normal, no_leaks),
@@ -139,9 +145,22 @@ fn regs(_: &Kernel) -> Result<(), String> {
 /// at a time still makes 50 rounds (the timer preempts `spin`), `spin`
 /// gets CPU time, then `kill` ends it.
 fn spin(_: &Kernel) -> Result<(), String> {
+    spin_with("")
+}
+
+/// A thread that makes nothing but quick syscalls (answered without a
+/// return to the reactor) is preempted at the end of its slice all the
+/// same.
+fn syscall_loop(_: &Kernel) -> Result<(), String> {
+    spin_with("syscalls")
+}
+
+/// Runs `spin ARGS` on the last core, checks that a kernel task there
+/// keeps its 1 ms rounds, then kills it.
+fn spin_with(args: &str) -> Result<(), String> {
     start_reactors();
     let core = CoreId(cores() - 1);
-    let (pid, handle) = syscall::spawn("spin", core, "").map_err(|e| format!("{e:?}"))?;
+    let (pid, handle) = syscall::spawn("spin", core, args).map_err(|e| format!("{e:?}"))?;
     static ROUNDS: AtomicU64 = AtomicU64::new(0);
     ROUNDS.store(0, Ordering::Relaxed);
     let ticker = spawn_with(core, pinned(), async {
@@ -174,6 +193,25 @@ fn spin(_: &Kernel) -> Result<(), String> {
         Exit::Killed => Ok(()),
         other => Err(format!("spin ended {other:?}, expected killed")),
     }
+}
+
+/// Two threads on one core fill their SSE registers with different values
+/// and check them after each of 4000 syscalls (quick ones keep the state
+/// in the registers, yields let the other thread run): each sees only its
+/// own, and a third started afterwards sees zeros.
+fn sse(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = CoreId(cores() - 1);
+    let mut running = Vec::new();
+    for seed in ["1", "2"] {
+        let spawned =
+            syscall::spawn("fpu", core, seed).map_err(|e| format!("fpu {seed}: {e:?}"))?;
+        running.push((seed, spawned));
+    }
+    for (seed, (pid, handle)) in running {
+        expect_code(&format!("fpu {seed}"), block_on(ended(pid, handle))?, 0)?;
+    }
+    expect_code("fpu 3", run("fpu", core, "3")?, 0)
 }
 
 /// Each forbidden access kills its process with the right exception,
