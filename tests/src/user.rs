@@ -7,6 +7,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
@@ -34,6 +35,7 @@ pub const TESTS: &[Test] = &[
         syscall_loop,
     ),
     Test::new("user_sse_registers_are_per_thread", Kind::Normal, sse),
+    Test::new("user_copy_faults_are_errors", Kind::Normal, copy_faults),
     Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
     Test::new("user_shell_run_ps_kill", Kind::Normal, shell_commands),
     Test::new("user_processes_leak_nothing", Kind::Normal, no_leaks),
@@ -212,6 +214,67 @@ fn sse(_: &Kernel) -> Result<(), String> {
         expect_code(&format!("fpu {seed}"), block_on(ended(pid, handle))?, 0)?;
     }
     expect_code("fpu 3", run("fpu", core, "3")?, 0)
+}
+
+/// The copy routine itself (below `umem`'s checks, which would refuse
+/// these ranges first): a copy that runs into an unmapped page stops
+/// there and says how much it left, in both directions, for lengths that
+/// end in the 32-byte loop and in the byte tail; the kernel goes on.
+fn copy_faults(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::arch::user::Access;
+    use percore_kernel::process::vm::AddressSpace;
+    const BASE: u64 = 0x40_0000;
+    let mut space = AddressSpace::new().map_err(|e| format!("{e:?}"))?;
+    space
+        .map_zeroed(BASE, 4096, Access::ReadWrite)
+        .map_err(|e| format!("{e:?}"))?;
+    space.activate();
+    let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    // SAFETY: the page is mapped writable in the active table.
+    let left = unsafe { user::copy_to_user(BASE, &pattern) };
+    if left != 0 {
+        return Err(format!("a copy into a mapped page left {left} bytes"));
+    }
+    // Starting `before` bytes below the unmapped page, `len` bytes long.
+    for (before, len) in [
+        (40usize, 100usize),
+        (64, 64 + 5),
+        (3, 10),
+        (0, 1),
+        (4096, 8192),
+    ] {
+        let at = BASE + 4096 - before as u64;
+        let mut back = vec![0u8; len];
+        // SAFETY: user addresses of the active table; the fault is fixed up.
+        let left = unsafe { user::copy_from_user(&mut back, at) };
+        let copied = len - left;
+        if left < len - before || copied > before || before - copied >= 32 {
+            return Err(format!(
+                "reading {len} bytes {before} below an unmapped page: {left} left"
+            ));
+        }
+        if back[..copied] != pattern[4096 - before..4096 - before + copied] {
+            return Err(format!(
+                "reading {len} bytes {before} below the end: wrong bytes"
+            ));
+        }
+        // The mapped part gets the bytes it holds, so the page stays as it was.
+        let mut src = pattern[4096 - before..].to_vec();
+        src.resize(len, 0xEE);
+        // SAFETY: as above.
+        let left = unsafe { user::copy_to_user(at, &src) };
+        if left < len - before || len - left > before {
+            return Err(format!(
+                "writing {len} bytes {before} below an unmapped page: {left} left"
+            ));
+        }
+    }
+    // SAFETY: nothing mapped there at all.
+    let left = unsafe { user::copy_from_user(&mut [0u8; 16], BASE + 0x10_0000) };
+    if left != 16 {
+        return Err(format!("a copy from an unmapped page left {left} of 16"));
+    }
+    Ok(())
 }
 
 /// Each forbidden access kills its process with the right exception,
