@@ -7,6 +7,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
@@ -28,6 +29,13 @@ pub const TESTS: &[Test] = &[
     Test::new("user_badptr_every_bad_argument_errs", Kind::Normal, badptr),
     Test::new("user_regs_no_kernel_value_leaks", Kind::Normal, regs),
     Test::new("user_spin_preempted_then_killed", Kind::Normal, spin),
+    Test::new(
+        "user_syscall_loop_preempted_then_killed",
+        Kind::Normal,
+        syscall_loop,
+    ),
+    Test::new("user_sse_registers_are_per_thread", Kind::Normal, sse),
+    Test::new("user_copy_faults_are_errors", Kind::Normal, copy_faults),
     Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
     Test::new("user_shell_run_ps_kill", Kind::Normal, shell_commands),
     Test::new("user_processes_leak_nothing", Kind::Normal, no_leaks),
@@ -139,9 +147,22 @@ fn regs(_: &Kernel) -> Result<(), String> {
 /// at a time still makes 50 rounds (the timer preempts `spin`), `spin`
 /// gets CPU time, then `kill` ends it.
 fn spin(_: &Kernel) -> Result<(), String> {
+    spin_with("")
+}
+
+/// A thread that makes nothing but quick syscalls (answered without a
+/// return to the reactor) is preempted at the end of its slice all the
+/// same.
+fn syscall_loop(_: &Kernel) -> Result<(), String> {
+    spin_with("syscalls")
+}
+
+/// Runs `spin ARGS` on the last core, checks that a kernel task there
+/// keeps its 1 ms rounds, then kills it.
+fn spin_with(args: &str) -> Result<(), String> {
     start_reactors();
     let core = CoreId(cores() - 1);
-    let (pid, handle) = syscall::spawn("spin", core, "").map_err(|e| format!("{e:?}"))?;
+    let (pid, handle) = syscall::spawn("spin", core, args).map_err(|e| format!("{e:?}"))?;
     static ROUNDS: AtomicU64 = AtomicU64::new(0);
     ROUNDS.store(0, Ordering::Relaxed);
     let ticker = spawn_with(core, pinned(), async {
@@ -174,6 +195,86 @@ fn spin(_: &Kernel) -> Result<(), String> {
         Exit::Killed => Ok(()),
         other => Err(format!("spin ended {other:?}, expected killed")),
     }
+}
+
+/// Two threads on one core fill their SSE registers with different values
+/// and check them after each of 4000 syscalls (quick ones keep the state
+/// in the registers, yields let the other thread run): each sees only its
+/// own, and a third started afterwards sees zeros.
+fn sse(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = CoreId(cores() - 1);
+    let mut running = Vec::new();
+    for seed in ["1", "2"] {
+        let spawned =
+            syscall::spawn("fpu", core, seed).map_err(|e| format!("fpu {seed}: {e:?}"))?;
+        running.push((seed, spawned));
+    }
+    for (seed, (pid, handle)) in running {
+        expect_code(&format!("fpu {seed}"), block_on(ended(pid, handle))?, 0)?;
+    }
+    expect_code("fpu 3", run("fpu", core, "3")?, 0)
+}
+
+/// The copy routine itself (below `umem`'s checks, which would refuse
+/// these ranges first): a copy that runs into an unmapped page stops
+/// there and says how much it left, in both directions, for lengths that
+/// end in the 32-byte loop and in the byte tail; the kernel goes on.
+fn copy_faults(_: &Kernel) -> Result<(), String> {
+    use percore_kernel::arch::user::Access;
+    use percore_kernel::process::vm::AddressSpace;
+    const BASE: u64 = 0x40_0000;
+    let mut space = AddressSpace::new().map_err(|e| format!("{e:?}"))?;
+    space
+        .map_zeroed(BASE, 4096, Access::ReadWrite)
+        .map_err(|e| format!("{e:?}"))?;
+    space.activate();
+    let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    // SAFETY: the page is mapped writable in the active table.
+    let left = unsafe { user::copy_to_user(BASE, &pattern) };
+    if left != 0 {
+        return Err(format!("a copy into a mapped page left {left} bytes"));
+    }
+    // Starting `before` bytes below the unmapped page, `len` bytes long.
+    for (before, len) in [
+        (40usize, 100usize),
+        (64, 64 + 5),
+        (3, 10),
+        (0, 1),
+        (4096, 8192),
+    ] {
+        let at = BASE + 4096 - before as u64;
+        let mut back = vec![0u8; len];
+        // SAFETY: user addresses of the active table; the fault is fixed up.
+        let left = unsafe { user::copy_from_user(&mut back, at) };
+        let copied = len - left;
+        if left < len - before || copied > before || before - copied >= 32 {
+            return Err(format!(
+                "reading {len} bytes {before} below an unmapped page: {left} left"
+            ));
+        }
+        if back[..copied] != pattern[4096 - before..4096 - before + copied] {
+            return Err(format!(
+                "reading {len} bytes {before} below the end: wrong bytes"
+            ));
+        }
+        // The mapped part gets the bytes it holds, so the page stays as it was.
+        let mut src = pattern[4096 - before..].to_vec();
+        src.resize(len, 0xEE);
+        // SAFETY: as above.
+        let left = unsafe { user::copy_to_user(at, &src) };
+        if left < len - before || len - left > before {
+            return Err(format!(
+                "writing {len} bytes {before} below an unmapped page: {left} left"
+            ));
+        }
+    }
+    // SAFETY: nothing mapped there at all.
+    let left = unsafe { user::copy_from_user(&mut [0u8; 16], BASE + 0x10_0000) };
+    if left != 16 {
+        return Err(format!("a copy from an unmapped page left {left} of 16"));
+    }
+    Ok(())
 }
 
 /// Each forbidden access kills its process with the right exception,

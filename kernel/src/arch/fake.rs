@@ -674,6 +674,9 @@ pub mod user {
         SCRIPT.with(|s| s.borrow_mut().extend(steps));
     }
 
+    /// Nothing to save: the fake has no FPU.
+    pub fn save_fpu(_context: &mut UserContext) {}
+
     /// Runs the next scripted step; with none left, an invalid opcode.
     pub fn enter(context: &mut UserContext) -> Trap {
         match SCRIPT.with(|s| s.borrow_mut().pop_front()) {

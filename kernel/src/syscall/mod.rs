@@ -93,31 +93,55 @@ pub async fn dispatch(process: &mut Process) -> Outcome {
             }
         },
     };
-    let handles = process.handles.len();
-    process
-        .shared
-        .handles
-        .store(handles, core::sync::atomic::Ordering::Relaxed);
+    note_handles(process);
     Outcome::Return(encode(result))
+}
+
+/// Answers the syscall the thread just made if it is quick: it never
+/// waits, never prints and leaves the core's timers as they are, so the
+/// thread can go straight back to ring 3 (interrupts stay off meanwhile:
+/// one that came in is taken as soon as the thread is back in ring 3, and
+/// brings it back to its task). The encoded `rax`, or `None` for a call
+/// that goes through [`dispatch`].
+pub fn quick(process: &mut Process) -> Option<u64> {
+    let (number, args) = process.context.syscall();
+    let result = match Sys::from_number(number) {
+        None => Err(Error::NoSys),
+        Some(sys) => quick_op(process, sys, args)?,
+    };
+    note_handles(process);
+    Some(encode(result))
+}
+
+/// The quick operations (see [`quick`]); `None` for the others.
+fn quick_op(process: &mut Process, sys: Sys, args: [u64; 6]) -> Option<Result<u64, Error>> {
+    Some(match sys {
+        Sys::GetPid => Ok(u64::from(process.shared.pid)),
+        Sys::Clock => Ok(time::uptime_ns()),
+        Sys::Close => close(process, args[0]),
+        Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
+        Sys::Send => send(process, args),
+        Sys::ProcessInfo => info(process, args[0]),
+        Sys::Args => program_args(process, args[0], args[1]),
+        _ => return None,
+    })
 }
 
 /// Starts operation `sys` with `args` for `process`: checks every
 /// argument, and does it unless it has to wait.
 pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
+    if let Some(result) = quick_op(process, sys, args) {
+        return Started::Done(result);
+    }
     let result = match sys {
         Sys::Exit => return Started::Exit(args[0] as i64),
         Sys::Write => write(process, args[0], args[1]),
         Sys::Yield => return Started::Yield,
-        Sys::GetPid => Ok(u64::from(process.shared.pid)),
-        Sys::Clock => Ok(time::uptime_ns()),
         Sys::Sleep if args[0] > MAX_WAIT_NS => Err(Error::InvalidArgument),
         Sys::Sleep => {
             let sleep = reactor::sleep(Duration::from_nanos(args[0]));
             return Started::Blocked(Blocked::Sleep(sleep));
         }
-        Sys::Close => close(process, args[0]),
-        Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
-        Sys::Send => send(process, args),
         Sys::Recv => {
             let (handle, ptr, len) = (Handle::from_raw(args[0]), args[1], args[2]);
             match umem::check(&mut process.space, ptr, len, 1, true)
@@ -127,6 +151,8 @@ pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
                 Err(error) => Err(error),
             }
         }
+        // Not quick: its first deadline may come before the end of the
+        // slice the core's timer is armed for.
         Sys::Timer if !(MIN_PERIOD_NS..=MAX_WAIT_NS).contains(&args[0]) => {
             Err(Error::InvalidArgument)
         }
@@ -142,17 +168,43 @@ pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
             }
         }
         Sys::WriteVectored => write_vectored(process, args[0], args[1]),
-        Sys::ProcessInfo => info(process, args[0]),
-        Sys::Args => umem::check(&mut process.space, args[0], args[1], 1, true).and_then(|()| {
-            let bytes = process.args.clone().into_bytes();
-            let len = (bytes.len() as u64).min(args[1]) as usize;
-            umem::write(&mut process.space, args[0], &bytes[..len], 1).map(|()| bytes.len() as u64)
-        }),
         Sys::RingSetup => ring::setup(process, args[0]),
         // Only as a syscall: through the ring it would wait on itself.
         Sys::RingEnter => Err(Error::InvalidArgument),
+        Sys::GetPid
+        | Sys::Clock
+        | Sys::Close
+        | Sys::Channel
+        | Sys::Send
+        | Sys::ProcessInfo
+        | Sys::Args => unreachable_quick(),
     };
     Started::Done(result)
+}
+
+/// The result of a quick operation [`start`] did not answer through
+/// [`quick_op`]: cannot happen (both lists are written side by side); an
+/// error rather than a panic if they ever disagree.
+fn unreachable_quick() -> Result<u64, Error> {
+    debug_assert!(false, "a quick syscall missed quick_op");
+    Err(Error::NoSys)
+}
+
+/// Publishes the process's handle count (for `ps`).
+fn note_handles(process: &Process) {
+    let handles = process.handles.len();
+    process
+        .shared
+        .handles
+        .store(handles, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// `args(ptr, len)`: the program's arguments; their whole length.
+fn program_args(process: &mut Process, ptr: u64, len: u64) -> Result<u64, Error> {
+    umem::check(&mut process.space, ptr, len, 1, true)?;
+    let bytes = process.args.clone().into_bytes();
+    let copied = (bytes.len() as u64).min(len) as usize;
+    umem::write(&mut process.space, ptr, &bytes[..copied], 1).map(|()| bytes.len() as u64)
 }
 
 /// Polls a waiting operation of `process`: its result once it is done.

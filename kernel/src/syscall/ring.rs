@@ -138,7 +138,7 @@ fn service_ring(
     cx: &mut Context<'_>,
 ) -> Result<Turn, Corrupt> {
     let mut turn = Turn::default();
-    let mut posted: Vec<Completion> = Vec::new();
+    let mut posted: Vec<Completion> = Vec::with_capacity(ring.layout.entries() as usize);
     let mut i = 0;
     while i < ring.in_flight.len() {
         match poll_blocked(process, &mut ring.in_flight[i].op, cx) {

@@ -5,6 +5,10 @@
 //!
 //! - A syscall is handled in the task ([`super::dispatch`]); one that
 //!   blocks awaits, so the task returns to the reactor until it is woken.
+//!   A quick one ([`super::quick`]: never waits, never prints, adds no
+//!   timer) is answered at once and the thread goes straight back to
+//!   ring 3 within the same slice, without re-arming the timer or saving
+//!   its FPU state: the cost of a null syscall is the trap and the answer.
 //! - Before entering ring 3 the task arms its core's timer for the end of
 //!   its slice ([`SLICE_NS`]) or the wheel's next deadline, whichever is
 //!   first: a thread that never makes a syscall (`spin`) is interrupted
@@ -114,13 +118,28 @@ async fn run(mut process: Process) -> Exit {
         cpu::disable_interrupts();
         arm_slice(slice);
         process.space.activate();
-        let trap = user::enter(&mut process.context);
+        let mut trap = user::enter(&mut process.context);
+        // Quick syscalls go straight back to ring 3, interrupts still off:
+        // the timer stays armed for this slice's end, the thread's FPU
+        // state stays in the registers. An interrupt that came meanwhile
+        // is taken in ring 3 and ends the loop.
+        let mut calls = 0;
+        while trap == Trap::Syscall && !process.shared.killed() {
+            let Some(result) = super::quick(&mut process) else {
+                break;
+            };
+            calls += 1;
+            process.context.set_result(result);
+            trap = user::enter(&mut process.context);
+        }
+        if trap == Trap::Syscall {
+            calls += 1;
+        }
+        user::save_fpu(&mut process.context);
         cpu::enable_interrupts();
+        process.shared.syscalls.fetch_add(calls, Ordering::Relaxed);
         let outcome = match trap {
-            Trap::Syscall => {
-                process.shared.syscalls.fetch_add(1, Ordering::Relaxed);
-                Some(dispatch(&mut process).await)
-            }
+            Trap::Syscall => Some(dispatch(&mut process).await),
             Trap::Interrupt => None,
             Trap::Fault(fault) => break Exit::Fault(fault),
         };

@@ -47,6 +47,11 @@ trap_common:
     pushq %r15
     testb $3, 144(%rsp)
     jnz trap_from_user
+    # From ring 0: without AC, so a handler that interrupted a user copy
+    # (stac ... clac) runs with SMAP on; iretq restores the flags.
+    pushfq
+    andq $~0x40000, (%rsp)
+    popfq
     movq %rsp, %rdi
     cld
     call trap_dispatch

@@ -23,10 +23,16 @@
 //! - Every general-purpose register the user sees comes from its context
 //!   (its own values, the syscall result in `rax`, or zero at start): no
 //!   kernel value leaks. The user's `RFLAGS` are sanitised (IF on, IOPL 0).
-//! - FPU/SSE state is saved (`FXSAVE64`) after every exit and restored
-//!   (`FXRSTOR64`) before every entry, eagerly, per thread. The kernel
-//!   itself is built without SSE (soft-float target), so it never touches
-//!   these registers in between.
+//! - FPU/SSE state is per thread. The kernel itself is built without SSE
+//!   (soft-float target), so it never touches these registers: a thread's
+//!   state can stay in them across its syscalls. [`enter`] restores
+//!   (`FXRSTOR64`) a thread's state unless this core's registers already
+//!   hold it (each context has an id, never reused, and the core records
+//!   whose state it holds); [`save_fpu`] saves it (`FXSAVE64`) and must run
+//!   before anything else may enter ring 3 on this core — before the
+//!   thread's task yields to the reactor. A thread whose state was not
+//!   saved loses its own changes, never sees another's: a context whose id
+//!   the core does not hold is always restored.
 //! - SMEP and SMAP are turned on where CPUID offers them; the entry path
 //!   clears `RFLAGS.AC` (a user may set it) before running any handler.
 
@@ -72,6 +78,8 @@ pub struct PerCore {
     context: AtomicPtr<TrapFrame>,
     /// CR2 of the last user page fault (read before anything can fault again).
     fault_address: AtomicU64,
+    /// The id of the context whose x87/SSE state the registers hold (0: none).
+    fpu_owner: AtomicU64,
 }
 
 impl PerCore {
@@ -82,6 +90,7 @@ impl PerCore {
             kernel_rsp: AtomicU64::new(0),
             context: AtomicPtr::new(core::ptr::null_mut()),
             fault_address: AtomicU64::new(0),
+            fpu_owner: AtomicU64::new(0),
         }
     }
 }
@@ -185,11 +194,16 @@ impl FpuState {
     }
 }
 
+/// The next context's id (0 means none, in [`PerCore::fpu_owner`]).
+static NEXT_FPU_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One user thread's registers while it is not running.
 #[repr(C)]
 pub struct UserContext {
     regs: TrapFrame,
     fpu: FpuState,
+    /// Names this context's x87/SSE state in [`PerCore::fpu_owner`].
+    fpu_id: u64,
 }
 
 impl UserContext {
@@ -222,6 +236,7 @@ impl UserContext {
                 ss: USER_DATA,
             },
             fpu: FpuState::initial(),
+            fpu_id: NEXT_FPU_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -248,7 +263,9 @@ impl UserContext {
 
 /// Runs the thread of `context` in ring 3 until it traps back, and says
 /// why. The address space it runs in must be active. Returns with
-/// interrupts in the state it found them.
+/// interrupts in the state it found them, and the thread's x87/SSE state
+/// still in the registers: [`save_fpu`] it before another thread may run
+/// on this core.
 pub fn enter(context: &mut UserContext) -> Trap {
     let regs = &mut context.regs;
     regs.cs = USER_CODE;
@@ -256,15 +273,17 @@ pub fn enter(context: &mut UserContext) -> Trap {
     regs.rflags = (regs.rflags & USER_FLAGS) | USER_FLAGS_ON;
     let enabled = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
-    // SAFETY: the area is 16-byte aligned and holds a state FXSAVE wrote
-    // or the valid initial state.
-    unsafe { core::arch::x86_64::_fxrstor64(context.fpu.0.as_ptr()) };
+    let user = &this_core().user;
+    if user.fpu_owner.load(Ordering::Relaxed) != context.fpu_id {
+        // SAFETY: the area is 16-byte aligned and holds a state FXSAVE
+        // wrote or the valid initial state.
+        unsafe { core::arch::x86_64::_fxrstor64(context.fpu.0.as_ptr()) };
+        user.fpu_owner.store(context.fpu_id, Ordering::Relaxed);
+    }
     // SAFETY: interrupts are off until the CPU is in ring 3; the context
     // lives (borrowed mutably here) until `enter_user` returns, which is
     // when the exit path has finished writing it.
     unsafe { enter_user(&raw mut context.regs) };
-    // SAFETY: as above; the user's x87/SSE state is still in the registers.
-    unsafe { core::arch::x86_64::_fxsave64(context.fpu.0.as_mut_ptr()) };
     let fault_address = this_core().user.fault_address.load(Ordering::Relaxed);
     if enabled {
         x86_64::instructions::interrupts::enable();
@@ -279,6 +298,18 @@ pub fn enter(context: &mut UserContext) -> Trap {
             address: (vector == 14).then_some(fault_address),
         }),
         _ => Trap::Interrupt,
+    }
+}
+
+/// Saves the thread's x87/SSE state into its context if this core's
+/// registers hold it, so that another thread may run here next.
+pub fn save_fpu(context: &mut UserContext) {
+    let user = &this_core().user;
+    if user.fpu_owner.load(Ordering::Relaxed) == context.fpu_id {
+        // SAFETY: the area is 16-byte aligned; the registers hold this
+        // thread's state (the kernel never touches them, see the module doc).
+        unsafe { core::arch::x86_64::_fxsave64(context.fpu.0.as_mut_ptr()) };
+        user.fpu_owner.store(0, Ordering::Relaxed);
     }
 }
 
