@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::netload::{self, Outcome, Ports, Served, Target, WrkMode};
+use crate::netload::{self, Backend, Outcome, Ports, Served, Target, WrkMode};
 use crate::qemu::{Firmware, Machine};
 use crate::test::{Tally, timeout};
 
@@ -126,7 +126,13 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
     let started = Instant::now();
     // percore's release kernel, the one users run: under TCG the debug
     // kernel makes the set take about 2.5 minutes instead of 30 s.
-    let served = match Served::start(target, &Machine::new(Firmware::Bios, 2), timeout(), true) {
+    let served = match Served::start(
+        target,
+        &Machine::new(Firmware::Bios, 2),
+        Backend::Slirp,
+        timeout(),
+        true,
+    ) {
         Ok(served) => served,
         Err(error) => {
             for (test, _) in &tests {
