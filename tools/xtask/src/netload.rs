@@ -642,13 +642,36 @@ pub fn concurrent(ports: &Ports, n: usize, bytes: usize) -> Outcome<()> {
 /// Churn: `n` short connections one after another, each connect, a
 /// 32-byte exchange, close; the rate in connections per second.
 pub fn churn(ports: &Ports, n: usize) -> Outcome<u64> {
+    churn_parallel(ports, n, 1)
+}
+
+/// Churn from `clients` threads at once, each making its share of the `n`
+/// short connections one after another (so at most `clients` handshakes
+/// are in flight: not for slirp's backlog of 1); the rate in connections
+/// per second.
+pub fn churn_parallel(ports: &Ports, n: usize, clients: usize) -> Outcome<u64> {
+    let clients = clients.clamp(1, n.max(1));
     let start = Instant::now();
-    let mut back = [0u8; 32];
-    for i in 0..n {
-        let mut stream = connect(ports.echo()).map_err(|e| format!("connection {i}: {e}"))?;
-        exchange(&mut stream, &pattern(i as u64, 32), &mut back)
-            .map_err(|e| format!("connection {i}: {e}"))?;
-    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|c| {
+                scope.spawn(move || -> Outcome<()> {
+                    let mut back = [0u8; 32];
+                    for i in (c..n).step_by(clients) {
+                        let mut stream =
+                            connect(ports.echo()).map_err(|e| format!("connection {i}: {e}"))?;
+                        exchange(&mut stream, &pattern(i as u64, 32), &mut back)
+                            .map_err(|e| format!("connection {i}: {e}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err("a churn thread panicked".into()))
+        })
+    })?;
     Ok((n as f64 / start.elapsed().as_secs_f64().max(1e-9)) as u64)
 }
 
@@ -1086,10 +1109,22 @@ mod tests {
         assert!(half_close(&good, 100_000).is_ok());
         assert!(concurrent(&good, 20, 1024).is_ok());
         assert!(churn(&good, 20).is_ok());
+        assert!(churn_parallel(&good, 20, 4).is_ok());
         let flipping = echo_server(Fault::FlipBits);
         assert!(echo_round_trips(&flipping, 50).is_err());
         assert!(bulk(&flipping, 1 << 20).is_err());
         assert!(concurrent(&flipping, 5, 2000).is_err());
+        // Nobody listens: every client's first connect is refused.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let closed = Ports {
+            echo_tcp: port,
+            ..good
+        };
+        assert!(churn_parallel(&closed, 8, 4).is_err());
         let dropping = echo_server(Fault::DropTail);
         assert!(half_close(&dropping, 100_000).is_err());
         assert!(bulk(&dropping, 1 << 20).is_err());
