@@ -298,7 +298,7 @@ fn compare_net(
     let sizes = net_bench::Sizes::full(seconds);
     println!(
         "run {run}/{runs}: percore (serve echo,http, {smp} cores; {})",
-        backend.describe(smp)
+        backend.describe()
     );
     for f in net_bench::figures(Target::Percore, &machine, backend, sizes)? {
         ours.add(&f.name, f.value, f.unit);

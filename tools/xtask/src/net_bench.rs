@@ -345,7 +345,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     }
     let backend = backend(choice.as_deref())?;
     let started = Instant::now();
-    println!("backend: {}", backend.describe(smp[0]));
+    println!("backend: {}", backend.describe());
     let mut table: Vec<(u32, Vec<Summary>)> = Vec::new();
     for &cores in &smp {
         let mut all: Vec<Vec<Figure>> = Vec::new();

@@ -189,17 +189,16 @@ impl Backend {
         }
     }
 
-    /// The backend in words, for a machine of `cores` cores.
-    pub fn describe(self, cores: u32) -> String {
+    /// The backend in words.
+    pub fn describe(self) -> &'static str {
         match self {
             Backend::Slirp => {
                 "slirp (QEMU user network, restrict=on, one queue pair, hostfwd on 127.0.0.1)"
-                    .into()
             }
-            Backend::Tap => format!(
-                "tap (multi-queue tap in a network namespace of its own, {cores} queue pair(s), \
+            Backend::Tap => {
+                "tap (a tap in a network namespace of the run's own, one queue pair per core, \
                  RSS on; clients inside the namespace against 10.9.0.2)"
-            ),
+            }
         }
     }
 }
@@ -246,7 +245,7 @@ impl Served {
                 machine
                     .extra
                     .extend(netns::qemu_args(machine.smp, Some(TEST_MAC)));
-                (Ports::tap(), Some(Namespace::create()?))
+                (Ports::tap(), Some(Namespace::for_queues(machine.smp)?))
             }
         };
         let (mut command, vars) = guest_command(target, machine, backend, release)?;
