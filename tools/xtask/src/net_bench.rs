@@ -28,11 +28,11 @@
 //! runs [`TAP_CLOSE_CONNECTIONS`] connections (there is no backlog of 1 to
 //! respect), on slirp [`CLOSE_CONNECTIONS`].
 //!
-//! Time: a run is a boot plus about `2 S + 20` seconds of load (two wrk
-//! runs of S seconds, 10 000 round trips, 64 MiB each way, 1000 paced
-//! connections); with the default S = [`DEFAULT_SECONDS`] the default
-//! 3 runs at 1, 2 and 4 cores take about 5 minutes per guest, so
-//! `cargo xtask bench compare net` (both guests) about 10.
+//! Time: a run (a boot, two wrk runs of S seconds, 10 000 round trips,
+//! 64 MiB each way, 1000 paced connections) takes about `2 S + 12`
+//! seconds here under TCG; with the default S = [`DEFAULT_SECONDS`] the
+//! default 3 runs at 1, 2 and 4 cores took 3.4 minutes for one guest,
+//! `cargo xtask bench compare net` (both guests) about 8.
 //!
 //! `cargo xtask bench compare net` runs the same figures on both guests
 //! (`compare.rs`); [`figures`] is what both use. [`smoke`] is the short
