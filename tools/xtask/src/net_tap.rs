@@ -15,7 +15,7 @@
 //!   sample (connect, 32 bytes echoed and checked, close) from 4 client
 //!   threads in the namespace, one connection at a time each (about 20 s
 //!   under TCG with this debug kernel, against about 30 s from one thread;
-//!   the same 10 000 one at a time on slirp are in `netload_tests.rs`);
+//!   slirp's load tests run 2000, see `netload_tests.rs` why);
 //! - the guest's `get` (typed into its shell) downloads 1 MiB from a
 //!   server in the namespace (10.9.0.1:8000, a thread of this process
 //!   whose socket was made in the namespace) and checks the FNV-1a 64;
