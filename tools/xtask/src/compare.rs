@@ -334,8 +334,8 @@ fn print_table(ours: &Rows, theirs: &Rows, what: &str, runs: usize) {
     let mode = if tools::kvm_available() { "KVM" } else { "TCG" };
     println!("\n== percore vs Linux: q35, {what}, {mode}, medians of {runs} runs");
     println!(
-        "{:<36} {:>12} {:>12} {:<7} {:>7}  {}",
-        "row", "percore", "linux", "unit", "ratio", "min..max percore / linux"
+        "{:<36} {:>12} {:>12} {:<7} {:>7}  min..max percore / linux",
+        "row", "percore", "linux", "unit", "ratio"
     );
     let mut peer_lines = Vec::new();
     for name in &theirs.order {
