@@ -1,9 +1,11 @@
-//! `cargo xtask bench compare [reactor | disk | user | net | all] [--smp N] [--runs R] [--row-ms MS] [--cache MODE] [--seconds S]`:
+//! `cargo xtask bench compare [reactor | disk | user | net | all] [--smp N[,N...]] [--runs R] [--row-ms MS] [--cache MODE] [--seconds S] [--backend tap|slirp]`:
 //! percore's in-kernel benchmarks and the Linux reference guest on the same
 //! QEMU machine, booted in turn (percore, Linux, percore, Linux, ...), R
 //! times each (default 3), then one table of medians with the ratio (above
-//! 1: percore is better) and, per row both have, `bench ROW OURS linux
-//! LINUX UNIT`.
+//! 1: percore is better) and the min..max of both, and, per row both have,
+//! `bench ROW OURS linux LINUX UNIT`. `--smp` is one core count (default 4)
+//! for every suite but `net`, which runs at each count of the list
+//! (default 1, 2 and 4: the scaling; rows are named `..._smpN`).
 //!
 //! Suites: `reactor` (percore's `bench_reactor` against the guest's `all`
 //! figures, on a machine without devices) and `disk` (percore's
@@ -13,8 +15,11 @@
 //! `null-syscall` and `user` figures: getpid, a pipe round trip between two
 //! processes on two vCPUs, fork+exec to first instruction) and `net` (the
 //! host-driven network figures of `net_bench.rs` against percore's and the
-//! guest's `serve`, same machine, same user network); `all`, the default,
-//! runs all four, each in boots of its own.
+//! guest's `serve`, same machine, same backend: the tap one, one queue pair
+//! per core, where it can be made, else the user network; `--backend`
+//! picks); `all`, the default, runs all four, each in boots of its own.
+//! `compare net` with its defaults (3 runs at 1, 2 and 4 cores, 5 s wrk
+//! runs: 18 boots) takes about 8 minutes here under TCG.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +29,7 @@ use crate::disk_bench::{BenchDisk, DEFAULT_CACHE, DEFAULT_ROW_MS, boot_timeout};
 use crate::error::Error;
 use crate::linux;
 use crate::net_bench;
-use crate::netload::Target;
+use crate::netload::{Backend, Target};
 use crate::qemu::{self, Captured, Exit, Firmware, Machine};
 use crate::test::{FW_CFG_NAME, timeout};
 use crate::tools;
@@ -65,6 +70,15 @@ impl Rows {
             {
                 self.add("boot_us", boot_us, "us");
             }
+        }
+    }
+
+    /// The smallest and largest value of a row, `min..max`.
+    fn range(&self, name: &str) -> String {
+        let values = self.values.get(name).map(|(v, _)| &v[..]).unwrap_or(&[]);
+        match (values.iter().min(), values.iter().max()) {
+            (Some(min), Some(max)) => format!("{min}..{max}"),
+            _ => "-".into(),
         }
     }
 
@@ -134,7 +148,7 @@ impl Suite {
 
 pub fn run(args: &mut Args) -> Result<(), Error> {
     let suite = Suite::parse(args.next_positional().as_deref())?;
-    let smp: u32 = args.option("--smp")?.unwrap_or(4);
+    let smp_list: Option<String> = args.option("--smp")?;
     let runs: usize = args.option("--runs")?.unwrap_or(3);
     let row_ms: u64 = args.option("--row-ms")?.unwrap_or(DEFAULT_ROW_MS);
     let cache: String = args
@@ -143,10 +157,29 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     let seconds: u32 = args
         .option("--seconds")?
         .unwrap_or(net_bench::DEFAULT_SECONDS);
+    let choice: Option<String> = args.option("--backend")?;
     std::mem::take(args).finish()?;
     if runs == 0 {
         return Err(Error::Usage("--runs must be at least 1".into()));
     }
+    // The network figures at every count of `--smp` (default 1, 2 and 4:
+    // the scaling); the other suites on one machine (default 4 cores).
+    let net_smp = net_bench::core_counts(smp_list.as_deref().unwrap_or(net_bench::DEFAULT_SMP))?;
+    let smp = match (smp_list.as_deref(), &net_smp[..]) {
+        (None, _) => 4,
+        (Some(_), [one]) => *one,
+        (Some(_), _) if suite == Suite::Net => 4,
+        (Some(list), _) => {
+            return Err(Error::Usage(format!(
+                "--smp {list}: several core counts are for `compare net` only"
+            )));
+        }
+    };
+    let backend = match suite.net() {
+        true => Some(net_bench::backend(choice.as_deref())?),
+        false => None,
+    };
+    let started = std::time::Instant::now();
     // The machine of `cargo xtask bench reactor`, for both guests.
     let mut machine = Machine::new(Firmware::Bios, smp);
     machine.kvm = tools::kvm_available();
@@ -220,33 +253,66 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             theirs.parse(&captured.lines);
             println!("       {:.1} s", captured.elapsed.as_secs_f64());
         }
-        if suite.net() {
-            compare_net(run, runs, smp, seconds, &mut ours, &mut theirs)?;
+        if let Some(backend) = backend {
+            for &cores in &net_smp {
+                compare_net(run, runs, cores, backend, seconds, &mut ours, &mut theirs)?;
+            }
         }
     }
-    print_table(&ours, &theirs, smp, runs);
+    let what = match (suite, backend) {
+        (Suite::Net, Some(backend)) => format!(
+            "{} cores, network on {}",
+            net_smp
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            backend.name()
+        ),
+        (_, Some(backend)) => format!(
+            "{smp} cores (network: {} cores on {})",
+            net_smp
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            backend.name()
+        ),
+        _ => format!("{smp} cores"),
+    };
+    print_table(&ours, &theirs, &what, runs);
+    println!(
+        "(bench compare: {:.0} s in all)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
-/// One run of the network figures, percore then Linux (`net_bench.rs`).
+/// One run of the network figures at `smp` cores, percore then Linux
+/// (`net_bench.rs`), both on `backend`.
 fn compare_net(
     run: usize,
     runs: usize,
     smp: u32,
+    backend: Backend,
     seconds: u32,
     ours: &mut Rows,
     theirs: &mut Rows,
 ) -> Result<(), Error> {
     let machine = net_bench::machine(smp);
+    let sizes = net_bench::Sizes::full(seconds);
     println!(
         "run {run}/{runs}: percore (serve echo,http, {smp} cores; {})",
-        net_bench::BACKEND
+        backend.describe()
     );
-    for f in net_bench::figures(Target::Percore, &machine, seconds)? {
+    for f in net_bench::figures(Target::Percore, &machine, backend, sizes)? {
         ours.add(&f.name, f.value, f.unit);
     }
-    println!("run {run}/{runs}: linux (linux-ref serve, {smp} vCPUs)");
-    for f in net_bench::figures(Target::Linux, &machine, seconds)? {
+    println!(
+        "run {run}/{runs}: linux (linux-ref serve, {smp} vCPUs; {})",
+        backend.name()
+    );
+    for f in net_bench::figures(Target::Linux, &machine, backend, sizes)? {
         theirs.add(&f.name, f.value, f.unit);
     }
     Ok(())
@@ -264,11 +330,11 @@ fn percore_ok(captured: Captured, bench: &str) -> Result<Captured, Error> {
 }
 
 /// One row per figure of the Linux guest (every row it has), medians.
-fn print_table(ours: &Rows, theirs: &Rows, smp: u32, runs: usize) {
+fn print_table(ours: &Rows, theirs: &Rows, what: &str, runs: usize) {
     let mode = if tools::kvm_available() { "KVM" } else { "TCG" };
-    println!("\n== percore vs Linux: q35, {smp} cores, {mode}, medians of {runs} runs");
+    println!("\n== percore vs Linux: q35, {what}, {mode}, medians of {runs} runs");
     println!(
-        "{:<36} {:>12} {:>12} {:<7} {:>7}",
+        "{:<36} {:>12} {:>12} {:<7} {:>7}  min..max percore / linux",
         "row", "percore", "linux", "unit", "ratio"
     );
     let mut peer_lines = Vec::new();
@@ -282,7 +348,8 @@ fn print_table(ours: &Rows, theirs: &Rows, smp: u32, runs: usize) {
             }
             None => ("-".to_string(), "-".to_string()),
         };
-        println!("{name:<36} {shown:>12} {linux:>12} {unit:<7} {ratio:>7}");
+        let ranges = format!("{} / {}", ours.range(name), theirs.range(name));
+        println!("{name:<36} {shown:>12} {linux:>12} {unit:<7} {ratio:>7}  {ranges}");
     }
     println!("(ratio above 1: percore better; `-`: percore has no such figure yet)\n");
     for line in peer_lines {

@@ -10,7 +10,11 @@
 //! reference) need virtio-net ([`NET_MODULES`]); `/init` loads it and
 //! configures `eth0` statically as QEMU's user network would by DHCP
 //! (10.0.2.15/24, gateway 10.0.2.2), the address percore's contract names,
-//! with busybox's `ip`, and prints the contract's `net: ...` line.
+//! or on the tap backend as the kernel command line says ([`TAP_SETTINGS`]:
+//! 10.9.0.2/24, gateway 10.9.0.1), with busybox's `ip`, says how many
+//! queue pairs `eth0` uses (Linux's virtio-net enables one per vCPU, up to
+//! what the device offers, by itself: no `ethtool -L` needed, and busybox
+//! has none) and prints the contract's `net: ...` line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,15 +51,24 @@ case \"$linux_ref\" in *disk*)
 esac
 case \"$linux_ref\" in *serve*)
   for module in /lib/modules/net/*.ko; do /bin/busybox insmod $module; done
+  ip=${linux_ref_ip:-10.0.2.15/24}; gw=${linux_ref_gw:-10.0.2.2}
   /bin/busybox ip link set lo up
   /bin/busybox ip link set eth0 up
-  /bin/busybox ip addr add 10.0.2.15/24 dev eth0
-  /bin/busybox ip route add default via 10.0.2.2
-  echo 'net: ip=10.0.2.15/24 gw=10.0.2.2 via static';;
+  /bin/busybox ip addr add $ip dev eth0
+  /bin/busybox ip route add default via $gw
+  rx=$(/bin/busybox ls /sys/class/net/eth0/queues | /bin/busybox grep -c rx-)
+  tx=$(/bin/busybox ls /sys/class/net/eth0/queues | /bin/busybox grep -c tx-)
+  echo \"linux-ref: eth0 uses $rx rx and $tx tx queue(s) ($rx queue pair(s) in use)\"
+  echo \"net: ip=$ip gw=$gw via static\";;
 esac
 /bin/linux-ref --exit-qemu $linux_ref
 /bin/busybox poweroff -f
 ";
+
+/// The kernel command line's settings for the tap backend (`netns.rs`):
+/// `/init` gives `eth0` the guest's address in the namespace instead of
+/// the user network's.
+pub const TAP_SETTINGS: &str = "linux_ref_ip=10.9.0.2/24 linux_ref_gw=10.9.0.1";
 
 /// The virtio transport modules both the disk figure and the servers
 /// need, under the kernel package's `lib/modules/VERSION/kernel/`, in the

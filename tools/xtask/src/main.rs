@@ -5,7 +5,7 @@
 //! cargo xtask test  [--host | --qemu] [--linux-net] [FILTER]
 //! cargo xtask image [--out DIR] [--debug]
 //! cargo xtask gdb   [--uefi] [--smp N] [--x2apic | --cpu MODEL]
-//! cargo xtask bench [smp | reactor | user | cases | disk | net | compare [reactor | disk | user | net | all]] [--smp N] [--runs R] [-- QEMU ARGS]
+//! cargo xtask bench [smp | reactor | user | cases | disk | net | compare [reactor | disk | user | net | all]] [--smp N] [--runs R] [--backend tap|slirp] [-- QEMU ARGS]
 //! cargo xtask lint
 //! cargo xtask disklog FILE [--offset BYTES] [--from SEQ] [--payload] [--check]
 //! cargo xtask disklog --create FILE [--size 64M] [--block-size 512] [--max-payload BYTES] [--offset BYTES]
@@ -96,13 +96,16 @@ commands:
          4 KiB random reads and writes on a virtio-blk disk (a 256 MiB image under
          target/, cache=writeback by default), QD1 and QD32, one core and every
          core: IOPS and latency p50/p99, once per core count (`--smp 1,2,4`);
-         `bench net [--smp N[,N...]] [--guest percore|linux] [--runs R] [--seconds S]`
-         the network benchmark from the host against the guest's echo and http
-         servers on QEMU's user network: wrk requests/s (64 keep-alive connections;
-         one request per connection), echo round trip p50/p99, 64 MiB bulk Mbit/s,
-         heap before/after 1000 idle connections, at -smp 1, 2 and 4 by default;
-         `bench compare [reactor | disk | user | net | all] [--smp N] [--runs R]
-         [--row-ms MS] [--cache MODE] [--seconds S]` boots percore's reactor, disk,
+         `bench net [--smp N[,N...]] [--guest percore|linux] [--runs R] [--seconds S]
+         [--backend tap|slirp]` the network benchmark from the host against the
+         guest's echo and http servers, on a tap in a namespace of its own (one queue
+         pair per core; as root) or else QEMU's user network: wrk requests/s (64
+         keep-alive connections; one request per connection), echo round trip
+         p50/p99, 64 MiB bulk Mbit/s, heap before/after 1000 idle connections, at
+         -smp 1, 2 and 4, 3 runs each (medians, min..max) by default;
+         `bench compare [reactor | disk | user | net | all] [--smp N[,N...]] [--runs R]
+         [--row-ms MS] [--cache MODE] [--seconds S] [--backend tap|slirp]` (several
+         core counts for net only; net defaults to 1,2,4) boots percore's reactor, disk,
          user or network benchmark (default: reactor, disk and net) and the Linux
          reference guest (Debian's cloud kernel, busybox, tools/linux-ref) on the
          same QEMU machine, R times each in turn (default 3), and prints their

@@ -11,6 +11,11 @@
 //!   accepted some of them (the per-core `accepted` counter);
 //! - `nc` (netcat-openbsd) gets a line echoed over TCP and over UDP (UDP
 //!   works here: no slirp `restrict=on`);
+//! - connection churn: the 10 000 short connections to the echo
+//!   sample (connect, 32 bytes echoed and checked, close) from 4 client
+//!   threads in the namespace, one connection at a time each (about 20 s
+//!   under TCG with this debug kernel, against about 30 s from one thread;
+//!   slirp's load tests run 2000, see `netload_tests.rs` why);
 //! - the guest's `get` (typed into its shell) downloads 1 MiB from a
 //!   server in the namespace (10.9.0.1:8000, a thread of this process
 //!   whose socket was made in the namespace) and checks the FNV-1a 64;
@@ -38,6 +43,7 @@ use crate::build::{self, KernelKind};
 use crate::error::Error;
 use crate::net::{SERVE_FILE, TEST_MAC};
 use crate::net_host::{self, BOOT, Guest, STEP, fnv1a64};
+use crate::netload;
 use crate::netns::{self, Namespace, RawSocket};
 use crate::qemu::{Firmware, Machine};
 use crate::test::Tally;
@@ -53,6 +59,10 @@ const PAYLOAD_PORT: u16 = 8000;
 const CONNECTIONS: usize = 64;
 /// Copies of each bad frame.
 const COPIES: u64 = 5;
+/// Short connections of the churn test: the 10 000.
+const CHURN: usize = 10_000;
+/// Client threads the churn runs from (each one connection at a time).
+const CHURN_CLIENTS: usize = 4;
 /// SYNs in the flood.
 pub const FLOOD_SYNS: u32 = 10_000;
 /// The bound on the curl opened during the flood (a hang guard).
@@ -124,6 +134,7 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
         ("nc_tcp_echo", nc_echo(ns, false)),
         ("nc_udp_echo", nc_echo(ns, true)),
         ("get_download_checksum", download(&mut guest, expected)),
+        ("connection_churn_10k", churn(ns)),
         (
             "bad_frames_counted",
             bad_frames(ns, &socket, host_mac, guest_mac),
@@ -284,6 +295,25 @@ fn nc_echo(ns: &Namespace, udp: bool) -> Result<String, String> {
     }
     nc.args([GUEST, "7"]);
     net_host::echo_line(ns.exec(&nc))
+}
+
+/// [`CHURN`] short connections to the echo sample one after another
+/// (`netload::churn`: connect, a 32-byte exchange checked, close), from a
+/// thread inside the namespace.
+fn churn(ns: &Namespace) -> Result<String, String> {
+    let started = Instant::now();
+    let rate = in_namespace(ns, || {
+        Ok(netload::churn_parallel(
+            &netload::Ports::tap(),
+            CHURN,
+            CHURN_CLIENTS,
+        ))
+    })
+    .map_err(|e| format!("joining the namespace: {e}"))??;
+    Ok(format!(
+        "{CHURN} connections in {:.1} s, {rate}/s",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 fn download(guest: &mut Guest, expected: u64) -> Result<String, String> {

@@ -22,7 +22,7 @@
 //! (nearly) still.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,6 +35,7 @@ use crate::build::{self, KernelKind};
 use crate::error::Error;
 use crate::linux;
 use crate::net::TEST_MAC;
+use crate::netns::{self, Namespace};
 use crate::qemu::{self, Captured, Machine};
 use crate::tools;
 
@@ -42,7 +43,8 @@ use crate::tools;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// The fw_cfg file naming the services percore starts at boot.
 pub const SERVE_FW_CFG: &str = "opt/percore/serve";
-/// The contract's ready lines (their beginnings).
+/// The contract's ready lines (their beginnings; percore's shell prompt may come
+/// first on the same line).
 const READY: [&str; 2] = [
     "serve: echo ready on tcp/7 udp/7",
     "serve: http ready on tcp/80",
@@ -73,9 +75,13 @@ impl Target {
     }
 }
 
-/// Host ports (on 127.0.0.1) forwarded to the guest's services.
+/// Where the guest's services are: host ports on 127.0.0.1 forwarded by
+/// slirp, or the guest's own address and ports inside a namespace (tap).
 #[derive(Clone, Copy, Debug)]
 pub struct Ports {
+    /// The address the clients connect to: 127.0.0.1 (slirp's forwards)
+    /// or the guest's 10.9.0.2 inside the bench's namespace (tap).
+    pub ip: Ipv4Addr,
     pub echo_tcp: u16,
     pub echo_udp: u16,
     pub http: u16,
@@ -94,11 +100,24 @@ impl Ports {
         let http = TcpListener::bind("127.0.0.1:0")?;
         let echo_udp = UdpSocket::bind("127.0.0.1:0")?;
         Ok(Ports {
+            ip: Ipv4Addr::LOCALHOST,
             echo_tcp: echo_tcp.local_addr()?.port(),
             echo_udp: echo_udp.local_addr()?.port(),
             http: http.local_addr()?.port(),
             udp_replies: false,
         })
+    }
+
+    /// The guest's own services on the tap backend, reached from inside
+    /// its namespace at [`netns::GUEST_IP`] (UDP answers arrive there).
+    pub fn tap() -> Ports {
+        Ports {
+            ip: Ipv4Addr::from(netns::GUEST_IP),
+            echo_tcp: 7,
+            echo_udp: 7,
+            http: 80,
+            udp_replies: true,
+        }
     }
 
     /// QEMU's `-netdev`/`-device` arguments: the user network with
@@ -114,12 +133,73 @@ impl Ports {
 
     /// The TCP echo service's address.
     pub fn echo(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.echo_tcp))
+        SocketAddr::from((self.ip, self.echo_tcp))
+    }
+
+    /// The HTTP service's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.http))
     }
 
     /// The URL of `path` on the HTTP service.
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
+        format!("http://{}:{}{path}", self.ip, self.http)
+    }
+}
+
+/// The network a served guest is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// QEMU's user network (slirp, `restrict=on`): one queue pair, the
+    /// services reached through `hostfwd` ports on the host's 127.0.0.1.
+    Slirp,
+    /// A multi-queue tap in a network namespace of the run's own
+    /// (`netns.rs`), one queue pair per core, RSS on; the clients run
+    /// inside the namespace against the guest's 10.9.0.2 there.
+    Tap,
+}
+
+impl Backend {
+    /// Tap where it can be made (root, `/dev/net/tun`, `ip` on the path),
+    /// else slirp and why not tap.
+    pub fn best() -> (Backend, Option<String>) {
+        match Backend::tap_unavailable() {
+            None => (Backend::Tap, None),
+            Some(why) => (Backend::Slirp, Some(why)),
+        }
+    }
+
+    /// Why the tap backend cannot be used here, if it cannot.
+    pub fn tap_unavailable() -> Option<String> {
+        if !netns::is_root() {
+            Some("not root (the tap backend makes a network namespace)".into())
+        } else if !std::path::Path::new("/dev/net/tun").exists() {
+            Some("no /dev/net/tun".into())
+        } else if !crate::apt::on_path("ip") {
+            Some("no `ip` (iproute2) on the path".into())
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Slirp => "slirp",
+            Backend::Tap => "tap",
+        }
+    }
+
+    /// The backend in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Backend::Slirp => {
+                "slirp (QEMU user network, restrict=on, one queue pair, hostfwd on 127.0.0.1)"
+            }
+            Backend::Tap => {
+                "tap (a tap in a network namespace of the run's own, one queue pair per core, \
+                 RSS on; clients inside the namespace against 10.9.0.2)"
+            }
+        }
     }
 }
 
@@ -127,29 +207,51 @@ impl Ports {
 /// drop) kills its QEMU, or the host-side timeout does.
 pub struct Served {
     pub ports: Ports,
+    pub backend: Backend,
     /// Cores (vCPUs) the ready lines name.
     pub cores: u32,
     /// The guest's `net: ip=A.B.C.D/P gw=G.G.G.G via dhcp|static` line.
     pub net_line: Option<String>,
+    /// The guest's line about its queue pairs (percore's `virtio-net ...
+    /// N of M queue pair(s)`, the Linux guest's `linux-ref: eth0 ...`).
+    pub queues_line: Option<String>,
     stop: Arc<AtomicBool>,
     qemu: Option<JoinHandle<Result<Captured, Error>>>,
+    /// Dropped after QEMU has ended (fields drop after [`Drop::drop`]).
+    namespace: Option<Namespace>,
 }
 
 impl Served {
-    /// Boots `target` on `machine` (which gets the network device), waits
-    /// for both ready lines and returns the running guest. `limit` bounds
-    /// the whole run of QEMU, clients included; `release` picks percore's
-    /// optimised kernel.
+    /// Boots `target` on `machine` (which gets the network device of
+    /// `backend`: on tap, one queue pair per core, in a namespace made
+    /// here), waits for both ready lines and returns the running guest.
+    /// `limit` bounds the whole run of QEMU, clients included; `release`
+    /// picks percore's optimised kernel.
     pub fn start(
         target: Target,
         machine: &Machine,
+        backend: Backend,
         limit: Duration,
         release: bool,
     ) -> Result<Served, Error> {
-        let ports = Ports::free()?;
         let mut machine = machine.clone();
-        machine.extra.extend(ports.qemu_args());
-        let (command, vars) = guest_command(target, machine, release)?;
+        let (ports, namespace) = match backend {
+            Backend::Slirp => {
+                let ports = Ports::free()?;
+                machine.extra.extend(ports.qemu_args());
+                (ports, None)
+            }
+            Backend::Tap => {
+                machine
+                    .extra
+                    .extend(netns::qemu_args(machine.smp, Some(TEST_MAC)));
+                (Ports::tap(), Some(Namespace::for_queues(machine.smp)?))
+            }
+        };
+        let (mut command, vars) = guest_command(target, machine, backend, release)?;
+        if let Some(namespace) = &namespace {
+            command = namespace.exec(&command);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let qemu = {
@@ -164,22 +266,29 @@ impl Served {
         };
         let mut served = Served {
             ports,
+            backend,
             cores: 0,
             net_line: None,
+            queues_line: None,
             stop,
             qemu: Some(qemu),
+            namespace,
         };
         match ready_rx.recv_timeout(limit) {
             Ok(lines) => {
                 served.cores = lines
                     .iter()
-                    .filter(|l| l.starts_with(READY[0]))
+                    .filter(|l| l.contains(READY[0]))
                     .find_map(|l| l.rsplit("cores=").next()?.trim().parse().ok())
                     .unwrap_or(0);
                 // percore's shell prompt may come first on the same line.
                 served.net_line = lines
                     .iter()
                     .find_map(|l| Some(l[l.find(NET_LINE)?..].to_string()));
+                served.queues_line = lines
+                    .iter()
+                    .find(|l| l.contains("queue pair"))
+                    .map(|l| l.trim().to_string());
                 Ok(served)
             }
             Err(_) => {
@@ -192,6 +301,33 @@ impl Served {
                 )))
             }
         }
+    }
+
+    /// Runs `f` where the guest is reachable: on the tap backend on a
+    /// thread that joined the namespace (sockets it makes, threads it
+    /// spawns and programs it starts are all inside it), else here.
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> Outcome<T> + Send) -> Outcome<T> {
+        let Some(namespace) = &self.namespace else {
+            return f();
+        };
+        let path = format!("/run/netns/{}", namespace.name());
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = std::fs::File::open(&path).map_err(io(&path))?;
+                    // SAFETY: setns on a descriptor we own; it changes only
+                    // this thread's network namespace.
+                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        return Err(format!(
+                            "joining {path}: {}",
+                            std::io::Error::last_os_error()
+                        ));
+                    }
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|_| Err("the client thread panicked".into()))
+        })
     }
 
     /// Kills QEMU and returns its serial log.
@@ -215,6 +351,7 @@ impl Served {
 fn guest_command(
     target: Target,
     mut machine: Machine,
+    backend: Backend,
     release: bool,
 ) -> Result<(Command, Option<PathBuf>), Error> {
     match target {
@@ -224,12 +361,21 @@ fn guest_command(
             machine
                 .fw_cfg
                 .push((SERVE_FW_CFG.into(), "echo,http".into()));
+            if backend == Backend::Tap {
+                machine
+                    .fw_cfg
+                    .push(("opt/percore/net".into(), netns::GUEST_CONFIG.into()));
+            }
             let vars = qemu::vars_copy(&ovmf, "netload")?;
             Ok((machine.command(&built.images, &ovmf, &vars), Some(vars)))
         }
         Target::Linux => {
             let guest = linux::prepare()?;
-            Ok((linux::command(&guest, &machine, "serve", ""), None))
+            let settings = match backend {
+                Backend::Slirp => "",
+                Backend::Tap => linux::TAP_SETTINGS,
+            };
+            Ok((linux::command(&guest, &machine, "serve", settings), None))
         }
     }
 }
@@ -247,7 +393,7 @@ fn watch(
     let mut told = false;
     let mut booted: Option<Instant> = None;
     let mut kill = |lines: &[String]| {
-        let serving = READY.iter().all(|r| lines.iter().any(|l| l.starts_with(r)));
+        let serving = READY.iter().all(|r| lines.iter().any(|l| l.contains(r)));
         // With DHCP the address may come after the listeners: wait for it.
         if !told && serving && lines.iter().any(|l| l.contains(NET_LINE)) {
             told = true;
@@ -495,13 +641,36 @@ pub fn concurrent(ports: &Ports, n: usize, bytes: usize) -> Outcome<()> {
 /// Churn: `n` short connections one after another, each connect, a
 /// 32-byte exchange, close; the rate in connections per second.
 pub fn churn(ports: &Ports, n: usize) -> Outcome<u64> {
+    churn_parallel(ports, n, 1)
+}
+
+/// Churn from `clients` threads at once, each making its share of the `n`
+/// short connections one after another (so at most `clients` handshakes
+/// are in flight: not for slirp's backlog of 1); the rate in connections
+/// per second.
+pub fn churn_parallel(ports: &Ports, n: usize, clients: usize) -> Outcome<u64> {
+    let clients = clients.clamp(1, n.max(1));
     let start = Instant::now();
-    let mut back = [0u8; 32];
-    for i in 0..n {
-        let mut stream = connect(ports.echo()).map_err(|e| format!("connection {i}: {e}"))?;
-        exchange(&mut stream, &pattern(i as u64, 32), &mut back)
-            .map_err(|e| format!("connection {i}: {e}"))?;
-    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|c| {
+                scope.spawn(move || -> Outcome<()> {
+                    let mut back = [0u8; 32];
+                    for i in (c..n).step_by(clients) {
+                        let mut stream =
+                            connect(ports.echo()).map_err(|e| format!("connection {i}: {e}"))?;
+                        exchange(&mut stream, &pattern(i as u64, 32), &mut back)
+                            .map_err(|e| format!("connection {i}: {e}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err("a churn thread panicked".into()))
+        })
+    })?;
     Ok((n as f64 / start.elapsed().as_secs_f64().max(1e-9)) as u64)
 }
 
@@ -604,9 +773,14 @@ pub fn vanish(ports: &Ports, n: usize) -> Outcome<()> {
 /// UDP echo: `n` datagrams of distinct content, each answered with the
 /// same bytes (up to 3 tries each: UDP may drop).
 pub fn udp_echo(ports: &Ports, n: usize) -> Outcome<()> {
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("bind"))?;
+    let local = if ports.ip.is_loopback() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let socket = UdpSocket::bind((local, 0)).map_err(io("bind"))?;
     socket
-        .connect(("127.0.0.1", ports.echo_udp))
+        .connect((ports.ip, ports.echo_udp))
         .map_err(io("connect"))?;
     socket
         .set_read_timeout(Some(Duration::from_secs(2)))
@@ -637,7 +811,7 @@ pub fn udp_echo(ports: &Ports, n: usize) -> Outcome<()> {
 
 /// A GET over a fresh connection (`Connection: close`): status and body.
 pub fn http_get(ports: &Ports, path: &str) -> Outcome<(u16, Vec<u8>)> {
-    let mut stream = connect(SocketAddr::from(([127, 0, 0, 1], ports.http)))?;
+    let mut stream = connect(ports.http_addr())?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: percore\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(io("write"))?;
     let mut response = Vec::new();
@@ -918,6 +1092,7 @@ mod tests {
             }
         });
         Ports {
+            ip: Ipv4Addr::LOCALHOST,
             echo_tcp: port,
             echo_udp: 0,
             http: 0,
@@ -933,10 +1108,22 @@ mod tests {
         assert!(half_close(&good, 100_000).is_ok());
         assert!(concurrent(&good, 20, 1024).is_ok());
         assert!(churn(&good, 20).is_ok());
+        assert!(churn_parallel(&good, 20, 4).is_ok());
         let flipping = echo_server(Fault::FlipBits);
         assert!(echo_round_trips(&flipping, 50).is_err());
         assert!(bulk(&flipping, 1 << 20).is_err());
         assert!(concurrent(&flipping, 5, 2000).is_err());
+        // Nobody listens: every client's first connect is refused.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let closed = Ports {
+            echo_tcp: port,
+            ..good
+        };
+        assert!(churn_parallel(&closed, 8, 4).is_err());
         let dropping = echo_server(Fault::DropTail);
         assert!(half_close(&dropping, 100_000).is_err());
         assert!(bulk(&dropping, 1 << 20).is_err());

@@ -67,6 +67,13 @@ impl Namespace {
     /// multi-queue tap with [`HOST_ADDRESS`] and no IPv6 link-local
     /// address (so the host sends the guest nothing of its own), up.
     pub fn create() -> Result<Namespace, Error> {
+        Namespace::for_queues(2)
+    }
+
+    /// [`Namespace::create`] with a tap for QEMU's `queues=N`: multi-queue
+    /// when N is above 1, single-queue for 1 (QEMU opens a tap of one
+    /// queue without `IFF_MULTI_QUEUE`, which a multi-queue tap refuses).
+    pub fn for_queues(queues: u32) -> Result<Namespace, Error> {
         if !is_root() {
             return Err(Error::Other(
                 "the tap backend needs root: it creates a network namespace and a tap \
@@ -86,17 +93,11 @@ impl Namespace {
         let namespace = Namespace { name };
         let n = namespace.name.as_str();
         ip(&["-n", n, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n",
-            n,
-            "tuntap",
-            "add",
-            "dev",
-            TAP,
-            "mode",
-            "tap",
-            "multi_queue",
-        ])?;
+        let mut tuntap = vec!["-n", n, "tuntap", "add", "dev", TAP, "mode", "tap"];
+        if queues > 1 {
+            tuntap.push("multi_queue");
+        }
+        ip(&tuntap)?;
         ip(&["-n", n, "link", "set", TAP, "addrgenmode", "none"])?;
         ip(&["-n", n, "addr", "add", HOST_ADDRESS, "dev", TAP])?;
         ip(&["-n", n, "link", "set", TAP, "up"])?;

@@ -235,7 +235,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
     // Made last, so that nothing after it fails before QEMU runs; deleted
     // when this function returns (QEMU has ended by then).
     let namespace = if tap {
-        Some(crate::netns::Namespace::create()?)
+        Some(crate::netns::Namespace::for_queues(machine.smp)?)
     } else {
         None
     };

@@ -96,6 +96,12 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         {
             disk_bench_smoke(&mut tally);
         }
+        if filter
+            .as_deref()
+            .is_none_or(|f| crate::net_bench::SMOKE.contains(f))
+        {
+            net_bench_smoke(&mut tally);
+        }
         let net_target = if linux_net {
             netload::Target::Linux
         } else {
@@ -713,6 +719,20 @@ fn disk_bench_smoke(tally: &mut Tally) {
         Err(why) => println!("test {name} ... FAILED: {why}"),
     }
     println!("   (bench-disk: {:.1} s)", started.elapsed().as_secs_f64());
+    tally.record(name, verdict.is_ok());
+}
+
+/// The smoke test of `bench net` and `bench compare net` (see
+/// `net_bench::smoke`).
+fn net_bench_smoke(tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let name = crate::net_bench::SMOKE;
+    let verdict = crate::net_bench::smoke();
+    match &verdict {
+        Ok(what) => println!("test {name} ... ok ({what})"),
+        Err(why) => println!("test {name} ... FAILED: {why}"),
+    }
+    println!("   (bench-net: {:.1} s)", started.elapsed().as_secs_f64());
     tally.record(name, verdict.is_ok());
 }
 
