@@ -90,8 +90,12 @@ fn misses_on(core: CoreId) -> u64 {
 /// [`STALL_NS`] between two reads: time the host did not run the vCPU
 /// (under TCG the guest loses it), summed.
 static HOST_STALL_NS: AtomicU64 = AtomicU64::new(0);
-/// A clock jump at least this long between two reads is a host stall.
-const STALL_NS: u64 = 1_000_000;
+/// A clock jump at least this long between two reads is a host stall (two
+/// reads in the spin loop are well under a microsecond apart, an interrupt
+/// handler tens of microseconds; a host that gives the vCPU half its time
+/// takes it in slices well under a millisecond, which a 1 ms threshold
+/// missed: a run with 142 misses, 68 ms late, saw 1 ms of stall).
+const STALL_NS: u64 = 200_000;
 
 /// Spins for `us` µs of clock time, adding host stalls to [`HOST_STALL_NS`].
 fn spin_us(us: u64) {
