@@ -21,12 +21,15 @@
 //! 4. completions, the kernel's submission head and completion tail go
 //!    back to the shared memory, with the `ASLEEP` flag.
 //!
-//! While the program keeps submitting, its thread runs in short slices
-//! ([`RING_POLL_NS`]) so the kernel looks again soon without a trap; once
-//! it has found nothing for [`RING_IDLE_NS`] it sets `ASLEEP` and goes back
-//! to full slices (it still looks at every turn, but a turn may now be a
-//! slice away), and the program then makes one `ring_enter` call, which
-//! also waits for completions.
+//! While the program keeps submitting without a trap, its thread runs in
+//! short slices ([`RING_POLL_NS`]) so the kernel looks again soon; once
+//! its own looks have found nothing for [`RING_IDLE_NS`] it sets `ASLEEP`
+//! and goes back to full slices (it still looks at every turn, but a turn
+//! may now be a slice away), and the program then makes one `ring_enter`
+//! call, which also waits for completions. Submissions that `ring_enter`
+//! takes do not wake the ring: a program that enters for every batch
+//! (submit and wait) would otherwise be interrupted every
+//! [`RING_POLL_NS`] for looks that never find anything.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -110,13 +113,24 @@ pub fn teardown(process: &mut Process) {
     }
 }
 
+/// How the kernel came to look at the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Look {
+    /// On its own, at a turn of the thread's task: submissions found this
+    /// way keep the ring awake.
+    Poll,
+    /// In `ring_enter`: the program trapped anyway, so what it submitted
+    /// says nothing about whether looking on our own would pay.
+    Enter,
+}
+
 /// Looks at the process's ring (if it has one): see the module docs.
 /// `cx` is woken when an operation in flight can go on.
-pub fn service(process: &mut Process, cx: &mut Context<'_>) -> Result<Turn, Corrupt> {
+pub fn service(process: &mut Process, look: Look, cx: &mut Context<'_>) -> Result<Turn, Corrupt> {
     let Some(mut ring) = process.ring.take() else {
         return Ok(Turn::default());
     };
-    let turn = service_ring(process, &mut ring, cx);
+    let turn = service_ring(process, &mut ring, look, cx);
     if process.handles.get(ring.handle, HandleKind::Ring).is_ok() {
         process.ring = Some(ring);
     } else {
@@ -135,6 +149,7 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
 fn service_ring(
     process: &mut Process,
     ring: &mut Ring,
+    look: Look,
     cx: &mut Context<'_>,
 ) -> Result<Turn, Corrupt> {
     let mut turn = Turn::default();
@@ -212,7 +227,7 @@ fn service_ring(
     }
     copy_out(process, ring, &posted)?;
     let now = time::uptime_ns();
-    if take > 0 {
+    if take > 0 && look == Look::Poll {
         ring.last_taken = now;
     }
     ring.asleep = now.saturating_sub(ring.last_taken) > RING_IDLE_NS;
@@ -307,7 +322,7 @@ pub async fn enter(process: &mut Process, args: [u64; 6]) -> Result<Result<u64, 
     let waited = blocking(
         &shared,
         poll_fn(|cx| {
-            let turn = match service(process, cx) {
+            let turn = match service(process, Look::Enter, cx) {
                 Err(corrupt) => return Poll::Ready(Err(Outcome::BadRing(corrupt))),
                 Ok(Turn {
                     exit: Some(code), ..

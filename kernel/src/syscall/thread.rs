@@ -32,6 +32,8 @@ use core::future::poll_fn;
 use core::sync::atomic::Ordering;
 use core::task::Poll;
 
+use percore_abi::Sys;
+
 use super::ring::{self, Turn};
 use super::{Outcome, dispatch};
 use crate::arch::user::{self, Trap};
@@ -91,13 +93,16 @@ pub fn spawn_image(
 
 /// The thread's life: enter, handle what brought it back, repeat.
 async fn run(mut process: Process) -> Exit {
+    // `ring_enter` just looked at the ring: no second look before ring 3.
+    let mut entered = false;
     let exit = loop {
         if process.shared.killed() {
             break Exit::Killed;
         }
         let mut slice = SLICE_NS;
-        if process.ring.is_some() {
-            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, cx))).await {
+        if process.ring.is_some() && !core::mem::take(&mut entered) {
+            let look = ring::Look::Poll;
+            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, look, cx))).await {
                 Err(corrupt) => break Exit::BadRing(corrupt),
                 Ok(Turn {
                     exit: Some(code), ..
@@ -139,7 +144,10 @@ async fn run(mut process: Process) -> Exit {
         cpu::enable_interrupts();
         process.shared.syscalls.fetch_add(calls, Ordering::Relaxed);
         let outcome = match trap {
-            Trap::Syscall => Some(dispatch(&mut process).await),
+            Trap::Syscall => {
+                entered = process.context.syscall().0 == Sys::RingEnter as u64;
+                Some(dispatch(&mut process).await)
+            }
             Trap::Interrupt => None,
             Trap::Fault(fault) => break Exit::Fault(fault),
         };
