@@ -57,6 +57,11 @@ pub const TESTS: &[Test] = &[
         Kind::Normal,
         exchange_with_itself,
     ),
+    Test::new(
+        "net_idle_echo_connection_bytes",
+        Kind::Normal,
+        idle_connection_bytes,
+    ),
 ];
 
 /// A hang guard (not a timing assertion).
@@ -437,6 +442,81 @@ pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
     println!("8 exchanges; {looped} frames looped back; {accepted} connections accepted");
     if looped == 0 || accepted < 8 {
         return Err(format!("looped {looped}, accepted {accepted}"));
+    }
+    Ok(())
+}
+
+/// Idle connections held open at once.
+const IDLE: usize = 32;
+
+/// Bytes each idle echo connection (both ends in the guest: the client's
+/// socket, the server's socket and its echo task) keeps on the heap: the
+/// heap's growth over [`IDLE`] connections that each exchanged a line and
+/// went quiet. Each end's socket holds its receive and send buffers (the
+/// default 8 KiB each) and smoltcp's state; the echo task holds no read
+/// buffer while idle (it waits for readability without one).
+pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
+    let address = stack()?;
+    match block_on(within("echo", samples::serve(Service::Echo)))? {
+        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
+        Err(error) => return Err(format!("serve echo: {error:?}")),
+    }
+    let [a, b, c, d] = address.ip;
+    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let (per_connection, streams) = block_on(within("idle connections", async {
+        let mut streams = alloc::vec::Vec::with_capacity(IDLE);
+        // The first connection warms up what is allocated once (tables,
+        // listeners' sockets, the echo task's spawn path).
+        for _ in 0..2 {
+            let mut warm = TcpStream::connect_async(target)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            exchange_line(&mut warm, 0).await?;
+        }
+        sleep(Duration::from_millis(50)).await;
+        let before = percore_kernel::mem::heap::used_bytes();
+        for i in 0..IDLE {
+            let mut stream = TcpStream::connect_async(target)
+                .await
+                .map_err(|e| format!("connect {i}: {e}"))?;
+            exchange_line(&mut stream, i).await?;
+            streams.push(stream);
+        }
+        // Let every echo task go back to waiting.
+        sleep(Duration::from_millis(50)).await;
+        let after = percore_kernel::mem::heap::used_bytes();
+        Ok::<_, String>((after.saturating_sub(before) / IDLE, streams))
+    }))??;
+    drop(streams);
+    let options = stack::Options::default();
+    let buffers = 2 * (options.recv_buffer + options.send_buffer);
+    println!(
+        "net: {per_connection} bytes per idle echo connection (both ends; {buffers} of them socket buffers)"
+    );
+    // Both ends' buffers and smoltcp state, the echo task, bookkeeping;
+    // not a 4 KiB read buffer per idle echo task on top.
+    if per_connection < buffers || per_connection > buffers + 4096 {
+        return Err(format!(
+            "{per_connection} bytes per idle connection (buffers {buffers})"
+        ));
+    }
+    Ok(())
+}
+
+/// Sends a line on `stream` and reads it back.
+async fn exchange_line(stream: &mut TcpStream, i: usize) -> Result<(), String> {
+    let line = format!("idle line {i}\n");
+    stream
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| format!("write {i}: {e}"))?;
+    let mut back = vec![0u8; line.len()];
+    stream
+        .read_exact(&mut back)
+        .await
+        .map_err(|e| format!("read {i}: {e:?}"))?;
+    if back != line.as_bytes() {
+        return Err(format!("connection {i}: sent {line:?}, got {back:?}"));
     }
     Ok(())
 }

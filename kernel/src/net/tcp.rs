@@ -551,6 +551,32 @@ impl TcpStream {
         }
     }
 
+    /// Ready once a read would not block: data arrived, the peer closed,
+    /// the read half was shut down, or the connection failed. Lets a task
+    /// wait without holding a buffer (an idle connection then costs no
+    /// read buffer).
+    pub async fn readable(&self) -> Result<()> {
+        poll_fn(|cx| {
+            let ready = self.with(|socket, m, _| {
+                let ready = socket.can_recv()
+                    || m.read_shut
+                    || m.error.is_some()
+                    || (m.established && !socket.may_recv());
+                if !ready {
+                    m.last = without(m.last, Ready::READABLE);
+                    m.readers = Some(cx.waker().clone());
+                }
+                ready
+            });
+            match ready {
+                Ok(true) => Poll::Ready(Ok(())),
+                Ok(false) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
     /// Queues what fits of `buf`, registering `cx` if nothing does.
     pub fn poll_write(&mut self, cx: Option<&mut Context<'_>>, buf: &[u8]) -> Poll<Result<usize>> {
         let result = self.with(|socket, m, dirty| {
