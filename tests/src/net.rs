@@ -62,6 +62,11 @@ pub const TESTS: &[Test] = &[
         Kind::Normal,
         idle_connection_bytes,
     ),
+    Test::new(
+        "net_flood_while_a_core_takes_nothing",
+        Kind::Normal,
+        flood_while_a_core_is_busy,
+    ),
 ];
 
 /// A hang guard (not a timing assertion).
@@ -409,9 +414,14 @@ pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
     let here = cpu::core_id();
     block_on(within("exchanges with itself", async {
         for i in 0..8 {
-            let mut stream = TcpStream::connect_async(target)
-                .await
-                .map_err(|e| format!("connect {i}: {e}"))?;
+            let mut stream = match TcpStream::connect_async(target).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let listing = percore_kernel::shell::commands::execute("net").await;
+                    println!("connect {i} from core {here} failed; `net`:\n{listing}");
+                    return Err(format!("connect {i}: {e}"));
+                }
+            };
             let line = format!("line {i} from core {here}\n");
             stream
                 .write_all(line.as_bytes())
@@ -517,6 +527,93 @@ async fn exchange_line(stream: &mut TcpStream, i: usize) -> Result<(), String> {
         .map_err(|e| format!("read {i}: {e:?}"))?;
     if back != line.as_bytes() {
         return Err(format!("connection {i}: sent {line:?}, got {back:?}"));
+    }
+    Ok(())
+}
+
+/// ARP requests sent while a core is busy (each reply is a broadcast for
+/// the stack: lent to every core).
+const BUSY_ARPS: usize = 160;
+/// The busy core stops at this flag (or after [`HANG`]).
+static BUSY_RELEASE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// One core takes no frames (a task spins on it) while the gateway answers
+/// a stream of ARP requests (each reply is lent to every core, zero-copy):
+/// the busy core holds at most its share of the receive buffers (the rest
+/// of its replies are dropped and counted, `drop_held`), the driver's
+/// reserve stays posted throughout, the owner core goes on taking frames,
+/// and once the core is free again every buffer comes back.
+pub fn flood_while_a_core_is_busy(_: &Kernel) -> Result<(), String> {
+    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+    use percore_kernel::reactor::{SpawnOptions, spawn_with};
+    use percore_kernel::time::Clock;
+    stack()?;
+    let nic = nic()?;
+    let pair = &nic.pairs()[0];
+    let owner = pair.owner;
+    let here = cpu::core_id();
+    let Some(busy) = (0..cpu::online_cores() as u16)
+        .map(CoreId)
+        .find(|&c| c != owner && c != here)
+        .or_else(|| (here == owner && cpu::online_cores() > 1).then_some(CoreId(1)))
+        .filter(|&c| c != here)
+    else {
+        println!("no core to keep busy besides this one and the owner: nothing to check");
+        return Ok(());
+    };
+    let stats = |core: CoreId| stack::shard::slot(core).map(|s| &s.stats);
+    let owner_stats = stats(owner).ok_or("no shard on the owner core")?;
+    let (buffers, _) = pair.buffers();
+    let reserve = net::pair::reserve(buffers);
+    let held_before = owner_stats.drop_held.load(Relaxed);
+    let owner_rx_before = owner_stats.rx_frames.load(Relaxed);
+    BUSY_RELEASE.store(false, Release);
+    let spinning = spawn_with(busy, SpawnOptions::new(priority(10)).pinned(), async move {
+        let deadline = Clock::now().0 + HANG.as_nanos() as u64;
+        while !BUSY_RELEASE.load(Acquire) && Clock::now().0 < deadline {
+            core::hint::spin_loop();
+        }
+    });
+    let mac = nic.mac();
+    let request = arp_request(mac);
+    let mut lowest_posted = buffers;
+    let result = block_on(within("the flood", async {
+        // Let the busy task start.
+        sleep(Duration::from_millis(20)).await;
+        for i in 0..BUSY_ARPS {
+            nic.send(&request)
+                .await
+                .map_err(|e| format!("ARP request {i}: {e:?}"))?;
+            sleep(Duration::from_millis(2)).await;
+            let posted = buffers.saturating_sub(pair.lent() + pair.waiting());
+            lowest_posted = lowest_posted.min(posted);
+        }
+        // Wait until the busy core's share is used up and refusals counted.
+        while owner_stats.drop_held.load(Relaxed) == held_before {
+            sleep(Duration::from_millis(10)).await;
+        }
+        Ok::<(), String>(())
+    }));
+    let lent_during = pair.lent();
+    let owner_rx = owner_stats.rx_frames.load(Relaxed) - owner_rx_before;
+    let refused = owner_stats.drop_held.load(Relaxed) - held_before;
+    BUSY_RELEASE.store(true, Release);
+    block_on(spinning);
+    result??;
+    // The busy core takes its frames and gives the buffers back.
+    block_on(within("the buffers to come back", async {
+        while pair.lent() > 4 {
+            sleep(Duration::from_millis(10)).await;
+        }
+    }))?;
+    let lent_after = pair.lent();
+    println!(
+        "net: core {busy} busy: {refused} replies refused to it, {lent_during} buffers lent at the end of the flood, {lent_after} after, fewest posted {lowest_posted} (reserve {reserve}); core {owner} took {owner_rx} frames meanwhile"
+    );
+    if lowest_posted < reserve || lent_during + reserve > buffers || owner_rx == 0 {
+        return Err(format!(
+            "fewest posted {lowest_posted} (reserve {reserve}), {lent_during} lent of {buffers}, owner took {owner_rx}"
+        ));
     }
     Ok(())
 }

@@ -61,9 +61,15 @@ use crate::time::{Clock, Instant};
 const RX_BATCH: usize = 64;
 /// Messages taken from the inbound ring per turn.
 const INBOUND_BATCH: usize = 256;
-/// How long a dropped connection may take to close (a peer that never
-/// sends its FIN) before it is aborted with a reset.
+/// How long a dropped connection may go without progress (a peer that
+/// never sends its FIN, or stops acknowledging what is left to send)
+/// before it is aborted with a reset.
 pub const LINGER_NS: u64 = 30_000_000_000;
+
+/// Whether a dropped connection idle since `since` has lingered too long.
+pub fn lingered(since: Instant, now: Instant) -> bool {
+    now.0.saturating_sub(since.0) > LINGER_NS
+}
 /// Frames that may wait for this core's smoltcp (beyond: dropped, counted).
 const RX_QUEUE: usize = 512;
 
@@ -648,9 +654,16 @@ impl Shard {
                     .set_timeout(None);
             }
             if let Some(since) = meta.dropped {
+                // A closed handle whose send buffer still drains (a slow
+                // reader after a half-close) is making progress: its
+                // linger counts from the last byte the peer acknowledged.
+                let draining = queues.1 < meta.seen.1;
+                meta.seen = queues;
                 if closed {
                     gone.push(handle);
-                } else if Clock::now().0.saturating_sub(since.0) > LINGER_NS {
+                } else if draining {
+                    meta.dropped = Some(Clock::now());
+                } else if lingered(since, Clock::now()) {
                     if meta.kind == Kind::Tcp {
                         self.sockets.get_mut::<tcp::Socket>(handle).abort();
                     }

@@ -170,16 +170,12 @@ impl phy::Device for Wire<'_> {
         if pair.is_dead() {
             return Some(self.tx(None));
         }
-        match pair.take_slot() {
-            Some(slot) => {
-                *self.waited = false;
-                Some(self.tx(Some(slot)))
-            }
+        let mut cx = Context::from_waker(self.waker);
+        match pair.poll_take_slot(&mut cx, self.waited) {
+            Some(slot) => Some(self.tx(Some(slot))),
             None => {
+                // The slot's release wakes the net task.
                 *self.blocked = true;
-                pair.wait_slot(&mut Context::from_waker(self.waker), self.waited);
-                // A slot freed meanwhile: the wake-up is registered, so
-                // the net task turns again at once.
                 None
             }
         }
@@ -298,11 +294,9 @@ pub fn flush(
             backlog.pop_front();
             continue;
         };
-        let Some(mut slot) = pair.take_slot() else {
-            pair.wait_slot(cx, waited);
+        let Some(mut slot) = pair.poll_take_slot(cx, waited) else {
             return false;
         };
-        *waited = false;
         let len = frame.len().min(MAX_FRAME);
         pair.slot_frame(&mut slot)[..len].copy_from_slice(&frame[..len]);
         if carries_payload(frame) {

@@ -657,14 +657,25 @@ impl Pair {
         Some(TxSlot(slot as u8))
     }
 
-    /// Hears when a transmit slot frees (after [`take_slot`](Self::take_slot)
-    /// found none); `waited` says whether this send was counted as a wait
-    /// already (it is counted once).
-    pub fn wait_slot(&self, cx: &mut Context<'_>, waited: &mut bool) {
+    /// A free transmit slot ([`take_slot`](Self::take_slot)), or `None`
+    /// with `cx` registered to hear when one frees (looked for again after
+    /// registering, so a slot freed meanwhile is not missed). `waited` says
+    /// whether this send was counted as a wait already (it is counted once
+    /// per blocked send; reset when a slot is found).
+    pub fn poll_take_slot(&self, cx: &mut Context<'_>, waited: &mut bool) -> Option<TxSlot> {
+        if let Some(slot) = self.take_slot() {
+            *waited = false;
+            return Some(slot);
+        }
         if !core::mem::replace(waited, true) {
             self.stats.tx_waits.fetch_add(1, Ordering::Relaxed);
         }
         self.room.register(cx.waker());
+        let slot = self.take_slot();
+        if slot.is_some() {
+            *waited = false;
+        }
+        slot
     }
 
     /// Where the frame of a taken slot goes ([`MAX_FRAME`] bytes).
