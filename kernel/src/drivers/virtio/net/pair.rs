@@ -679,7 +679,7 @@ impl Pair {
     }
 
     /// Where the frame of a taken slot goes ([`MAX_FRAME`] bytes).
-    pub fn slot_frame(&self, slot: &mut TxSlot) -> &mut [u8] {
+    pub fn slot_frame<'a>(&'a self, slot: &'a mut TxSlot) -> &'a mut [u8] {
         let at = self.tx_at + usize::from(slot.0) * BUFFER + HEADER;
         assert!(at + MAX_FRAME <= self.tx_memory.len(), "slot out of bounds");
         // SAFETY: in bounds (checked); the slot is taken (the `TxSlot`,
