@@ -213,6 +213,7 @@ impl phy::TxToken for Tx<'_> {
             let mut frame = [0u8; MAX_FRAME];
             let result = f(&mut frame[..len]);
             if loops(&frame[..len], self.mac, self.ip) {
+                self.stats.looped.fetch_add(1, Ordering::Relaxed);
                 self.looped.push(frame[..len].to_vec());
             } else {
                 self.stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
