@@ -57,6 +57,16 @@ pub const TESTS: &[Test] = &[
         Kind::Normal,
         exchange_with_itself,
     ),
+    Test::new(
+        "net_idle_echo_connection_bytes",
+        Kind::Normal,
+        idle_connection_bytes,
+    ),
+    Test::new(
+        "net_flood_while_a_core_takes_nothing",
+        Kind::Normal,
+        flood_while_a_core_is_busy,
+    ),
 ];
 
 /// A hang guard (not a timing assertion).
@@ -404,9 +414,14 @@ pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
     let here = cpu::core_id();
     block_on(within("exchanges with itself", async {
         for i in 0..8 {
-            let mut stream = TcpStream::connect_async(target)
-                .await
-                .map_err(|e| format!("connect {i}: {e}"))?;
+            let mut stream = match TcpStream::connect_async(target).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let listing = percore_kernel::shell::commands::execute("net").await;
+                    println!("connect {i} from core {here} failed; `net`:\n{listing}");
+                    return Err(format!("connect {i}: {e}"));
+                }
+            };
             let line = format!("line {i} from core {here}\n");
             stream
                 .write_all(line.as_bytes())
@@ -437,6 +452,168 @@ pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
     println!("8 exchanges; {looped} frames looped back; {accepted} connections accepted");
     if looped == 0 || accepted < 8 {
         return Err(format!("looped {looped}, accepted {accepted}"));
+    }
+    Ok(())
+}
+
+/// Idle connections held open at once.
+const IDLE: usize = 32;
+
+/// Bytes each idle echo connection (both ends in the guest: the client's
+/// socket, the server's socket and its echo task) keeps on the heap: the
+/// heap's growth over [`IDLE`] connections that each exchanged a line and
+/// went quiet. Each end's socket holds its receive and send buffers (the
+/// default 8 KiB each) and smoltcp's state; the echo task holds no read
+/// buffer while idle (it waits for readability without one).
+pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
+    let address = stack()?;
+    match block_on(within("echo", samples::serve(Service::Echo)))? {
+        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
+        Err(error) => return Err(format!("serve echo: {error:?}")),
+    }
+    let [a, b, c, d] = address.ip;
+    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let (per_connection, streams) = block_on(within("idle connections", async {
+        let mut streams = alloc::vec::Vec::with_capacity(IDLE);
+        // The first connection warms up what is allocated once (tables,
+        // listeners' sockets, the echo task's spawn path).
+        for _ in 0..2 {
+            let mut warm = TcpStream::connect_async(target)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            exchange_line(&mut warm, 0).await?;
+        }
+        sleep(Duration::from_millis(50)).await;
+        let before = percore_kernel::mem::heap::used_bytes();
+        for i in 0..IDLE {
+            let mut stream = TcpStream::connect_async(target)
+                .await
+                .map_err(|e| format!("connect {i}: {e}"))?;
+            exchange_line(&mut stream, i).await?;
+            streams.push(stream);
+        }
+        // Let every echo task go back to waiting.
+        sleep(Duration::from_millis(50)).await;
+        let after = percore_kernel::mem::heap::used_bytes();
+        Ok::<_, String>((after.saturating_sub(before) / IDLE, streams))
+    }))??;
+    drop(streams);
+    let options = stack::Options::default();
+    let buffers = 2 * (options.recv_buffer + options.send_buffer);
+    println!(
+        "net: {per_connection} bytes per idle echo connection (both ends; {buffers} of them socket buffers)"
+    );
+    // Both ends' buffers and smoltcp state, the echo task, bookkeeping;
+    // not a 4 KiB read buffer per idle echo task on top.
+    if per_connection < buffers || per_connection > buffers + 4096 {
+        return Err(format!(
+            "{per_connection} bytes per idle connection (buffers {buffers})"
+        ));
+    }
+    Ok(())
+}
+
+/// Sends a line on `stream` and reads it back.
+async fn exchange_line(stream: &mut TcpStream, i: usize) -> Result<(), String> {
+    let line = format!("idle line {i}\n");
+    stream
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| format!("write {i}: {e}"))?;
+    let mut back = vec![0u8; line.len()];
+    stream
+        .read_exact(&mut back)
+        .await
+        .map_err(|e| format!("read {i}: {e:?}"))?;
+    if back != line.as_bytes() {
+        return Err(format!("connection {i}: sent {line:?}, got {back:?}"));
+    }
+    Ok(())
+}
+
+/// ARP requests sent while a core is busy (each reply is a broadcast for
+/// the stack: lent to every core).
+const BUSY_ARPS: usize = 160;
+/// The busy core stops at this flag (or after [`HANG`]).
+static BUSY_RELEASE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// One core takes no frames (a task spins on it) while the gateway answers
+/// a stream of ARP requests (each reply is lent to every core, zero-copy):
+/// the busy core holds at most its share of the receive buffers (the rest
+/// of its replies are dropped and counted, `drop_held`), the driver's
+/// reserve stays posted throughout, the owner core goes on taking frames,
+/// and once the core is free again every buffer comes back.
+pub fn flood_while_a_core_is_busy(_: &Kernel) -> Result<(), String> {
+    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+    use percore_kernel::reactor::{SpawnOptions, spawn_with};
+    use percore_kernel::time::Clock;
+    stack()?;
+    let nic = nic()?;
+    let pair = &nic.pairs()[0];
+    let owner = pair.owner;
+    let here = cpu::core_id();
+    let Some(busy) = (0..cpu::online_cores() as u16)
+        .map(CoreId)
+        .find(|&c| c != owner && c != here)
+        .or_else(|| (here == owner && cpu::online_cores() > 1).then_some(CoreId(1)))
+        .filter(|&c| c != here)
+    else {
+        println!("no core to keep busy besides this one and the owner: nothing to check");
+        return Ok(());
+    };
+    let stats = |core: CoreId| stack::shard::slot(core).map(|s| &s.stats);
+    let owner_stats = stats(owner).ok_or("no shard on the owner core")?;
+    let (buffers, _) = pair.buffers();
+    let reserve = net::pair::reserve(buffers);
+    let held_before = owner_stats.drop_held.load(Relaxed);
+    let owner_rx_before = owner_stats.rx_frames.load(Relaxed);
+    BUSY_RELEASE.store(false, Release);
+    let spinning = spawn_with(busy, SpawnOptions::new(priority(10)).pinned(), async move {
+        let deadline = Clock::now().0 + HANG.as_nanos() as u64;
+        while !BUSY_RELEASE.load(Acquire) && Clock::now().0 < deadline {
+            core::hint::spin_loop();
+        }
+    });
+    let mac = nic.mac();
+    let request = arp_request(mac);
+    let mut lowest_posted = buffers;
+    let result = block_on(within("the flood", async {
+        // Let the busy task start.
+        sleep(Duration::from_millis(20)).await;
+        for i in 0..BUSY_ARPS {
+            nic.send(&request)
+                .await
+                .map_err(|e| format!("ARP request {i}: {e:?}"))?;
+            sleep(Duration::from_millis(2)).await;
+            let posted = buffers.saturating_sub(pair.lent() + pair.waiting());
+            lowest_posted = lowest_posted.min(posted);
+        }
+        // Wait until the busy core's share is used up and refusals counted.
+        while owner_stats.drop_held.load(Relaxed) == held_before {
+            sleep(Duration::from_millis(10)).await;
+        }
+        Ok::<(), String>(())
+    }));
+    let lent_during = pair.lent();
+    let owner_rx = owner_stats.rx_frames.load(Relaxed) - owner_rx_before;
+    let refused = owner_stats.drop_held.load(Relaxed) - held_before;
+    BUSY_RELEASE.store(true, Release);
+    block_on(spinning);
+    result??;
+    // The busy core takes its frames and gives the buffers back.
+    block_on(within("the buffers to come back", async {
+        while pair.lent() > 4 {
+            sleep(Duration::from_millis(10)).await;
+        }
+    }))?;
+    let lent_after = pair.lent();
+    println!(
+        "net: core {busy} busy: {refused} replies refused to it, {lent_during} buffers lent at the end of the flood, {lent_after} after, fewest posted {lowest_posted} (reserve {reserve}); core {owner} took {owner_rx} frames meanwhile"
+    );
+    if lowest_posted < reserve || lent_during + reserve > buffers || owner_rx == 0 {
+        return Err(format!(
+            "fewest posted {lowest_posted} (reserve {reserve}), {lent_during} lent of {buffers}, owner took {owner_rx}"
+        ));
     }
     Ok(())
 }

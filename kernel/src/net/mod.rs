@@ -14,17 +14,37 @@
 //!   broadcasts to every core (each core's neighbour cache must learn the
 //!   gateway: each core ARPs for it itself when it first sends); ARP
 //!   requests for us, ICMP, DHCP and IP fragments to the owner core.
-//!   Frames cross cores over the intercore rings (`ipc::channel`, one
-//!   ring per core). This step **copies** each frame out of the device's
-//!   DMA buffer into a preallocated buffer of the target core's pool
-//!   ([`pool`]; every core that owns a pair has pools of its own; so the
-//!   receive buffer goes back to the device at once, and no frame touches
-//!   the heap); passing the DMA buffer itself is the
-//!   goal and is not done yet. A full ring or an empty pool drops the
-//!   frame, counted (`drop_ring_full`, `drop_pool_empty`): TCP retransmits.
-//! - *Transmit.* Every core sends directly on the device ([`wire`]): the
-//!   pair's transmit slots are shared and its ring is ordered by the
-//!   pair's lock. No free slot is backpressure (smoltcp keeps the data).
+//!   Nothing is copied ([`loan`]): the owner lends each frame out in the
+//!   device's receive buffer and passes the loan to the target core over
+//!   that core's intercore ring (`ipc::channel`, one per core); a
+//!   broadcast goes to every core as shared loans of the one buffer.
+//!   The target's smoltcp reads the frame in place; the spent loan goes
+//!   back to the owner over the target's up ring to it (one per core and
+//!   owner, with room for every loan, so never full), and the owner posts
+//!   the buffer to the device again once its last loan is back. Receive
+//!   never runs dry: the driver keeps a quarter of the buffers posted
+//!   (it lends no more; with every other buffer waiting, the oldest frame
+//!   is dropped, counted `nobuf`), and the owner lends a core at most its
+//!   share of the rest (a core that does not take its frames cannot hold
+//!   more: the frame is dropped, counted `drop_held`). A full ring drops
+//!   the frame, counted (`drop_ring_full`): TCP retransmits.
+//! - *Transmit* ([`wire`]). smoltcp writes each frame straight into a
+//!   free transmit slot of the core's pair (a lock-free set shared by the
+//!   cores on the pair). The pair's owner puts it on the ring itself;
+//!   another core hands the slot to the owner over its up ring
+//!   (`tx_handed`), and the owner puts it on the ring on its next turn
+//!   (`tx_for_others`): only the owner takes the ring's lock, so no lock
+//!   is contended on the packet path. No free slot is backpressure: smoltcp
+//!   keeps the data (`WouldBlock` to writers once the socket's buffer is
+//!   full), and the net task is woken when a slot frees (the pair's
+//!   `tx_waits` counts each blocked send once). `copied_bytes` counts the
+//!   payload bytes copied on the packet path: 0 but for a reply carrying
+//!   payload that smoltcp makes while every slot is taken (it waits on the
+//!   heap and is copied into a slot later).
+//! - *One pair per core* (a tap backend with `queues=N`): the device's RSS
+//!   steers each flow to its core's pair, the core takes its own frames
+//!   and sends on its own pair; nothing crosses cores but the rare frame
+//!   RSS and the flow hash disagree on, and broadcasts.
 //! - *Listening.* A [`TcpListener`] listens on one core; a server opens
 //!   one per core on the same port (like `SO_REUSEPORT`), because each
 //!   incoming connection goes to the core its flow hashes to. A port with
@@ -44,8 +64,8 @@
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod loan;
 pub mod meta;
-pub mod pool;
 pub mod samples;
 pub mod shard;
 pub mod steer;
@@ -112,9 +132,29 @@ fn start() -> Result<()> {
     let mut owners: Vec<usize> = nic.pairs().iter().map(|p| p.owner.index()).collect();
     owners.sort_unstable();
     owners.dedup();
-    let pool::Pools { mut frees, backs } = pool::pools(cores, &owners)?;
+    // Up rings: from every core to every other core that owns a pair.
+    let mut ups: Vec<Vec<Option<channel::Sender<loan::Up>>>> = (0..cores)
+        .map(|_| (0..cores).map(|_| None).collect())
+        .collect();
+    let mut downs: Vec<Vec<(usize, channel::Receiver<loan::Up>)>> =
+        (0..cores).map(|_| Vec::new()).collect();
+    for pair in nic.pairs() {
+        let o = pair.owner.index();
+        let (rx_buffers, tx_slots) = pair.buffers();
+        for (c, ups_of_core) in ups.iter_mut().enumerate().filter(|&(c, _)| c != o) {
+            if ups_of_core[o].is_some() {
+                continue;
+            }
+            let (tx, rx) = channel::channel::<loan::Up>(loan::up_capacity(rx_buffers, tx_slots))
+                .map_err(|_| Error::NoNetwork)?;
+            ups_of_core[o] = Some(tx);
+            downs[o].push((c, rx));
+        }
+    }
     let mut shards = Vec::new();
-    for (index, ((inbox, inbound), back)) in rings.into_iter().zip(backs).enumerate() {
+    for (index, (((inbox, inbound), ups), downs)) in
+        rings.into_iter().zip(ups).zip(downs).enumerate()
+    {
         let core = CoreId(index as u16);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
         config.random_seed = Clock::now().0 ^ ((index as u64 + 1) << 48);
@@ -126,7 +166,10 @@ fn start() -> Result<()> {
             spent: &mut spent,
             backlog: &mut backlog,
             pair: None,
+            up: None,
             waker: core::task::Waker::noop(),
+            waited: &mut false,
+            blocked: &mut false,
             stats: &stats,
             mac: nic.mac(),
             ip: None,
@@ -144,11 +187,14 @@ fn start() -> Result<()> {
             backlog,
             inbound,
             peers: senders.clone(),
-            free: frees
-                .iter()
-                .position(|(o, _)| *o == index)
-                .map(|at| frees.swap_remove(at).1),
-            back,
+            ups,
+            pair_owner: nic.pairs()[nic.pair_of(core)].owner.index(),
+            held: owners
+                .contains(&index)
+                .then(|| loan::Held::new(cores, nic.pairs()[nic.pair_of(core)].buffers().0)),
+            downs,
+            tx_waited: false,
+            tx_blocked: false,
             spent,
             looped,
             metas: BTreeMap::new(),

@@ -10,12 +10,14 @@
 //! it between polls (tasks on one core never run at once).
 //!
 //! One turn of the net task ([`step`]):
-//! 1. on the core that owns the queue pair: take received frames off the
-//!    device (a bounded batch) and steer each ([`super::steer`]): copied
-//!    into a buffer of the target core's pool ([`super::pool`]), to this
-//!    core's queue or through the ring of the core that owns its flow (a
-//!    full ring or an empty pool drops the frame and counts it), or to
-//!    every core;
+//! 1. on the core that owns the queue pair: take what the other cores on
+//!    the pair sent up (spent loans, posted again; transmit requests, put
+//!    on the ring), then received frames off the device (a bounded batch)
+//!    and steer each ([`super::steer`]), lent in its receive buffer
+//!    ([`super::loan`]): to this core's queue or through the ring of the
+//!    core that owns its flow (a full ring, or a core holding its share of
+//!    the buffers already, drops the frame and counts it), or to every
+//!    core (shared loans of the one buffer);
 //! 2. take what other cores sent here (frames, closes of sockets dropped
 //!    on a foreign core);
 //! 3. send the transmit backlog; apply a new address;
@@ -43,14 +45,14 @@ use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address};
 
 use super::check::{Bad, check, syn_port};
 use super::config::{Address, Source};
+use super::loan::{Buffer, Held, Up};
 pub use super::meta::{Kind, Listener, Meta, acceptable};
 use super::meta::{tcp_readiness, touches, udp_readiness};
-use super::pool::{self, Buffer};
 use super::steer::{Steer, steer};
 use super::wire::{self, Wire};
 use super::{Error, Result};
 use crate::arch::{CoreId, cpu};
-use crate::drivers::virtio::net::{Nic, Pair, pair::BUFFER};
+use crate::drivers::virtio::net::{Nic, Pair};
 use crate::ipc::channel::{Receiver, Sender, TrySendError};
 use crate::reactor::{Sleep, sleep_until};
 use crate::time::{Clock, Instant};
@@ -59,9 +61,15 @@ use crate::time::{Clock, Instant};
 const RX_BATCH: usize = 64;
 /// Messages taken from the inbound ring per turn.
 const INBOUND_BATCH: usize = 256;
-/// How long a dropped connection may take to close (a peer that never
-/// sends its FIN) before it is aborted with a reset.
+/// How long a dropped connection may go without progress (a peer that
+/// never sends its FIN, or stops acknowledging what is left to send)
+/// before it is aborted with a reset.
 pub const LINGER_NS: u64 = 30_000_000_000;
+
+/// Whether a dropped connection idle since `since` has lingered too long.
+pub fn lingered(since: Instant, now: Instant) -> bool {
+    now.0.saturating_sub(since.0) > LINGER_NS
+}
 /// Frames that may wait for this core's smoltcp (beyond: dropped, counted).
 const RX_QUEUE: usize = 512;
 
@@ -97,11 +105,18 @@ pub struct Stats {
     pub steered_in: AtomicU64,
     /// Frames smoltcp made that waited for a transmit slot.
     pub tx_backlogged: AtomicU64,
-    /// Drops, by reason: the target core's ring was full; the target
-    /// core's frame pool was empty (every buffer in flight); this core's
-    /// receive queue was full; the device was out of service.
+    /// Frames this core handed to its pair's owner to put on the ring, and
+    /// (on the owner) frames it put on the ring for other cores.
+    pub tx_handed: AtomicU64,
+    pub tx_for_others: AtomicU64,
+    /// Bytes of payload frames copied on the packet path (0 unless a reply
+    /// carrying payload had to wait for a transmit slot, see [`wire`]).
+    pub copied_bytes: AtomicU64,
+    /// Drops, by reason: the target core's ring was full; the target core
+    /// held its share of the receive buffers already; this core's receive
+    /// queue was full; the device was out of service.
     pub drop_ring_full: AtomicU64,
-    pub drop_pool_empty: AtomicU64,
+    pub drop_held: AtomicU64,
     pub drop_queue_full: AtomicU64,
     pub drop_tx_dead: AtomicU64,
     /// Received frames dropped as bad input ([`check`]): the IPv4 header,
@@ -135,11 +150,19 @@ pub struct Shard {
     pub inbound: Receiver<Inbound>,
     /// Senders into every core's ring (used by the pair's owner to steer).
     pub peers: Vec<Sender<Inbound>>,
-    /// Every core's free frame buffers (on a core that owns a pair).
-    pub free: Option<pool::Free>,
-    /// Where this core's spent frame buffers go back to, by their home
-    /// (the owner core that filled them).
-    pub back: pool::Backs,
+    /// The up rings to every core that owns a pair, by core (`None` for
+    /// this core and cores that own none).
+    pub ups: Vec<Option<Sender<Up>>>,
+    /// The core that owns this core's pair.
+    pub pair_owner: usize,
+    /// On a pair's owner: every other core's up ring to it (core, ring),
+    /// and the loans out to each core.
+    pub downs: Vec<(usize, Receiver<Up>)>,
+    pub held: Option<Held>,
+    /// Whether the blocked send was counted as a wait already.
+    pub tx_waited: bool,
+    /// A send found no free transmit slot this turn.
+    pub tx_blocked: bool,
     /// Frames smoltcp has read this turn (their buffers go back).
     pub spent: Vec<Buffer>,
     /// Frames this core sent to itself this turn ([`wire::loops`]).
@@ -258,7 +281,6 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
     let owner = nic.pairs().iter().any(|p| p.owner == core);
     let pair = nic.pairs().get(nic.pair_of(core));
     let mut timer: Option<(u64, Sleep)> = None;
-    let mut frame = alloc::vec![0u8; BUFFER].into_boxed_slice();
     poll_fn(|cx| {
         let Some(slot) = slot(core) else {
             return Poll::Ready(());
@@ -271,14 +293,18 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
         };
         let mut more = false;
         if owner && let Some(pair) = pair {
-            more |= shard.take_frames(pair, &mut frame, cx, &slot.stats);
+            shard.take_ups(pair, cx, &slot.stats);
+            more |= shard.take_frames(pair, cx, &slot.stats);
         }
         more |= shard.take_inbound(cx, &slot.stats);
         more |= shard.turn(pair, cx, &slot.stats);
+        // Frames wait that could not be lent before this turn gave its
+        // own loans back: take them now (nothing else would wake us).
+        more |= owner && pair.is_some_and(|p| p.lendable());
         let delay = shard.iface.poll_delay(now(), &shard.sockets);
         // Frames wait for a transmit slot: the slot's release wakes this
         // task (smoltcp's "poll now" would only spin until then).
-        let blocked = !shard.backlog.is_empty();
+        let blocked = shard.tx_blocked;
         drop(state);
         if more {
             cx.waker().wake_by_ref();
@@ -307,60 +333,101 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
 }
 
 impl Shard {
-    /// Step 1: frames off the device, steered. `true` if the batch was full.
-    fn take_frames(
-        &mut self,
-        pair: &'static Pair,
-        frame: &mut [u8],
-        cx: &mut Context<'_>,
-        stats: &Stats,
-    ) -> bool {
-        let cores = self.peers.len();
-        for _ in 0..RX_BATCH {
-            let len = match pair.poll_recv(frame, cx) {
-                Poll::Ready(Ok(Some(len))) => len,
-                // Out of service, or a frame longer than a buffer (cannot
-                // happen: the buffer is the device's): nothing more to take.
-                Poll::Ready(Ok(None)) | Poll::Ready(Err(_)) | Poll::Pending => return false,
-            };
-            let frame = &frame[..len];
-            if let Err(bad) = check(frame) {
-                let counter = match bad {
-                    Bad::Ip => &stats.drop_bad_ip,
-                    Bad::Tcp => &stats.drop_bad_tcp,
-                    Bad::Udp => &stats.drop_bad_udp,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let here = self.core.index();
-            match steer(frame, cores) {
-                Steer::Core(c) if c != here => self.forward(c, frame, stats),
-                Steer::Core(_) | Steer::Owner => self.keep(frame, stats),
-                Steer::All => {
-                    for c in (0..cores).filter(|&c| c != here) {
-                        self.forward(c, frame, stats);
+    /// Step 1, first half: spent loans and transmit requests the other
+    /// cores on the pair sent up.
+    fn take_ups(&mut self, pair: &'static Pair, cx: &mut Context<'_>, stats: &Stats) {
+        for (core, down) in self.downs.iter_mut() {
+            while let Poll::Ready(Some(up)) = down.poll_recv(cx) {
+                match up {
+                    Up::Returned(loan) => {
+                        pair.give_back(loan);
+                        if let Some(held) = self.held.as_mut() {
+                            held.returned(*core);
+                        }
                     }
-                    self.keep(frame, stats);
+                    Up::Transmit(slot, len) => match pair.submit(slot, usize::from(len)) {
+                        Ok(()) => {
+                            stats.tx_for_others.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// Step 1: frames off the device, steered. `true` if the batch was full.
+    fn take_frames(&mut self, pair: &'static Pair, cx: &mut Context<'_>, stats: &Stats) -> bool {
+        let cores = self.peers.len();
+        let here = self.core.index();
+        for _ in 0..RX_BATCH {
+            let loan = match pair.poll_lend(cx) {
+                Poll::Ready(Some(loan)) => loan,
+                // Out of service, none waiting, or the reserve reached
+                // (loans coming back wake this task).
+                Poll::Ready(None) | Poll::Pending => return false,
+            };
+            let frame = pair.frame(&loan);
+            let verdict = check(frame).map(|()| steer(frame, cores));
+            let buffer = Buffer::Lent { pair, loan };
+            match verdict {
+                Err(bad) => {
+                    let counter = match bad {
+                        Bad::Ip => &stats.drop_bad_ip,
+                        Bad::Tcp => &stats.drop_bad_tcp,
+                        Bad::Udp => &stats.drop_bad_udp,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    self.give_back(buffer);
+                }
+                Ok(Steer::Core(c)) if c != here => self.lend_to(c, buffer, stats),
+                Ok(Steer::Core(_) | Steer::Owner) => self.queue(buffer, stats),
+                Ok(Steer::All) => {
+                    for c in (0..cores).filter(|&c| c != here) {
+                        if let Buffer::Lent { pair, loan } = &buffer {
+                            let shared = Buffer::Lent {
+                                pair,
+                                loan: pair.share(loan),
+                            };
+                            self.lend_to(c, shared, stats);
+                        }
+                    }
+                    self.queue(buffer, stats);
                 }
             }
         }
         true
     }
 
-    /// A copy of `frame` (from this core's pool) for this core's smoltcp.
-    fn keep(&mut self, frame: &[u8], stats: &Stats) {
-        let here = self.core.index();
-        match self.free.as_mut().and_then(|f| f.copy(here, frame)) {
-            Some(buffer) => self.queue(buffer, stats),
-            None => {
-                stats.drop_pool_empty.fetch_add(1, Ordering::Relaxed);
+    /// A lent frame to core `core`'s ring, unless that core holds its
+    /// share of the buffers already or its ring is full (dropped, counted,
+    /// given back).
+    fn lend_to(&mut self, core: usize, frame: Buffer, stats: &Stats) {
+        if !self.held.as_mut().is_some_and(|h| h.admit(core)) {
+            stats.drop_held.fetch_add(1, Ordering::Relaxed);
+            self.give_back(frame);
+            return;
+        }
+        match self.peers[core].try_send(Inbound::Frame(frame)) {
+            Ok(()) => {
+                stats.steered_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(message)) => {
+                stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = self.held.as_mut() {
+                    held.returned(core);
+                }
+                if let Inbound::Frame(frame) = message {
+                    self.give_back(frame);
+                }
             }
         }
     }
 
     fn queue(&mut self, frame: Buffer, stats: &Stats) {
-        if let Some(port) = syn_port(&frame.data)
+        if let Some(port) = syn_port(frame.data())
             && !self.room_for_syn(port)
         {
             stats.drop_syn_backlog.fetch_add(1, Ordering::Relaxed);
@@ -375,7 +442,7 @@ impl Shard {
         stats.rx_frames.fetch_add(1, Ordering::Relaxed);
         stats
             .rx_bytes
-            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+            .fetch_add(frame.data().len() as u64, Ordering::Relaxed);
         self.rx.push_back(frame);
     }
 
@@ -410,30 +477,19 @@ impl Shard {
         }
     }
 
-    /// A spent buffer back to the pool it came from (a full return ring
-    /// cannot happen: it holds the whole pool); a heap frame is freed.
+    /// A spent frame's buffer back to its pair: directly on the pair's
+    /// owner core, else over the up ring to the owner (never full: it has
+    /// room for every buffer); a heap frame is freed.
     fn give_back(&mut self, frame: Buffer) {
-        if let Some(Some(back)) = frame.home.and_then(|h| self.back.get_mut(usize::from(h))) {
-            let _ = back.try_send(frame.data);
-        }
-    }
-
-    /// A copy of `frame` (from core `core`'s pool) through its ring.
-    fn forward(&mut self, core: usize, frame: &[u8], stats: &Stats) {
-        let Some(buffer) = self.free.as_mut().and_then(|f| f.copy(core, frame)) else {
-            stats.drop_pool_empty.fetch_add(1, Ordering::Relaxed);
+        let Buffer::Lent { pair, loan } = frame else {
             return;
         };
-        match self.peers[core].try_send(Inbound::Frame(buffer)) {
-            Ok(()) => {
-                stats.steered_out.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(message)) => {
-                stats.drop_ring_full.fetch_add(1, Ordering::Relaxed);
-                if let (Inbound::Frame(buffer), Some(free)) = (message, self.free.as_mut()) {
-                    free.put(core, buffer);
-                }
-            }
+        if pair.owner == self.core {
+            pair.give_back(loan);
+        } else if let Some(Some(up)) = self.ups.get_mut(pair.owner.index())
+            && up.try_send(Up::Returned(loan)).is_err()
+        {
+            log::warn!("net: the up ring to the pair's owner is full; a receive buffer is lost");
         }
     }
 
@@ -462,7 +518,14 @@ impl Shard {
 
     /// Steps 3 to 5. `true` if frames the stack sent to itself wait.
     fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) -> bool {
-        wire::flush(&mut self.backlog, pair, cx.waker(), stats);
+        self.tx_blocked = !wire::flush(
+            &mut self.backlog,
+            pair,
+            up_to(&mut self.ups, self.pair_owner),
+            cx,
+            &mut self.tx_waited,
+            stats,
+        );
         self.apply_config();
         let mac = match self.iface.hardware_addr() {
             smoltcp::wire::HardwareAddress::Ethernet(mac) => mac.0,
@@ -473,7 +536,10 @@ impl Shard {
             spent: &mut self.spent,
             backlog: &mut self.backlog,
             pair,
+            up: up_to(&mut self.ups, self.pair_owner),
             waker: cx.waker(),
+            waited: &mut self.tx_waited,
+            blocked: &mut self.tx_blocked,
             stats,
             mac,
             ip,
@@ -588,9 +654,16 @@ impl Shard {
                     .set_timeout(None);
             }
             if let Some(since) = meta.dropped {
+                // A closed handle whose send buffer still drains (a slow
+                // reader after a half-close) is making progress: its
+                // linger counts from the last byte the peer acknowledged.
+                let draining = queues.1 < meta.seen.1;
+                meta.seen = queues;
                 if closed {
                     gone.push(handle);
-                } else if Clock::now().0.saturating_sub(since.0) > LINGER_NS {
+                } else if draining {
+                    meta.dropped = Some(Clock::now());
+                } else if lingered(since, Clock::now()) {
                     if meta.kind == Kind::Tcp {
                         self.sockets.get_mut::<tcp::Socket>(handle).abort();
                     }
@@ -738,10 +811,12 @@ impl Shard {
         self.iface.ipv4_addr()
     }
 }
+/// The up ring to core `owner` (`None` if that is this core).
+fn up_to(ups: &mut [Option<Sender<Up>>], owner: usize) -> Option<&mut Sender<Up>> {
+    ups.get_mut(owner).and_then(Option::as_mut)
+}
+
 /// A frame the stack sent to itself (from the heap; freed when spent).
 fn heap(frame: Vec<u8>) -> Buffer {
-    Buffer {
-        data: frame,
-        home: None,
-    }
+    Buffer::Heap(frame)
 }

@@ -1,30 +1,39 @@
 //! One core's view of the network device for its smoltcp interface.
 //!
-//! Receive: the frames steered to this core wait in the shard's queue
-//! (copied out of the device's DMA buffer by the queue pair's owner core
-//! into pool buffers, see [`super::pool`]); smoltcp reads them in place
-//! and their buffers go back to the pool.
+//! Receive: the frames steered to this core wait in the shard's queue,
+//! lent in the device's receive buffers by the queue pair's owner core (or
+//! from the heap, for frames the stack sent to itself; see
+//! [`super::loan`]); smoltcp reads them in place and the spent buffers go
+//! back to the owner.
 //!
-//! Transmit: every core sends directly on the device's queue pair (its
-//! transmit slots are shared; the pair's lock orders the ring). A frame
-//! smoltcp builds goes into a free transmit slot at once; when every slot
-//! is taken it waits in the shard's small backlog (the net task is woken
-//! when a slot frees, and sends the backlog first), and while the backlog
-//! is full smoltcp is told there is no transmit room, which keeps the data
-//! in the sockets' buffers: backpressure, nothing dropped. Frames are
-//! dropped (and counted) only when the device is out of service.
+//! Transmit: smoltcp writes each frame straight into a free transmit slot
+//! of this core's pair (the slots are a lock-free set the cores on the
+//! pair share). On the pair's owner core the slot goes on the ring at
+//! once; on another core it goes to the owner as a request over the up
+//! ring ([`super::loan::Up::Transmit`]), which the owner puts on the ring
+//! on its next turn: only the owner takes the ring's lock. With no free
+//! slot, `transmit` says there is no room (smoltcp keeps the data in the
+//! socket: backpressure, counted once per blocked send as the pair's
+//! `tx_waits`) and the net task is woken when a slot frees. A reply
+//! smoltcp makes while receiving (an ACK, an ARP reply) cannot wait: with
+//! no free slot it is built on the heap and waits in the shard's small
+//! backlog (sent first on the next turn; copied into a slot then, counted
+//! as `copied_bytes` if it carries payload). Frames are dropped (and
+//! counted) only when the device is out of service.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Waker};
 
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::pool::Buffer;
+use super::loan::{Buffer, Up, carries_payload};
 use super::shard::Stats;
+use crate::drivers::virtio::net::pair::TxSlot;
 use crate::drivers::virtio::net::{MAX_FRAME, Pair};
+use crate::ipc::channel::Sender;
 
 /// Frames that may wait for a transmit slot on one core.
 pub const BACKLOG: usize = 64;
@@ -32,13 +41,19 @@ pub const BACKLOG: usize = 64;
 /// The device as one core's smoltcp interface sees it.
 pub struct Wire<'a> {
     pub rx: &'a mut VecDeque<Buffer>,
-    /// Where read frames' buffers go (back to their pool after the poll).
+    /// Where read frames' buffers go (back to their owner after the poll).
     pub spent: &'a mut Vec<Buffer>,
     pub backlog: &'a mut VecDeque<Vec<u8>>,
-    /// The queue pair this core sends on (`None`: no device, frames dropped).
     pub pair: Option<&'static Pair>,
+    /// The up ring to the pair's owner (`None` on the owner itself).
+    pub up: Option<&'a mut Sender<Up>>,
     /// The net task's waker: woken when a transmit slot frees.
     pub waker: &'a Waker,
+    /// Whether the blocked send was counted as a wait already.
+    pub waited: &'a mut bool,
+    /// Set when a send found no free slot this turn (the slot's release
+    /// wakes the net task).
+    pub blocked: &'a mut bool,
     pub stats: &'a Stats,
     /// This interface's addresses, and the frames to them (see [`loops`]).
     pub mac: [u8; 6],
@@ -60,15 +75,25 @@ impl Drop for Rx<'_> {
     }
 }
 
-/// Room to send one frame.
+/// Room to send one frame: a transmit slot taken already (`transmit`), or
+/// one to take when the frame is made (a reply to a received frame).
 pub struct Tx<'a> {
+    slot: Option<TxSlot>,
     backlog: &'a mut VecDeque<Vec<u8>>,
     pair: Option<&'static Pair>,
-    waker: &'a Waker,
+    up: Option<&'a mut Sender<Up>>,
     stats: &'a Stats,
     mac: [u8; 6],
     ip: Option<[u8; 4]>,
     looped: &'a mut Vec<Vec<u8>>,
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if let (Some(slot), Some(pair)) = (self.slot.take(), self.pair) {
+            pair.put_back(slot);
+        }
+    }
 }
 
 /// Whether a frame this interface sends is for itself: to its own MAC,
@@ -87,6 +112,21 @@ pub fn loops(frame: &[u8], mac: [u8; 6], ip: Option<[u8; 4]>) -> bool {
     arp_request && ip.is_some_and(|ip| frame.get(38..42) == Some(&ip))
 }
 
+impl Wire<'_> {
+    fn tx(&mut self, slot: Option<TxSlot>) -> Tx<'_> {
+        Tx {
+            slot,
+            backlog: self.backlog,
+            pair: self.pair,
+            up: self.up.as_deref_mut(),
+            stats: self.stats,
+            mac: self.mac,
+            ip: self.ip,
+            looped: self.looped,
+        }
+    }
+}
+
 impl phy::Device for Wire<'_> {
     type RxToken<'a>
         = Rx<'a>
@@ -99,36 +139,46 @@ impl phy::Device for Wire<'_> {
 
     fn receive(&mut self, _: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
         let frame = self.rx.pop_front()?;
+        let tx = Tx {
+            slot: None,
+            backlog: self.backlog,
+            pair: self.pair,
+            up: self.up.as_deref_mut(),
+            stats: self.stats,
+            mac: self.mac,
+            ip: self.ip,
+            looped: self.looped,
+        };
         Some((
             Rx {
                 frame: Some(frame),
                 spent: self.spent,
             },
-            Tx {
-                backlog: self.backlog,
-                pair: self.pair,
-                waker: self.waker,
-                stats: self.stats,
-                mac: self.mac,
-                ip: self.ip,
-                looped: self.looped,
-            },
+            tx,
         ))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-        if self.backlog.len() >= BACKLOG {
+        if !self.backlog.is_empty() {
+            // Replies wait for a slot: they go first.
             return None;
         }
-        Some(Tx {
-            backlog: self.backlog,
-            pair: self.pair,
-            waker: self.waker,
-            stats: self.stats,
-            mac: self.mac,
-            ip: self.ip,
-            looped: self.looped,
-        })
+        let Some(pair) = self.pair else {
+            // No device: the frame is made and dropped (counted).
+            return Some(self.tx(None));
+        };
+        if pair.is_dead() {
+            return Some(self.tx(None));
+        }
+        let mut cx = Context::from_waker(self.waker);
+        match pair.poll_take_slot(&mut cx, self.waited) {
+            Some(slot) => Some(self.tx(Some(slot))),
+            None => {
+                // The slot's release wakes the net task.
+                *self.blocked = true;
+                None
+            }
+        }
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -149,86 +199,112 @@ impl phy::RxToken for Rx<'_> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        f(self.frame.as_ref().map_or(&[][..], |b| &b.data))
+        f(self.frame.as_ref().map_or(&[][..], |b| b.data()))
     }
 }
 
 impl phy::TxToken for Tx<'_> {
-    fn consume<R, F>(self, len: usize, f: F) -> R
+    fn consume<R, F>(mut self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut frame = [0u8; MAX_FRAME];
         let len = len.min(MAX_FRAME);
-        let result = f(&mut frame[..len]);
-        let frame = &frame[..len];
+        let Some(pair) = self.pair.filter(|p| !p.is_dead()) else {
+            let mut frame = [0u8; MAX_FRAME];
+            let result = f(&mut frame[..len]);
+            if loops(&frame[..len], self.mac, self.ip) {
+                self.stats.looped.fetch_add(1, Ordering::Relaxed);
+                self.looped.push(frame[..len].to_vec());
+            } else {
+                self.stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
+            }
+            return result;
+        };
+        let slot = self.slot.take().or_else(|| pair.take_slot());
+        let Some(mut slot) = slot else {
+            // A reply with every slot taken: it waits on the heap.
+            let mut frame = alloc::vec![0u8; len];
+            let result = f(&mut frame);
+            if loops(&frame, self.mac, self.ip) {
+                self.stats.looped.fetch_add(1, Ordering::Relaxed);
+                self.looped.push(frame);
+            } else {
+                self.backlog.push_back(frame);
+                self.stats.tx_backlogged.fetch_add(1, Ordering::Relaxed);
+            }
+            return result;
+        };
+        let frame = &mut pair.slot_frame(&mut slot)[..len];
+        let result = f(frame);
         if loops(frame, self.mac, self.ip) {
             self.stats.looped.fetch_add(1, Ordering::Relaxed);
             self.looped.push(frame.to_vec());
+            pair.put_back(slot);
             return result;
         }
-        if self.backlog.is_empty() {
-            match send_now(self.pair, frame, self.waker, self.stats) {
-                Sent::Yes | Sent::Dropped => return result,
-                Sent::NoSlot => {}
-            }
-        }
-        self.backlog.push_back(frame.to_vec());
-        self.stats.tx_backlogged.fetch_add(1, Ordering::Relaxed);
+        deliver(pair, self.up.as_deref_mut(), slot, len, self.stats);
         result
     }
 }
 
-/// What became of a frame handed to [`send_now`].
-enum Sent {
-    Yes,
-    /// Every slot is taken; the waker hears when one frees.
-    NoSlot,
-    /// The device is out of service (counted).
-    Dropped,
-}
-
-fn send_now(pair: Option<&'static Pair>, frame: &[u8], waker: &Waker, stats: &Stats) -> Sent {
-    let Some(pair) = pair else {
-        stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
-        return Sent::Dropped;
-    };
-    match pair.poll_slot(&mut Context::from_waker(waker)) {
-        Poll::Ready(Some(slot)) => match pair.transmit(slot, frame) {
+/// Puts a written slot on the ring: directly on the pair's owner core,
+/// else as a request over the up ring to the owner.
+fn deliver(
+    pair: &'static Pair,
+    up: Option<&mut Sender<Up>>,
+    slot: TxSlot,
+    len: usize,
+    stats: &Stats,
+) {
+    let sent = match up {
+        None => pair.submit(slot, len).is_ok(),
+        Some(up) => match up.try_send(Up::Transmit(slot, len as u16)) {
             Ok(()) => {
-                stats.tx_frames.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .tx_bytes
-                    .fetch_add(frame.len() as u64, Ordering::Relaxed);
-                Sent::Yes
+                stats.tx_handed.fetch_add(1, Ordering::Relaxed);
+                true
             }
+            // Cannot happen (the ring has room for every slot); the slot
+            // is lost to the pair rather than the frame reordered.
             Err(_) => {
-                stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
-                Sent::Dropped
+                log::warn!("net: the up ring to the pair's owner is full");
+                false
             }
         },
-        Poll::Ready(None) => {
-            stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
-            Sent::Dropped
-        }
-        Poll::Pending => Sent::NoSlot,
+    };
+    if sent {
+        stats.tx_frames.fetch_add(1, Ordering::Relaxed);
+        stats.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+    } else {
+        stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Sends the backlog in order while slots are free; `true` once it is empty.
+/// Sends the backlog in order while slots are free (each frame copied
+/// into its slot); `true` once it is empty.
 pub fn flush(
     backlog: &mut VecDeque<Vec<u8>>,
     pair: Option<&'static Pair>,
-    waker: &Waker,
+    mut up: Option<&mut Sender<Up>>,
+    cx: &mut Context<'_>,
+    waited: &mut bool,
     stats: &Stats,
 ) -> bool {
     while let Some(frame) = backlog.front() {
-        match send_now(pair, frame, waker, stats) {
-            Sent::Yes | Sent::Dropped => {
-                backlog.pop_front();
-            }
-            Sent::NoSlot => return false,
+        let Some(pair) = pair.filter(|p| !p.is_dead()) else {
+            stats.drop_tx_dead.fetch_add(1, Ordering::Relaxed);
+            backlog.pop_front();
+            continue;
+        };
+        let Some(mut slot) = pair.poll_take_slot(cx, waited) else {
+            return false;
+        };
+        let len = frame.len().min(MAX_FRAME);
+        pair.slot_frame(&mut slot)[..len].copy_from_slice(&frame[..len]);
+        if carries_payload(frame) {
+            stats.copied_bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
+        deliver(pair, up.as_deref_mut(), slot, len, stats);
+        backlog.pop_front();
     }
     true
 }

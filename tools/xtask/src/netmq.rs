@@ -31,7 +31,7 @@ const FLOOD: &str = "netmq-host: flood";
 const ARP_AGAIN: &str = "netmq-host: arp";
 const FLOWS: u16 = 64;
 const FRAMES_PER_FLOW: u16 = 4;
-const FLOOD_FRAMES_PER_FLOW: u16 = 5;
+const FLOOD_FRAMES_PER_FLOW: u16 = 10;
 const FLOW_PORT: u16 = 9;
 /// How long the host waits for an ARP answer (a hang guard).
 const ARP_WAIT: Duration = Duration::from_secs(20);

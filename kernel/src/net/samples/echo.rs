@@ -3,12 +3,12 @@
 
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use embedded_io_async::{Read, Write};
+use embedded_io_async::Write;
 
 use super::spawn_here;
 use crate::arch::CoreId;
 use crate::ipc::channel::Sender;
-use crate::net::{Result, Shutdown, TcpListener, TcpStream, UdpSocket};
+use crate::net::{Error, Result, Shutdown, TcpListener, TcpStream, UdpSocket};
 
 /// The echo port.
 pub const PORT: u16 = 7;
@@ -53,15 +53,21 @@ async fn datagrams(udp: UdpSocket) {
 }
 
 /// Echoes until the peer closes (or the connection fails), then closes.
+/// The read buffer is held only while data flows: an idle connection
+/// waits for readability without one.
 pub async fn connection(mut stream: TcpStream) {
-    let mut buf = alloc::vec![0u8; CHUNK];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    break;
+    'idle: while stream.readable().await.is_ok() {
+        let mut buf = alloc::vec![0u8; CHUNK];
+        loop {
+            match embedded_io::Read::read(&mut stream, &mut buf) {
+                Ok(0) => break 'idle,
+                Ok(n) => {
+                    if stream.write_all(&buf[..n]).await.is_err() {
+                        break 'idle;
+                    }
                 }
+                Err(Error::WouldBlock) => continue 'idle,
+                Err(_) => break 'idle,
             }
         }
     }

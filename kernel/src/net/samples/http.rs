@@ -10,15 +10,16 @@ use core::fmt::Write as _;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use embedded_io_async::{Read, Write};
+use embedded_io_async::Write;
 use percore_http::{
     BAD_REQUEST_BODY, MAX_BODY, MAX_HEAD, Route, Status, fixed, parse, respond, route,
 };
 
 use super::spawn_here;
 use crate::arch::{CoreId, cpu};
+use crate::drivers::virtio::net::DropReason;
 use crate::ipc::channel::Sender;
-use crate::net::{Result, Shutdown, TcpListener, TcpStream, shard};
+use crate::net::{Error, Result, Shutdown, TcpListener, TcpStream, shard};
 use crate::reactor::{self, PerCore};
 
 /// The HTTP port.
@@ -49,11 +50,14 @@ pub async fn run(core: CoreId, mut ready: Sender<Result<()>>) {
     }
 }
 
-/// Serves requests on one connection until either side closes it.
+/// Bytes read at once.
+const CHUNK: usize = 2048;
+
+/// Serves requests on one connection until either side closes it. An idle
+/// connection (no partial request) holds no buffers while it waits.
 pub async fn connection(mut stream: TcpStream) {
-    let mut input: Vec<u8> = Vec::with_capacity(1024);
-    let mut out: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
+    let mut input: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
     loop {
         let (answer, used) = match parse(&input) {
             Ok(Some(request)) => (
@@ -78,9 +82,22 @@ pub async fn connection(mut stream: TcpStream) {
             if input.len() > MAX_HEAD + MAX_BODY {
                 break;
             }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => input.extend_from_slice(&chunk[..n]),
+            let start = input.len();
+            input.resize(start + CHUNK, 0);
+            match embedded_io::Read::read(&mut stream, &mut input[start..]) {
+                Ok(0) => break,
+                Ok(n) => input.truncate(start + n),
+                Err(Error::WouldBlock) => {
+                    input.truncate(start);
+                    if input.is_empty() {
+                        input = Vec::new();
+                        out = Vec::new();
+                    }
+                    if stream.readable().await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
             }
             continue;
         };
@@ -136,7 +153,7 @@ pub fn stats_json() -> String {
             let n = &slot.stats;
             let _ = write!(
                 json,
-                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"drop_ring_full\":{},\"drop_pool_empty\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
+                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"tx_handed\":{},\"tx_for_others\":{},\"copied_bytes\":{},\"drop_ring_full\":{},\"drop_held\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
                 load(&n.rx_frames),
                 load(&n.rx_bytes),
                 load(&n.tx_frames),
@@ -144,8 +161,11 @@ pub fn stats_json() -> String {
                 load(&n.steered_in),
                 load(&n.steered_out),
                 load(&n.looped),
+                load(&n.tx_handed),
+                load(&n.tx_for_others),
+                load(&n.copied_bytes),
                 load(&n.drop_ring_full),
-                load(&n.drop_pool_empty),
+                load(&n.drop_held),
                 load(&n.drop_queue_full),
                 load(&n.drop_tx_dead),
                 load(&n.drop_bad_ip),
@@ -159,6 +179,32 @@ pub fn stats_json() -> String {
             );
         }
         json.push('}');
+    }
+    json.push_str("],\"pairs\":[");
+    let pairs = crate::drivers::virtio::net::device().map_or(&[][..], |nic| nic.pairs());
+    for (index, pair) in pairs.iter().enumerate() {
+        let s = &pair.stats;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        if index > 0 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            "{{\"pair\":{index},\"owner\":{},\"rx_frames\":{},\"tx_frames\":{},\"tx_waits\":{},\"rx_lent\":{},\"rx_waiting\":{},\"drops\":{{",
+            pair.owner.index(),
+            load(&s.rx_frames),
+            load(&s.tx_frames),
+            load(&s.tx_waits),
+            pair.lent(),
+            pair.waiting(),
+        );
+        for (i, reason) in DropReason::ALL.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            let _ = write!(json, "\"{}\":{}", reason.name(), load(&s.drops[i]));
+        }
+        json.push_str("}}");
     }
     let _ = writeln!(
         json,

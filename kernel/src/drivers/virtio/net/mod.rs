@@ -425,7 +425,8 @@ impl Nic {
             pair.stats.tx_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(error);
         }
-        let Some(slot) = poll_fn(|cx| pair.poll_slot(cx)).await else {
+        let mut waited = false;
+        let Some(slot) = poll_fn(|cx| pair.poll_slot(cx, &mut waited)).await else {
             return Err(self.out_of_service());
         };
         pair.transmit(slot, frame)

@@ -11,27 +11,38 @@
 //! rest are checked ([`check_received`]) and a bad one is dropped, counted
 //! by reason ([`DropReason`]: too short, too long, a header asking for an
 //! offload that was not negotiated) and posted again at once. Good ones
-//! wait in `ready` until a receiver copies the frame out
-//! ([`Pair::poll_recv`]); the buffer is then posted again at once. When
-//! nobody receives and only a quarter of the buffers would stay posted,
-//! the oldest waiting frame is dropped (`NoBuffer`) and its buffer posted
-//! again: the ring never runs dry, the newest frames are kept. A receiver
-//! whose buffer is too small gets an error and the frame stays for the
-//! next call.
+//! wait in `ready` until a receiver takes them, one of two ways:
+//! - copied out ([`Pair::poll_recv`]; the buffer is posted again at once);
+//! - lent out in place ([`Pair::lend`], the network stack's way: nothing
+//!   is copied): the [`Loan`] is read on any core ([`Pair::frame`]),
+//!   shared for a broadcast ([`Pair::share`]), and given back on the owner
+//!   core ([`Pair::give_back`]), which posts the buffer again after its
+//!   last loan. The pair lends no more than leaves the [`reserve`] (a
+//!   quarter of the buffers) posted.
 //!
-//! Transmit: [`TX_SLOTS`] slots of [`BUFFER`] bytes; a sender takes a free
-//! slot (or waits for one: backpressure, counted), writes a zero header
-//! and the frame, adds one device-readable descriptor and rings the
-//! doorbell if the device wants it; the slot is freed when the device hands
-//! it back.
+//! When nobody receives and only the reserve would stay posted (frames
+//! waiting plus buffers lent), the oldest waiting frame is dropped
+//! (`NoBuffer`) and its buffer posted again: the ring never runs dry, the
+//! newest frames are kept. A receiver whose buffer is too small gets an
+//! error and the frame stays for the next call.
+//!
+//! Transmit: [`TX_SLOTS`] slots of [`BUFFER`] bytes, a lock-free set any
+//! core takes from; a sender takes a free slot (or waits for one:
+//! backpressure, counted once per blocked send as `tx_waits`), writes a
+//! zero header and the frame (copied by [`Pair::transmit`], or written in
+//! place through [`Pair::take_slot`] and [`Pair::slot_frame`]), and the
+//! slot goes on the ring as one device-readable descriptor with the
+//! doorbell rung if the device wants it ([`Pair::submit`]: the network
+//! stack does this on the owner core only, so the ring's lock is never
+//! contended); the slot is freed when the device hands it back.
 //!
 //! DMA memory of a pair with queues of 128 entries: receive, one page of
-//! rings and 64 x 2 KiB buffers (132 KiB); transmit, one page and 32 x 2
+//! rings and 128 x 2 KiB buffers (260 KiB); transmit, one page and 32 x 2
 //! KiB (68 KiB). Nothing is allocated per frame.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 
 use percore_virtqueue::{DeviceError, DmaRegion, Layout, Segment, Virtqueue};
@@ -54,8 +65,8 @@ pub const HEADER: usize = 12;
 pub const ETHERNET_HEADER: usize = 14;
 /// The largest frame without its FCS (1500-byte MTU).
 pub const MAX_FRAME: usize = 1514;
-/// Receive buffers per pair (fewer if the queue is smaller).
-pub const RX_BUFFERS: usize = 64;
+/// Receive buffers per pair (fewer if the queue is smaller; at most 254).
+pub const RX_BUFFERS: usize = 128;
 /// Transmit slots per pair (fewer if the queue is smaller; at most 64).
 pub const TX_SLOTS: usize = 32;
 /// The queue size asked of the device.
@@ -86,7 +97,8 @@ pub struct PairStats {
     pub tx_bytes: AtomicU64,
     /// Frames `send` refused (bad length or not Ethernet).
     pub tx_rejected: AtomicU64,
-    /// Times a send found every slot taken and waited (backpressure).
+    /// Sends that found every slot taken and waited (backpressure),
+    /// counted once per blocked send however often it looks again.
     pub tx_waits: AtomicU64,
     /// Interrupts taken, and how many arrived on another core than the owner.
     pub interrupts: AtomicU64,
@@ -157,6 +169,49 @@ pub fn check_received(header: &[u8; HEADER], written: usize) -> Result<usize, Dr
     Ok(frame)
 }
 
+/// Receive buffers of `count` that always stay posted (a quarter).
+pub fn reserve(count: usize) -> usize {
+    (count / 4).max(1)
+}
+
+/// Whether `ready` frames waiting and `lent` buffers lent out leave fewer
+/// than the [`reserve`] of `count` buffers posted.
+pub fn over_reserve(ready: usize, lent: usize, count: usize) -> bool {
+    ready + lent + reserve(count) > count
+}
+
+/// A received frame lent out in its receive buffer ([`Pair::lend`]): read
+/// in place ([`Pair::frame`]) on any core, then given back to the pair's
+/// owner core ([`Pair::give_back`]), which posts the buffer again once its
+/// last loan is back. Not `Clone`: [`Pair::share`] counts every copy. A
+/// loan that is dropped instead of given back keeps its buffer from the
+/// device for good (the [`reserve`] still keeps the ring from running dry).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a loan goes back to its pair"]
+pub struct Loan {
+    buffer: u8,
+    len: u16,
+}
+
+impl Loan {
+    /// The frame's length.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether the frame is empty (never: frames hold an Ethernet header).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A transmit slot taken for a frame the caller writes in place
+/// ([`Pair::take_slot`], [`Pair::slot_frame`]) and submits on the pair's
+/// owner core ([`Pair::submit`]) or puts back ([`Pair::put_back`]).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a slot goes back to its pair"]
+pub struct TxSlot(u8);
+
 /// Why a pair could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PairError {
@@ -223,6 +278,10 @@ pub struct Pair {
     rx_count: usize,
     /// Received frames not yet taken: (buffer, frame length).
     ready: spin::Mutex<VecDeque<(u8, u16)>>,
+    /// Loans out per receive buffer ([`Pair::lend`], [`Pair::share`]).
+    holders: Vec<AtomicU8>,
+    /// Receive buffers lent out (neither posted nor waiting in `ready`).
+    lent: AtomicUsize,
     receivers: WaitList,
     tx: spin::Mutex<Side>,
     tx_memory: DmaBuffer,
@@ -257,6 +316,8 @@ impl Pair {
             rx_at: rx.buffers_at,
             rx_count: rx.count,
             ready: spin::Mutex::new(VecDeque::with_capacity(rx.count)),
+            holders: (0..rx.count).map(|_| AtomicU8::new(0)).collect(),
+            lent: AtomicUsize::new(0),
             receivers: WaitList::new(),
             tx: spin::Mutex::new(tx.side),
             tx_memory: tx.memory,
@@ -398,8 +459,8 @@ impl Pair {
     fn push_ready(&self, buffer: u8, len: u16) -> Option<u8> {
         let mut ready = self.ready.lock();
         ready.push_back((buffer, len));
-        let reserve = (self.rx_count / 4).max(1);
-        if ready.len() + reserve > self.rx_count {
+        let lent = self.lent.load(Ordering::Acquire);
+        if over_reserve(ready.len(), lent, self.rx_count) {
             ready.pop_front().map(|(oldest, _)| oldest)
         } else {
             None
@@ -486,16 +547,173 @@ impl Pair {
         Some(Ok(len))
     }
 
+    /// The oldest received frame, lent out in its buffer (nothing is
+    /// copied): `None` if none waits, or if lending one more would leave
+    /// fewer than the [`reserve`] of buffers posted (the frame waits).
+    pub fn lend(&self) -> Option<Loan> {
+        let (buffer, len) = {
+            let mut ready = self.ready.lock();
+            if !self.may_lend() {
+                return None;
+            }
+            let front = ready.pop_front()?;
+            self.lent.fetch_add(1, Ordering::AcqRel);
+            front
+        };
+        self.holders[usize::from(buffer)].store(1, Ordering::Release);
+        self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rx_bytes
+            .fetch_add(u64::from(len), Ordering::Relaxed);
+        Some(Loan { buffer, len })
+    }
+
+    /// [`lend`](Self::lend), or registers to hear when a frame arrives;
+    /// `None` once the pair is dead.
+    pub fn poll_lend(&self, cx: &mut Context<'_>) -> Poll<Option<Loan>> {
+        if let Some(loan) = self.lend() {
+            return Poll::Ready(Some(loan));
+        }
+        self.receivers.register(cx.waker());
+        match self.lend() {
+            Some(loan) => Poll::Ready(Some(loan)),
+            None if self.is_dead() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    /// One more loan of the same frame (a broadcast for several cores):
+    /// the buffer is posted again once every loan is back.
+    pub fn share(&self, loan: &Loan) -> Loan {
+        self.holders[usize::from(loan.buffer)].fetch_add(1, Ordering::AcqRel);
+        Loan {
+            buffer: loan.buffer,
+            len: loan.len,
+        }
+    }
+
+    /// The lent frame, in place in the receive buffer.
+    pub fn frame(&self, loan: &Loan) -> &[u8] {
+        let at = self.buffer_offset(loan.buffer) + HEADER;
+        assert!(
+            at + loan.len() <= self.rx_memory.len(),
+            "loan out of bounds"
+        );
+        // SAFETY: in bounds (checked); the device wrote the buffer before
+        // handing it back and it is not posted again while a loan of it is
+        // out (`give_back` posts it after the last one), so nothing writes
+        // these bytes while the returned slice lives (it borrows the loan).
+        unsafe { core::slice::from_raw_parts(self.rx_memory.as_ptr().as_ptr().add(at), loan.len()) }
+    }
+
+    /// Whether one more buffer may be lent out (it leaves the reserve).
+    pub fn may_lend(&self) -> bool {
+        let lent = self.lent.load(Ordering::Acquire);
+        lent + 1 + reserve(self.rx_count) <= self.rx_count
+    }
+
+    /// Whether a frame waits that [`lend`](Self::lend) would lend now.
+    pub fn lendable(&self) -> bool {
+        !self.ready.lock().is_empty() && self.may_lend()
+    }
+
+    /// Receive buffers lent out now.
+    pub fn lent(&self) -> usize {
+        self.lent.load(Ordering::Acquire)
+    }
+
+    /// Takes a loan back (on the owner core: this takes the receive ring's
+    /// lock, which only the owner core uses); the last loan of a buffer
+    /// posts it again.
+    pub fn give_back(&self, loan: Loan) {
+        let holders = &self.holders[usize::from(loan.buffer)];
+        if holders.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let mut rx = self.rx.lock();
+        self.lent.fetch_sub(1, Ordering::AcqRel);
+        if self.is_dead() {
+            return;
+        }
+        Self::post(&mut rx, &self.rx_memory, self.rx_at, loan.buffer);
+        let rx = &mut *rx;
+        if let Some(notify) = rx.notify.as_mut() {
+            rx.queue.kick(notify);
+        }
+    }
+
+    /// A free transmit slot (its header zeroed), if one is free; on a dead
+    /// pair, none.
+    pub fn take_slot(&self) -> Option<TxSlot> {
+        if self.is_dead() {
+            return None;
+        }
+        let slot = self.free.take()?;
+        // SAFETY: the slot was free: the device does not read it.
+        unsafe {
+            self.tx_memory
+                .write(self.tx_at + slot * BUFFER, &[0; HEADER])
+        };
+        Some(TxSlot(slot as u8))
+    }
+
+    /// A free transmit slot ([`take_slot`](Self::take_slot)), or `None`
+    /// with `cx` registered to hear when one frees (looked for again after
+    /// registering, so a slot freed meanwhile is not missed). `waited` says
+    /// whether this send was counted as a wait already (it is counted once
+    /// per blocked send; reset when a slot is found).
+    pub fn poll_take_slot(&self, cx: &mut Context<'_>, waited: &mut bool) -> Option<TxSlot> {
+        if let Some(slot) = self.take_slot() {
+            *waited = false;
+            return Some(slot);
+        }
+        if !core::mem::replace(waited, true) {
+            self.stats.tx_waits.fetch_add(1, Ordering::Relaxed);
+        }
+        self.room.register(cx.waker());
+        let slot = self.take_slot();
+        if slot.is_some() {
+            *waited = false;
+        }
+        slot
+    }
+
+    /// Where the frame of a taken slot goes ([`MAX_FRAME`] bytes).
+    pub fn slot_frame<'a>(&'a self, slot: &'a mut TxSlot) -> &'a mut [u8] {
+        let at = self.tx_at + usize::from(slot.0) * BUFFER + HEADER;
+        assert!(at + MAX_FRAME <= self.tx_memory.len(), "slot out of bounds");
+        // SAFETY: in bounds (checked); the slot is taken (the `TxSlot`,
+        // which the slice borrows mutably, is its only handle) and not in
+        // flight, so the device does not read it and nothing else writes it.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.tx_memory.as_ptr().as_ptr().add(at), MAX_FRAME)
+        }
+    }
+
+    /// Puts a slot back unsent.
+    pub fn put_back(&self, slot: TxSlot) {
+        self.release(usize::from(slot.0));
+    }
+
+    /// Sends the first `len` bytes (at most [`MAX_FRAME`]) of a slot's
+    /// frame (on the owner core: this takes the transmit ring's lock).
+    pub fn submit(&self, slot: TxSlot, len: usize) -> Result<(), SendError> {
+        self.queue_slot(usize::from(slot.0), len.min(MAX_FRAME))
+    }
+
     /// Takes a free transmit slot, or registers to hear when one is
-    /// freed; `None` once the pair is dead.
-    pub fn poll_slot(&self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+    /// freed; `None` once the pair is dead. `waited` as in
+    /// [`wait_slot`](Self::wait_slot).
+    pub fn poll_slot(&self, cx: &mut Context<'_>, waited: &mut bool) -> Poll<Option<usize>> {
         if self.is_dead() {
             return Poll::Ready(None);
         }
         if let Some(slot) = self.free.take() {
             return Poll::Ready(Some(slot));
         }
-        self.stats.tx_waits.fetch_add(1, Ordering::Relaxed);
+        if !core::mem::replace(waited, true) {
+            self.stats.tx_waits.fetch_add(1, Ordering::Relaxed);
+        }
         self.room.register(cx.waker());
         match self.free.take() {
             Some(slot) => Poll::Ready(Some(slot)),
@@ -521,10 +739,14 @@ impl Pair {
             self.tx_memory.write(at, &[0; HEADER]);
             self.tx_memory.write(at + HEADER, frame);
         }
-        let segment = Segment::new(
-            self.tx_memory.phys() + at as u64,
-            (HEADER + frame.len()) as u32,
-        );
+        self.queue_slot(slot, frame.len())
+    }
+
+    /// Puts slot `slot` (taken, holding a header and `len` frame bytes)
+    /// on the transmit ring.
+    fn queue_slot(&self, slot: usize, len: usize) -> Result<(), SendError> {
+        let at = self.tx_at + slot * BUFFER;
+        let segment = Segment::new(self.tx_memory.phys() + at as u64, (HEADER + len) as u32);
         let mut tx = self.tx.lock();
         let tx = &mut *tx;
         let notify = match tx.notify.as_mut() {
@@ -540,9 +762,7 @@ impl Pair {
         };
         tx.buffer_of[id.index()] = slot as u8;
         self.stats.tx_frames.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .tx_bytes
-            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.stats.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
         tx.queue.kick(notify);
         Ok(())
     }
