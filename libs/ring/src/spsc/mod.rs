@@ -274,17 +274,31 @@ impl<T> Consumer<T> {
 
     /// `try_pop` at `head == stop`: refreshes `cached_tail` if nothing is
     /// known to be ready, pops, and releases the run if it is complete.
+    /// Written out (not through `ready_for`) so the path a consumer takes
+    /// on every message when it reads right behind the producer computes
+    /// `stop` once: callgrind, one push + two pops per round, 76 -> 65
+    /// instructions per round (rtrb: 68).
     #[inline]
     fn pop_slow(&mut self) -> Result<T, PopError> {
-        if self.ready_for(1) == 0 {
-            return Err(PopError::Empty);
+        if self.head == self.cached_tail {
+            // The cache ran dry: hand back what was popped before looking
+            // for more, so a consumer that drains the ring holds nothing back.
+            if self.released != self.head {
+                self.released = self.head;
+                self.shared.head.store(self.head, Ordering::Release);
+            }
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            if self.head == self.cached_tail {
+                // `stop == head` already (the fast path stays closed).
+                return Err(PopError::Empty);
+            }
         }
         let value = self.take();
         if self.head.wrapping_sub(self.released) >= self.release_batch {
-            self.release();
-        } else {
-            self.update_stop();
+            self.released = self.head;
+            self.shared.head.store(self.head, Ordering::Release);
         }
+        self.update_stop();
         Ok(value)
     }
 
