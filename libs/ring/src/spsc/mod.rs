@@ -274,17 +274,32 @@ impl<T> Consumer<T> {
 
     /// `try_pop` at `head == stop`: refreshes `cached_tail` if nothing is
     /// known to be ready, pops, and releases the run if it is complete.
+    /// Written out (not through `ready_for`) so the path a consumer takes
+    /// on every message when it reads right behind the producer computes
+    /// `stop` once (callgrind, `benches/spsc_profile.rs` with bursts of one:
+    /// 7.90M -> 7.50M instructions for 100k rounds of one push and two pops,
+    /// rtrb 7.20M; with bursts of 16, 40.5M against rtrb's 73.2M).
     #[inline]
     fn pop_slow(&mut self) -> Result<T, PopError> {
-        if self.ready_for(1) == 0 {
-            return Err(PopError::Empty);
+        if self.head == self.cached_tail {
+            // The cache ran dry: hand back what was popped before looking
+            // for more, so a consumer that drains the ring holds nothing back.
+            if self.released != self.head {
+                self.released = self.head;
+                self.shared.head.store(self.head, Ordering::Release);
+            }
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            if self.head == self.cached_tail {
+                // `stop == head` already (the fast path stays closed).
+                return Err(PopError::Empty);
+            }
         }
         let value = self.take();
         if self.head.wrapping_sub(self.released) >= self.release_batch {
-            self.release();
-        } else {
-            self.update_stop();
+            self.released = self.head;
+            self.shared.head.store(self.head, Ordering::Release);
         }
+        self.update_stop();
         Ok(value)
     }
 

@@ -175,3 +175,35 @@ fn threads_deliver_in_order() {
     producer.join().unwrap();
     assert!(got.iter().copied().eq(0..n));
 }
+
+#[test]
+fn slow_pop_path_releases_on_drain_and_at_run_ends() {
+    // 64 slots: the consumer publishes `head` every 4 pops.
+    let (mut tx, mut rx) = channel::<u32>(64).unwrap();
+    for i in 0..64 {
+        tx.try_push(i).unwrap();
+    }
+    assert_eq!(tx.try_push(64), Err(PushError::Full(64)));
+    // Three pops: inside a run, nothing published yet.
+    for i in 0..3 {
+        assert_eq!(rx.try_pop(), Ok(i));
+    }
+    assert_eq!(tx.slots(), 0);
+    // The fourth completes the run.
+    assert_eq!(rx.try_pop(), Ok(3));
+    assert_eq!(tx.slots(), 4);
+    // Drain: the empty pop publishes the partial last run.
+    for i in 4..64 {
+        assert_eq!(rx.try_pop(), Ok(i));
+    }
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    assert_eq!(tx.slots(), 64);
+    // One message at a time, as a consumer right behind the producer pops:
+    // every message is seen at once, and nothing is held back.
+    for i in 0..200 {
+        tx.try_push(i).unwrap();
+        assert_eq!(rx.try_pop(), Ok(i));
+        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!(tx.slots(), 64);
+    }
+}

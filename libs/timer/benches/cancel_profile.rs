@@ -1,0 +1,66 @@
+//! The cancel phase of `wheel.rs` on its own, for instruction and cache
+//! profiles: `valgrind --tool=callgrind [--cache-sim=yes] <bench binary>
+//! --bench percore|heap [cancels]`. Arms 1M timers with deadlines uniform in
+//! [1, 1e6] ticks, then cancels a random half in random order (the same
+//! workload as `wheel.rs`'s `cancel` row); prints a checksum. Without
+//! `--bench` (as under `cargo test --benches`) it does nothing.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hint::black_box;
+
+use percore_timer::{Config, TickShift, Wheel};
+
+const N: usize = 1_000_000;
+
+/// xorshift64*: the same sequence on every run.
+fn rng(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let mut s = 0x9E37_79B9_7F4A_7C15;
+    let deadlines: Vec<u64> = (0..N).map(|_| 1 + rng(&mut s) % 1_000_000).collect();
+    let mut order: Vec<usize> = (0..N).collect();
+    for i in (1..N).rev() {
+        order.swap(i, (rng(&mut s) % (i as u64 + 1)) as usize);
+    }
+    // An optional count of cancels (default half): run with 0 and with the
+    // default and subtract, for the cost of the cancels alone.
+    let cancels = args.iter().find_map(|a| a.parse().ok()).unwrap_or(N / 2);
+    order.truncate(cancels);
+    let mut sum = 0u64;
+    if args.iter().any(|a| a == "heap") {
+        let mut heap = BinaryHeap::with_capacity(N);
+        let mut payloads: Vec<Option<u64>> = Vec::with_capacity(N);
+        let keys: Vec<u32> = (0..N)
+            .map(|i| {
+                payloads.push(Some(i as u64));
+                heap.push(Reverse((deadlines[i], i as u32)));
+                i as u32
+            })
+            .collect();
+        for &i in &order {
+            sum = sum.wrapping_add(payloads[keys[i] as usize].take().unwrap());
+        }
+        black_box(&heap);
+    } else {
+        let config = Config::new(TickShift::new(20).unwrap()).with_capacity(N);
+        let mut wheel = Wheel::new(config).unwrap();
+        let handles: Vec<_> = (0..N)
+            .map(|i| wheel.insert(deadlines[i] << 20, i as u64).unwrap())
+            .collect();
+        for &i in &order {
+            sum = sum.wrapping_add(wheel.cancel(handles[i]).unwrap());
+        }
+        black_box(&wheel);
+    }
+    println!("checksum {sum}");
+}
