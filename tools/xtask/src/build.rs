@@ -57,8 +57,8 @@ pub struct Built {
 
 /// The ring-3 programs packed into every image (binaries of
 /// `userspace/programs`).
-pub const PROGRAMS: [&str; 9] = [
-    "hello", "spin", "badptr", "regs", "badmem", "canary", "uring", "fuzz", "ubench",
+pub const PROGRAMS: [&str; 10] = [
+    "hello", "spin", "badptr", "regs", "badmem", "canary", "uring", "fuzz", "ubench", "echo",
 ];
 
 /// Builds the user programs and packs them into a cpio archive (the
