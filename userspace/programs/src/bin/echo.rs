@@ -17,9 +17,9 @@ percore_runtime::entry!(main);
 
 const LISTENER: Token = Token(0);
 const UDP: Token = Token(1);
-/// Connections served at once.
-const CONNECTIONS: usize = 16;
-const BUFFER: usize = 4096;
+/// Connections served at once (their buffers are on the 64 KiB stack).
+const CONNECTIONS: usize = 8;
+const BUFFER: usize = 2048;
 
 struct Connection {
     stream: TcpStream,
@@ -47,14 +47,17 @@ fn main() -> i64 {
 
 fn serve(port: u16) -> Result<(), Error> {
     let mut poll = Poll::new(Ring::setup(16)?);
-    let mut listener = TcpListener::bind(port)?;
-    let mut udp = UdpSocket::bind(port)?;
+    let mut listener = TcpListener::bind(port).inspect_err(|e| println!("echo: tcp: {e}"))?;
+    let mut udp = UdpSocket::bind(port).inspect_err(|e| println!("echo: udp: {e}"))?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     poll.registry()
         .register(&mut udp, UDP, Interest::READABLE)?;
     let core = sys::info().map_or(0, |i| i.core);
-    println!("echo: tcp and udp port {port} on core {core}");
+    println!(
+        "echo: pid {} tcp and udp port {port} on core {core}",
+        sys::getpid()
+    );
     let mut connections: [Option<Connection>; CONNECTIONS] = [const { None }; CONNECTIONS];
     let mut events = Events::with_capacity(32);
     let mut datagram = [0u8; 1472];
