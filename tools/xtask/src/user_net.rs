@@ -9,7 +9,11 @@
 //! - opens a connection, then `kill`s both echo processes while it is
 //!   open: the kernel closes the connection (the host reads the end of
 //!   the stream or a reset), and a new `echo` on each core listens on the
-//!   same port again (the killed ones released their sockets) and echoes.
+//!   same port again (the killed ones released their sockets) and echoes;
+//! - starts the ring-3 `http` on both cores (guest port 8080): `curl /`
+//!   gets exactly the kernel sample's index page (both answer through
+//!   `percore-http`), a malformed request gets `400` and the connection
+//!   closes, and `/` is served afterwards.
 //!
 //! UDP is not tested through slirp (see `net_host`: `restrict=on` drops the
 //! guest's datagrams).
@@ -21,13 +25,15 @@ use std::time::{Duration, Instant};
 use crate::build::{self, KernelKind};
 use crate::error::Error;
 use crate::net::{Forward, TEST_MAC, args_with};
-use crate::net_host::{BOOT, Guest, STEP, echo_line, spawn};
+use crate::net_host::{BOOT, Guest, STEP, curl_index_in, echo_line, spawn};
 use crate::qemu::{Firmware, Machine};
 use crate::test::Tally;
 use crate::tools;
 
 /// The filter that selects these tests.
 pub const NAME: &str = "user_net";
+/// The guest port of the user `http` program.
+const HTTP_PORT: u16 = 8080;
 
 pub fn run(tally: &mut Tally) -> Result<(), Error> {
     if !crate::apt::on_path("nc") {
@@ -40,13 +46,18 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
     let started = Instant::now();
     let ovmf = tools::ensure(tools::Need::AnyQemu)?;
     let built = build::kernel(KernelKind::Kernel, false)?;
-    let echo = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let free = || -> Result<u16, Error> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (echo, http) = (free()?, free()?);
     let mut machine = Machine::new(Firmware::Bios, 2);
-    machine
-        .extra
-        .extend(args_with(Some(TEST_MAC), &[Forward::tcp(echo, 7)], None));
+    machine.extra.extend(args_with(
+        Some(TEST_MAC),
+        &[Forward::tcp(echo, 7), Forward::tcp(http, HTTP_PORT)],
+        None,
+    ));
     let mut command = machine.command(&built.images, &ovmf, &ovmf.vars);
     command.args(["-serial", "stdio"]);
     let mut guest = spawn(command)?;
@@ -60,6 +71,7 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
                 "kill_mid_connection_releases",
                 kill_and_rerun(&mut guest, echo, pids),
             ),
+            ("http_user_index_400", http_checks(&mut guest, http)),
         ],
     };
     for (test, verdict) in checks {
@@ -89,39 +101,53 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
 /// Runs `echo` on core `core` and waits until it listens: its pid, or
 /// `None` if the port was in use.
 fn run_echo(guest: &mut Guest, core: u16) -> Result<Option<u32>, String> {
+    run_server(guest, "echo", core, 7)
+}
+
+/// Runs server `program` on core `core` with port `port` and waits until
+/// it says it listens (`PROGRAM: pid N … port PORT on core CORE`).
+fn run_server(
+    guest: &mut Guest,
+    program: &str,
+    core: u16,
+    port: u16,
+) -> Result<Option<u32>, String> {
     // Lines already seen are found first: skip them.
     let seen = guest.seen.len();
-    guest.type_line(&format!("run echo {core} 7"))?;
+    guest.type_line(&format!("run {program} {core} {port}"))?;
     let start = Instant::now();
     let pid = loop {
         let found = guest.seen[seen..]
             .iter()
-            .find_map(|l| l.split("started echo: pid ").nth(1))
+            .find_map(|l| l.split(&format!("started {program}: pid ")).nth(1))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|pid| pid.parse::<u32>().ok());
         if let Some(pid) = found {
             break pid;
         }
         if start.elapsed() > STEP {
-            return Err(format!("`run echo {core} 7` did not start"));
+            return Err(format!("`run {program} {core} {port}` did not start"));
         }
         if let Ok(line) = guest.lines.recv_timeout(Duration::from_millis(200)) {
             guest.seen.push(line);
         }
     };
-    let listening = format!("echo: pid {pid} tcp and udp port 7 on core {core}");
-    let exited = format!("process {pid} (echo) on core {core} exited");
+    let (name, place) = (
+        format!("{program}: pid {pid} "),
+        format!("port {port} on core {core}"),
+    );
+    let exited = format!("process {pid} ({program}) on core {core} exited");
     let start = Instant::now();
     let mut from = seen;
     while start.elapsed() < STEP {
         for line in &guest.seen[from..] {
-            if line.contains(&listening) {
+            if line.contains(&name) && line.contains(&place) {
                 return Ok(Some(pid));
             }
             if line.contains(&exited) {
                 let refused = guest.seen[seen..]
                     .iter()
-                    .any(|l| l.contains("echo: addr-in-use"));
+                    .any(|l| l.starts_with(program) && l.contains("addr-in-use"));
                 return match refused {
                     true => Ok(None),
                     false => Err(line.clone()),
@@ -133,7 +159,7 @@ fn run_echo(guest: &mut Guest, core: u16) -> Result<Option<u32>, String> {
             guest.seen.push(line);
         }
     }
-    Err(format!("no `{listening}` within {STEP:?}"))
+    Err(format!("no `{name}… {place}` within {STEP:?}"))
 }
 
 /// [`run_echo`] until the port is free on `core`: a killed server's
@@ -213,5 +239,34 @@ fn kill_and_rerun(guest: &mut Guest, port: u16, pids: [u32; 2]) -> Result<String
     nc_three(port)?;
     Ok(format!(
         "connection ended at kill; port 7 listened on again by (pid, tries) {again:?}"
+    ))
+}
+
+/// The user `http` on both cores: `curl /` gets exactly the kernel
+/// sample's index page (the same `percore-http` bytes), a malformed
+/// request gets `400` and the end of the stream, and `/` is served after.
+fn http_checks(guest: &mut Guest, port: u16) -> Result<String, String> {
+    for core in 0..2 {
+        run_server(guest, "http", core, HTTP_PORT)?.ok_or("the http port is in use")?;
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..3 {
+        curl_index_in(None, &base)?;
+    }
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(STEP))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response)
+        .map_err(|e| format!("reading the 400: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    if !text.starts_with("HTTP/1.1 400 ") || !text.contains("Connection: close") {
+        return Err(format!("malformed request answered {text:?}"));
+    }
+    curl_index_in(None, &base)?;
+    Ok(String::from(
+        "`/` is the index page (3 times); 400 and closed; `/` served afterwards",
     ))
 }
