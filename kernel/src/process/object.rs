@@ -69,7 +69,9 @@ impl Park for TaskPark {
     fn park(&self, _: Option<core::time::Duration>) {}
 
     fn unpark(&self) {
-        if let Some(waker) = self.0.lock().take() {
+        // The lock is let go before waking (a wake must not run under it).
+        let waker = self.0.lock().take();
+        if let Some(waker) = waker {
             waker.wake();
         }
     }

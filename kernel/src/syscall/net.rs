@@ -407,28 +407,30 @@ pub fn poll_wait_blocked(
     timeout: &mut Option<reactor::Sleep>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<u64, Error>> {
-    loop {
-        let readiness = match readiness(process) {
-            Ok(r) => r,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        readiness.poll.end_sleep();
-        *readiness.waker.lock() = Some(cx.waker().clone());
-        match take(process, ptr, capacity) {
-            Ok(0) => {}
-            result => return Poll::Ready(result),
-        }
-        if let Some(sleep) = timeout
-            && core::pin::Pin::new(sleep).poll(cx).is_ready()
-        {
-            return Poll::Ready(Ok(0));
-        }
-        let Some(readiness) = process.readiness.as_ref() else {
-            return Poll::Ready(Err(Error::NoMemory));
-        };
-        if readiness.poll.prepare_sleep() {
-            return Poll::Pending;
-        }
-        // Readiness came between the look and the announcement: take it.
+    let readiness = match readiness(process) {
+        Ok(r) => r,
+        Err(e) => return Poll::Ready(Err(e)),
+    };
+    readiness.poll.end_sleep();
+    *readiness.waker.lock() = Some(cx.waker().clone());
+    match take(process, ptr, capacity) {
+        Ok(0) => {}
+        result => return Poll::Ready(result),
     }
+    if let Some(sleep) = timeout
+        && core::pin::Pin::new(sleep).poll(cx).is_ready()
+    {
+        return Poll::Ready(Ok(0));
+    }
+    let Some(readiness) = process.readiness.as_ref() else {
+        return Poll::Ready(Err(Error::NoMemory));
+    };
+    if !readiness.poll.prepare_sleep() {
+        // Readiness came between the look and the announcement (or a
+        // signaller is half-way through queueing it): look again after
+        // the core's other tasks had a turn, never in a loop here.
+        readiness.poll.end_sleep();
+        cx.waker().wake_by_ref();
+    }
+    Poll::Pending
 }

@@ -57,9 +57,9 @@ pub struct Built {
 
 /// The ring-3 programs packed into every image (binaries of
 /// `userspace/programs`).
-pub const PROGRAMS: [&str; 11] = [
+pub const PROGRAMS: [&str; 12] = [
     "hello", "spin", "badptr", "regs", "badmem", "canary", "uring", "fuzz", "ubench", "echo",
-    "http",
+    "http", "client",
 ];
 
 /// Builds the user programs and packs them into a cpio archive (the

@@ -13,7 +13,11 @@
 //! - starts the ring-3 `http` on both cores (guest port 8080): `curl /`
 //!   gets exactly the kernel sample's index page (both answer through
 //!   `percore-http`), a malformed request gets `400` and the connection
-//!   closes, and `/` is served afterwards.
+//!   closes, and `/` is served afterwards;
+//! - (not run yet, see [`client`]) runs the ring-3 `client` on both
+//!   cores: it downloads 1 MiB from a server on the host (`guestfwd`
+//!   10.0.2.100:8000, as `net_host`'s download) and checks the FNV-1a 64
+//!   the server sent; the host checks the figure the client printed too.
 //!
 //! UDP is not tested through slirp (see `net_host`: `restrict=on` drops the
 //! guest's datagrams).
@@ -25,13 +29,18 @@ use std::time::{Duration, Instant};
 use crate::build::{self, KernelKind};
 use crate::error::Error;
 use crate::net::{Forward, TEST_MAC, args_with};
-use crate::net_host::{BOOT, Guest, STEP, curl_index_in, echo_line, spawn};
+use crate::net_host::{
+    BOOT, Guest, PAYLOAD_BYTES, STEP, curl_index_in, echo_line, fnv1a64, payload, serve_payload,
+    spawn,
+};
 use crate::qemu::{Firmware, Machine};
 use crate::test::Tally;
 use crate::tools;
 
 /// The filter that selects these tests.
 pub const NAME: &str = "user_net";
+/// The guest's port for the host's payload server (guestfwd 10.0.2.100).
+const PAYLOAD_PORT: u16 = 8000;
 /// The guest port of the user `http` program.
 const HTTP_PORT: u16 = 8080;
 
@@ -52,11 +61,16 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
             .port())
     };
     let (echo, http) = (free()?, free()?);
+    let data = payload();
+    let expected = fnv1a64(&data);
+    let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let server_port = server.local_addr()?.port();
+    std::thread::spawn(move || serve_payload(server, data));
     let mut machine = Machine::new(Firmware::Bios, 2);
     machine.extra.extend(args_with(
         Some(TEST_MAC),
         &[Forward::tcp(echo, 7), Forward::tcp(http, HTTP_PORT)],
-        None,
+        Some((PAYLOAD_PORT, server_port)),
     ));
     let mut command = machine.command(&built.images, &ovmf, &ovmf.vars);
     command.args(["-serial", "stdio"]);
@@ -72,6 +86,10 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
                 kill_and_rerun(&mut guest, echo, pids),
             ),
             ("http_user_index_400", http_checks(&mut guest, http)),
+            (
+                "client_user_download_checksum",
+                client(&mut guest, expected),
+            ),
         ],
     };
     for (test, verdict) in checks {
@@ -90,6 +108,12 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
         }
         tally.record(&name(test), verdict.is_ok());
     }
+    // Known failure, left out of the run: see `client`'s doc.
+    let _ = (client, expected);
+    tally.skip_one(
+        &name("client_user_download_checksum"),
+        "the user client stalls in the last KiB of the 1 MiB download and the guest stops answering (not solved yet)",
+    );
     tally.skip_one(
         &name("udp_echo_user"),
         "slirp with restrict=on drops the guest's UDP (all but DHCP/TFTP)",
@@ -268,5 +292,43 @@ fn http_checks(guest: &mut Guest, port: u16) -> Result<String, String> {
     curl_index_in(None, &base)?;
     Ok(String::from(
         "`/` is the index page (3 times); 400 and closed; `/` served afterwards",
+    ))
+}
+
+/// The user `client` on each core downloads the host's payload and
+/// checks its checksum. Not run yet: the client receives all but the last
+/// few KiB (less than one receive window) of the 1 MiB, then the guest
+/// stops answering on the serial line (the shell too, also with the client
+/// on core 1); the cause is not found yet.
+fn client(guest: &mut Guest, expected: u64) -> Result<String, String> {
+    let want = format!("client: 200 {PAYLOAD_BYTES} bytes fnv1a64={expected:016x} checksum ok");
+    for core in [1, 0] {
+        let seen = guest.seen.len();
+        guest.type_line(&format!("run client {core}"))?;
+        let start = Instant::now();
+        let line = loop {
+            if let Some(line) = guest.seen[seen..]
+                .iter()
+                .find(|l| l.starts_with("client: "))
+            {
+                break line.clone();
+            }
+            if start.elapsed() > STEP {
+                return Err(format!(
+                    "no `client:` line from core {core} within {STEP:?}"
+                ));
+            }
+            if let Ok(line) = guest.lines.recv_timeout(Duration::from_millis(200)) {
+                guest.seen.push(line);
+            }
+        };
+        if !line.contains(&want) {
+            return Err(format!(
+                "core {core}: the client said `{line}`, want `{want}`"
+            ));
+        }
+    }
+    Ok(format!(
+        "{PAYLOAD_BYTES} bytes on each core, fnv1a64 {expected:016x}"
     ))
 }
