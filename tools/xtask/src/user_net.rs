@@ -86,10 +86,6 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
                 kill_and_rerun(&mut guest, echo, pids),
             ),
             ("http_user_index_400", http_checks(&mut guest, http)),
-            (
-                "client_user_download_checksum",
-                client(&mut guest, expected),
-            ),
         ],
     };
     for (test, verdict) in checks {
