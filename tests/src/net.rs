@@ -453,7 +453,7 @@ pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
 fn user_badptr_sockets(_: &Kernel) -> Result<(), String> {
     stack()?;
     for core in 0..crate::reactor::cores() {
-        let core = percore_kernel::arch::CoreId(core as u16);
+        let core = percore_kernel::arch::CoreId(core);
         let exit = crate::user::run("badptr", core, "net")?;
         crate::user::expect_code("badptr net", exit, 0)?;
     }

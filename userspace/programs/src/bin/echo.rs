@@ -66,14 +66,11 @@ fn serve(port: u16) -> Result<(), Error> {
         for event in events.iter() {
             match event.token() {
                 LISTENER => accept(&poll, &listener, &mut connections),
-                UDP => loop {
-                    match udp.recv_from(&mut datagram) {
-                        Ok((n, from)) => {
-                            let _ = udp.send_to(&datagram[..n], from);
-                        }
-                        Err(_) => break,
+                UDP => {
+                    while let Ok((n, from)) = udp.recv_from(&mut datagram) {
+                        let _ = udp.send_to(&datagram[..n], from);
                     }
-                },
+                }
                 Token(t) => {
                     let slot = &mut connections[t - 2];
                     if let Some(c) = slot

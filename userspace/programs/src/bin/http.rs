@@ -62,7 +62,7 @@ fn main() -> i64 {
         .and_then(|t| t.trim().parse::<u16>().ok())
         .unwrap_or(80);
     // SAFETY: one thread, and this is the only reference ever made.
-    let connections = unsafe { &mut *(&raw mut CONNECTION_SLOTS) };
+    let connections = unsafe { (&raw mut CONNECTION_SLOTS).as_mut() }.expect("a static");
     match serve(port, connections) {
         Ok(()) => 0,
         Err(error) => {
