@@ -46,6 +46,11 @@ pub const TESTS: &[Test] = &[
     Test::new("net_stack_address_by_dhcp", Kind::Normal, stack_address),
     Test::new("net_socket_errors_are_values", Kind::Normal, socket_errors),
     Test::new("net_socket_wrong_core", Kind::Normal, wrong_core),
+    Test::new(
+        "net_user_badptr_socket_arguments",
+        Kind::Normal,
+        user_badptr_sockets,
+    ),
     Test::new("net_udp_full_buffer_is_no_space", Kind::Normal, udp_full),
     Test::new(
         "net_socket_readiness_events",
@@ -614,6 +619,20 @@ pub fn flood_while_a_core_is_busy(_: &Kernel) -> Result<(), String> {
         return Err(format!(
             "fewest posted {lowest_posted} (reserve {reserve}), {lent_during} lent of {buffers}, owner took {owner_rx}"
         ));
+    }
+    Ok(())
+}
+
+/// The ring-3 `badptr` with a network (argument `net`): its socket cases
+/// that need a stream and a bound UDP socket run too (bad pointers into
+/// `sock_read`/`sock_write`/`udp_send_to`/`udp_recv_from`, flags,
+/// registration); it exits with the number of wrong answers.
+fn user_badptr_sockets(_: &Kernel) -> Result<(), String> {
+    stack()?;
+    for core in 0..crate::reactor::cores() {
+        let core = percore_kernel::arch::CoreId(core);
+        let exit = crate::user::run("badptr", core, "net")?;
+        crate::user::expect_code("badptr net", exit, 0)?;
     }
     Ok(())
 }

@@ -83,6 +83,11 @@ impl<T: Object> HandleTable<T> {
         Ok(object)
     }
 
+    /// The object `handle` names, whatever its kind.
+    pub fn get_any(&mut self, handle: Handle) -> Result<&mut T, Error> {
+        self.slot(handle)?.object.as_mut().ok_or(Error::BadHandle)
+    }
+
     /// Takes the object out; the slot's next handle gets a new generation.
     pub fn remove(&mut self, handle: Handle) -> Result<T, Error> {
         let slot = self.slot(handle)?;

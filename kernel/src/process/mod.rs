@@ -126,6 +126,9 @@ pub struct Process {
     pub args: String,
     /// The submission/completion rings, once set up.
     pub ring: Option<ring::Ring>,
+    /// The readiness queue of its sockets, once one is registered or
+    /// waited on.
+    pub readiness: Option<object::Readiness>,
 }
 
 impl Process {
@@ -164,6 +167,7 @@ impl Process {
             context: Box::new(UserContext::new(entry, stack)),
             args: String::from(args),
             ring: None,
+            readiness: None,
         })
     }
 

@@ -1,10 +1,17 @@
 //! The kernel objects a process reaches through its handles: channels
 //! (a bounded message queue on `ipc::channel`) and periodic timers (the
-//! reactor's `Interval`), and the marker of a process's ring pair (the
-//! rings themselves are `Process::ring`).
+//! reactor's `Interval`), the marker of a process's ring pair (the
+//! rings themselves are `Process::ring`), and objects a higher layer
+//! defines ([`Extension`]: the syscall layer's sockets), with the
+//! process's readiness queue for them ([`Readiness`]).
 
+use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::task::{Context, Poll};
+use core::any::Any;
+use core::task::{Context, Poll, Waker};
+
+use percore_poll::Park;
 
 use percore_abi::{Error, HandleKind};
 
@@ -21,6 +28,15 @@ pub enum KernelObject {
     Timer(Interval),
     /// The process's submission/completion rings (`close` unmaps them).
     Ring,
+    /// An object of a higher layer (a socket).
+    Ext(Box<dyn Extension>),
+}
+
+/// An object a layer above processes puts in a handle table (the syscall
+/// layer's sockets: processes cannot name the network's types).
+pub trait Extension: Any + Send {
+    fn kind(&self) -> HandleKind;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl handle::Object for KernelObject {
@@ -29,7 +45,44 @@ impl handle::Object for KernelObject {
             KernelObject::Channel(_) => HandleKind::Channel,
             KernelObject::Timer(_) => HandleKind::Timer,
             KernelObject::Ring => HandleKind::Ring,
+            KernelObject::Ext(ext) => ext.kind(),
         }
+    }
+}
+
+/// A process's readiness queue: a `percore_poll::Poll` its sockets are
+/// registered with, whose sleep wakes the task that waits on it (the
+/// process's thread, in `poll_wait`).
+pub struct Readiness {
+    pub poll: percore_poll::Poll,
+    /// The waker `Park::unpark` wakes.
+    pub waker: Arc<spin::Mutex<Option<Waker>>>,
+}
+
+/// Registrations one process's queue holds (one per handle at most).
+pub const READINESS_CAPACITY: usize = super::handle::MAX_HANDLES;
+
+struct TaskPark(Arc<spin::Mutex<Option<Waker>>>);
+
+impl Park for TaskPark {
+    /// Never called: the process waits by returning to the reactor.
+    fn park(&self, _: Option<core::time::Duration>) {}
+
+    fn unpark(&self) {
+        // The lock is let go before waking (a wake must not run under it).
+        let waker = self.0.lock().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Readiness {
+    pub fn new() -> Result<Readiness, Error> {
+        let waker = Arc::new(spin::Mutex::new(None));
+        let poll = percore_poll::Poll::with_park(READINESS_CAPACITY, TaskPark(waker.clone()))
+            .map_err(|_| Error::NoMemory)?;
+        Ok(Readiness { poll, waker })
     }
 }
 

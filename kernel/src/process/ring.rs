@@ -23,6 +23,12 @@ pub enum Blocked {
     },
     /// `wait(timer)`.
     Wait(Handle),
+    /// `poll_wait(ptr, capacity, timeout)`: `None` waits with no timeout.
+    PollWait {
+        ptr: u64,
+        capacity: u64,
+        timeout: Option<Sleep>,
+    },
 }
 
 /// One operation taken from the ring and not completed yet.

@@ -14,7 +14,10 @@
 //! checked copies, handles through the process's handle table, lengths
 //! and counts are bounded; each bad argument is an `Error` code in `rax`,
 //! never a panic.
+//!
+//! The socket calls and their readiness are in [`net`].
 
+pub mod net;
 pub mod ring;
 pub mod thread;
 
@@ -178,6 +181,21 @@ pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
         | Sys::Send
         | Sys::ProcessInfo
         | Sys::Args => unreachable_quick(),
+        Sys::TcpListen
+        | Sys::TcpAccept
+        | Sys::TcpConnect
+        | Sys::SockRead
+        | Sys::SockWrite
+        | Sys::TcpShutdown
+        | Sys::UdpBind
+        | Sys::UdpSendTo
+        | Sys::UdpRecvFrom
+        | Sys::TcpSetNodelay
+        | Sys::SockLocalAddr
+        | Sys::SockPeerAddr
+        | Sys::PollRegister
+        | Sys::PollDeregister
+        | Sys::PollWait => return net::start(process, sys, args),
     };
     Started::Done(result)
 }
@@ -221,6 +239,11 @@ pub fn poll_blocked(
             Ok(_) => Poll::Ready(Err(Error::WrongType)),
             Err(error) => Poll::Ready(Err(error)),
         },
+        Blocked::PollWait {
+            ptr,
+            capacity,
+            timeout,
+        } => net::poll_wait_blocked(process, *ptr, *capacity, timeout, cx),
     }
 }
 

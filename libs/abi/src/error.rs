@@ -49,13 +49,34 @@ pub enum Error {
     TooSmall = 15,
     /// The operation exists in the ABI but this kernel does not offer it yet.
     Unsupported = 16,
+    /// Nothing to read, no room to write, nothing to accept yet: wait for
+    /// the next readiness event.
+    WouldBlock = 17,
+    /// The port is already bound (on this core).
+    AddrInUse = 18,
+    /// No address yet (DHCP not done), or no free local port.
+    AddrNotAvailable = 19,
+    /// The peer refused the connection.
+    ConnectionRefused = 20,
+    /// The peer reset the connection.
+    ConnectionReset = 21,
+    /// The connection (request) timed out.
+    TimedOut = 22,
+    /// The socket is not connected (never was, or no longer).
+    NotConnected = 23,
+    /// Writing after this side shut down its write half.
+    BrokenPipe = 24,
+    /// There is no network (no device, or the stack did not start).
+    NoNetwork = 25,
+    /// The object belongs to another core.
+    WrongCore = 26,
     /// A result code this version of the ABI does not know (decoding only).
     Unknown = 0xFFFF,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 17] = [
+    pub const ALL: [Error; 27] = [
         Error::NoSys,
         Error::Null,
         Error::BadAddress,
@@ -72,6 +93,16 @@ impl Error {
         Error::Full,
         Error::TooSmall,
         Error::Unsupported,
+        Error::WouldBlock,
+        Error::AddrInUse,
+        Error::AddrNotAvailable,
+        Error::ConnectionRefused,
+        Error::ConnectionReset,
+        Error::TimedOut,
+        Error::NotConnected,
+        Error::BrokenPipe,
+        Error::NoNetwork,
+        Error::WrongCore,
         Error::Unknown,
     ];
 
@@ -104,6 +135,16 @@ impl Error {
             Error::Full => "full",
             Error::TooSmall => "too-small",
             Error::Unsupported => "unsupported",
+            Error::WouldBlock => "would-block",
+            Error::AddrInUse => "addr-in-use",
+            Error::AddrNotAvailable => "addr-not-available",
+            Error::ConnectionRefused => "connection-refused",
+            Error::ConnectionReset => "connection-reset",
+            Error::TimedOut => "timed-out",
+            Error::NotConnected => "not-connected",
+            Error::BrokenPipe => "broken-pipe",
+            Error::NoNetwork => "no-network",
+            Error::WrongCore => "wrong-core",
             Error::Unknown => "unknown",
         }
     }
@@ -183,7 +224,7 @@ mod tests {
     #[test]
     fn unknown_codes_decode_as_unknown() {
         assert_eq!(Error::from_code(0), None);
-        assert_eq!(Error::from_code(17), None);
+        assert_eq!(Error::from_code(27), None);
         assert_eq!(decode(1u64 << 63), Err(Error::Unknown));
         assert_eq!(decode(u64::MAX - 100), Err(Error::Unknown));
     }

@@ -53,6 +53,9 @@ pub enum HandleKind {
     Timer = 2,
     /// Reserved: a submission/completion ring pair.
     Ring = 3,
+    TcpListener = 4,
+    TcpStream = 5,
+    UdpSocket = 6,
 }
 
 #[cfg(test)]

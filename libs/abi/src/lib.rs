@@ -10,7 +10,8 @@
 //! - [`Handle`]: a reference to a kernel object (slot index + generation);
 //! - [`ring`]: the layout of a submission/completion ring entry (the second
 //!   way into the kernel, the same operations as the syscalls);
-//! - the structures some calls read or write ([`IoVec`], [`ProcessInfo`]).
+//! - the structures some calls read or write ([`IoVec`], [`ProcessInfo`],
+//!   [`PollEvent`]) and the one-word socket address ([`SockAddr`]).
 //!
 //! ```
 //! use percore_abi::{Error, decode, encode};
@@ -71,4 +72,72 @@ pub struct ProcessInfo {
     pub cpu_ns: u64,
     /// Arguments the program was started with, as bytes (see [`Sys::Args`]).
     pub args_len: u64,
+}
+
+/// An IPv4 socket address as one word, as the socket calls pass it:
+/// the address in bits 16..48 (most significant byte first), the port in
+/// bits 0..16.
+///
+/// ```
+/// use percore_abi::SockAddr;
+/// let a = SockAddr::new([10, 0, 2, 2], 8080);
+/// assert_eq!(SockAddr::from_raw(a.raw()), Some(a));
+/// assert_eq!((a.ip(), a.port()), ([10, 0, 2, 2], 8080));
+/// assert_eq!(SockAddr::from_raw(1 << 48), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SockAddr(u64);
+
+impl SockAddr {
+    pub const fn new(ip: [u8; 4], port: u16) -> SockAddr {
+        SockAddr(((u32::from_be_bytes(ip) as u64) << 16) | port as u64)
+    }
+
+    /// The address a word names; `None` if bits above 48 are set.
+    pub const fn from_raw(raw: u64) -> Option<SockAddr> {
+        if raw >> 48 != 0 {
+            None
+        } else {
+            Some(SockAddr(raw))
+        }
+    }
+
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    pub const fn ip(self) -> [u8; 4] {
+        ((self.0 >> 16) as u32).to_be_bytes()
+    }
+
+    pub const fn port(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+/// [`Sys::PollRegister`]'s interest: readable.
+pub const INTEREST_READABLE: u64 = 1;
+/// [`Sys::PollRegister`]'s interest: writable.
+pub const INTEREST_WRITABLE: u64 = 2;
+
+/// One readiness event of [`Sys::PollWait`] (16 bytes, 8-byte aligned).
+///
+/// ```
+/// assert_eq!(core::mem::size_of::<percore_abi::PollEvent>(), 16);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct PollEvent {
+    /// The registration's token.
+    pub token: u64,
+    /// What became ready: the `READY_*` bits.
+    pub ready: u64,
+}
+
+impl PollEvent {
+    pub const READABLE: u64 = 1 << 0;
+    pub const WRITABLE: u64 = 1 << 1;
+    pub const READ_CLOSED: u64 = 1 << 3;
+    pub const WRITE_CLOSED: u64 = 1 << 4;
+    pub const ERROR: u64 = 1 << 5;
 }

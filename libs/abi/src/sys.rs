@@ -64,6 +64,52 @@ pub enum Sys {
     /// at least `min_complete` completions are there to read (or no
     /// operation is in flight any more); returns how many are.
     RingEnter = 33,
+    /// `tcp_listen(port, flags) -> handle`: a TCP listener on `port` on the
+    /// caller's core (a server listens on every core: one process per
+    /// core). `flags` must be 0.
+    TcpListen = 40,
+    /// `tcp_accept(listener) -> handle`: a connection that arrived, or
+    /// [`WouldBlock`](crate::Error::WouldBlock).
+    TcpAccept = 41,
+    /// `tcp_connect(addr) -> handle`: starts connecting to `addr` (a
+    /// [`SockAddr`](crate::SockAddr) as one word); the stream becomes
+    /// writable once connected (mio's non-blocking connect).
+    TcpConnect = 42,
+    /// `sock_read(stream, ptr, len) -> len`: what arrived (0 at the end of
+    /// the stream), or [`WouldBlock`](crate::Error::WouldBlock).
+    SockRead = 43,
+    /// `sock_write(stream, ptr, len) -> len`: queues what fits (at most
+    /// [`MAX_IO`](Sys::MAX_IO)), or [`WouldBlock`](crate::Error::WouldBlock).
+    SockWrite = 44,
+    /// `tcp_shutdown(stream, how)`: `how` 1 read, 2 write, 3 both.
+    TcpShutdown = 45,
+    /// `udp_bind(port, flags) -> handle`; `flags` must be 0.
+    UdpBind = 46,
+    /// `udp_send_to(socket, ptr, len, addr) -> len`: one datagram.
+    UdpSendTo = 47,
+    /// `udp_recv_from(socket, ptr, len, addr_ptr) -> len`: one datagram
+    /// (cut to `len`); its sender as a [`SockAddr`](crate::SockAddr) word at
+    /// `addr_ptr` (8 bytes, aligned).
+    UdpRecvFrom = 48,
+    /// `tcp_set_nodelay(stream, on)`: `on` 0 or 1.
+    TcpSetNodelay = 49,
+    /// `sock_local_addr(handle) -> addr` (a [`SockAddr`](crate::SockAddr) word).
+    SockLocalAddr = 50,
+    /// `sock_peer_addr(stream) -> addr`.
+    SockPeerAddr = 51,
+    /// `poll_register(handle, token, interest)`: reports readiness of the
+    /// socket `handle` as `token` in [`PollWait`](Sys::PollWait)'s events
+    /// (edge-triggered, like mio); registering again changes token and
+    /// interest. `interest` is [`INTEREST_READABLE`](crate::INTEREST_READABLE)
+    /// and/or [`INTEREST_WRITABLE`](crate::INTEREST_WRITABLE).
+    PollRegister = 52,
+    /// `poll_deregister(handle)`.
+    PollDeregister = 53,
+    /// `poll_wait(events_ptr, capacity, timeout_ns) -> count`: waits until a
+    /// registered socket has an event or `timeout_ns` passed (0: do not
+    /// wait; `u64::MAX`: no timeout) and writes up to `capacity`
+    /// [`PollEvent`](crate::PollEvent)s (at most [`MAX_EVENTS`](Sys::MAX_EVENTS)).
+    PollWait = 54,
 }
 
 impl Sys {
@@ -73,9 +119,13 @@ impl Sys {
     pub const MAX_IOVECS: u64 = 64;
     /// The largest single [`Sys::Write`].
     pub const MAX_WRITE: u64 = 4096;
+    /// The largest single socket read or write (longer ones are cut).
+    pub const MAX_IO: u64 = 64 * 1024;
+    /// The most events one [`Sys::PollWait`] returns.
+    pub const MAX_EVENTS: u64 = 256;
 
     /// Every syscall, in number order.
-    pub const ALL: [Sys; 17] = [
+    pub const ALL: [Sys; 32] = [
         Sys::Exit,
         Sys::Write,
         Sys::Yield,
@@ -93,6 +143,21 @@ impl Sys {
         Sys::Args,
         Sys::RingSetup,
         Sys::RingEnter,
+        Sys::TcpListen,
+        Sys::TcpAccept,
+        Sys::TcpConnect,
+        Sys::SockRead,
+        Sys::SockWrite,
+        Sys::TcpShutdown,
+        Sys::UdpBind,
+        Sys::UdpSendTo,
+        Sys::UdpRecvFrom,
+        Sys::TcpSetNodelay,
+        Sys::SockLocalAddr,
+        Sys::SockPeerAddr,
+        Sys::PollRegister,
+        Sys::PollDeregister,
+        Sys::PollWait,
     ];
 
     /// The syscall numbered `number`, if there is one.
@@ -118,7 +183,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_are_none() {
-        for number in [15, 31, 34, 1000, u64::MAX, 1 << 63] {
+        for number in [15, 31, 34, 39, 55, 1000, u64::MAX, 1 << 63] {
             assert_eq!(Sys::from_number(number), None);
         }
     }

@@ -37,6 +37,7 @@ mod qmp;
 mod screen;
 mod test;
 mod tools;
+mod user_net;
 
 use std::process::ExitCode;
 

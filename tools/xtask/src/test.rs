@@ -86,6 +86,12 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         }
         if filter
             .as_deref()
+            .is_none_or(|f| crate::user_net::NAME.contains(f))
+        {
+            crate::user_net::run(&mut tally)?;
+        }
+        if filter
+            .as_deref()
             .is_none_or(|f| crate::net_tap::NAME.contains(f))
         {
             crate::net_tap::run(&mut tally)?;

@@ -3,7 +3,7 @@
 //! `main` and exits with its code), the syscall stubs of `percore-abi`,
 //! the submission/completion ring ([`ring`]), readiness over it with
 //! `percore_poll`'s names ([`poll`]) and a small async executor
-//! ([`executor`]),
+//! ([`executor`]), sockets with mio's names ([`net`]),
 //! a small allocator, and `print!`/`println!`. It depends on the ABI
 //! crate alone.
 //!
@@ -23,6 +23,7 @@
 
 pub mod alloc;
 pub mod executor;
+pub mod net;
 pub mod poll;
 pub mod print;
 pub mod ring;

@@ -1,6 +1,6 @@
-//! The syscalls, one function each, over the raw stubs (`syscall0` to
-//! `syscall3`: number in `rax`, arguments in `rdi, rsi, rdx`; `rcx` and
-//! `r11` are clobbered, as `SYSCALL` does).
+//! The syscalls, one function each, over the raw stubs (`syscall3` and
+//! `syscall4`: number in `rax`, arguments in `rdi, rsi, rdx, r10`; `rcx`
+//! and `r11` are clobbered, as `SYSCALL` does).
 
 use percore_abi::{Error, Handle, IoVec, ProcessInfo, Sys, decode};
 
@@ -26,6 +26,36 @@ pub unsafe fn syscall3(number: u64, a: u64, b: u64, c: u64) -> u64 {
         );
     }
     ret
+}
+
+/// A raw syscall with four arguments (the fourth in `r10`).
+///
+/// # Safety
+/// As [`syscall3`].
+#[inline(always)]
+pub unsafe fn syscall4(number: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
+    let ret: u64;
+    // SAFETY: SYSCALL preserves every register but rax, rcx and r11.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") number => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// A raw call by number with four arguments (for the bad-argument tests).
+pub fn raw4(number: u64, a: u64, b: u64, c: u64, d: u64) -> Result<u64, Error> {
+    // SAFETY: as `raw`.
+    decode(unsafe { syscall4(number, a, b, c, d) })
 }
 
 /// A call with three plain-number arguments (no pointers the kernel writes).

@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use percore_runtime::abi::{Error, Handle, IoVec, Sys, USER_TOP};
+use percore_runtime::abi::{Error, Handle, IoVec, SockAddr, Sys, USER_TOP};
 use percore_runtime::{println, sys};
 
 percore_runtime::entry!(main);
@@ -236,8 +236,13 @@ fn main() -> i64 {
         Err(Error::InvalidArgument),
     );
 
+    let mut args = [0u8; 16];
+    let len = sys::args(&mut args).unwrap_or(0).min(args.len());
+    let need_net = &args[..len] == b"net";
+    sockets(&mut c, timer, buffer, read_only, need_net);
+
     // Numbers.
-    for number in [15, 31, 34, 1000, 1 << 32, u64::MAX] {
+    for number in [15, 31, 34, 39, 55, 1000, 1 << 32, u64::MAX] {
         c.expect("unknown syscall", raw(number, 0, 0, 0), Err(Error::NoSys));
     }
     for entries in [0, 3, 512, u64::MAX] {
@@ -255,4 +260,303 @@ fn main() -> i64 {
 
     println!("badptr: {} cases, {} failed", c.run, c.failed);
     i64::from(c.failed)
+}
+
+/// The socket calls: handles, flags and ranges need no network; the
+/// pointer cases of `sock_read`/`sock_write` and of the UDP calls run when
+/// the machine has a network (a stream being connected, a bound socket);
+/// with argument `net` the network must be there.
+fn sockets(c: &mut Cases, timer: Handle, buffer: u64, read_only: u64, need_net: bool) {
+    let raw = sys::raw;
+    let raw4 = sys::raw4;
+    let n = |sys: Sys| sys as u64;
+    for (what, port) in [
+        ("port 0", 0),
+        ("port above 65535", 70_000),
+        ("port usize::MAX", u64::MAX),
+    ] {
+        c.expect(
+            what,
+            raw(n(Sys::TcpListen), port, 0, 0),
+            Err(Error::InvalidArgument),
+        );
+        c.expect(
+            what,
+            raw(n(Sys::UdpBind), port, 0, 0),
+            Err(Error::InvalidArgument),
+        );
+    }
+    c.expect(
+        "listen, unknown flags",
+        raw(n(Sys::TcpListen), 7, 1, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "bind, unknown flags",
+        raw(n(Sys::UdpBind), 7, 1 << 40, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "connect, bad address word",
+        raw(n(Sys::TcpConnect), 1 << 48, 0, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "connect, port 0",
+        raw(
+            n(Sys::TcpConnect),
+            SockAddr::new([10, 0, 2, 2], 0).raw(),
+            0,
+            0,
+        ),
+        Err(Error::InvalidArgument),
+    );
+    // Wrong type, closed and garbage handles, for every call that takes one.
+    let with_handle = [
+        Sys::TcpAccept,
+        Sys::SockRead,
+        Sys::SockWrite,
+        Sys::TcpShutdown,
+        Sys::UdpSendTo,
+        Sys::UdpRecvFrom,
+        Sys::TcpSetNodelay,
+        Sys::SockLocalAddr,
+        Sys::SockPeerAddr,
+        Sys::PollRegister,
+        Sys::PollDeregister,
+    ];
+    for sys in with_handle {
+        c.expect(
+            "socket call on a timer",
+            raw4(n(sys), timer.raw(), buffer, 8, buffer),
+            Err(Error::WrongType),
+        );
+        c.expect(
+            "socket call on null",
+            raw4(n(sys), 0, buffer, 8, buffer),
+            Err(Error::BadHandle),
+        );
+        c.expect(
+            "socket call on garbage",
+            raw4(n(sys), 0xdead_beef_0000_0042, buffer, 8, buffer),
+            Err(Error::BadHandle),
+        );
+    }
+    // poll_wait: ranges of `capacity` 16-byte events.
+    let wait = n(Sys::PollWait);
+    c.expect("poll_wait good, no wait", raw(wait, buffer, 4, 0), Ok(0));
+    c.expect("poll_wait null", raw(wait, 0, 4, 0), Err(Error::Null));
+    c.expect(
+        "poll_wait kernel half",
+        raw(wait, 0xFFFF_8000_0000_0000, 4, 0),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "poll_wait across the top",
+        raw(wait, USER_TOP - 16, 4, 0),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "poll_wait to read-only",
+        raw(wait, read_only, 2, 0),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "poll_wait misaligned",
+        raw(wait, buffer + 4, 2, 0),
+        Err(Error::Misaligned),
+    );
+    c.expect(
+        "poll_wait capacity 0",
+        raw(wait, buffer, 0, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "poll_wait capacity usize::MAX",
+        raw(wait, buffer, u64::MAX, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "poll_wait too many",
+        raw(wait, buffer, Sys::MAX_EVENTS + 1, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "poll_wait timeout too long",
+        raw(wait, buffer, 4, u64::MAX - 1),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "poll_wait 1 ms, nothing registered",
+        raw(wait, buffer, 4, 1_000_000),
+        Ok(0),
+    );
+
+    // A stream being connected (needs a network): pointer cases.
+    let to = SockAddr::new([10, 0, 2, 2], 9).raw();
+    let stream = match raw(n(Sys::TcpConnect), to, 0, 0) {
+        Ok(stream) => stream,
+        Err(error) => {
+            if need_net {
+                c.expect("connect with a network", Err(error), Ok(0));
+            }
+            return;
+        }
+    };
+    let (read, write) = (n(Sys::SockRead), n(Sys::SockWrite));
+    c.expect("read null", raw(read, stream, 0, 8), Err(Error::Null));
+    c.expect(
+        "read kernel half",
+        raw(read, stream, 0xFFFF_8000_0000_0000, 8),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "read across the top",
+        raw(read, stream, USER_TOP - 4, 8),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "read into read-only",
+        raw(read, stream, read_only, 8),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "read len usize::MAX",
+        raw(read, stream, buffer, u64::MAX),
+        Err(Error::Overflow),
+    );
+    c.expect("read len 0", raw(read, stream, buffer, 0), Ok(0));
+    c.expect("write null", raw(write, stream, 0, 8), Err(Error::Null));
+    c.expect(
+        "write kernel half",
+        raw(write, stream, 0xFFFF_8000_0000_0000, 8),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "write len usize::MAX",
+        raw(write, stream, buffer, u64::MAX),
+        Err(Error::Overflow),
+    );
+    c.expect(
+        "write unmapped",
+        raw(write, stream, 0x1000_0000, 8),
+        Err(Error::NotMapped),
+    );
+    c.expect(
+        "shutdown, bad how",
+        raw(n(Sys::TcpShutdown), stream, 4, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "nodelay, bad value",
+        raw(n(Sys::TcpSetNodelay), stream, 2, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "nodelay good",
+        raw(n(Sys::TcpSetNodelay), stream, 1, 0),
+        Ok(0),
+    );
+    c.expect(
+        "register, interest 0",
+        raw(n(Sys::PollRegister), stream, 1, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "register, unknown interest",
+        raw(n(Sys::PollRegister), stream, 1, 4),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "register good",
+        raw(n(Sys::PollRegister), stream, 1, 3),
+        Ok(0),
+    );
+    c.expect(
+        "register again",
+        raw(n(Sys::PollRegister), stream, 2, 1),
+        Ok(0),
+    );
+    c.expect(
+        "deregister good",
+        raw(n(Sys::PollDeregister), stream, 0, 0),
+        Ok(0),
+    );
+    c.expect(
+        "deregister again",
+        raw(n(Sys::PollDeregister), stream, 0, 0),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "accept on a stream",
+        raw(n(Sys::TcpAccept), stream, 0, 0),
+        Err(Error::WrongType),
+    );
+    c.expect("close the stream", raw(n(Sys::Close), stream, 0, 0), Ok(0));
+    c.expect(
+        "read on closed",
+        raw(read, stream, buffer, 8),
+        Err(Error::BadHandle),
+    );
+
+    // A bound UDP socket (a port per process: several run at once).
+    let port = 20_000 + sys::getpid() % 20_000;
+    let Ok(udp) = raw(n(Sys::UdpBind), port, 0, 0) else {
+        c.expect("udp bind with a network", Err(Error::Unknown), Ok(0));
+        return;
+    };
+    let to = SockAddr::new([10, 0, 2, 2], 9).raw();
+    let (send, recv) = (n(Sys::UdpSendTo), n(Sys::UdpRecvFrom));
+    c.expect("send_to null", raw4(send, udp, 0, 8, to), Err(Error::Null));
+    c.expect(
+        "send_to kernel half",
+        raw4(send, udp, 0xFFFF_8000_0000_0000, 8, to),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "send_to too long",
+        raw4(send, udp, buffer, 4096, to),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "send_to bad address",
+        raw4(send, udp, buffer, 8, 1 << 60),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "recv_from into read-only",
+        raw4(recv, udp, read_only, 8, buffer),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "recv_from address null",
+        raw4(recv, udp, buffer, 8, 0),
+        Err(Error::Null),
+    );
+    c.expect(
+        "recv_from address misaligned",
+        raw4(recv, udp, buffer, 8, buffer + 3),
+        Err(Error::Misaligned),
+    );
+    c.expect(
+        "recv_from address read-only",
+        raw4(recv, udp, buffer, 8, read_only),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "recv_from nothing there",
+        raw4(recv, udp, buffer, 8, buffer + 64),
+        Err(Error::WouldBlock),
+    );
+    c.expect(
+        "peer_addr of udp",
+        raw(n(Sys::SockPeerAddr), udp, 0, 0),
+        Err(Error::WrongType),
+    );
+    c.expect(
+        "udp local port",
+        raw(n(Sys::SockLocalAddr), udp, 0, 0).map(|a| a & 0xFFFF),
+        Ok(port),
+    );
+    c.expect("close udp", raw(n(Sys::Close), udp, 0, 0), Ok(0));
 }

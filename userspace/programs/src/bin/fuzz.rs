@@ -206,6 +206,25 @@ fn arguments(rng: &mut Rng, number: u64, handles: &Handles) -> [u64; 6] {
         Some(Sys::Args) => args[..2].copy_from_slice(&[pointer(rng), length(rng)]),
         Some(Sys::RingSetup) => args[0] = rng.pick(&[0, 1, 3, 8, 256, 512, u64::MAX]),
         Some(Sys::RingEnter) => args[..2].copy_from_slice(&[handles.pick(rng, false), 0]),
+        // Waits at most 1 ms (a long wait would stall the run).
+        Some(Sys::PollWait) => args[..3].copy_from_slice(&[
+            pointer(rng),
+            rng.pick(&[0, 1, 4, 256, 257, u64::MAX / 16 + 1, u64::MAX]),
+            rng.pick(&[0, 1_000_000, u64::MAX - 1]),
+        ]),
+        Some(
+            Sys::TcpAccept
+            | Sys::SockRead
+            | Sys::SockWrite
+            | Sys::TcpShutdown
+            | Sys::UdpSendTo
+            | Sys::UdpRecvFrom
+            | Sys::TcpSetNodelay
+            | Sys::SockLocalAddr
+            | Sys::SockPeerAddr
+            | Sys::PollRegister
+            | Sys::PollDeregister,
+        ) => args[..3].copy_from_slice(&[handles.pick(rng, false), pointer(rng), length(rng)]),
         _ => {
             for arg in &mut args {
                 *arg = rng.next();
