@@ -115,9 +115,9 @@ fn port(raw: u64) -> Result<SocketAddr, Error> {
     }
 }
 
-/// The socket `handle` names, if it is of kind `kind`.
-fn socket(process: &mut Process, handle: u64, kind: HandleKind) -> Result<&mut Socket, Error> {
-    match process.handles.get(Handle::from_raw(handle), kind)? {
+/// The socket a handle table entry holds.
+fn as_socket(object: &mut KernelObject) -> Result<&mut Socket, Error> {
+    match object {
         KernelObject::Ext(ext) => ext
             .as_any_mut()
             .downcast_mut::<Socket>()
@@ -126,15 +126,14 @@ fn socket(process: &mut Process, handle: u64, kind: HandleKind) -> Result<&mut S
     }
 }
 
+/// The socket `handle` names, if it is of kind `kind`.
+fn socket(process: &mut Process, handle: u64, kind: HandleKind) -> Result<&mut Socket, Error> {
+    as_socket(process.handles.get(Handle::from_raw(handle), kind)?)
+}
+
 /// The socket `handle` names, whatever its kind.
 fn any_socket(process: &mut Process, handle: u64) -> Result<&mut Socket, Error> {
-    match process.handles.get_any(Handle::from_raw(handle))? {
-        KernelObject::Ext(ext) => ext
-            .as_any_mut()
-            .downcast_mut::<Socket>()
-            .ok_or(Error::WrongType),
-        _ => Err(Error::WrongType),
-    }
+    as_socket(process.handles.get_any(Handle::from_raw(handle))?)
 }
 
 fn stream(process: &mut Process, handle: u64) -> Result<&mut TcpStream, Error> {
@@ -315,14 +314,7 @@ fn register(process: &mut Process, handle: u64, token: u64, interest: u64) -> Re
         return Err(Error::NoMemory);
     };
     let registry = readiness.poll.registry();
-    let source = match process.handles.get_any(Handle::from_raw(handle))? {
-        KernelObject::Ext(ext) => ext
-            .as_any_mut()
-            .downcast_mut::<Socket>()
-            .ok_or(Error::WrongType)?,
-        _ => return Err(Error::WrongType),
-    }
-    .source();
+    let source = as_socket(process.handles.get_any(Handle::from_raw(handle))?)?.source();
     match source.register(registry, token, interest) {
         Err(percore_poll::Error::AlreadyRegistered) => source
             .reregister(registry, token, interest)
@@ -339,14 +331,7 @@ fn deregister(process: &mut Process, handle: u64) -> Result<u64, Error> {
         return Err(Error::InvalidArgument);
     };
     let registry = readiness.poll.registry();
-    let source = match process.handles.get_any(Handle::from_raw(handle))? {
-        KernelObject::Ext(ext) => ext
-            .as_any_mut()
-            .downcast_mut::<Socket>()
-            .ok_or(Error::WrongType)?,
-        _ => return Err(Error::WrongType),
-    }
-    .source();
+    let source = as_socket(process.handles.get_any(Handle::from_raw(handle))?)?.source();
     source.deregister(registry).map_err(poll_error).map(|()| 0)
 }
 
