@@ -34,6 +34,11 @@ pub const TESTS: &[Test] = &[
         Kind::Normal,
         syscall_loop,
     ),
+    Test::new(
+        "user_slow_syscall_loop_lets_messages_through",
+        Kind::Normal,
+        slow_syscall_loop,
+    ),
     Test::new("user_sse_registers_are_per_thread", Kind::Normal, sse),
     Test::new("user_copy_faults_are_errors", Kind::Normal, copy_faults),
     Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
@@ -155,6 +160,61 @@ fn spin(_: &Kernel) -> Result<(), String> {
 /// same.
 fn syscall_loop(_: &Kernel) -> Result<(), String> {
     spin_with("syscalls")
+}
+
+/// A thread that makes nothing but syscalls that go through its task and
+/// return at once (`poll_wait` with a zero timeout) still lets its core's
+/// reactor turn every slice: 20 round trips with a task pinned to that
+/// core complete (each used to wait until some timer of the core was due,
+/// since every such call started the slice again).
+fn slow_syscall_loop(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = CoreId(cores() - 1);
+    let (pid, handle) = syscall::spawn("spin", core, "pollwait").map_err(|e| format!("{e:?}"))?;
+    let (Ok((mut to_far, mut at_far)), Ok((mut back, mut at_home))) = (
+        percore_kernel::ipc::channel::channel::<u64>(4),
+        percore_kernel::ipc::channel::channel::<u64>(4),
+    ) else {
+        return Err(String::from("no channel"));
+    };
+    let echo = spawn_with(core, pinned(), async move {
+        while let Some(v) = at_far.recv().await {
+            back.send(v).await;
+        }
+    });
+    let trips = block_on(async {
+        let trips = async {
+            for i in 0..20u64 {
+                to_far.send(i).await;
+                if at_home.recv().await != Some(i) {
+                    return Err(format!("round trip {i}: wrong answer"));
+                }
+            }
+            Ok(())
+        };
+        match select(
+            core::pin::pin!(trips),
+            core::pin::pin!(sleep(Duration::from_secs(10))),
+        )
+        .await
+        {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => Err(format!(
+                "20 round trips with a task on core {core} did not complete in 10 s while `spin pollwait` ran there"
+            )),
+        }
+    });
+    if !process::kill(pid) {
+        return Err(format!("kill {pid}: no such process"));
+    }
+    let ended = block_on(ended(pid, handle))?;
+    drop(to_far);
+    block_on(echo);
+    trips?;
+    match ended {
+        Exit::Killed => Ok(()),
+        other => Err(format!("spin pollwait ended {other:?}, expected killed")),
+    }
 }
 
 /// Runs `spin ARGS` on the last core, checks that a kernel task there

@@ -95,6 +95,11 @@ pub fn spawn_image(
 async fn run(mut process: Process) -> Exit {
     // `ring_enter` just looked at the ring: no second look before ring 3.
     let mut entered = false;
+    // When the running slice ends: it is not extended by syscalls that
+    // return at once, so a thread that makes nothing but such calls still
+    // lets its core's reactor turn every slice. `None`: the thread has
+    // just been given the core (a new slice starts at its next entry).
+    let mut slice_end: Option<u64> = None;
     let exit = loop {
         if process.shared.killed() {
             break Exit::Killed;
@@ -117,11 +122,22 @@ async fn run(mut process: Process) -> Exit {
                 }
             }
         }
+        let now = Clock::now().0;
+        let end = *slice_end.get_or_insert(now.saturating_add(slice));
+        let end = end.min(now.saturating_add(slice));
+        if now >= end {
+            // The slice is spent (in syscalls that returned at once): the
+            // rest of the turn runs before this thread goes on.
+            slice_end = None;
+            reactor::end_batch();
+            reactor::yield_now().await;
+            continue;
+        }
         let start = clock::cycles();
         // Masked from arming the timer until ring 3: a deadline that is
         // already due must interrupt the thread, not the kernel before it.
         cpu::disable_interrupts();
-        arm_slice(slice);
+        arm_slice(end);
         process.space.activate();
         let mut trap = user::enter(&mut process.context);
         // Quick syscalls go straight back to ring 3, interrupts still off:
@@ -161,6 +177,7 @@ async fn run(mut process: Process) -> Exit {
             None => {
                 // Preempted (slice over, a timer due, a doorbell): let the
                 // rest of the turn run before this thread goes on.
+                slice_end = None;
                 reactor::end_batch();
                 reactor::yield_now().await;
             }
@@ -174,11 +191,11 @@ async fn run(mut process: Process) -> Exit {
     exit
 }
 
-/// Arms this core's timer for the end of a slice of `slice` ns from now,
-/// or the timer wheel's next deadline if that is sooner.
-fn arm_slice(slice: u64) {
+/// Arms this core's timer for `end` (ns, the end of the slice), or the
+/// timer wheel's next deadline if that is sooner.
+fn arm_slice(end: u64) {
     let now = Clock::now().0;
-    let mut deadline = now.saturating_add(slice);
+    let mut deadline = end;
     if let Some(next) = reactor::next_deadline() {
         deadline = deadline.min(next.0.max(now));
     }
