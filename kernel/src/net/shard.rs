@@ -37,7 +37,7 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 
-use percore_poll::Ready;
+use percore_poll::{Interest, Ready, Registration, Registry, Source as _, Token};
 use percore_wake::WakerSlot;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp, udp};
@@ -269,6 +269,58 @@ pub fn check_core(core: CoreId) -> percore_poll::Result<()> {
     } else {
         Err(percore_poll::Error::ForeignRegistry)
     }
+}
+
+/// `Source::register` of a socket (TCP stream or UDP) whose meta is
+/// `handle` on core `core`: the net task raises `registration`'s signal,
+/// and reports the present state at once (epoll does).
+pub fn register_socket(
+    core: CoreId,
+    handle: SocketHandle,
+    registration: &mut Registration,
+    registry: &Registry,
+    token: Token,
+    interests: Interest,
+) -> percore_poll::Result<()> {
+    check_core(core)?;
+    registration.register(registry, token, interests)?;
+    let signal = registration.signal().cloned();
+    let _ = with(core, |s, _| {
+        if let Some(meta) = s.metas.get_mut(&handle) {
+            meta.signal = signal;
+            meta.last = Ready::EMPTY;
+            s.dirty = true;
+        }
+    });
+    Ok(())
+}
+
+/// `Source::reregister` of a socket on core `core`.
+pub fn reregister_socket(
+    core: CoreId,
+    registration: &mut Registration,
+    registry: &Registry,
+    token: Token,
+    interests: Interest,
+) -> percore_poll::Result<()> {
+    check_core(core)?;
+    registration.reregister(registry, token, interests)
+}
+
+/// `Source::deregister` of a socket whose meta is `handle` on core `core`.
+pub fn deregister_socket(
+    core: CoreId,
+    handle: SocketHandle,
+    registration: &mut Registration,
+    registry: &Registry,
+) -> percore_poll::Result<()> {
+    check_core(core)?;
+    let _ = with(core, |s, _| {
+        if let Some(meta) = s.metas.get_mut(&handle) {
+            meta.signal = None;
+        }
+    });
+    registration.deregister(registry)
 }
 
 /// smoltcp's clock: the kernel's, in microseconds.

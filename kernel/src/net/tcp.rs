@@ -127,6 +127,34 @@ fn new_socket(options: &Options) -> tcp::Socket<'static> {
     socket
 }
 
+/// Whether a socket call that found smoltcp's socket in an invalid state
+/// came too early (the handshake is under way: wait) rather than too late.
+fn connecting(socket: &tcp::Socket<'static>) -> bool {
+    matches!(
+        socket.state(),
+        tcp::State::SynSent | tcp::State::SynReceived
+    )
+}
+
+/// Why a connection can no longer be read or written: the failure it
+/// ended with, else [`Error::NotConnected`].
+fn connection_error(m: &Meta) -> Error {
+    m.error
+        .filter(|e| *e != Error::NotConnected)
+        .unwrap_or(Error::NotConnected)
+}
+
+/// A socket call's outcome (the shard's, then the call's) as a poll:
+/// [`Error::WouldBlock`] is pending (the waker was registered), anything
+/// else is ready.
+fn pending_if_would_block<T>(result: Result<Result<T>>) -> Poll<Result<T>> {
+    match result {
+        Ok(Err(Error::WouldBlock)) => Poll::Pending,
+        Ok(r) => Poll::Ready(r),
+        Err(e) => Poll::Ready(Err(e)),
+    }
+}
+
 /// A listening TCP port on one core.
 pub struct TcpListener {
     core: CoreId,
@@ -207,11 +235,9 @@ impl TcpListener {
     /// [`accept`](Self::accept), registering `cx` to hear of the next one.
     pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Result<(TcpStream, SocketAddr)>> {
         let port = self.port;
-        match shard::with(self.core, |s, stats| accept(s, port, stats, Some(cx))) {
-            Ok(Err(Error::WouldBlock)) => Poll::Pending,
-            Ok(result) => Poll::Ready(result),
-            Err(error) => Poll::Ready(Err(error)),
-        }
+        pending_if_would_block(shard::with(self.core, |s, stats| {
+            accept(s, port, stats, Some(cx))
+        }))
     }
 
     /// The incoming connections as a stream (endless; errors are items).
@@ -534,13 +560,8 @@ impl TcpStream {
                     Ok(n)
                 }
                 Err(tcp::RecvError::Finished) => Ok(0),
-                Err(tcp::RecvError::InvalidState) => match socket.state() {
-                    tcp::State::SynSent | tcp::State::SynReceived => Err(Error::WouldBlock),
-                    _ => Err(m
-                        .error
-                        .filter(|e| *e != Error::NotConnected)
-                        .unwrap_or(Error::NotConnected)),
-                },
+                Err(tcp::RecvError::InvalidState) if connecting(socket) => Err(Error::WouldBlock),
+                Err(tcp::RecvError::InvalidState) => Err(connection_error(m)),
             };
             // The next arrival is news to report (edge-triggered).
             m.seen.0 = socket.recv_queue();
@@ -552,11 +573,7 @@ impl TcpStream {
             }
             result
         });
-        match result {
-            Ok(Err(Error::WouldBlock)) => Poll::Pending,
-            Ok(r) => Poll::Ready(r),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        pending_if_would_block(result)
     }
 
     /// Ready once a read would not block: data arrived, the peer closed,
@@ -597,14 +614,9 @@ impl TcpStream {
                     *dirty = true;
                     Ok(n)
                 }
-                Err(tcp::SendError::InvalidState) => match socket.state() {
-                    tcp::State::SynSent | tcp::State::SynReceived => Err(Error::WouldBlock),
-                    _ if m.closed_by_us => Err(Error::BrokenPipe),
-                    _ => Err(m
-                        .error
-                        .filter(|e| *e != Error::NotConnected)
-                        .unwrap_or(Error::NotConnected)),
-                },
+                Err(tcp::SendError::InvalidState) if connecting(socket) => Err(Error::WouldBlock),
+                Err(tcp::SendError::InvalidState) if m.closed_by_us => Err(Error::BrokenPipe),
+                Err(tcp::SendError::InvalidState) => Err(connection_error(m)),
             };
             m.seen.1 = socket.send_queue();
             if result == Err(Error::WouldBlock) {
@@ -615,11 +627,7 @@ impl TcpStream {
             }
             result
         });
-        match result {
-            Ok(Err(Error::WouldBlock)) => Poll::Pending,
-            Ok(r) => Poll::Ready(r),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        pending_if_would_block(result)
     }
 
     /// Ready once everything written was acknowledged by the peer.
@@ -698,16 +706,15 @@ impl Source for TcpStream {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        shard::check_core(self.core)?;
-        self.registration.register(registry, token, interests)?;
-        let signal = self.registration.signal().cloned();
-        let _ = self.with(|_, m, dirty| {
-            // Report the present state at once (epoll does).
-            m.signal = signal;
-            m.last = Ready::EMPTY;
-            *dirty = true;
-        });
-        Ok(())
+        let registration = &mut self.registration;
+        shard::register_socket(
+            self.core,
+            self.handle,
+            registration,
+            registry,
+            token,
+            interests,
+        )
     }
 
     fn reregister(
@@ -716,13 +723,16 @@ impl Source for TcpStream {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        shard::check_core(self.core)?;
-        self.registration.reregister(registry, token, interests)
+        shard::reregister_socket(
+            self.core,
+            &mut self.registration,
+            registry,
+            token,
+            interests,
+        )
     }
 
     fn deregister(&mut self, registry: &Registry) -> percore_poll::Result<()> {
-        shard::check_core(self.core)?;
-        let _ = self.with(|_, m, _| m.signal = None);
-        self.registration.deregister(registry)
+        shard::deregister_socket(self.core, self.handle, &mut self.registration, registry)
     }
 }

@@ -217,15 +217,15 @@ impl Source for UdpSocket {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        shard::check_core(self.core)?;
-        self.registration.register(registry, token, interests)?;
-        let signal = self.registration.signal().cloned();
-        let _ = self.with(|_, m, dirty| {
-            m.signal = signal;
-            m.last = Ready::EMPTY;
-            *dirty = true;
-        });
-        Ok(())
+        let registration = &mut self.registration;
+        shard::register_socket(
+            self.core,
+            self.handle,
+            registration,
+            registry,
+            token,
+            interests,
+        )
     }
 
     fn reregister(
@@ -234,13 +234,16 @@ impl Source for UdpSocket {
         token: Token,
         interests: Interest,
     ) -> percore_poll::Result<()> {
-        shard::check_core(self.core)?;
-        self.registration.reregister(registry, token, interests)
+        shard::reregister_socket(
+            self.core,
+            &mut self.registration,
+            registry,
+            token,
+            interests,
+        )
     }
 
     fn deregister(&mut self, registry: &Registry) -> percore_poll::Result<()> {
-        shard::check_core(self.core)?;
-        let _ = self.with(|_, m, _| m.signal = None);
-        self.registration.deregister(registry)
+        shard::deregister_socket(self.core, self.handle, &mut self.registration, registry)
     }
 }
