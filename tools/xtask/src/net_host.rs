@@ -349,8 +349,9 @@ fn curl_status(url: &str, want: &str) -> Result<String, String> {
     Ok(format!("status {code}"))
 }
 
-/// A request httparse refuses: `400`, `Connection: close`, then EOF.
-fn malformed(port: u16, base: &str) -> Result<String, String> {
+/// A request httparse refuses: `400`, `Connection: close`, then EOF; `/`
+/// (at `base`) is served afterwards.
+pub fn malformed(port: u16, base: &str) -> Result<String, String> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(STEP))
         .map_err(|e| e.to_string())?;

@@ -30,8 +30,8 @@ use crate::build::{self, KernelKind};
 use crate::error::Error;
 use crate::net::{Forward, TEST_MAC, args_with};
 use crate::net_host::{
-    BOOT, Guest, PAYLOAD_BYTES, STEP, curl_index_in, echo_line, fnv1a64, payload, serve_payload,
-    spawn,
+    BOOT, Guest, PAYLOAD_BYTES, STEP, curl_index_in, echo_line, fnv1a64, malformed, payload,
+    serve_payload, spawn,
 };
 use crate::qemu::{Firmware, Machine};
 use crate::test::Tally;
@@ -273,19 +273,7 @@ fn http_checks(guest: &mut Guest, port: u16) -> Result<String, String> {
     for _ in 0..3 {
         curl_index_in(None, &base)?;
     }
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(STEP))
-        .map_err(|e| e.to_string())?;
-    conn.write_all(b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response)
-        .map_err(|e| format!("reading the 400: {e}"))?;
-    let text = String::from_utf8_lossy(&response);
-    if !text.starts_with("HTTP/1.1 400 ") || !text.contains("Connection: close") {
-        return Err(format!("malformed request answered {text:?}"));
-    }
-    curl_index_in(None, &base)?;
+    malformed(port, &base)?;
     Ok(String::from(
         "`/` is the index page (3 times); 400 and closed; `/` served afterwards",
     ))
