@@ -129,11 +129,13 @@ impl Installer {
 }
 
 /// The Debian packages the host-side network tests and benchmark drive
-/// (`netload.rs`), each with the program that shows it is installed.
-pub const NET_TOOLS: [(&str, &str); 3] = [
+/// (`netload.rs`; `ip` makes the tap tests' network namespaces), each
+/// with the program that shows it is installed.
+pub const NET_TOOLS: [(&str, &str); 4] = [
     ("wrk", "wrk"),
     ("curl", "curl"),
     ("nc.openbsd", "netcat-openbsd"),
+    ("ip", "iproute2"),
 ];
 
 /// Installs the [`NET_TOOLS`] packages whose program is missing (as root
