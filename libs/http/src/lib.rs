@@ -13,6 +13,9 @@
 //!   whole response (status line, `Content-Type`, `Content-Length`,
 //!   `Connection: close` when the connection ends, body).
 //!
+//! - [`client`] reads a response as it streams in (the kernel's `get`
+//!   sample and the ring-3 `client` program).
+//!
 //! Keep-alive: HTTP/1.1 keeps the connection unless the request says
 //! `Connection: close`; HTTP/1.0 closes unless it says
 //! `Connection: keep-alive`. Bodies are read by `Content-Length` only:
@@ -39,6 +42,8 @@
 
 #[cfg(test)]
 extern crate alloc;
+
+pub mod client;
 
 /// The page `GET /` returns, byte for byte the same from every server.
 pub const INDEX_BODY: &[u8] = b"<!doctype html>\n<html><head><title>percore</title></head>\n<body><h1>percore</h1>\n<p>Served by a per-core reactor kernel.</p></body></html>\n";

@@ -64,16 +64,20 @@ pub const RUN_FORWARDS: [Forward; 3] = [
 /// (`127.0.0.1:PORT` on the host to `PORT` in the guest).
 pub fn args(mac: Option<&str>, hostfwd: &[u16]) -> Vec<String> {
     let forwards: Vec<Forward> = hostfwd.iter().map(|&p| Forward::tcp(p, p)).collect();
-    args_with(mac, &forwards, None)
+    args_with(mac, &forwards, &[])
 }
 
-/// [`args`] with any forwards, and optionally a `guestfwd` from
+/// [`args`] with any forwards, and `guestfwd`s from
 /// `10.0.2.100:guest_port` in the guest to `127.0.0.1:host_port`.
-pub fn args_with(
-    mac: Option<&str>,
-    forwards: &[Forward],
-    guestfwd: Option<(u16, u16)>,
-) -> Vec<String> {
+///
+/// A `guestfwd` is one QEMU character device: it connects to the host
+/// port once, when QEMU starts, and carries one guest connection for
+/// QEMU's whole life. The host closing its end does not reach the guest
+/// as a FIN, so a guest client must know where the response ends
+/// (`Content-Length`), and a test that connects out more than once needs
+/// one `guestfwd` per connection (the host server then sees one
+/// connection per forward, all made at boot).
+pub fn args_with(mac: Option<&str>, forwards: &[Forward], guestfwd: &[(u16, u16)]) -> Vec<String> {
     let mut netdev = String::from("user,id=n0,restrict=on");
     for f in forwards {
         let proto = match f.proto {
@@ -85,7 +89,7 @@ pub fn args_with(
             f.host, f.guest
         ));
     }
-    if let Some((guest, host)) = guestfwd {
+    for (guest, host) in guestfwd {
         netdev.push_str(&format!(
             ",guestfwd=tcp:{GUESTFWD_ADDR}:{guest}-tcp:127.0.0.1:{host}"
         ));
@@ -138,10 +142,11 @@ mod tests {
 
     #[test]
     fn forwards_and_guestfwd_stay_on_loopback() {
-        let args = args_with(None, &RUN_FORWARDS, Some((8000, 40000)));
+        let args = args_with(None, &RUN_FORWARDS, &[(8000, 40000), (8001, 40000)]);
         assert!(args[1].contains("hostfwd=tcp:127.0.0.1:8080-:80"));
         assert!(args[1].contains("hostfwd=udp:127.0.0.1:7007-:7"));
         assert!(args[1].contains("guestfwd=tcp:10.0.2.100:8000-tcp:127.0.0.1:40000"));
+        assert!(args[1].contains("guestfwd=tcp:10.0.2.100:8001-tcp:127.0.0.1:40000"));
         assert!(args[1].contains("restrict=on"));
     }
 }

@@ -148,7 +148,7 @@ pub fn run(tally: &mut Tally) -> Result<(), Error> {
     machine.extra.extend(args_with(
         Some(TEST_MAC),
         &[Forward::tcp(http, 80), Forward::tcp(echo, 7)],
-        Some((PAYLOAD_PORT, server_port)),
+        &[(PAYLOAD_PORT, server_port)],
     ));
     machine.fw_cfg.push((SERVE_FILE.into(), "echo,http".into()));
     let mut command = machine.command(&built.images, &ovmf, &ovmf.vars);
@@ -209,7 +209,7 @@ fn static_address(built: &build::Built, ovmf: &tools::Ovmf) -> Result<String, St
     let mut machine = Machine::new(Firmware::Bios, 2);
     machine
         .extra
-        .extend(args_with(Some(TEST_MAC), &[Forward::tcp(http, 80)], None));
+        .extend(args_with(Some(TEST_MAC), &[Forward::tcp(http, 80)], &[]));
     machine.fw_cfg.push((SERVE_FILE.into(), "http".into()));
     machine.fw_cfg.push((
         "opt/percore/net".into(),
@@ -259,22 +259,31 @@ pub(crate) fn spawn(mut command: Command) -> Result<Guest, Error> {
     })
 }
 
-/// Answers every connection with the payload and its `X-Fnv1a64`.
+/// Answers every connection with the payload and its `X-Fnv1a64`, once
+/// its request head came whole. Each connection has a thread: the
+/// connections are QEMU's `guestfwd`s (see `net::args_with`), all made at
+/// boot, and each waits for its request as long as the guest takes (it
+/// ends when QEMU does).
 pub(crate) fn serve_payload(server: TcpListener, data: Vec<u8>) {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nX-Fnv1a64: {:016x}\r\nConnection: close\r\n\r\n",
         data.len(),
         fnv1a64(&data)
     );
+    let response = std::sync::Arc::new([head.as_bytes(), &data].concat());
     for mut conn in server.incoming().map_while(Result::ok) {
-        let _ = conn.set_read_timeout(Some(STEP));
-        let mut request = Vec::new();
-        let mut byte = [0u8; 1];
-        while !request.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-            request.push(byte[0]);
-        }
-        let _ = conn.write_all(head.as_bytes());
-        let _ = conn.write_all(&data);
+        let response = response.clone();
+        std::thread::spawn(move || {
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut byte) {
+                    Ok(1) => request.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let _ = conn.write_all(&response);
+        });
     }
 }
 

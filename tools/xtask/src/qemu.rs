@@ -219,7 +219,7 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
         // The samples, started at boot, on the usual loopback ports.
         machine
             .extra
-            .extend(crate::net::args_with(None, &crate::net::RUN_FORWARDS, None));
+            .extend(crate::net::args_with(None, &crate::net::RUN_FORWARDS, &[]));
         machine
             .fw_cfg
             .push((crate::net::SERVE_FILE.into(), "echo,http".into()));

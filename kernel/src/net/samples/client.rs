@@ -1,7 +1,8 @@
 //! An HTTP GET client (`get URL` in the shell): connects out from this
 //! core (a local port whose replies hash back here), sends one request
-//! with `Connection: close`, reads the response to its end and hashes the
-//! body as it streams by (nothing but the head is kept, so the payload
+//! with `Connection: close`, reads the response to its end (its
+//! `Content-Length`, else the server's close: `percore_http::client`) and
+//! hashes the body as it streams by (nothing but the head is kept, so the payload
 //! may be larger than memory). If the server sent an `X-Fnv1a64` header
 //! (the FNV-1a 64 hash of the body, 16 hex digits), the body is checked
 //! against it: this is the download client the host's tests serve.
@@ -13,10 +14,12 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use embedded_io_async::{Read, Write};
 
+use percore_http::client::{FNV_START, ResponseError, ResponseReader, fnv1a64};
+
 use crate::net::config::ipv4;
 use crate::net::{Error, TcpStream};
 
-/// The longest response head kept.
+/// The longest response head read.
 const MAX_HEAD: usize = 8 * 1024;
 
 /// A parsed `http://A.B.C.D[:PORT]/PATH` (no names: there is no DNS).
@@ -32,13 +35,9 @@ pub enum GetError {
     /// Not `http://A.B.C.D[:PORT]/PATH`.
     BadUrl,
     Socket(Error),
-    /// The response is not HTTP/1.x, or its head is too long.
-    BadResponse,
-    /// The body is shorter than its `Content-Length`.
-    Truncated {
-        expected: u64,
-        got: u64,
-    },
+    /// Not an HTTP/1.x response we read, or cut short (see
+    /// [`ResponseError`]).
+    Response(ResponseError),
 }
 
 impl fmt::Display for GetError {
@@ -46,10 +45,7 @@ impl fmt::Display for GetError {
         match self {
             GetError::BadUrl => f.write_str("bad URL (http://A.B.C.D[:PORT]/PATH)"),
             GetError::Socket(e) => write!(f, "{e}"),
-            GetError::BadResponse => f.write_str("not an HTTP/1.x response"),
-            GetError::Truncated { expected, got } => {
-                write!(f, "body cut short: {got} of {expected} bytes")
-            }
+            GetError::Response(e) => write!(f, "{e}"),
         }
     }
 }
@@ -92,18 +88,6 @@ pub fn parse_url(url: &str) -> Option<Url> {
     })
 }
 
-/// FNV-1a 64 over `bytes`, continuing from `hash`.
-pub fn fnv1a64(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-/// FNV-1a 64's starting value.
-pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// GETs `url` from this core.
 pub async fn get(url: &str) -> Result<Fetched, GetError> {
     let url = parse_url(url).ok_or(GetError::BadUrl)?;
@@ -122,89 +106,39 @@ pub async fn get(url: &str) -> Result<Fetched, GetError> {
         .write_all(request.as_bytes())
         .await
         .map_err(GetError::Socket)?;
-    let mut head: Vec<u8> = Vec::new();
+    let mut head = alloc::vec![0u8; MAX_HEAD];
+    let mut reader = ResponseReader::new(&mut head);
     let mut chunk = alloc::vec![0u8; 8192];
-    let mut fetched = Fetched {
-        status: 0,
-        body_len: 0,
-        fnv: FNV_START,
-        expected: None,
-        preview: Vec::new(),
-    };
-    let mut length = None;
-    let mut in_body = false;
-    loop {
+    let (mut fnv, mut preview) = (FNV_START, Vec::new());
+    while !reader.is_complete() {
         let n = match stream.read(&mut chunk).await {
             Ok(0) => break,
             Ok(n) => n,
-            Err(Error::ConnectionReset) if in_body && length.is_none() => break,
+            // A server that closes without a length may reset.
+            Err(Error::ConnectionReset)
+                if reader.head().is_some_and(|h| h.content_length.is_none()) =>
+            {
+                break;
+            }
             Err(e) => return Err(GetError::Socket(e)),
         };
-        let mut data = &chunk[..n];
-        if !in_body {
-            head.extend_from_slice(data);
-            let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                if head.len() > MAX_HEAD {
-                    return Err(GetError::BadResponse);
-                }
-                continue;
-            };
-            let (status, len, expected) = parse_head(&head[..end]).ok_or(GetError::BadResponse)?;
-            fetched.status = status;
-            fetched.expected = expected;
-            length = len;
-            in_body = true;
-            let body_start = end + 4;
-            let already = head.len() - body_start;
-            data = &chunk[n - already..n];
-        }
-        fetched.fnv = fnv1a64(fetched.fnv, data);
-        fetched.body_len += data.len() as u64;
-        let room = 256usize.saturating_sub(fetched.preview.len());
-        fetched
-            .preview
-            .extend_from_slice(&data[..data.len().min(room)]);
-        if length.is_some_and(|l| fetched.body_len >= l) {
-            break;
-        }
+        let body = reader.feed(&chunk[..n]).map_err(GetError::Response)?;
+        fnv = fnv1a64(fnv, body);
+        let room = 256usize.saturating_sub(preview.len());
+        preview.extend_from_slice(&body[..body.len().min(room)]);
     }
-    if !in_body {
-        return Err(GetError::BadResponse);
-    }
-    if let Some(expected) = length
-        && fetched.body_len < expected
-    {
-        return Err(GetError::Truncated {
-            expected,
-            got: fetched.body_len,
-        });
-    }
-    Ok(fetched)
-}
-
-/// Status, `Content-Length` and `X-Fnv1a64` of a response head.
-fn parse_head(head: &[u8]) -> Option<(u16, Option<u64>, Option<u64>)> {
-    let text = core::str::from_utf8(head).ok()?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next()?;
-    let mut words = status_line.split(' ');
-    if !words.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let status = words.next()?.parse().ok()?;
-    let (mut length, mut fnv) = (None, None);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse().ok()?);
-        } else if name.eq_ignore_ascii_case("x-fnv1a64") {
-            fnv = Some(u64::from_str_radix(value, 16).ok()?);
-        }
-    }
-    Some((status, length, fnv))
+    let body_len = reader.finish().map_err(GetError::Response)?;
+    let head = reader
+        .head()
+        .copied()
+        .ok_or(GetError::Response(ResponseError::NoHead))?;
+    Ok(Fetched {
+        status: head.status,
+        body_len,
+        fnv,
+        expected: head.fnv1a64,
+        preview,
+    })
 }
 
 #[cfg(test)]
@@ -221,26 +155,5 @@ mod tests {
         assert_eq!(parse_url("https://10.0.2.2/"), None);
         assert_eq!(parse_url("http://example.com/"), None);
         assert_eq!(parse_url("http://10.0.2.2:0/"), None);
-    }
-
-    #[test]
-    fn fnv_matches_the_reference_values() {
-        assert_eq!(fnv1a64(FNV_START, b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(FNV_START, b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(
-            fnv1a64(fnv1a64(FNV_START, b"foo"), b"bar"),
-            fnv1a64(FNV_START, b"foobar")
-        );
-    }
-
-    #[test]
-    fn heads() {
-        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-Fnv1a64: 00000000000000ff";
-        assert_eq!(parse_head(head), Some((200, Some(12), Some(255))));
-        assert_eq!(parse_head(b"SSH-2.0 hello"), None);
-        assert_eq!(
-            parse_head(b"HTTP/1.1 404 Not Found"),
-            Some((404, None, None))
-        );
     }
 }
