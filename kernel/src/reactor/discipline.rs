@@ -206,8 +206,8 @@ pub async fn task_list(core: CoreId) -> Result<Vec<TaskInfo>, SchedError> {
 pub fn current_task() -> Option<TaskInfo> {
     let here = this();
     let exec = here.executor.borrow_mut();
-    let (id, cell) = exec.current.as_ref()?;
-    let task = exec.tree.task(*id)?;
+    let (id, cell) = exec.current()?;
+    let task = exec.tree.task(id)?;
     Some(info(here.core, task, cell))
 }
 

@@ -2,10 +2,13 @@
 //! what runs; the cells hold the futures by the tree's slot index.
 //!
 //! Each poll is timed on the clock and charged to the task (`charge`: the
-//! fair discipline's virtual runtime, every task's runtime); after a poll
-//! the tree learns the task's current absolute deadline (a periodic task
-//! moves it at each release), and a one-shot deadline task that completes
-//! after its deadline counts a miss.
+//! fair discipline's virtual runtime, every task's runtime). One clock
+//! read per poll: a batch reads the clock once before its first task and
+//! once after each, so a task is charged from the end of the previous
+//! poll (its selection included) to the end of its own. After a poll the
+//! tree learns a periodic task's current absolute deadline (it moves at
+//! each release), and a one-shot deadline task that completes after its
+//! deadline counts a miss.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -24,8 +27,9 @@ use crate::time::{self, Clock};
 pub(super) struct Executor {
     pub(super) tree: TaskTree<AnyDiscipline>,
     pub(super) cells: Vec<Option<Arc<TaskCell>>>,
-    /// The task being polled now (for `next_period` and `current_task`).
-    pub(super) current: Option<(TaskId, Arc<TaskCell>)>,
+    /// The task being polled now (for `next_period` and `current_task`;
+    /// its cell is `cells[id.index()]`).
+    pub(super) current: Option<TaskId>,
 }
 
 impl Executor {
@@ -35,6 +39,13 @@ impl Executor {
             cells: Vec::new(),
             current: None,
         }
+    }
+
+    /// The task being polled now and its cell.
+    pub(super) fn current(&self) -> Option<(TaskId, &Arc<TaskCell>)> {
+        let id = self.current?;
+        let cell = self.cells.get(id.index())?.as_ref()?;
+        Some((id, cell))
     }
 }
 
@@ -104,6 +115,7 @@ impl Reactor {
     pub(super) fn run_batch(&self) -> (usize, u8) {
         let mut ran = 0;
         let mut top = NO_LEVEL;
+        let mut mark = clock::cycles();
         while ran < POLL_BATCH {
             let Some((id, cell)) = self.select() else {
                 break;
@@ -115,7 +127,7 @@ impl Reactor {
             } else {
                 top.max(level)
             };
-            self.poll_task(id, cell);
+            self.poll_task(id, cell, &mut mark);
             if self.end_batch.swap(false, Ordering::Relaxed) {
                 break;
             }
@@ -131,14 +143,15 @@ impl Reactor {
         Some((id, cell))
     }
 
-    fn poll_task(&self, id: TaskId, cell: Arc<TaskCell>) {
+    /// Polls one task; `mark` is the clock at the end of the previous poll
+    /// (or the batch's start), moved to the end of this one.
+    fn poll_task(&self, id: TaskId, cell: Arc<TaskCell>, mark: &mut u64) {
         cell.notified.store(false, Ordering::Release);
         let waker = Waker::from(cell.clone());
         let mut cx = Context::from_waker(&waker);
-        self.executor.borrow_mut().current = Some((id, cell.clone()));
+        self.executor.borrow_mut().current = Some(id);
         self.running
             .store(cell.options.priority.get(), Ordering::Relaxed);
-        let start = clock::cycles();
         let mut slot = cell.future.lock();
         let done = match slot.as_mut() {
             Some(future) => future.as_mut().poll(&mut cx).is_ready(),
@@ -148,22 +161,26 @@ impl Reactor {
             *slot = None;
         }
         drop(slot);
-        let ran_ns = time::cycles_to_ns(clock::cycles().saturating_sub(start));
+        let end = clock::cycles();
+        let ran_ns = time::cycles_to_ns(end.saturating_sub(*mark));
+        *mark = end;
         self.running.store(NO_LEVEL, Ordering::Relaxed);
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
         cell.runtime.fetch_add(ran_ns, Ordering::Relaxed);
         let mut exec = self.executor.borrow_mut();
         exec.current = None;
         let _ = exec.tree.charge(id, ran_ns);
-        let deadline = cell.deadline.load(Ordering::Acquire);
         if done {
             // A one-shot job is the task's whole life (a periodic task's
             // jobs end at `next_period`).
             let one_shot = cell.options.deadline_ns != 0 && cell.options.period_ns == 0;
-            if one_shot && Clock::now().0 > deadline {
+            if one_shot && Clock::now().0 > cell.deadline.load(Ordering::Acquire) {
                 self.count_miss(&cell);
             }
-        } else if exec.tree.task(id).is_some_and(|t| t.deadline() != deadline) {
+        } else if cell.options.period_ns != 0
+            && let deadline = cell.deadline.load(Ordering::Acquire)
+            && exec.tree.task(id).is_some_and(|t| t.deadline() != deadline)
+        {
             // A periodic task was released again: order it by its new deadline.
             let _ = exec.tree.set_deadline(id, deadline);
         }

@@ -53,7 +53,7 @@ pub async fn next_period() -> Result<bool, PeriodError> {
     let here = this();
     let cell = {
         let exec = here.executor.borrow_mut();
-        let (_, cell) = exec.current.as_ref().ok_or(PeriodError::NotInTask)?;
+        let (_, cell) = exec.current().ok_or(PeriodError::NotInTask)?;
         cell.clone()
     };
     let period = cell.options.period_ns;
