@@ -39,6 +39,11 @@ pub const TESTS: &[Test] = &[
         Kind::Normal,
         slow_syscall_loop,
     ),
+    Test::new(
+        "user_cpu_time_leaves_out_blocked_time",
+        Kind::Normal,
+        cpu_time,
+    ),
     Test::new("user_sse_registers_are_per_thread", Kind::Normal, sse),
     Test::new("user_copy_faults_are_errors", Kind::Normal, copy_faults),
     Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
@@ -160,6 +165,35 @@ fn spin(_: &Kernel) -> Result<(), String> {
 /// same.
 fn syscall_loop(_: &Kernel) -> Result<(), String> {
     spin_with("syscalls")
+}
+
+/// A process that sleeps 1 ms at a time for 300 ms: its CPU time (what
+/// `ps` shows) counts the polls of its calls, not the sleeps. It used to
+/// count each call from its start to its return, sleep included: about
+/// the whole 300 ms. Each of its ~300 wake-ups costs tens of µs under
+/// TCG, so a quarter of the wall time is a wide margin.
+fn cpu_time(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let core = CoreId(cores() - 1);
+    let (pid, handle) = syscall::spawn("spin", core, "sleep").map_err(|e| format!("{e:?}"))?;
+    let wall = Duration::from_millis(300);
+    block_on(sleep(wall));
+    let cpu_ns = process::list()
+        .iter()
+        .find(|p| p.pid == pid)
+        .map(|p| p.cpu_ns.load(core::sync::atomic::Ordering::Relaxed));
+    if !process::kill(pid) {
+        return Err(format!("kill {pid}: no such process"));
+    }
+    block_on(ended(pid, handle))?;
+    let cpu_ns = cpu_ns.ok_or(format!("process {pid} not listed"))?;
+    let limit = wall.as_nanos() as u64 / 4;
+    if cpu_ns == 0 || cpu_ns > limit {
+        return Err(format!(
+            "`spin sleep` over {wall:?}: cpu time {cpu_ns} ns, want more than 0 and at most {limit} ns"
+        ));
+    }
+    Ok(())
 }
 
 /// A thread that makes nothing but syscalls that go through its task and

@@ -159,15 +159,18 @@ async fn run(mut process: Process) -> Exit {
         user::save_fpu(&mut process.context);
         cpu::enable_interrupts();
         process.shared.syscalls.fetch_add(calls, Ordering::Relaxed);
+        // CPU time: ring 3 and the quick calls, then the polls of a call
+        // that goes through the task, never the time it waits.
+        let mut spent = clock::cycles().saturating_sub(start);
         let outcome = match trap {
             Trap::Syscall => {
                 entered = process.context.syscall().0 == Sys::RingEnter as u64;
-                Some(dispatch(&mut process).await)
+                Some(polls_timed(dispatch(&mut process), &mut spent).await)
             }
             Trap::Interrupt => None,
             Trap::Fault(fault) => break Exit::Fault(fault),
         };
-        let spent = time::cycles_to_ns(clock::cycles().saturating_sub(start));
+        let spent = time::cycles_to_ns(spent);
         process.shared.cpu_ns.fetch_add(spent, Ordering::Relaxed);
         match outcome {
             Some(Outcome::Return(value)) => process.context.set_result(value),
@@ -189,6 +192,19 @@ async fn run(mut process: Process) -> Exit {
         Exit::Killed | Exit::Fault(_) | Exit::BadRing(_) => log::warn!("{report}"),
     }
     exit
+}
+
+/// Runs `future`, adding the cycles spent in its polls (not the time it
+/// waits between them) to `cycles`.
+async fn polls_timed<F: core::future::Future>(future: F, cycles: &mut u64) -> F::Output {
+    let mut future = core::pin::pin!(future);
+    poll_fn(|cx| {
+        let start = clock::cycles();
+        let poll = future.as_mut().poll(cx);
+        *cycles += clock::cycles().saturating_sub(start);
+        poll
+    })
+    .await
 }
 
 /// Arms this core's timer for `end` (ns, the end of the slice), or the
