@@ -100,10 +100,13 @@ pub fn cores_online(kernel: &Kernel) -> Result<(), String> {
         if answer != index as u64 {
             return Err(format!("core {index} says it is core {answer}"));
         }
-        let register = call(core, |_| u64::from(apic::own_id()), 0)?;
-        if register != u64::from(madt_id) {
+        let recorded = call(core, |_| u64::from(apic::own_id()), 0)?;
+        // The register itself, read without the per-core block (what the
+        // stop NMI goes by).
+        let register = call(core, |_| apic::register_id().map_or(u64::MAX, u64::from), 0)?;
+        if recorded != u64::from(madt_id) || register != u64::from(madt_id) {
             return Err(format!(
-                "core {index}: APIC id register disagrees with the MADT"
+                "core {index}: APIC id {recorded} recorded, {register} in the register, {madt_id} in the MADT"
             ));
         }
     }

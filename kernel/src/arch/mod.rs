@@ -319,7 +319,8 @@ pub mod boot {
 pub mod apic {
     pub use super::x86_64::ioapic::{IRQ_BASE_VECTOR, isa_entry};
     pub use super::x86_64::lapic::{
-        Mode, TimerKind, base_msr, last_timer_fired, mode, own_id, ring_all_others, timer_kind,
+        Mode, TimerKind, base_msr, last_timer_fired, mode, own_id, register_id, ring_all_others,
+        timer_kind,
     };
 }
 

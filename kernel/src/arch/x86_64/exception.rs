@@ -166,7 +166,8 @@ pub(super) fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector == vector::NMI && super::stopping() {
         // Another core is stopping the machine and asked us to stand still.
-        super::cpu::mark_stopped();
+        // GS may be the user's here (the NMI window at `SYSCALL`).
+        super::cpu::mark_stopped_from_nmi();
         super::cpu::halt_forever();
     }
     if matches!(vector, vector::PAGE_FAULT | vector::GENERAL_PROTECTION)

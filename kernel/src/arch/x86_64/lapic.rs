@@ -28,6 +28,12 @@ pub const SPURIOUS_VECTOR: u8 = 0xFF;
 
 const IA32_TSC_DEADLINE: u32 = 0x6E0;
 const IA32_APIC_BASE: u32 = 0x1B;
+/// IA32_APIC_BASE's x2APIC-mode bit.
+const X2APIC_ENABLED: u64 = 1 << 10;
+/// The x2APIC id register.
+const X2APIC_ID_MSR: u32 = 0x802;
+/// The xAPIC id register's offset in the window.
+const XAPIC_ID_OFFSET: u64 = 0x20;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
 static TSC_DEADLINE: AtomicBool = AtomicBool::new(false);
@@ -238,9 +244,32 @@ pub fn send_ipi(target: CoreId, vector: u8) -> bool {
     true
 }
 
-/// This core's local APIC id, as its id register reads.
+/// This core's local APIC id, as recorded in its per-core block at boot.
 pub fn own_id() -> u32 {
     this_core().apic_id.load(Ordering::Relaxed)
+}
+
+/// This core's local APIC id read from the APIC's id register, without
+/// the per-core block: usable where GS may still hold the user's base (an
+/// NMI taken between `SYSCALL` and `swapgs`, or between `swapgs` and
+/// `SYSRET`). `None` while this core's APIC is in xAPIC mode and the
+/// kernel has no xAPIC window (before [`init_global`], or a core not yet
+/// switched to x2APIC mode on an x2APIC machine).
+pub fn register_id() -> Option<u32> {
+    // SAFETY: IA32_APIC_BASE is readable on every x86_64 core.
+    let apic_base = unsafe { Msr::new(IA32_APIC_BASE).read() };
+    if apic_base & X2APIC_ENABLED != 0 {
+        // SAFETY: this core's APIC is in x2APIC mode: its id MSR reads.
+        return Some(unsafe { Msr::new(X2APIC_ID_MSR).read() } as u32);
+    }
+    let base = XAPIC_BASE.load(Ordering::Relaxed);
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: the xAPIC window is mapped uncached for the kernel's life;
+    // the id register is read-only, bits 24..31 hold the id.
+    let register = unsafe { core::ptr::read_volatile((base + XAPIC_ID_OFFSET) as *const u32) };
+    Some(register >> 24)
 }
 
 /// The cycle count at which this core's last timer interrupt was taken.

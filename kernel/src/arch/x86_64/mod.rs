@@ -101,6 +101,24 @@ pub mod cpu {
             .store(true, Ordering::Release);
     }
 
+    /// [`mark_stopped`] for the stop NMI, which may arrive while GS holds
+    /// the user's base (between `SYSCALL` and `swapgs`, or `swapgs` and
+    /// `SYSRET`): finds this core's block by its APIC id register, not
+    /// through GS. A core it cannot find stays unmarked (`is_stopped`
+    /// says no); it halts all the same.
+    pub(crate) fn mark_stopped_from_nmi() {
+        let Some(id) = super::lapic::register_id() else {
+            return;
+        };
+        if let Some(local) = cpu_local::cores()
+            .iter()
+            .find(|slot| slot.apic_id == id)
+            .and_then(|slot| slot.local())
+        {
+            local.stopped.store(true, Ordering::Release);
+        }
+    }
+
     /// Whether core `core` has stopped for good.
     pub fn is_stopped(core: CoreId) -> bool {
         cpu_local::core(core)
