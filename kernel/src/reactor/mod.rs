@@ -335,7 +335,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// The waker of a `block_on` future: a flag, plus a doorbell when set from
-/// another core (the blocked core may sleep).
+/// another core while the blocked core sleeps (a core that is running or
+/// halt-polling sees the flag on its own).
 struct FlagWaker {
     woken: AtomicBool,
     core: CoreId,
@@ -345,7 +346,11 @@ impl alloc::task::Wake for FlagWaker {
     fn wake(self: Arc<Self>) {
         self.woken.store(true, Ordering::Release);
         if self.core != cpu::core_id() {
-            doorbell::ring(self.core);
+            // Pairs with the fence in `Reactor::announce_sleep`.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if reactor(self.core).is_none_or(|r| r.asleep.load(Ordering::Relaxed)) {
+                doorbell::ring(self.core);
+            }
         }
     }
 }

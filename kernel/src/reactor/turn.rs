@@ -212,7 +212,7 @@ impl Reactor {
             Some(deadline) => deadline.min(now + tuning.window()),
             None => now + tuning.window(),
         };
-        if self.poll_for_work(poll_until, next) {
+        if self.poll_for_work(poll_until, next, may_sleep) {
             return;
         }
         cpu::disable_interrupts();
@@ -226,13 +226,11 @@ impl Reactor {
         if !self.has_work() && may_sleep() && self.bus.borrow_mut().prepare_sleep() {
             // Readiness signalled from another core from here on rings our doorbell.
             let readiness = self.readiness.borrow_mut();
-            if readiness.prepare_sleep() {
+            if readiness.prepare_sleep() && self.announce_sleep(may_sleep) {
                 self.stats.sleeps.fetch_add(1, Ordering::Relaxed);
-                self.asleep.store(true, Ordering::Release);
                 let slept_at = Clock::now().0;
                 // An interrupt pending since interrupts were masked ends the sleep at once.
                 cpu::wait_for_interrupt();
-                self.asleep.store(false, Ordering::Release);
                 let woke = Clock::now().0;
                 let mut tuning = self.tuning.borrow_mut();
                 tuning.slept(woke.saturating_sub(slept_at));
@@ -249,6 +247,7 @@ impl Reactor {
                 woke_early = armed.is_some_and(|at| woke >= at)
                     && next.is_some_and(|deadline| woke < deadline);
             }
+            self.asleep.store(false, Ordering::Release);
             readiness.end_sleep();
             drop(readiness);
             self.bus.borrow_mut().end_sleep();
@@ -257,18 +256,36 @@ impl Reactor {
         if woke_early && let Some(deadline) = next {
             // The advanced timer woke us before the deadline: wait it out
             // here, unless other work comes first.
-            self.poll_for_work(deadline, next);
+            self.poll_for_work(deadline, next, may_sleep);
         }
     }
 
-    /// Spins with interrupts enabled until work arrives (`true`), the
-    /// clock reaches `until`, or the clock reaches `deadline` (`true`: the
-    /// next turn fires the timer). Returns at once if `until` has passed.
-    fn poll_for_work(&self, until: u64, deadline: Option<u64>) -> bool {
+    /// Marks this core asleep, then asks `may_sleep` once more: `false`
+    /// (the caller's own wake-up came in the meantime) means do not sleep.
+    /// A `block_on` waker on another core sets its flag, then rings only if
+    /// it finds the core asleep (`FlagWaker`); with the fence on both
+    /// sides, either it sees `asleep` and rings, or this sees its flag.
+    fn announce_sleep(&self, may_sleep: &dyn Fn() -> bool) -> bool {
+        self.asleep.store(true, Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        may_sleep()
+    }
+
+    /// Spins with interrupts enabled until work arrives (`true`; also when
+    /// `may_sleep` turns false: a `block_on` future was woken), the clock
+    /// reaches `until`, or the clock reaches `deadline` (`true`: the next
+    /// turn fires the timer). Returns at once if `until` has passed.
+    fn poll_for_work(
+        &self,
+        until: u64,
+        deadline: Option<u64>,
+        may_sleep: &dyn Fn() -> bool,
+    ) -> bool {
         loop {
             if self.has_work()
                 || self.bus.borrow_mut().has_inbound()
                 || self.readiness.borrow_mut().has_pending()
+                || !may_sleep()
             {
                 self.stats.poll_hits.fetch_add(1, Ordering::Relaxed);
                 return true;
