@@ -49,6 +49,11 @@ pub const TESTS: &[Test] = &[
     Test::new("user_faults_kill_only_the_offender", Kind::Normal, faults),
     Test::new("user_shell_run_ps_kill", Kind::Normal, shell_commands),
     Test::new("user_processes_leak_nothing", Kind::Normal, no_leaks),
+    Test::new(
+        "user_thousand_idle_processes_fit",
+        Kind::Normal,
+        thousand_idle,
+    ),
 ];
 
 /// How long any one program may take here (generous: TCG on a busy host).
@@ -471,6 +476,73 @@ fn no_leaks(_: &Kernel) -> Result<(), String> {
     if growth[0] > 0 && growth.windows(2).all(|w| w[1] > w[0]) {
         return Err(format!(
             "heap grows round after round: {heap} bytes, then {growth:?} more"
+        ));
+    }
+    Ok(())
+}
+
+/// 1000 idle processes (`ubench idle`: a 64-entry ring, then asleep)
+/// spread over the cores, all alive and blocked at once; killed, they give
+/// back every frame. Prints what one costs (the bench's idle-process
+/// figure, here measured over 1000).
+fn thousand_idle(_: &Kernel) -> Result<(), String> {
+    const COUNT: usize = 1000;
+    start_reactors();
+    let frames = user::frames_in_use();
+    let heap = percore_kernel::mem::heap::used_bytes();
+    let mut running = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        let core = CoreId((i % usize::from(cores())) as u16);
+        match syscall::spawn("ubench", core, "idle") {
+            Ok(spawned) => running.push(spawned),
+            Err(e) => {
+                for (pid, _) in &running {
+                    process::kill(*pid);
+                }
+                return Err(format!("process {i} of {COUNT}: spawn: {e:?}"));
+            }
+        }
+    }
+    // Each is idle once it made its ring and sleeps.
+    let settled = block_on(async {
+        for _ in 0..2000 {
+            let list = process::list();
+            if list.len() == COUNT && list.iter().all(|p| p.state() == process::State::Blocked) {
+                return true;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        false
+    });
+    let (frames_all, heap_all) = (
+        user::frames_in_use(),
+        percore_kernel::mem::heap::used_bytes(),
+    );
+    let blocked = process::list()
+        .iter()
+        .filter(|p| p.state() == process::State::Blocked)
+        .count();
+    for (pid, _) in &running {
+        process::kill(*pid);
+    }
+    for (pid, handle) in running {
+        if block_on(ended(pid, handle))? != Exit::Killed {
+            return Err(format!("pid {pid} did not end killed"));
+        }
+    }
+    if !settled {
+        return Err(format!("{blocked} of {COUNT} processes idle after 20 s"));
+    }
+    let per_frames = (frames_all - frames) * 4 / COUNT as u64;
+    let per_heap = heap_all.saturating_sub(heap) / 1024 / COUNT;
+    percore_kernel::println!(
+        "{COUNT} idle processes: {per_frames} KiB of frames and {per_heap} KiB of heap each"
+    );
+    let frames_now = user::frames_in_use();
+    if frames_now != frames || process::count() != 0 {
+        return Err(format!(
+            "after the kills: frames {frames} -> {frames_now}, {} processes left",
+            process::count()
         ));
     }
     Ok(())
