@@ -422,7 +422,7 @@ impl Shard {
                 Poll::Ready(None) | Poll::Pending => return false,
             };
             let frame = pair.frame(&loan);
-            let verdict = check(frame).map(|()| steer(frame, cores));
+            let verdict = check(frame, loan.checksum_valid()).map(|()| steer(frame, cores));
             let buffer = Buffer::Lent { pair, loan };
             match verdict {
                 Err(bad) => {

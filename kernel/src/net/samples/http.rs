@@ -190,11 +190,13 @@ pub fn stats_json() -> String {
         }
         let _ = write!(
             json,
-            "{{\"pair\":{index},\"owner\":{},\"rx_frames\":{},\"tx_frames\":{},\"tx_waits\":{},\"rx_lent\":{},\"rx_waiting\":{},\"drops\":{{",
+            "{{\"pair\":{index},\"owner\":{},\"rx_frames\":{},\"tx_frames\":{},\"tx_waits\":{},\"rx_csum_valid\":{},\"tx_csum_offloaded\":{},\"rx_lent\":{},\"rx_waiting\":{},\"drops\":{{",
             pair.owner.index(),
             load(&s.rx_frames),
             load(&s.tx_frames),
             load(&s.tx_waits),
+            load(&s.rx_csum_valid),
+            load(&s.tx_csum_offloaded),
             pair.lent(),
             pair.waiting(),
         );
