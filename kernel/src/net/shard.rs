@@ -138,6 +138,12 @@ pub struct Stats {
     pub connected: AtomicU64,
     /// Turns of the net task.
     pub turns: AtomicU64,
+    /// Full-size TCP buffers lent to connections and taken back
+    /// ([`super::buffers`]).
+    pub buffers_lent: AtomicU64,
+    pub buffers_returned: AtomicU64,
+    /// Bytes of free buffers this core's pool keeps.
+    pub pool_bytes: AtomicUsize,
 }
 
 /// One core's share of the stack.
@@ -179,6 +185,10 @@ pub struct Shard {
     /// SYNs queued for smoltcp since its last poll, by listening port
     /// (each takes one of the port's listening sockets).
     pub syns: Vec<(u16, usize)>,
+    /// Free TCP buffers of this core, and when a lent receive buffer may
+    /// next be taken back ([`super::buffers`]).
+    pub pool: super::buffers::Pool,
+    pub buffers_due: Option<Instant>,
 }
 
 /// A core's slot in the table.
@@ -353,7 +363,10 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
         // Frames wait that could not be lent before this turn gave its
         // own loans back: take them now (nothing else would wake us).
         more |= owner && pair.is_some_and(|p| p.lendable());
-        let delay = shard.iface.poll_delay(now(), &shard.sockets);
+        let delay = earliest(
+            shard.iface.poll_delay(now(), &shard.sockets),
+            shard.buffers_due,
+        );
         // Frames wait for a transmit slot: the slot's release wakes this
         // task (smoltcp's "poll now" would only spin until then).
         let blocked = shard.tx_blocked;
@@ -605,6 +618,7 @@ impl Shard {
         }
         self.dhcp_events();
         self.report(stats);
+        self.buffers_due = self.sweep_buffers(Clock::now(), stats);
         self.loop_back(stats)
     }
 
@@ -863,6 +877,17 @@ impl Shard {
         self.iface.ipv4_addr()
     }
 }
+/// The sooner of smoltcp's next deadline and `at` (a clock time), as a
+/// delay from now.
+fn earliest(
+    delay: Option<smoltcp::time::Duration>,
+    at: Option<Instant>,
+) -> Option<smoltcp::time::Duration> {
+    let Some(at) = at else { return delay };
+    let until = smoltcp::time::Duration::from_micros(at.0.saturating_sub(Clock::now().0) / 1000);
+    Some(delay.map_or(until, |d| d.min(until)))
+}
+
 /// The up ring to core `owner` (`None` if that is this core).
 fn up_to(ups: &mut [Option<Sender<Up>>], owner: usize) -> Option<&mut Sender<Up>> {
     ups.get_mut(owner).and_then(Option::as_mut)

@@ -695,7 +695,14 @@ impl<'a> Socket<'a> {
         let next_ack = self.remote_seq_no + self.rx_buffer.len();
 
         let last_win = (self.remote_last_win as usize) << self.remote_win_shift;
-        let last_win_adjusted = last_ack + last_win - next_ack;
+        // percore patch: with a receive buffer replaced by a larger one,
+        // octets may have been taken beyond the window last advertised.
+        let last_edge = last_ack + last_win;
+        let last_win_adjusted = if last_edge > next_ack {
+            last_edge - next_ack
+        } else {
+            0
+        };
 
         Some(u16::try_from(last_win_adjusted >> self.remote_win_shift).unwrap_or(u16::MAX))
     }
@@ -1294,6 +1301,51 @@ impl<'a> Socket<'a> {
     /// This function otherwise behaves identically to [recv_slice](#method.recv_slice).
     pub fn peek_slice(&mut self, data: &mut [u8]) -> Result<usize, RecvError> {
         Ok(self.rx_buffer.read_allocated(0, data))
+    }
+
+    /// Replace the receive buffer with `buffer`, returning the old one
+    /// (percore patch, see PERCORE.md).
+    ///
+    /// The octets received and not yet read move into `buffer`, in order.
+    /// Refused (`buffer` is given back) while out-of-order octets wait in
+    /// the assembler (they sit in the buffer's free space) or when
+    /// `buffer` cannot hold the octets queued. The window advertised from
+    /// then on is `buffer`'s room: a larger buffer opens it (an update is
+    /// sent at once if it at least doubled); a smaller one may shrink it,
+    /// and what the peer sends beyond it is trimmed and not acknowledged
+    /// (sent again). The window scale stays what the handshake chose.
+    pub fn replace_recv_buffer(
+        &mut self,
+        buffer: SocketBuffer<'a>,
+    ) -> Result<SocketBuffer<'a>, SocketBuffer<'a>> {
+        if !self.assembler.is_empty() || buffer.capacity() < self.rx_buffer.len() {
+            return Err(buffer);
+        }
+        let mut buffer = buffer;
+        buffer.clear();
+        move_octets(&mut self.rx_buffer, &mut buffer);
+        Ok(mem::replace(&mut self.rx_buffer, buffer))
+    }
+
+    /// Replace the transmit buffer with `buffer`, returning the old one
+    /// (percore patch, see PERCORE.md).
+    ///
+    /// The octets queued (sent and not yet acknowledged, then not yet
+    /// sent) move into `buffer`, in order, so the sequence space is
+    /// unchanged. Refused (`buffer` is given back) when `buffer` cannot
+    /// hold them. A buffer of capacity 0 can hold nothing to send
+    /// (`can_send` is false) until it is replaced again.
+    pub fn replace_send_buffer(
+        &mut self,
+        buffer: SocketBuffer<'a>,
+    ) -> Result<SocketBuffer<'a>, SocketBuffer<'a>> {
+        if buffer.capacity() < self.tx_buffer.len() {
+            return Err(buffer);
+        }
+        let mut buffer = buffer;
+        buffer.clear();
+        move_octets(&mut self.tx_buffer, &mut buffer);
+        Ok(mem::replace(&mut self.tx_buffer, buffer))
     }
 
     /// Return the amount of octets queued in the transmit buffer.
@@ -8069,4 +8121,14 @@ mod test {
             }]
         );
     }
+}/// Moves every octet of `from` to the end of `to` (percore patch; `to`
+/// has room for them).
+fn move_octets(from: &mut SocketBuffer<'_>, to: &mut SocketBuffer<'_>) {
+    while !from.is_empty() {
+        let chunk = from.dequeue_many(usize::MAX);
+        let moved = to.enqueue_slice(chunk);
+        debug_assert_eq!(moved, chunk.len());
+    }
 }
+
+
