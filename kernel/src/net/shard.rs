@@ -144,6 +144,16 @@ pub struct Stats {
     pub buffers_returned: AtomicU64,
     /// Bytes of free buffers this core's pool keeps.
     pub pool_bytes: AtomicUsize,
+    /// Where the net task's turns spend their time (clock nanoseconds):
+    /// taking frames and messages (the device, the up and inbound rings,
+    /// steering), sending the transmit backlog, smoltcp's poll (receive
+    /// processing and every frame it sends), reporting readiness and the
+    /// buffer sweep. Read as deltas around a run (`bench net` prints them
+    /// for its bulk transfer); no serial output on the packet path.
+    pub ns_take: AtomicU64,
+    pub ns_flush: AtomicU64,
+    pub ns_poll: AtomicU64,
+    pub ns_report: AtomicU64,
 }
 
 /// One core's share of the stack.
@@ -354,11 +364,13 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
             return Poll::Ready(());
         };
         let mut more = false;
+        let started = Clock::now();
         if owner && let Some(pair) = pair {
             shard.take_ups(pair, cx, &slot.stats);
             more |= shard.take_frames(pair, cx, &slot.stats);
         }
         more |= shard.take_inbound(cx, &slot.stats);
+        add_ns(&slot.stats.ns_take, started);
         more |= shard.turn(pair, cx, &slot.stats);
         // Frames wait that could not be lent before this turn gave its
         // own loans back: take them now (nothing else would wake us).
@@ -583,6 +595,7 @@ impl Shard {
 
     /// Steps 3 to 5. `true` if frames the stack sent to itself wait.
     fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) -> bool {
+        let started = Clock::now();
         self.tx_blocked = !wire::flush(
             &mut self.backlog,
             pair,
@@ -610,7 +623,11 @@ impl Shard {
             ip,
             looped: &mut self.looped,
         };
+        let polled = Clock::now();
+        add_ns(&stats.ns_flush, started);
         self.iface.poll(now(), &mut device, &mut self.sockets);
+        let reporting = Clock::now();
+        add_ns(&stats.ns_poll, polled);
         self.syns.clear();
         // Spent buffers back to their pools.
         while let Some(buffer) = self.spent.pop() {
@@ -619,6 +636,7 @@ impl Shard {
         self.dhcp_events();
         self.report(stats);
         self.buffers_due = self.sweep_buffers(Clock::now(), stats);
+        add_ns(&stats.ns_report, reporting);
         self.loop_back(stats)
     }
 
@@ -877,6 +895,11 @@ impl Shard {
         self.iface.ipv4_addr()
     }
 }
+/// Adds the time since `since` to `counter`.
+fn add_ns(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(Clock::now().0.saturating_sub(since.0), Ordering::Relaxed);
+}
+
 /// The sooner of smoltcp's next deadline and `at` (a clock time), as a
 /// delay from now.
 fn earliest(
