@@ -89,10 +89,10 @@ impl Default for Demand {
     }
 }
 
-/// The full receive buffer for an asked size (at least the idle one, at
-/// most [`MAX_RECV`]).
+/// The full receive buffer for an asked size (at most [`MAX_RECV`]; one
+/// no larger than [`IDLE_RECV`] is held from the start and never swapped).
 fn full_recv(asked: usize) -> usize {
-    asked.clamp(IDLE_RECV, MAX_RECV)
+    asked.clamp(1, MAX_RECV)
 }
 
 /// A new socket's buffers: the small receive buffer (or the asked size,
@@ -328,7 +328,12 @@ mod tests {
 
     #[test]
     fn sizes_are_bounded() {
-        assert_eq!(full_recv(1), IDLE_RECV);
+        assert_eq!(full_recv(512), 512);
+        let small = Options {
+            recv_buffer: 512,
+            ..Options::default()
+        };
+        assert_eq!(new_socket_buffers(&small).0.capacity(), 512);
         assert_eq!(full_recv(8192), 8192);
         assert_eq!(full_recv(1 << 20), MAX_RECV);
         let (rx, tx) = new_socket_buffers(&Options::default());

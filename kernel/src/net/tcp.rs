@@ -18,15 +18,15 @@
 //! Defaults ([`Options::default`]), chosen for request/response traffic:
 //! Nagle off (`nodelay`), no delayed ACK (smoltcp's default 10 ms delay
 //! capped request rates), 8 KiB receive and 8 KiB send buffers per
-//! connection (16 KiB of buffers per connection: 1000 connections take 16
-//! MiB of the 128 MiB heap). An idle connection costs those buffers, about
-//! 1.3 KB of smoltcp state, bookkeeping and its task: the
-//! echo sample holds no read buffer while idle ([`TcpStream::readable`]),
-//! about 18 KB per idle echo connection in all (the test
-//! `net_idle_echo_connection_bytes` measures 35 352 bytes for both ends of
-//! a connection inside the guest). smoltcp 0.12 takes a socket's buffers
-//! once, in `tcp::Socket::new` (no way to swap them later), so buffers
-//! taken only while data is in flight would need a change to smoltcp. A
+//! connection while data flows. Buffers are lent on demand
+//! ([`super::buffers`]): an idle connection holds a 1 KiB receive buffer
+//! and no send buffer (a vendored smoltcp lets a running socket's buffers
+//! be replaced). An idle connection costs that buffer, about 1.3 KB of
+//! smoltcp state, bookkeeping and its task: the echo sample holds no read
+//! buffer while idle ([`TcpStream::readable`]), about 2.9 KB per idle echo
+//! connection in all (`bench net`'s `idle_conn` row; the tests
+//! `net_idle_echo_connection_bytes` and
+//! `net_streamed_connections_give_buffers_back` bound it). A
 //! backlog of 16 listening sockets per listener
 //! and core, kept topped up by the net task (so a burst of SYNs finds
 //! listening sockets rather than resets) with at most 32 connections
