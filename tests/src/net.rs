@@ -528,7 +528,11 @@ pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
 fn pool_bytes() -> usize {
     stack::shard::slots()
         .iter()
-        .map(|s| s.stats.pool_bytes.load(core::sync::atomic::Ordering::Relaxed))
+        .map(|s| {
+            s.stats
+                .pool_bytes
+                .load(core::sync::atomic::Ordering::Relaxed)
+        })
         .sum()
 }
 

@@ -73,10 +73,7 @@ pub struct Demand {
 impl Demand {
     pub fn new(options: &Options) -> Demand {
         Demand {
-            full: (
-                full_recv(options.recv_buffer),
-                options.send_buffer.max(1),
-            ),
+            full: (full_recv(options.recv_buffer), options.send_buffer.max(1)),
             last: (0, 0),
             since: crate::time::Clock::now(),
         }
@@ -97,7 +94,9 @@ fn full_recv(asked: usize) -> usize {
 
 /// A new socket's buffers: the small receive buffer (or the asked size,
 /// if smaller), no send buffer.
-pub fn new_socket_buffers(options: &Options) -> (tcp::SocketBuffer<'static>, tcp::SocketBuffer<'static>) {
+pub fn new_socket_buffers(
+    options: &Options,
+) -> (tcp::SocketBuffer<'static>, tcp::SocketBuffer<'static>) {
     (
         tcp::SocketBuffer::new(vec![0; options.recv_buffer.clamp(1, IDLE_RECV)]),
         tcp::SocketBuffer::new(Vec::new()),
@@ -182,11 +181,12 @@ impl Shard {
                 demand.last = queues;
                 demand.since = now;
             }
-            if socket.send_capacity() != 0 && queues.1 == 0 {
-                if let Ok(old) = socket.replace_send_buffer(self.pool.take(0)) {
-                    self.pool.give(old);
-                    stats.buffers_returned.fetch_add(1, Ordering::Relaxed);
-                }
+            if socket.send_capacity() != 0
+                && queues.1 == 0
+                && let Ok(old) = socket.replace_send_buffer(self.pool.take(0))
+            {
+                self.pool.give(old);
+                stats.buffers_returned.fetch_add(1, Ordering::Relaxed);
             }
             let capacity = socket.recv_capacity();
             let full = demand.full.0;
@@ -269,7 +269,10 @@ mod tests {
         let mut sockets = SocketSet::new(Vec::new());
         let small = || tcp::SocketBuffer::new(vec![0; IDLE_RECV]);
         let large = || tcp::SocketBuffer::new(vec![0; 8192]);
-        let server = sockets.add(tcp::Socket::new(small(), tcp::SocketBuffer::new(Vec::new())));
+        let server = sockets.add(tcp::Socket::new(
+            small(),
+            tcp::SocketBuffer::new(Vec::new()),
+        ));
         let client = sockets.add(tcp::Socket::new(small(), large()));
         sockets.get_mut::<tcp::Socket>(server).listen(7).unwrap();
         sockets
