@@ -895,6 +895,7 @@ impl Shard {
         self.iface.ipv4_addr()
     }
 }
+
 /// Adds the time since `since` to `counter`.
 fn add_ns(counter: &AtomicU64, since: Instant) {
     counter.fetch_add(Clock::now().0.saturating_sub(since.0), Ordering::Relaxed);
