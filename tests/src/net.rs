@@ -68,6 +68,11 @@ pub const TESTS: &[Test] = &[
         idle_connection_bytes,
     ),
     Test::new(
+        "net_streamed_connections_give_buffers_back",
+        Kind::Normal,
+        streamed_connections_give_buffers_back,
+    ),
+    Test::new(
         "net_flood_while_a_core_takes_nothing",
         Kind::Normal,
         flood_while_a_core_is_busy,
@@ -467,9 +472,11 @@ const IDLE: usize = 32;
 /// Bytes each idle echo connection (both ends in the guest: the client's
 /// socket, the server's socket and its echo task) keeps on the heap: the
 /// heap's growth over [`IDLE`] connections that each exchanged a line and
-/// went quiet. Each end's socket holds its receive and send buffers (the
-/// default 8 KiB each) and smoltcp's state; the echo task holds no read
-/// buffer while idle (it waits for readability without one).
+/// went quiet. Each end's socket holds its small receive buffer
+/// (`buffers::IDLE_RECV`; no send buffer: the one lent for the line went
+/// back once it was acknowledged) and smoltcp's state; the echo task holds
+/// no read buffer while idle (it waits for readability without one). What
+/// the cores' buffer pools gained meanwhile is not the connections'.
 pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
     let address = stack()?;
     match block_on(within("echo", samples::serve(Service::Echo)))? {
@@ -489,7 +496,7 @@ pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
             exchange_line(&mut warm, 0).await?;
         }
         sleep(Duration::from_millis(50)).await;
-        let before = percore_kernel::mem::heap::used_bytes();
+        let before = percore_kernel::mem::heap::used_bytes() - pool_bytes();
         for i in 0..IDLE {
             let mut stream = TcpStream::connect_async(target)
                 .await
@@ -499,12 +506,11 @@ pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
         }
         // Let every echo task go back to waiting.
         sleep(Duration::from_millis(50)).await;
-        let after = percore_kernel::mem::heap::used_bytes();
+        let after = percore_kernel::mem::heap::used_bytes() - pool_bytes();
         Ok::<_, String>((after.saturating_sub(before) / IDLE, streams))
     }))??;
     drop(streams);
-    let options = stack::Options::default();
-    let buffers = 2 * (options.recv_buffer + options.send_buffer);
+    let buffers = 2 * stack::buffers::IDLE_RECV;
     println!(
         "net: {per_connection} bytes per idle echo connection (both ends; {buffers} of them socket buffers)"
     );
@@ -513,6 +519,126 @@ pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
     if per_connection < buffers || per_connection > buffers + 4096 {
         return Err(format!(
             "{per_connection} bytes per idle connection (buffers {buffers})"
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of free buffers the cores' pools keep (`buffers::Pool`).
+fn pool_bytes() -> usize {
+    stack::shard::slots()
+        .iter()
+        .map(|s| {
+            s.stats
+                .pool_bytes
+                .load(core::sync::atomic::Ordering::Relaxed)
+        })
+        .sum()
+}
+
+/// Every core's `buffers_lent` and `buffers_returned`, summed.
+fn buffer_counts() -> (u64, u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    stack::shard::slots().iter().fold((0, 0), |(l, r), s| {
+        (
+            l + s.stats.buffers_lent.load(Relaxed),
+            r + s.stats.buffers_returned.load(Relaxed),
+        )
+    })
+}
+
+/// Connections that stream through the echo sample in rounds.
+const STREAMED: usize = 16;
+const ROUNDS: usize = 3;
+/// Bytes each connection sends (and reads back) per round: more than
+/// the small receive buffer holds, so full-size buffers are lent.
+const ROUND_BYTES: usize = 12 * 1024;
+
+/// [`STREAMED`] connections to the echo sample (both ends in the guest)
+/// each stream [`ROUND_BYTES`] through it and back, checked byte for
+/// byte, in [`ROUNDS`] rounds with a quiet spell of 3 × `QUIET_NS` after
+/// each: full-size buffers are lent for each round (at least one per
+/// connection and round) and all taken back after it, so the connections
+/// are attached and detached again and again with data in flight. After
+/// the last quiet spell the heap per connection (less what the pools
+/// gained) must be that of an idle connection that never streamed: both
+/// ends' small receive buffers plus at most 4 KiB of state and
+/// bookkeeping (as `net_idle_echo_connection_bytes` bounds it).
+pub fn streamed_connections_give_buffers_back(_: &Kernel) -> Result<(), String> {
+    let address = stack()?;
+    match block_on(within("echo", samples::serve(Service::Echo)))? {
+        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
+        Err(error) => return Err(format!("serve echo: {error:?}")),
+    }
+    let [a, b, c, d] = address.ip;
+    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let quiet = Duration::from_nanos(3 * stack::buffers::QUIET_NS);
+    let (per_connection, lent, returned) = block_on(within("streamed connections", async {
+        let mut warm = TcpStream::connect_async(target)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        exchange_line(&mut warm, 0).await?;
+        drop(warm);
+        sleep(quiet).await;
+        let before = percore_kernel::mem::heap::used_bytes() - pool_bytes();
+        let counts = buffer_counts();
+        let mut streams = alloc::vec::Vec::with_capacity(STREAMED);
+        for i in 0..STREAMED {
+            streams.push(
+                TcpStream::connect_async(target)
+                    .await
+                    .map_err(|e| format!("connect {i}: {e}"))?,
+            );
+        }
+        for round in 0..ROUNDS {
+            let lent_before = buffer_counts().0;
+            for (i, stream) in streams.iter_mut().enumerate() {
+                let data: alloc::vec::Vec<u8> = (0..ROUND_BYTES)
+                    .map(|k| (k * 7 + i * 13 + round * 101) as u8)
+                    .collect();
+                stream
+                    .write_all(&data)
+                    .await
+                    .map_err(|e| format!("round {round}, connection {i}: write: {e}"))?;
+                let mut back = vec![0u8; ROUND_BYTES];
+                stream
+                    .read_exact(&mut back)
+                    .await
+                    .map_err(|e| format!("round {round}, connection {i}: read: {e:?}"))?;
+                if let Some(at) = back.iter().zip(&data).position(|(x, y)| x != y) {
+                    return Err(format!(
+                        "round {round}, connection {i}: byte {at} came back as {}, sent {}",
+                        back[at], data[at]
+                    ));
+                }
+            }
+            let lent = buffer_counts().0 - lent_before;
+            if lent < STREAMED as u64 {
+                return Err(format!(
+                    "round {round}: {lent} buffers lent to {STREAMED} streaming connections"
+                ));
+            }
+            sleep(quiet).await;
+        }
+        let after = percore_kernel::mem::heap::used_bytes() - pool_bytes();
+        let (lent, returned) = buffer_counts();
+        drop(streams);
+        Ok::<_, String>((
+            after.saturating_sub(before) / STREAMED,
+            lent - counts.0,
+            returned - counts.1,
+        ))
+    }))??;
+    let buffers = 2 * stack::buffers::IDLE_RECV;
+    println!(
+        "net: {per_connection} bytes per quiet connection after {ROUNDS} rounds of {ROUND_BYTES} bytes each way; {lent} buffers lent, {returned} taken back"
+    );
+    if returned < lent {
+        return Err(format!("{lent} buffers lent, {returned} taken back"));
+    }
+    if per_connection > buffers + 4096 {
+        return Err(format!(
+            "{per_connection} bytes per quiet connection (idle buffers {buffers})"
         ));
     }
     Ok(())

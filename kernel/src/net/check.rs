@@ -9,7 +9,11 @@
 //!
 //! The checks are smoltcp's own (`wire::Ipv4Packet`, `TcpPacket`,
 //! `UdpPacket`), so the interfaces skip verifying received IPv4, TCP and
-//! UDP checksums a second time ([`super::wire`]'s capabilities). Frames
+//! UDP checksums a second time ([`super::wire`]'s capabilities). The TCP
+//! and UDP checksums are not checked when the device says it validated
+//! them (virtio-net `GUEST_CSUM`: `DATA_VALID`, or `NEEDS_CSUM` for a
+//! frame a local sender left partial); a frame without either flag is
+//! checked whatever was negotiated. Frames
 //! that are not IPv4 pass unchecked, as do IPv4 fragments' payloads (only
 //! a whole datagram has a transport header to check).
 
@@ -27,8 +31,10 @@ pub enum Bad {
     Udp,
 }
 
-/// `Err` with the reason if `frame` (Ethernet) must be dropped.
-pub fn check(frame: &[u8]) -> Result<(), Bad> {
+/// `Err` with the reason if `frame` (Ethernet) must be dropped;
+/// `checksum_valid`: its TCP/UDP checksum needs no check (the device
+/// validated it).
+pub fn check(frame: &[u8], checksum_valid: bool) -> Result<(), Bad> {
     let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
         return Ok(());
     };
@@ -51,13 +57,13 @@ pub fn check(frame: &[u8]) -> Result<(), Bad> {
             if odd || tcp.src_port() == 0 || tcp.dst_port() == 0 {
                 return Err(Bad::Tcp);
             }
-            if !tcp.verify_checksum(&src, &dst) {
+            if !checksum_valid && !tcp.verify_checksum(&src, &dst) {
                 return Err(Bad::Tcp);
             }
         }
         IpProtocol::Udp => {
             let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| Bad::Udp)?;
-            if !udp.verify_checksum(&src, &dst) {
+            if !checksum_valid && !udp.verify_checksum(&src, &dst) {
                 return Err(Bad::Udp);
             }
         }
@@ -129,15 +135,15 @@ mod tests {
 
     #[test]
     fn good_segments_pass() {
-        assert_eq!(check(&segment(6, 0x02)), Ok(()));
-        assert_eq!(check(&segment(6, 0x10)), Ok(()));
-        assert_eq!(check(&segment(6, 0x00)), Ok(()));
-        assert_eq!(check(&segment(17, 0)), Ok(()));
+        assert_eq!(check(&segment(6, 0x02), false), Ok(()));
+        assert_eq!(check(&segment(6, 0x10), false), Ok(()));
+        assert_eq!(check(&segment(6, 0x00), false), Ok(()));
+        assert_eq!(check(&segment(17, 0), false), Ok(()));
         // Not IPv4, or too short for Ethernet: not ours to judge.
-        assert_eq!(check(&[0u8; 10]), Ok(()));
+        assert_eq!(check(&[0u8; 10], false), Ok(()));
         let mut arp = segment(6, 0x02);
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(check(&arp), Ok(()));
+        assert_eq!(check(&arp, false), Ok(()));
     }
 
     #[test]
@@ -152,23 +158,45 @@ mod tests {
     fn bad_ip_headers_are_caught() {
         let mut f = segment(6, 0x02);
         f[24] ^= 1;
-        assert_eq!(check(&f), Err(Bad::Ip));
-        assert_eq!(check(&segment(6, 0x02)[..30]), Err(Bad::Ip));
+        assert_eq!(check(&f, false), Err(Bad::Ip));
+        assert_eq!(check(&segment(6, 0x02)[..30], false), Err(Bad::Ip));
         let mut long = segment(6, 0x02);
         long[16..18].copy_from_slice(&200u16.to_be_bytes());
-        assert_eq!(check(&long), Err(Bad::Ip));
+        assert_eq!(check(&long, false), Err(Bad::Ip));
     }
 
     #[test]
     fn bad_tcp_is_caught() {
         for flags in [0x03, 0x06, 0x05, 0x3f] {
-            assert_eq!(check(&segment(6, flags)), Err(Bad::Tcp), "{flags:#x}");
+            assert_eq!(
+                check(&segment(6, flags), false),
+                Err(Bad::Tcp),
+                "{flags:#x}"
+            );
         }
         let mut f = segment(6, 0x02);
         f[50] ^= 1;
-        assert_eq!(check(&f), Err(Bad::Tcp));
+        assert_eq!(check(&f, false), Err(Bad::Tcp));
         let mut udp = segment(17, 0);
         udp[40] ^= 1;
-        assert_eq!(check(&udp), Err(Bad::Udp));
+        assert_eq!(check(&udp, false), Err(Bad::Udp));
+    }
+
+    #[test]
+    fn device_validated_checksums_are_not_checked_again() {
+        // A partial checksum (a local sender's, `NEEDS_CSUM`) or one the
+        // device validated passes; the same frame unflagged is dropped.
+        let mut f = segment(6, 0x10);
+        f[50] ^= 1;
+        assert_eq!(check(&f, true), Ok(()));
+        assert_eq!(check(&f, false), Err(Bad::Tcp));
+        let mut udp = segment(17, 0);
+        udp[40] ^= 1;
+        assert_eq!(check(&udp, true), Ok(()));
+        // The IP header and the TCP flags are checked either way.
+        let mut ip = segment(6, 0x10);
+        ip[24] ^= 1;
+        assert_eq!(check(&ip, true), Err(Bad::Ip));
+        assert_eq!(check(&segment(6, 0x03), true), Err(Bad::Tcp));
     }
 }

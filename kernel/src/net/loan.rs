@@ -48,6 +48,16 @@ impl Buffer {
             Buffer::Heap(frame) => frame,
         }
     }
+
+    /// Whether the frame's TCP/UDP checksum needs no check: the device
+    /// validated it (or a local sender left it partial, `GUEST_CSUM`), or
+    /// the stack made the frame itself.
+    pub fn checksum_valid(&self) -> bool {
+        match self {
+            Buffer::Lent { loan, .. } => loan.checksum_valid(),
+            Buffer::Heap(_) => true,
+        }
+    }
 }
 
 /// What a core sends the owner of its queue pair.

@@ -47,6 +47,8 @@ pub struct Meta {
     pub error: Option<Error>,
     /// When a connection request was made (for refused vs timed out).
     pub connecting_since: Option<Instant>,
+    /// Its buffers' sizes and use ([`super::buffers`]).
+    pub demand: super::buffers::Demand,
 }
 
 impl Meta {
@@ -65,6 +67,7 @@ impl Meta {
             read_shut: false,
             error: None,
             connecting_since: None,
+            demand: super::buffers::Demand::default(),
         }
     }
 }
@@ -133,7 +136,8 @@ pub fn tcp_readiness(socket: &tcp::Socket, meta: &mut Meta) -> (Ready, (usize, u
     if meta.peer_fin || (meta.established && !socket.may_recv()) {
         ready |= Ready::READABLE | Ready::READ_CLOSED;
     }
-    if socket.can_send() {
+    // A connection with no send buffer is lent one by the write.
+    if socket.can_send() || (socket.send_capacity() == 0 && socket.may_send()) {
         ready |= Ready::WRITABLE;
     }
     if meta.established && !socket.may_send() {

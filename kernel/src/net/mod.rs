@@ -56,11 +56,16 @@
 //!   gets (or the static one) is published to every core, which applies it
 //!   to its interface on its next turn.
 //!
+//! **Buffers** ([`buffers`]): an idle TCP connection holds a 1 KiB
+//! receive buffer and no send buffer; full-size ones are lent from its
+//! core's pool while data is in flight and taken back when it is quiet.
+//!
 //! **Sockets** ([`tcp`], [`udp`]): mio's names and semantics, `embedded-io`
 //! byte I/O, `percore_poll::Source` registration, async wrappers. A socket
 //! belongs to the core that created it; using it on another core is
 //! [`Error::WrongCore`] (it is not forwarded).
 
+pub mod buffers;
 pub mod check;
 pub mod config;
 pub mod error;
@@ -204,6 +209,8 @@ fn start() -> Result<()> {
             next_port: *steer::EPHEMERAL.start() + (Clock::now().0 % 4096) as u16,
             dirty: false,
             syns: Vec::new(),
+            pool: buffers::Pool::default(),
+            buffers_due: None,
         };
         shards.push((shard, inbox));
     }

@@ -138,6 +138,22 @@ pub struct Stats {
     pub connected: AtomicU64,
     /// Turns of the net task.
     pub turns: AtomicU64,
+    /// Full-size TCP buffers lent to connections and taken back
+    /// ([`super::buffers`]).
+    pub buffers_lent: AtomicU64,
+    pub buffers_returned: AtomicU64,
+    /// Bytes of free buffers this core's pool keeps.
+    pub pool_bytes: AtomicUsize,
+    /// Where the net task's turns spend their time (clock nanoseconds):
+    /// taking frames and messages (the device, the up and inbound rings,
+    /// steering), sending the transmit backlog, smoltcp's poll (receive
+    /// processing and every frame it sends), reporting readiness and the
+    /// buffer sweep. Read as deltas around a run (`bench net` prints them
+    /// for its bulk transfer); no serial output on the packet path.
+    pub ns_take: AtomicU64,
+    pub ns_flush: AtomicU64,
+    pub ns_poll: AtomicU64,
+    pub ns_report: AtomicU64,
 }
 
 /// One core's share of the stack.
@@ -179,6 +195,10 @@ pub struct Shard {
     /// SYNs queued for smoltcp since its last poll, by listening port
     /// (each takes one of the port's listening sockets).
     pub syns: Vec<(u16, usize)>,
+    /// Free TCP buffers of this core, and when a lent receive buffer may
+    /// next be taken back ([`super::buffers`]).
+    pub pool: super::buffers::Pool,
+    pub buffers_due: Option<Instant>,
 }
 
 /// A core's slot in the table.
@@ -344,16 +364,21 @@ pub async fn run(core: CoreId, nic: &'static Nic) {
             return Poll::Ready(());
         };
         let mut more = false;
+        let started = Clock::now();
         if owner && let Some(pair) = pair {
             shard.take_ups(pair, cx, &slot.stats);
             more |= shard.take_frames(pair, cx, &slot.stats);
         }
         more |= shard.take_inbound(cx, &slot.stats);
+        add_ns(&slot.stats.ns_take, started);
         more |= shard.turn(pair, cx, &slot.stats);
         // Frames wait that could not be lent before this turn gave its
         // own loans back: take them now (nothing else would wake us).
         more |= owner && pair.is_some_and(|p| p.lendable());
-        let delay = shard.iface.poll_delay(now(), &shard.sockets);
+        let delay = earliest(
+            shard.iface.poll_delay(now(), &shard.sockets),
+            shard.buffers_due,
+        );
         // Frames wait for a transmit slot: the slot's release wakes this
         // task (smoltcp's "poll now" would only spin until then).
         let blocked = shard.tx_blocked;
@@ -422,7 +447,7 @@ impl Shard {
                 Poll::Ready(None) | Poll::Pending => return false,
             };
             let frame = pair.frame(&loan);
-            let verdict = check(frame).map(|()| steer(frame, cores));
+            let verdict = check(frame, loan.checksum_valid()).map(|()| steer(frame, cores));
             let buffer = Buffer::Lent { pair, loan };
             match verdict {
                 Err(bad) => {
@@ -570,6 +595,7 @@ impl Shard {
 
     /// Steps 3 to 5. `true` if frames the stack sent to itself wait.
     fn turn(&mut self, pair: Option<&'static Pair>, cx: &mut Context<'_>, stats: &Stats) -> bool {
+        let started = Clock::now();
         self.tx_blocked = !wire::flush(
             &mut self.backlog,
             pair,
@@ -597,7 +623,11 @@ impl Shard {
             ip,
             looped: &mut self.looped,
         };
+        let polled = Clock::now();
+        add_ns(&stats.ns_flush, started);
         self.iface.poll(now(), &mut device, &mut self.sockets);
+        let reporting = Clock::now();
+        add_ns(&stats.ns_poll, polled);
         self.syns.clear();
         // Spent buffers back to their pools.
         while let Some(buffer) = self.spent.pop() {
@@ -605,6 +635,8 @@ impl Shard {
         }
         self.dhcp_events();
         self.report(stats);
+        self.buffers_due = self.sweep_buffers(Clock::now(), stats);
+        add_ns(&stats.ns_report, reporting);
         self.loop_back(stats)
     }
 
@@ -863,6 +895,23 @@ impl Shard {
         self.iface.ipv4_addr()
     }
 }
+
+/// Adds the time since `since` to `counter`.
+fn add_ns(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(Clock::now().0.saturating_sub(since.0), Ordering::Relaxed);
+}
+
+/// The sooner of smoltcp's next deadline and `at` (a clock time), as a
+/// delay from now.
+fn earliest(
+    delay: Option<smoltcp::time::Duration>,
+    at: Option<Instant>,
+) -> Option<smoltcp::time::Duration> {
+    let Some(at) = at else { return delay };
+    let until = smoltcp::time::Duration::from_micros(at.0.saturating_sub(Clock::now().0) / 1000);
+    Some(delay.map_or(until, |d| d.min(until)))
+}
+
 /// The up ring to core `owner` (`None` if that is this core).
 fn up_to(ups: &mut [Option<Sender<Up>>], owner: usize) -> Option<&mut Sender<Up>> {
     ups.get_mut(owner).and_then(Option::as_mut)

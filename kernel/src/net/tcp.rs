@@ -18,15 +18,15 @@
 //! Defaults ([`Options::default`]), chosen for request/response traffic:
 //! Nagle off (`nodelay`), no delayed ACK (smoltcp's default 10 ms delay
 //! capped request rates), 8 KiB receive and 8 KiB send buffers per
-//! connection (16 KiB of buffers per connection: 1000 connections take 16
-//! MiB of the 128 MiB heap). An idle connection costs those buffers, about
-//! 1.3 KB of smoltcp state, bookkeeping and its task: the
-//! echo sample holds no read buffer while idle ([`TcpStream::readable`]),
-//! about 18 KB per idle echo connection in all (the test
-//! `net_idle_echo_connection_bytes` measures 35 352 bytes for both ends of
-//! a connection inside the guest). smoltcp 0.12 takes a socket's buffers
-//! once, in `tcp::Socket::new` (no way to swap them later), so buffers
-//! taken only while data is in flight would need a change to smoltcp. A
+//! connection while data flows. Buffers are lent on demand
+//! ([`super::buffers`]): an idle connection holds a 1 KiB receive buffer
+//! and no send buffer (a vendored smoltcp lets a running socket's buffers
+//! be replaced). An idle connection costs that buffer, about 1.3 KB of
+//! smoltcp state, bookkeeping and its task: the echo sample holds no read
+//! buffer while idle ([`TcpStream::readable`]), about 2.9 KB per idle echo
+//! connection in all (`bench net`'s `idle_conn` row; the tests
+//! `net_idle_echo_connection_bytes` and
+//! `net_streamed_connections_give_buffers_back` bound it). A
 //! backlog of 16 listening sockets per listener
 //! and core, kept topped up by the net task (so a burst of SYNs finds
 //! listening sockets rather than resets) with at most 32 connections
@@ -46,6 +46,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
+use super::buffers::Demand;
 use super::shard::{self, Kind, Listener, Meta, Shard, Stats, acceptable};
 use super::steer::port_for;
 use super::{Error, Result};
@@ -118,10 +119,9 @@ fn smol(d: Duration) -> smoltcp::time::Duration {
 }
 
 fn new_socket(options: &Options) -> tcp::Socket<'static> {
-    let mut socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; options.recv_buffer]),
-        tcp::SocketBuffer::new(vec![0; options.send_buffer]),
-    );
+    // Small buffers until data flows (`buffers`).
+    let (rx, tx) = super::buffers::new_socket_buffers(options);
+    let mut socket = tcp::Socket::new(rx, tx);
     socket.set_nagle_enabled(!options.nodelay);
     socket.set_ack_delay(options.ack_delay.map(smol));
     socket
@@ -289,6 +289,7 @@ fn accept(
     };
     // The net task's turn keeps the backlog's listening sockets topped up.
     let handle = listener.backlog.swap_remove(index);
+    let options = listener.options;
     let peer = s
         .sockets
         .get::<tcp::Socket>(handle)
@@ -298,6 +299,7 @@ fn accept(
     // The handshake's timeout ends with it.
     s.sockets.get_mut::<tcp::Socket>(handle).set_timeout(None);
     let mut meta = Meta::new(Kind::Tcp);
+    meta.demand = Demand::new(&options);
     meta.established = true;
     s.metas.insert(handle, meta);
     stats.tcp_open.fetch_add(1, Ordering::Relaxed);
@@ -422,6 +424,7 @@ impl TcpStream {
                 .map_err(|_| Error::InvalidInput)?;
             let handle = s.sockets.add(socket);
             let mut meta = Meta::new(Kind::Tcp);
+            meta.demand = Demand::new(&options);
             meta.connecting_since = Some(Clock::now());
             s.metas.insert(handle, meta);
             stats.tcp_open.fetch_add(1, Ordering::Relaxed);
@@ -472,6 +475,21 @@ impl TcpStream {
     ) -> Result<R> {
         let handle = self.handle;
         shard::with(self.core, |s, _| {
+            let meta = s.metas.get_mut(&handle).ok_or(Error::NotConnected)?;
+            let socket = s.sockets.get_mut::<tcp::Socket>(handle);
+            Ok(f(socket, meta, &mut s.dirty))
+        })?
+    }
+
+    /// [`with`](Self::with), the socket lent a send buffer first if it
+    /// holds none (an idle connection holds none: [`super::buffers`]).
+    fn with_send_buffer<R>(
+        &self,
+        f: impl FnOnce(&mut tcp::Socket<'static>, &mut Meta, &mut bool) -> R,
+    ) -> Result<R> {
+        let handle = self.handle;
+        shard::with(self.core, |s, stats| {
+            s.attach_send(handle, stats);
             let meta = s.metas.get_mut(&handle).ok_or(Error::NotConnected)?;
             let socket = s.sockets.get_mut::<tcp::Socket>(handle);
             Ok(f(socket, meta, &mut s.dirty))
@@ -604,7 +622,7 @@ impl TcpStream {
 
     /// Queues what fits of `buf`, registering `cx` if nothing does.
     pub fn poll_write(&mut self, cx: Option<&mut Context<'_>>, buf: &[u8]) -> Poll<Result<usize>> {
-        let result = self.with(|socket, m, dirty| {
+        let result = self.with_send_buffer(|socket, m, dirty| {
             if buf.is_empty() {
                 return Ok(0);
             }

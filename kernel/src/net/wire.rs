@@ -20,6 +20,14 @@
 //! backlog (sent first on the next turn; copied into a slot then, counted
 //! as `copied_bytes` if it carries payload). Frames are dropped (and
 //! counted) only when the device is out of service.
+//!
+//! Checksums: with the device's `CSUM` offload, smoltcp leaves TCP and UDP
+//! checksums out and each frame's virtio-net header asks the device to
+//! finish them ([`offload_header`] writes the pseudo-header's sum, a few
+//! words instead of a pass over the payload); without it smoltcp computes
+//! them. Received checksums are checked before steering
+//! ([`super::check`], skipped for frames the device validated), so
+//! smoltcp never checks them again.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -31,7 +39,7 @@ use smoltcp::time::Instant;
 
 use super::loan::{Buffer, Up, carries_payload};
 use super::shard::Stats;
-use crate::drivers::virtio::net::pair::TxSlot;
+use crate::drivers::virtio::net::pair::{TxSlot, offload_header};
 use crate::drivers::virtio::net::{MAX_FRAME, Pair};
 use crate::ipc::channel::Sender;
 
@@ -186,10 +194,16 @@ impl phy::Device for Wire<'_> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
         // Received IPv4, TCP and UDP checksums were verified before the
-        // frame was steered (`check`); smoltcp only computes them.
+        // frame was steered (`check`); smoltcp only computes them, and not
+        // TCP's and UDP's when the device finishes them (`CSUM`).
+        let l4 = if self.pair.is_some_and(|p| p.offloads.tx_csum) {
+            Checksum::None
+        } else {
+            Checksum::Tx
+        };
         caps.checksum.ipv4 = Checksum::Tx;
-        caps.checksum.tcp = Checksum::Tx;
-        caps.checksum.udp = Checksum::Tx;
+        caps.checksum.tcp = l4;
+        caps.checksum.udp = l4;
         caps
     }
 }
@@ -242,8 +256,21 @@ impl phy::TxToken for Tx<'_> {
             pair.put_back(slot);
             return result;
         }
+        offload(pair, &mut slot, len);
         deliver(pair, self.up.as_deref_mut(), slot, len, self.stats);
         result
+    }
+}
+
+/// With the `CSUM` offload, asks the device to finish the checksum of the
+/// frame written in `slot` (smoltcp left it out).
+fn offload(pair: &'static Pair, slot: &mut TxSlot, len: usize) {
+    if !pair.offloads.tx_csum {
+        return;
+    }
+    if let Some(header) = offload_header(&mut pair.slot_frame(slot)[..len]) {
+        pair.set_slot_header(slot, &header);
+        pair.stats.tx_csum_offloaded.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -303,6 +330,7 @@ pub fn flush(
         if carries_payload(frame) {
             stats.copied_bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
+        offload(pair, &mut slot, len);
         deliver(pair, up.as_deref_mut(), slot, len, stats);
         backlog.pop_front();
     }

@@ -509,6 +509,22 @@ fn net(out: &mut String) {
         )),
         nic.features()
     );
+    if let Some(pair) = nic.pairs().first() {
+        let on = |b: bool| if b { "on" } else { "off" };
+        let load = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let (valid, offloaded) = nic.pairs().iter().fold((0, 0), |(v, o), p| {
+            (
+                v + load(&p.stats.rx_csum_valid),
+                o + load(&p.stats.tx_csum_offloaded),
+            )
+        });
+        let _ = writeln!(
+            out,
+            "checksum offload: transmit {} ({offloaded} frames), receive {} ({valid} frames validated)",
+            on(pair.offloads.tx_csum),
+            on(pair.offloads.rx_csum),
+        );
+    }
     if let Some(why) = nic.fallback() {
         let _ = writeln!(out, "fallback: {why:?}");
     }

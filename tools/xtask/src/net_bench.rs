@@ -210,8 +210,14 @@ fn measure(served: &Served, smp: u32, sizes: Sizes) -> Result<Vec<Figure>, Strin
     let latency = netload::echo_round_trips(ports, sizes.round_trips)?;
     add("echo_rtt_p50", latency.p50_ns, "ns");
     add("echo_rtt_p99", latency.p99_ns, "ns");
+    let counters_before = bulk_counters(ports);
+    let started = Instant::now();
     let bulk = netload::bulk(ports, sizes.bulk_bytes)?;
+    let elapsed = started.elapsed();
     add("bulk", bulk.mbit_s(), "Mbit/s");
+    if let (Some(before), Some(after)) = (counters_before, bulk_counters(ports)) {
+        print_bulk_counters(&before, &after, elapsed);
+    }
     // The idle connections must fit either way; the heap rows need the
     // server's `/stats` to report `heap_used_bytes`.
     let before = netload::heap_used(ports);
@@ -242,6 +248,64 @@ fn measure(served: &Served, smp: u32, sizes: Sizes) -> Result<Vec<Figure>, Strin
         );
     }
     Ok(rows)
+}
+
+/// Per-core counters of the guest's `/stats` that say where the net
+/// task's time goes (percore only: `None` when the server has none).
+const BULK_KEYS: [&str; 8] = [
+    "turns",
+    "rx_frames",
+    "tx_frames",
+    "ns_take",
+    "ns_flush",
+    "ns_poll",
+    "ns_report",
+    "copied_bytes",
+];
+
+fn bulk_counters(ports: &netload::Ports) -> Option<Vec<[u64; BULK_KEYS.len()]>> {
+    let (status, body) = netload::http_get(ports, "/stats").ok()?;
+    if status != 200 {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    json["cores"]
+        .as_array()?
+        .iter()
+        .map(|core| {
+            let mut row = [0; BULK_KEYS.len()];
+            for (value, key) in row.iter_mut().zip(BULK_KEYS) {
+                *value = core[key].as_u64()?;
+            }
+            Some(row)
+        })
+        .collect()
+}
+
+/// What each core's net task did during the bulk transfer: turns,
+/// frames, and the share of the transfer's time in each phase of a turn.
+fn print_bulk_counters(
+    before: &[[u64; BULK_KEYS.len()]],
+    after: &[[u64; BULK_KEYS.len()]],
+    elapsed: Duration,
+) {
+    let wall = elapsed.as_nanos().max(1) as f64;
+    for (core, (b, a)) in before.iter().zip(after).enumerate() {
+        let d: Vec<u64> = a.iter().zip(b).map(|(a, b)| a.saturating_sub(*b)).collect();
+        let share = |ns: u64| 100.0 * ns as f64 / wall;
+        println!(
+            "   (bulk, core {core}: {} turns, {} frames in, {} out, {} bytes copied; net task time: take {:.0}%, flush {:.0}%, smoltcp poll {:.0}%, report {:.0}% of {:.2} s)",
+            d[0],
+            d[1],
+            d[2],
+            d[7],
+            share(d[3]),
+            share(d[4]),
+            share(d[5]),
+            share(d[6]),
+            elapsed.as_secs_f64()
+        );
+    }
 }
 
 fn check_wrk(wrk: &netload::Wrk, what: &str) -> Result<(), String> {

@@ -232,6 +232,12 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
 /// with multiqueue, RSS, and an MSI-X entry per queue plus the
 /// configuration and control ones.
 pub fn qemu_args(queues: u32, mac: Option<&str>) -> Vec<String> {
+    qemu_args_with(queues, mac, "")
+}
+
+/// [`qemu_args`] with more options for the virtio-net device (e.g.
+/// `csum=off,guest_csum=off`: no checksum offloads offered).
+pub fn qemu_args_with(queues: u32, mac: Option<&str>, options: &str) -> Vec<String> {
     let netdev =
         format!("tap,id=n0,ifname={TAP},script=no,downscript=no,queues={queues},vhost=off");
     let mut device = format!(
@@ -240,6 +246,9 @@ pub fn qemu_args(queues: u32, mac: Option<&str>) -> Vec<String> {
     );
     if let Some(mac) = mac {
         device.push_str(&format!(",mac={mac}"));
+    }
+    if !options.is_empty() {
+        device.push_str(&format!(",{options}"));
     }
     vec!["-netdev".into(), netdev, "-device".into(), device]
 }

@@ -153,7 +153,7 @@ pub fn stats_json() -> String {
             let n = &slot.stats;
             let _ = write!(
                 json,
-                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"tx_handed\":{},\"tx_for_others\":{},\"copied_bytes\":{},\"drop_ring_full\":{},\"drop_held\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{}",
+                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"tx_handed\":{},\"tx_for_others\":{},\"copied_bytes\":{},\"drop_ring_full\":{},\"drop_held\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{},\"buffers_lent\":{},\"buffers_returned\":{},\"turns\":{},\"ns_take\":{},\"ns_flush\":{},\"ns_poll\":{},\"ns_report\":{}",
                 load(&n.rx_frames),
                 load(&n.rx_bytes),
                 load(&n.tx_frames),
@@ -176,6 +176,13 @@ pub fn stats_json() -> String {
                 n.udp_open.load(Ordering::Relaxed),
                 load(&n.accepted),
                 load(&n.connected),
+                load(&n.buffers_lent),
+                load(&n.buffers_returned),
+                load(&n.turns),
+                load(&n.ns_take),
+                load(&n.ns_flush),
+                load(&n.ns_poll),
+                load(&n.ns_report),
             );
         }
         json.push('}');
@@ -190,11 +197,13 @@ pub fn stats_json() -> String {
         }
         let _ = write!(
             json,
-            "{{\"pair\":{index},\"owner\":{},\"rx_frames\":{},\"tx_frames\":{},\"tx_waits\":{},\"rx_lent\":{},\"rx_waiting\":{},\"drops\":{{",
+            "{{\"pair\":{index},\"owner\":{},\"rx_frames\":{},\"tx_frames\":{},\"tx_waits\":{},\"rx_csum_valid\":{},\"tx_csum_offloaded\":{},\"rx_lent\":{},\"rx_waiting\":{},\"drops\":{{",
             pair.owner.index(),
             load(&s.rx_frames),
             load(&s.tx_frames),
             load(&s.tx_waits),
+            load(&s.rx_csum_valid),
+            load(&s.tx_csum_offloaded),
             pair.lent(),
             pair.waiting(),
         );

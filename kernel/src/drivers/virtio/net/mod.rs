@@ -7,9 +7,20 @@
 //! (`CTRL_VQ`, see [`ctrl`]) `MQ` and `RSS`. Not negotiated: `MRG_RXBUF`
 //! (each receive buffer is 2 KiB, room for the header and the largest
 //! frame, so a frame never spans buffers; a larger frame is dropped by the
-//! device, or by the driver as too long), checksum and segmentation
-//! offloads (the header is sent zeroed), `HASH_REPORT`, `CTRL_RX` (the
+//! device, or by the driver as too long), segmentation offloads (TSO/GSO:
+//! smoltcp never makes a segment longer than the peer's MSS), `HASH_REPORT`, `CTRL_RX` (the
 //! device delivers every frame), guest announcements.
+//!
+//! Checksum offloads, each when the device offers it ([`Offloads`]; QEMU
+//! offers them with a tap backend, not with its user network): `CSUM`,
+//! the device finishes the TCP/UDP checksum of each frame the stack sends
+//! (the header says `NEEDS_CSUM` and where; the stack writes only the
+//! pseudo-header's sum: [`pair::offload_header`]); `GUEST_CSUM`, a received
+//! frame whose header says `DATA_VALID` (or `NEEDS_CSUM`: a local sender
+//! left it partial) is not checked again, while one with neither flag is
+//! checked by the stack as without the feature (a corrupt frame is still
+//! dropped and counted). Counted per pair as `rx_csum_valid` and
+//! `tx_csum_offloaded`.
 //!
 //! Queue pairs ([`setup`]): with `MQ`, as many pairs as the device offers,
 //! cores there are and MSI-X entries allow; pair *k* belongs to core *k*:
@@ -61,7 +72,7 @@ use crate::drivers::pci::{self, Bdf, MsixError};
 use crate::reactor::readiness::{self, Readiness, ReadinessError};
 use crate::reactor::{self, SpawnOptions};
 pub use ctrl::CtrlError;
-pub use pair::{DropReason, ETHERNET_HEADER, MAX_FRAME, Pair, PairError, PairStats};
+pub use pair::{DropReason, ETHERNET_HEADER, MAX_FRAME, Offloads, Pair, PairError, PairStats};
 pub use rss::{Flow, RssConfig};
 use setup::CONFIG_STATUS;
 

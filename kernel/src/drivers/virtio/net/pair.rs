@@ -58,9 +58,35 @@ use crate::reactor::readiness::SourceId;
 /// Bytes of one receive buffer or transmit slot.
 pub const BUFFER: usize = 2048;
 /// The virtio-net header (`struct virtio_net_hdr`, 5.1.6): 12 bytes with
-/// `VERSION_1`. The driver sends it zeroed (no offloads) and skips it on
-/// receive.
+/// `VERSION_1`. On transmit it is zeroed, or asks the device to finish the
+/// TCP/UDP checksum (`NEEDS_CSUM`, with `CSUM`: [`Offloads`]); on receive
+/// only its flags are read (with `GUEST_CSUM`, whether the checksum was
+/// validated or left for the guest to trust).
 pub const HEADER: usize = 12;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start +
+/// csum_offset` is to be finished (transmit) or was left partial by a
+/// sender that validated the data (receive).
+pub const NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_F_DATA_VALID`: the device validated the checksum.
+pub const DATA_VALID: u8 = 2;
+/// `VIRTIO_NET_HDR_F_RSC_INFO`.
+const RSC_INFO: u8 = 4;
+/// In `Pair::ready`'s length: the frame's checksum needs no check.
+const VALID_BIT: u16 = 0x8000;
+
+/// The checksum offloads negotiated (virtio 1.2, 5.1.6.2 and 5.1.6.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// `VIRTIO_NET_F_CSUM`: the device finishes the TCP/UDP checksum of a
+    /// frame sent with `NEEDS_CSUM` (the stack writes only the
+    /// pseudo-header's sum, [`offload_header`]).
+    pub tx_csum: bool,
+    /// `VIRTIO_NET_F_GUEST_CSUM`: a received frame may come with
+    /// `DATA_VALID` (checksum validated) or `NEEDS_CSUM` (left partial by a
+    /// local sender that validated the data); either is not checked again.
+    /// A frame with neither flag is checked as before.
+    pub rx_csum: bool,
+}
 /// An Ethernet header: destination, source, type.
 pub const ETHERNET_HEADER: usize = 14;
 /// The largest frame without its FCS (1500-byte MTU).
@@ -97,6 +123,11 @@ pub struct PairStats {
     pub tx_bytes: AtomicU64,
     /// Frames `send` refused (bad length or not Ethernet).
     pub tx_rejected: AtomicU64,
+    /// Received frames whose checksum the device validated or left partial
+    /// (not checked again), and frames sent asking the device to finish
+    /// their checksum ([`Offloads`]).
+    pub rx_csum_valid: AtomicU64,
+    pub tx_csum_offloaded: AtomicU64,
     /// Sends that found every slot taken and waited (backpressure),
     /// counted once per blocked send however often it looks again.
     pub tx_waits: AtomicU64,
@@ -147,12 +178,27 @@ impl DropReason {
 
 /// `VIRTIO_NET_HDR_F_DATA_VALID` and `RSC_INFO`: flags a device may set
 /// without an offload negotiated (information only).
-const HARMLESS_FLAGS: u8 = 2 | 4;
+const HARMLESS_FLAGS: u8 = DATA_VALID | RSC_INFO;
+
+/// A received frame's length and whether its TCP/UDP checksum needs no
+/// check (the device validated it, or it was left partial by a local
+/// sender: only with `GUEST_CSUM`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub checksum_valid: bool,
+}
 
 /// Checks what the device wrote into a receive buffer: `written` bytes,
-/// starting with the virtio-net `header`. The frame's length, or why it is
-/// dropped.
-pub fn check_received(header: &[u8; HEADER], written: usize) -> Result<usize, DropReason> {
+/// starting with the virtio-net `header`; `guest_csum` says whether
+/// `GUEST_CSUM` was negotiated (else every checksum is the guest's to
+/// check: `DATA_VALID` is information only, `NEEDS_CSUM` a bad header).
+/// The frame, or why it is dropped.
+pub fn check_received(
+    header: &[u8; HEADER],
+    written: usize,
+    guest_csum: bool,
+) -> Result<Received, DropReason> {
     let Some(frame) = written
         .checked_sub(HEADER)
         .filter(|&f| f >= ETHERNET_HEADER)
@@ -163,10 +209,69 @@ pub fn check_received(header: &[u8; HEADER], written: usize) -> Result<usize, Dr
         return Err(DropReason::TooLong);
     }
     // Byte 0 flags, byte 1 gso_type (0: none; no GUEST_TSO/UFO/USO).
-    if header[0] & !HARMLESS_FLAGS != 0 || header[1] != 0 {
+    let allowed = if guest_csum {
+        HARMLESS_FLAGS | NEEDS_CSUM
+    } else {
+        HARMLESS_FLAGS
+    };
+    if header[0] & !allowed != 0 || header[1] != 0 {
         return Err(DropReason::BadHeader);
     }
-    Ok(frame)
+    Ok(Received {
+        len: frame,
+        checksum_valid: guest_csum && header[0] & (DATA_VALID | NEEDS_CSUM) != 0,
+    })
+}
+
+/// One's-complement sum of `bytes` as big-endian 16-bit words, unfolded.
+fn sum16(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// For a frame the stack made without its TCP/UDP checksum (`CSUM`
+/// negotiated): writes the pseudo-header's sum into the checksum field
+/// (virtio 1.2, 5.1.6.2: the device sums from `csum_start` to the end and
+/// stores the result at `csum_offset`) and returns the header asking for
+/// it (`NEEDS_CSUM`). `None` (a zero header) for any other frame: not
+/// IPv4, a fragment, not TCP or UDP, lengths that do not fit the frame.
+pub fn offload_header(frame: &mut [u8]) -> Option<[u8; HEADER]> {
+    if frame.len() < ETHERNET_HEADER + 20 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &frame[ETHERNET_HEADER..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    if ip[0] >> 4 != 4 || ihl < 20 || total < ihl || total > ip.len() || fragment {
+        return None;
+    }
+    let offset = match ip[9] {
+        6 => 16,
+        17 => 6,
+        _ => return None,
+    };
+    let l4 = total - ihl;
+    if l4 < offset + 2 {
+        return None;
+    }
+    let pseudo = fold(sum16(&ip[12..20]) + u32::from(ip[9]) + l4 as u32);
+    let start = ETHERNET_HEADER + ihl;
+    frame[start + offset..start + offset + 2].copy_from_slice(&pseudo.to_be_bytes());
+    let mut header = [0u8; HEADER];
+    header[0] = NEEDS_CSUM;
+    header[6..8].copy_from_slice(&(start as u16).to_le_bytes());
+    header[8..10].copy_from_slice(&(offset as u16).to_le_bytes());
+    Some(header)
 }
 
 /// Receive buffers of `count` that always stay posted (a quarter).
@@ -191,12 +296,18 @@ pub fn over_reserve(ready: usize, lent: usize, count: usize) -> bool {
 pub struct Loan {
     buffer: u8,
     len: u16,
+    checksum_valid: bool,
 }
 
 impl Loan {
     /// The frame's length.
     pub fn len(&self) -> usize {
         usize::from(self.len)
+    }
+
+    /// Whether the frame's TCP/UDP checksum needs no check ([`Received`]).
+    pub fn checksum_valid(&self) -> bool {
+        self.checksum_valid
     }
 
     /// Whether the frame is empty (never: frames hold an Ethernet header).
@@ -276,7 +387,8 @@ pub struct Pair {
     rx_memory: DmaBuffer,
     rx_at: usize,
     rx_count: usize,
-    /// Received frames not yet taken: (buffer, frame length).
+    /// Received frames not yet taken: (buffer, frame length, with
+    /// `VALID_BIT` if its checksum needs no check).
     ready: spin::Mutex<VecDeque<(u8, u16)>>,
     /// Loans out per receive buffer ([`Pair::lend`], [`Pair::share`]).
     holders: Vec<AtomicU8>,
@@ -291,6 +403,8 @@ pub struct Pair {
     free: SlotSet,
     room: WaitList,
     dead: AtomicBool,
+    /// The checksum offloads negotiated.
+    pub offloads: Offloads,
     pub stats: PairStats,
 }
 
@@ -303,6 +417,7 @@ impl Pair {
         size: u16,
         event_idx: bool,
         source: SourceId,
+        offloads: Offloads,
     ) -> Result<Pair, PairError> {
         let rx = memory(size, event_idx, RX_BUFFERS)?;
         let tx = memory(size, event_idx, TX_SLOTS)?;
@@ -326,6 +441,7 @@ impl Pair {
             free: SlotSet::new(tx.count),
             room: WaitList::new(),
             dead: AtomicBool::new(false),
+            offloads,
             stats: PairStats::default(),
         })
     }
@@ -422,9 +538,14 @@ impl Pair {
                 // SAFETY: the device handed this buffer back; it is not
                 // posted again before this read.
                 unsafe { self.rx_memory.read(self.buffer_offset(buffer), &mut header) };
-                match check_received(&header, done.written as usize) {
-                    Ok(len) => {
-                        if let Some(oldest) = self.push_ready(buffer, len as u16) {
+                match check_received(&header, done.written as usize, self.offloads.rx_csum) {
+                    Ok(frame) => {
+                        if frame.checksum_valid {
+                            self.stats.rx_csum_valid.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let len =
+                            frame.len as u16 | if frame.checksum_valid { VALID_BIT } else { 0 };
+                        if let Some(oldest) = self.push_ready(buffer, len) {
                             self.count_drop(DropReason::NoBuffer);
                             Self::post(&mut rx, &self.rx_memory, self.rx_at, oldest);
                             repost = true;
@@ -524,6 +645,7 @@ impl Pair {
         let (buffer, len) = {
             let mut ready = self.ready.lock();
             let &(buffer, len) = ready.front()?;
+            let len = len & !VALID_BIT;
             if usize::from(len) > buf.len() {
                 return Some(Err(usize::from(len)));
             }
@@ -551,7 +673,7 @@ impl Pair {
     /// copied): `None` if none waits, or if lending one more would leave
     /// fewer than the [`reserve`] of buffers posted (the frame waits).
     pub fn lend(&self) -> Option<Loan> {
-        let (buffer, len) = {
+        let (buffer, tagged) = {
             let mut ready = self.ready.lock();
             if !self.may_lend() {
                 return None;
@@ -560,12 +682,17 @@ impl Pair {
             self.lent.fetch_add(1, Ordering::AcqRel);
             front
         };
+        let len = tagged & !VALID_BIT;
         self.holders[usize::from(buffer)].store(1, Ordering::Release);
         self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
         self.stats
             .rx_bytes
             .fetch_add(u64::from(len), Ordering::Relaxed);
-        Some(Loan { buffer, len })
+        Some(Loan {
+            buffer,
+            len,
+            checksum_valid: tagged & VALID_BIT != 0,
+        })
     }
 
     /// [`lend`](Self::lend), or registers to hear when a frame arrives;
@@ -589,6 +716,7 @@ impl Pair {
         Loan {
             buffer: loan.buffer,
             len: loan.len,
+            checksum_valid: loan.checksum_valid,
         }
     }
 
@@ -688,6 +816,17 @@ impl Pair {
         unsafe {
             core::slice::from_raw_parts_mut(self.tx_memory.as_ptr().as_ptr().add(at), MAX_FRAME)
         }
+    }
+
+    /// Sets the virtio-net header of a taken slot (zeroed by
+    /// [`take_slot`](Self::take_slot)), e.g. to [`offload_header`]'s.
+    pub fn set_slot_header(&self, slot: &mut TxSlot, header: &[u8; HEADER]) {
+        // SAFETY: the slot is taken (its `TxSlot` is borrowed mutably) and
+        // not in flight: the device does not read it.
+        unsafe {
+            self.tx_memory
+                .write(self.tx_at + usize::from(slot.0) * BUFFER, header)
+        };
     }
 
     /// Puts a slot back unsent.
@@ -801,32 +940,141 @@ mod tests {
 
     #[test]
     fn received_buffers_are_checked() {
+        let ok = |len, checksum_valid| {
+            Ok(Received {
+                len,
+                checksum_valid,
+            })
+        };
         let clean = [0u8; HEADER];
-        assert_eq!(check_received(&clean, HEADER + 60), Ok(60));
-        assert_eq!(check_received(&clean, HEADER + MAX_FRAME), Ok(MAX_FRAME));
-        assert_eq!(check_received(&clean, 0), Err(DropReason::TooShort));
+        assert_eq!(check_received(&clean, HEADER + 60, false), ok(60, false));
         assert_eq!(
-            check_received(&clean, HEADER + 13),
+            check_received(&clean, HEADER + MAX_FRAME, false),
+            ok(MAX_FRAME, false)
+        );
+        assert_eq!(check_received(&clean, 0, false), Err(DropReason::TooShort));
+        assert_eq!(
+            check_received(&clean, HEADER + 13, false),
             Err(DropReason::TooShort)
         );
         assert_eq!(
-            check_received(&clean, HEADER + MAX_FRAME + 1),
+            check_received(&clean, HEADER + MAX_FRAME + 1, false),
             Err(DropReason::TooLong)
         );
         let mut valid = clean;
-        valid[0] = 2; // DATA_VALID: information only
-        assert_eq!(check_received(&valid, HEADER + 60), Ok(60));
+        valid[0] = DATA_VALID; // information only without GUEST_CSUM
+        assert_eq!(check_received(&valid, HEADER + 60, false), ok(60, false));
         let mut partial = clean;
-        partial[0] = 1; // NEEDS_CSUM without GUEST_CSUM
+        partial[0] = NEEDS_CSUM; // without GUEST_CSUM
         assert_eq!(
-            check_received(&partial, HEADER + 60),
+            check_received(&partial, HEADER + 60, false),
             Err(DropReason::BadHeader)
         );
         let mut gso = clean;
         gso[1] = 1; // TCPv4 segmentation without GUEST_TSO4
         assert_eq!(
-            check_received(&gso, HEADER + 60),
+            check_received(&gso, HEADER + 60, false),
             Err(DropReason::BadHeader)
         );
+        assert_eq!(
+            check_received(&gso, HEADER + 60, true),
+            Err(DropReason::BadHeader)
+        );
+    }
+
+    #[test]
+    fn guest_csum_trusts_only_flagged_frames() {
+        let mut header = [0u8; HEADER];
+        // Neither flag: the guest checks (a corrupt frame is still caught).
+        assert_eq!(
+            check_received(&header, HEADER + 60, true).map(|r| r.checksum_valid),
+            Ok(false)
+        );
+        header[0] = DATA_VALID;
+        assert_eq!(
+            check_received(&header, HEADER + 60, true).map(|r| r.checksum_valid),
+            Ok(true)
+        );
+        header[0] = NEEDS_CSUM;
+        assert_eq!(
+            check_received(&header, HEADER + 60, true).map(|r| r.checksum_valid),
+            Ok(true)
+        );
+        header[0] = RSC_INFO;
+        assert_eq!(
+            check_received(&header, HEADER + 60, true).map(|r| r.checksum_valid),
+            Ok(false)
+        );
+    }
+
+    /// Ethernet + IPv4 10.9.0.2 -> 10.9.0.1 + a `protocol` header of
+    /// `l4` bytes (zero checksum) and payload.
+    fn frame(protocol: u8, l4: usize) -> alloc::vec::Vec<u8> {
+        let mut f = alloc::vec![0u8; ETHERNET_HEADER + 20 + l4];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&((20 + l4) as u16).to_be_bytes());
+        f[22] = 64;
+        f[23] = protocol;
+        f[26..30].copy_from_slice(&[10, 9, 0, 2]);
+        f[30..34].copy_from_slice(&[10, 9, 0, 1]);
+        for (i, b) in f[34 + 8..].iter_mut().enumerate() {
+            *b = i as u8 ^ 0x5a;
+        }
+        if protocol == 6 {
+            f[34 + 12] = 5 << 4;
+        } else {
+            f[38..40].copy_from_slice(&(l4 as u16).to_be_bytes());
+        }
+        f
+    }
+
+    /// What the device does with a `NEEDS_CSUM` header: sums from
+    /// `csum_start` to the end and stores the complement at `csum_offset`.
+    fn finish(frame: &mut [u8], header: &[u8; HEADER]) {
+        let start = usize::from(u16::from_le_bytes([header[6], header[7]]));
+        let at = start + usize::from(u16::from_le_bytes([header[8], header[9]]));
+        let sum = !fold(sum16(&frame[start..]));
+        frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    #[test]
+    fn offloaded_checksums_come_out_right() {
+        use smoltcp::wire::{IpAddress, Ipv4Address, TcpPacket, UdpPacket};
+        let (src, dst) = (
+            IpAddress::Ipv4(Ipv4Address::new(10, 9, 0, 2)),
+            IpAddress::Ipv4(Ipv4Address::new(10, 9, 0, 1)),
+        );
+        for l4 in [20, 21, 1480] {
+            let mut f = frame(6, l4);
+            let header = offload_header(&mut f).expect("TCP is offloaded");
+            assert_eq!(header[0], NEEDS_CSUM);
+            finish(&mut f, &header);
+            assert!(
+                TcpPacket::new_checked(&f[34..])
+                    .unwrap()
+                    .verify_checksum(&src, &dst)
+            );
+        }
+        let mut f = frame(17, 8 + 33);
+        let header = offload_header(&mut f).expect("UDP is offloaded");
+        finish(&mut f, &header);
+        assert!(
+            UdpPacket::new_checked(&f[34..])
+                .unwrap()
+                .verify_checksum(&src, &dst)
+        );
+        // Not for us to offload: ICMP, a fragment, not IPv4, lengths that lie.
+        assert_eq!(offload_header(&mut frame(1, 8)), None);
+        let mut fragment = frame(6, 20);
+        fragment[20] = 0x20;
+        assert_eq!(offload_header(&mut fragment), None);
+        let mut arp = frame(6, 20);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(offload_header(&mut arp), None);
+        let mut long = frame(6, 20);
+        long[16..18].copy_from_slice(&200u16.to_be_bytes());
+        assert_eq!(offload_header(&mut long), None);
+        assert_eq!(offload_header(&mut [0u8; 20]), None);
     }
 }

@@ -51,12 +51,15 @@ fn net_bit(flag: NetF) -> u64 {
 }
 
 /// The features asked for: `MQ` and `RSS` only with the control queue
-/// they need.
+/// they need; the checksum offloads `CSUM` and `GUEST_CSUM` (each taken
+/// when offered, see [`pair::Offloads`]).
 fn wanted_features(offered: u64) -> u64 {
     let mut wanted = feature_bit(F::VERSION_1.bits().to_ne())
         | feature_bit(F::EVENT_IDX.bits().to_ne())
         | net_bit(NetF::MAC)
-        | net_bit(NetF::STATUS);
+        | net_bit(NetF::STATUS)
+        | net_bit(NetF::CSUM)
+        | net_bit(NetF::GUEST_CSUM);
     if has(offered, NetF::CTRL_VQ) {
         wanted |= net_bit(NetF::CTRL_VQ) | net_bit(NetF::MQ) | net_bit(NetF::RSS);
     }
@@ -156,8 +159,12 @@ fn set_up(
         return Err(InitError::NoQueues);
     }
     let event_idx = features & feature_bit(F::EVENT_IDX.bits().to_ne()) != 0;
+    let offloads = pair::Offloads {
+        tx_csum: has(features, NetF::CSUM),
+        rx_csum: has(features, NetF::GUEST_CSUM),
+    };
     for index in 0..count {
-        start_pair(transport, index, event_idx, vectors, pairs)?;
+        start_pair(transport, index, event_idx, offloads, vectors, pairs)?;
     }
     if has(features, NetF::CTRL_VQ) {
         let queue =
@@ -302,6 +309,7 @@ fn start_pair(
     transport: &Transport,
     index: u16,
     event_idx: bool,
+    offloads: pair::Offloads,
     vectors: &mut Vec<(CoreId, u8)>,
     pairs: &mut Vec<Pair>,
 ) -> Result<(), InitError> {
@@ -314,7 +322,8 @@ fn start_pair(
         .min(pair::QUEUE_SIZE);
     let size = largest_power_of_two(max);
     let source = readiness::define_source(owner).map_err(InitError::Readiness)?;
-    pairs.push(Pair::new(index, owner, size, event_idx, source).map_err(InitError::Pair)?);
+    pairs
+        .push(Pair::new(index, owner, size, event_idx, source, offloads).map_err(InitError::Pair)?);
     let pair = &pairs[usize::from(index)];
     let vector =
         irq::allocate_vector(owner, on_interrupt, usize::from(index)).map_err(InitError::Irq)?;
