@@ -8121,7 +8121,9 @@ mod test {
             }]
         );
     }
-}/// Moves every octet of `from` to the end of `to` (percore patch; `to`
+}
+
+/// Moves every octet of `from` to the end of `to` (percore patch; `to`
 /// has room for them).
 fn move_octets(from: &mut SocketBuffer<'_>, to: &mut SocketBuffer<'_>) {
     while !from.is_empty() {
@@ -8130,5 +8132,3 @@ fn move_octets(from: &mut SocketBuffer<'_>, to: &mut SocketBuffer<'_>) {
         debug_assert_eq!(moved, chunk.len());
     }
 }
-
-
