@@ -1,0 +1,247 @@
+//! A program using the machine's disk log (`percore_runtime::dlog`):
+//! appends N records of a seeded pattern, flushes, reads them back, and
+//! prints a checksum and the sequence range — which the host checks
+//! against the disk image afterwards (`tools/xtask/src/udlog.rs`).
+//!
+//! Arguments: `N SEED [MODE]` (defaults 100, 1):
+//! - `sys` (default): appends through syscalls;
+//! - `ring`: appends through the submission ring, 8 a batch;
+//! - `noflush`: appends, never flushes, then sleeps until killed.
+//!
+//! Record `i` of seed `s` is [`record`] (the host has the same formula):
+//! its first 16 bytes are `s` and `i`, so a record names itself. The
+//! checksum is FNV-1a (64-bit) over the payloads in sequence order.
+//!
+//! Lines: `dlog-open …`, `dlog-appended first=A last=B`,
+//! `dlog-flushed durable=D`, `dlog-done seed=S records=N first=A last=B
+//! checksum=0x…`. Exit codes: 0 done and every record read back as
+//! written; 1 a record wrong, missing or an unexpected error; 2 no disk
+//! (`no-device`); 3 the log did not open (another error).
+#![no_std]
+#![no_main]
+
+use percore_runtime::abi::ring::Submission;
+use percore_runtime::abi::{Error, Sys, decode};
+use percore_runtime::dlog::{DiskLog, ReadFailed};
+use percore_runtime::ring::Ring;
+use percore_runtime::{println, sys};
+
+percore_runtime::entry!(main);
+
+/// The most records one run appends.
+const MAX_RECORDS: usize = 4096;
+/// The longest record.
+const MAX_LEN: usize = 16 + 192;
+/// Each record's sequence number, by index.
+static mut SEQS: [u64; MAX_RECORDS] = [0; MAX_RECORDS];
+
+/// splitmix64.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Record `i` of seed `seed` into `out`; its length. Keep in step with
+/// `record` in `tools/xtask/src/udlog.rs`.
+fn record(seed: u64, i: u64, out: &mut [u8; MAX_LEN]) -> usize {
+    let h = mix(seed ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let len = 16 + (h % 193) as usize;
+    out[..8].copy_from_slice(&seed.to_le_bytes());
+    out[8..16].copy_from_slice(&i.to_le_bytes());
+    for (k, byte) in out[16..len].iter_mut().enumerate() {
+        *byte = (mix(h ^ k as u64) >> 17) as u8;
+    }
+    len
+}
+
+/// FNV-1a, 64-bit, continued from `hash`.
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    hash
+}
+
+const FNV_START: u64 = 0xCBF2_9CE4_8422_2325;
+
+fn main() -> i64 {
+    let mut args = [0u8; 64];
+    let len = sys::args(&mut args).unwrap_or(0).min(args.len());
+    let text = core::str::from_utf8(&args[..len]).unwrap_or("");
+    let mut words = text.split_whitespace();
+    let count = words
+        .next()
+        .and_then(|w| w.parse::<usize>().ok())
+        .unwrap_or(100)
+        .min(MAX_RECORDS);
+    let seed = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+    let mode = words.next().unwrap_or("sys");
+    let (log, info) = match DiskLog::open() {
+        Ok(open) => open,
+        Err(Error::NoDevice) => {
+            println!("dlog: no disk ({})", Error::NoDevice);
+            return 2;
+        }
+        Err(e) => {
+            println!("dlog: the log does not open: {e}");
+            return 3;
+        }
+    };
+    println!(
+        "dlog-open recovered={} corrupt={} next_seq={} durable_seq={}",
+        info.recovered, info.corrupt, info.next_seq, info.durable_seq
+    );
+    match run(&log, seed, count, mode) {
+        Ok(()) => 0,
+        Err(what) => {
+            println!("dlog: FAIL {what}");
+            1
+        }
+    }
+}
+
+fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'static str> {
+    if count == 0 {
+        return Err("no records to append");
+    }
+    match mode {
+        "ring" => append_ring(log, seed, count)?,
+        _ => append_sys(log, seed, count)?,
+    }
+    // SAFETY: one thread; SEQS is written only above.
+    let seqs = unsafe { &*(&raw const SEQS) };
+    let first = seqs[..count].iter().min().copied().unwrap_or(0);
+    let last = seqs[..count].iter().max().copied().unwrap_or(0);
+    println!("dlog-appended first={first} last={last}");
+    if mode == "noflush" {
+        loop {
+            let _ = sys::sleep_ns(1_000_000_000);
+        }
+    }
+    let durable = log.flush().map_err(|_| "flush failed")?;
+    println!("dlog-flushed durable={durable}");
+    if durable <= last {
+        return Err("flush returned before the last record was durable");
+    }
+    // What was appended, in sequence order (records of other processes
+    // between them are skipped below).
+    if last - first + 1 != count as u64 {
+        return Err("another process appended in between: the range is not ours alone");
+    }
+    let mut written = FNV_START;
+    let mut by_seq = [0u64; MAX_RECORDS];
+    for (i, seq) in seqs[..count].iter().enumerate() {
+        by_seq[(seq - first) as usize] = i as u64;
+    }
+    let mut bytes = [0u8; MAX_LEN];
+    for i in &by_seq[..count] {
+        let len = record(seed, *i, &mut bytes);
+        written = fnv(written, &bytes[..len]);
+    }
+    let read = read_back(log, seed, first, last)?;
+    if read != written {
+        return Err("checksum of the records read back differs from what was appended");
+    }
+    println!("dlog-done seed={seed} records={count} first={first} last={last} checksum={read:#018x}");
+    Ok(())
+}
+
+fn append_sys(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static str> {
+    let mut bytes = [0u8; MAX_LEN];
+    for i in 0..count {
+        let len = record(seed, i as u64, &mut bytes);
+        let seq = log.append(&bytes[..len]).map_err(|_| "append failed")?;
+        // SAFETY: one thread.
+        unsafe { SEQS[i] = seq };
+    }
+    Ok(())
+}
+
+/// Appends through the ring, 8 entries a batch; an entry that would block
+/// (the log's window full) is appended again after a flush.
+fn append_ring(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static str> {
+    const BATCH: usize = 8;
+    let mut ring = Ring::setup(16).map_err(|_| "ring setup failed")?;
+    let mut buffers = [[0u8; MAX_LEN]; BATCH];
+    let mut next = 0;
+    while next < count {
+        let batch = BATCH.min(count - next);
+        for (k, buffer) in buffers[..batch].iter_mut().enumerate() {
+            let i = next + k;
+            let len = record(seed, i as u64, buffer);
+            let args = [log.handle().raw(), buffer.as_ptr() as u64, len as u64, 0, 0, 0];
+            let entry = Submission::new(Sys::DlogAppend, i as u64, args);
+            ring.submit(entry).map_err(|_| "ring full")?;
+        }
+        let mut done = 0;
+        let mut retry = [usize::MAX; BATCH];
+        while done < batch {
+            let _ = ring.submit_and_wait(1);
+            for c in ring.completions() {
+                let i = c.user_data as usize;
+                match decode(c.result) {
+                    // SAFETY: one thread.
+                    Ok(seq) => unsafe { SEQS[i] = seq },
+                    Err(Error::WouldBlock) => retry[i - next] = i,
+                    Err(_) => return Err("append through the ring failed"),
+                }
+                done += 1;
+            }
+        }
+        for &i in retry.iter().filter(|&&i| i != usize::MAX) {
+            log.flush().map_err(|_| "flush failed")?;
+            let len = record(seed, i as u64, &mut buffers[0]);
+            let seq = log.append(&buffers[0][..len]).map_err(|_| "append failed")?;
+            // SAFETY: one thread.
+            unsafe { SEQS[i] = seq };
+        }
+        next += batch;
+    }
+    Ok(())
+}
+
+/// Reads records `first..=last` back, checks each against the pattern,
+/// and returns their checksum. The first read is made with a buffer too
+/// small for the payload: it must say so, with the length, and leave the
+/// record for the next read.
+fn read_back(log: &DiskLog, seed: u64, first: u64, last: u64) -> Result<u64, &'static str> {
+    let mut small = [0u64; 2];
+    let mut want = [0u8; MAX_LEN];
+    let mut hash = FNV_START;
+    match log.read(first, &mut small) {
+        Err(ReadFailed {
+            error: Error::TooSmall,
+            header,
+        }) if header.seq == first && header.len >= 16 => {}
+        _ => return Err("a header-only buffer did not get TooSmall with the length"),
+    }
+    let mut buf = [0u64; (16 + MAX_LEN).div_ceil(8)];
+    let mut from = first;
+    while from <= last {
+        let (header, payload) = log.read(from, &mut buf).map_err(|f| match f.error {
+            Error::Corrupt => "a record is corrupt",
+            Error::NotFound => "a record is missing",
+            _ => "read failed",
+        })?;
+        if header.seq != from || payload.len() < 16 {
+            return Err("a record came back out of order");
+        }
+        let i = u64::from_le_bytes(payload[8..16].try_into().unwrap_or_default());
+        let len = record(seed, i, &mut want);
+        if payload != &want[..len] {
+            return Err("a record read back differs from what was appended");
+        }
+        hash = fnv(hash, payload);
+        from = header.seq + 1;
+    }
+    match log.try_read(last + 1, &mut buf) {
+        Err(ReadFailed {
+            error: Error::NotFound,
+            ..
+        }) => Ok(hash),
+        _ => Err("a read past the durable end did not say NotFound"),
+    }
+}
