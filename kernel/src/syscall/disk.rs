@@ -298,10 +298,10 @@ async fn open_job() {
 /// `dlog_append(log, ptr, len) -> seq`.
 fn append(process: &mut Process, handle: u64, ptr: u64, len: u64) -> Result<u64, Error> {
     log_handle(process, handle)?;
-    umem::check(&mut process.space, ptr, len, 1, false)?;
     if len > Sys::MAX_RECORD {
         return Err(Error::InvalidArgument);
     }
+    umem::check(&mut process.space, ptr, len, 1, false)?;
     let (log, _) = ready()?;
     let record = umem::read_vec(&mut process.space, ptr, len)?;
     let handle = log_handle(process, handle)?;

@@ -34,6 +34,8 @@ const MAX_RECORDS: usize = 4096;
 const MAX_LEN: usize = 16 + 192;
 /// Each record's sequence number, by index.
 static mut SEQS: [u64; MAX_RECORDS] = [0; MAX_RECORDS];
+/// Each record's index, by sequence number from the first.
+static mut BY_SEQ: [u64; MAX_RECORDS] = [0; MAX_RECORDS];
 
 /// splitmix64.
 fn mix(mut z: u64) -> u64 {
@@ -132,7 +134,8 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
         return Err("another process appended in between: the range is not ours alone");
     }
     let mut written = FNV_START;
-    let mut by_seq = [0u64; MAX_RECORDS];
+    // SAFETY: one thread; BY_SEQ is used only here.
+    let by_seq = unsafe { &mut *(&raw mut BY_SEQ) };
     for (i, seq) in seqs[..count].iter().enumerate() {
         by_seq[(seq - first) as usize] = i as u64;
     }
