@@ -65,7 +65,11 @@ fn appends_flushes_reads_back(_: &Kernel) -> Result<(), String> {
     start_reactors();
     let last = CoreId(cores() - 1);
     expect_code("dlog 300 11", run("dlog", last, "300 11")?, 0)?;
-    expect_code("dlog 200 12 ring", run("dlog", CoreId(0), "200 12 ring")?, 0)?;
+    expect_code(
+        "dlog 200 12 ring",
+        run("dlog", CoreId(0), "200 12 ring")?,
+        0,
+    )?;
     // More than the log's window holds unwritten (256 KiB): appends that
     // find it full wait for the write that makes room.
     expect_code("dlog 4000 13", run("dlog", last, "4000 13")?, 0)
@@ -73,7 +77,11 @@ fn appends_flushes_reads_back(_: &Kernel) -> Result<(), String> {
 
 fn bad_arguments(_: &Kernel) -> Result<(), String> {
     start_reactors();
-    expect_code("badptr dlog", run("badptr", CoreId(cores() - 1), "dlog")?, 0)
+    expect_code(
+        "badptr dlog",
+        run("badptr", CoreId(cores() - 1), "dlog")?,
+        0,
+    )
 }
 
 /// Records appended to the machine's log since boot.
@@ -86,7 +94,10 @@ async fn appended_at_least(target: u64) -> Result<(), String> {
     let mut waited = Duration::ZERO;
     while appended() < target {
         if waited > PATIENCE {
-            return Err(format!("{} records appended, waiting for {target}", appended()));
+            return Err(format!(
+                "{} records appended, waiting for {target}",
+                appended()
+            ));
         }
         sleep(Duration::from_millis(10)).await;
         waited += Duration::from_millis(10);
@@ -118,7 +129,9 @@ fn killed_round(round: u64) -> Result<(), String> {
     block_on(appended_at_least(before + KILLED_RECORDS))?;
     let handles = ps_handles(pid)?;
     if handles == 0 {
-        return Err(format!("ps shows no handle for dlog {pid}, which holds its log"));
+        return Err(format!(
+            "ps shows no handle for dlog {pid}, which holds its log"
+        ));
     }
     if !process::kill(pid) {
         return Err(format!("no process {pid} to kill"));

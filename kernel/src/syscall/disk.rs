@@ -456,8 +456,7 @@ fn start_read(log: &'static DiskLog, cell: &Arc<Cell>, from: u64) {
         let mut stream: LogStream = stream.unwrap_or_else(|| Box::pin(log.stream(from)));
         let (mut items, mut at, mut bytes, mut alive) = (VecDeque::new(), from, 0, true);
         // Only durable records: the stream waits at the durable end.
-        while items.len() < READ_AHEAD && bytes < READ_AHEAD_BYTES && at < log.stats().durable_seq
-        {
+        while items.len() < READ_AHEAD && bytes < READ_AHEAD_BYTES && at < log.stats().durable_seq {
             let item = match stream.next().await {
                 Some(item) => item,
                 None => Err(ReadError::Io(IoError::Misbehaving)),

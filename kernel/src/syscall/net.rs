@@ -303,10 +303,7 @@ fn poll_error(e: percore_poll::Error) -> Error {
 
 /// What `handle` names as a readiness source: a socket, or a disk log
 /// (`super::disk`).
-fn source(
-    handles: &mut HandleTable<KernelObject>,
-    handle: u64,
-) -> Result<&mut dyn Source, Error> {
+fn source(handles: &mut HandleTable<KernelObject>, handle: u64) -> Result<&mut dyn Source, Error> {
     let object = handles.get_any(Handle::from_raw(handle))?;
     if matches!(object, KernelObject::Ext(ext) if ext.kind() == HandleKind::DiskLog) {
         return super::disk::as_source(object).ok_or(Error::WrongType);

@@ -199,6 +199,9 @@ mod tests {
         assert_eq!(&r[8..16], &9u64.to_le_bytes());
         assert!((16..=208).contains(&r.len()));
         assert_ne!(record(5, 9), record(5, 10));
-        assert_ne!(checksum([r.as_slice()]), checksum([record(5, 10).as_slice()]));
+        assert_ne!(
+            checksum([r.as_slice()]),
+            checksum([record(5, 10).as_slice()])
+        );
     }
 }

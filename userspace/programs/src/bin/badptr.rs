@@ -578,7 +578,12 @@ fn disk_log(c: &mut Cases, timer: Handle, buffer: u64, read_only: u64, with_disk
             Err(Error::InvalidArgument),
         );
     }
-    for sys in [Sys::DlogAppend, Sys::DlogFlush, Sys::DlogRead, Sys::DlogInfo] {
+    for sys in [
+        Sys::DlogAppend,
+        Sys::DlogFlush,
+        Sys::DlogRead,
+        Sys::DlogInfo,
+    ] {
         c.expect(
             "dlog call on a timer",
             raw4(n(sys), timer.raw(), buffer, 8, buffer),
@@ -663,8 +668,16 @@ fn disk_log(c: &mut Cases, timer: Handle, buffer: u64, read_only: u64, with_disk
         at(USER_TOP - 16, 32),
         Err(Error::BadAddress),
     );
-    c.expect("read into read-only", at(read_only, 32), Err(Error::ReadOnly));
-    c.expect("read misaligned", at(buffer + 4, 32), Err(Error::Misaligned));
+    c.expect(
+        "read into read-only",
+        at(read_only, 32),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "read misaligned",
+        at(buffer + 4, 32),
+        Err(Error::Misaligned),
+    );
     c.expect("read len 0", at(buffer, 0), Err(Error::InvalidArgument));
     c.expect(
         "read len below the header",

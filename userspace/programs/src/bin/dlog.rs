@@ -5,7 +5,9 @@
 //!
 //! Arguments: `N SEED [MODE]` (defaults 100, 1):
 //! - `sys` (default): appends through syscalls;
-//! - `ring`: appends through the submission ring, 8 a batch;
+//! - `ring`: every disk-log call through the submission ring: appends 8
+//!   a batch, the flush and the reads one at a time, each made again
+//!   after a `poll_wait` (through the ring too) while it would block;
 //! - `noflush`: appends, never flushes, then sleeps until killed.
 //!
 //! Record `i` of seed `s` is [`record`] (the host has the same formula):
@@ -21,7 +23,7 @@
 #![no_main]
 
 use percore_runtime::abi::ring::Submission;
-use percore_runtime::abi::{Error, Sys, decode};
+use percore_runtime::abi::{DlogRecord, Error, PollEvent, Sys, decode};
 use percore_runtime::dlog::{DiskLog, ReadFailed};
 use percore_runtime::ring::Ring;
 use percore_runtime::{println, sys};
@@ -32,7 +34,7 @@ percore_runtime::entry!(main);
 const MAX_RECORDS: usize = 4096;
 /// The longest record.
 const MAX_LEN: usize = 16 + 192;
-/// Each record's sequence number, by index.
+/// Each record's sequence number, by index (too large for the stack).
 static mut SEQS: [u64; MAX_RECORDS] = [0; MAX_RECORDS];
 /// Each record's index, by sequence number from the first.
 static mut BY_SEQ: [u64; MAX_RECORDS] = [0; MAX_RECORDS];
@@ -109,12 +111,17 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
     if count == 0 {
         return Err("no records to append");
     }
+    // SAFETY: one thread; these are used only here.
+    let (seqs, by_seq) = unsafe {
+        (
+            (&raw mut SEQS).as_mut().expect("a static"),
+            (&raw mut BY_SEQ).as_mut().expect("a static"),
+        )
+    };
     match mode {
-        "ring" => append_ring(log, seed, count)?,
-        _ => append_sys(log, seed, count)?,
+        "ring" => append_ring(log, seed, &mut seqs[..count])?,
+        _ => append_sys(log, seed, &mut seqs[..count])?,
     }
-    // SAFETY: one thread; SEQS is written only above.
-    let seqs = unsafe { &*(&raw const SEQS) };
     let first = seqs[..count].iter().min().copied().unwrap_or(0);
     let last = seqs[..count].iter().max().copied().unwrap_or(0);
     println!("dlog-appended first={first} last={last}");
@@ -123,7 +130,15 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
             let _ = sys::sleep_ns(1_000_000_000);
         }
     }
-    let durable = log.flush().map_err(|_| "flush failed")?;
+    let mut ring = match mode {
+        "ring" => Some(Ring::setup(16).map_err(|_| "ring setup failed")?),
+        _ => None,
+    };
+    let durable = match ring.as_mut() {
+        Some(ring) => ring_call(ring, Sys::DlogFlush, [log.handle().raw(), 0, 0, 0, 0, 0]),
+        None => log.flush(),
+    }
+    .map_err(|_| "flush failed")?;
     println!("dlog-flushed durable={durable}");
     if durable <= last {
         return Err("flush returned before the last record was durable");
@@ -134,8 +149,6 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
         return Err("another process appended in between: the range is not ours alone");
     }
     let mut written = FNV_START;
-    // SAFETY: one thread; BY_SEQ is used only here.
-    let by_seq = unsafe { &mut *(&raw mut BY_SEQ) };
     for (i, seq) in seqs[..count].iter().enumerate() {
         by_seq[(seq - first) as usize] = i as u64;
     }
@@ -144,29 +157,31 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
         let len = record(seed, *i, &mut bytes);
         written = fnv(written, &bytes[..len]);
     }
-    let read = read_back(log, seed, first, last)?;
+    let read = read_back(log, ring.as_mut(), seed, first, last)?;
     if read != written {
         return Err("checksum of the records read back differs from what was appended");
     }
-    println!("dlog-done seed={seed} records={count} first={first} last={last} checksum={read:#018x}");
+    println!(
+        "dlog-done seed={seed} records={count} first={first} last={last} checksum={read:#018x}"
+    );
     Ok(())
 }
 
-fn append_sys(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static str> {
+/// Appends records `0..seqs.len()`, noting each one's sequence number.
+fn append_sys(log: &DiskLog, seed: u64, seqs: &mut [u64]) -> Result<(), &'static str> {
     let mut bytes = [0u8; MAX_LEN];
-    for i in 0..count {
+    for (i, seq) in seqs.iter_mut().enumerate() {
         let len = record(seed, i as u64, &mut bytes);
-        let seq = log.append(&bytes[..len]).map_err(|_| "append failed")?;
-        // SAFETY: one thread.
-        unsafe { SEQS[i] = seq };
+        *seq = log.append(&bytes[..len]).map_err(|_| "append failed")?;
     }
     Ok(())
 }
 
 /// Appends through the ring, 8 entries a batch; an entry that would block
 /// (the log's window full) is appended again after a flush.
-fn append_ring(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static str> {
+fn append_ring(log: &DiskLog, seed: u64, seqs: &mut [u64]) -> Result<(), &'static str> {
     const BATCH: usize = 8;
+    let count = seqs.len();
     let mut ring = Ring::setup(16).map_err(|_| "ring setup failed")?;
     let mut buffers = [[0u8; MAX_LEN]; BATCH];
     let mut next = 0;
@@ -175,7 +190,14 @@ fn append_ring(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static st
         for (k, buffer) in buffers[..batch].iter_mut().enumerate() {
             let i = next + k;
             let len = record(seed, i as u64, buffer);
-            let args = [log.handle().raw(), buffer.as_ptr() as u64, len as u64, 0, 0, 0];
+            let args = [
+                log.handle().raw(),
+                buffer.as_ptr() as u64,
+                len as u64,
+                0,
+                0,
+                0,
+            ];
             let entry = Submission::new(Sys::DlogAppend, i as u64, args);
             ring.submit(entry).map_err(|_| "ring full")?;
         }
@@ -186,8 +208,7 @@ fn append_ring(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static st
             for c in ring.completions() {
                 let i = c.user_data as usize;
                 match decode(c.result) {
-                    // SAFETY: one thread.
-                    Ok(seq) => unsafe { SEQS[i] = seq },
+                    Ok(seq) => seqs[i] = seq,
                     Err(Error::WouldBlock) => retry[i - next] = i,
                     Err(_) => return Err("append through the ring failed"),
                 }
@@ -197,9 +218,9 @@ fn append_ring(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static st
         for &i in retry.iter().filter(|&&i| i != usize::MAX) {
             log.flush().map_err(|_| "flush failed")?;
             let len = record(seed, i as u64, &mut buffers[0]);
-            let seq = log.append(&buffers[0][..len]).map_err(|_| "append failed")?;
-            // SAFETY: one thread.
-            unsafe { SEQS[i] = seq };
+            seqs[i] = log
+                .append(&buffers[0][..len])
+                .map_err(|_| "append failed")?;
         }
         next += batch;
     }
@@ -210,11 +231,17 @@ fn append_ring(log: &DiskLog, seed: u64, count: usize) -> Result<(), &'static st
 /// and returns their checksum. The first read is made with a buffer too
 /// small for the payload: it must say so, with the length, and leave the
 /// record for the next read.
-fn read_back(log: &DiskLog, seed: u64, first: u64, last: u64) -> Result<u64, &'static str> {
+fn read_back(
+    log: &DiskLog,
+    mut ring: Option<&mut Ring>,
+    seed: u64,
+    first: u64,
+    last: u64,
+) -> Result<u64, &'static str> {
     let mut small = [0u64; 2];
     let mut want = [0u8; MAX_LEN];
     let mut hash = FNV_START;
-    match log.read(first, &mut small) {
+    match read(log, ring.as_deref_mut(), first, &mut small) {
         Err(ReadFailed {
             error: Error::TooSmall,
             header,
@@ -224,7 +251,8 @@ fn read_back(log: &DiskLog, seed: u64, first: u64, last: u64) -> Result<u64, &'s
     let mut buf = [0u64; (16 + MAX_LEN).div_ceil(8)];
     let mut from = first;
     while from <= last {
-        let (header, payload) = log.read(from, &mut buf).map_err(|f| match f.error {
+        let got = read(log, ring.as_deref_mut(), from, &mut buf);
+        let (header, payload) = got.map_err(|f| match f.error {
             Error::Corrupt => "a record is corrupt",
             Error::NotFound => "a record is missing",
             _ => "read failed",
@@ -246,5 +274,70 @@ fn read_back(log: &DiskLog, seed: u64, first: u64, last: u64) -> Result<u64, &'s
             ..
         }) => Ok(hash),
         _ => Err("a read past the durable end did not say NotFound"),
+    }
+}
+
+/// `dlog_read` of the record at or after `from` into `buf`, through the
+/// ring when there is one.
+fn read<'a>(
+    log: &DiskLog,
+    ring: Option<&mut Ring>,
+    from: u64,
+    buf: &'a mut [u64],
+) -> Result<(DlogRecord, &'a [u8]), ReadFailed> {
+    let Some(ring) = ring else {
+        return log.read(from, buf);
+    };
+    let args = [
+        log.handle().raw(),
+        from,
+        buf.as_mut_ptr() as u64,
+        size_of_val(buf) as u64,
+        0,
+        0,
+    ];
+    let result = ring_call(ring, Sys::DlogRead, args);
+    let header = DlogRecord {
+        seq: buf[0],
+        len: buf[1],
+    };
+    match result {
+        Ok(len) => {
+            // SAFETY: `buf` is initialised memory, viewed as its bytes.
+            let bytes =
+                unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), size_of_val(buf)) };
+            Ok((header, &bytes[16..16 + len as usize]))
+        }
+        Err(error) => Err(ReadFailed { error, header }),
+    }
+}
+
+/// Where `poll_wait`s through the ring write their events.
+static mut EVENTS: [PollEvent; 8] = [PollEvent { token: 0, ready: 0 }; 8];
+
+/// One operation through the ring, waited for; made again after a
+/// `poll_wait` through the ring (an event of the log, or 100 ms) while
+/// it would block.
+fn ring_call(ring: &mut Ring, op: Sys, args: [u64; 6]) -> Result<u64, Error> {
+    loop {
+        match ring_once(ring, op, args) {
+            Err(Error::WouldBlock) => {
+                let events = [&raw mut EVENTS as u64, 8, 100_000_000, 0, 0, 0];
+                ring_once(ring, Sys::PollWait, events)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Submits one entry and waits for its completion.
+fn ring_once(ring: &mut Ring, op: Sys, args: [u64; 6]) -> Result<u64, Error> {
+    ring.submit(Submission::new(op, 0, args))
+        .map_err(|_| Error::Full)?;
+    loop {
+        ring.submit_and_wait(1)?;
+        if let Some(completion) = ring.completions().next() {
+            return decode(completion.result);
+        }
     }
 }
