@@ -9,7 +9,8 @@
 //! - `user_dlog_bad_arguments`: `badptr dlog` — the disk-log calls' bad
 //!   pointers, lengths, handles and flags, on a machine with a disk.
 //! - `user_dlog_killed_before_flush_releases_its_handle`: rounds of `dlog
-//!   noflush` killed after their appends: each ends, no frame, process or
+//!   noflush` (and `inflush`: a flush under way) killed after their
+//!   appends: each ends, no frame, process or
 //!   growing heap left (as `user_processes_leak_nothing`), the kernel
 //!   keeps running, `ps` showed the log handle, and the log stays readable
 //!   and writable (a `dlog` run afterwards flushes and reads back).
@@ -123,7 +124,9 @@ fn ps_handles(pid: u32) -> Result<u64, String> {
 fn killed_round(round: u64) -> Result<(), String> {
     let core = CoreId((round % u64::from(cores())) as u16);
     let before = appended();
-    let args = format!("{KILLED_RECORDS} {} noflush", 100 + round);
+    // Odd rounds are killed with their flush under way.
+    let mode = if round % 2 == 1 { "inflush" } else { "noflush" };
+    let args = format!("{KILLED_RECORDS} {} {mode}", 100 + round);
     let (pid, handle) =
         syscall::spawn("dlog", core, &args).map_err(|e| format!("spawn dlog {args}: {e:?}"))?;
     block_on(appended_at_least(before + KILLED_RECORDS))?;

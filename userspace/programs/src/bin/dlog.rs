@@ -8,7 +8,9 @@
 //! - `ring`: every disk-log call through the submission ring: appends 8
 //!   a batch, the flush and the reads one at a time, each made again
 //!   after a `poll_wait` (through the ring too) while it would block;
-//! - `noflush`: appends, never flushes, then sleeps until killed.
+//! - `noflush`: appends, never flushes, then sleeps until killed;
+//! - `inflush`: appends, starts a flush (one `dlog_flush`, which returns
+//!   `WouldBlock` while the write is under way), then sleeps until killed.
 //!
 //! Record `i` of seed `s` is [`record`] (the host has the same formula):
 //! its first 16 bytes are `s` and `i`, so a record names itself. The
@@ -125,7 +127,10 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
     let first = seqs[..count].iter().min().copied().unwrap_or(0);
     let last = seqs[..count].iter().max().copied().unwrap_or(0);
     println!("dlog-appended first={first} last={last}");
-    if mode == "noflush" {
+    if mode == "inflush" {
+        let _ = log.try_flush();
+    }
+    if mode == "noflush" || mode == "inflush" {
         loop {
             let _ = sys::sleep_ns(1_000_000_000);
         }
