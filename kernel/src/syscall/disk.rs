@@ -21,7 +21,8 @@
 //!   handle is durable (the log's group commit: one device write and
 //!   flush for every appender waiting); an append that finds the log's
 //!   window full starts one too, to make room. A failed write is
-//!   [`Error::Io`] to the next `dlog_flush` of that handle, once.
+//!   [`Error::Io`] to the next `dlog_flush` of that handle (or append
+//!   that finds the window still full), once.
 //! - **read**: a miss of `dlog_read` reads ahead from the sequence number
 //!   asked for (up to [`READ_AHEAD`] records or [`READ_AHEAD_BYTES`] of
 //!   payload, durable records only) into the handle's cache, and keeps
@@ -311,6 +312,11 @@ fn append(process: &mut Process, handle: u64, ptr: u64, len: u64) -> Result<u64,
             Ok(seq)
         }
         Ok(None) => {
+            // The write that was to make room failed: say so (else a
+            // waiting appender would wait for room for ever).
+            if let Some(e) = handle.cell.0.lock().flush_failed.take() {
+                return Err(io(e));
+            }
             start_flush(log, &handle.cell);
             Err(Error::WouldBlock)
         }

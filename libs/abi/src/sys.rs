@@ -127,7 +127,8 @@ pub enum Sys {
     /// returns its sequence number; durable after a [`DlogFlush`](Sys::DlogFlush).
     /// [`WouldBlock`](crate::Error::WouldBlock) when the log's window of
     /// unwritten records is full: a write making room has started, the
-    /// handle has an event when it ends (the record was not taken).
+    /// handle has an event when it ends (the record was not taken); if
+    /// that write failed, [`Io`](crate::Error::Io) once.
     /// [`NoSpace`](crate::Error::NoSpace) when the log is full.
     DlogAppend = 61,
     /// `dlog_flush(log) -> durable`: once every record appended through
