@@ -14,6 +14,11 @@
 //!   growing heap left (as `user_processes_leak_nothing`), the kernel
 //!   keeps running, `ps` showed the log handle, and the log stays readable
 //!   and writable (a `dlog` run afterwards flushes and reads back).
+//! - `user_dlog_read_names_a_damaged_record`: booted again on the same
+//!   image after the host flipped bytes in one record
+//!   (`opt/percore/expect-dlog-corrupt`, of `expect-dlog-records`):
+//!   `dlog scan` reads the whole log through the calls and must get
+//!   `corrupt` for exactly that record, and every other one.
 //! - `user_dlog_without_disk_says_no_device` (every machine without a
 //!   disk): `dlog` exits with code 2 (`no-device`).
 
@@ -31,6 +36,7 @@ use percore_kernel::{shell, syscall};
 
 use crate::harness::{Kind, Test};
 use crate::reactor::{cores, start_reactors};
+use crate::smp::expectation;
 use crate::user::{PATIENCE, ended, expect_code, run};
 
 /// This file's tests.
@@ -49,6 +55,11 @@ pub const TESTS: &[Test] = &[
         "user_dlog_killed_before_flush_releases_its_handle",
         Kind::Machine("udlog"),
         killed_before_flush,
+    ),
+    Test::new(
+        "user_dlog_read_names_a_damaged_record",
+        Kind::Machine("udlog"),
+        damaged_record,
     ),
     Test::new(
         "user_dlog_without_disk_says_no_device",
@@ -184,4 +195,18 @@ fn without_disk(_: &Kernel) -> Result<(), String> {
     }
     let exit = run("dlog", CoreId(cores() - 1), "10 1")?;
     expect_code("dlog without a disk", exit, NO_DEVICE_EXIT)
+}
+
+fn damaged_record(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    let expect = |name: &str| {
+        expectation(&format!("opt/percore/expect-dlog-{name}"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| {
+                format!("no opt/percore/expect-dlog-{name} (the host damages the image)")
+            })
+    };
+    let (damaged, total) = (expect("corrupt")?, expect("records")?);
+    let args = format!("{total} {damaged} scan");
+    expect_code("dlog scan", run("dlog", CoreId(cores() - 1), &args)?, 0)
 }

@@ -8,12 +8,15 @@
 //! (seed S, index i — `record` here and in `userspace/programs/src/bin/dlog.rs`
 //! are the same formula), every index 0..N once, and the FNV-1a checksum
 //! of their payloads in sequence order is C. Nothing in the log may be
-//! corrupt.
+//! corrupt. Then the host flips bytes in the log's middle record and
+//! boots `user_dlog_read_names_a_damaged_record` on the same image: the
+//! `dlog` program must read `corrupt` for exactly that record through the
+//! calls, and every other record.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use percore_disklog::{Reader, recover};
+use percore_disklog::{HEADER_LEN, Reader, recover};
 
 use crate::disk::{self, DiskSpec};
 use crate::disklog;
@@ -30,21 +33,92 @@ pub fn drives(name: &str) -> bool {
     name == MACHINE
 }
 
+/// The guest test that writes records through `dlog`.
+const APPENDS_TEST: &str = "user_dlog_appends_flushes_reads_back";
+/// The guest test booted again after the host damaged a record.
+const DAMAGED_TEST: &str = "user_dlog_read_names_a_damaged_record";
+
 /// Boots the guest's `tests` on a 2-core machine with a fresh disk, then
-/// checks the image.
+/// checks the image; then, if [`DAMAGED_TEST`] is among them, flips bytes
+/// in the record in the middle of the log and boots it on the same image.
 pub fn run(tests: &[&str], boot: Boot, tally: &mut Tally) -> Result<(), Error> {
     let mut machine = Machine::new(Firmware::Bios, 2);
     let image = disk::attach(&mut machine, &DiskSpec::default(), MACHINE)?;
-    let captured = boot(&machine, &format!("run {}", tests.join(" ")))?;
-    report(MACHINE, tests, &captured, tally);
+    let mut first: Vec<&str> = tests
+        .iter()
+        .copied()
+        .filter(|t| *t != DAMAGED_TEST)
+        .collect();
+    if first.is_empty() {
+        // The damaged test alone: records to damage come from this one.
+        first.push(APPENDS_TEST);
+    }
+    let captured = boot(&machine, &format!("run {}", first.join(" ")))?;
+    report(MACHINE, &first, &captured, tally);
     let name = format!("qemu/{MACHINE}/dlog_records_read_by_the_host");
-    let result = check(&image.path, &captured.lines);
+    verdict(tally, &name, check(&image.path, &captured.lines));
+    if tests.contains(&DAMAGED_TEST) {
+        let name = format!("qemu/{MACHINE}/host_damages_a_record");
+        match damage(&image.path) {
+            Ok((seq, total)) => {
+                verdict(tally, &name, Ok(format!("record {seq} of {total}")));
+                for (what, value) in [("corrupt", seq), ("records", total)] {
+                    machine
+                        .fw_cfg
+                        .push((format!("opt/percore/expect-dlog-{what}"), value.to_string()));
+                }
+                let captured = boot(&machine, &format!("run {DAMAGED_TEST}"))?;
+                report(MACHINE, &[DAMAGED_TEST], &captured, tally);
+            }
+            Err(why) => verdict(tally, &name, Err(why)),
+        }
+    }
+    Ok(())
+}
+
+fn verdict(tally: &mut Tally, name: &str, result: Result<String, String>) {
     match &result {
         Ok(what) => println!("test {name} ... ok ({what})"),
         Err(why) => println!("test {name} ... FAILED: {why}"),
     }
-    tally.record(&name, result.is_ok());
-    Ok(())
+    tally.record(name, result.is_ok());
+}
+
+/// Flips 4 bytes in the middle of the payload of the log's middle record:
+/// its sequence number, and the records in the log.
+fn damage(image: &Path) -> Result<(u64, u64), String> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut region = disklog::open(image, 0).map_err(|e| e.to_string())?;
+    let recovery = recover(&mut region).map_err(|e| format!("recovery: {e}"))?;
+    let records = Reader::new(&mut region, 0)
+        .map_err(|e| format!("reader: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("reading: {e}"))?;
+    let victim = records
+        .get(records.len() / 2)
+        .ok_or("no records to damage (the other udlog tests write them)")?;
+    let at = u64::from(recovery.superblock.block_size)
+        + victim.offset
+        + HEADER_LEN as u64
+        + victim.payload.len() as u64 / 2;
+    let io = |e: std::io::Error| format!("{}: {e}", image.display());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .map_err(io)?;
+    let mut bytes = [0u8; 4];
+    file.seek(SeekFrom::Start(at))
+        .and_then(|_| file.read_exact(&mut bytes))
+        .map_err(io)?;
+    for b in &mut bytes {
+        *b ^= 0xA5;
+    }
+    file.seek(SeekFrom::Start(at))
+        .and_then(|_| file.write_all(&bytes))
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
+    Ok((victim.seq, recovery.next_seq))
 }
 
 /// splitmix64.

@@ -10,7 +10,11 @@
 //!   after a `poll_wait` (through the ring too) while it would block;
 //! - `noflush`: appends, never flushes, then sleeps until killed;
 //! - `inflush`: appends, starts a flush (one `dlog_flush`, which returns
-//!   `WouldBlock` while the write is under way), then sleeps until killed.
+//!   `WouldBlock` while the write is under way), then sleeps until killed;
+//! - `scan` (arguments `TOTAL DAMAGED scan`): appends nothing; reads
+//!   every record of the log from sequence number 0: there must be TOTAL
+//!   in all, record DAMAGED reported corrupt (as by the open's recovery)
+//!   and every other one read. Prints `dlog-scan records=R corrupt=A..B`.
 //!
 //! Record `i` of seed `s` is [`record`] (the host has the same formula):
 //! its first 16 bytes are `s` and `i`, so a record names itself. The
@@ -78,13 +82,10 @@ fn main() -> i64 {
     let len = sys::args(&mut args).unwrap_or(0).min(args.len());
     let text = core::str::from_utf8(&args[..len]).unwrap_or("");
     let mut words = text.split_whitespace();
-    let count = words
-        .next()
-        .and_then(|w| w.parse::<usize>().ok())
-        .unwrap_or(100)
-        .min(MAX_RECORDS);
+    let number = words.next().and_then(|w| w.parse::<u64>().ok());
     let seed = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
     let mode = words.next().unwrap_or("sys");
+    let count = number.unwrap_or(100).min(MAX_RECORDS as u64) as usize;
     let (log, info) = match DiskLog::open() {
         Ok(open) => open,
         Err(Error::NoDevice) => {
@@ -100,7 +101,11 @@ fn main() -> i64 {
         "dlog-open recovered={} corrupt={} next_seq={} durable_seq={}",
         info.recovered, info.corrupt, info.next_seq, info.durable_seq
     );
-    match run(&log, seed, count, mode) {
+    let result = match mode {
+        "scan" => scan(&log, number.unwrap_or(0), seed, info.corrupt),
+        _ => run(&log, seed, count, mode),
+    };
+    match result {
         Ok(()) => 0,
         Err(what) => {
             println!("dlog: FAIL {what}");
@@ -345,4 +350,42 @@ fn ring_once(ring: &mut Ring, op: Sys, args: [u64; 6]) -> Result<u64, Error> {
             return decode(completion.result);
         }
     }
+}
+
+/// The `scan` mode (see the module doc).
+fn scan(log: &DiskLog, total: u64, damaged: u64, corrupt_at_open: u64) -> Result<(), &'static str> {
+    if corrupt_at_open != 1 {
+        return Err("the open did not find exactly one corrupt record");
+    }
+    let mut buf = [0u64; (16 + MAX_LEN).div_ceil(8)];
+    let (mut from, mut records, mut lost) = (0, 0u64, None);
+    loop {
+        match log.read(from, &mut buf) {
+            Ok((header, _)) => {
+                records += 1;
+                from = header.seq + 1;
+            }
+            Err(ReadFailed {
+                error: Error::Corrupt,
+                header,
+            }) => {
+                if lost.is_some() || header.seq < from {
+                    return Err("a second corrupt range, or one going back");
+                }
+                lost = Some((from, header.seq));
+                from = header.seq + 1;
+            }
+            Err(ReadFailed {
+                error: Error::NotFound,
+                ..
+            }) => break,
+            Err(_) => return Err("a read failed"),
+        }
+    }
+    let (first, last) = lost.ok_or("no record reported corrupt")?;
+    println!("dlog-scan records={records} corrupt={first}..{last}");
+    if (first, last) != (damaged, damaged) || records + 1 != total || from != total {
+        return Err("not exactly the damaged record lost, or records missing");
+    }
+    Ok(())
 }
