@@ -4,8 +4,9 @@
 //! `dlog` runs reported (`tools/xtask/src/udlog.rs`).
 //!
 //! - `user_dlog_appends_flushes_reads_back`: `dlog` through syscalls on
-//!   one core and through the ring on another; each flushes, reads its
-//!   records back and checks them (exit code 0).
+//!   one core, through the ring on another, and waiting through the
+//!   runtime's `Poll`; each flushes, reads its records back and checks
+//!   them (exit code 0).
 //! - `user_dlog_bad_arguments`: `badptr dlog` — the disk-log calls' bad
 //!   pointers, lengths, handles and flags, on a machine with a disk.
 //! - `user_dlog_killed_before_flush_releases_its_handle`: rounds of `dlog
@@ -80,6 +81,11 @@ fn appends_flushes_reads_back(_: &Kernel) -> Result<(), String> {
     expect_code(
         "dlog 200 12 ring",
         run("dlog", CoreId(0), "200 12 ring")?,
+        0,
+    )?;
+    expect_code(
+        "dlog 100 14 poll",
+        run("dlog", CoreId(0), "100 14 poll")?,
         0,
     )?;
     // More than the log's window holds unwritten (256 KiB): appends that

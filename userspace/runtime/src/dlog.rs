@@ -3,7 +3,9 @@
 //! The kernel's calls never wait ([`Error::WouldBlock`] while the disk
 //! works; the handle then has a readiness event). `try_*` are those calls
 //! as they are — for a program that registers the log with the runtime's
-//! [`Registry`](crate::poll::Registry) like a socket. The others wait:
+//! [`Registry`](crate::poll::Registry) like a socket (open it with
+//! [`DiskLog::try_open`]: [`DiskLog::open`] registers the handle itself,
+//! which the `Registry` would not count). The others wait:
 //! they register the handle with the kernel's readiness queue at open
 //! (token [`DiskLog::TOKEN`]) and make `poll_wait` calls until the call
 //! succeeds — for programs whose only source of kernel readiness is the

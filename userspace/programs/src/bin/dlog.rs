@@ -8,6 +8,10 @@
 //! - `ring`: every disk-log call through the submission ring: appends 8
 //!   a batch, the flush and the reads one at a time, each made again
 //!   after a `poll_wait` (through the ring too) while it would block;
+//! - `poll`: the log registered with the runtime's `Poll` (`Registry`,
+//!   `Token`, `Interest`, as a socket): the open and the flush are waited
+//!   for as its events (at least one must come); prints `dlog-poll
+//!   events=E`;
 //! - `noflush`: appends, never flushes, then sleeps until killed;
 //! - `inflush`: appends, starts a flush (one `dlog_flush`, which returns
 //!   `WouldBlock` while the write is under way), then sleeps until killed;
@@ -31,6 +35,7 @@
 use percore_runtime::abi::ring::Submission;
 use percore_runtime::abi::{DlogRecord, Error, PollEvent, Sys, decode};
 use percore_runtime::dlog::{DiskLog, ReadFailed};
+use percore_runtime::poll::{Events, Interest, Poll, Token};
 use percore_runtime::ring::Ring;
 use percore_runtime::{println, sys};
 
@@ -86,7 +91,15 @@ fn main() -> i64 {
     let seed = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
     let mode = words.next().unwrap_or("sys");
     let count = number.unwrap_or(100).min(MAX_RECORDS as u64) as usize;
-    let (log, info) = match DiskLog::open() {
+    let mut polled = None;
+    let opened = match mode {
+        "poll" => open_polled().map(|(log, info, poll)| {
+            polled = Some(poll);
+            (log, info)
+        }),
+        _ => DiskLog::open(),
+    };
+    let (log, info) = match opened {
         Ok(open) => open,
         Err(Error::NoDevice) => {
             println!("dlog: no disk ({})", Error::NoDevice);
@@ -103,7 +116,7 @@ fn main() -> i64 {
     );
     let result = match mode {
         "scan" => scan(&log, number.unwrap_or(0), seed, info.corrupt),
-        _ => run(&log, seed, count, mode),
+        _ => run(&log, seed, count, mode, polled.as_mut()),
     };
     match result {
         Ok(()) => 0,
@@ -114,7 +127,13 @@ fn main() -> i64 {
     }
 }
 
-fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'static str> {
+fn run(
+    log: &DiskLog,
+    seed: u64,
+    count: usize,
+    mode: &str,
+    polled: Option<&mut Polled>,
+) -> Result<(), &'static str> {
     if count == 0 {
         return Err("no records to append");
     }
@@ -144,9 +163,17 @@ fn run(log: &DiskLog, seed: u64, count: usize, mode: &str) -> Result<(), &'stati
         "ring" => Some(Ring::setup(16).map_err(|_| "ring setup failed")?),
         _ => None,
     };
-    let durable = match ring.as_mut() {
-        Some(ring) => ring_call(ring, Sys::DlogFlush, [log.handle().raw(), 0, 0, 0, 0, 0]),
-        None => log.flush(),
+    let durable = match (ring.as_mut(), polled) {
+        (Some(ring), _) => ring_call(ring, Sys::DlogFlush, [log.handle().raw(), 0, 0, 0, 0, 0]),
+        (None, Some(polled)) => {
+            let durable = polled.until(|| log.try_flush());
+            println!("dlog-poll events={}", polled.seen);
+            if polled.seen == 0 {
+                return Err("no event of the log came through the runtime's Poll");
+            }
+            durable
+        }
+        (None, None) => log.flush(),
     }
     .map_err(|_| "flush failed")?;
     println!("dlog-flushed durable={durable}");
@@ -388,4 +415,55 @@ fn scan(log: &DiskLog, total: u64, damaged: u64, corrupt_at_open: u64) -> Result
         return Err("not exactly the damaged record lost, or records missing");
     }
     Ok(())
+}
+
+/// The token the `poll` mode registers the log under.
+const LOG: Token = Token(7);
+
+/// The runtime's `Poll` with the log registered, and the log's events it
+/// gave so far.
+struct Polled {
+    poll: Poll,
+    events: Events,
+    seen: u32,
+}
+
+impl Polled {
+    /// Makes `op` again after each event (or 100 ms) while it would block.
+    fn until(&mut self, mut op: impl FnMut() -> Result<u64, Error>) -> Result<u64, Error> {
+        loop {
+            match op() {
+                Err(Error::WouldBlock) => {
+                    let timeout = core::time::Duration::from_millis(100);
+                    self.poll.poll(&mut self.events, Some(timeout))?;
+                    let ours = self.events.iter().filter(|e| e.token() == LOG).count();
+                    self.seen += ours as u32;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Opens the log without waiting, registers it with a runtime `Poll`, and
+/// waits for the open through it.
+fn open_polled() -> Result<(DiskLog, percore_runtime::abi::DlogInfo, Polled), Error> {
+    let mut log = DiskLog::try_open()?;
+    let ring = Ring::setup(16)?;
+    let poll = Poll::new(ring);
+    poll.registry()
+        .register(&mut log, LOG, Interest::READABLE | Interest::WRITABLE)?;
+    let mut polled = Polled {
+        poll,
+        events: Events::with_capacity(8),
+        seen: 0,
+    };
+    let mut info = percore_runtime::abi::DlogInfo::default();
+    polled.until(|| log.info().map(|i| info = i).map(|()| 0))?;
+    // The event of the registration itself (the kernel reports one at
+    // once) is taken here: the flush's must come on its own.
+    let settle = core::time::Duration::from_millis(10);
+    polled.poll.poll(&mut polled.events, Some(settle))?;
+    polled.seen = 0;
+    Ok((log, info, polled))
 }
