@@ -4,7 +4,7 @@
 //! `dlog` runs reported (`tools/xtask/src/udlog.rs`).
 //!
 //! - `user_dlog_appends_flushes_reads_back`: `dlog` through syscalls on
-//!   one core, through the ring on another, and waiting through the
+//!   one core (its first open of the log beside the shell's `log`), through the ring on another, and waiting through the
 //!   runtime's `Poll`; each flushes, reads its records back and checks
 //!   them (exit code 0).
 //! - `user_dlog_bad_arguments`: `badptr dlog` — the disk-log calls' bad
@@ -77,7 +77,17 @@ const KILLED_RECORDS: u64 = 40;
 fn appends_flushes_reads_back(_: &Kernel) -> Result<(), String> {
     start_reactors();
     let last = CoreId(cores() - 1);
-    expect_code("dlog 300 11", run("dlog", last, "300 11")?, 0)?;
+    // The first open of the boot, from a process and from the shell's
+    // `log` at once: one opens, the other takes its log.
+    let (pid, handle) =
+        syscall::spawn("dlog", last, "300 11").map_err(|e| format!("spawn dlog: {e:?}"))?;
+    let status = block_on(shell::commands::execute("log"));
+    if !status.contains("at open:") {
+        return Err(format!(
+            "the shell's `log` beside a dlog open said: {status}"
+        ));
+    }
+    expect_code("dlog 300 11", block_on(ended(pid, handle))?, 0)?;
     expect_code(
         "dlog 200 12 ring",
         run("dlog", CoreId(0), "200 12 ring")?,
