@@ -20,6 +20,10 @@
 //!   (`opt/percore/expect-dlog-corrupt`, of `expect-dlog-records`):
 //!   `dlog scan` reads the whole log through the calls and must get
 //!   `corrupt` for exactly that record, and every other one.
+//! - `user_dlog_blank_read_only_disk_does_not_open` (machine
+//!   `disk-readonly`: a blank disk attached read-only, where no log can be
+//!   made): `dlog` exits with code 3 (the log does not open), the first
+//!   time through the open job's failure, the second at `dlog_open`.
 //! - `user_dlog_without_disk_says_no_device` (every machine without a
 //!   disk): `dlog` exits with code 2 (`no-device`).
 
@@ -63,6 +67,11 @@ pub const TESTS: &[Test] = &[
         damaged_record,
     ),
     Test::new(
+        "user_dlog_blank_read_only_disk_does_not_open",
+        Kind::Machine("disk-readonly"),
+        read_only_disk,
+    ),
+    Test::new(
         "user_dlog_without_disk_says_no_device",
         Kind::Normal,
         without_disk,
@@ -71,6 +80,8 @@ pub const TESTS: &[Test] = &[
 
 /// The `dlog` exit code for "no disk".
 const NO_DEVICE_EXIT: i64 = 2;
+/// The `dlog` exit code for "the log does not open".
+const NOT_OPEN_EXIT: i64 = 3;
 /// Records each killed `dlog` appends.
 const KILLED_RECORDS: u64 = 40;
 
@@ -225,4 +236,20 @@ fn damaged_record(_: &Kernel) -> Result<(), String> {
     let (damaged, total) = (expect("corrupt")?, expect("records")?);
     let args = format!("{total} {damaged} scan");
     expect_code("dlog scan", run("dlog", CoreId(cores() - 1), &args)?, 0)
+}
+
+fn read_only_disk(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    for round in ["first", "second"] {
+        let exit = run("dlog", CoreId(cores() - 1), "10 1")?;
+        expect_code(
+            &format!("dlog on a blank read-only disk ({round})"),
+            exit,
+            NOT_OPEN_EXIT,
+        )?;
+    }
+    if virtio::machine_log().is_some() {
+        return Err("a log opened on a blank read-only disk".into());
+    }
+    Ok(())
 }

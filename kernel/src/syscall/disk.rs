@@ -254,6 +254,8 @@ fn open(process: &mut Process, flags: u64) -> Result<u64, Error> {
         return Err(Error::InvalidArgument);
     }
     virtio::disk().map_err(|_| Error::NoDevice)?;
+    // A log that did not open is that error from then on.
+    opened()?;
     let cell = Arc::new(Cell::default());
     let handle = LogHandle {
         registration: Registration::new(),

@@ -120,7 +120,8 @@ pub enum Sys {
     /// event once it is open (register it with
     /// [`PollRegister`](Sys::PollRegister), as a socket).
     /// A log that does not open is [`Corrupt`](crate::Error::Corrupt) or
-    /// [`Io`](crate::Error::Io) from then on.
+    /// [`Io`](crate::Error::Io) from then on (to the calls on the handles
+    /// waiting for it, and to every later `dlog_open`).
     DlogOpen = 60,
     /// `dlog_append(log, ptr, len) -> seq`: appends one record of `len`
     /// bytes (at most [`MAX_RECORD`](Sys::MAX_RECORD), 0 allowed) and
