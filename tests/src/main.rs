@@ -32,6 +32,7 @@ mod topic;
 mod uring;
 mod user;
 mod user_bench;
+mod user_dlog;
 
 use bootloader_api::{BootInfo, entry_point};
 
@@ -63,6 +64,7 @@ const SUITES: &[&[harness::Test]] = &[
     user::TESTS,
     uring::TESTS,
     user_bench::TESTS,
+    user_dlog::TESTS,
     storage::TESTS,
 ];
 

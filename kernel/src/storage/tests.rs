@@ -474,6 +474,42 @@ fn bad_regions_options_and_read_only_disks_are_errors() {
 }
 
 #[test]
+fn try_append_says_when_the_window_is_full_and_a_flush_makes_room() {
+    let disk = disk();
+    let (log, _) = open(&disk);
+    let mut appended = Vec::new();
+    loop {
+        let record = payload(appended.len() as u64, 1500);
+        match log.try_append(&record) {
+            Ok(Some(seq)) => {
+                assert_eq!(seq, appended.len() as u64);
+                appended.push(record);
+            }
+            Ok(None) => break,
+            Err(e) => panic!("try_append: {e}"),
+        }
+        assert!(appended.len() < 10_000, "the window never filled");
+    }
+    // Full: nothing was taken, and again nothing until a flush.
+    assert_eq!(log.try_append(b"x"), Ok(None));
+    assert_eq!(log.stats().appended, appended.len() as u64);
+    assert_eq!(block_on(log.flush()), Ok(appended.len() as u64));
+    assert_eq!(log.try_append(b"x"), Ok(Some(appended.len() as u64)));
+    assert_eq!(
+        log.try_append(&[0; 2001]),
+        Err(AppendError::TooLarge {
+            len: 2001,
+            max: 2000
+        })
+    );
+    let back = read(&log, 0, appended.len());
+    for (item, want) in back.iter().zip(&appended) {
+        assert_eq!(item.as_ref().map(|r| &r.payload), Ok(want));
+    }
+    assert_eq!(back.len(), appended.len());
+}
+
+#[test]
 fn a_full_log_says_so() {
     let disk = MemDisk::new(BS, 64).unwrap();
     let (log, _) = block_on(Log::open(&disk, 0..16, options())).unwrap();

@@ -8,7 +8,12 @@
 //! region of it. [`machine_log`] is the one log the shell's `log` command
 //! opens and keeps for the rest of the boot.
 
+use core::future::poll_fn;
 use core::ops::Range;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::Poll;
+
+use percore_wake::WaitList;
 
 use crate::drivers::virtio::blk::{self, BlkError, Disk};
 
@@ -88,14 +93,53 @@ pub fn machine_log() -> Option<&'static (DiskLog, Report)> {
     MACHINE_LOG.get()
 }
 
+/// Whether an open of the machine's log is under way.
+static OPENING: AtomicBool = AtomicBool::new(false);
+/// Callers waiting for that open to end.
+static OPEN_WAITERS: WaitList = WaitList::new();
+
 /// Opens the machine's log on the whole disk the first time (its `log_id`
 /// is `log_id` if it makes a new one); later calls return the same log.
-/// Meant for one caller at a time (the shell): two first opens racing
-/// would both recover the log, and the loser's copy is dropped.
+/// Callers from anywhere (the shell's `log`, processes' `dlog_open`) may
+/// race: one opens, the others wait for it and take its log (or, if it
+/// failed, try again themselves) — two recoveries of one disk at once
+/// could each write the truncation of a torn tail, one of them over
+/// records the other had already appended.
 pub async fn open_machine_log(log_id: u64) -> Result<&'static (DiskLog, Report), OpenError> {
-    if let Some(open) = MACHINE_LOG.get() {
-        return Ok(open);
+    loop {
+        if let Some(open) = MACHINE_LOG.get() {
+            return Ok(open);
+        }
+        if OPENING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let _opener = Opener;
+            let opened = open_log(None, Options::new(log_id)).await?;
+            return Ok(MACHINE_LOG.call_once(|| opened));
+        }
+        poll_fn(|cx| {
+            if !OPENING.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            OPEN_WAITERS.register(cx.waker());
+            if OPENING.load(Ordering::Acquire) {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
     }
-    let opened = open_log(None, Options::new(log_id)).await?;
-    Ok(MACHINE_LOG.call_once(|| opened))
+}
+
+/// The open under way: when it ends (done, failed or its future dropped),
+/// the waiters go on.
+struct Opener;
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        OPENING.store(false, Ordering::Release);
+        OPEN_WAITERS.wake_all();
+    }
 }

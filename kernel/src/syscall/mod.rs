@@ -15,8 +15,10 @@
 //! and counts are bounded; each bad argument is an `Error` code in `rax`,
 //! never a panic.
 //!
-//! The socket calls and their readiness are in [`net`].
+//! The socket calls and their readiness are in [`net`], the disk-log
+//! calls in [`disk`].
 
+pub mod disk;
 pub mod net;
 pub mod ring;
 pub mod thread;
@@ -196,6 +198,9 @@ pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
         | Sys::PollRegister
         | Sys::PollDeregister
         | Sys::PollWait => return net::start(process, sys, args),
+        Sys::DlogOpen | Sys::DlogAppend | Sys::DlogFlush | Sys::DlogRead | Sys::DlogInfo => {
+            return disk::start(process, sys, args);
+        }
     };
     Started::Done(result)
 }

@@ -1,6 +1,7 @@
 //! The socket calls: TCP listeners, TCP streams and UDP sockets of the
 //! kernel's network stack (`crate::net`) behind a process's handles, and
-//! readiness for them (`poll_register`, `poll_wait`).
+//! readiness for them (`poll_register`, `poll_wait`; disk-log handles,
+//! `super::disk`, register the same way).
 //!
 //! A user thread is pinned to its core, so every socket it makes lives on
 //! that core, as the stack requires. Calls never wait: nothing to read,
@@ -29,6 +30,7 @@ use percore_poll::{Events, Interest, Source, Token};
 use super::Blocked;
 use super::{MAX_WAIT_NS, Started, insert};
 use crate::net::{self, Shutdown, TcpListener, TcpStream, UdpSocket};
+use crate::process::handle::HandleTable;
 use crate::process::object::{Extension, KernelObject, Readiness};
 use crate::process::{Process, umem};
 use crate::reactor;
@@ -299,9 +301,19 @@ fn poll_error(e: percore_poll::Error) -> Error {
     }
 }
 
+/// What `handle` names as a readiness source: a socket, or a disk log
+/// (`super::disk`).
+fn source(handles: &mut HandleTable<KernelObject>, handle: u64) -> Result<&mut dyn Source, Error> {
+    let object = handles.get_any(Handle::from_raw(handle))?;
+    if matches!(object, KernelObject::Ext(ext) if ext.kind() == HandleKind::DiskLog) {
+        return super::disk::as_source(object).ok_or(Error::WrongType);
+    }
+    as_socket(object).map(Socket::source)
+}
+
 /// `poll_register(handle, token, interest)`.
 fn register(process: &mut Process, handle: u64, token: u64, interest: u64) -> Result<u64, Error> {
-    any_socket(process, handle)?;
+    source(&mut process.handles, handle)?;
     let interest = match interest {
         1 => Interest::READABLE,
         2 => Interest::WRITABLE,
@@ -314,7 +326,7 @@ fn register(process: &mut Process, handle: u64, token: u64, interest: u64) -> Re
         return Err(Error::NoMemory);
     };
     let registry = readiness.poll.registry();
-    let source = as_socket(process.handles.get_any(Handle::from_raw(handle))?)?.source();
+    let source = source(&mut process.handles, handle)?;
     match source.register(registry, token, interest) {
         Err(percore_poll::Error::AlreadyRegistered) => source
             .reregister(registry, token, interest)
@@ -326,12 +338,12 @@ fn register(process: &mut Process, handle: u64, token: u64, interest: u64) -> Re
 
 /// `poll_deregister(handle)`.
 fn deregister(process: &mut Process, handle: u64) -> Result<u64, Error> {
-    any_socket(process, handle)?;
+    source(&mut process.handles, handle)?;
     let Some(readiness) = process.readiness.as_ref() else {
         return Err(Error::InvalidArgument);
     };
     let registry = readiness.poll.registry();
-    let source = as_socket(process.handles.get_any(Handle::from_raw(handle))?)?.source();
+    let source = source(&mut process.handles, handle)?;
     source.deregister(registry).map_err(poll_error).map(|()| 0)
 }
 

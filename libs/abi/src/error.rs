@@ -70,13 +70,24 @@ pub enum Error {
     NoNetwork = 25,
     /// The object belongs to another core.
     WrongCore = 26,
+    /// There is no such device (a disk-log call on a machine without a disk).
+    NoDevice = 27,
+    /// The data asked for is damaged (a disk-log record whose checksum
+    /// fails, or a log that does not open); never returned as data.
+    Corrupt = 28,
+    /// The device failed the request (an I/O error, or it misbehaved).
+    Io = 29,
+    /// No such record (past the durable end of the log).
+    NotFound = 30,
+    /// No room left (the disk log is full).
+    NoSpace = 31,
     /// A result code this version of the ABI does not know (decoding only).
     Unknown = 0xFFFF,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 27] = [
+    pub const ALL: [Error; 32] = [
         Error::NoSys,
         Error::Null,
         Error::BadAddress,
@@ -103,6 +114,11 @@ impl Error {
         Error::BrokenPipe,
         Error::NoNetwork,
         Error::WrongCore,
+        Error::NoDevice,
+        Error::Corrupt,
+        Error::Io,
+        Error::NotFound,
+        Error::NoSpace,
         Error::Unknown,
     ];
 
@@ -145,6 +161,11 @@ impl Error {
             Error::BrokenPipe => "broken-pipe",
             Error::NoNetwork => "no-network",
             Error::WrongCore => "wrong-core",
+            Error::NoDevice => "no-device",
+            Error::Corrupt => "corrupt",
+            Error::Io => "io",
+            Error::NotFound => "not-found",
+            Error::NoSpace => "no-space",
             Error::Unknown => "unknown",
         }
     }
@@ -224,7 +245,7 @@ mod tests {
     #[test]
     fn unknown_codes_decode_as_unknown() {
         assert_eq!(Error::from_code(0), None);
-        assert_eq!(Error::from_code(27), None);
+        assert_eq!(Error::from_code(32), None);
         assert_eq!(decode(1u64 << 63), Err(Error::Unknown));
         assert_eq!(decode(u64::MAX - 100), Err(Error::Unknown));
     }

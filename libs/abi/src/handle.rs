@@ -56,6 +56,8 @@ pub enum HandleKind {
     TcpListener = 4,
     TcpStream = 5,
     UdpSocket = 6,
+    /// The machine's disk log ([`Sys::DlogOpen`](crate::Sys::DlogOpen)).
+    DiskLog = 7,
 }
 
 #[cfg(test)]

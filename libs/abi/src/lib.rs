@@ -11,7 +11,8 @@
 //! - [`ring`]: the layout of a submission/completion ring entry (the second
 //!   way into the kernel, the same operations as the syscalls);
 //! - the structures some calls read or write ([`IoVec`], [`ProcessInfo`],
-//!   [`PollEvent`]) and the one-word socket address ([`SockAddr`]).
+//!   [`PollEvent`], [`DlogRecord`], [`DlogInfo`]) and the one-word socket
+//!   address ([`SockAddr`]).
 //!
 //! ```
 //! use percore_abi::{Error, decode, encode};
@@ -140,4 +141,44 @@ impl PollEvent {
     pub const READ_CLOSED: u64 = 1 << 3;
     pub const WRITE_CLOSED: u64 = 1 << 4;
     pub const ERROR: u64 = 1 << 5;
+}
+
+/// The header [`Sys::DlogRead`] writes before a record's payload (16
+/// bytes, 8-byte aligned).
+///
+/// ```
+/// assert_eq!(core::mem::size_of::<percore_abi::DlogRecord>(), 16);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct DlogRecord {
+    /// The record's sequence number (after [`Error::Corrupt`]: the last
+    /// one lost).
+    pub seq: u64,
+    /// Its payload's length in bytes (after [`Error::TooSmall`]: what the
+    /// payload needs).
+    pub len: u64,
+}
+
+impl DlogRecord {
+    /// Its size: where the payload starts in a read's buffer.
+    pub const SIZE: u64 = 16;
+}
+
+/// What [`Sys::DlogInfo`] writes (8-byte aligned).
+///
+/// ```
+/// assert_eq!(core::mem::size_of::<percore_abi::DlogInfo>(), 32);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct DlogInfo {
+    /// The sequence number the next record gets.
+    pub next_seq: u64,
+    /// Records below this sequence number are durable (and readable).
+    pub durable_seq: u64,
+    /// Valid records the log held when it was opened.
+    pub recovered: u64,
+    /// Records found corrupt when it was opened (never returned as data).
+    pub corrupt: u64,
 }

@@ -110,6 +110,53 @@ pub enum Sys {
     /// wait; `u64::MAX`: no timeout) and writes up to `capacity`
     /// [`PollEvent`](crate::PollEvent)s (at most [`MAX_EVENTS`](Sys::MAX_EVENTS)).
     PollWait = 54,
+    /// `dlog_open(flags) -> handle`: the machine's disk log (the one log
+    /// on the whole virtio-blk disk, the shell's `log`; every process that
+    /// opens it appends to and reads the same records). `flags` must be 0;
+    /// [`NoDevice`](crate::Error::NoDevice) without a disk. The handle
+    /// comes back at once; while the log is being opened (recovered, or
+    /// formatted when the disk is blank) the calls on it return
+    /// [`WouldBlock`](crate::Error::WouldBlock), and the handle reports an
+    /// event once it is open (register it with
+    /// [`PollRegister`](Sys::PollRegister), as a socket).
+    /// A log that does not open is [`Corrupt`](crate::Error::Corrupt) or
+    /// [`Io`](crate::Error::Io) from then on (to the calls on the handles
+    /// waiting for it, and to every later `dlog_open`).
+    DlogOpen = 60,
+    /// `dlog_append(log, ptr, len) -> seq`: appends one record of `len`
+    /// bytes (at most [`MAX_RECORD`](Sys::MAX_RECORD), 0 allowed) and
+    /// returns its sequence number; durable after a [`DlogFlush`](Sys::DlogFlush).
+    /// [`WouldBlock`](crate::Error::WouldBlock) when the log's window of
+    /// unwritten records is full: a write making room has started, the
+    /// handle has an event when it ends (the record was not taken); if
+    /// that write failed, [`Io`](crate::Error::Io) once.
+    /// [`NoSpace`](crate::Error::NoSpace) when the log is full.
+    DlogAppend = 61,
+    /// `dlog_flush(log) -> durable`: once every record appended through
+    /// this handle is on the disk (written and the device flushed),
+    /// returns the sequence number below which every record is durable.
+    /// Until then [`WouldBlock`](crate::Error::WouldBlock): the write is
+    /// under way, the handle has an event when it ends. A failed write is
+    /// [`Io`](crate::Error::Io) once (nothing acknowledged; the next flush
+    /// writes again).
+    DlogFlush = 62,
+    /// `dlog_read(log, from, ptr, len) -> payload_len`: the first durable
+    /// record with a sequence number at or after `from`, as a
+    /// [`DlogRecord`](crate::DlogRecord) header (16 bytes at `ptr`, 8-byte
+    /// aligned) followed by its payload (`len` counts both; at least 16).
+    /// [`WouldBlock`](crate::Error::WouldBlock) while it is read from the
+    /// disk (the handle has an event when it is there);
+    /// [`NotFound`](crate::Error::NotFound) when `from` is at or past the
+    /// durable end; [`TooSmall`](crate::Error::TooSmall) with the header
+    /// written (its `len` is the payload's length) when the payload does
+    /// not fit — the record is kept for the next read;
+    /// [`Corrupt`](crate::Error::Corrupt) with the header's `seq` the last
+    /// record lost (go on from `seq + 1`).
+    DlogRead = 63,
+    /// `dlog_info(log, ptr)`: writes a [`DlogInfo`](crate::DlogInfo) there
+    /// (8-byte aligned); [`WouldBlock`](crate::Error::WouldBlock) while the
+    /// log is being opened.
+    DlogInfo = 64,
 }
 
 impl Sys {
@@ -123,9 +170,12 @@ impl Sys {
     pub const MAX_IO: u64 = 64 * 1024;
     /// The most events one [`Sys::PollWait`] returns.
     pub const MAX_EVENTS: u64 = 256;
+    /// The largest record [`Sys::DlogAppend`] takes (the disk log's
+    /// default `max_payload`).
+    pub const MAX_RECORD: u64 = 64 * 1024;
 
     /// Every syscall, in number order.
-    pub const ALL: [Sys; 32] = [
+    pub const ALL: [Sys; 37] = [
         Sys::Exit,
         Sys::Write,
         Sys::Yield,
@@ -158,6 +208,11 @@ impl Sys {
         Sys::PollRegister,
         Sys::PollDeregister,
         Sys::PollWait,
+        Sys::DlogOpen,
+        Sys::DlogAppend,
+        Sys::DlogFlush,
+        Sys::DlogRead,
+        Sys::DlogInfo,
     ];
 
     /// The syscall numbered `number`, if there is one.
@@ -183,7 +238,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_are_none() {
-        for number in [15, 31, 34, 39, 55, 1000, u64::MAX, 1 << 63] {
+        for number in [15, 31, 34, 39, 55, 59, 65, 1000, u64::MAX, 1 << 63] {
             assert_eq!(Sys::from_number(number), None);
         }
     }

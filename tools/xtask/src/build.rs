@@ -57,9 +57,9 @@ pub struct Built {
 
 /// The ring-3 programs packed into every image (binaries of
 /// `userspace/programs`).
-pub const PROGRAMS: [&str; 13] = [
+pub const PROGRAMS: [&str; 14] = [
     "hello", "spin", "badptr", "regs", "badmem", "canary", "uring", "fuzz", "ubench", "fpu",
-    "echo", "http", "client",
+    "echo", "http", "client", "dlog",
 ];
 
 /// Builds the user programs and packs them into a cpio archive (the

@@ -37,6 +37,7 @@ mod qmp;
 mod screen;
 mod test;
 mod tools;
+mod udlog;
 mod user_net;
 
 use std::process::ExitCode;

@@ -524,6 +524,11 @@ fn qemu_tests(filter: Option<&str>, verbose: bool, tally: &mut Tally) -> Result<
             crate::netmq::run(&names, &boot_wrapped, tally)?;
             continue;
         }
+        // The disk-log calls from ring 3, the image checked after (udlog.rs).
+        if crate::udlog::drives(name) {
+            crate::udlog::run(&names, &boot, tally)?;
+            continue;
+        }
         // Sequences of boots on one image, driven by the host (durable.rs).
         if durable::drives(name) {
             let boots = durable::Boots {

@@ -3,7 +3,8 @@
 //! `main` and exits with its code), the syscall stubs of `percore-abi`,
 //! the submission/completion ring ([`ring`]), readiness over it with
 //! `percore_poll`'s names ([`poll`]) and a small async executor
-//! ([`executor`]), sockets with mio's names ([`net`]),
+//! ([`executor`]), sockets with mio's names ([`net`]), the disk log
+//! ([`dlog`]),
 //! a small allocator, and `print!`/`println!`. It depends on the ABI
 //! crate alone.
 //!
@@ -22,6 +23,7 @@
 #![no_std]
 
 pub mod alloc;
+pub mod dlog;
 pub mod executor;
 pub mod net;
 pub mod poll;

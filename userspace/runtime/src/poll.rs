@@ -10,7 +10,8 @@
 //! next [`Poll::poll`] (so a message left queued is reported again). No allocation: at most
 //! [`MAX_REGISTRATIONS`] registrations and [`MAX_EVENTS`] events a poll.
 //!
-//! Sockets ([`crate::net`]) have readiness in the kernel: registering one
+//! Sockets ([`crate::net`]) and the disk log ([`crate::dlog`]) have
+//! readiness in the kernel: registering one
 //! is a `poll_register` call, and while any socket is registered one
 //! `poll_wait` is kept in flight in the ring; its completion brings the
 //! sockets' events (edge-triggered, mio's readable, writable, closed and
@@ -30,6 +31,7 @@ use core::time::Duration;
 use percore_abi::ring::Submission;
 use percore_abi::{Error, Handle, PollEvent, Sys, decode};
 
+use crate::dlog::DiskLog;
 use crate::net::{TcpListener, TcpStream, UdpSocket};
 use crate::ring::Ring;
 
@@ -93,7 +95,7 @@ macro_rules! socket_source {
     )*};
 }
 
-socket_source!(TcpListener, TcpStream, UdpSocket);
+socket_source!(TcpListener, TcpStream, UdpSocket, DiskLog);
 
 /// Names a registration in its events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -275,27 +275,33 @@ impl<D: BlockDevice> Log<D> {
     /// once a [`flush`](Self::flush) called after this returns `Ok`. Waits
     /// only when the window is full (for the write that makes room).
     pub async fn append(&self, record: &[u8]) -> Result<u64, AppendError> {
+        loop {
+            if let Some(seq) = self.try_append(record)? {
+                return Ok(seq);
+            }
+            let target = self.state.lock().encoder.next_seq();
+            self.sync(target).await.map_err(AppendError::Io)?;
+        }
+    }
+
+    /// Appends `record` if the window has room for it, without waiting:
+    /// its sequence number, or `None` when the window is full (a
+    /// [`flush`](Self::flush) makes room). Errors as [`append`](Self::append).
+    pub fn try_append(&self, record: &[u8]) -> Result<Option<u64>, AppendError> {
         if self.device.read_only() {
             return Err(AppendError::Io(IoError::ReadOnly));
         }
-        loop {
-            let target = {
-                let mut s = self.state.lock();
-                match s.encoder.append(record) {
-                    Ok(seq) => {
-                        s.appended += 1;
-                        return Ok(seq);
-                    }
-                    Err(percore_disklog::AppendError::WindowFull) => s.encoder.next_seq(),
-                    Err(percore_disklog::AppendError::TooLarge { len, max }) => {
-                        return Err(AppendError::TooLarge { len, max });
-                    }
-                    Err(percore_disklog::AppendError::LogFull) => {
-                        return Err(AppendError::LogFull);
-                    }
-                }
-            };
-            self.sync(target).await.map_err(AppendError::Io)?;
+        let mut s = self.state.lock();
+        match s.encoder.append(record) {
+            Ok(seq) => {
+                s.appended += 1;
+                Ok(Some(seq))
+            }
+            Err(percore_disklog::AppendError::WindowFull) => Ok(None),
+            Err(percore_disklog::AppendError::TooLarge { len, max }) => {
+                Err(AppendError::TooLarge { len, max })
+            }
+            Err(percore_disklog::AppendError::LogFull) => Err(AppendError::LogFull),
         }
     }
 

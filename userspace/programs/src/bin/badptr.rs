@@ -5,6 +5,7 @@
 #![no_main]
 
 use percore_runtime::abi::{Error, Handle, IoVec, SockAddr, Sys, USER_TOP};
+use percore_runtime::dlog::DiskLog;
 use percore_runtime::{println, sys};
 
 percore_runtime::entry!(main);
@@ -240,6 +241,7 @@ fn main() -> i64 {
     let len = sys::args(&mut args).unwrap_or(0).min(args.len());
     let need_net = &args[..len] == b"net";
     sockets(&mut c, timer, buffer, read_only, need_net);
+    disk_log(&mut c, timer, buffer, read_only, &args[..len] == b"dlog");
 
     // Numbers.
     for number in [15, 31, 34, 39, 55, 1000, 1 << 32, u64::MAX] {
@@ -559,4 +561,192 @@ fn sockets(c: &mut Cases, timer: Handle, buffer: u64, read_only: u64, need_net: 
         Ok(port),
     );
     c.expect("close udp", raw(n(Sys::Close), udp, 0, 0), Ok(0));
+}
+
+/// The disk-log calls: flags and handles need no disk (and open nothing:
+/// a machine's disk is not formatted by this program unless asked); with
+/// argument `dlog` the machine's log is opened and the pointer, length
+/// and stale-handle cases run on it.
+fn disk_log(c: &mut Cases, timer: Handle, buffer: u64, read_only: u64, with_disk: bool) {
+    let raw = sys::raw;
+    let raw4 = sys::raw4;
+    let n = |sys: Sys| sys as u64;
+    for flags in [1, 1 << 40, u64::MAX] {
+        c.expect(
+            "dlog_open, unknown flags",
+            raw(n(Sys::DlogOpen), flags, 0, 0),
+            Err(Error::InvalidArgument),
+        );
+    }
+    for sys in [
+        Sys::DlogAppend,
+        Sys::DlogFlush,
+        Sys::DlogRead,
+        Sys::DlogInfo,
+    ] {
+        c.expect(
+            "dlog call on a timer",
+            raw4(n(sys), timer.raw(), buffer, 8, buffer),
+            Err(Error::WrongType),
+        );
+        c.expect(
+            "dlog call on null",
+            raw4(n(sys), 0, buffer, 8, buffer),
+            Err(Error::BadHandle),
+        );
+        c.expect(
+            "dlog call on garbage",
+            raw4(n(sys), 0xdead_beef_0000_0042, buffer, 8, buffer),
+            Err(Error::BadHandle),
+        );
+    }
+    if !with_disk {
+        return;
+    }
+    let (log, _) = match DiskLog::open() {
+        Ok(open) => open,
+        Err(error) => {
+            c.expect("dlog_open with a disk", Err(error), Ok(0));
+            return;
+        }
+    };
+    let h = log.handle().raw();
+    let (append, read) = (n(Sys::DlogAppend), n(Sys::DlogRead));
+    // Append: the record is read from user memory.
+    c.expect("append null", raw(append, h, 0, 8), Err(Error::Null));
+    c.expect(
+        "append kernel half",
+        raw(append, h, 0xFFFF_8000_0000_0000, 8),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "append across the top",
+        raw(append, h, USER_TOP - 4, 8),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "append unmapped",
+        raw(append, h, 0x1000_0000, 8),
+        Err(Error::NotMapped),
+    );
+    c.expect(
+        "append len usize::MAX",
+        raw(append, h, buffer, u64::MAX),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "append over the limit",
+        raw(append, h, buffer, Sys::MAX_RECORD + 1),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "append len 0 (an empty record)",
+        raw(append, h, 0, 0).map(|_| 0),
+        Ok(0),
+    );
+    let seq = raw(append, h, read_only, 16).unwrap_or(u64::MAX);
+    c.expect(
+        "append from read-only data",
+        Ok(u64::from(seq != u64::MAX)),
+        Ok(1),
+    );
+    c.expect(
+        "flush makes it durable",
+        log.flush().map(|durable| u64::from(durable > seq)),
+        Ok(1),
+    );
+    // Read: the header and payload are written to user memory.
+    let at = |ptr: u64, len: u64| raw4(read, h, seq, ptr, len);
+    c.expect("read null", at(0, 32), Err(Error::Null));
+    c.expect(
+        "read kernel half",
+        at(0xFFFF_8000_0000_0000, 32),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "read across the top",
+        at(USER_TOP - 16, 32),
+        Err(Error::BadAddress),
+    );
+    c.expect(
+        "read into read-only",
+        at(read_only, 32),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "read misaligned",
+        at(buffer + 4, 32),
+        Err(Error::Misaligned),
+    );
+    c.expect("read len 0", at(buffer, 0), Err(Error::InvalidArgument));
+    c.expect(
+        "read len below the header",
+        at(buffer, 8),
+        Err(Error::InvalidArgument),
+    );
+    c.expect(
+        "read len usize::MAX",
+        at(buffer, u64::MAX),
+        Err(Error::Overflow),
+    );
+    c.expect(
+        "read past the durable end",
+        raw4(read, h, u64::MAX, buffer, 64),
+        Err(Error::NotFound),
+    );
+    let mut words = [0u64; 8];
+    c.expect(
+        "read good",
+        log.read(seq, &mut words)
+            .map(|(header, payload)| u64::from(header.seq == seq && payload.len() == 16))
+            .map_err(|f| f.error),
+        Ok(1),
+    );
+    // Info.
+    let info = n(Sys::DlogInfo);
+    c.expect("info null", raw(info, h, 0, 0), Err(Error::Null));
+    c.expect(
+        "info to read-only",
+        raw(info, h, read_only, 0),
+        Err(Error::ReadOnly),
+    );
+    c.expect(
+        "info misaligned",
+        raw(info, h, buffer + 4, 0),
+        Err(Error::Misaligned),
+    );
+    c.expect("info good", raw(info, h, buffer, 0), Ok(0));
+    // Wrong type the other way: a log handle to other calls.
+    for sys in [Sys::SockRead, Sys::Wait, Sys::Recv, Sys::TcpAccept] {
+        c.expect(
+            "other call on a log",
+            raw(n(sys), h, buffer, 8),
+            Err(Error::WrongType),
+        );
+    }
+    // Closed, then stale once the slot is reused.
+    let first = raw(n(Sys::DlogOpen), 0, 0, 0).unwrap_or(0);
+    c.expect("close a log", raw(n(Sys::Close), first, 0, 0), Ok(0));
+    c.expect(
+        "flush on closed",
+        raw(n(Sys::DlogFlush), first, 0, 0),
+        Err(Error::BadHandle),
+    );
+    let second = raw(n(Sys::DlogOpen), 0, 0, 0).unwrap_or(0);
+    c.expect(
+        "the log's slot is reused",
+        Ok(second & 0xFFFF_FFFF),
+        Ok(first & 0xFFFF_FFFF),
+    );
+    c.expect(
+        "append on stale",
+        raw(append, first, buffer, 8),
+        Err(Error::StaleHandle),
+    );
+    c.expect(
+        "read on stale",
+        raw4(read, first, 0, buffer, 64),
+        Err(Error::StaleHandle),
+    );
+    c.expect("close the second", raw(n(Sys::Close), second, 0, 0), Ok(0));
 }

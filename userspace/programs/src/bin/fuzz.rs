@@ -2,7 +2,8 @@
 //! null, non-canonical and kernel-half pointers, ranges across the user
 //! top, read-only memory for writes, misaligned pointers, lengths 0 and
 //! `u64::MAX`, overflowing `count * size`, closed, stale and wrong-type
-//! handles, unknown numbers and flags. Arguments: `SEED CALLS [corrupt]`
+//! handles, unknown numbers and flags (the disk-log calls too, with
+//! `dlog_open` given unknown flags only). Arguments: `SEED CALLS [corrupt]`
 //! (defaults 1 and 100000); the seed is printed first, for replay.
 //!
 //! Every ring entry's completion must come back exactly once: at the end
@@ -225,6 +226,18 @@ fn arguments(rng: &mut Rng, number: u64, handles: &Handles) -> [u64; 6] {
             | Sys::PollRegister
             | Sys::PollDeregister,
         ) => args[..3].copy_from_slice(&[handles.pick(rng, false), pointer(rng), length(rng)]),
+        // Unknown flags only: a fuzz run must not open (and so format)
+        // the disk of the machine it runs on.
+        Some(Sys::DlogOpen) => args[0] = rng.pick(&[1, 2, 1 << 40, u64::MAX]),
+        Some(Sys::DlogAppend | Sys::DlogFlush | Sys::DlogInfo) => {
+            args[..3].copy_from_slice(&[handles.pick(rng, false), pointer(rng), length(rng)])
+        }
+        Some(Sys::DlogRead) => args[..4].copy_from_slice(&[
+            handles.pick(rng, false),
+            rng.pick(&[0, 1, u64::MAX]),
+            pointer(rng),
+            length(rng),
+        ]),
         _ => {
             for arg in &mut args {
                 *arg = rng.next();
