@@ -125,6 +125,11 @@ impl Lists {
         }
     }
 
+    /// Empties every list (a sweep relinks every live node next).
+    pub(crate) fn clear(&mut self) {
+        *self = Self::new();
+    }
+
     pub(crate) fn head(&self, list: ListId) -> u32 {
         self.heads[list.0 as usize]
     }

@@ -27,7 +27,7 @@ pub(crate) struct Node<T> {
     /// The list the node is on; [`ListId::FREE`] when it holds no payload.
     pub(crate) list: ListId,
     /// Cancelled, payload taken, waiting to be unlinked and freed.
-    hollow: bool,
+    pub(crate) hollow: bool,
     payload: MaybeUninit<T>,
 }
 
@@ -63,6 +63,8 @@ pub(crate) struct Slab<T> {
     reserved: u32,
     /// Upper bound on `nodes.len()`.
     max_len: u32,
+    /// Hollow entries: cancelled, payload taken, still linked on a list.
+    hollow: usize,
 }
 
 impl<T> Slab<T> {
@@ -77,11 +79,28 @@ impl<T> Slab<T> {
             free: NIL,
             reserved,
             max_len: reserved + max_timers,
+            hollow: 0,
         }
     }
 
     pub(crate) fn reserved(&self) -> u32 {
         self.reserved
+    }
+
+    /// Entries that are hollow (cancelled, still linked, not yet freed).
+    pub(crate) fn hollow(&self) -> usize {
+        self.hollow
+    }
+
+    /// Whether entry `index` is hollow.
+    pub(crate) fn is_hollow(&self, index: u32) -> bool {
+        self.nodes.get(index as usize).is_some_and(|n| n.hollow)
+    }
+
+    /// Whether a one-shot insert would find an entry without growing past
+    /// `max_timers` (a free entry, or room to push a new one).
+    pub(crate) fn has_room(&self) -> bool {
+        self.free != NIL || self.nodes.len() < self.max_len as usize
     }
 
     /// Takes a one-shot entry and fills it; the caller links it into a list.
@@ -144,6 +163,7 @@ impl<T> Slab<T> {
         }
         node.hollow = true;
         node.generation = generation.wrapping_add(1);
+        self.hollow += 1;
         // SAFETY: `holds_payload` was true, so the payload is initialised;
         // `hollow` is now set, so nothing reads it again until `fill`.
         Some(unsafe { node.payload.assume_init_read() })
@@ -158,6 +178,7 @@ impl<T> Slab<T> {
         }
         node.hollow = true;
         node.generation = node.generation.wrapping_add(1);
+        self.hollow += 1;
         // SAFETY: `holds_payload` was true, so the payload is initialised
         // (see the module doc); `hollow` is now set, so nothing reads it
         // again until `fill` rewrites it.
@@ -176,6 +197,7 @@ impl<T> Slab<T> {
         }
         node.hollow = false;
         node.list = ListId::FREE;
+        self.hollow -= 1;
         if index >= reserved {
             node.next = self.free;
             self.free = index;

@@ -15,7 +15,7 @@ use crate::expired::Expired;
 use crate::handle::{IntervalHandle, TimerHandle};
 use crate::interval::Intervals;
 use crate::level::{ListId, Lists, NIL, SLOT_BITS, list_for};
-use crate::pending::Pending;
+use crate::pending::{Recent, SLACK};
 use crate::slab::Slab;
 use crate::time::TickShift;
 
@@ -56,8 +56,8 @@ pub struct Wheel<T> {
     timers: usize,
     /// Reused buffer for sorting a batch that fires in the same tick.
     batch: Vec<(u64, u32)>,
-    /// Cancelled (hollow) timers still linked, unlinked in batches.
-    pending: Pending,
+    /// The last cancelled (hollow) nodes, for reuse at `max_timers`.
+    recent: Recent,
 }
 
 impl<T> Wheel<T> {
@@ -79,7 +79,7 @@ impl<T> Wheel<T> {
             intervals: Intervals::new(sizes.intervals),
             timers: 0,
             batch: Vec::with_capacity(64),
-            pending: Pending::new(),
+            recent: Recent::new(),
         })
     }
 
@@ -152,17 +152,14 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.cancel(handle), Ok(42));
     /// ```
     pub fn insert(&mut self, deadline: u64, payload: T) -> Result<TimerHandle, InsertError<T>> {
-        let index = match self.slab.insert(deadline, payload) {
-            Ok(index) => index,
-            // Hollow (cancelled) timers may be holding the last entries.
-            Err(payload) if !self.pending.is_empty() => {
-                self.pending.flush(&mut self.lists, &mut self.slab);
-                self.slab
-                    .insert(deadline, payload)
-                    .map_err(InsertError::Full)?
-            }
-            Err(payload) => return Err(InsertError::Full(payload)),
-        };
+        if !self.slab.has_room() && self.slab.hollow() != 0 {
+            // At `max_timers`, but cancelled timers hold entries.
+            self.reclaim_one();
+        }
+        let index = self
+            .slab
+            .insert(deadline, payload)
+            .map_err(InsertError::Full)?;
         self.link(index);
         self.timers += 1;
         Ok(TimerHandle {
@@ -192,8 +189,42 @@ impl<T> Wheel<T> {
             .take_live(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
-        self.pending.push(index, &mut self.lists, &mut self.slab);
+        self.recent.push(index);
+        if self.slab.hollow() > self.timers + SLACK {
+            self.sweep();
+        }
         Ok(payload)
+    }
+
+    /// Frees at least one hollow node (there is one): unlinks a recently
+    /// cancelled one still hollow in O(1), or else sweeps.
+    fn reclaim_one(&mut self) {
+        while let Some(index) = self.recent.pop() {
+            if self.slab.is_hollow(index) {
+                self.lists.unlink(&mut self.slab.nodes, index);
+                self.slab.release(index);
+                return;
+            }
+        }
+        self.sweep();
+    }
+
+    /// Frees every hollow node and relinks every live one, in one
+    /// sequential pass over the slab (see `pending.rs`). List order is
+    /// irrelevant (batches are sorted when they fire).
+    #[cold]
+    fn sweep(&mut self) {
+        self.lists.clear();
+        self.recent.clear();
+        for index in 0..self.slab.nodes.len() as u32 {
+            let node = &self.slab.nodes[index as usize];
+            if node.hollow {
+                self.slab.release(index);
+            } else if node.list != ListId::FREE {
+                let list = node.list;
+                self.lists.push(&mut self.slab.nodes, list, index);
+            }
+        }
     }
 
     /// Arms an interval timer: it fires at `first`, then every `period` ns
@@ -313,8 +344,6 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
-        // Lists are walked below: none may hold a hollow (cancelled) node.
-        self.pending.flush(&mut self.lists, &mut self.slab);
         let target = self.tick.floor(now);
         let limit = self.tick.to_nanos(target.max(self.now));
         let mut fired = 0;
@@ -360,7 +389,9 @@ impl<T> Wheel<T> {
         let mut index = self.lists.head(ListId::OVERFLOW);
         while index != NIL {
             let node = &self.slab.nodes[index as usize];
-            earliest = earliest.min(self.tick.ceil(node.deadline));
+            if !node.hollow {
+                earliest = earliest.min(self.tick.ceil(node.deadline));
+            }
             index = node.next;
         }
         earliest
@@ -396,17 +427,28 @@ impl<T> Wheel<T> {
         let scan = self.lists.len(list) as usize > self.slab.nodes.len() / 16;
         let mut index = self.lists.detach(list);
         if scan {
-            for (i, node) in self.slab.nodes.iter().enumerate() {
+            for i in 0..self.slab.nodes.len() {
+                let node = &self.slab.nodes[i];
                 if node.list == list {
                     // Slab indices fit in u32 (checked by `Config`).
-                    batch.push((node.deadline, i as u32));
+                    if node.hollow {
+                        self.slab.release(i as u32);
+                    } else {
+                        batch.push((node.deadline, i as u32));
+                    }
                 }
             }
         } else {
             while index != NIL {
                 let node = &self.slab.nodes[index as usize];
-                batch.push((node.deadline, index));
-                index = node.next;
+                let next = node.next;
+                if node.hollow {
+                    // Cancelled: free it rather than refile or fire it.
+                    self.slab.release(index);
+                } else {
+                    batch.push((node.deadline, index));
+                }
+                index = next;
             }
         }
         batch
@@ -418,7 +460,8 @@ impl<T> Wheel<T> {
         F: FnMut(Expired<'_, T>),
     {
         let head = self.lists.head(list);
-        if self.slab.nodes[head as usize].next == NIL {
+        let node = &self.slab.nodes[head as usize];
+        if node.next == NIL && !node.hollow {
             self.lists.detach(list);
             self.fire(head, limit, expired);
             return 1;
