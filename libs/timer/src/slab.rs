@@ -6,65 +6,86 @@
 //! reused first. The first `reserved` entries belong to the interval timers:
 //! they are created up front and never join the one-shot free list.
 //!
-//! An entry's `list` field doubles as its liveness tag: [`ListId::FREE`]
-//! means the payload is uninitialised. A cancelled timer is first made
-//! *hollow* (payload taken, generation bumped, still linked on its list) and
-//! freed later in a batch (see `pending.rs`); so an entry holds a `T` exactly
-//! when its list is not FREE and it is not hollow.
+//! Each entry is split in two, in parallel arrays: a [`Link`] (deadline and
+//! list links, what `advance` walks) and an [`Entry`] (generation, list,
+//! payload: everything `cancel` reads and writes), so a cancel touches one
+//! 16-byte entry for a `u64` payload and nothing else.
+//!
+//! States, from the entry alone: the generation is *odd* exactly when the
+//! entry holds a payload (live). An even generation with `list` not FREE is
+//! a *hollow* entry: cancelled (payload taken, generation bumped), still
+//! linked on its list, freed later (see `pending.rs`). `list == FREE` is a
+//! free entry. Filling and taking each bump the generation by one, so a
+//! handle (which records the odd generation) goes stale at once, and one
+//! compare checks both "same timer" and "holds a payload".
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
 
 use crate::level::{ListId, NIL};
 
-/// One timer: its exact deadline, its links in a slot list, and its payload.
-pub(crate) struct Node<T> {
+/// Where a timer is due and its links in a slot list: what `advance` and
+/// the list operations read. 16 bytes, so four to a cache line.
+#[derive(Clone, Copy)]
+pub(crate) struct Link {
     /// Exact deadline in nanoseconds (not rounded to a tick).
     pub(crate) deadline: u64,
     pub(crate) prev: u32,
     pub(crate) next: u32,
+}
+
+impl Link {
+    const VACANT: Self = Self {
+        deadline: 0,
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// Who a timer is: its generation, its list, and its payload; everything
+/// `cancel` reads or writes, so a cancel touches one entry (16 bytes for a
+/// `u64` payload) and nothing else in the slab.
+pub(crate) struct Entry<T> {
+    /// Odd exactly while the payload is initialised (see the module doc).
     pub(crate) generation: u32,
-    /// The list the node is on; [`ListId::FREE`] when it holds no payload.
+    /// The list the node is on; [`ListId::FREE`] when it is free.
     pub(crate) list: ListId,
-    /// Cancelled, payload taken, waiting to be unlinked and freed.
-    pub(crate) hollow: bool,
     payload: MaybeUninit<T>,
 }
 
-impl<T> Node<T> {
+impl<T> Entry<T> {
     const fn vacant() -> Self {
         Self {
-            deadline: 0,
-            prev: NIL,
-            next: NIL,
             generation: 0,
             list: ListId::FREE,
-            hollow: false,
             payload: MaybeUninit::uninit(),
         }
     }
 
-    /// Whether the payload is initialised: on a list and not hollow.
-    fn holds_payload(&self) -> bool {
-        self.list != ListId::FREE && !self.hollow
+    /// Whether the payload is initialised (odd generation).
+    pub(crate) fn holds_payload(&self) -> bool {
+        self.generation & 1 == 1
     }
 
-    #[cfg(test)]
-    pub(crate) const fn vacant_for_tests() -> Self {
-        Self::vacant()
+    /// Cancelled and still linked: no payload, but on a list.
+    pub(crate) fn is_hollow(&self) -> bool {
+        !self.holds_payload() && self.list != ListId::FREE
     }
 }
 
+/// Two parallel arrays indexed by slab index: `links` (deadline and list
+/// links) and `entries` (generation, list, payload).
 pub(crate) struct Slab<T> {
-    pub(crate) nodes: Vec<Node<T>>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) entries: Vec<Entry<T>>,
     /// Head of the one-shot free list, or [`NIL`].
     free: u32,
     /// Entries `[0, reserved)` belong to interval timers.
     reserved: u32,
-    /// Upper bound on `nodes.len()`.
+    /// Upper bound on `entries.len()`.
     max_len: u32,
-    /// Hollow entries: cancelled, payload taken, still linked on a list.
-    hollow: usize,
+    /// One-shot entries that are not free: live plus hollow.
+    in_use: usize,
 }
 
 impl<T> Slab<T> {
@@ -72,14 +93,18 @@ impl<T> Slab<T> {
     /// one-shot timers before it first allocates; it never grows beyond
     /// `reserved + max_timers` entries.
     pub(crate) fn new(reserved: u32, capacity: u32, max_timers: u32) -> Self {
-        let mut nodes = Vec::with_capacity((reserved + capacity) as usize);
-        nodes.extend((0..reserved).map(|_| Node::vacant()));
+        let len = (reserved + capacity) as usize;
+        let mut links = Vec::with_capacity(len);
+        let mut entries = Vec::with_capacity(len);
+        links.resize(reserved as usize, Link::VACANT);
+        entries.extend((0..reserved).map(|_| Entry::vacant()));
         Self {
-            nodes,
+            links,
+            entries,
             free: NIL,
             reserved,
             max_len: reserved + max_timers,
-            hollow: 0,
+            in_use: 0,
         }
     }
 
@@ -87,60 +112,71 @@ impl<T> Slab<T> {
         self.reserved
     }
 
-    /// Entries that are hollow (cancelled, still linked, not yet freed).
-    pub(crate) fn hollow(&self) -> usize {
-        self.hollow
+    /// One-shot entries live or hollow (not free).
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use
     }
 
     /// Whether entry `index` is hollow.
     pub(crate) fn is_hollow(&self, index: u32) -> bool {
-        self.nodes.get(index as usize).is_some_and(|n| n.hollow)
+        self.entries.get(index as usize).is_some_and(Entry::is_hollow)
+    }
+
+    /// Entries in the slab (live, hollow, free or reserved).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Whether a one-shot insert would find an entry without growing past
     /// `max_timers` (a free entry, or room to push a new one).
     pub(crate) fn has_room(&self) -> bool {
-        self.free != NIL || self.nodes.len() < self.max_len as usize
+        self.free != NIL || self.entries.len() < self.max_len as usize
     }
 
     /// Takes a one-shot entry and fills it; the caller links it into a list.
-    /// Gives the payload back when `max_timers` entries are live.
+    /// Gives the payload back when `max_timers` entries are in use.
     pub(crate) fn insert(&mut self, deadline: u64, payload: T) -> Result<u32, T> {
         if self.free != NIL {
             let index = self.free;
-            self.free = self.nodes[index as usize].next;
+            self.free = self.links[index as usize].next;
+            self.in_use += 1;
             self.fill(index, deadline, payload);
             return Ok(index);
         }
-        let index = self.nodes.len() as u32;
+        let index = self.entries.len() as u32;
         if index >= self.max_len {
             return Err(payload);
         }
+        self.in_use += 1;
         // A fresh entry is written once, whole, already holding its payload
-        // (any non-FREE list marks it so; the caller links it next).
-        self.nodes.push(Node {
+        // (generation 1: odd, live; any non-FREE list, the caller links it
+        // next).
+        self.links.push(Link {
             deadline,
+            ..Link::VACANT
+        });
+        self.entries.push(Entry {
+            generation: 1,
             list: ListId::DUE,
             payload: MaybeUninit::new(payload),
-            ..Node::vacant()
         });
         Ok(index)
     }
 
     /// Fills a vacant entry (one-shot or reserved) with a payload.
     pub(crate) fn fill(&mut self, index: u32, deadline: u64, payload: T) {
-        let node = &mut self.nodes[index as usize];
-        debug_assert!(node.list == ListId::FREE);
-        node.deadline = deadline;
+        self.links[index as usize].deadline = deadline;
+        let node = &mut self.entries[index as usize];
+        debug_assert!(node.list == ListId::FREE && !node.holds_payload());
         node.payload.write(payload);
-        // Any non-FREE value marks the payload initialised; the caller links
-        // the node next, which overwrites this with the real list.
+        node.generation = node.generation.wrapping_add(1);
+        // The caller links the node next, which overwrites this.
         node.list = ListId::DUE;
     }
 
     /// Whether `index` holds a live timer whose generation is `generation`.
     pub(crate) fn is_live(&self, index: u32, generation: u32) -> bool {
-        self.nodes
+        self.entries
             .get(index as usize)
             .is_some_and(|n| n.generation == generation && n.holds_payload())
     }
@@ -156,32 +192,32 @@ impl<T> Slab<T> {
 
     /// [`Slab::take`] if `index` holds a live timer of `generation`, in one
     /// look at the entry (cancel's whole cost is this one cache line).
+    #[inline(always)]
     pub(crate) fn take_live(&mut self, index: u32, generation: u32) -> Option<T> {
-        let node = self.nodes.get_mut(index as usize)?;
-        if node.generation != generation || !node.holds_payload() {
+        let node = self.entries.get_mut(index as usize)?;
+        // `| 1`: a live entry's generation is odd, so an even `generation`
+        // (never issued) can only match a live entry of generation + 1,
+        // never a free or hollow one: one compare checks both.
+        if node.generation != generation | 1 {
             return None;
         }
-        node.hollow = true;
-        node.generation = generation.wrapping_add(1);
-        self.hollow += 1;
-        // SAFETY: `holds_payload` was true, so the payload is initialised;
-        // `hollow` is now set, so nothing reads it again until `fill`.
+        node.generation = node.generation.wrapping_add(1);
+        // SAFETY: the generation was odd, so the payload is initialised;
+        // it is even now, so nothing reads the payload again until `fill`.
         Some(unsafe { node.payload.assume_init_read() })
     }
 
     /// Takes the payload of a live entry and bumps its generation, leaving
     /// it hollow: still linked, to be released by [`Slab::release`].
     pub(crate) fn take(&mut self, index: u32) -> Option<T> {
-        let node = self.nodes.get_mut(index as usize)?;
+        let node = self.entries.get_mut(index as usize)?;
         if !node.holds_payload() {
             return None;
         }
-        node.hollow = true;
         node.generation = node.generation.wrapping_add(1);
-        self.hollow += 1;
-        // SAFETY: `holds_payload` was true, so the payload is initialised
-        // (see the module doc); `hollow` is now set, so nothing reads it
-        // again until `fill` rewrites it.
+        // SAFETY: the generation was odd, so the payload is initialised
+        // (see the module doc); it is even now, so nothing reads the
+        // payload again until `fill` rewrites it.
         Some(unsafe { node.payload.assume_init_read() })
     }
 
@@ -189,28 +225,27 @@ impl<T> Slab<T> {
     /// the free list. Does nothing to an entry that is not hollow.
     pub(crate) fn release(&mut self, index: u32) {
         let reserved = self.reserved;
-        let Some(node) = self.nodes.get_mut(index as usize) else {
+        let Some(node) = self.entries.get_mut(index as usize) else {
             return;
         };
-        if !node.hollow {
+        if !node.is_hollow() {
             return;
         }
-        node.hollow = false;
         node.list = ListId::FREE;
-        self.hollow -= 1;
         if index >= reserved {
-            node.next = self.free;
+            self.in_use -= 1;
+            self.links[index as usize].next = self.free;
             self.free = index;
         }
     }
 
     /// The payload of a live entry.
     pub(crate) fn payload_mut(&mut self, index: u32) -> Option<&mut T> {
-        let node = self.nodes.get_mut(index as usize)?;
+        let node = self.entries.get_mut(index as usize)?;
         if !node.holds_payload() {
             return None;
         }
-        // SAFETY: `holds_payload` means the payload is initialised.
+        // SAFETY: an odd generation means the payload is initialised.
         Some(unsafe { node.payload.assume_init_mut() })
     }
 }
@@ -220,9 +255,9 @@ impl<T> Drop for Slab<T> {
         if !core::mem::needs_drop::<T>() {
             return;
         }
-        for node in &mut self.nodes {
+        for node in &mut self.entries {
             if node.holds_payload() {
-                // SAFETY: `holds_payload` means an initialised payload, and
+                // SAFETY: an odd generation means an initialised payload, and
                 // the slab is being dropped, so it is dropped exactly once.
                 unsafe { node.payload.assume_init_drop() };
             }

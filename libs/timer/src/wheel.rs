@@ -58,6 +58,9 @@ pub struct Wheel<T> {
     batch: Vec<(u64, u32)>,
     /// The last cancelled (hollow) nodes, for reuse at `max_timers`.
     recent: Recent,
+    /// Whether `max_timers` was set: only then are cancels recorded in
+    /// `recent` (an unbounded slab grows instead, within the sweep bound).
+    bounded: bool,
 }
 
 impl<T> Wheel<T> {
@@ -80,6 +83,7 @@ impl<T> Wheel<T> {
             timers: 0,
             batch: Vec::with_capacity(64),
             recent: Recent::new(),
+            bounded: config.max_timers.is_some(),
         })
     }
 
@@ -152,7 +156,7 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.cancel(handle), Ok(42));
     /// ```
     pub fn insert(&mut self, deadline: u64, payload: T) -> Result<TimerHandle, InsertError<T>> {
-        if !self.slab.has_room() && self.slab.hollow() != 0 {
+        if !self.slab.has_room() && self.slab.in_use() > self.timers {
             // At `max_timers`, but cancelled timers hold entries.
             self.reclaim_one();
         }
@@ -164,7 +168,7 @@ impl<T> Wheel<T> {
         self.timers += 1;
         Ok(TimerHandle {
             index,
-            generation: self.slab.nodes[index as usize].generation,
+            generation: self.slab.entries[index as usize].generation,
         })
     }
 
@@ -189,8 +193,11 @@ impl<T> Wheel<T> {
             .take_live(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
-        self.recent.push(index);
-        if self.slab.hollow() > self.timers + SLACK {
+        if self.bounded {
+            self.recent.push(index);
+        }
+        // Hollow entries (in use but not live) may exceed live ones by SLACK.
+        if self.slab.in_use() > 2 * self.timers + SLACK {
             self.sweep();
         }
         Ok(payload)
@@ -201,7 +208,7 @@ impl<T> Wheel<T> {
     fn reclaim_one(&mut self) {
         while let Some(index) = self.recent.pop() {
             if self.slab.is_hollow(index) {
-                self.lists.unlink(&mut self.slab.nodes, index);
+                self.lists.unlink(&mut self.slab, index);
                 self.slab.release(index);
                 return;
             }
@@ -216,13 +223,13 @@ impl<T> Wheel<T> {
     fn sweep(&mut self) {
         self.lists.clear();
         self.recent.clear();
-        for index in 0..self.slab.nodes.len() as u32 {
-            let node = &self.slab.nodes[index as usize];
-            if node.hollow {
+        for index in 0..self.slab.len() as u32 {
+            let entry = &self.slab.entries[index as usize];
+            if entry.is_hollow() {
                 self.slab.release(index);
-            } else if node.list != ListId::FREE {
-                let list = node.list;
-                self.lists.push(&mut self.slab.nodes, list, index);
+            } else if entry.list != ListId::FREE {
+                let list = entry.list;
+                self.lists.push(&mut self.slab, list, index);
             }
         }
     }
@@ -258,7 +265,7 @@ impl<T> Wheel<T> {
         self.link(index);
         Ok(IntervalHandle {
             index,
-            generation: self.slab.nodes[index as usize].generation,
+            generation: self.slab.entries[index as usize].generation,
         })
     }
 
@@ -278,7 +285,7 @@ impl<T> Wheel<T> {
         if index >= self.slab.reserved() || !self.slab.is_live(index, generation) {
             return Err(CancelError::Inactive);
         }
-        self.lists.unlink(&mut self.slab.nodes, index);
+        self.lists.unlink(&mut self.slab, index);
         let payload = self.slab.remove(index).ok_or(CancelError::Inactive)?;
         self.intervals.release(index);
         Ok(payload)
@@ -388,20 +395,20 @@ impl<T> Wheel<T> {
         let mut earliest = u64::MAX;
         let mut index = self.lists.head(ListId::OVERFLOW);
         while index != NIL {
-            let node = &self.slab.nodes[index as usize];
-            if !node.hollow {
-                earliest = earliest.min(self.tick.ceil(node.deadline));
+            let link = &self.slab.links[index as usize];
+            if self.slab.entries[index as usize].holds_payload() {
+                earliest = earliest.min(self.tick.ceil(link.deadline));
             }
-            index = node.next;
+            index = link.next;
         }
         earliest
     }
 
     /// Files node `index` on the list its deadline calls for.
     fn link(&mut self, index: u32) {
-        let due = self.tick.ceil(self.slab.nodes[index as usize].deadline);
+        let due = self.tick.ceil(self.slab.links[index as usize].deadline);
         let list = list_for(self.now, due);
-        self.lists.push(&mut self.slab.nodes, list, index);
+        self.lists.push(&mut self.slab, list, index);
     }
 
     /// Refiles every timer of `list` relative to the current tick; each
@@ -424,29 +431,29 @@ impl<T> Wheel<T> {
     fn gather(&mut self, list: ListId) -> Vec<(u64, u32)> {
         let mut batch = core::mem::take(&mut self.batch);
         batch.clear();
-        let scan = self.lists.len(list) as usize > self.slab.nodes.len() / 16;
+        let scan = self.lists.len(list) as usize > self.slab.len() / 16;
         let mut index = self.lists.detach(list);
         if scan {
-            for i in 0..self.slab.nodes.len() {
-                let node = &self.slab.nodes[i];
-                if node.list == list {
+            for i in 0..self.slab.len() {
+                let entry = &self.slab.entries[i];
+                if entry.list == list {
                     // Slab indices fit in u32 (checked by `Config`).
-                    if node.hollow {
+                    if !entry.holds_payload() {
                         self.slab.release(i as u32);
                     } else {
-                        batch.push((node.deadline, i as u32));
+                        batch.push((self.slab.links[i].deadline, i as u32));
                     }
                 }
             }
         } else {
             while index != NIL {
-                let node = &self.slab.nodes[index as usize];
-                let next = node.next;
-                if node.hollow {
+                let link = self.slab.links[index as usize];
+                let next = link.next;
+                if !self.slab.entries[index as usize].holds_payload() {
                     // Cancelled: free it rather than refile or fire it.
                     self.slab.release(index);
                 } else {
-                    batch.push((node.deadline, index));
+                    batch.push((link.deadline, index));
                 }
                 index = next;
             }
@@ -460,8 +467,7 @@ impl<T> Wheel<T> {
         F: FnMut(Expired<'_, T>),
     {
         let head = self.lists.head(list);
-        let node = &self.slab.nodes[head as usize];
-        if node.next == NIL && !node.hollow {
+        if self.slab.links[head as usize].next == NIL && self.slab.entries[head as usize].holds_payload() {
             self.lists.detach(list);
             self.fire(head, limit, expired);
             return 1;
@@ -485,8 +491,8 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
-        let node = &self.slab.nodes[index as usize];
-        let (deadline, generation) = (node.deadline, node.generation);
+        let deadline = self.slab.links[index as usize].deadline;
+        let generation = self.slab.entries[index as usize].generation;
         if index >= self.slab.reserved() {
             if let Some(payload) = self.slab.remove(index) {
                 self.timers -= 1;
@@ -495,13 +501,13 @@ impl<T> Wheel<T> {
             return;
         }
         let (missed, next) = self.intervals.rearm(index, deadline, limit);
-        self.slab.nodes[index as usize].deadline = next;
+        self.slab.links[index as usize].deadline = next;
         if next > limit {
             self.link(index);
         } else {
             // `next` saturated at u64::MAX and is still due: park it rather
             // than fire it again in this same call, forever.
-            self.lists.push(&mut self.slab.nodes, ListId::PARKED, index);
+            self.lists.push(&mut self.slab, ListId::PARKED, index);
         }
         if let Some(payload) = self.slab.payload_mut(index) {
             let handle = IntervalHandle { index, generation };
@@ -528,7 +534,7 @@ impl<T> Drop for Refile<'_, T> {
     fn drop(&mut self) {
         let wheel = &mut *self.wheel;
         for &(_, index) in &self.batch[self.fired..] {
-            wheel.lists.push(&mut wheel.slab.nodes, ListId::DUE, index);
+            wheel.lists.push(&mut wheel.slab, ListId::DUE, index);
         }
         wheel.batch = core::mem::take(&mut self.batch);
     }
