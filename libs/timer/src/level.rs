@@ -141,6 +141,7 @@ impl Lists {
 
     /// Pushes `index` at the head of `list` (order within a list is
     /// irrelevant: batches are sorted when they fire).
+    #[inline]
     pub(crate) fn push<T>(&mut self, slab: &mut Slab<T>, list: ListId, index: u32) {
         let head = self.heads[list.0 as usize];
         if head != NIL {
@@ -252,7 +253,7 @@ mod tests {
         // whose first tick is 192.
         let list = list_for(70, 200);
         assert_eq!(list, ListId::slot(1, 3));
-        assert_eq!(slab.insert(0, ()).ok(), Some(0));
+        assert_eq!(slab.insert(0, ()).ok(), Some((0, 1)));
         lists.push(&mut slab, list, 0);
         assert_eq!(
             lists.next_expiration(70),

@@ -134,14 +134,16 @@ impl<T> Slab<T> {
     }
 
     /// Takes a one-shot entry and fills it; the caller links it into a list.
-    /// Gives the payload back when `max_timers` entries are in use.
-    pub(crate) fn insert(&mut self, deadline: u64, payload: T) -> Result<u32, T> {
+    /// Returns its index and generation, or gives the payload back when
+    /// `max_timers` entries are in use.
+    #[inline]
+    pub(crate) fn insert(&mut self, deadline: u64, payload: T) -> Result<(u32, u32), T> {
         if self.free != NIL {
             let index = self.free;
             self.free = self.links[index as usize].next;
             self.in_use += 1;
-            self.fill(index, deadline, payload);
-            return Ok(index);
+            let generation = self.fill(index, deadline, payload);
+            return Ok((index, generation));
         }
         let index = self.entries.len() as u32;
         if index >= self.max_len {
@@ -160,11 +162,13 @@ impl<T> Slab<T> {
             list: ListId::DUE,
             payload: MaybeUninit::new(payload),
         });
-        Ok(index)
+        Ok((index, 1))
     }
 
-    /// Fills a vacant entry (one-shot or reserved) with a payload.
-    pub(crate) fn fill(&mut self, index: u32, deadline: u64, payload: T) {
+    /// Fills a vacant entry (one-shot or reserved) with a payload and
+    /// returns its new (odd) generation.
+    #[inline]
+    pub(crate) fn fill(&mut self, index: u32, deadline: u64, payload: T) -> u32 {
         self.links[index as usize].deadline = deadline;
         let node = &mut self.entries[index as usize];
         debug_assert!(node.list == ListId::FREE && !node.holds_payload());
@@ -172,6 +176,7 @@ impl<T> Slab<T> {
         node.generation = node.generation.wrapping_add(1);
         // The caller links the node next, which overwrites this.
         node.list = ListId::DUE;
+        node.generation
     }
 
     /// Whether `index` holds a live timer whose generation is `generation`.

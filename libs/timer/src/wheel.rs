@@ -160,16 +160,13 @@ impl<T> Wheel<T> {
             // At `max_timers`, but cancelled timers hold entries.
             self.reclaim_one();
         }
-        let index = self
+        let (index, generation) = self
             .slab
             .insert(deadline, payload)
             .map_err(InsertError::Full)?;
-        self.link(index);
+        self.link_at(index, deadline);
         self.timers += 1;
-        Ok(TimerHandle {
-            index,
-            generation: self.slab.entries[index as usize].generation,
-        })
+        Ok(TimerHandle { index, generation })
     }
 
     /// Disarms a one-shot timer and returns its payload, in O(1). A handle
@@ -205,6 +202,8 @@ impl<T> Wheel<T> {
 
     /// Frees at least one hollow node (there is one): unlinks a recently
     /// cancelled one still hollow in O(1), or else sweeps.
+    #[cold]
+    #[inline(never)]
     fn reclaim_one(&mut self) {
         while let Some(index) = self.recent.pop() {
             if self.slab.is_hollow(index) {
@@ -220,6 +219,7 @@ impl<T> Wheel<T> {
     /// sequential pass over the slab (see `pending.rs`). List order is
     /// irrelevant (batches are sorted when they fire).
     #[cold]
+    #[inline(never)]
     fn sweep(&mut self) {
         self.lists.clear();
         self.recent.clear();
@@ -261,12 +261,9 @@ impl<T> Wheel<T> {
         let Some(index) = self.intervals.claim(period) else {
             return Err(IntervalError::Full(payload));
         };
-        self.slab.fill(index, first, payload);
-        self.link(index);
-        Ok(IntervalHandle {
-            index,
-            generation: self.slab.entries[index as usize].generation,
-        })
+        let generation = self.slab.fill(index, first, payload);
+        self.link_at(index, first);
+        Ok(IntervalHandle { index, generation })
     }
 
     /// Removes an interval timer, returning its payload and freeing its
@@ -406,8 +403,13 @@ impl<T> Wheel<T> {
 
     /// Files node `index` on the list its deadline calls for.
     fn link(&mut self, index: u32) {
-        let due = self.tick.ceil(self.slab.links[index as usize].deadline);
-        let list = list_for(self.now, due);
+        self.link_at(index, self.slab.links[index as usize].deadline);
+    }
+
+    /// [`link`](Self::link) for a node whose deadline the caller has.
+    #[inline]
+    fn link_at(&mut self, index: u32, deadline: u64) {
+        let list = list_for(self.now, self.tick.ceil(deadline));
         self.lists.push(&mut self.slab, list, index);
     }
 
