@@ -37,7 +37,10 @@ fn main() {
     let heap = args.iter().any(|a| a == "heap");
     let phase = |p: &str| args.iter().any(|a| a == p);
     if phase("life") {
-        println!("checksum {}", if heap { life_heap() } else { life_percore() });
+        println!(
+            "checksum {}",
+            if heap { life_heap() } else { life_percore() }
+        );
         return;
     }
     let mut s = 0x9E37_79B9_7F4A_7C15;

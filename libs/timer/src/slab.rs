@@ -119,7 +119,9 @@ impl<T> Slab<T> {
 
     /// Whether entry `index` is hollow.
     pub(crate) fn is_hollow(&self, index: u32) -> bool {
-        self.entries.get(index as usize).is_some_and(Entry::is_hollow)
+        self.entries
+            .get(index as usize)
+            .is_some_and(Entry::is_hollow)
     }
 
     /// Entries in the slab (live, hollow, free or reserved).

@@ -1,8 +1,9 @@
 //! The wheel: arming, cancelling, and advancing time.
 //!
 //! See the crate documentation for the guarantees and `level.rs` for the
-//! placement math. The parts here: `insert`/`cancel` are a slab operation
-//! plus an O(1) list push/unlink; `advance` repeatedly takes the earliest
+//! placement math. The parts here: `insert` is a slab operation plus an
+//! O(1) list push; `cancel` only hollows the slab entry (see `pending.rs`
+//! for when it is freed); `advance` repeatedly takes the earliest
 //! piece of work (found from the occupied bitmaps in O(levels)), either
 //! cascading a coarse slot down or firing a level-0 slot; timers fired by
 //! one call are sorted per tick so they come out in exact deadline order.
@@ -169,9 +170,16 @@ impl<T> Wheel<T> {
         Ok(TimerHandle { index, generation })
     }
 
-    /// Disarms a one-shot timer and returns its payload, in O(1). A handle
-    /// whose timer already fired or was cancelled gives
-    /// [`CancelError::Inactive`] and changes nothing.
+    /// Disarms a one-shot timer and returns its payload. A handle whose
+    /// timer already fired or was cancelled gives [`CancelError::Inactive`]
+    /// and changes nothing.
+    ///
+    /// O(1): one look at the timer's slab entry, which stays linked on its
+    /// slot list until `advance` walks that slot (and frees it instead of
+    /// firing it). When cancelled entries come to outnumber live timers by
+    /// more than 64, this call sweeps the slab once (O(slab), sequential)
+    /// and frees them all, so their memory stays bounded; that happens at
+    /// most once per half a slab of cancels (amortised O(1)).
     ///
     /// ```
     /// use percore_timer::{CancelError, Config, TickShift, Wheel};
@@ -295,8 +303,8 @@ impl<T> Wheel<T> {
     /// rounded up to a tick); it is [`now`](Self::now) when timers are
     /// already due. It is earlier than any fire instant only when a coarse
     /// slot must first be cascaded (or the overflow list re-examined) at
-    /// that instant, or when a slot holds only timers cancelled since the
-    /// last `advance` (they are unlinked in batches); advancing to it then
+    /// that instant, or when a slot holds only cancelled timers not yet
+    /// freed (they are freed when `advance` walks their slot); advancing to it then
     /// does that work, and the next call returns a later value. O(levels),
     /// no list walks.
     ///
@@ -469,7 +477,9 @@ impl<T> Wheel<T> {
         F: FnMut(Expired<'_, T>),
     {
         let head = self.lists.head(list);
-        if self.slab.links[head as usize].next == NIL && self.slab.entries[head as usize].holds_payload() {
+        if self.slab.links[head as usize].next == NIL
+            && self.slab.entries[head as usize].holds_payload()
+        {
             self.lists.detach(list);
             self.fire(head, limit, expired);
             return 1;
