@@ -58,6 +58,30 @@ fn spsc_batched_release() {
     });
 }
 
+/// The adaptive release batch: a producer that finds the ring full raises
+/// `waiting` (Relaxed, a hint with no data), the consumer then releases on
+/// every pop until the batch grows back. Slots must still only be reused
+/// after `head` (Release/Acquire) says so, whatever the batch does, and a
+/// consumer that found the ring empty has released every slot.
+#[test]
+fn spsc_adaptive_release() {
+    loom::model(|| {
+        let (mut tx, mut rx) = spsc::channel::<u32>(4).unwrap();
+        let h = thread::spawn(move || {
+            (0..6).for_each(|i| tx.push(i, &mut LoomYield));
+            tx
+        });
+        for i in 0..6 {
+            assert_eq!(rx.pop(&mut LoomYield), i);
+        }
+        let mut tx = h.join().unwrap();
+        // The consumer goes idle after finding the ring empty: the producer
+        // sees every slot free.
+        assert!(rx.try_pop().is_err());
+        assert_eq!(tx.slots(), 4);
+    });
+}
+
 #[test]
 fn spsc_chunks_in_place() {
     loom::model(|| {

@@ -110,6 +110,70 @@ proptest! {
         prop_assert_eq!(tx.slots(), cap);
     }
 
+    /// The adaptive release batch against a FIFO model, on rings large
+    /// enough to batch: every value comes out in order; the slots the
+    /// consumer holds back are fewer than the largest batch (a sixteenth of
+    /// the capacity); a consumer whose pop found the ring empty holds back
+    /// nothing (a consumer that goes idle frees everything); and once the
+    /// producer found the ring full, the consumer's next release is followed
+    /// by one after a single pop (the batch drops to one).
+    #[test]
+    fn spsc_adaptive_release_matches_model(
+        cap in prop::sample::select(vec![32usize, 64, 1024]),
+        ops in prop::collection::vec(prop_oneof![
+            3 => (1usize..80).prop_map(|n| (true, n)),
+            3 => (1usize..80).prop_map(|n| (false, n)),
+        ], 1..40),
+    ) {
+        let (mut tx, mut rx) = spsc::channel::<u32>(cap).unwrap();
+        let max_batch = (cap / 16).clamp(1, 64);
+        let mut model = VecDeque::new();
+        let mut next = 0u32;
+        for (push, n) in ops {
+            let mut saw_full = false;
+            for _ in 0..n {
+                if push {
+                    match tx.try_push(next) {
+                        Ok(()) => { prop_assert!(model.len() < cap); model.push_back(next); next += 1; }
+                        Err(e) => {
+                            prop_assert_eq!(e.into_inner(), next);
+                            prop_assert!(model.len() + max_batch > cap);
+                            saw_full = true;
+                        }
+                    }
+                } else {
+                    let got = rx.try_pop().ok();
+                    prop_assert_eq!(got, model.pop_front());
+                    if got.is_none() {
+                        prop_assert_eq!(tx.slots(), cap - model.len(), "idle consumer holds slots back");
+                    }
+                }
+                let held = cap - model.len() - tx.slots();
+                prop_assert!(held < max_batch, "{held} held back, batch {max_batch}");
+            }
+            if saw_full {
+                // The producer is waiting: the consumer's current run ends
+                // within `max_batch` pops and releases; it sees the flag
+                // there, so the next pop releases its slot at once.
+                let mut held = Vec::new();
+                while held.len() < max_batch + 2 && model.len() > 1 {
+                    prop_assert_eq!(rx.try_pop().ok(), model.pop_front());
+                    held.push(cap - model.len() - tx.slots());
+                }
+                if let Some(j) = held.iter().position(|&h| h == 0) {
+                    if let Some(&after) = held.get(j + 1) {
+                        prop_assert_eq!(after, 0, "held back after the producer waited: {:?}", held);
+                    }
+                }
+            }
+        }
+        while let Ok(v) = rx.try_pop() {
+            prop_assert_eq!(Some(v), model.pop_front());
+        }
+        prop_assert!(model.is_empty());
+        prop_assert_eq!(tx.slots(), cap);
+    }
+
     #[test]
     fn mpsc_cas_matches_model(cap in 1usize..9, ops in ops()) {
         let (mut tx, mut rx) = mpsc::cas::channel::<u16>(cap).unwrap();
