@@ -58,13 +58,13 @@ fn spsc_batched_release() {
     });
 }
 
-/// The adaptive release batch: a producer that finds the ring full raises
-/// `waiting` (Relaxed, a hint with no data), the consumer then releases on
-/// every pop until the batch grows back. Slots must still only be reused
-/// after `head` (Release/Acquire) says so, whatever the batch does, and a
-/// consumer that found the ring empty has released every slot.
+/// A producer that fills the 4-slot ring and keeps pushing while the
+/// consumer releases in runs of two: slots are only reused after `head`
+/// (Release/Acquire) says so, and a consumer that found the ring empty has
+/// released every slot, so a producer sees all the space freed by a
+/// consumer that then goes idle.
 #[test]
-fn spsc_adaptive_release() {
+fn spsc_full_ring_then_idle_consumer() {
     loom::model(|| {
         let (mut tx, mut rx) = spsc::channel::<u32>(4).unwrap();
         let h = thread::spawn(move || {

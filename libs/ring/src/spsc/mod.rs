@@ -48,27 +48,17 @@ use crate::buffer::{Buffer, capacity_for};
 use crate::cache_pad::CachePadded;
 use crate::error::{CapacityError, PopError, PushError};
 use crate::queue::{Receiver, Sender};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicUsize, Ordering};
 
 /// The consumer publishes `head` every `capacity / RELEASE_DIVISOR` pops (at
 /// least 1, at most 64). Loom models use rings of a few slots, so there the
 /// runs are half the ring, to exercise the lag.
 const RELEASE_DIVISOR: usize = if cfg!(loom) { 2 } else { 16 };
 
-/// The consumer's line: its published cursor and the producer's "I am
-/// waiting for space" flag.
-pub(crate) struct HeadLine {
-    /// Next position the consumer will read (written by the consumer only).
-    pos: AtomicUsize,
-    /// Set by the producer when it found the ring full after reloading
-    /// `pos`; cleared by the consumer when it sees it. A hint only: it
-    /// carries no data, so `Relaxed` (see the module doc).
-    waiting: AtomicBool,
-}
-
 /// The state both handles share.
 pub(crate) struct Shared<T> {
-    head: CachePadded<HeadLine>,
+    /// Next position the consumer will read (written by the consumer only).
+    head: CachePadded<AtomicUsize>,
     /// Next position the producer will write (written by the producer only).
     tail: CachePadded<AtomicUsize>,
     buf: Buffer<T>,
@@ -92,7 +82,7 @@ unsafe impl<T: Send> Send for Consumer<T> {}
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        let head = self.head.pos.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
         let mut pos = head;
         while pos != tail {
@@ -120,8 +110,6 @@ pub struct Producer<T> {
     tail: usize,
     /// Last `head` seen plus the capacity: the slots `tail..limit` are free.
     limit: usize,
-    /// This producer raised `waiting` and has not found space since.
-    waiting: bool,
 }
 
 /// The receiving half of an SPSC ring. `Send`, not `Clone`.
@@ -139,11 +127,8 @@ pub struct Consumer<T> {
     cached_tail: usize,
     /// The value last stored to `shared.head`.
     released: usize,
-    /// Pops between two stores of `shared.head` (see the module doc): adapts
-    /// between 1 and `max_batch`.
+    /// Pops between two stores of `shared.head` (see the module doc).
     release_batch: usize,
-    /// The largest release batch: a sixteenth of the capacity, 1 to 64.
-    max_batch: usize,
     /// Where `try_pop` must leave its fast path: the nearer (from `head`) of
     /// `cached_tail` (nothing more is known to be ready) and
     /// `released + release_batch - 1` (the next pop completes a run).
@@ -162,10 +147,7 @@ pub struct Consumer<T> {
 pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
     let capacity = capacity_for(capacity)?;
     let shared = Arc::new(Shared {
-        head: CachePadded(HeadLine {
-            pos: AtomicUsize::new(0),
-            waiting: AtomicBool::new(false),
-        }),
+        head: CachePadded(AtomicUsize::new(0)),
         tail: CachePadded(AtomicUsize::new(0)),
         buf: Buffer::new(capacity)?,
     });
@@ -176,7 +158,6 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         mask,
         tail: 0,
         limit: capacity,
-        waiting: false,
     };
     let consumer = Consumer {
         shared,
@@ -186,7 +167,6 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         cached_tail: 0,
         released: 0,
         release_batch: (capacity / RELEASE_DIVISOR).clamp(1, 64),
-        max_batch: (capacity / RELEASE_DIVISOR).clamp(1, 64),
         stop: 0,
     };
     Ok((producer, consumer))
@@ -229,19 +209,9 @@ impl<T> Producer<T> {
     fn free_slots_for(&mut self, want: usize) -> usize {
         let mut free = self.limit.wrapping_sub(self.tail);
         if free < want {
-            let head = self.shared.head.pos.load(Ordering::Acquire);
+            let head = self.shared.head.load(Ordering::Acquire);
             self.limit = head.wrapping_add(self.mask + 1);
             free = self.limit.wrapping_sub(self.tail);
-            if free == 0 {
-                // Full: ask the consumer to hand slots back sooner (once per
-                // wait, not once per retry).
-                if !self.waiting {
-                    self.waiting = true;
-                    raise(&self.shared.head.waiting);
-                }
-            } else {
-                self.waiting = false;
-            }
         }
         free
     }
@@ -316,7 +286,7 @@ impl<T> Consumer<T> {
             // for more, so a consumer that drains the ring holds nothing back.
             if self.released != self.head {
                 self.released = self.head;
-                self.shared.head.pos.store(self.head, Ordering::Release);
+                self.shared.head.store(self.head, Ordering::Release);
             }
             self.cached_tail = self.shared.tail.load(Ordering::Acquire);
             if self.head == self.cached_tail {
@@ -327,12 +297,7 @@ impl<T> Consumer<T> {
         let value = self.take();
         if self.head.wrapping_sub(self.released) >= self.release_batch {
             self.released = self.head;
-            self.shared.head.pos.store(self.head, Ordering::Release);
-            self.release_batch = adapt(
-                &self.shared.head.waiting,
-                self.release_batch,
-                self.max_batch,
-            );
+            self.shared.head.store(self.head, Ordering::Release);
         }
         self.update_stop();
         Ok(value)
@@ -358,7 +323,7 @@ impl<T> Consumer<T> {
     #[inline]
     fn release(&mut self) {
         self.released = self.head;
-        self.shared.head.pos.store(self.head, Ordering::Release);
+        self.shared.head.store(self.head, Ordering::Release);
         self.update_stop();
     }
 
@@ -443,29 +408,6 @@ impl<T> Consumer<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.shared.buf.capacity()
-    }
-}
-
-/// The producer's "waiting for space" signal. Out of line and taking only
-/// the flag, so the handles' fields can stay in registers around it.
-#[cold]
-#[inline(never)]
-fn raise(waiting: &AtomicBool) {
-    waiting.store(true, Ordering::Relaxed);
-}
-
-/// The consumer's release batch after a run is released: a producer waiting
-/// for space drops it to one (each pop hands its slot back at once while the
-/// producer waits; the flag is cleared), otherwise it doubles back up to
-/// `max`. Out of line (once per run) and taking values, not the handle, so
-/// the pop path stays short and its fields stay in registers.
-#[inline(never)]
-fn adapt(waiting: &AtomicBool, batch: usize, max: usize) -> usize {
-    if waiting.load(Ordering::Relaxed) {
-        waiting.store(false, Ordering::Relaxed);
-        1
-    } else {
-        (batch * 2).min(max)
     }
 }
 
