@@ -62,6 +62,13 @@ pub struct Wheel<T> {
     /// Whether `max_timers` was set: only then are cancels recorded in
     /// `recent` (an unbounded slab grows instead, within the sweep bound).
     bounded: bool,
+    /// Cancels that may still take the short path: a lower bound on the
+    /// cancels before hollow entries could outnumber live timers by more
+    /// than `SLACK` (each cancel moves that margin by two). Inserts and
+    /// frees only widen the margin, so a stale value is safe; the slow path
+    /// and `advance` (where timers fire) recompute it. Always 0 for a
+    /// bounded wheel, whose cancels all record themselves in `recent`.
+    cancel_budget: usize,
 }
 
 impl<T> Wheel<T> {
@@ -85,6 +92,7 @@ impl<T> Wheel<T> {
             batch: Vec::with_capacity(64),
             recent: Recent::new(),
             bounded: config.max_timers.is_some(),
+            cancel_budget: 0,
         })
     }
 
@@ -198,14 +206,34 @@ impl<T> Wheel<T> {
             .take_live(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
+        if self.cancel_budget == 0 {
+            self.cancel_slow(index);
+        } else {
+            self.cancel_budget -= 1;
+        }
+        Ok(payload)
+    }
+
+    /// The rest of a cancel once the budget ran out: records the entry for
+    /// reuse at `max_timers`, sweeps if hollow entries (in use but not live)
+    /// exceed live timers by more than `SLACK`, and renews the budget.
+    #[cold]
+    #[inline(never)]
+    fn cancel_slow(&mut self, index: u32) {
         if self.bounded {
             self.recent.push(index);
         }
-        // Hollow entries (in use but not live) may exceed live ones by SLACK.
         if self.slab.in_use() > 2 * self.timers + SLACK {
             self.sweep();
         }
-        Ok(payload)
+        self.renew_cancel_budget();
+    }
+
+    /// Recomputes `cancel_budget` from the exact counts.
+    fn renew_cancel_budget(&mut self) {
+        let hollow = self.slab.in_use() - self.timers;
+        let margin = (self.timers + SLACK).saturating_sub(hollow);
+        self.cancel_budget = if self.bounded { 0 } else { margin / 2 };
     }
 
     /// Frees at least one hollow node (there is one): unlinks a recently
@@ -392,6 +420,9 @@ impl<T> Wheel<T> {
             }
         }
         self.now = self.now.max(target);
+        // Timers fired (the margin narrowed) and hollow entries were freed
+        // (it widened): start the cancel budget afresh.
+        self.renew_cancel_budget();
         fired
     }
 
