@@ -135,8 +135,14 @@ fn life_percore() -> u64 {
     let mut handles = vec![None; N];
     let mut sum = 0u64;
     for (t, cancel) in cancels.iter().enumerate() {
-        for i in t * LIFE_PER_TICK..((t + 1) * LIFE_PER_TICK).min(N) {
-            handles[i] = Some(wheel.insert(deadlines[i] << SHIFT, i as u64).unwrap());
+        let armed = t * LIFE_PER_TICK..((t + 1) * LIFE_PER_TICK).min(N);
+        for (i, &d) in deadlines
+            .iter()
+            .enumerate()
+            .take(armed.end)
+            .skip(armed.start)
+        {
+            handles[i] = Some(wheel.insert(d << SHIFT, i as u64).unwrap());
         }
         for &i in cancel {
             sum = sum.wrapping_add(wheel.cancel(handles[i as usize].take().unwrap()).unwrap());
@@ -156,9 +162,15 @@ fn life_heap() -> u64 {
     let mut payloads: Vec<Option<u64>> = Vec::with_capacity(N);
     let mut sum = 0u64;
     for (t, cancel) in cancels.iter().enumerate() {
-        for i in t * LIFE_PER_TICK..((t + 1) * LIFE_PER_TICK).min(N) {
+        let armed = t * LIFE_PER_TICK..((t + 1) * LIFE_PER_TICK).min(N);
+        for (i, &d) in deadlines
+            .iter()
+            .enumerate()
+            .take(armed.end)
+            .skip(armed.start)
+        {
             payloads.push(Some(i as u64));
-            heap.push(Reverse((deadlines[i], i as u32)));
+            heap.push(Reverse((d, i as u32)));
         }
         for &i in cancel {
             sum = sum.wrapping_add(payloads[i as usize].take().unwrap());
