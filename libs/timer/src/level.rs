@@ -145,12 +145,12 @@ impl Lists {
     pub(crate) fn push<T>(&mut self, slab: &mut Slab<T>, list: ListId, index: u32) {
         let head = self.heads[list.0 as usize];
         if head != NIL {
-            slab.links[head as usize].prev = index;
+            slab.nodes[head as usize].link.prev = index;
         }
-        let link = &mut slab.links[index as usize];
+        let link = &mut slab.nodes[index as usize].link;
         link.prev = NIL;
         link.next = head;
-        slab.entries[index as usize].list = list;
+        slab.nodes[index as usize].entry.list = list;
         self.heads[list.0 as usize] = index;
         self.lens[list.0 as usize] += 1;
         if let Some(level) = list.level() {
@@ -161,14 +161,14 @@ impl Lists {
     /// Unlinks `index` from whatever list it is on, in O(1). Its `list`
     /// field is left as is; the caller relinks or frees the node.
     pub(crate) fn unlink<T>(&mut self, slab: &mut Slab<T>, index: u32) {
-        let crate::slab::Link { prev, next, .. } = slab.links[index as usize];
-        let list = slab.entries[index as usize].list;
+        let crate::slab::Link { prev, next, .. } = slab.nodes[index as usize].link;
+        let list = slab.nodes[index as usize].entry.list;
         self.lens[list.0 as usize] -= 1;
         if next != NIL {
-            slab.links[next as usize].prev = prev;
+            slab.nodes[next as usize].link.prev = prev;
         }
         if prev != NIL {
-            slab.links[prev as usize].next = next;
+            slab.nodes[prev as usize].link.next = next;
         } else {
             self.heads[list.0 as usize] = next;
             if next == NIL

@@ -260,7 +260,7 @@ impl<T> Wheel<T> {
         self.lists.clear();
         self.recent.clear();
         for index in 0..self.slab.len() as u32 {
-            let entry = &self.slab.entries[index as usize];
+            let entry = &self.slab.nodes[index as usize].entry;
             if entry.is_hollow() {
                 self.slab.release(index);
             } else if entry.list != ListId::FREE {
@@ -431,8 +431,8 @@ impl<T> Wheel<T> {
         let mut earliest = u64::MAX;
         let mut index = self.lists.head(ListId::OVERFLOW);
         while index != NIL {
-            let link = &self.slab.links[index as usize];
-            if self.slab.entries[index as usize].holds_payload() {
+            let link = &self.slab.nodes[index as usize].link;
+            if self.slab.nodes[index as usize].entry.holds_payload() {
                 earliest = earliest.min(self.tick.ceil(link.deadline));
             }
             index = link.next;
@@ -442,7 +442,7 @@ impl<T> Wheel<T> {
 
     /// Files node `index` on the list its deadline calls for.
     fn link(&mut self, index: u32) {
-        self.link_at(index, self.slab.links[index as usize].deadline);
+        self.link_at(index, self.slab.nodes[index as usize].link.deadline);
     }
 
     /// [`link`](Self::link) for a node whose deadline the caller has.
@@ -476,21 +476,21 @@ impl<T> Wheel<T> {
         let mut index = self.lists.detach(list);
         if scan {
             for i in 0..self.slab.len() {
-                let entry = &self.slab.entries[i];
+                let entry = &self.slab.nodes[i].entry;
                 if entry.list == list {
                     // Slab indices fit in u32 (checked by `Config`).
                     if !entry.holds_payload() {
                         self.slab.release(i as u32);
                     } else {
-                        batch.push((self.slab.links[i].deadline, i as u32));
+                        batch.push((self.slab.nodes[i].link.deadline, i as u32));
                     }
                 }
             }
         } else {
             while index != NIL {
-                let link = self.slab.links[index as usize];
+                let link = self.slab.nodes[index as usize].link;
                 let next = link.next;
-                if !self.slab.entries[index as usize].holds_payload() {
+                if !self.slab.nodes[index as usize].entry.holds_payload() {
                     // Cancelled: free it rather than refile or fire it.
                     self.slab.release(index);
                 } else {
@@ -508,8 +508,8 @@ impl<T> Wheel<T> {
         F: FnMut(Expired<'_, T>),
     {
         let head = self.lists.head(list);
-        if self.slab.links[head as usize].next == NIL
-            && self.slab.entries[head as usize].holds_payload()
+        if self.slab.nodes[head as usize].link.next == NIL
+            && self.slab.nodes[head as usize].entry.holds_payload()
         {
             self.lists.detach(list);
             self.fire(head, limit, expired);
@@ -534,8 +534,8 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
-        let deadline = self.slab.links[index as usize].deadline;
-        let generation = self.slab.entries[index as usize].generation;
+        let deadline = self.slab.nodes[index as usize].link.deadline;
+        let generation = self.slab.nodes[index as usize].entry.generation;
         if index >= self.slab.reserved() {
             if let Some(payload) = self.slab.remove(index) {
                 self.timers -= 1;
@@ -544,7 +544,7 @@ impl<T> Wheel<T> {
             return;
         }
         let (missed, next) = self.intervals.rearm(index, deadline, limit);
-        self.slab.links[index as usize].deadline = next;
+        self.slab.nodes[index as usize].link.deadline = next;
         if next > limit {
             self.link(index);
         } else {
