@@ -206,10 +206,12 @@ impl<T> Wheel<T> {
             .take_live(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
-        if self.cancel_budget == 0 {
+        // One subtract and one branch on its borrow; the slow path renews
+        // the budget (the wrapped value is never used).
+        let (budget, spent) = self.cancel_budget.overflowing_sub(1);
+        self.cancel_budget = budget;
+        if spent {
             self.cancel_slow(index);
-        } else {
-            self.cancel_budget -= 1;
         }
         Ok(payload)
     }
