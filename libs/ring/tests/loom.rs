@@ -58,6 +58,30 @@ fn spsc_batched_release() {
     });
 }
 
+/// A producer that fills the 4-slot ring and keeps pushing while the
+/// consumer releases in runs of two: slots are only reused after `head`
+/// (Release/Acquire) says so, and a consumer that found the ring empty has
+/// released every slot, so a producer sees all the space freed by a
+/// consumer that then goes idle.
+#[test]
+fn spsc_full_ring_then_idle_consumer() {
+    loom::model(|| {
+        let (mut tx, mut rx) = spsc::channel::<u32>(4).unwrap();
+        let h = thread::spawn(move || {
+            (0..6).for_each(|i| tx.push(i, &mut LoomYield));
+            tx
+        });
+        for i in 0..6 {
+            assert_eq!(rx.pop(&mut LoomYield), i);
+        }
+        let mut tx = h.join().unwrap();
+        // The consumer goes idle after finding the ring empty: the producer
+        // sees every slot free.
+        assert!(rx.try_pop().is_err());
+        assert_eq!(tx.slots(), 4);
+    });
+}
+
 #[test]
 fn spsc_chunks_in_place() {
     loom::model(|| {

@@ -110,6 +110,51 @@ proptest! {
         prop_assert_eq!(tx.slots(), cap);
     }
 
+    /// The batched release against a FIFO model, on rings large enough to
+    /// batch, with pushes that run into a full ring: every value comes out
+    /// in order; the slots the consumer holds back are fewer than a batch (a
+    /// sixteenth of the capacity); and a consumer whose pop found the ring
+    /// empty holds back nothing (a consumer that goes idle frees everything).
+    #[test]
+    fn spsc_release_matches_model(
+        cap in prop::sample::select(vec![32usize, 64, 1024]),
+        ops in prop::collection::vec(prop_oneof![
+            3 => (1usize..80).prop_map(|n| (true, n)),
+            3 => (1usize..80).prop_map(|n| (false, n)),
+        ], 1..40),
+    ) {
+        let (mut tx, mut rx) = spsc::channel::<u32>(cap).unwrap();
+        let max_batch = (cap / 16).clamp(1, 64);
+        let mut model = VecDeque::new();
+        let mut next = 0u32;
+        for (push, n) in ops {
+            for _ in 0..n {
+                if push {
+                    match tx.try_push(next) {
+                        Ok(()) => { prop_assert!(model.len() < cap); model.push_back(next); next += 1; }
+                        Err(e) => {
+                            prop_assert_eq!(e.into_inner(), next);
+                            prop_assert!(model.len() + max_batch > cap);
+                        }
+                    }
+                } else {
+                    let got = rx.try_pop().ok();
+                    prop_assert_eq!(got, model.pop_front());
+                    if got.is_none() {
+                        prop_assert_eq!(tx.slots(), cap - model.len(), "idle consumer holds slots back");
+                    }
+                }
+                let held = cap - model.len() - tx.slots();
+                prop_assert!(held < max_batch, "{held} held back, batch {max_batch}");
+            }
+        }
+        while let Ok(v) = rx.try_pop() {
+            prop_assert_eq!(Some(v), model.pop_front());
+        }
+        prop_assert!(model.is_empty());
+        prop_assert_eq!(tx.slots(), cap);
+    }
+
     #[test]
     fn mpsc_cas_matches_model(cap in 1usize..9, ops in ops()) {
         let (mut tx, mut rx) = mpsc::cas::channel::<u16>(cap).unwrap();

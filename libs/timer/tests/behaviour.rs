@@ -223,3 +223,75 @@ fn one_long_jump_refiles_overflow_once() {
     assert_eq!(fired, [1 << 63, (1 << 63) + 5]);
     assert_eq!(w.now(), u64::MAX - 1);
 }
+
+#[test]
+fn cancelled_entries_are_reused_at_max_timers() {
+    // Far timers (never walked by `advance`): their cancelled entries can
+    // only come back through reuse at the limit or a sweep. 300 armed,
+    // 100 cancelled: the first 64 inserts reuse recent cancels (O(1)
+    // unlink), the rest need a sweep. Then 10 000 rounds of arm-and-cancel
+    // at the limit never see `Full`.
+    let config = Config::new(TickShift::new(0).unwrap())
+        .with_capacity(300)
+        .with_max_timers(300);
+    let mut w = Wheel::new(config).unwrap();
+    let mut live: Vec<_> = (0..300u64)
+        .map(|i| (i, w.insert(1_000_000 + i, i).unwrap()))
+        .collect();
+    for (i, h) in live.drain(..100) {
+        assert_eq!(w.cancel(h), Ok(i));
+    }
+    for i in 300..400u64 {
+        live.push((i, w.insert(1_000_000 + i, i).unwrap()));
+    }
+    assert_eq!(w.insert(5, 999), Err(InsertError::Full(999)));
+    for round in 0..10_000u64 {
+        let k = (round * 7919) as usize % live.len();
+        let (i, h) = live.swap_remove(k);
+        assert_eq!(w.cancel(h), Ok(i));
+        let id = 400 + round;
+        live.push((id, w.insert(1_000_000 + id % 5_000, id).unwrap()));
+    }
+    assert_eq!(w.len(), 300);
+    let mut fired = Vec::new();
+    w.advance(u64::MAX, |e| {
+        if let Expired::Oneshot { payload, .. } = e {
+            fired.push(payload);
+        }
+    });
+    fired.sort();
+    let mut want: Vec<u64> = live.iter().map(|(i, _)| *i).collect();
+    want.sort();
+    assert_eq!(fired, want);
+    assert!(w.is_empty());
+}
+
+#[test]
+fn sweeps_keep_payloads_and_order() {
+    // Many more cancels than live timers, spread over every level and the
+    // overflow list, so cancels sweep repeatedly; the survivors must fire
+    // exactly once, in deadline order, and every payload be dropped once.
+    let token = Rc::new(());
+    let mut w = wheel(0);
+    let mut kept = Vec::new();
+    for i in 0..5_000u64 {
+        let d = 1 + (i * 2_654_435_761) % (1 << 40);
+        let h = w.insert(d, (d, token.clone())).unwrap();
+        if i % 7 == 0 {
+            kept.push(d);
+        } else {
+            let (got, _) = w.cancel(h).unwrap();
+            assert_eq!(got, d);
+        }
+    }
+    assert_eq!(w.len(), kept.len());
+    let mut fired = Vec::new();
+    w.advance(u64::MAX, |e| {
+        if let Expired::Oneshot { payload, .. } = e {
+            fired.push(payload.0);
+        }
+    });
+    kept.sort();
+    assert_eq!(fired, kept);
+    assert_eq!(Rc::strong_count(&token), 1);
+}
