@@ -1,15 +1,96 @@
 //! A process's submission/completion ring pair, as the kernel keeps it:
-//! where it is mapped, the indices the kernel owns (its own copies, never
-//! read back from user memory), and the operations taken from the ring
-//! that still wait. The servicing (copying entries in, running them,
-//! posting completions) is `syscall::ring`'s.
+//! where it is mapped, the frames behind it ([`RingMemory`]), the indices
+//! the kernel owns (its own copies, never read back from user memory), and
+//! the operations taken from the ring that still wait. The servicing
+//! (copying entries in, running them, posting completions) is
+//! `syscall::ring`'s.
+//!
+//! The kernel reaches the ring memory through its frames, pinned in the
+//! address space at setup (`vm::AddressSpace::pin`): no page walk, no
+//! address-space switch and no fault to fix up per access, and still no
+//! Rust reference into it, only volatile copies of words. The frames stay
+//! the ones the process sees for as long as the ring exists: the process
+//! has no call that unmaps or remaps memory, and the address space refuses
+//! to unmap pinned pages; closing the ring's handle unpins and unmaps
+//! them after the kernel has let go of them.
 
 use alloc::vec::Vec;
 
 use percore_abi::Handle;
-use percore_abi::ring::Layout;
+use percore_abi::ring::{Completion, Layout, Submission};
 
+use crate::arch::user;
+use crate::mem::{PAGE_SIZE, PhysAddr};
 use crate::reactor::Sleep;
+
+/// The ring pair's memory as the kernel reaches it: the frames behind
+/// `[RING_BASE, RING_BASE + layout.size)`, in order. Every access is a
+/// volatile copy of an aligned word that lies within one frame; an offset
+/// outside (which the kernel's own, masked indices never make) is `None`.
+pub struct RingMemory {
+    frames: Vec<PhysAddr>,
+}
+
+impl RingMemory {
+    /// The memory behind `frames` (pinned by the caller for as long as
+    /// this lives).
+    pub fn new(frames: Vec<PhysAddr>) -> RingMemory {
+        RingMemory { frames }
+    }
+
+    /// The kernel's pointer to `size` bytes at `offset` (a multiple of
+    /// `size`, so within one frame).
+    fn at(&self, offset: u64, size: u64) -> Option<*mut u8> {
+        if !offset.is_multiple_of(size) {
+            return None;
+        }
+        let frame = *self.frames.get(usize::try_from(offset / PAGE_SIZE).ok()?)?;
+        Some(user::frame_ptr(frame).wrapping_add((offset % PAGE_SIZE) as usize))
+    }
+
+    /// The 32-bit word at `offset`.
+    pub fn load_u32(&self, offset: u64) -> Option<u32> {
+        let at = self.at(offset, 4)?;
+        // SAFETY: an aligned word inside a frame pinned for this memory;
+        // a copy, never a reference (the process may write it at any time).
+        Some(unsafe { core::ptr::read_volatile(at.cast::<u32>()) })
+    }
+
+    /// Writes the 32-bit word at `offset`.
+    pub fn store_u32(&self, offset: u64, value: u32) -> Option<()> {
+        let at = self.at(offset, 4)?;
+        // SAFETY: as in `load_u32`.
+        unsafe { core::ptr::write_volatile(at.cast::<u32>(), value) };
+        Some(())
+    }
+
+    /// A copy of the submission at `offset` (64-byte aligned), word by
+    /// word (a copy the process cannot change any more once made).
+    pub fn read_submission(&self, offset: u64) -> Option<Submission> {
+        let at = self.at(offset, 64)?.cast::<u64>();
+        // SAFETY: eight aligned words inside a pinned frame (`at` checked
+        // the 64-byte alignment, so the entry does not cross the frame).
+        let word = |i: usize| unsafe { core::ptr::read_volatile(at.add(i)) };
+        let head = word(0);
+        Some(Submission {
+            op: head as u32,
+            flags: (head >> 32) as u32,
+            user_data: word(1),
+            args: [word(2), word(3), word(4), word(5), word(6), word(7)],
+        })
+    }
+
+    /// Writes `completion` at `offset` (16-byte aligned).
+    pub fn write_completion(&self, offset: u64, completion: Completion) -> Option<()> {
+        let at = self.at(offset, 16)?.cast::<u64>();
+        // SAFETY: two aligned words inside a pinned frame.
+        unsafe {
+            core::ptr::write_volatile(at, completion.user_data);
+            core::ptr::write_volatile(at.add(1), completion.result);
+        }
+        Some(())
+    }
+}
 
 /// An operation that waits, with its arguments already checked (through
 /// either way in).
@@ -44,6 +125,8 @@ pub struct Ring {
     pub handle: Handle,
     /// Mapped at `percore_abi::ring::RING_BASE`, `layout.size` bytes.
     pub layout: Layout,
+    /// Its frames, pinned.
+    pub memory: RingMemory,
     /// The next submission the kernel takes.
     pub sq_head: u32,
     /// The next completion slot the kernel fills.
@@ -55,18 +138,83 @@ pub struct Ring {
     pub asleep: bool,
     /// When a look last took a submission (ns since boot).
     pub last_taken: u64,
+    /// Submissions the quick part of the `ring_enter` call going on took
+    /// before it found one to start (the rest of the call takes at most
+    /// `to_submit` less these).
+    pub quick_taken: u32,
 }
 
 impl Ring {
-    pub fn new(handle: Handle, layout: Layout) -> Ring {
+    pub fn new(handle: Handle, layout: Layout, memory: RingMemory) -> Ring {
         Ring {
             handle,
             layout,
+            memory,
             sq_head: 0,
             cq_tail: 0,
             in_flight: Vec::new(),
             asleep: true,
             last_taken: 0,
+            quick_taken: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::user::Access;
+    use crate::process::vm::AddressSpace;
+    use percore_abi::ring::RING_BASE;
+    use percore_abi::{Error, Sys, encode};
+
+    #[test]
+    fn the_frames_hold_what_the_process_sees() {
+        let mut space = AddressSpace::new().unwrap();
+        space
+            .map_zeroed(RING_BASE, 3 * PAGE_SIZE, Access::ReadWrite)
+            .unwrap();
+        let memory = RingMemory::new(space.pin(RING_BASE, 3 * PAGE_SIZE).unwrap());
+        let entry = Submission::new(Sys::Clock, 0xfeed, [1, 2, 3, 4, 5, u64::MAX]);
+        let mut raw = entry.to_bytes();
+        raw[4] = 9; // flags: the copy keeps what the process wrote
+        space.write(RING_BASE + PAGE_SIZE + 128, &raw).unwrap();
+        let copied = memory.read_submission(PAGE_SIZE + 128).unwrap();
+        assert_eq!(copied, Submission { flags: 9, ..entry });
+        let done = Completion {
+            user_data: 7,
+            result: encode(Err(Error::NoSys)),
+        };
+        memory.write_completion(2 * PAGE_SIZE + 32, done).unwrap();
+        memory.store_u32(68, 0x1234_5678).unwrap();
+        assert_eq!(memory.load_u32(68), Some(0x1234_5678));
+        space.activate();
+        let mut back = [0u8; 16];
+        // SAFETY: a simulated copy from the active table.
+        let left = unsafe { user::copy_from_user(&mut back, RING_BASE + 2 * PAGE_SIZE + 32) };
+        assert_eq!((left, back), (0, done.to_bytes()));
+        let mut word = [0u8; 4];
+        // SAFETY: as above.
+        let left = unsafe { user::copy_from_user(&mut word, RING_BASE + 68) };
+        assert_eq!((left, u32::from_le_bytes(word)), (0, 0x1234_5678));
+    }
+
+    #[test]
+    fn offsets_outside_or_misaligned_are_refused() {
+        let mut space = AddressSpace::new().unwrap();
+        space
+            .map_zeroed(RING_BASE, PAGE_SIZE, Access::ReadWrite)
+            .unwrap();
+        let memory = RingMemory::new(space.pin(RING_BASE, PAGE_SIZE).unwrap());
+        assert_eq!(memory.load_u32(PAGE_SIZE), None);
+        assert_eq!(memory.load_u32(u64::MAX - 3), None);
+        assert_eq!(memory.load_u32(2), None);
+        assert!(memory.read_submission(PAGE_SIZE - 32).is_none());
+        assert!(memory.read_submission(PAGE_SIZE - 64).is_some());
+        assert!(
+            memory
+                .write_completion(PAGE_SIZE, Completion::default())
+                .is_none()
+        );
     }
 }

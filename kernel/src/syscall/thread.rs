@@ -107,7 +107,8 @@ async fn run(mut process: Process) -> Exit {
         let mut slice = SLICE_NS;
         if process.ring.is_some() && !core::mem::take(&mut entered) {
             let look = ring::Look::Poll;
-            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, look, cx))).await {
+            let all = u32::MAX;
+            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, look, all, cx))).await {
                 Err(corrupt) => break Exit::BadRing(corrupt),
                 Ok(Turn {
                     exit: Some(code), ..

@@ -95,15 +95,15 @@ impl Ring {
         Ok(())
     }
 
-    /// `ring_enter`: the kernel takes the submissions now, and the call
-    /// waits until `min_complete` completions are there (or nothing is in
-    /// flight); returns how many are.
-    pub fn enter(&mut self, min_complete: u32) -> Result<u32, Error> {
+    /// `ring_enter`: the kernel takes up to `to_submit` submissions now,
+    /// and the call waits until `min_complete` completions are there (or
+    /// nothing is in flight); returns how many are.
+    pub fn enter(&mut self, to_submit: u32, min_complete: u32) -> Result<u32, Error> {
         sys::call(
             Sys::RingEnter,
             self.handle.raw(),
             u64::from(min_complete),
-            0,
+            u64::from(to_submit),
         )
         .map(|n| n as u32)
     }
@@ -111,15 +111,18 @@ impl Ring {
     /// Makes sure the kernel sees the submissions: one `ring_enter` if it
     /// is asleep, no trap otherwise.
     pub fn flush(&mut self) -> Result<(), Error> {
-        if self.pending() > 0 && self.asleep() {
-            self.enter(0)?;
+        let pending = self.pending();
+        if pending > 0 && self.asleep() {
+            self.enter(pending, 0)?;
         }
         Ok(())
     }
 
-    /// Enters and waits for `min_complete` completions.
+    /// Enters with every pending submission and waits for `min_complete`
+    /// completions.
     pub fn submit_and_wait(&mut self, min_complete: u32) -> Result<u32, Error> {
-        self.enter(min_complete)
+        let pending = self.pending();
+        self.enter(pending, min_complete)
     }
 
     /// Completions there to read now.
