@@ -46,6 +46,7 @@
 //! (submit and wait) would otherwise be interrupted every
 //! [`RING_POLL_NS`] for looks that never find anything.
 
+use alloc::boxed::Box;
 use core::future::poll_fn;
 use core::task::{Context, Poll};
 
@@ -116,13 +117,11 @@ pub fn setup(process: &mut Process, entries: u64) -> Result<u64, Error> {
     let _ = memory.store_u32(sq + RingHeader::FLAGS, RingHeader::ASLEEP);
     let _ = memory.store_u32(sq + ORDER, layout.order);
     let _ = memory.store_u32(cq + ORDER, layout.order);
-    let ring = Ring::new(Handle::from_raw(0), layout, memory);
+    let mut ring = Box::new(Ring::new(Handle::from_raw(0), layout, memory));
     match insert(process, KernelObject::Ring) {
         Ok(handle) => {
-            process.ring = Some(Ring {
-                handle: Handle::from_raw(handle),
-                ..ring
-            });
+            ring.handle = Handle::from_raw(handle);
+            process.ring = Some(ring);
             Ok(handle)
         }
         Err(error) => {
@@ -141,7 +140,7 @@ pub fn teardown(process: &mut Process) {
 }
 
 /// Lets go of `ring`'s frames, then unpins and unmaps its memory.
-fn release(process: &mut Process, ring: Ring) {
+fn release(process: &mut Process, ring: Box<Ring>) {
     let size = ring.layout.size;
     drop(ring);
     process.space.unpin(RING_BASE, size);
@@ -150,7 +149,7 @@ fn release(process: &mut Process, ring: Ring) {
 
 /// Gives `ring` back to `process`, unless its handle was closed through
 /// the ring itself meanwhile: then it is released.
-fn put_back(process: &mut Process, ring: Ring) {
+fn put_back(process: &mut Process, ring: Box<Ring>) {
     if process.handles.get(ring.handle, HandleKind::Ring).is_ok() {
         process.ring = Some(ring);
     } else {

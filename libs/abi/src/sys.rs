@@ -163,6 +163,7 @@ impl Sys {
     ];
 
     /// The syscall numbered `number`, if there is one.
+    #[inline]
     pub fn from_number(number: u64) -> Option<Sys> {
         Sys::ALL.into_iter().find(|sys| *sys as u64 == number)
     }

@@ -26,9 +26,14 @@ pub struct Ring {
     /// The program's own copies of the indices it owns.
     sq_tail: u32,
     cq_head: u32,
+    /// The kernel's submission head as last read: the ring has room for
+    /// at least `entries - (sq_tail - sq_head_seen)` more (the head only
+    /// moves on), so it is read again only when that is 0.
+    sq_head_seen: u32,
 }
 
 /// A 32-bit word of the shared memory at `offset` from [`RING_BASE`].
+#[inline]
 fn word(offset: u64) -> &'static AtomicU32 {
     // SAFETY: the kernel maps the ring pair at RING_BASE, read-write, for
     // as long as the handle is open (a `Ring` holds it); the words are
@@ -47,6 +52,7 @@ impl Ring {
             layout,
             sq_tail: 0,
             cq_head: 0,
+            sq_head_seen: 0,
         })
     }
 
@@ -54,19 +60,23 @@ impl Ring {
         self.handle
     }
 
+    #[inline]
     pub fn entries(&self) -> u32 {
         self.layout.entries()
     }
 
+    #[inline]
     fn sq(&self, field: u64) -> &'static AtomicU32 {
         word(self.layout.submission_header + field)
     }
 
+    #[inline]
     fn cq(&self, field: u64) -> &'static AtomicU32 {
         word(self.layout.completion_header + field)
     }
 
     /// Submissions the kernel has not taken yet.
+    #[inline]
     pub fn pending(&self) -> u32 {
         self.sq_tail
             .wrapping_sub(self.sq(RingHeader::HEAD).load(Ordering::Acquire))
@@ -79,9 +89,13 @@ impl Ring {
     }
 
     /// Queues `entry`; hands it back when the submission ring is full.
+    #[inline]
     pub fn submit(&mut self, entry: Submission) -> Result<(), Submission> {
-        if self.pending() >= self.entries() {
-            return Err(entry);
+        if self.sq_tail.wrapping_sub(self.sq_head_seen) >= self.entries() {
+            self.sq_head_seen = self.sq(RingHeader::HEAD).load(Ordering::Acquire);
+            if self.sq_tail.wrapping_sub(self.sq_head_seen) >= self.entries() {
+                return Err(entry);
+            }
         }
         let at = RING_BASE
             + self.layout.submissions
@@ -126,6 +140,7 @@ impl Ring {
     }
 
     /// Completions there to read now.
+    #[inline]
     pub fn ready(&self) -> u32 {
         self.cq(RingHeader::TAIL)
             .load(Ordering::Acquire)
@@ -152,6 +167,7 @@ pub struct Completions<'a> {
 impl Iterator for Completions<'_> {
     type Item = Completion;
 
+    #[inline]
     fn next(&mut self) -> Option<Completion> {
         let ring = &mut *self.ring;
         if ring.ready() == 0 {
