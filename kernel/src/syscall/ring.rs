@@ -70,6 +70,12 @@ pub const RING_POLL_NS: u64 = 50_000;
 /// look that took a submission, in ns; then it marks itself asleep.
 pub const RING_IDLE_NS: u64 = 1_000_000;
 
+/// PROFILE (temporary): cycles per phase.
+pub static PHASE: [core::sync::atomic::AtomicU64; 10] = [const { core::sync::atomic::AtomicU64::new(0) }; 10];
+#[inline(always)]
+pub fn tick() -> u64 { crate::arch::clock::cycles() }
+pub fn phase(i: usize, t0: u64) -> u64 { let t = tick(); PHASE[i].fetch_add(t - t0, core::sync::atomic::Ordering::Relaxed); t }
+
 /// Where a header keeps the ring's order (log2 of its entries).
 const ORDER: u64 = 12;
 
@@ -202,6 +208,7 @@ fn service_ring(
     mut mode: Mode<'_, '_>,
     limit: u32,
 ) -> Result<Turn, Corrupt> {
+    let t = tick();
     let mut turn = Turn::default();
     if let Mode::Full(cx) = &mut mode {
         let mut i = 0;
@@ -231,6 +238,7 @@ fn service_ring(
         layout.order,
     )?
     .min(limit);
+    let t = phase(3, t);
     for _ in 0..take {
         let at = layout.submissions + 64 * u64::from(ring::slot(ring.sq_head, layout.order));
         // Copied into kernel memory first, then checked.
@@ -259,6 +267,7 @@ fn service_ring(
         turn.taken += 1;
         post(ring, entry.user_data, result)?;
     }
+    let t = phase(4, t);
     process
         .shared
         .ring_ops
@@ -276,6 +285,7 @@ fn service_ring(
         .and_then(|()| memory.store_u32(layout.submission_header + RingHeader::FLAGS, flags))
         .and_then(|()| memory.store_u32(layout.completion_header + RingHeader::TAIL, ring.cq_tail))
         .ok_or(Corrupt::Unreachable)?;
+    phase(5, t);
     turn.awake = !ring.asleep;
     turn.unread = ring.cq_tail.wrapping_sub(cq_head);
     turn.in_flight = ring.in_flight.len();
@@ -290,11 +300,15 @@ fn quick_entry(process: &mut Process, entry: &Submission) -> Option<Result<u64, 
     if entry.flags != 0 {
         return Some(Err(Error::InvalidArgument));
     }
-    match Sys::from_number(u64::from(entry.op)) {
+    let number = u64::from(entry.op);
+    if let Some(result) = quick_op(process, number, entry.args) {
+        return Some(result);
+    }
+    match Sys::from_number(number) {
         None => Some(Err(Error::NoSys)),
         // Not through the ring: setup is there already, enter would wait on itself.
         Some(Sys::RingSetup | Sys::RingEnter) => Some(Err(Error::InvalidArgument)),
-        Some(sys) => quick_op(process, sys, entry.args),
+        Some(_) => None,
     }
 }
 
@@ -367,6 +381,8 @@ fn enter_args(process: &mut Process, args: [u64; 6]) -> Result<(u32, u32), Error
 /// completions are then there); `None` to go on as an ordinary call,
 /// after what this part took (counted in `Ring::quick_taken`).
 pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, Error>> {
+    let t = tick();
+    PHASE[9].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let (_, to_submit) = match enter_args(process, args) {
         Ok(checked) => checked,
         Err(error) => return Some(Err(error)),
@@ -377,12 +393,15 @@ pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, 
         return None;
     }
     let mut ring = process.ring.take()?;
+    let t = phase(0, t);
     let turn = service_ring(process, &mut ring, Look::Enter, Mode::Quick, to_submit);
+    let t = phase(1, t);
     let done = matches!(turn, Ok(Turn { stopped: false, .. }));
     if let (Ok(turn), false) = (&turn, done) {
         ring.quick_taken = turn.taken;
     }
     put_back(process, ring);
+    phase(2, t);
     match turn {
         Ok(turn) if done && process.ring.is_some() => Some(Ok(u64::from(turn.unread))),
         // Stopped, closed through the ring or corrupt: the ordinary call

@@ -163,7 +163,6 @@ impl Sys {
     ];
 
     /// The syscall numbered `number`, if there is one.
-    #[inline]
     pub fn from_number(number: u64) -> Option<Sys> {
         Sys::ALL.into_iter().find(|sys| *sys as u64 == number)
     }
