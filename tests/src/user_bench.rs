@@ -35,12 +35,7 @@ fn bench_user(_: &Kernel) -> Result<(), String> {
     expect_code("ubench syscall", run("ubench", here, "syscall")?, 0)?;
     for batch in [1, 8, 64] {
         let args = format!("ring {batch}");
-        for p in &syscall::ring::PHASE { p.store(0, core::sync::atomic::Ordering::Relaxed); }
         expect_code("ubench ring", run("ubench", here, &args)?, 0)?;
-        let v: Vec<u64> = syscall::ring::PHASE.iter().map(|p| p.load(core::sync::atomic::Ordering::Relaxed)).collect();
-        let n = v[9].max(1);
-        let ns = |c: u64| time::cycles_to_ns(c / n);
-        println!("PROFILE batch {batch}: quick enters {}: args+take {} service {} (pre {} loop {} post {}) put_back {} | whole quick() {}", n, ns(v[0]), ns(v[1]), ns(v[3]), ns(v[4]), ns(v[5]), ns(v[2]), ns(v[6]));
     }
     round_trip()?;
     spawn_to_first()?;

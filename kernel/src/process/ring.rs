@@ -15,13 +15,44 @@
 //! them after the kernel has let go of them.
 
 use alloc::vec::Vec;
+use core::marker::PhantomData;
 
 use percore_abi::Handle;
-use percore_abi::ring::{Completion, Layout, Submission};
+use percore_abi::ring::{self, Completion, Layout, Submission};
 
 use crate::arch::user;
 use crate::mem::{PAGE_SIZE, PhysAddr};
 use crate::reactor::Sleep;
+
+/// One submission slot of a [`RingMemory`]: its words are copied out one
+/// at a time (each read once, into kernel memory, before it is looked
+/// at); the arguments only when the operation needs them.
+pub struct SubmissionSlot<'a> {
+    at: *const u64,
+    _memory: PhantomData<&'a RingMemory>,
+}
+
+impl SubmissionSlot<'_> {
+    /// A copy of the word at `index` (0 to 7).
+    fn word(&self, index: usize) -> u64 {
+        debug_assert!(index < 8);
+        // SAFETY: `at` is a 64-byte aligned slot inside a frame pinned for
+        // the memory this borrows; `index` is below 8. A copy, never a
+        // reference (the process may write the slot at any time).
+        unsafe { core::ptr::read_volatile(self.at.add(index)) }
+    }
+
+    /// Copies of the number, the flags and the tag.
+    pub fn head(&self) -> (u32, u32, u64) {
+        let first = self.word(0);
+        (first as u32, (first >> 32) as u32, self.word(1))
+    }
+
+    /// Copies of the six arguments.
+    pub fn args(&self) -> [u64; 6] {
+        core::array::from_fn(|i| self.word(2 + i))
+    }
+}
 
 /// The ring pair's memory as the kernel reaches it: the frames behind
 /// `[RING_BASE, RING_BASE + layout.size)`, in order. Every access is a
@@ -29,13 +60,14 @@ use crate::reactor::Sleep;
 /// outside (which the kernel's own, masked indices never make) is `None`.
 pub struct RingMemory {
     frames: Vec<PhysAddr>,
+    layout: Layout,
 }
 
 impl RingMemory {
-    /// The memory behind `frames` (pinned by the caller for as long as
-    /// this lives).
-    pub fn new(frames: Vec<PhysAddr>) -> RingMemory {
-        RingMemory { frames }
+    /// The memory behind `frames`, laid out as `layout` says (pinned by
+    /// the caller for as long as this lives).
+    pub fn new(frames: Vec<PhysAddr>, layout: Layout) -> RingMemory {
+        RingMemory { frames, layout }
     }
 
     /// The kernel's pointer to `size` bytes at `offset` (a multiple of
@@ -64,25 +96,38 @@ impl RingMemory {
         Some(())
     }
 
-    /// A copy of the submission at `offset` (64-byte aligned), word by
-    /// word (a copy the process cannot change any more once made).
-    pub fn read_submission(&self, offset: u64) -> Option<Submission> {
-        let at = self.at(offset, 64)?.cast::<u64>();
-        // SAFETY: eight aligned words inside a pinned frame (`at` checked
-        // the 64-byte alignment, so the entry does not cross the frame).
-        let word = |i: usize| unsafe { core::ptr::read_volatile(at.add(i)) };
-        let head = word(0);
-        Some(Submission {
-            op: head as u32,
-            flags: (head >> 32) as u32,
-            user_data: word(1),
-            args: [word(2), word(3), word(4), word(5), word(6), word(7)],
+    /// The slot of free-running submission index `index`, to copy words
+    /// from.
+    pub fn submission(&self, index: u32) -> Option<SubmissionSlot<'_>> {
+        let slot = u64::from(ring::slot(index, self.layout.order));
+        let at = self
+            .at(self.layout.submissions + 64 * slot, 64)?
+            .cast::<u64>();
+        Some(SubmissionSlot {
+            at,
+            _memory: PhantomData,
         })
     }
 
-    /// Writes `completion` at `offset` (16-byte aligned).
-    pub fn write_completion(&self, offset: u64, completion: Completion) -> Option<()> {
-        let at = self.at(offset, 16)?.cast::<u64>();
+    /// A copy of the submission at free-running index `index`.
+    pub fn read_submission(&self, index: u32) -> Option<Submission> {
+        let slot = self.submission(index)?;
+        let (op, flags, user_data) = slot.head();
+        Some(Submission {
+            op,
+            flags,
+            user_data,
+            args: slot.args(),
+        })
+    }
+
+    /// Writes `completion` in the slot of free-running completion index
+    /// `index`.
+    pub fn write_completion(&self, index: u32, completion: Completion) -> Option<()> {
+        let slot = u64::from(ring::slot(index, self.layout.order));
+        let at = self
+            .at(self.layout.completions + 16 * slot, 16)?
+            .cast::<u64>();
         // SAFETY: two aligned words inside a pinned frame.
         unsafe {
             core::ptr::write_volatile(at, completion.user_data);
@@ -168,30 +213,39 @@ mod tests {
     use percore_abi::ring::RING_BASE;
     use percore_abi::{Error, Sys, encode};
 
+    /// A ring pair of 64 entries mapped in `space`, and its memory.
+    fn mapped(space: &mut AddressSpace) -> RingMemory {
+        let layout = Layout::new(64).unwrap();
+        space
+            .map_zeroed(RING_BASE, layout.size, Access::ReadWrite)
+            .unwrap();
+        RingMemory::new(space.pin(RING_BASE, layout.size).unwrap(), layout)
+    }
+
     #[test]
     fn the_frames_hold_what_the_process_sees() {
         let mut space = AddressSpace::new().unwrap();
-        space
-            .map_zeroed(RING_BASE, 3 * PAGE_SIZE, Access::ReadWrite)
-            .unwrap();
-        let memory = RingMemory::new(space.pin(RING_BASE, 3 * PAGE_SIZE).unwrap());
+        let memory = mapped(&mut space);
         let entry = Submission::new(Sys::Clock, 0xfeed, [1, 2, 3, 4, 5, u64::MAX]);
         let mut raw = entry.to_bytes();
         raw[4] = 9; // flags: the copy keeps what the process wrote
+        // Index 66 of a 64-entry ring is slot 2.
         space.write(RING_BASE + PAGE_SIZE + 128, &raw).unwrap();
-        let copied = memory.read_submission(PAGE_SIZE + 128).unwrap();
+        let copied = memory.read_submission(66).unwrap();
         assert_eq!(copied, Submission { flags: 9, ..entry });
         let done = Completion {
             user_data: 7,
             result: encode(Err(Error::NoSys)),
         };
-        memory.write_completion(2 * PAGE_SIZE + 32, done).unwrap();
+        memory.write_completion(u32::MAX, done).unwrap();
         memory.store_u32(68, 0x1234_5678).unwrap();
         assert_eq!(memory.load_u32(68), Some(0x1234_5678));
         space.activate();
         let mut back = [0u8; 16];
+        // Index u32::MAX is slot 63.
+        let at = RING_BASE + 2 * PAGE_SIZE + 63 * 16;
         // SAFETY: a simulated copy from the active table.
-        let left = unsafe { user::copy_from_user(&mut back, RING_BASE + 2 * PAGE_SIZE + 32) };
+        let left = unsafe { user::copy_from_user(&mut back, at) };
         assert_eq!((left, back), (0, done.to_bytes()));
         let mut word = [0u8; 4];
         // SAFETY: as above.
@@ -202,19 +256,16 @@ mod tests {
     #[test]
     fn offsets_outside_or_misaligned_are_refused() {
         let mut space = AddressSpace::new().unwrap();
-        space
-            .map_zeroed(RING_BASE, PAGE_SIZE, Access::ReadWrite)
-            .unwrap();
-        let memory = RingMemory::new(space.pin(RING_BASE, PAGE_SIZE).unwrap());
-        assert_eq!(memory.load_u32(PAGE_SIZE), None);
+        let memory = mapped(&mut space);
+        assert_eq!(memory.load_u32(3 * PAGE_SIZE), None);
         assert_eq!(memory.load_u32(u64::MAX - 3), None);
         assert_eq!(memory.load_u32(2), None);
-        assert!(memory.read_submission(PAGE_SIZE - 32).is_none());
-        assert!(memory.read_submission(PAGE_SIZE - 64).is_some());
-        assert!(
-            memory
-                .write_completion(PAGE_SIZE, Completion::default())
-                .is_none()
-        );
+        assert_eq!(memory.store_u32(3 * PAGE_SIZE - 4, 1), Some(()));
+        // Fewer frames than the layout needs: slots past them are refused.
+        let layout = Layout::new(64).unwrap();
+        let short = RingMemory::new(space.pin(RING_BASE, PAGE_SIZE).unwrap(), layout);
+        assert!(short.submission(0).is_none());
+        assert!(short.write_completion(0, Completion::default()).is_none());
+        assert!(memory.submission(0).is_some());
     }
 }

@@ -112,7 +112,7 @@ pub fn quick(process: &mut Process) -> Option<u64> {
     let result = match Sys::from_number(number) {
         None => Err(Error::NoSys),
         Some(Sys::RingEnter) => ring::enter_quick(process, args)?,
-        Some(_) => quick_op(process, number, args)?,
+        Some(_) => quick_op(process, number, || args)?,
     };
     note_handles(process);
     Some(encode(result))
@@ -121,9 +121,14 @@ pub fn quick(process: &mut Process) -> Option<u64> {
 /// The quick operations (see [`quick`]), by syscall number; `None` for
 /// the others and for unknown numbers. The two that are a load are
 /// answered here, compared as numbers, inline in the ring's service loop
-/// (no call, no jump table: under TCG each indirect jump is a lookup).
+/// (no call, no jump table: under TCG each indirect jump is a lookup);
+/// `args` gives the arguments to the operations that read them.
 #[inline]
-fn quick_op(process: &mut Process, number: u64, args: [u64; 6]) -> Option<Result<u64, Error>> {
+fn quick_op(
+    process: &mut Process,
+    number: u64,
+    args: impl FnOnce() -> [u64; 6],
+) -> Option<Result<u64, Error>> {
     if number == Sys::GetPid as u64 {
         return Some(Ok(u64::from(process.shared.pid)));
     }
@@ -133,10 +138,22 @@ fn quick_op(process: &mut Process, number: u64, args: [u64; 6]) -> Option<Result
     quick_call(process, number, args)
 }
 
-/// The other quick operations.
+/// The other quick operations (their arguments are read only for them).
 #[inline(never)]
-fn quick_call(process: &mut Process, number: u64, args: [u64; 6]) -> Option<Result<u64, Error>> {
-    Some(match Sys::from_number(number)? {
+fn quick_call(
+    process: &mut Process,
+    number: u64,
+    args: impl FnOnce() -> [u64; 6],
+) -> Option<Result<u64, Error>> {
+    let sys = Sys::from_number(number)?;
+    if !matches!(
+        sys,
+        Sys::Close | Sys::Channel | Sys::Send | Sys::ProcessInfo | Sys::Args
+    ) {
+        return None;
+    }
+    let args = args();
+    Some(match sys {
         Sys::Close => close(process, args[0]),
         Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
         Sys::Send => send(process, args),
@@ -149,7 +166,7 @@ fn quick_call(process: &mut Process, number: u64, args: [u64; 6]) -> Option<Resu
 /// Starts operation `sys` with `args` for `process`: checks every
 /// argument, and does it unless it has to wait.
 pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
-    if let Some(result) = quick_op(process, sys as u64, args) {
+    if let Some(result) = quick_op(process, sys as u64, || args) {
         return Started::Done(result);
     }
     let result = match sys {

@@ -47,6 +47,7 @@
 //! [`RING_POLL_NS`] for looks that never find anything.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::{Context, Poll};
 
@@ -69,12 +70,6 @@ pub const RING_POLL_NS: u64 = 50_000;
 /// How long the kernel keeps looking at short intervals after the last
 /// look that took a submission, in ns; then it marks itself asleep.
 pub const RING_IDLE_NS: u64 = 1_000_000;
-
-/// PROFILE (temporary): cycles per phase.
-pub static PHASE: [core::sync::atomic::AtomicU64; 10] = [const { core::sync::atomic::AtomicU64::new(0) }; 10];
-#[inline(always)]
-pub fn tick() -> u64 { crate::arch::clock::cycles() }
-pub fn phase(i: usize, t0: u64) -> u64 { let t = tick(); PHASE[i].fetch_add(t - t0, core::sync::atomic::Ordering::Relaxed); t }
 
 /// Where a header keeps the ring's order (log2 of its entries).
 const ORDER: u64 = 12;
@@ -112,7 +107,7 @@ pub fn setup(process: &mut Process, entries: u64) -> Result<u64, Error> {
             _ => Error::InvalidArgument,
         })?;
     let memory = match process.space.pin(RING_BASE, layout.size) {
-        Ok(frames) => RingMemory::new(frames),
+        Ok(frames) => RingMemory::new(frames, layout),
         Err(_) => {
             let _ = process.space.unmap(RING_BASE, layout.size);
             return Err(Error::NoMemory);
@@ -208,7 +203,6 @@ fn service_ring(
     mut mode: Mode<'_, '_>,
     limit: u32,
 ) -> Result<Turn, Corrupt> {
-    let t = tick();
     let mut turn = Turn::default();
     if let Mode::Full(cx) = &mut mode {
         let mut i = 0;
@@ -216,7 +210,7 @@ fn service_ring(
             match poll_blocked(process, &mut ring.in_flight[i].op, cx) {
                 Poll::Ready(result) => {
                     let done = ring.in_flight.remove(i);
-                    post(ring, done.user_data, result)?;
+                    post(&ring.memory, &mut ring.cq_tail, done.user_data, result)?;
                 }
                 Poll::Pending => i += 1,
             }
@@ -238,36 +232,50 @@ fn service_ring(
         layout.order,
     )?
     .min(limit);
-    let t = phase(3, t);
-    for _ in 0..take {
-        let at = layout.submissions + 64 * u64::from(ring::slot(ring.sq_head, layout.order));
-        // Copied into kernel memory first, then checked.
-        let entry = ring
-            .memory
-            .read_submission(at)
-            .ok_or(Corrupt::Unreachable)?;
-        let result = match (quick_entry(process, &entry), &mut mode) {
-            (Some(result), _) => result,
-            (None, Mode::Quick) => {
-                turn.stopped = true;
-                break;
-            }
-            (None, Mode::Full(cx)) => {
-                ring.sq_head = ring.sq_head.wrapping_add(1);
-                turn.taken += 1;
-                match start_entry(process, ring, &entry, &mut turn, cx) {
-                    Some(result) => post(ring, entry.user_data, result)?,
-                    None if turn.exit.is_some() => break,
-                    None => {}
+    // The kernel's indices in locals while entries are taken (the ring
+    // stays borrowed shared, so the loop keeps what it needs in registers).
+    let (mut sq_head, mut cq_tail) = (ring.sq_head, ring.cq_tail);
+    let result = (|| {
+        for _ in 0..take {
+            let slot = ring
+                .memory
+                .submission(sq_head)
+                .ok_or(Corrupt::Unreachable)?;
+            // Copied into kernel memory first, then checked.
+            let (op, flags, user_data) = slot.head();
+            let quick = quick_entry(process, op, flags, || slot.args());
+            let result = match (quick, &mut mode) {
+                (Some(result), _) => result,
+                (None, Mode::Quick) => {
+                    turn.stopped = true;
+                    break;
                 }
-                continue;
-            }
-        };
-        ring.sq_head = ring.sq_head.wrapping_add(1);
-        turn.taken += 1;
-        post(ring, entry.user_data, result)?;
-    }
-    let t = phase(4, t);
+                (None, Mode::Full(cx)) => {
+                    let entry = Submission {
+                        op,
+                        flags,
+                        user_data,
+                        args: slot.args(),
+                    };
+                    sq_head = sq_head.wrapping_add(1);
+                    turn.taken += 1;
+                    let in_flight = &mut ring.in_flight;
+                    match start_entry(process, in_flight, &entry, &mut turn, cx) {
+                        Some(result) => post(&ring.memory, &mut cq_tail, user_data, result)?,
+                        None if turn.exit.is_some() => break,
+                        None => {}
+                    }
+                    continue;
+                }
+            };
+            sq_head = sq_head.wrapping_add(1);
+            turn.taken += 1;
+            post(&ring.memory, &mut cq_tail, user_data, result)?;
+        }
+        Ok(())
+    })();
+    (ring.sq_head, ring.cq_tail) = (sq_head, cq_tail);
+    result?;
     process
         .shared
         .ring_ops
@@ -285,23 +293,28 @@ fn service_ring(
         .and_then(|()| memory.store_u32(layout.submission_header + RingHeader::FLAGS, flags))
         .and_then(|()| memory.store_u32(layout.completion_header + RingHeader::TAIL, ring.cq_tail))
         .ok_or(Corrupt::Unreachable)?;
-    phase(5, t);
     turn.awake = !ring.asleep;
     turn.unread = ring.cq_tail.wrapping_sub(cq_head);
     turn.in_flight = ring.in_flight.len();
     Ok(turn)
 }
 
-/// The result of `entry` if it is answered at once: a bad entry (flags
+/// The result of the entry `op`, `flags` (its arguments from `args`) if
+/// it is answered at once: a bad entry (flags
 /// set, an unknown number, a call that cannot go through the ring) or a
 /// quick operation (the same [`quick_op`] the syscalls use). `None`: it
 /// has to be started.
-fn quick_entry(process: &mut Process, entry: &Submission) -> Option<Result<u64, Error>> {
-    if entry.flags != 0 {
+fn quick_entry(
+    process: &mut Process,
+    op: u32,
+    flags: u32,
+    args: impl FnOnce() -> [u64; 6],
+) -> Option<Result<u64, Error>> {
+    if flags != 0 {
         return Some(Err(Error::InvalidArgument));
     }
-    let number = u64::from(entry.op);
-    if let Some(result) = quick_op(process, number, entry.args) {
+    let number = u64::from(op);
+    if let Some(result) = quick_op(process, number, args) {
         return Some(result);
     }
     match Sys::from_number(number) {
@@ -317,7 +330,7 @@ fn quick_entry(process: &mut Process, entry: &Submission) -> Option<Result<u64, 
 /// (`turn.exit`).
 fn start_entry(
     process: &mut Process,
-    ring: &mut Ring,
+    in_flight: &mut Vec<InFlight>,
     entry: &Submission,
     turn: &mut Turn,
     cx: &mut Context<'_>,
@@ -338,7 +351,7 @@ fn start_entry(
         Started::Blocked(mut op) => match poll_blocked(process, &mut op, cx) {
             Poll::Ready(result) => Some(result),
             Poll::Pending => {
-                ring.in_flight.push(InFlight {
+                in_flight.push(InFlight {
                     user_data: entry.user_data,
                     op,
                 });
@@ -348,18 +361,23 @@ fn start_entry(
     }
 }
 
-/// Writes a completion at the kernel's completion tail and moves it (the
-/// slot is free: [`ring::plan`] promised it when the entry was taken).
-fn post(ring: &mut Ring, user_data: u64, result: Result<u64, Error>) -> Result<(), Corrupt> {
-    let slot = ring::slot(ring.cq_tail, ring.layout.order);
+/// Writes a completion at the kernel's completion tail `cq_tail` and
+/// moves it (the slot is free: [`ring::plan`] promised it when the entry
+/// was taken).
+fn post(
+    memory: &RingMemory,
+    cq_tail: &mut u32,
+    user_data: u64,
+    result: Result<u64, Error>,
+) -> Result<(), Corrupt> {
     let completion = Completion {
         user_data,
         result: encode(result),
     };
-    ring.memory
-        .write_completion(ring.layout.completions + 16 * u64::from(slot), completion)
+    memory
+        .write_completion(*cq_tail, completion)
         .ok_or(Corrupt::Unreachable)?;
-    ring.cq_tail = ring.cq_tail.wrapping_add(1);
+    *cq_tail = cq_tail.wrapping_add(1);
     Ok(())
 }
 
@@ -381,8 +399,6 @@ fn enter_args(process: &mut Process, args: [u64; 6]) -> Result<(u32, u32), Error
 /// completions are then there); `None` to go on as an ordinary call,
 /// after what this part took (counted in `Ring::quick_taken`).
 pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, Error>> {
-    let t = tick();
-    PHASE[9].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let (_, to_submit) = match enter_args(process, args) {
         Ok(checked) => checked,
         Err(error) => return Some(Err(error)),
@@ -393,15 +409,12 @@ pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, 
         return None;
     }
     let mut ring = process.ring.take()?;
-    let t = phase(0, t);
     let turn = service_ring(process, &mut ring, Look::Enter, Mode::Quick, to_submit);
-    let t = phase(1, t);
     let done = matches!(turn, Ok(Turn { stopped: false, .. }));
     if let (Ok(turn), false) = (&turn, done) {
         ring.quick_taken = turn.taken;
     }
     put_back(process, ring);
-    phase(2, t);
     match turn {
         Ok(turn) if done && process.ring.is_some() => Some(Ok(u64::from(turn.unread))),
         // Stopped, closed through the ring or corrupt: the ordinary call

@@ -147,11 +147,9 @@ async fn run(mut process: Process) -> Exit {
         // is taken in ring 3 and ends the loop.
         let mut calls = 0;
         while trap == Trap::Syscall && !process.shared.killed() {
-            let tq = super::ring::tick();
             let Some(result) = super::quick(&mut process) else {
                 break;
             };
-            super::ring::phase(6, tq);
             calls += 1;
             process.context.set_result(result);
             trap = user::enter(&mut process.context);

@@ -100,9 +100,22 @@ impl Ring {
         let at = RING_BASE
             + self.layout.submissions
             + 64 * u64::from(slot(self.sq_tail, self.layout.order));
-        // SAFETY: a slot of the mapped submission ring that the kernel does
-        // not read until the tail below covers it.
-        unsafe { core::ptr::write_volatile(at as *mut Submission, entry) };
+        let words = [
+            u64::from(entry.op) | u64::from(entry.flags) << 32,
+            entry.user_data,
+            entry.args[0],
+            entry.args[1],
+            entry.args[2],
+            entry.args[3],
+            entry.args[4],
+            entry.args[5],
+        ];
+        for (i, word) in words.into_iter().enumerate() {
+            // SAFETY: a word of a slot of the mapped submission ring that
+            // the kernel does not read until the tail below covers it
+            // (written word by word, the layout `Submission::to_bytes` gives).
+            unsafe { core::ptr::write_volatile((at as *mut u64).add(i), word) };
+        }
         self.sq_tail = self.sq_tail.wrapping_add(1);
         self.sq(RingHeader::TAIL)
             .store(self.sq_tail, Ordering::Release);

@@ -87,26 +87,19 @@ fn ring(batch: u32) -> i64 {
     };
     let rounds = (512 / batch).max(1);
     let mut samples = [0u64; SAMPLES];
-    let (mut ts, mut te, mut tr) = ([0u64; SAMPLES], [0u64; SAMPLES], [0u64; SAMPLES]);
-    for (i, sample) in samples.iter_mut().enumerate() {
+    for sample in &mut samples {
         let t0 = sys::clock();
         for _ in 0..rounds {
-            let a = sys::clock();
             for tag in 0..batch {
                 let _ = ring.submit(Submission::new(Sys::GetPid, u64::from(tag), [0; 6]));
             }
-            let b = sys::clock();
             let _ = ring.submit_and_wait(batch);
-            let c = sys::clock();
             for done in ring.completions() {
                 core::hint::black_box(done);
             }
-            let d = sys::clock();
-            ts[i] = b - a; te[i] = c - b; tr[i] = d - c;
         }
         *sample = (sys::clock() - t0) / u64::from(rounds * batch);
     }
-    println!("PROFILE batch {batch}: p50 per batch submit {} enter {} reap {} ns (each incl. one clock)", p50(&mut ts), p50(&mut te), p50(&mut tr));
     println!(
         "bench user_ring_batch{batch}_p50_ns {} ns",
         p50(&mut samples)
