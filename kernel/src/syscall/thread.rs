@@ -145,21 +145,19 @@ async fn run(mut process: Process) -> Exit {
         // the timer stays armed for this slice's end, the thread's FPU
         // state stays in the registers. An interrupt that came meanwhile
         // is taken in ring 3 and ends the loop.
-        let mut calls = 0;
-        while trap == Trap::Syscall && !process.shared.killed() {
+        while trap == Trap::Syscall {
+            count_syscall(&process);
+            if process.shared.killed() {
+                break;
+            }
             let Some(result) = super::quick(&mut process) else {
                 break;
             };
-            calls += 1;
             process.context.set_result(result);
             trap = user::enter(&mut process.context);
         }
-        if trap == Trap::Syscall {
-            calls += 1;
-        }
         user::save_fpu(&mut process.context);
         cpu::enable_interrupts();
-        process.shared.syscalls.fetch_add(calls, Ordering::Relaxed);
         let outcome = match trap {
             Trap::Syscall => {
                 entered = process.context.syscall().0 == Sys::RingEnter as u64;
@@ -190,6 +188,14 @@ async fn run(mut process: Process) -> Exit {
         Exit::Killed | Exit::Fault(_) | Exit::BadRing(_) => log::warn!("{report}"),
     }
     exit
+}
+
+/// Counts a syscall as it is made (before it is answered: an `info` call
+/// counts itself and every call before it, even those answered at once
+/// since the thread last left ring 3). Only this task writes the counter.
+fn count_syscall(process: &Process) {
+    let syscalls = &process.shared.syscalls;
+    syscalls.store(syscalls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// Arms this core's timer for `end` (ns, the end of the slice), or the
