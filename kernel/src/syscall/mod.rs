@@ -7,8 +7,9 @@
 //! task to the reactor, and the core runs its other tasks meanwhile.
 //!
 //! The same operations also come through the process's submission ring
-//! ([`ring`]): [`start`] checks and runs each one, [`poll_blocked`] waits
-//! for one that has to wait, whichever way it came in.
+//! ([`ring`]): [`quick_op`] answers the quick ones, [`start`] checks and
+//! runs any, [`poll_blocked`] waits for one that has to wait, whichever
+//! way it came in.
 //!
 //! Every argument is hostile: pointers go through `process::umem`'s
 //! checked copies, handles through the process's handle table, lengths

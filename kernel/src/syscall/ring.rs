@@ -19,11 +19,12 @@
 //!    taken: never more than completion slots are free for them, so a full
 //!    completion ring is backpressure and nothing is lost. Indices no
 //!    well-behaved program writes end the process with a one-line report;
-//! 3. each entry is copied into kernel memory, then checked (flags,
-//!    number) and run: a quick operation (the ones a syscall answers at
-//!    once, `super::quick_op`) inline, with no allocation, its completion
-//!    written at once; any other is started, and one that has to wait
-//!    stays in flight;
+//! 3. each entry is copied into kernel memory word by word (each word read
+//!    once, the arguments only for an operation that reads them), then
+//!    checked (flags, number) and run: a quick operation (the ones a
+//!    syscall answers at once, `super::quick_op`) inline, with no
+//!    allocation, its completion written at once; any other is started,
+//!    and one that has to wait stays in flight;
 //! 4. the kernel's submission head and completion tail go back to the
 //!    shared memory, with the `ASLEEP` flag.
 //!
@@ -31,7 +32,8 @@
 //! `to_submit` submissions and waits for `min_complete` completions. When
 //! nothing is in flight it is first tried as a quick syscall
 //! ([`enter_quick`]): the service runs in quick mode, which stops at the
-//! first entry that is not a quick operation; if it did not stop, every
+//! first entry that is not a quick operation (or after
+//! [`QUICK_BUDGET_NS`]: interrupts are off meanwhile); if it did not stop, every
 //! completion is there and the thread goes straight back to ring 3, with
 //! no reactor round trip. Otherwise the call goes on as an ordinary one
 //! ([`enter`]) from where the quick part stopped.
@@ -175,9 +177,18 @@ enum Mode<'a, 'b> {
     /// context), any operation is started.
     Full(&'a mut Context<'b>),
     /// Only what never waits: nothing in flight is polled, and the
-    /// service stops before the first submission that is not quick.
-    Quick,
+    /// service stops before the first submission that is not quick, or
+    /// once the clock passes `until` (ns; looked at every
+    /// [`QUICK_CHECK`] entries): interrupts are off meanwhile.
+    Quick { until: u64 },
 }
+
+/// How long a quick `ring_enter` may run with interrupts off before the
+/// rest of its submissions go the ordinary way, in ns.
+const QUICK_BUDGET_NS: u64 = 20_000;
+
+/// Every how many entries a quick service looks at the clock.
+const QUICK_CHECK: u32 = 16;
 
 /// Looks at the process's ring (if it has one): see the module docs.
 /// `cx` is woken when an operation in flight can go on. At most `limit`
@@ -236,7 +247,15 @@ fn service_ring(
     // stays borrowed shared, so the loop keeps what it needs in registers).
     let (mut sq_head, mut cq_tail) = (ring.sq_head, ring.cq_tail);
     let result = (|| {
-        for _ in 0..take {
+        for i in 0..take {
+            if let Mode::Quick { until } = mode
+                && i > 0
+                && i % QUICK_CHECK == 0
+                && time::uptime_ns() >= until
+            {
+                turn.stopped = true;
+                break;
+            }
             let slot = ring
                 .memory
                 .submission(sq_head)
@@ -246,7 +265,7 @@ fn service_ring(
             let quick = quick_entry(process, op, flags, || slot.args());
             let result = match (quick, &mut mode) {
                 (Some(result), _) => result,
-                (None, Mode::Quick) => {
+                (None, Mode::Quick { .. }) => {
                     turn.stopped = true;
                     break;
                 }
@@ -409,7 +428,10 @@ pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, 
         return None;
     }
     let mut ring = process.ring.take()?;
-    let turn = service_ring(process, &mut ring, Look::Enter, Mode::Quick, to_submit);
+    let mode = Mode::Quick {
+        until: time::uptime_ns().saturating_add(QUICK_BUDGET_NS),
+    };
+    let turn = service_ring(process, &mut ring, Look::Enter, mode, to_submit);
     let done = matches!(turn, Ok(Turn { stopped: false, .. }));
     if let (Ok(turn), false) = (&turn, done) {
         ring.quick_taken = turn.taken;
