@@ -28,7 +28,7 @@ use crate::reactor::Sleep;
 /// at a time (each read once, into kernel memory, before it is looked
 /// at); the arguments only when the operation needs them.
 pub struct SubmissionSlot<'a> {
-    at: *const u64,
+    at: *mut u64,
     _memory: PhantomData<&'a RingMemory>,
 }
 
@@ -96,17 +96,38 @@ impl RingMemory {
         Some(())
     }
 
+    /// The run of `WORDS`-word slots of the ring at `base` (an offset)
+    /// from the slot of free-running index `index` to the end of its frame
+    /// or of the ring, whichever comes first.
+    fn run<const WORDS: usize>(&self, base: u64, index: u32) -> Option<Run<'_, WORDS>> {
+        let size = 8 * WORDS as u64;
+        let slot = ring::slot(index, self.layout.order);
+        let first = base + size * u64::from(slot);
+        let in_frame = (PAGE_SIZE - first % PAGE_SIZE) / size;
+        let in_ring = u64::from(self.layout.entries() - slot);
+        Some(Run {
+            at: self.at(first, size)?.cast::<u64>(),
+            len: in_frame.min(in_ring) as u32,
+            _memory: PhantomData,
+        })
+    }
+
+    /// The submission slots from free-running index `index` on that lie
+    /// one after the other (to the end of the frame or of the ring).
+    pub fn submissions(&self, index: u32) -> Option<Run<'_, 8>> {
+        self.run(self.layout.submissions, index)
+    }
+
+    /// The completion slots from free-running index `index` on that lie
+    /// one after the other (to the end of the frame or of the ring).
+    pub fn completions(&self, index: u32) -> Option<Run<'_, 2>> {
+        self.run(self.layout.completions, index)
+    }
+
     /// The slot of free-running submission index `index`, to copy words
     /// from.
     pub fn submission(&self, index: u32) -> Option<SubmissionSlot<'_>> {
-        let slot = u64::from(ring::slot(index, self.layout.order));
-        let at = self
-            .at(self.layout.submissions + 64 * slot, 64)?
-            .cast::<u64>();
-        Some(SubmissionSlot {
-            at,
-            _memory: PhantomData,
-        })
+        self.submissions(index)?.submission(0)
     }
 
     /// A copy of the submission at free-running index `index`.
@@ -124,11 +145,52 @@ impl RingMemory {
     /// Writes `completion` in the slot of free-running completion index
     /// `index`.
     pub fn write_completion(&self, index: u32, completion: Completion) -> Option<()> {
-        let slot = u64::from(ring::slot(index, self.layout.order));
-        let at = self
-            .at(self.layout.completions + 16 * slot, 16)?
-            .cast::<u64>();
-        // SAFETY: two aligned words inside a pinned frame.
+        self.completions(index)?.write(0, completion)
+    }
+}
+
+/// Consecutive slots of one ring inside one frame of a [`RingMemory`]:
+/// `len` of them from `at`, `WORDS` words each.
+pub struct Run<'a, const WORDS: usize> {
+    at: *mut u64,
+    len: u32,
+    _memory: PhantomData<&'a RingMemory>,
+}
+
+impl<const WORDS: usize> Run<'_, WORDS> {
+    /// Slots in the run.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether the run has no slot.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first word of slot `i` (below `len`).
+    fn slot(&self, i: u32) -> Option<*mut u64> {
+        // `at` plus `len` slots stays inside one pinned frame.
+        (i < self.len).then(|| self.at.wrapping_add(i as usize * WORDS))
+    }
+}
+
+impl<'a> Run<'a, 8> {
+    /// Submission slot `i` of the run, to copy words from.
+    pub fn submission(&self, i: u32) -> Option<SubmissionSlot<'a>> {
+        Some(SubmissionSlot {
+            at: self.slot(i)?,
+            _memory: PhantomData,
+        })
+    }
+}
+
+impl Run<'_, 2> {
+    /// Writes `completion` in slot `i` of the run.
+    pub fn write(&self, i: u32, completion: Completion) -> Option<()> {
+        let at = self.slot(i)?;
+        // SAFETY: two aligned words of a slot inside a pinned frame; no
+        // reference to them is made.
         unsafe {
             core::ptr::write_volatile(at, completion.user_data);
             core::ptr::write_volatile(at.add(1), completion.result);
@@ -251,6 +313,37 @@ mod tests {
         // SAFETY: as above.
         let left = unsafe { user::copy_from_user(&mut word, RING_BASE + 68) };
         assert_eq!((left, u32::from_le_bytes(word)), (0, 0x1234_5678));
+    }
+
+    #[test]
+    fn runs_end_at_the_frame_or_the_ring() {
+        let mut space = AddressSpace::new().unwrap();
+        let memory = mapped(&mut space);
+        // 64 submissions fill one frame: a run goes to the ring's end.
+        assert_eq!(memory.submissions(0).unwrap().len(), 64);
+        assert_eq!(memory.submissions(70).unwrap().len(), 58);
+        assert_eq!(memory.submissions(u32::MAX).unwrap().len(), 1);
+        assert_eq!(memory.completions(60).unwrap().len(), 4);
+        let run = memory.completions(62).unwrap();
+        let done = Completion {
+            user_data: 1,
+            result: 2,
+        };
+        assert_eq!(run.write(1, done), Some(()));
+        assert_eq!(run.write(2, done), None, "past the run");
+        assert!(memory.submissions(0).unwrap().submission(64).is_none());
+        let mut space = AddressSpace::new().unwrap();
+        let layout = Layout::new(256).unwrap();
+        space
+            .map_zeroed(RING_BASE, layout.size, Access::ReadWrite)
+            .unwrap();
+        let big = RingMemory::new(space.pin(RING_BASE, layout.size).unwrap(), layout);
+        // 256 submissions span four frames: a run ends at its frame's end.
+        assert_eq!(big.submissions(0).unwrap().len(), 64);
+        assert_eq!(big.submissions(100).unwrap().len(), 28);
+        assert_eq!(big.submissions(255).unwrap().len(), 1);
+        assert_eq!(big.completions(10).unwrap().len(), 246);
+        assert_eq!(big.read_submission(300), big.read_submission(44));
     }
 
     #[test]

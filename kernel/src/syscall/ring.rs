@@ -61,7 +61,7 @@ use crate::arch::user::Access;
 use crate::process::Process;
 use crate::process::blocking;
 use crate::process::object::KernelObject;
-use crate::process::ring::{InFlight, Ring, RingMemory};
+use crate::process::ring::{InFlight, Ring, RingMemory, Run, SubmissionSlot};
 use crate::process::vm::VmError;
 use crate::time;
 
@@ -221,7 +221,10 @@ fn service_ring(
             match poll_blocked(process, &mut ring.in_flight[i].op, cx) {
                 Poll::Ready(result) => {
                     let done = ring.in_flight.remove(i);
-                    post(&ring.memory, &mut ring.cq_tail, done.user_data, result)?;
+                    let slot = ring.memory.completions(ring.cq_tail);
+                    slot.and_then(|run| run.write(0, completion(done.user_data, result)))
+                        .ok_or(Corrupt::Unreachable)?;
+                    ring.cq_tail = ring.cq_tail.wrapping_add(1);
                 }
                 Poll::Pending => i += 1,
             }
@@ -243,9 +246,10 @@ fn service_ring(
         layout.order,
     )?
     .min(limit);
-    // The kernel's indices in locals while entries are taken (the ring
-    // stays borrowed shared, so the loop keeps what it needs in registers).
-    let (mut sq_head, mut cq_tail) = (ring.sq_head, ring.cq_tail);
+    // The kernel's indices in locals while entries are taken, and the
+    // slots reached a run at a time (consecutive slots in one frame).
+    let mut taker = Cursor::new(&ring.memory, ring.sq_head, RingMemory::submissions);
+    let mut poster = Cursor::new(&ring.memory, ring.cq_tail, RingMemory::completions);
     let result = (|| {
         for i in 0..take {
             if let Mode::Quick { until } = mode
@@ -256,10 +260,7 @@ fn service_ring(
                 turn.stopped = true;
                 break;
             }
-            let slot = ring
-                .memory
-                .submission(sq_head)
-                .ok_or(Corrupt::Unreachable)?;
+            let slot = taker.next().ok_or(Corrupt::Unreachable)?;
             // Copied into kernel memory first, then checked.
             let (op, flags, user_data) = slot.head();
             let quick = quick_entry(process, op, flags, || slot.args());
@@ -276,24 +277,24 @@ fn service_ring(
                         user_data,
                         args: slot.args(),
                     };
-                    sq_head = sq_head.wrapping_add(1);
+                    taker.advance();
                     turn.taken += 1;
                     let in_flight = &mut ring.in_flight;
                     match start_entry(process, in_flight, &entry, &mut turn, cx) {
-                        Some(result) => post(&ring.memory, &mut cq_tail, user_data, result)?,
+                        Some(result) => poster.post(user_data, result)?,
                         None if turn.exit.is_some() => break,
                         None => {}
                     }
                     continue;
                 }
             };
-            sq_head = sq_head.wrapping_add(1);
+            taker.advance();
             turn.taken += 1;
-            post(&ring.memory, &mut cq_tail, user_data, result)?;
+            poster.post(user_data, result)?;
         }
         Ok(())
     })();
-    (ring.sq_head, ring.cq_tail) = (sq_head, cq_tail);
+    (ring.sq_head, ring.cq_tail) = (taker.index, poster.index);
     result?;
     process
         .shared
@@ -380,24 +381,79 @@ fn start_entry(
     }
 }
 
-/// Writes a completion at the kernel's completion tail `cq_tail` and
-/// moves it (the slot is free: [`ring::plan`] promised it when the entry
-/// was taken).
-fn post(
-    memory: &RingMemory,
-    cq_tail: &mut u32,
-    user_data: u64,
-    result: Result<u64, Error>,
-) -> Result<(), Corrupt> {
-    let completion = Completion {
+/// The completion of an operation tagged `user_data`.
+fn completion(user_data: u64, result: Result<u64, Error>) -> Completion {
+    Completion {
         user_data,
         result: encode(result),
-    };
-    memory
-        .write_completion(*cq_tail, completion)
-        .ok_or(Corrupt::Unreachable)?;
-    *cq_tail = cq_tail.wrapping_add(1);
-    Ok(())
+    }
+}
+
+/// A free-running index of one ring and the run of slots it is in: the
+/// slots are reached a run at a time (consecutive, in one frame).
+struct Cursor<'a, const WORDS: usize> {
+    memory: &'a RingMemory,
+    runs: fn(&'a RingMemory, u32) -> Option<Run<'a, WORDS>>,
+    /// The free-running index of the next slot.
+    index: u32,
+    /// The run it is in (`None` until the first use), and its place there.
+    run: Option<Run<'a, WORDS>>,
+    at: u32,
+}
+
+impl<'a, const WORDS: usize> Cursor<'a, WORDS> {
+    fn new(
+        memory: &'a RingMemory,
+        index: u32,
+        runs: fn(&'a RingMemory, u32) -> Option<Run<'a, WORDS>>,
+    ) -> Self {
+        Cursor {
+            memory,
+            runs,
+            index,
+            run: None,
+            at: 0,
+        }
+    }
+
+    /// The run holding the slot of `index`, and the slot's place in it.
+    fn current(&mut self) -> Option<(&Run<'a, WORDS>, u32)> {
+        if self.run.as_ref().is_none_or(|run| self.at >= run.len()) {
+            self.run = Some((self.runs)(self.memory, self.index)?);
+            self.at = 0;
+        }
+        Some((self.run.as_ref()?, self.at))
+    }
+
+    /// Moves on to the next slot.
+    fn advance(&mut self) {
+        self.index = self.index.wrapping_add(1);
+        self.at += 1;
+    }
+}
+
+impl<'a> Cursor<'a, 8> {
+    /// The submission slot at the index (the index stays: [`advance`]
+    /// takes it).
+    ///
+    /// [`advance`]: Cursor::advance
+    fn next(&mut self) -> Option<SubmissionSlot<'a>> {
+        let (run, at) = self.current()?;
+        run.submission(at)
+    }
+}
+
+impl Cursor<'_, 2> {
+    /// Writes a completion at the kernel's completion tail and moves it
+    /// (the slot is free: [`ring::plan`] promised it when the entry was
+    /// taken).
+    fn post(&mut self, user_data: u64, result: Result<u64, Error>) -> Result<(), Corrupt> {
+        let (run, at) = self.current().ok_or(Corrupt::Unreachable)?;
+        run.write(at, completion(user_data, result))
+            .ok_or(Corrupt::Unreachable)?;
+        self.advance();
+        Ok(())
+    }
 }
 
 /// The checked arguments of `ring_enter(handle, min_complete, to_submit)`:
