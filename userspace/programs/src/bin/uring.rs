@@ -352,9 +352,12 @@ fn ops(ring: &mut Ring) -> i64 {
 /// `ring_enter`'s `to_submit`: the call takes at most that many (0: none),
 /// the rest stay pending; also with an operation that is not quick among
 /// them (a timer with a bad period: the quick part stops there, the rest
-/// of the call goes on). A turn of the core between the submissions and
-/// the checks (a preemption) takes them all, so each case is tried until
-/// one try shows what it should (a kernel that took too many never does).
+/// of the call goes on). The kernel's own looks take everything, so each
+/// try waits until the kernel marked itself asleep (it then looks only at
+/// full slices); a turn of the core between the submissions and the
+/// checks (a preemption) may still take them all, so each case is tried
+/// until one try shows what it should (a kernel that took too many never
+/// does).
 fn to_submit(c: &mut Checks, ring: &mut Ring) {
     let pid = entry(Sys::GetPid, 0, [0; 6]);
     let slow = entry(Sys::Timer, 1, [0; 6]);
@@ -379,6 +382,14 @@ fn to_submit(c: &mut Checks, ring: &mut Ring) {
         let want = (Ok(taken), n - taken);
         let mut got = None;
         for _ in 0..20 {
+            // An awake kernel looks on its own at every 50 us slice end
+            // (and a look takes everything): wait until it sleeps.
+            for _ in 0..20 {
+                if ring.asleep() {
+                    break;
+                }
+                let _ = sys::sleep_ns(500_000);
+            }
             let _ = ring.completions().count();
             for e in entries {
                 ring.submit(*e).expect("room in the ring");
