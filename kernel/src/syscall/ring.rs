@@ -51,6 +51,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::future::poll_fn;
+use core::sync::atomic::Ordering::Relaxed;
 use core::task::{Context, Poll};
 
 use percore_abi::ring::{self, Completion, Corrupt, Layout, RING_BASE, RingHeader, Submission};
@@ -202,17 +203,22 @@ pub fn service(
     let Some(mut ring) = process.ring.take() else {
         return Ok(Turn::default());
     };
-    let turn = service_ring(process, &mut ring, look, Mode::Full(cx), limit);
+    let now = time::uptime_ns();
+    let turn = service_ring(process, &mut ring, look, Mode::Full(cx), limit, now);
     put_back(process, ring);
     turn
 }
 
+/// Services `ring` (taken out of `process` meanwhile) as `mode` says,
+/// taking at most `limit` submissions; `now` (ns since boot) is when the
+/// look started.
 fn service_ring(
     process: &mut Process,
     ring: &mut Ring,
     look: Look,
     mut mode: Mode<'_, '_>,
     limit: u32,
+    now: u64,
 ) -> Result<Turn, Corrupt> {
     let mut turn = Turn::default();
     if let Mode::Full(cx) = &mut mode {
@@ -296,11 +302,9 @@ fn service_ring(
     })();
     (ring.sq_head, ring.cq_tail) = (taker.index, poster.index);
     result?;
-    process
-        .shared
-        .ring_ops
-        .fetch_add(u64::from(turn.taken), core::sync::atomic::Ordering::Relaxed);
-    let now = time::uptime_ns();
+    // Only this process's task writes the counter.
+    let ops = &process.shared.ring_ops;
+    ops.store(ops.load(Relaxed) + u64::from(turn.taken), Relaxed);
     if turn.taken > 0 && look == Look::Poll {
         ring.last_taken = now;
     }
@@ -484,10 +488,11 @@ pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, 
         return None;
     }
     let mut ring = process.ring.take()?;
+    let now = time::uptime_ns();
     let mode = Mode::Quick {
-        until: time::uptime_ns().saturating_add(QUICK_BUDGET_NS),
+        until: now.saturating_add(QUICK_BUDGET_NS),
     };
-    let turn = service_ring(process, &mut ring, Look::Enter, mode, to_submit);
+    let turn = service_ring(process, &mut ring, Look::Enter, mode, to_submit, now);
     let done = matches!(turn, Ok(Turn { stopped: false, .. }));
     if let (Ok(turn), false) = (&turn, done) {
         ring.quick_taken = turn.taken;
