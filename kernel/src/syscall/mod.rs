@@ -109,11 +109,18 @@ pub async fn dispatch(process: &mut Process) -> Outcome {
 /// that goes through [`dispatch`]. A `ring_enter` is quick when every
 /// submission it takes is ([`ring::enter_quick`]).
 pub fn quick(process: &mut Process) -> Option<u64> {
-    let (number, args) = process.context.syscall();
-    let result = match Sys::from_number(number) {
-        None => Err(Error::NoSys),
-        Some(Sys::RingEnter) => ring::enter_quick(process, args)?,
-        Some(_) => quick_op(process, number, || args)?,
+    // The number alone first: the arguments are read only by the calls
+    // that use them (under TCG every memory access costs).
+    let number = process.context.syscall().0;
+    let result = if number == Sys::RingEnter as u64 {
+        let args = process.context.syscall().1;
+        ring::enter_quick(process, args)?
+    } else {
+        match quick_op(process, number, |p| p.context.syscall().1) {
+            Some(result) => result,
+            None if Sys::from_number(number).is_none() => Err(Error::NoSys),
+            None => return None,
+        }
     };
     note_handles(process);
     Some(encode(result))
@@ -128,7 +135,7 @@ pub fn quick(process: &mut Process) -> Option<u64> {
 fn quick_op(
     process: &mut Process,
     number: u64,
-    args: impl FnOnce() -> [u64; 6],
+    args: impl FnOnce(&Process) -> [u64; 6],
 ) -> Option<Result<u64, Error>> {
     if number == Sys::GetPid as u64 {
         return Some(Ok(u64::from(process.shared.pid)));
@@ -144,7 +151,7 @@ fn quick_op(
 fn quick_call(
     process: &mut Process,
     number: u64,
-    args: impl FnOnce() -> [u64; 6],
+    args: impl FnOnce(&Process) -> [u64; 6],
 ) -> Option<Result<u64, Error>> {
     let sys = Sys::from_number(number)?;
     if !matches!(
@@ -153,7 +160,7 @@ fn quick_call(
     ) {
         return None;
     }
-    let args = args();
+    let args = args(process);
     Some(match sys {
         Sys::Close => close(process, args[0]),
         Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
@@ -167,7 +174,7 @@ fn quick_call(
 /// Starts operation `sys` with `args` for `process`: checks every
 /// argument, and does it unless it has to wait.
 pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
-    if let Some(result) = quick_op(process, sys as u64, || args) {
+    if let Some(result) = quick_op(process, sys as u64, |_| args) {
         return Started::Done(result);
     }
     let result = match sys {

@@ -269,7 +269,7 @@ fn service_ring(
             let slot = taker.next().ok_or(Corrupt::Unreachable)?;
             // Copied into kernel memory first, then checked.
             let (op, flags, user_data) = slot.head();
-            let quick = quick_entry(process, op, flags, || slot.args());
+            let quick = quick_entry(process, op, flags, |_| slot.args());
             let result = match (quick, &mut mode) {
                 (Some(result), _) => result,
                 (None, Mode::Quick { .. }) => {
@@ -332,7 +332,7 @@ fn quick_entry(
     process: &mut Process,
     op: u32,
     flags: u32,
-    args: impl FnOnce() -> [u64; 6],
+    args: impl FnOnce(&Process) -> [u64; 6],
 ) -> Option<Result<u64, Error>> {
     if flags != 0 {
         return Some(Err(Error::InvalidArgument));
