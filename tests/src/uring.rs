@@ -34,6 +34,7 @@ pub const TESTS: &[Test] = &[
         Kind::Normal,
         corrupt,
     ),
+    Test::new("uring_ring_closed_and_set_up_again", Kind::Normal, remap),
     Test::new(
         "uring_other_process_memory_kills_the_reader",
         Kind::Normal,
@@ -103,7 +104,32 @@ fn corrupt(_: &Kernel) -> Result<(), String> {
         Exit::BadRing(Corrupt::CompletionHead { head: 1000, .. }) => {}
         other => return Err(format!("corrupt-cq: ended {other:?}")),
     }
+    match run("uring", core, "corrupt-after")? {
+        Exit::BadRing(Corrupt::SubmissionTail { tail: 1000, .. }) => {}
+        other => return Err(format!("corrupt-after: ended {other:?}")),
+    }
     expect_code("hello after", run("hello", core, "3")?, 3)
+}
+
+/// A ring closed (by a syscall, or through the ring itself) and set up
+/// again works as the first did, on the first and the last core; a read
+/// where a closed ring was is a page fault that ends the process; every
+/// ring frame is given back.
+fn remap(_: &Kernel) -> Result<(), String> {
+    start_reactors();
+    run("hello", CoreId(0), "0")?;
+    let frames = user::frames_in_use();
+    for core in [0, cores() - 1] {
+        expect_code("uring remap", run("uring", CoreId(core), "remap")?, 0)?;
+        match run("uring", CoreId(core), "unmapped")? {
+            Exit::Fault(fault) if fault.vector == 14 => {}
+            other => return Err(format!("uring unmapped: ended {other:?}")),
+        }
+    }
+    if user::frames_in_use() != frames {
+        return Err(format!("frames {frames} -> {}", user::frames_in_use()));
+    }
+    Ok(())
 }
 
 /// A program that reads or writes at the address of another process's

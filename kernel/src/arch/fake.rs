@@ -540,6 +540,12 @@ pub mod user {
         };
     }
 
+    /// The host pointer to frame `frame`'s first byte (its "physical
+    /// address" is its host address).
+    pub fn frame_ptr(frame: PhysAddr) -> *mut u8 {
+        frame.0 as *mut u8
+    }
+
     /// Frames allocated and not freed by this host thread.
     pub fn frames_in_use() -> u64 {
         LIVE.with(Cell::get)

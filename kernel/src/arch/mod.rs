@@ -243,14 +243,14 @@ pub mod user {
     #[cfg(not(target_os = "none"))]
     pub use super::fake::user::{
         Protection, Table, UserContext, alloc_frame, copy_from_user, copy_to_user, enter,
-        fault_names, frames_in_use, free_frame, protection, save_fpu, write_frame,
+        fault_names, frame_ptr, frames_in_use, free_frame, protection, save_fpu, write_frame,
     };
     #[cfg(target_os = "none")]
     pub use super::x86_64::{
         exception::names as fault_names,
         user::{Protection, UserContext, enter, protection, save_fpu},
         usercopy::{copy_from_user, copy_to_user},
-        uspace::{Table, alloc_frame, frames_in_use, free_frame, write_frame},
+        uspace::{Table, alloc_frame, frame_ptr, frames_in_use, free_frame, write_frame},
     };
 
     /// What a user page allows: W^X by construction (no variant is both

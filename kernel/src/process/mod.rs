@@ -124,8 +124,10 @@ pub struct Process {
     pub context: Box<UserContext>,
     /// The start arguments (see `Sys::Args`).
     pub args: String,
-    /// The submission/completion rings, once set up.
-    pub ring: Option<ring::Ring>,
+    /// The submission/completion rings, once set up (boxed: the service
+    /// takes the ring out of the process for each look, and moving a
+    /// pointer is cheaper than moving the ring).
+    pub ring: Option<Box<ring::Ring>>,
     /// The readiness queue of its sockets, once one is registered or
     /// waited on.
     pub readiness: Option<object::Readiness>,

@@ -9,8 +9,12 @@
 //!   mapped over, so running off its end is a page fault, not an overwrite.
 //! - Every frame mapped here is owned here and freed when the address
 //!   space drops; the page table frees its own tables.
+//! - Pinned pages ([`AddressSpace::pin`]) cannot be unmapped until they
+//!   are unpinned: the kernel holds their frames to reach them directly
+//!   (a ring pair), so they must stay the frames the process sees.
 
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
 
 use percore_abi::{USER_BASE, USER_TOP};
 
@@ -30,6 +34,8 @@ pub enum VmError {
     NotMapped,
     /// Out of frames or page-table memory.
     NoMemory,
+    /// Pinned by the kernel ([`AddressSpace::pin`]).
+    Pinned,
 }
 
 impl From<MemoryError> for VmError {
@@ -45,6 +51,8 @@ pub struct AddressSpace {
     pages: BTreeMap<u64, PhysAddr>,
     /// Guard pages: kept unmapped for good.
     guards: BTreeSet<u64>,
+    /// Pages whose frames the kernel holds: not unmapped while pinned.
+    pinned: BTreeSet<u64>,
 }
 
 impl AddressSpace {
@@ -54,6 +62,7 @@ impl AddressSpace {
             table: Table::new()?,
             pages: BTreeMap::new(),
             guards: BTreeSet::new(),
+            pinned: BTreeSet::new(),
         })
     }
 
@@ -102,6 +111,9 @@ impl AddressSpace {
         {
             return Err(VmError::NotMapped);
         }
+        if self.pinned.range(range.clone()).next().is_some() {
+            return Err(VmError::Pinned);
+        }
         for page in range.step_by(PAGE_SIZE as usize) {
             if let Some(frame) = self.pages.remove(&page) {
                 self.table.unmap(page);
@@ -110,6 +122,31 @@ impl AddressSpace {
             }
         }
         Ok(())
+    }
+
+    /// Pins the mapped pages `[start, start + len)` (page-aligned) and
+    /// returns their frames in order: until [`unpin`](Self::unpin), they
+    /// stay mapped to exactly these frames (`unmap` refuses them), so the
+    /// kernel may reach the memory through the frames.
+    pub fn pin(&mut self, start: u64, len: u64) -> Result<Vec<PhysAddr>, VmError> {
+        let range = Self::pages_of(start, len)?;
+        let frames = range
+            .clone()
+            .step_by(PAGE_SIZE as usize)
+            .map(|page| self.pages.get(&page).copied().ok_or(VmError::NotMapped))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.pinned.extend(range.step_by(PAGE_SIZE as usize));
+        Ok(frames)
+    }
+
+    /// Lets the pages `[start, start + len)` be unmapped again (the kernel
+    /// no longer reaches them through their frames).
+    pub fn unpin(&mut self, start: u64, len: u64) {
+        if let Ok(range) = Self::pages_of(start, len) {
+            for page in range.step_by(PAGE_SIZE as usize) {
+                self.pinned.remove(&page);
+            }
+        }
     }
 
     /// Maps a stack of `size` bytes ending at `top` (both page-aligned),
@@ -241,6 +278,36 @@ mod tests {
             Err(VmError::Overlap)
         );
         assert_eq!(space.access(top - PAGE_SIZE), Some(Access::ReadWrite));
+    }
+
+    #[test]
+    fn pinned_pages_stay_until_unpinned() {
+        let mut space = AddressSpace::new().unwrap();
+        let at = 0x40_0000;
+        space
+            .map_zeroed(at, 3 * PAGE_SIZE, Access::ReadWrite)
+            .unwrap();
+        assert_eq!(
+            space.pin(at, 4 * PAGE_SIZE),
+            Err(VmError::NotMapped),
+            "every page must be mapped"
+        );
+        let frames = space.pin(at, 3 * PAGE_SIZE).unwrap();
+        assert_eq!(frames.len(), 3);
+        for (i, frame) in frames.iter().enumerate() {
+            let page = at + i as u64 * PAGE_SIZE;
+            assert_eq!(space.table.lookup(page).map(|(f, _)| f), Some(*frame));
+        }
+        assert_eq!(space.unmap(at, 3 * PAGE_SIZE), Err(VmError::Pinned));
+        assert_eq!(space.unmap(at + PAGE_SIZE, PAGE_SIZE), Err(VmError::Pinned));
+        assert_eq!(
+            space.map_zeroed(at, PAGE_SIZE, Access::ReadWrite),
+            Err(VmError::Overlap)
+        );
+        assert_eq!(space.access(at), Some(Access::ReadWrite), "still mapped");
+        space.unpin(at, 3 * PAGE_SIZE);
+        assert_eq!(space.unmap(at, 3 * PAGE_SIZE), Ok(()));
+        assert_eq!(space.page_count(), 0);
     }
 
     #[test]

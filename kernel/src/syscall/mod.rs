@@ -7,8 +7,9 @@
 //! task to the reactor, and the core runs its other tasks meanwhile.
 //!
 //! The same operations also come through the process's submission ring
-//! ([`ring`]): [`start`] checks and runs each one, [`poll_blocked`] waits
-//! for one that has to wait, whichever way it came in.
+//! ([`ring`]): [`quick_op`] answers the quick ones, [`start`] checks and
+//! runs any, [`poll_blocked`] waits for one that has to wait, whichever
+//! way it came in.
 //!
 //! Every argument is hostile: pointers go through `process::umem`'s
 //! checked copies, handles through the process's handle table, lengths
@@ -107,22 +108,62 @@ pub async fn dispatch(process: &mut Process) -> Outcome {
 /// thread can go straight back to ring 3 (interrupts stay off meanwhile:
 /// one that came in is taken as soon as the thread is back in ring 3, and
 /// brings it back to its task). The encoded `rax`, or `None` for a call
-/// that goes through [`dispatch`].
+/// that goes through [`dispatch`]. A `ring_enter` is quick when every
+/// submission it takes is ([`ring::enter_quick`]).
 pub fn quick(process: &mut Process) -> Option<u64> {
-    let (number, args) = process.context.syscall();
-    let result = match Sys::from_number(number) {
-        None => Err(Error::NoSys),
-        Some(sys) => quick_op(process, sys, args)?,
+    // The number alone first: the arguments are read only by the calls
+    // that use them (under TCG every memory access costs).
+    let number = process.context.syscall().0;
+    let result = if number == Sys::RingEnter as u64 {
+        let args = process.context.syscall().1;
+        ring::enter_quick(process, args)?
+    } else {
+        match quick_op(process, number, |p| p.context.syscall().1) {
+            Some(result) => result,
+            None if Sys::from_number(number).is_none() => Err(Error::NoSys),
+            None => return None,
+        }
     };
     note_handles(process);
     Some(encode(result))
 }
 
-/// The quick operations (see [`quick`]); `None` for the others.
-fn quick_op(process: &mut Process, sys: Sys, args: [u64; 6]) -> Option<Result<u64, Error>> {
+/// The quick operations (see [`quick`]), by syscall number; `None` for
+/// the others and for unknown numbers. The two that are a load are
+/// answered here, compared as numbers, inline in the ring's service loop
+/// (no call, no jump table: under TCG each indirect jump is a lookup);
+/// `args` gives the arguments to the operations that read them.
+#[inline]
+fn quick_op(
+    process: &mut Process,
+    number: u64,
+    args: impl FnOnce(&Process) -> [u64; 6],
+) -> Option<Result<u64, Error>> {
+    if number == Sys::GetPid as u64 {
+        return Some(Ok(u64::from(process.shared.pid)));
+    }
+    if number == Sys::Clock as u64 {
+        return Some(Ok(time::uptime_ns()));
+    }
+    quick_call(process, number, args)
+}
+
+/// The other quick operations (their arguments are read only for them).
+#[inline(never)]
+fn quick_call(
+    process: &mut Process,
+    number: u64,
+    args: impl FnOnce(&Process) -> [u64; 6],
+) -> Option<Result<u64, Error>> {
+    let sys = Sys::from_number(number)?;
+    if !matches!(
+        sys,
+        Sys::Close | Sys::Channel | Sys::Send | Sys::ProcessInfo | Sys::Args
+    ) {
+        return None;
+    }
+    let args = args(process);
     Some(match sys {
-        Sys::GetPid => Ok(u64::from(process.shared.pid)),
-        Sys::Clock => Ok(time::uptime_ns()),
         Sys::Close => close(process, args[0]),
         Sys::Channel => Channel::new().and_then(|c| insert(process, KernelObject::Channel(c))),
         Sys::Send => send(process, args),
@@ -135,7 +176,7 @@ fn quick_op(process: &mut Process, sys: Sys, args: [u64; 6]) -> Option<Result<u6
 /// Starts operation `sys` with `args` for `process`: checks every
 /// argument, and does it unless it has to wait.
 pub fn start(process: &mut Process, sys: Sys, args: [u64; 6]) -> Started {
-    if let Some(result) = quick_op(process, sys, args) {
+    if let Some(result) = quick_op(process, sys as u64, |_| args) {
         return Started::Done(result);
     }
     let result = match sys {

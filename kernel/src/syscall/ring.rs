@@ -1,25 +1,42 @@
 //! The submission/completion rings: the second way into the kernel
 //! (FlexSC and io_uring's SQPOLL are the models), the same operations as
-//! the syscalls through the same functions ([`super::start`],
-//! [`super::poll_blocked`]).
+//! the syscalls through the same functions ([`super::quick_op`],
+//! [`super::start`], [`super::poll_blocked`]).
 //!
 //! A process maps its ring pair with `ring_setup` (at
-//! `percore_abi::ring::RING_BASE`, user-writable). The kernel reaches that
-//! memory only through `umem`'s checked copies, never a Rust reference.
-//! [`service`] runs on every turn its core's reactor gives the process
-//! (each time its thread task is polled: after a preemption, a syscall,
-//! or a wake-up of an operation in flight):
+//! `percore_abi::ring::RING_BASE`, user-writable). The kernel pins the
+//! pair's frames then and reaches the memory through them
+//! (`process::ring::RingMemory`): volatile copies of words, never a Rust
+//! reference, no page walk per access (the pages cannot be unmapped while
+//! the ring is open). [`service`] runs on every turn its core's reactor
+//! gives the process (each time its thread task is polled: after a
+//! preemption, a syscall, or a wake-up of an operation in flight):
 //!
-//! 1. operations in flight are polled; those done get their completion;
-//! 2. the program's indices are read (one copy) and checked by
+//! 1. operations in flight are polled; those done get their completion,
+//!    written straight into the next completion slot;
+//! 2. the program's indices are read (two words) and checked by
 //!    `percore_abi::ring::plan`, which says how many submissions may be
 //!    taken: never more than completion slots are free for them, so a full
 //!    completion ring is backpressure and nothing is lost. Indices no
 //!    well-behaved program writes end the process with a one-line report;
-//! 3. the entries are copied into kernel memory, then checked (flags,
-//!    number) and started; one that has to wait stays in flight;
-//! 4. completions, the kernel's submission head and completion tail go
-//!    back to the shared memory, with the `ASLEEP` flag.
+//! 3. each entry is copied into kernel memory word by word (each word read
+//!    once, the arguments only for an operation that reads them), then
+//!    checked (flags, number) and run: a quick operation (the ones a
+//!    syscall answers at once, `super::quick_op`) inline, with no
+//!    allocation, its completion written at once; any other is started,
+//!    and one that has to wait stays in flight;
+//! 4. the kernel's submission head and completion tail go back to the
+//!    shared memory, with the `ASLEEP` flag.
+//!
+//! `ring_enter(handle, min_complete, to_submit)` takes at most
+//! `to_submit` submissions and waits for `min_complete` completions. When
+//! nothing is in flight it is first tried as a quick syscall
+//! ([`enter_quick`]): the service runs in quick mode, which stops at the
+//! first entry that is not a quick operation (or after
+//! [`QUICK_BUDGET_NS`]: interrupts are off meanwhile); if it did not stop, every
+//! completion is there and the thread goes straight back to ring 3, with
+//! no reactor round trip. Otherwise the call goes on as an ordinary one
+//! ([`enter`]) from where the quick part stopped.
 //!
 //! While the program keeps submitting without a trap, its thread runs in
 //! short slices ([`RING_POLL_NS`]) so the kernel looks again soon; once
@@ -31,20 +48,22 @@
 //! (submit and wait) would otherwise be interrupted every
 //! [`RING_POLL_NS`] for looks that never find anything.
 
-use alloc::vec;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::future::poll_fn;
+use core::sync::atomic::Ordering::Relaxed;
 use core::task::{Context, Poll};
 
 use percore_abi::ring::{self, Completion, Corrupt, Layout, RING_BASE, RingHeader, Submission};
 use percore_abi::{Error, Handle, HandleKind, Sys, encode};
 
-use super::{Outcome, Started, insert, poll_blocked, start};
+use super::{Outcome, Started, insert, poll_blocked, quick_op, start};
 use crate::arch::user::Access;
+use crate::process::Process;
+use crate::process::blocking;
 use crate::process::object::KernelObject;
-use crate::process::ring::{InFlight, Ring};
+use crate::process::ring::{InFlight, Ring, RingMemory, Run, SubmissionSlot};
 use crate::process::vm::VmError;
-use crate::process::{Process, blocking, umem};
 use crate::time;
 
 /// How long the thread runs between two looks at a ring that had
@@ -54,6 +73,9 @@ pub const RING_POLL_NS: u64 = 50_000;
 /// How long the kernel keeps looking at short intervals after the last
 /// look that took a submission, in ns; then it marks itself asleep.
 pub const RING_IDLE_NS: u64 = 1_000_000;
+
+/// Where a header keeps the ring's order (log2 of its entries).
+const ORDER: u64 = 12;
 
 /// What one service of the ring found.
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,6 +92,8 @@ pub struct Turn {
     pub yielded: bool,
     /// An `exit(code)` was among them.
     pub exit: Option<i64>,
+    /// A quick service stopped before a submission that is not quick.
+    pub stopped: bool,
 }
 
 /// `ring_setup(entries) -> handle`.
@@ -85,21 +109,27 @@ pub fn setup(process: &mut Process, entries: u64) -> Result<u64, Error> {
             VmError::NoMemory => Error::NoMemory,
             _ => Error::InvalidArgument,
         })?;
-    let mut header = [0u8; 16];
-    header[8..12].copy_from_slice(&RingHeader::ASLEEP.to_le_bytes());
-    header[12..16].copy_from_slice(&layout.order.to_le_bytes());
-    let written = umem::write(&mut process.space, RING_BASE, &header, 64).and_then(|()| {
-        let at = RING_BASE + layout.completion_header + 12;
-        umem::write(&mut process.space, at, &header[12..], 4)
-    });
-    let handle = written.and_then(|()| insert(process, KernelObject::Ring));
-    match handle {
+    let memory = match process.space.pin(RING_BASE, layout.size) {
+        Ok(frames) => RingMemory::new(frames, layout),
+        Err(_) => {
+            let _ = process.space.unmap(RING_BASE, layout.size);
+            return Err(Error::NoMemory);
+        }
+    };
+    let sq = layout.submission_header;
+    let cq = layout.completion_header;
+    let _ = memory.store_u32(sq + RingHeader::FLAGS, RingHeader::ASLEEP);
+    let _ = memory.store_u32(sq + ORDER, layout.order);
+    let _ = memory.store_u32(cq + ORDER, layout.order);
+    let mut ring = Box::new(Ring::new(Handle::from_raw(0), layout, memory));
+    match insert(process, KernelObject::Ring) {
         Ok(handle) => {
-            process.ring = Some(Ring::new(Handle::from_raw(handle), layout));
+            ring.handle = Handle::from_raw(handle);
+            process.ring = Some(ring);
             Ok(handle)
         }
         Err(error) => {
-            let _ = process.space.unmap(RING_BASE, layout.size);
+            release(process, ring);
             Err(error)
         }
     }
@@ -109,7 +139,25 @@ pub fn setup(process: &mut Process, entries: u64) -> Result<u64, Error> {
 /// dropped with them.
 pub fn teardown(process: &mut Process) {
     if let Some(ring) = process.ring.take() {
-        let _ = process.space.unmap(RING_BASE, ring.layout.size);
+        release(process, ring);
+    }
+}
+
+/// Lets go of `ring`'s frames, then unpins and unmaps its memory.
+fn release(process: &mut Process, ring: Box<Ring>) {
+    let size = ring.layout.size;
+    drop(ring);
+    process.space.unpin(RING_BASE, size);
+    let _ = process.space.unmap(RING_BASE, size);
+}
+
+/// Gives `ring` back to `process`, unless its handle was closed through
+/// the ring itself meanwhile: then it is released.
+fn put_back(process: &mut Process, ring: Box<Ring>) {
+    if process.handles.get(ring.handle, HandleKind::Ring).is_ok() {
+        process.ring = Some(ring);
+    } else {
+        release(process, ring);
     }
 }
 
@@ -124,211 +172,368 @@ pub enum Look {
     Enter,
 }
 
+/// How far a service goes.
+enum Mode<'a, 'b> {
+    /// Everything: operations in flight are polled (woken through this
+    /// context), any operation is started.
+    Full(&'a mut Context<'b>),
+    /// Only what never waits: nothing in flight is polled, and the
+    /// service stops before the first submission that is not quick, or
+    /// once the clock passes `until` (ns; looked at every
+    /// [`QUICK_CHECK`] entries): interrupts are off meanwhile.
+    Quick { until: u64 },
+}
+
+/// How long a quick `ring_enter` may run with interrupts off before the
+/// rest of its submissions go the ordinary way, in ns.
+const QUICK_BUDGET_NS: u64 = 20_000;
+
+/// Every how many entries a quick service looks at the clock.
+const QUICK_CHECK: u32 = 16;
+
 /// Looks at the process's ring (if it has one): see the module docs.
-/// `cx` is woken when an operation in flight can go on.
-pub fn service(process: &mut Process, look: Look, cx: &mut Context<'_>) -> Result<Turn, Corrupt> {
+/// `cx` is woken when an operation in flight can go on. At most `limit`
+/// submissions are taken.
+pub fn service(
+    process: &mut Process,
+    look: Look,
+    limit: u32,
+    cx: &mut Context<'_>,
+) -> Result<Turn, Corrupt> {
     let Some(mut ring) = process.ring.take() else {
         return Ok(Turn::default());
     };
-    let turn = service_ring(process, &mut ring, look, cx);
-    if process.handles.get(ring.handle, HandleKind::Ring).is_ok() {
-        process.ring = Some(ring);
-    } else {
-        // Closed through the ring itself.
-        let _ = process.space.unmap(RING_BASE, ring.layout.size);
-    }
+    let now = time::uptime_ns();
+    let turn = service_ring(process, &mut ring, look, Mode::Full(cx), limit, now);
+    put_back(process, ring);
     turn
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(word)
-}
-
+/// Services `ring` (taken out of `process` meanwhile) as `mode` says,
+/// taking at most `limit` submissions; `now` (ns since boot) is when the
+/// look started.
 fn service_ring(
     process: &mut Process,
     ring: &mut Ring,
     look: Look,
-    cx: &mut Context<'_>,
+    mut mode: Mode<'_, '_>,
+    limit: u32,
+    now: u64,
 ) -> Result<Turn, Corrupt> {
     let mut turn = Turn::default();
-    let mut posted: Vec<Completion> = Vec::with_capacity(ring.layout.entries() as usize);
-    let mut i = 0;
-    while i < ring.in_flight.len() {
-        match poll_blocked(process, &mut ring.in_flight[i].op, cx) {
-            Poll::Ready(result) => {
-                let done = ring.in_flight.remove(i);
-                posted.push(Completion {
-                    user_data: done.user_data,
-                    result: encode(result),
-                });
+    if let Mode::Full(cx) = &mut mode {
+        let mut i = 0;
+        while i < ring.in_flight.len() {
+            match poll_blocked(process, &mut ring.in_flight[i].op, cx) {
+                Poll::Ready(result) => {
+                    let done = ring.in_flight.remove(i);
+                    let slot = ring.memory.completions(ring.cq_tail);
+                    slot.and_then(|run| run.write(0, completion(done.user_data, result)))
+                        .ok_or(Corrupt::Unreachable)?;
+                    ring.cq_tail = ring.cq_tail.wrapping_add(1);
+                }
+                Poll::Pending => i += 1,
             }
-            Poll::Pending => i += 1,
         }
     }
     let layout = ring.layout;
-    let mut header = [0u8; 128];
-    umem::read(&mut process.space, RING_BASE, &mut header, 64).map_err(|_| Corrupt::Unreachable)?;
-    let sq_tail = read_u32(&header, RingHeader::TAIL as usize);
-    let cq_head = read_u32(
-        &header,
-        (layout.completion_header + RingHeader::HEAD) as usize,
-    );
-    let cq_tail = ring.cq_tail.wrapping_add(posted.len() as u32);
+    let memory = &ring.memory;
+    let sq_tail = memory.load_u32(layout.submission_header + RingHeader::TAIL);
+    let cq_head = memory.load_u32(layout.completion_header + RingHeader::HEAD);
+    let (Some(sq_tail), Some(cq_head)) = (sq_tail, cq_head) else {
+        return Err(Corrupt::Unreachable);
+    };
     let take = ring::plan(
         ring.sq_head,
         sq_tail,
-        cq_tail,
+        ring.cq_tail,
         cq_head,
         ring.in_flight.len() as u32,
         layout.order,
-    )?;
-    let entries = copy_in(process, ring, take)?;
-    ring.sq_head = ring.sq_head.wrapping_add(take);
-    turn.taken = take;
-    process
-        .shared
-        .ring_ops
-        .fetch_add(u64::from(take), core::sync::atomic::Ordering::Relaxed);
-    for entry in entries {
-        let started = match Sys::from_number(u64::from(entry.op)) {
-            _ if entry.flags != 0 => Started::Done(Err(Error::InvalidArgument)),
-            None => Started::Done(Err(Error::NoSys)),
-            // Not through the ring: setup is there already, enter would wait on itself.
-            Some(Sys::RingSetup | Sys::RingEnter) => Started::Done(Err(Error::InvalidArgument)),
-            Some(sys) => start(process, sys, entry.args),
-        };
-        let result = match started {
-            Started::Done(result) => result,
-            Started::Exit(code) => {
-                turn.exit = Some(code);
+    )?
+    .min(limit);
+    // The kernel's indices in locals while entries are taken, and the
+    // slots reached a run at a time (consecutive slots in one frame).
+    let mut taker = Cursor::new(&ring.memory, ring.sq_head, RingMemory::submissions);
+    let mut poster = Cursor::new(&ring.memory, ring.cq_tail, RingMemory::completions);
+    let result = (|| {
+        for i in 0..take {
+            if let Mode::Quick { until } = mode
+                && i > 0
+                && i % QUICK_CHECK == 0
+                && time::uptime_ns() >= until
+            {
+                turn.stopped = true;
                 break;
             }
-            Started::Yield => {
-                turn.yielded = true;
-                Ok(0)
-            }
-            Started::Blocked(mut op) => match poll_blocked(process, &mut op, cx) {
-                Poll::Ready(result) => result,
-                Poll::Pending => {
-                    ring.in_flight.push(InFlight {
-                        user_data: entry.user_data,
+            let slot = taker.next().ok_or(Corrupt::Unreachable)?;
+            // Copied into kernel memory first, then checked.
+            let (op, flags, user_data) = slot.head();
+            let quick = quick_entry(process, op, flags, |_| slot.args());
+            let result = match (quick, &mut mode) {
+                (Some(result), _) => result,
+                (None, Mode::Quick { .. }) => {
+                    turn.stopped = true;
+                    break;
+                }
+                (None, Mode::Full(cx)) => {
+                    let entry = Submission {
                         op,
-                    });
+                        flags,
+                        user_data,
+                        args: slot.args(),
+                    };
+                    taker.advance();
+                    turn.taken += 1;
+                    let in_flight = &mut ring.in_flight;
+                    match start_entry(process, in_flight, &entry, &mut turn, cx) {
+                        Some(result) => poster.post(user_data, result)?,
+                        None if turn.exit.is_some() => break,
+                        None => {}
+                    }
                     continue;
                 }
-            },
-        };
-        posted.push(Completion {
-            user_data: entry.user_data,
-            result: encode(result),
-        });
-    }
-    copy_out(process, ring, &posted)?;
-    let now = time::uptime_ns();
-    if take > 0 && look == Look::Poll {
+            };
+            taker.advance();
+            turn.taken += 1;
+            poster.post(user_data, result)?;
+        }
+        Ok(())
+    })();
+    (ring.sq_head, ring.cq_tail) = (taker.index, poster.index);
+    result?;
+    // Only this process's task writes the counter.
+    let ops = &process.shared.ring_ops;
+    ops.store(ops.load(Relaxed) + u64::from(turn.taken), Relaxed);
+    if turn.taken > 0 && look == Look::Poll {
         ring.last_taken = now;
     }
     ring.asleep = now.saturating_sub(ring.last_taken) > RING_IDLE_NS;
     let flags = if ring.asleep { RingHeader::ASLEEP } else { 0 };
     // The submission head and the flags; the program owns the tail.
-    let sq = RING_BASE + layout.submission_header;
-    umem::write(&mut process.space, sq, &ring.sq_head.to_le_bytes(), 4)
-        .and_then(|()| {
-            umem::write(
-                &mut process.space,
-                sq + RingHeader::FLAGS,
-                &flags.to_le_bytes(),
-                4,
-            )
-        })
-        .and_then(|()| {
-            let at = RING_BASE + layout.completion_header + RingHeader::TAIL;
-            umem::write(&mut process.space, at, &ring.cq_tail.to_le_bytes(), 4)
-        })
-        .map_err(|_| Corrupt::Unreachable)?;
+    let memory = &ring.memory;
+    memory
+        .store_u32(layout.submission_header + RingHeader::HEAD, ring.sq_head)
+        .and_then(|()| memory.store_u32(layout.submission_header + RingHeader::FLAGS, flags))
+        .and_then(|()| memory.store_u32(layout.completion_header + RingHeader::TAIL, ring.cq_tail))
+        .ok_or(Corrupt::Unreachable)?;
     turn.awake = !ring.asleep;
     turn.unread = ring.cq_tail.wrapping_sub(cq_head);
     turn.in_flight = ring.in_flight.len();
     Ok(turn)
 }
 
-/// The index ranges `[first, first + count)` of a ring of `2^order`
-/// entries as at most two runs of slots (it may wrap).
-fn runs(first: u32, count: u32, order: u32) -> [(u32, u32); 2] {
-    let start = ring::slot(first, order);
-    let before_end = (1u32 << order) - start;
-    let one = count.min(before_end);
-    [(start, one), (0, count - one)]
+/// The result of the entry `op`, `flags` (its arguments from `args`) if
+/// it is answered at once: a bad entry (flags
+/// set, an unknown number, a call that cannot go through the ring) or a
+/// quick operation (the same [`quick_op`] the syscalls use). `None`: it
+/// has to be started.
+fn quick_entry(
+    process: &mut Process,
+    op: u32,
+    flags: u32,
+    args: impl FnOnce(&Process) -> [u64; 6],
+) -> Option<Result<u64, Error>> {
+    if flags != 0 {
+        return Some(Err(Error::InvalidArgument));
+    }
+    let number = u64::from(op);
+    if let Some(result) = quick_op(process, number, args) {
+        return Some(result);
+    }
+    match Sys::from_number(number) {
+        None => Some(Err(Error::NoSys)),
+        // Not through the ring: setup is there already, enter would wait on itself.
+        Some(Sys::RingSetup | Sys::RingEnter) => Some(Err(Error::InvalidArgument)),
+        Some(_) => None,
+    }
 }
 
-/// Copies `take` submissions from the ring into kernel memory.
-fn copy_in(process: &mut Process, ring: &Ring, take: u32) -> Result<Vec<Submission>, Corrupt> {
-    let mut bytes = vec![0u8; take as usize * 64];
-    let mut done = 0usize;
-    for (slot, count) in runs(ring.sq_head, take, ring.layout.order) {
-        if count == 0 {
-            continue;
+/// Starts `entry` (not a quick one): its result if it is done at once;
+/// `None` if it waits (it is then in flight) or ends the process
+/// (`turn.exit`).
+fn start_entry(
+    process: &mut Process,
+    in_flight: &mut Vec<InFlight>,
+    entry: &Submission,
+    turn: &mut Turn,
+    cx: &mut Context<'_>,
+) -> Option<Result<u64, Error>> {
+    let Some(sys) = Sys::from_number(u64::from(entry.op)) else {
+        return Some(Err(Error::NoSys));
+    };
+    match start(process, sys, entry.args) {
+        Started::Done(result) => Some(result),
+        Started::Exit(code) => {
+            turn.exit = Some(code);
+            None
         }
-        let at = RING_BASE + ring.layout.submissions + u64::from(slot) * 64;
-        let len = count as usize * 64;
-        umem::read(&mut process.space, at, &mut bytes[done..done + len], 64)
-            .map_err(|_| Corrupt::Unreachable)?;
-        done += len;
-    }
-    Ok(bytes
-        .as_chunks::<64>()
-        .0
-        .iter()
-        .map(Submission::from_bytes)
-        .collect())
-}
-
-/// Writes `posted` completions at the kernel's completion tail and moves it.
-fn copy_out(process: &mut Process, ring: &mut Ring, posted: &[Completion]) -> Result<(), Corrupt> {
-    let mut done = 0usize;
-    for (slot, count) in runs(ring.cq_tail, posted.len() as u32, ring.layout.order) {
-        if count == 0 {
-            continue;
+        Started::Yield => {
+            turn.yielded = true;
+            Some(Ok(0))
         }
-        let bytes: Vec<u8> = posted[done..done + count as usize]
-            .iter()
-            .flat_map(|c| c.to_bytes())
-            .collect();
-        let at = RING_BASE + ring.layout.completions + u64::from(slot) * 16;
-        umem::write(&mut process.space, at, &bytes, 16).map_err(|_| Corrupt::Unreachable)?;
-        done += count as usize;
+        Started::Blocked(mut op) => match poll_blocked(process, &mut op, cx) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => {
+                in_flight.push(InFlight {
+                    user_data: entry.user_data,
+                    op,
+                });
+                None
+            }
+        },
     }
-    ring.cq_tail = ring.cq_tail.wrapping_add(posted.len() as u32);
-    Ok(())
 }
 
-/// `ring_enter(handle, min_complete) -> available`: takes the ring's
-/// submissions now, then waits until `min_complete` completions are there
-/// to read or nothing is in flight. `Err` carries how the process ends
-/// instead (killed, exit through the ring, a corrupt ring).
-pub async fn enter(process: &mut Process, args: [u64; 6]) -> Result<Result<u64, Error>, Outcome> {
-    let handle = Handle::from_raw(args[0]);
-    if let Err(error) = process.handles.get(handle, HandleKind::Ring) {
-        return Ok(Err(error));
+/// The completion of an operation tagged `user_data`.
+fn completion(user_data: u64, result: Result<u64, Error>) -> Completion {
+    Completion {
+        user_data,
+        result: encode(result),
     }
+}
+
+/// A free-running index of one ring and the run of slots it is in: the
+/// slots are reached a run at a time (consecutive, in one frame).
+struct Cursor<'a, const WORDS: usize> {
+    memory: &'a RingMemory,
+    runs: fn(&'a RingMemory, u32) -> Option<Run<'a, WORDS>>,
+    /// The free-running index of the next slot.
+    index: u32,
+    /// The run it is in (`None` until the first use), and its place there.
+    run: Option<Run<'a, WORDS>>,
+    at: u32,
+}
+
+impl<'a, const WORDS: usize> Cursor<'a, WORDS> {
+    fn new(
+        memory: &'a RingMemory,
+        index: u32,
+        runs: fn(&'a RingMemory, u32) -> Option<Run<'a, WORDS>>,
+    ) -> Self {
+        Cursor {
+            memory,
+            runs,
+            index,
+            run: None,
+            at: 0,
+        }
+    }
+
+    /// The run holding the slot of `index`, and the slot's place in it.
+    fn current(&mut self) -> Option<(&Run<'a, WORDS>, u32)> {
+        if self.run.as_ref().is_none_or(|run| self.at >= run.len()) {
+            self.run = Some((self.runs)(self.memory, self.index)?);
+            self.at = 0;
+        }
+        Some((self.run.as_ref()?, self.at))
+    }
+
+    /// Moves on to the next slot.
+    fn advance(&mut self) {
+        self.index = self.index.wrapping_add(1);
+        self.at += 1;
+    }
+}
+
+impl<'a> Cursor<'a, 8> {
+    /// The submission slot at the index (the index stays: [`advance`]
+    /// takes it).
+    ///
+    /// [`advance`]: Cursor::advance
+    fn next(&mut self) -> Option<SubmissionSlot<'a>> {
+        let (run, at) = self.current()?;
+        run.submission(at)
+    }
+}
+
+impl Cursor<'_, 2> {
+    /// Writes a completion at the kernel's completion tail and moves it
+    /// (the slot is free: [`ring::plan`] promised it when the entry was
+    /// taken).
+    fn post(&mut self, user_data: u64, result: Result<u64, Error>) -> Result<(), Corrupt> {
+        let (run, at) = self.current().ok_or(Corrupt::Unreachable)?;
+        run.write(at, completion(user_data, result))
+            .ok_or(Corrupt::Unreachable)?;
+        self.advance();
+        Ok(())
+    }
+}
+
+/// The checked arguments of `ring_enter(handle, min_complete, to_submit)`:
+/// `min_complete` and `to_submit` (clamped to the ring's size).
+fn enter_args(process: &mut Process, args: [u64; 6]) -> Result<(u32, u32), Error> {
+    process
+        .handles
+        .get(Handle::from_raw(args[0]), HandleKind::Ring)?;
     let entries = process.ring.as_ref().map_or(0, |r| r.layout.entries());
     if args[1] > u64::from(entries) {
-        return Ok(Err(Error::InvalidArgument));
+        return Err(Error::InvalidArgument);
     }
-    let min = args[1] as u32;
+    Ok((args[1] as u32, args[2].min(u64::from(entries)) as u32))
+}
+
+/// `ring_enter` as a quick syscall (see the module docs): its result if
+/// nothing was in flight and every submission it took was quick (all
+/// completions are then there); `None` to go on as an ordinary call,
+/// after what this part took (counted in `Ring::quick_taken`).
+pub fn enter_quick(process: &mut Process, args: [u64; 6]) -> Option<Result<u64, Error>> {
+    let (_, to_submit) = match enter_args(process, args) {
+        Ok(checked) => checked,
+        Err(error) => return Some(Err(error)),
+    };
+    let ring = process.ring.as_mut()?;
+    ring.quick_taken = 0;
+    if !ring.in_flight.is_empty() {
+        return None;
+    }
+    let mut ring = process.ring.take()?;
+    let now = time::uptime_ns();
+    let mode = Mode::Quick {
+        until: now.saturating_add(QUICK_BUDGET_NS),
+    };
+    let turn = service_ring(process, &mut ring, Look::Enter, mode, to_submit, now);
+    let done = matches!(turn, Ok(Turn { stopped: false, .. }));
+    if let (Ok(turn), false) = (&turn, done) {
+        ring.quick_taken = turn.taken;
+    }
+    put_back(process, ring);
+    match turn {
+        Ok(turn) if done && process.ring.is_some() => Some(Ok(u64::from(turn.unread))),
+        // Stopped, closed through the ring or corrupt: the ordinary call
+        // goes on from here (and reports it).
+        _ => None,
+    }
+}
+
+/// `ring_enter(handle, min_complete, to_submit) -> available`: takes at
+/// most `to_submit` of the ring's submissions now, then waits until
+/// `min_complete` completions are there to read or nothing is in flight.
+/// `Err` carries how the process ends instead (killed, exit through the
+/// ring, a corrupt ring).
+pub async fn enter(process: &mut Process, args: [u64; 6]) -> Result<Result<u64, Error>, Outcome> {
+    let (min, to_submit) = match enter_args(process, args) {
+        Ok(checked) => checked,
+        Err(error) => return Ok(Err(error)),
+    };
+    // What the quick part of this call took counts against `to_submit`.
+    let quick = process
+        .ring
+        .as_mut()
+        .map_or(0, |r| core::mem::take(&mut r.quick_taken));
+    let mut left = to_submit.saturating_sub(quick);
     let shared = process.shared.clone();
     let waited = blocking(
         &shared,
         poll_fn(|cx| {
-            let turn = match service(process, Look::Enter, cx) {
+            let turn = match service(process, Look::Enter, left, cx) {
                 Err(corrupt) => return Poll::Ready(Err(Outcome::BadRing(corrupt))),
                 Ok(Turn {
                     exit: Some(code), ..
                 }) => return Poll::Ready(Err(Outcome::Exit(code))),
                 Ok(turn) => turn,
             };
+            left -= turn.taken;
             if process.ring.is_none() {
                 // Closed through the ring.
                 return Poll::Ready(Ok(Err(Error::BadHandle)));

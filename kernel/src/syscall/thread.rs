@@ -107,7 +107,8 @@ async fn run(mut process: Process) -> Exit {
         let mut slice = SLICE_NS;
         if process.ring.is_some() && !core::mem::take(&mut entered) {
             let look = ring::Look::Poll;
-            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, look, cx))).await {
+            let all = u32::MAX;
+            match poll_fn(|cx| Poll::Ready(ring::service(&mut process, look, all, cx))).await {
                 Err(corrupt) => break Exit::BadRing(corrupt),
                 Ok(Turn {
                     exit: Some(code), ..
@@ -144,21 +145,19 @@ async fn run(mut process: Process) -> Exit {
         // the timer stays armed for this slice's end, the thread's FPU
         // state stays in the registers. An interrupt that came meanwhile
         // is taken in ring 3 and ends the loop.
-        let mut calls = 0;
-        while trap == Trap::Syscall && !process.shared.killed() {
+        while trap == Trap::Syscall {
+            count_syscall(&process);
+            if process.shared.killed() {
+                break;
+            }
             let Some(result) = super::quick(&mut process) else {
                 break;
             };
-            calls += 1;
             process.context.set_result(result);
             trap = user::enter(&mut process.context);
         }
-        if trap == Trap::Syscall {
-            calls += 1;
-        }
         user::save_fpu(&mut process.context);
         cpu::enable_interrupts();
-        process.shared.syscalls.fetch_add(calls, Ordering::Relaxed);
         // CPU time: ring 3 and the quick calls, then the polls of a call
         // that goes through the task, never the time it waits.
         let mut spent = clock::cycles().saturating_sub(start);
@@ -205,6 +204,14 @@ async fn polls_timed<F: core::future::Future>(future: F, cycles: &mut u64) -> F:
         poll
     })
     .await
+}
+
+/// Counts a syscall as it is made (before it is answered: an `info` call
+/// counts itself and every call before it, even those answered at once
+/// since the thread last left ring 3). Only this task writes the counter.
+fn count_syscall(process: &Process) {
+    let syscalls = &process.shared.syscalls;
+    syscalls.store(syscalls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// Arms this core's timer for `end` (ns, the end of the slice), or the

@@ -58,11 +58,13 @@ pub enum Sys {
     /// ([`InvalidArgument`](crate::Error::InvalidArgument) for a second).
     /// `close` unmaps them.
     RingSetup = 32,
-    /// `ring_enter(handle, min_complete) -> available`: has the kernel take
-    /// the ring's submissions now (the call to make when the reactor marked
-    /// itself [`ASLEEP`](crate::ring::RingHeader::ASLEEP)), then waits until
-    /// at least `min_complete` completions are there to read (or no
-    /// operation is in flight any more); returns how many are.
+    /// `ring_enter(handle, min_complete, to_submit) -> available`: has the
+    /// kernel take up to `to_submit` of the ring's submissions now (the
+    /// call to make when the reactor marked itself
+    /// [`ASLEEP`](crate::ring::RingHeader::ASLEEP); 0 takes none, more than
+    /// the ring holds takes all), then waits until at least `min_complete`
+    /// completions are there to read (or no operation is in flight any
+    /// more); returns how many are.
     RingEnter = 33,
     /// `tcp_listen(port, flags) -> handle`: a TCP listener on `port` on the
     /// caller's core (a server listens on every core: one process per

@@ -363,7 +363,7 @@ impl Poll {
                 return Ok(());
             }
             self.arm()?;
-            self.ring.enter(1)?;
+            self.ring.submit_and_wait(1)?;
         }
     }
 

@@ -26,9 +26,14 @@ pub struct Ring {
     /// The program's own copies of the indices it owns.
     sq_tail: u32,
     cq_head: u32,
+    /// The kernel's submission head as last read: the ring has room for
+    /// at least `entries - (sq_tail - sq_head_seen)` more (the head only
+    /// moves on), so it is read again only when that is 0.
+    sq_head_seen: u32,
 }
 
 /// A 32-bit word of the shared memory at `offset` from [`RING_BASE`].
+#[inline]
 fn word(offset: u64) -> &'static AtomicU32 {
     // SAFETY: the kernel maps the ring pair at RING_BASE, read-write, for
     // as long as the handle is open (a `Ring` holds it); the words are
@@ -47,6 +52,7 @@ impl Ring {
             layout,
             sq_tail: 0,
             cq_head: 0,
+            sq_head_seen: 0,
         })
     }
 
@@ -54,19 +60,23 @@ impl Ring {
         self.handle
     }
 
+    #[inline]
     pub fn entries(&self) -> u32 {
         self.layout.entries()
     }
 
+    #[inline]
     fn sq(&self, field: u64) -> &'static AtomicU32 {
         word(self.layout.submission_header + field)
     }
 
+    #[inline]
     fn cq(&self, field: u64) -> &'static AtomicU32 {
         word(self.layout.completion_header + field)
     }
 
     /// Submissions the kernel has not taken yet.
+    #[inline]
     pub fn pending(&self) -> u32 {
         self.sq_tail
             .wrapping_sub(self.sq(RingHeader::HEAD).load(Ordering::Acquire))
@@ -79,31 +89,48 @@ impl Ring {
     }
 
     /// Queues `entry`; hands it back when the submission ring is full.
+    #[inline]
     pub fn submit(&mut self, entry: Submission) -> Result<(), Submission> {
-        if self.pending() >= self.entries() {
-            return Err(entry);
+        if self.sq_tail.wrapping_sub(self.sq_head_seen) >= self.entries() {
+            self.sq_head_seen = self.sq(RingHeader::HEAD).load(Ordering::Acquire);
+            if self.sq_tail.wrapping_sub(self.sq_head_seen) >= self.entries() {
+                return Err(entry);
+            }
         }
         let at = RING_BASE
             + self.layout.submissions
             + 64 * u64::from(slot(self.sq_tail, self.layout.order));
-        // SAFETY: a slot of the mapped submission ring that the kernel does
-        // not read until the tail below covers it.
-        unsafe { core::ptr::write_volatile(at as *mut Submission, entry) };
+        let words = [
+            u64::from(entry.op) | u64::from(entry.flags) << 32,
+            entry.user_data,
+            entry.args[0],
+            entry.args[1],
+            entry.args[2],
+            entry.args[3],
+            entry.args[4],
+            entry.args[5],
+        ];
+        for (i, word) in words.into_iter().enumerate() {
+            // SAFETY: a word of a slot of the mapped submission ring that
+            // the kernel does not read until the tail below covers it
+            // (written word by word, the layout `Submission::to_bytes` gives).
+            unsafe { core::ptr::write_volatile((at as *mut u64).add(i), word) };
+        }
         self.sq_tail = self.sq_tail.wrapping_add(1);
         self.sq(RingHeader::TAIL)
             .store(self.sq_tail, Ordering::Release);
         Ok(())
     }
 
-    /// `ring_enter`: the kernel takes the submissions now, and the call
-    /// waits until `min_complete` completions are there (or nothing is in
-    /// flight); returns how many are.
-    pub fn enter(&mut self, min_complete: u32) -> Result<u32, Error> {
+    /// `ring_enter`: the kernel takes up to `to_submit` submissions now,
+    /// and the call waits until `min_complete` completions are there (or
+    /// nothing is in flight); returns how many are.
+    pub fn enter(&mut self, to_submit: u32, min_complete: u32) -> Result<u32, Error> {
         sys::call(
             Sys::RingEnter,
             self.handle.raw(),
             u64::from(min_complete),
-            0,
+            u64::from(to_submit),
         )
         .map(|n| n as u32)
     }
@@ -111,18 +138,22 @@ impl Ring {
     /// Makes sure the kernel sees the submissions: one `ring_enter` if it
     /// is asleep, no trap otherwise.
     pub fn flush(&mut self) -> Result<(), Error> {
-        if self.pending() > 0 && self.asleep() {
-            self.enter(0)?;
+        let pending = self.pending();
+        if pending > 0 && self.asleep() {
+            self.enter(pending, 0)?;
         }
         Ok(())
     }
 
-    /// Enters and waits for `min_complete` completions.
+    /// Enters with every pending submission and waits for `min_complete`
+    /// completions.
     pub fn submit_and_wait(&mut self, min_complete: u32) -> Result<u32, Error> {
-        self.enter(min_complete)
+        let pending = self.pending();
+        self.enter(pending, min_complete)
     }
 
     /// Completions there to read now.
+    #[inline]
     pub fn ready(&self) -> u32 {
         self.cq(RingHeader::TAIL)
             .load(Ordering::Acquire)
@@ -149,6 +180,7 @@ pub struct Completions<'a> {
 impl Iterator for Completions<'_> {
     type Item = Completion;
 
+    #[inline]
     fn next(&mut self) -> Option<Completion> {
         let ring = &mut *self.ring;
         if ring.ready() == 0 {

@@ -57,6 +57,14 @@ pub fn write_frame(frame: PhysAddr, offset: usize, bytes: &[u8]) {
     };
 }
 
+/// Where the kernel reaches frame `frame` (its physical-memory window):
+/// a pointer to its first byte, valid for a page. For memory the kernel
+/// keeps shared with a process for good (its ring pair): the caller moves
+/// bytes through it only by copies, never by a Rust reference.
+pub fn frame_ptr(frame: PhysAddr) -> *mut u8 {
+    window(frame.0)
+}
+
 /// Frames handed out (all of them, kernel and user), for leak checks.
 pub fn frames_in_use() -> u64 {
     mem::with(|m| m.frames.allocated_frames()).unwrap_or(0)

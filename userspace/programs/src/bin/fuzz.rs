@@ -206,7 +206,11 @@ fn arguments(rng: &mut Rng, number: u64, handles: &Handles) -> [u64; 6] {
         Some(Sys::ProcessInfo) => args[0] = pointer(rng),
         Some(Sys::Args) => args[..2].copy_from_slice(&[pointer(rng), length(rng)]),
         Some(Sys::RingSetup) => args[0] = rng.pick(&[0, 1, 3, 8, 256, 512, u64::MAX]),
-        Some(Sys::RingEnter) => args[..2].copy_from_slice(&[handles.pick(rng, false), 0]),
+        Some(Sys::RingEnter) => args[..3].copy_from_slice(&[
+            handles.pick(rng, false),
+            0,
+            rng.pick(&[0, 1, 64, u64::MAX]),
+        ]),
         // Waits at most 1 ms (a long wait would stall the run).
         Some(Sys::PollWait) => args[..3].copy_from_slice(&[
             pointer(rng),
@@ -335,7 +339,10 @@ fn main() -> i64 {
                 done += 1;
             }
             if rng.below(4) == 0 || ring.asleep() {
-                let _ = ring.enter(0);
+                // Sometimes fewer than are pending (the rest wait for a
+                // later enter or the kernel's own look).
+                let to_submit = rng.pick(&[0u32, 1, 3, ring.pending(), u32::MAX]);
+                let _ = ring.enter(to_submit, 0);
             }
         }
         if done / 50_000 != progress {
@@ -369,7 +376,7 @@ fn main() -> i64 {
         if completed == submitted {
             break;
         }
-        let _ = ring.enter(1);
+        let _ = ring.submit_and_wait(1);
         for c in ring.completions() {
             if c.user_data < TAGS && outstanding_bit(&outstanding, c.user_data) {
                 set_bit(&mut outstanding, c.user_data, false);
@@ -393,7 +400,7 @@ fn main() -> i64 {
         println!("fuzz: corrupting the ring (offset {field} = {value})");
         // SAFETY: the ring's own header, deliberately wrong.
         unsafe { core::ptr::write_volatile((RING_BASE + field) as *mut u32, value) };
-        let _ = ring.enter(0);
+        let _ = ring.enter(u32::MAX, 0);
         return 4;
     }
     0

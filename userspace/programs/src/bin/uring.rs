@@ -15,6 +15,13 @@
 //! - `exit`: exits with code 7 through the ring.
 //! - `corrupt-sq`, `corrupt-cq`: corrupts an index and enters; the kernel
 //!   must end the process (exit code 0 means it did not).
+//!   `corrupt-after` does the same to the submission tail after batches
+//!   the kernel answered on its quick path.
+//! - `remap`: closes the ring (through a syscall, then through the ring
+//!   itself) and sets up a new one each time, which works as the first
+//!   did; exits with the number of failed checks.
+//! - `unmapped`: closes the ring and reads where it was: the kernel must
+//!   end the process with a page fault (exit code 0 means it did not).
 #![no_std]
 #![no_main]
 
@@ -86,8 +93,27 @@ fn main() -> i64 {
             let field = if case == "corrupt-sq" { 4 } else { 64 };
             // SAFETY: the ring's own header, deliberately wrong.
             unsafe { core::ptr::write_volatile((RING_BASE + field) as *mut u32, 1000) };
-            let _ = ring.enter(0);
+            let _ = ring.enter(u32::MAX, 0);
             println!("uring: {case} not stopped");
+            0
+        }
+        "corrupt-after" => {
+            for _ in 0..3 {
+                let _ = run_all(&mut ring, &[entry(Sys::GetPid, 0, [0; 6]); 8]);
+            }
+            // SAFETY: the ring's own header, deliberately wrong.
+            unsafe { core::ptr::write_volatile((RING_BASE + 4) as *mut u32, 1000) };
+            let _ = ring.enter(u32::MAX, 0);
+            println!("uring: {case} not stopped");
+            0
+        }
+        "remap" => remap(ring),
+        "unmapped" => {
+            let _ = run_all(&mut ring, &[entry(Sys::GetPid, 0, [0; 6])]);
+            drop(ring);
+            // SAFETY: deliberately reads where the closed ring was mapped.
+            let word = unsafe { core::ptr::read_volatile(RING_BASE as *const u32) };
+            println!("uring: read {word} from a closed ring");
             0
         }
         other => {
@@ -247,7 +273,7 @@ fn ops(ring: &mut Ring) -> i64 {
     c.expect("wrong-type handle", r[6], Some(Err(Error::WrongType)));
     c.expect(
         "enter asks too much",
-        ring.enter(9),
+        ring.enter(0, 9),
         Err(Error::InvalidArgument),
     );
     c.expect(
@@ -269,7 +295,7 @@ fn ops(ring: &mut Ring) -> i64 {
         ring.submit(entry(Sys::GetPid, 99, [0; 6])).is_err(),
         true,
     );
-    c.expect("nothing taken while full", ring.enter(0), Ok(8));
+    c.expect("nothing taken while full", ring.enter(8, 0), Ok(8));
     c.expect("still pending", ring.pending(), 8);
     let mut tags = [0u64; 16];
     let mut n = 0;
@@ -277,7 +303,7 @@ fn ops(ring: &mut Ring) -> i64 {
         tags[n] = done.user_data;
         n += 1;
     }
-    c.expect("four taken after four read", ring.enter(0), Ok(8));
+    c.expect("four taken after four read", ring.enter(8, 0), Ok(8));
     c.expect("four pending", ring.pending(), 4);
     while n < 16 {
         let _ = ring.submit_and_wait(1);
@@ -293,6 +319,8 @@ fn ops(ring: &mut Ring) -> i64 {
         tags,
         core::array::from_fn(|i| i as u64),
     );
+
+    to_submit(&mut c, ring);
 
     // The kernel takes a submission with no trap (at its next look: soon
     // while awake, at the end of the slice once asleep).
@@ -317,6 +345,107 @@ fn ops(ring: &mut Ring) -> i64 {
     let _ = sys::close(channel);
     if c.failed == 0 {
         println!("uring: every check passed");
+    }
+    i64::from(c.failed)
+}
+
+/// `ring_enter`'s `to_submit`: the call takes at most that many (0: none),
+/// the rest stay pending; also with an operation that is not quick among
+/// them (a timer with a bad period: the quick part stops there, the rest
+/// of the call goes on). The kernel's own looks take everything, so each
+/// try waits until the kernel marked itself asleep (it then looks only at
+/// full slices); a turn of the core between the submissions and the
+/// checks (a preemption) may still take them all, so each case is tried
+/// until one try shows what it should (a kernel that took too many never
+/// does).
+fn to_submit(c: &mut Checks, ring: &mut Ring) {
+    let pid = entry(Sys::GetPid, 0, [0; 6]);
+    let slow = entry(Sys::Timer, 1, [0; 6]);
+    let cases: [(&str, &[Submission], u32, u32); 4] = [
+        ("to_submit 1 of 4", &[pid; 4], 1, 1),
+        ("to_submit 0 of 3", &[pid; 3], 0, 0),
+        (
+            "to_submit 2, a slow one second",
+            &[pid, slow, pid, pid],
+            2,
+            2,
+        ),
+        (
+            "to_submit 3, a slow one first",
+            &[slow, pid, pid, pid],
+            3,
+            3,
+        ),
+    ];
+    for (what, entries, to_submit, taken) in cases {
+        let n = entries.len() as u32;
+        let want = (Ok(taken), n - taken);
+        let mut got = None;
+        for _ in 0..20 {
+            // An awake kernel looks on its own at every 50 us slice end
+            // (and a look takes everything): wait until it sleeps.
+            for _ in 0..20 {
+                if ring.asleep() {
+                    break;
+                }
+                let _ = sys::sleep_ns(500_000);
+            }
+            let _ = ring.completions().count();
+            for e in entries {
+                ring.submit(*e).expect("room in the ring");
+            }
+            let unread = ring.enter(to_submit, 0);
+            let pending = ring.pending();
+            // Take the rest before the next try.
+            let _ = ring.submit_and_wait(0);
+            got = Some((unread, pending));
+            if got == Some(want) {
+                break;
+            }
+        }
+        c.expect(what, got, Some(want));
+    }
+    let _ = ring.completions().count();
+}
+
+/// Closing the ring and setting up a new one: the new pair works as the
+/// first did, whether the old one was closed by a syscall or through the
+/// ring itself.
+fn remap(ring: Ring) -> i64 {
+    let mut c = Checks { failed: 0 };
+    let pid = sys::getpid();
+    let mut ring = ring;
+    let batch: [Submission; 8] = core::array::from_fn(|tag| entry(Sys::GetPid, tag as u64, [0; 6]));
+    for round in 0..3 {
+        let r = run_all(&mut ring, &batch);
+        c.expect("getpid", r[..8].iter().all(|r| *r == Some(Ok(pid))), true);
+        if round == 1 {
+            // Closed through the ring: the call that carried it ends with
+            // a stale handle (the ring is gone under it).
+            let handle = ring.handle().raw();
+            ring.submit(entry(Sys::Close, 0, [handle, 0, 0, 0, 0, 0]))
+                .ok();
+            c.expect(
+                "closed through the ring",
+                ring.submit_and_wait(1),
+                Err(Error::BadHandle),
+            );
+            core::mem::forget(ring);
+        } else {
+            drop(ring);
+        }
+        ring = match Ring::setup(8) {
+            Ok(ring) => ring,
+            Err(error) => {
+                println!("uring: setup again: {error}");
+                return 100;
+            }
+        };
+        c.expect("the new ring starts asleep", ring.asleep(), true);
+        c.expect("and empty", (ring.pending(), ring.ready()), (0, 0));
+    }
+    if c.failed == 0 {
+        println!("uring: remap: every check passed");
     }
     i64::from(c.failed)
 }
