@@ -8,9 +8,8 @@
 //! Handles are only meaningful to the wheel that issued them. Passing one to
 //! another wheel can never corrupt it (every index is bounds- and
 //! generation-checked), but it may name an unrelated live timer there.
-//! Generations are 32 bits and move by two per use of an entry (odd while a
-//! timer holds it): a handle kept across 2^31 reuses of the same entry could
-//! match again.
+//! Generations are 32 bits: a handle kept across 2^32 reuses of the same
+//! entry could match again.
 
 /// Names a one-shot timer armed with [`Wheel::insert`](crate::Wheel::insert).
 ///

@@ -42,7 +42,7 @@
 //! next `advance`), `OVERFLOW` (timers beyond the top level) and `PARKED`
 //! (interval timers that ran past the end of time).
 
-use crate::slab::Slab;
+use crate::slab::Node;
 
 /// Bits of a tick consumed per level: 64 slots per level.
 pub(crate) const SLOT_BITS: u32 = 6;
@@ -125,11 +125,6 @@ impl Lists {
         }
     }
 
-    /// Empties every list (a sweep relinks every live node next).
-    pub(crate) fn clear(&mut self) {
-        *self = Self::new();
-    }
-
     pub(crate) fn head(&self, list: ListId) -> u32 {
         self.heads[list.0 as usize]
     }
@@ -141,16 +136,15 @@ impl Lists {
 
     /// Pushes `index` at the head of `list` (order within a list is
     /// irrelevant: batches are sorted when they fire).
-    #[inline]
-    pub(crate) fn push<T>(&mut self, slab: &mut Slab<T>, list: ListId, index: u32) {
+    pub(crate) fn push<T>(&mut self, nodes: &mut [Node<T>], list: ListId, index: u32) {
         let head = self.heads[list.0 as usize];
         if head != NIL {
-            slab.nodes[head as usize].link.prev = index;
+            nodes[head as usize].prev = index;
         }
-        let link = &mut slab.nodes[index as usize].link;
-        link.prev = NIL;
-        link.next = head;
-        slab.nodes[index as usize].entry.list = list;
+        let node = &mut nodes[index as usize];
+        node.prev = NIL;
+        node.next = head;
+        node.list = list;
         self.heads[list.0 as usize] = index;
         self.lens[list.0 as usize] += 1;
         if let Some(level) = list.level() {
@@ -160,15 +154,16 @@ impl Lists {
 
     /// Unlinks `index` from whatever list it is on, in O(1). Its `list`
     /// field is left as is; the caller relinks or frees the node.
-    pub(crate) fn unlink<T>(&mut self, slab: &mut Slab<T>, index: u32) {
-        let crate::slab::Link { prev, next, .. } = slab.nodes[index as usize].link;
-        let list = slab.nodes[index as usize].entry.list;
+    pub(crate) fn unlink<T>(&mut self, nodes: &mut [Node<T>], index: u32) {
+        let Node {
+            prev, next, list, ..
+        } = nodes[index as usize];
         self.lens[list.0 as usize] -= 1;
         if next != NIL {
-            slab.nodes[next as usize].link.prev = prev;
+            nodes[next as usize].prev = prev;
         }
         if prev != NIL {
-            slab.nodes[prev as usize].link.next = next;
+            nodes[prev as usize].next = next;
         } else {
             self.heads[list.0 as usize] = next;
             if next == NIL
@@ -247,21 +242,21 @@ mod tests {
     #[test]
     fn next_expiration_is_slot_start() {
         let mut lists = Lists::new();
-        let mut slab: Slab<()> = Slab::new(0, 1, 1);
+        let mut nodes: alloc::vec::Vec<Node<()>> = alloc::vec::Vec::new();
         assert_eq!(lists.next_expiration(0), None);
         // A timer at tick 200 seen from tick 70 lives at level 1, slot 3,
         // whose first tick is 192.
         let list = list_for(70, 200);
         assert_eq!(list, ListId::slot(1, 3));
-        assert_eq!(slab.insert(0, ()).ok(), Some((0, 1)));
-        lists.push(&mut slab, list, 0);
+        nodes.push(crate::slab::Node::vacant_for_tests());
+        lists.push(&mut nodes, list, 0);
         assert_eq!(
             lists.next_expiration(70),
             Some(Expiration { list, tick: 192 })
         );
-        lists.unlink(&mut slab, 0);
+        lists.unlink(&mut nodes, 0);
         assert_eq!(lists.next_expiration(70), None);
-        lists.push(&mut slab, ListId::OVERFLOW, 0);
+        lists.push(&mut nodes, ListId::OVERFLOW, 0);
         assert_eq!(lists.next_expiration(70).map(|e| e.tick), Some(1 << 36));
     }
 }

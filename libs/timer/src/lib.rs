@@ -15,11 +15,7 @@
 //! * **O(1) insert and cancel**: timers live in a slab (no allocation per
 //!   timer after warm-up) on intrusive doubly-linked slot lists; a
 //!   [`TimerHandle`] is a generation-checked slab index, so cancelling a
-//!   fired or reused handle is a harmless [`CancelError::Inactive`]. A
-//!   cancel touches one 16-byte entry (for a `u64` payload); the entry is
-//!   freed when `advance` next walks its slot, or by a sweep once cancelled
-//!   entries outnumber live timers by 64, so memory stays bounded (cancel is
-//!   O(1) amortised, a sweep O(slab)).
+//!   fired or reused handle is a harmless [`CancelError::Inactive`].
 //! * **Interval timers**: a fixed table sized at creation; they re-arm from
 //!   their previous deadline (no drift) and coalesce missed periods.
 //! * **Guarantees**: a timer with deadline `d` fires exactly once, at the

@@ -1,9 +1,8 @@
 //! The wheel: arming, cancelling, and advancing time.
 //!
 //! See the crate documentation for the guarantees and `level.rs` for the
-//! placement math. The parts here: `insert` is a slab operation plus an
-//! O(1) list push; `cancel` only hollows the slab entry (see `pending.rs`
-//! for when it is freed); `advance` repeatedly takes the earliest
+//! placement math. The parts here: `insert`/`cancel` are a slab operation
+//! plus an O(1) list push/unlink; `advance` repeatedly takes the earliest
 //! piece of work (found from the occupied bitmaps in O(levels)), either
 //! cascading a coarse slot down or firing a level-0 slot; timers fired by
 //! one call are sorted per tick so they come out in exact deadline order.
@@ -16,7 +15,7 @@ use crate::expired::Expired;
 use crate::handle::{IntervalHandle, TimerHandle};
 use crate::interval::Intervals;
 use crate::level::{ListId, Lists, NIL, SLOT_BITS, list_for};
-use crate::pending::{Recent, SLACK};
+use crate::pending::Pending;
 use crate::slab::Slab;
 use crate::time::TickShift;
 
@@ -57,18 +56,8 @@ pub struct Wheel<T> {
     timers: usize,
     /// Reused buffer for sorting a batch that fires in the same tick.
     batch: Vec<(u64, u32)>,
-    /// The last cancelled (hollow) nodes, for reuse at `max_timers`.
-    recent: Recent,
-    /// Whether `max_timers` was set: only then are cancels recorded in
-    /// `recent` (an unbounded slab grows instead, within the sweep bound).
-    bounded: bool,
-    /// Cancels that may still take the short path: a lower bound on the
-    /// cancels before hollow entries could outnumber live timers by more
-    /// than `SLACK` (each cancel moves that margin by two). Inserts and
-    /// frees only widen the margin, so a stale value is safe; the slow path
-    /// and `advance` (where timers fire) recompute it. Always 0 for a
-    /// bounded wheel, whose cancels all record themselves in `recent`.
-    cancel_budget: usize,
+    /// Cancelled (hollow) timers still linked, unlinked in batches.
+    pending: Pending,
 }
 
 impl<T> Wheel<T> {
@@ -90,9 +79,7 @@ impl<T> Wheel<T> {
             intervals: Intervals::new(sizes.intervals),
             timers: 0,
             batch: Vec::with_capacity(64),
-            recent: Recent::new(),
-            bounded: config.max_timers.is_some(),
-            cancel_budget: 0,
+            pending: Pending::new(),
         })
     }
 
@@ -165,29 +152,28 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.cancel(handle), Ok(42));
     /// ```
     pub fn insert(&mut self, deadline: u64, payload: T) -> Result<TimerHandle, InsertError<T>> {
-        if !self.slab.has_room() && self.slab.in_use() > self.timers {
-            // At `max_timers`, but cancelled timers hold entries.
-            self.reclaim_one();
-        }
-        let (index, generation) = self
-            .slab
-            .insert(deadline, payload)
-            .map_err(InsertError::Full)?;
-        self.link_at(index, deadline);
+        let index = match self.slab.insert(deadline, payload) {
+            Ok(index) => index,
+            // Hollow (cancelled) timers may be holding the last entries.
+            Err(payload) if !self.pending.is_empty() => {
+                self.pending.flush(&mut self.lists, &mut self.slab);
+                self.slab
+                    .insert(deadline, payload)
+                    .map_err(InsertError::Full)?
+            }
+            Err(payload) => return Err(InsertError::Full(payload)),
+        };
+        self.link(index);
         self.timers += 1;
-        Ok(TimerHandle { index, generation })
+        Ok(TimerHandle {
+            index,
+            generation: self.slab.nodes[index as usize].generation,
+        })
     }
 
-    /// Disarms a one-shot timer and returns its payload. A handle whose
-    /// timer already fired or was cancelled gives [`CancelError::Inactive`]
-    /// and changes nothing.
-    ///
-    /// O(1): one look at the timer's slab entry, which stays linked on its
-    /// slot list until `advance` walks that slot (and frees it instead of
-    /// firing it). When cancelled entries come to outnumber live timers by
-    /// more than 64, this call sweeps the slab once (O(slab), sequential)
-    /// and frees them all, so their memory stays bounded; that happens at
-    /// most once per half a slab of cancels (amortised O(1)).
+    /// Disarms a one-shot timer and returns its payload, in O(1). A handle
+    /// whose timer already fired or was cancelled gives
+    /// [`CancelError::Inactive`] and changes nothing.
     ///
     /// ```
     /// use percore_timer::{CancelError, Config, TickShift, Wheel};
@@ -206,70 +192,8 @@ impl<T> Wheel<T> {
             .take_live(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
-        // One subtract and one branch on its borrow; the slow path renews
-        // the budget (the wrapped value is never used).
-        let (budget, spent) = self.cancel_budget.overflowing_sub(1);
-        self.cancel_budget = budget;
-        if spent {
-            self.cancel_slow(index);
-        }
+        self.pending.push(index, &mut self.lists, &mut self.slab);
         Ok(payload)
-    }
-
-    /// The rest of a cancel once the budget ran out: records the entry for
-    /// reuse at `max_timers`, sweeps if hollow entries (in use but not live)
-    /// exceed live timers by more than `SLACK`, and renews the budget.
-    #[cold]
-    #[inline(never)]
-    fn cancel_slow(&mut self, index: u32) {
-        if self.bounded {
-            self.recent.push(index);
-        }
-        if self.slab.in_use() > 2 * self.timers + SLACK {
-            self.sweep();
-        }
-        self.renew_cancel_budget();
-    }
-
-    /// Recomputes `cancel_budget` from the exact counts.
-    fn renew_cancel_budget(&mut self) {
-        let hollow = self.slab.in_use() - self.timers;
-        let margin = (self.timers + SLACK).saturating_sub(hollow);
-        self.cancel_budget = if self.bounded { 0 } else { margin / 2 };
-    }
-
-    /// Frees at least one hollow node (there is one): unlinks a recently
-    /// cancelled one still hollow in O(1), or else sweeps.
-    #[cold]
-    #[inline(never)]
-    fn reclaim_one(&mut self) {
-        while let Some(index) = self.recent.pop() {
-            if self.slab.is_hollow(index) {
-                self.lists.unlink(&mut self.slab, index);
-                self.slab.release(index);
-                return;
-            }
-        }
-        self.sweep();
-    }
-
-    /// Frees every hollow node and relinks every live one, in one
-    /// sequential pass over the slab (see `pending.rs`). List order is
-    /// irrelevant (batches are sorted when they fire).
-    #[cold]
-    #[inline(never)]
-    fn sweep(&mut self) {
-        self.lists.clear();
-        self.recent.clear();
-        for index in 0..self.slab.len() as u32 {
-            let entry = &self.slab.nodes[index as usize].entry;
-            if entry.is_hollow() {
-                self.slab.release(index);
-            } else if entry.list != ListId::FREE {
-                let list = entry.list;
-                self.lists.push(&mut self.slab, list, index);
-            }
-        }
     }
 
     /// Arms an interval timer: it fires at `first`, then every `period` ns
@@ -299,9 +223,12 @@ impl<T> Wheel<T> {
         let Some(index) = self.intervals.claim(period) else {
             return Err(IntervalError::Full(payload));
         };
-        let generation = self.slab.fill(index, first, payload);
-        self.link_at(index, first);
-        Ok(IntervalHandle { index, generation })
+        self.slab.fill(index, first, payload);
+        self.link(index);
+        Ok(IntervalHandle {
+            index,
+            generation: self.slab.nodes[index as usize].generation,
+        })
     }
 
     /// Removes an interval timer, returning its payload and freeing its
@@ -320,7 +247,7 @@ impl<T> Wheel<T> {
         if index >= self.slab.reserved() || !self.slab.is_live(index, generation) {
             return Err(CancelError::Inactive);
         }
-        self.lists.unlink(&mut self.slab, index);
+        self.lists.unlink(&mut self.slab.nodes, index);
         let payload = self.slab.remove(index).ok_or(CancelError::Inactive)?;
         self.intervals.release(index);
         Ok(payload)
@@ -333,8 +260,8 @@ impl<T> Wheel<T> {
     /// rounded up to a tick); it is [`now`](Self::now) when timers are
     /// already due. It is earlier than any fire instant only when a coarse
     /// slot must first be cascaded (or the overflow list re-examined) at
-    /// that instant, or when a slot holds only cancelled timers not yet
-    /// freed (they are freed when `advance` walks their slot); advancing to it then
+    /// that instant, or when a slot holds only timers cancelled since the
+    /// last `advance` (they are unlinked in batches); advancing to it then
     /// does that work, and the next call returns a later value. O(levels),
     /// no list walks.
     ///
@@ -386,6 +313,8 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
+        // Lists are walked below: none may hold a hollow (cancelled) node.
+        self.pending.flush(&mut self.lists, &mut self.slab);
         let target = self.tick.floor(now);
         let limit = self.tick.to_nanos(target.max(self.now));
         let mut fired = 0;
@@ -422,9 +351,6 @@ impl<T> Wheel<T> {
             }
         }
         self.now = self.now.max(target);
-        // Timers fired (the margin narrowed) and hollow entries were freed
-        // (it widened): start the cancel budget afresh.
-        self.renew_cancel_budget();
         fired
     }
 
@@ -433,25 +359,18 @@ impl<T> Wheel<T> {
         let mut earliest = u64::MAX;
         let mut index = self.lists.head(ListId::OVERFLOW);
         while index != NIL {
-            let link = &self.slab.nodes[index as usize].link;
-            if self.slab.nodes[index as usize].entry.holds_payload() {
-                earliest = earliest.min(self.tick.ceil(link.deadline));
-            }
-            index = link.next;
+            let node = &self.slab.nodes[index as usize];
+            earliest = earliest.min(self.tick.ceil(node.deadline));
+            index = node.next;
         }
         earliest
     }
 
     /// Files node `index` on the list its deadline calls for.
     fn link(&mut self, index: u32) {
-        self.link_at(index, self.slab.nodes[index as usize].link.deadline);
-    }
-
-    /// [`link`](Self::link) for a node whose deadline the caller has.
-    #[inline]
-    fn link_at(&mut self, index: u32, deadline: u64) {
-        let list = list_for(self.now, self.tick.ceil(deadline));
-        self.lists.push(&mut self.slab, list, index);
+        let due = self.tick.ceil(self.slab.nodes[index as usize].deadline);
+        let list = list_for(self.now, due);
+        self.lists.push(&mut self.slab.nodes, list, index);
     }
 
     /// Refiles every timer of `list` relative to the current tick; each
@@ -474,31 +393,20 @@ impl<T> Wheel<T> {
     fn gather(&mut self, list: ListId) -> Vec<(u64, u32)> {
         let mut batch = core::mem::take(&mut self.batch);
         batch.clear();
-        let scan = self.lists.len(list) as usize > self.slab.len() / 16;
+        let scan = self.lists.len(list) as usize > self.slab.nodes.len() / 16;
         let mut index = self.lists.detach(list);
         if scan {
-            for i in 0..self.slab.len() {
-                let entry = &self.slab.nodes[i].entry;
-                if entry.list == list {
+            for (i, node) in self.slab.nodes.iter().enumerate() {
+                if node.list == list {
                     // Slab indices fit in u32 (checked by `Config`).
-                    if !entry.holds_payload() {
-                        self.slab.release(i as u32);
-                    } else {
-                        batch.push((self.slab.nodes[i].link.deadline, i as u32));
-                    }
+                    batch.push((node.deadline, i as u32));
                 }
             }
         } else {
             while index != NIL {
-                let link = self.slab.nodes[index as usize].link;
-                let next = link.next;
-                if !self.slab.nodes[index as usize].entry.holds_payload() {
-                    // Cancelled: free it rather than refile or fire it.
-                    self.slab.release(index);
-                } else {
-                    batch.push((link.deadline, index));
-                }
-                index = next;
+                let node = &self.slab.nodes[index as usize];
+                batch.push((node.deadline, index));
+                index = node.next;
             }
         }
         batch
@@ -510,9 +418,7 @@ impl<T> Wheel<T> {
         F: FnMut(Expired<'_, T>),
     {
         let head = self.lists.head(list);
-        if self.slab.nodes[head as usize].link.next == NIL
-            && self.slab.nodes[head as usize].entry.holds_payload()
-        {
+        if self.slab.nodes[head as usize].next == NIL {
             self.lists.detach(list);
             self.fire(head, limit, expired);
             return 1;
@@ -536,8 +442,8 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
-        let deadline = self.slab.nodes[index as usize].link.deadline;
-        let generation = self.slab.nodes[index as usize].entry.generation;
+        let node = &self.slab.nodes[index as usize];
+        let (deadline, generation) = (node.deadline, node.generation);
         if index >= self.slab.reserved() {
             if let Some(payload) = self.slab.remove(index) {
                 self.timers -= 1;
@@ -546,13 +452,13 @@ impl<T> Wheel<T> {
             return;
         }
         let (missed, next) = self.intervals.rearm(index, deadline, limit);
-        self.slab.nodes[index as usize].link.deadline = next;
+        self.slab.nodes[index as usize].deadline = next;
         if next > limit {
             self.link(index);
         } else {
             // `next` saturated at u64::MAX and is still due: park it rather
             // than fire it again in this same call, forever.
-            self.lists.push(&mut self.slab, ListId::PARKED, index);
+            self.lists.push(&mut self.slab.nodes, ListId::PARKED, index);
         }
         if let Some(payload) = self.slab.payload_mut(index) {
             let handle = IntervalHandle { index, generation };
@@ -579,7 +485,7 @@ impl<T> Drop for Refile<'_, T> {
     fn drop(&mut self) {
         let wheel = &mut *self.wheel;
         for &(_, index) in &self.batch[self.fired..] {
-            wheel.lists.push(&mut wheel.slab, ListId::DUE, index);
+            wheel.lists.push(&mut wheel.slab.nodes, ListId::DUE, index);
         }
         wheel.batch = core::mem::take(&mut self.batch);
     }
