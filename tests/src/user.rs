@@ -454,25 +454,35 @@ fn no_leaks(_: &Kernel) -> Result<(), String> {
     // (task slots of each core's tree, timer wheel levels, queues).
     round_of_processes(0)?;
     round_of_processes(0)?;
+    leak_rounds("user_processes_leak_nothing", 5, round_of_processes)
+}
+
+/// Runs `round` for rounds 1 to `rounds` (after the caller's warm-up):
+/// after each, no frame and no process more than before, and the heap
+/// does not grow round after round. A leak grows with every round (a
+/// per-process one by at least the processes of a round times a few
+/// bytes); a kernel structure that grows once in a while (a queue
+/// doubling) does not. The figures are logged under `name` either way.
+pub fn leak_rounds(
+    name: &str,
+    rounds: u32,
+    mut round: impl FnMut(u32) -> Result<(), String>,
+) -> Result<(), String> {
     let frames = user::frames_in_use();
     let heap = percore_kernel::mem::heap::used_bytes();
     let mut growth = Vec::new();
-    for round in 1..=5 {
-        round_of_processes(round)?;
+    for r in 1..=rounds {
+        round(r)?;
         growth.push(percore_kernel::mem::heap::used_bytes() as i64 - heap as i64);
         let frames_now = user::frames_in_use();
         if frames_now != frames || process::count() != 0 {
             return Err(format!(
-                "round {round}: frames {frames} -> {frames_now}, {} processes left",
+                "round {r}: frames {frames} -> {frames_now}, {} processes left",
                 process::count()
             ));
         }
     }
-    // A leak grows with every round (a per-process one by at least the
-    // processes of a round times a few bytes); a kernel structure that
-    // grows once in a while (a queue doubling) does not. The figures are
-    // printed either way.
-    log::info!("user_processes_leak_nothing: heap {heap} bytes, then {growth:?} more");
+    log::info!("{name}: heap {heap} bytes, then {growth:?} more");
     if growth[0] > 0 && growth.windows(2).all(|w| w[1] > w[0]) {
         return Err(format!(
             "heap grows round after round: {heap} bytes, then {growth:?} more"

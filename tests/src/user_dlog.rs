@@ -29,11 +29,10 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::time::Duration;
 
 use percore_kernel::Kernel;
-use percore_kernel::arch::{CoreId, user};
+use percore_kernel::arch::CoreId;
 use percore_kernel::process::{self, Exit};
 use percore_kernel::reactor::{block_on, sleep};
 use percore_kernel::storage::virtio;
@@ -188,26 +187,7 @@ fn killed_before_flush(_: &Kernel) -> Result<(), String> {
     // Opens the log and warms up what grows once (the log's buffers).
     expect_code("dlog 10 21", run("dlog", CoreId(0), "10 21")?, 0)?;
     killed_round(0)?;
-    let frames = user::frames_in_use();
-    let heap = percore_kernel::mem::heap::used_bytes();
-    let mut growth = Vec::new();
-    for round in 1..=4 {
-        killed_round(round)?;
-        growth.push(percore_kernel::mem::heap::used_bytes() as i64 - heap as i64);
-        let frames_now = user::frames_in_use();
-        if frames_now != frames || process::count() != 0 {
-            return Err(format!(
-                "round {round}: frames {frames} -> {frames_now}, {} processes left",
-                process::count()
-            ));
-        }
-    }
-    log::info!("user_dlog_killed: heap {heap} bytes, then {growth:?} more");
-    if growth[0] > 0 && growth.windows(2).all(|w| w[1] > w[0]) {
-        return Err(format!(
-            "heap grows round after round: {heap} bytes, then {growth:?} more"
-        ));
-    }
+    crate::user::leak_rounds("user_dlog_killed", 4, |r| killed_round(u64::from(r)))?;
     // The log stays readable and writable: this run's flush also makes
     // the killed runs' records durable (the host reads them all).
     expect_code("dlog 30 22", run("dlog", CoreId(cores() - 1), "30 22")?, 0)
