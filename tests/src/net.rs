@@ -432,22 +432,7 @@ pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
                     return Err(format!("connect {i}: {e}"));
                 }
             };
-            let line = format!("line {i} from core {here}\n");
-            stream
-                .write_all(line.as_bytes())
-                .await
-                .map_err(|e| format!("write {i}: {e}"))?;
-            let mut back = vec![0u8; line.len()];
-            stream
-                .read_exact(&mut back)
-                .await
-                .map_err(|e| format!("read {i}: {e:?}"))?;
-            if back != line.as_bytes() {
-                return Err(format!(
-                    "sent {line:?}, got {:?}",
-                    String::from_utf8_lossy(&back)
-                ));
-            }
+            echo_line(&mut stream, &format!("line {i} from core {here}\n"), i).await?;
         }
         Ok::<(), String>(())
     }))??;
@@ -493,7 +478,7 @@ pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
             let mut warm = TcpStream::connect_async(target)
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
-            exchange_line(&mut warm, 0).await?;
+            echo_line(&mut warm, "idle line 0\n", 0).await?;
         }
         sleep(Duration::from_millis(50)).await;
         let before = percore_kernel::mem::heap::used_bytes() - pool_bytes();
@@ -501,7 +486,7 @@ pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
             let mut stream = TcpStream::connect_async(target)
                 .await
                 .map_err(|e| format!("connect {i}: {e}"))?;
-            exchange_line(&mut stream, i).await?;
+            echo_line(&mut stream, &format!("idle line {i}\n"), i).await?;
             streams.push(stream);
         }
         // Let every echo task go back to waiting.
@@ -577,7 +562,7 @@ pub fn streamed_connections_give_buffers_back(_: &Kernel) -> Result<(), String> 
         let mut warm = TcpStream::connect_async(target)
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        exchange_line(&mut warm, 0).await?;
+        echo_line(&mut warm, "idle line 0\n", 0).await?;
         drop(warm);
         sleep(quiet).await;
         let before = percore_kernel::mem::heap::used_bytes() - pool_bytes();
@@ -644,9 +629,8 @@ pub fn streamed_connections_give_buffers_back(_: &Kernel) -> Result<(), String> 
     Ok(())
 }
 
-/// Sends a line on `stream` and reads it back.
-async fn exchange_line(stream: &mut TcpStream, i: usize) -> Result<(), String> {
-    let line = format!("idle line {i}\n");
+/// Sends `line` on connection `i` (an echo) and reads it back.
+async fn echo_line(stream: &mut TcpStream, line: &str, i: usize) -> Result<(), String> {
     stream
         .write_all(line.as_bytes())
         .await
@@ -657,7 +641,10 @@ async fn exchange_line(stream: &mut TcpStream, i: usize) -> Result<(), String> {
         .await
         .map_err(|e| format!("read {i}: {e:?}"))?;
     if back != line.as_bytes() {
-        return Err(format!("connection {i}: sent {line:?}, got {back:?}"));
+        return Err(format!(
+            "connection {i}: sent {line:?}, got {:?}",
+            String::from_utf8_lossy(&back)
+        ));
     }
     Ok(())
 }

@@ -67,6 +67,18 @@ pub async fn ended(pid: u32, handle: JoinHandle<Exit>) -> Result<Exit, String> {
     }
 }
 
+/// Kills process `pid` (`what` in messages) and waits for it to end
+/// killed.
+pub fn kill_and_join(pid: u32, handle: JoinHandle<Exit>, what: &str) -> Result<(), String> {
+    if !process::kill(pid) {
+        return Err(format!("kill {what} {pid}: no such process"));
+    }
+    match block_on(ended(pid, handle))? {
+        Exit::Killed => Ok(()),
+        other => Err(format!("{what} {pid} ended {other:?}, expected killed")),
+    }
+}
+
 /// Runs `name` with `args` on `core` to its end.
 pub fn run(name: &str, core: CoreId, args: &str) -> Result<Exit, String> {
     let (pid, handle) =
@@ -187,10 +199,7 @@ fn cpu_time(_: &Kernel) -> Result<(), String> {
         .iter()
         .find(|p| p.pid == pid)
         .map(|p| p.cpu_ns.load(core::sync::atomic::Ordering::Relaxed));
-    if !process::kill(pid) {
-        return Err(format!("kill {pid}: no such process"));
-    }
-    block_on(ended(pid, handle))?;
+    kill_and_join(pid, handle, "spin sleep")?;
     let cpu_ns = cpu_ns.ok_or(format!("process {pid} not listed"))?;
     let limit = wall.as_nanos() as u64 / 4;
     if cpu_ns == 0 || cpu_ns > limit {
@@ -243,17 +252,11 @@ fn slow_syscall_loop(_: &Kernel) -> Result<(), String> {
             )),
         }
     });
-    if !process::kill(pid) {
-        return Err(format!("kill {pid}: no such process"));
-    }
-    let ended = block_on(ended(pid, handle))?;
+    let killed = kill_and_join(pid, handle, "spin pollwait");
     drop(to_far);
     block_on(echo);
     trips?;
-    match ended {
-        Exit::Killed => Ok(()),
-        other => Err(format!("spin pollwait ended {other:?}, expected killed")),
-    }
+    killed
 }
 
 /// Runs `spin ARGS` on the last core, checks that a kernel task there
@@ -287,13 +290,7 @@ fn spin_with(args: &str) -> Result<(), String> {
     if cpu_ns == 0 {
         return Err(String::from("spin got no CPU time"));
     }
-    if !process::kill(pid) {
-        return Err(format!("kill {pid}: no such process"));
-    }
-    match block_on(ended(pid, handle))? {
-        Exit::Killed => Ok(()),
-        other => Err(format!("spin ended {other:?}, expected killed")),
-    }
+    kill_and_join(pid, handle, "spin")
 }
 
 /// Two threads on one core fill their SSE registers with different values

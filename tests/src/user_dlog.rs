@@ -33,7 +33,6 @@ use core::time::Duration;
 
 use percore_kernel::Kernel;
 use percore_kernel::arch::CoreId;
-use percore_kernel::process::{self, Exit};
 use percore_kernel::reactor::{block_on, sleep};
 use percore_kernel::storage::virtio;
 use percore_kernel::{shell, syscall};
@@ -41,7 +40,7 @@ use percore_kernel::{shell, syscall};
 use crate::harness::{Kind, Test};
 use crate::reactor::{cores, start_reactors};
 use crate::smp::expectation;
-use crate::user::{PATIENCE, ended, expect_code, run};
+use crate::user::{PATIENCE, ended, expect_code, kill_and_join, run};
 
 /// This file's tests.
 pub const TESTS: &[Test] = &[
@@ -173,13 +172,7 @@ fn killed_round(round: u64) -> Result<(), String> {
             "ps shows no handle for dlog {pid}, which holds its log"
         ));
     }
-    if !process::kill(pid) {
-        return Err(format!("no process {pid} to kill"));
-    }
-    match block_on(ended(pid, handle))? {
-        Exit::Killed => Ok(()),
-        other => Err(format!("dlog {pid} ended {other:?}, expected killed")),
-    }
+    kill_and_join(pid, handle, "dlog")
 }
 
 fn killed_before_flush(_: &Kernel) -> Result<(), String> {

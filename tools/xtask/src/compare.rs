@@ -259,23 +259,17 @@ pub fn run(args: &mut Args) -> Result<(), Error> {
             }
         }
     }
+    let net_cores = net_smp
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let what = match (suite, backend) {
-        (Suite::Net, Some(backend)) => format!(
-            "{} cores, network on {}",
-            net_smp
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            backend.name()
-        ),
+        (Suite::Net, Some(backend)) => {
+            format!("{net_cores} cores, network on {}", backend.name())
+        }
         (_, Some(backend)) => format!(
-            "{smp} cores (network: {} cores on {})",
-            net_smp
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            "{smp} cores (network: {net_cores} cores on {})",
             backend.name()
         ),
         _ => format!("{smp} cores"),
