@@ -202,6 +202,14 @@ pub async fn task_list(core: CoreId) -> Result<Vec<TaskInfo>, SchedError> {
     on_core(core, |_| list_here()).await
 }
 
+/// The calling task's runtime so far, in ns: the polls before this one
+/// (each is charged when it ends). 0 outside a task.
+pub fn current_runtime_ns() -> u64 {
+    let exec = this().executor.borrow_mut();
+    exec.current()
+        .map_or(0, |(_, cell)| cell.runtime.load(Ordering::Relaxed))
+}
+
 /// The calling task as its tree sees it now (`None` outside a task).
 pub fn current_task() -> Option<TaskInfo> {
     let here = this();

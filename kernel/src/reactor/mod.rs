@@ -62,8 +62,8 @@ use executor::Executor;
 use task::TaskCell;
 
 pub use discipline::{
-    SchedConfig, SchedError, TaskInfo, current_task, flavour_name, parse_flavour, set_flavour,
-    task_list,
+    SchedConfig, SchedError, TaskInfo, current_runtime_ns, current_task, flavour_name,
+    parse_flavour, set_flavour, task_list,
 };
 pub use period::{PeriodError, next_period};
 pub use service::PerCore;

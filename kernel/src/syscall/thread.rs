@@ -37,7 +37,7 @@ use percore_abi::Sys;
 use super::ring::{self, Turn};
 use super::{Outcome, dispatch};
 use crate::arch::user::{self, Trap};
-use crate::arch::{CoreId, clock, cpu, timer};
+use crate::arch::{CoreId, cpu, timer};
 use crate::process::object::KernelObject;
 use crate::process::{Exit, Process, SpawnError, image};
 use crate::reactor::{self, JoinHandle, SpawnOptions};
@@ -101,6 +101,11 @@ async fn run(mut process: Process) -> Exit {
     // just been given the core (a new slice starts at its next entry).
     let mut slice_end: Option<u64> = None;
     let exit = loop {
+        // CPU time: the thread's task's runtime, which the executor
+        // charges after each poll (ring 3 and the kernel's work for it,
+        // never the time it waits); `ps` sees it one poll late.
+        let cpu_ns = reactor::current_runtime_ns();
+        process.shared.cpu_ns.store(cpu_ns, Ordering::Relaxed);
         if process.shared.killed() {
             break Exit::Killed;
         }
@@ -134,7 +139,6 @@ async fn run(mut process: Process) -> Exit {
             reactor::yield_now().await;
             continue;
         }
-        let start = clock::cycles();
         // Masked from arming the timer until ring 3: a deadline that is
         // already due must interrupt the thread, not the kernel before it.
         cpu::disable_interrupts();
@@ -158,19 +162,14 @@ async fn run(mut process: Process) -> Exit {
         }
         user::save_fpu(&mut process.context);
         cpu::enable_interrupts();
-        // CPU time: ring 3 and the quick calls, then the polls of a call
-        // that goes through the task, never the time it waits.
-        let mut spent = clock::cycles().saturating_sub(start);
         let outcome = match trap {
             Trap::Syscall => {
                 entered = process.context.syscall().0 == Sys::RingEnter as u64;
-                Some(polls_timed(dispatch(&mut process), &mut spent).await)
+                Some(dispatch(&mut process).await)
             }
             Trap::Interrupt => None,
             Trap::Fault(fault) => break Exit::Fault(fault),
         };
-        let spent = time::cycles_to_ns(spent);
-        process.shared.cpu_ns.fetch_add(spent, Ordering::Relaxed);
         match outcome {
             Some(Outcome::Return(value)) => process.context.set_result(value),
             Some(Outcome::Exit(code)) => break Exit::Code(code),
@@ -191,19 +190,6 @@ async fn run(mut process: Process) -> Exit {
         Exit::Killed | Exit::Fault(_) | Exit::BadRing(_) => log::warn!("{report}"),
     }
     exit
-}
-
-/// Runs `future`, adding the cycles spent in its polls (not the time it
-/// waits between them) to `cycles`.
-async fn polls_timed<F: core::future::Future>(future: F, cycles: &mut u64) -> F::Output {
-    let mut future = core::pin::pin!(future);
-    poll_fn(|cx| {
-        let start = clock::cycles();
-        let poll = future.as_mut().poll(cx);
-        *cycles += clock::cycles().saturating_sub(start);
-        poll
-    })
-    .await
 }
 
 /// Counts a syscall as it is made (before it is answered: an `info` call
