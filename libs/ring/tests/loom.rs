@@ -82,6 +82,28 @@ fn spsc_full_ring_then_idle_consumer() {
     });
 }
 
+/// The consumer's hold (a reload that found a short run makes the next
+/// reload wait): a 32-slot ring holds after runs of 2 or 3 (under loom the
+/// wait is a yield to the scheduler). The hold only delays the same
+/// Acquire load of `tail`, so every message still arrives in order, and a
+/// consumer that then finds the ring empty has released every slot.
+#[test]
+fn spsc_hold_delays_but_never_hides() {
+    loom::model(|| {
+        let (mut tx, mut rx) = spsc::channel::<u32>(32).unwrap();
+        let h = thread::spawn(move || {
+            (0..4).for_each(|i| tx.push(i, &mut LoomYield));
+            tx
+        });
+        for i in 0..4 {
+            assert_eq!(rx.pop(&mut LoomYield), i);
+        }
+        let mut tx = h.join().unwrap();
+        assert!(rx.try_pop().is_err());
+        assert_eq!(tx.slots(), 32);
+    });
+}
+
 #[test]
 fn spsc_chunks_in_place() {
     loom::model(|| {

@@ -207,3 +207,85 @@ fn slow_pop_path_releases_on_drain_and_at_run_ends() {
         assert_eq!(tx.slots(), 64);
     }
 }
+
+/// Pushes `n` values from `next` and pops them all, checking each.
+fn push_then_pop(tx: &mut Producer<u32>, rx: &mut Consumer<u32>, next: &mut u32, n: u32) {
+    for i in 0..n {
+        tx.try_push(*next + i).unwrap();
+    }
+    for i in 0..n {
+        assert_eq!(rx.try_pop(), Ok(*next + i));
+    }
+    *next += n;
+}
+
+#[test]
+fn hold_adapts_to_short_runs_and_backs_off_for_lone_messages() {
+    // 64 slots: runs of 2..8 messages found by a reload start a hold.
+    let (mut tx, mut rx) = channel::<u32>(64).unwrap();
+    assert_eq!(rx.hold_below, 8);
+    let mut next = 0;
+    // A first short run: the next reload will wait one pause.
+    push_then_pop(&mut tx, &mut rx, &mut next, 3);
+    assert_eq!((rx.hold, rx.hold_spins), (true, 1));
+    // Holds that keep ending in short runs double the wait, up to the cap.
+    let mut want = 1;
+    for _ in 0..10 {
+        push_then_pop(&mut tx, &mut rx, &mut next, 3);
+        want = (want * 2).min(MAX_HOLD_SPINS);
+        assert_eq!((rx.hold, rx.hold_spins), (true, want));
+    }
+    assert_eq!(rx.hold_spins, MAX_HOLD_SPINS);
+    // A hold that ends in a lone message (a request/response exchange)
+    // halves the wait, and a lone message starts no hold.
+    push_then_pop(&mut tx, &mut rx, &mut next, 1);
+    assert_eq!((rx.hold, rx.hold_spins), (false, MAX_HOLD_SPINS / 2));
+    // Long runs start no hold either.
+    push_then_pop(&mut tx, &mut rx, &mut next, 8);
+    assert!(!rx.hold);
+    // One message at a time: the wait decays to one pause and stays off.
+    for _ in 0..10 {
+        push_then_pop(&mut tx, &mut rx, &mut next, 2);
+        push_then_pop(&mut tx, &mut rx, &mut next, 1);
+    }
+    assert_eq!((rx.hold, rx.hold_spins), (false, 1));
+}
+
+#[test]
+fn hold_never_hides_a_message_or_holds_slots_back() {
+    let (mut tx, mut rx) = channel::<u32>(64).unwrap();
+    let mut next = 0;
+    push_then_pop(&mut tx, &mut rx, &mut next, 3);
+    assert!(rx.hold);
+    // Held, and the ring empty: the reload still happens (after the
+    // pauses) and says Empty; everything popped is handed back.
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    assert_eq!(tx.slots(), 64);
+    // Held, and a message arrives: the held reload finds it.
+    push_then_pop(&mut tx, &mut rx, &mut next, 3);
+    assert!(rx.hold);
+    tx.try_push(next).unwrap();
+    assert_eq!(rx.try_pop(), Ok(next));
+    // `is_empty`, `slots` and `peek` never wait: a message pushed while a
+    // hold is pending shows at once.
+    push_then_pop(&mut tx, &mut rx, &mut next, 4);
+    assert!(rx.hold);
+    tx.try_push(99).unwrap();
+    assert!(!rx.is_empty());
+    assert_eq!(rx.slots(), 1);
+    assert_eq!(rx.peek(), Some(&99));
+    assert_eq!(rx.try_pop(), Ok(99));
+}
+
+#[test]
+fn small_rings_never_hold() {
+    for cap in [1, 2, 4, 8] {
+        let (mut tx, mut rx) = channel::<u32>(cap).unwrap();
+        assert!(rx.hold_below <= 1);
+        let mut next = 0;
+        for n in 1..=cap as u32 {
+            push_then_pop(&mut tx, &mut rx, &mut next, n);
+            assert!(!rx.hold);
+        }
+    }
+}
