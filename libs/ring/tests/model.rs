@@ -75,7 +75,7 @@ proptest! {
     }
 
     /// Large rings release popped slots to the producer in runs (a
-    /// sixteenth of the capacity): a push may find the ring full early, but
+    /// quarter of the capacity): a push may find the ring full early, but
     /// by less than one run, and draining the ring releases everything.
     #[test]
     fn spsc_release_lag_is_bounded(
@@ -83,7 +83,7 @@ proptest! {
         runs in prop::collection::vec((0usize..300, 0usize..300), 1..12),
     ) {
         let (mut tx, mut rx) = spsc::channel::<u32>(cap).unwrap();
-        let batch = cap / 16;
+        let batch = cap / 4;
         let mut model = VecDeque::new();
         let mut next = 0u32;
         for (pushes, pops) in runs {
@@ -113,7 +113,7 @@ proptest! {
     /// The batched release against a FIFO model, on rings large enough to
     /// batch, with pushes that run into a full ring: every value comes out
     /// in order; the slots the consumer holds back are fewer than a batch (a
-    /// sixteenth of the capacity); and a consumer whose pop found the ring
+    /// quarter of the capacity, at most 256); and a consumer whose pop found the ring
     /// empty holds back nothing (a consumer that goes idle frees everything).
     #[test]
     fn spsc_release_matches_model(
@@ -124,7 +124,7 @@ proptest! {
         ], 1..40),
     ) {
         let (mut tx, mut rx) = spsc::channel::<u32>(cap).unwrap();
-        let max_batch = (cap / 16).clamp(1, 64);
+        let max_batch = (cap / 4).clamp(1, 256);
         let mut model = VecDeque::new();
         let mut next = 0u32;
         for (push, n) in ops {

@@ -9,8 +9,8 @@
 //!
 //! Batched release (MCRingBuffer): the producer publishes `tail` on every
 //! push, so a message is visible at once, but the consumer publishes `head`
-//! only every `release_batch` pops (a sixteenth of the
-//! capacity, at most 64), and whenever it refreshes its copy of `tail` (its
+//! only every `release_batch` pops (a quarter of the
+//! capacity, at most 256; every pop below 32 slots), and whenever it refreshes its copy of `tail` (its
 //! cache says "empty"), commits a read chunk, or is dropped. Freed slots are
 //! the only thing that waits: a ring being drained hands the producer its
 //! space back in runs, so a producer that fills the ring reloads `head` once
@@ -41,6 +41,15 @@
 //! look at `tail` at once, and no hold ever hides a message: it only delays
 //! a reload that follows a run the caller has just been handed.
 //!
+//! Waiting for a message: a `try_pop` that finds the ring empty also
+//! *prefetches* the slot the next message will be written to. The line is
+//! in this core's cache until the producer's write takes it away; the
+//! next `try_pop` after that misses on `tail` and on the slot at once, so
+//! the two lines travel together instead of one after the other (RTT
+//! p50 over two rings on the Zen 5 guest: 91-100 ns against 120 without
+//! the prefetch). It is a hint only: the slot is read after the Acquire
+//! load of `tail` as always.
+//!
 //! Memory ordering: the producer writes the slot, then stores `tail` with
 //! `Release`; the consumer loads `tail` with `Acquire` before reading the
 //! slot, so the slot write happens-before the read. Symmetrically the
@@ -66,10 +75,25 @@ use crate::error::{CapacityError, PopError, PushError};
 use crate::queue::{Receiver, Sender};
 use crate::sync::{Arc, AtomicUsize, Ordering, spin_loop};
 
-/// The consumer publishes `head` every `capacity / RELEASE_DIVISOR` pops (at
-/// least 1, at most 64). Loom models use rings of a few slots, so there the
+/// How many pops the consumer makes between two stores of `head`: a
+/// quarter of the capacity, at most 256, and 1 (every pop) for rings of
+/// fewer than 32 slots. Long runs let a producer waiting on a full ring
+/// reload `head` once per run (on the Zen 5 guest, with a consumer that
+/// holds the producer back: 1024 slots, runs of 256 moved 5-9% more `u64`
+/// messages than runs of 64, with no change in round-trip time or for
+/// 64-byte messages). Loom models use rings of a few slots, so there the
 /// runs are half the ring, to exercise the lag.
-const RELEASE_DIVISOR: usize = if cfg!(loom) { 2 } else { 16 };
+const fn release_batch(capacity: usize) -> usize {
+    if cfg!(loom) {
+        if capacity < 2 { 1 } else { capacity / 2 }
+    } else if capacity < 32 {
+        1
+    } else if capacity / 4 < 256 {
+        capacity / 4
+    } else {
+        256
+    }
+}
 
 /// A reload of `tail` that finds a run shorter than `capacity / HOLD_DIVISOR`
 /// (at most [`HOLD_MAX_RUN`]) and longer than one makes the next reload wait.
@@ -200,7 +224,7 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         head: 0,
         cached_tail: 0,
         released: 0,
-        release_batch: (capacity / RELEASE_DIVISOR).clamp(1, 64),
+        release_batch: release_batch(capacity),
         hold_below: (capacity / HOLD_DIVISOR).min(HOLD_MAX_RUN),
         hold: false,
         hold_spins: 1,
@@ -341,6 +365,7 @@ impl<T> Consumer<T> {
                 };
             }
             if run == 0 {
+                prefetch(self.slots.wrapping_add(self.head & self.mask));
                 // `stop == head` already (the fast path stays closed).
                 return Err(PopError::Empty);
             }
@@ -487,3 +512,17 @@ impl<T> Receiver<T> for Consumer<T> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+/// Starts loading the line at `p` into this core's cache (a hint: never
+/// faults, no effect on the program's meaning).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has; a
+    // prefetch does not access memory in the sense of the memory model.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
+}

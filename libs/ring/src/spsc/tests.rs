@@ -178,22 +178,22 @@ fn threads_deliver_in_order() {
 
 #[test]
 fn slow_pop_path_releases_on_drain_and_at_run_ends() {
-    // 64 slots: the consumer publishes `head` every 4 pops.
+    // 64 slots: the consumer publishes `head` every 16 pops.
     let (mut tx, mut rx) = channel::<u32>(64).unwrap();
     for i in 0..64 {
         tx.try_push(i).unwrap();
     }
     assert_eq!(tx.try_push(64), Err(PushError::Full(64)));
-    // Three pops: inside a run, nothing published yet.
-    for i in 0..3 {
+    // Fifteen pops: inside a run, nothing published yet.
+    for i in 0..15 {
         assert_eq!(rx.try_pop(), Ok(i));
     }
     assert_eq!(tx.slots(), 0);
-    // The fourth completes the run.
-    assert_eq!(rx.try_pop(), Ok(3));
-    assert_eq!(tx.slots(), 4);
+    // The sixteenth completes the run.
+    assert_eq!(rx.try_pop(), Ok(15));
+    assert_eq!(tx.slots(), 16);
     // Drain: the empty pop publishes the partial last run.
-    for i in 4..64 {
+    for i in 16..64 {
         assert_eq!(rx.try_pop(), Ok(i));
     }
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
