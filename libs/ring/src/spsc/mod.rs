@@ -41,14 +41,19 @@
 //! look at `tail` at once, and no hold ever hides a message: it only delays
 //! a reload that follows a run the caller has just been handed.
 //!
-//! Waiting for a message: a `try_pop` that finds the ring empty also
-//! *prefetches* the slot the next message will be written to. The line is
-//! in this core's cache until the producer's write takes it away; the
-//! next `try_pop` after that misses on `tail` and on the slot at once, so
-//! the two lines travel together instead of one after the other (RTT
-//! p50 over two rings on the Zen 5 guest: 91-100 ns against 120 without
-//! the prefetch). It is a hint only: the slot is read after the Acquire
-//! load of `tail` as always.
+//! Waiting for a message: a `try_pop` that finds the ring empty, when its
+//! last reload of `tail` found a lone message (the pattern of a
+//! request/response exchange, not of a stream), also *prefetches* the slot
+//! the next message will be written to. The line stays in this core's
+//! cache until the producer's write takes it away; the next `try_pop`
+//! after that misses on `tail` and on the slot at once, so the two lines
+//! travel together instead of one after the other (RTT p50 over two rings
+//! on the Zen 5 guest: 91-100 ns against 120 without the prefetch; 541
+//! against 611-621 when the host places the two vCPUs far apart). In a
+//! stream the prefetch would pull the line the producer is filling away
+//! from it, so a consumer that found runs longer than one does not
+//! prefetch. It is a hint only: the slot is read after the Acquire load
+//! of `tail` as always.
 //!
 //! Memory ordering: the producer writes the slot, then stores `tail` with
 //! `Release`; the consumer loads `tail` with `Acquire` before reading the
@@ -187,6 +192,9 @@ pub struct Consumer<T> {
     hold: bool,
     /// Pauses a hold waits, adapted between 1 and [`MAX_HOLD_SPINS`].
     hold_spins: u32,
+    /// The last reload found exactly one message: an empty ring then
+    /// prefetches the next slot (see "Waiting for a message").
+    lone: bool,
     /// Where `try_pop` must leave its fast path: the nearer (from `head`) of
     /// `cached_tail` (nothing more is known to be ready) and
     /// `released + release_batch - 1` (the next pop completes a run).
@@ -228,6 +236,7 @@ pub fn channel<T>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Capacit
         hold_below: (capacity / HOLD_DIVISOR).min(HOLD_MAX_RUN),
         hold: false,
         hold_spins: 1,
+        lone: true,
         stop: 0,
     };
     Ok((producer, consumer))
@@ -365,11 +374,14 @@ impl<T> Consumer<T> {
                 };
             }
             if run == 0 {
-                prefetch(self.slots.wrapping_add(self.head & self.mask));
+                if self.lone {
+                    prefetch(self.slots.wrapping_add(self.head & self.mask));
+                }
                 // `stop == head` already (the fast path stays closed).
                 return Err(PopError::Empty);
             }
             self.hold = run > 1 && run < self.hold_below;
+            self.lone = run == 1;
         }
         let value = self.take();
         if self.head.wrapping_sub(self.released) >= self.release_batch {
