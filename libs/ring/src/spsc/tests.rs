@@ -226,8 +226,10 @@ fn hold_adapts_to_short_runs_and_backs_off_for_lone_messages() {
     assert_eq!(rx.hold_below, 8);
     let mut next = 0;
     // A first short run: the next reload will wait one pause.
+    assert!(rx.lone, "a fresh consumer prefetches while it waits");
     push_then_pop(&mut tx, &mut rx, &mut next, 3);
     assert_eq!((rx.hold, rx.hold_spins), (true, 1));
+    assert!(!rx.lone, "a stream never prefetches the producer's line");
     // Holds that keep ending in short runs double the wait, up to the cap.
     let mut want = 1;
     for _ in 0..10 {
@@ -240,6 +242,7 @@ fn hold_adapts_to_short_runs_and_backs_off_for_lone_messages() {
     // halves the wait, and a lone message starts no hold.
     push_then_pop(&mut tx, &mut rx, &mut next, 1);
     assert_eq!((rx.hold, rx.hold_spins), (false, MAX_HOLD_SPINS / 2));
+    assert!(rx.lone);
     // Long runs start no hold either.
     push_then_pop(&mut tx, &mut rx, &mut next, 8);
     assert!(!rx.hold);
