@@ -56,7 +56,7 @@ mod expired;
 mod handle;
 mod interval;
 mod level;
-mod pending;
+mod lists;
 mod slab;
 mod time;
 mod wheel;

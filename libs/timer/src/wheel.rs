@@ -1,11 +1,19 @@
 //! The wheel: arming, cancelling, and advancing time.
 //!
-//! See the crate documentation for the guarantees and `level.rs` for the
-//! placement math. The parts here: `insert`/`cancel` are a slab operation
-//! plus an O(1) list push/unlink; `advance` repeatedly takes the earliest
-//! piece of work (found from the occupied bitmaps in O(levels)), either
-//! cascading a coarse slot down or firing a level-0 slot; timers fired by
-//! one call are sorted per tick so they come out in exact deadline order.
+//! See the crate documentation for the guarantees, `level.rs` for the
+//! placement math and `lists.rs` for the slot lists. The parts here:
+//! `insert` takes a node and appends an entry to a slot; `cancel` frees the
+//! node in one look and leaves the entry as a tombstone; `advance`
+//! repeatedly takes the earliest piece of work (found from the occupied
+//! bitmaps in O(levels)), either cascading a coarse slot down (entries
+//! copied, nodes untouched) or firing a slot, sorted by exact deadline.
+//!
+//! **Bounded memory.** Whenever tombstones outnumber live timers by more
+//! than [`SLACK`], each `cancel` and `remove_interval` compacts up to
+//! [`CANCEL_STEP`] chunks and each `advance` up to `2 + fired / 4`, so
+//! compaction keeps pace with the cancels that feed it, and entries stay
+//! below about `2 * live + SLACK` plus the work in flight (a pass over
+//! `c` chunks takes `c / CANCEL_STEP` cancels); `tests` below check it.
 
 use alloc::vec::Vec;
 
@@ -14,10 +22,18 @@ use crate::error::{CancelError, ConfigError, InsertError, IntervalError};
 use crate::expired::Expired;
 use crate::handle::{IntervalHandle, TimerHandle};
 use crate::interval::Intervals;
-use crate::level::{ListId, Lists, NIL, SLOT_BITS, list_for};
-use crate::pending::Pending;
-use crate::slab::Slab;
+use crate::level::{ListId, NIL, SLOT_BITS, list_for};
+use crate::lists::{CHUNK_ENTRIES, Entry, Lists, chunks_for};
+use crate::slab::{Released, Slab, prefetch};
 use crate::time::TickShift;
+
+/// Tombstones tolerated beyond the number of live timers before
+/// compaction starts.
+const SLACK: usize = 256;
+/// Chunks compacted per `cancel` while compaction is due.
+const CANCEL_STEP: usize = 2;
+/// How far ahead of the timer being fired its batch's nodes are requested.
+const FIRE_PREFETCH: usize = 4;
 
 /// A hierarchical timer wheel holding payloads of type `T`.
 ///
@@ -54,10 +70,8 @@ pub struct Wheel<T> {
     intervals: Intervals,
     /// One-shot timers armed.
     timers: usize,
-    /// Reused buffer for sorting a batch that fires in the same tick.
-    batch: Vec<(u64, u32)>,
-    /// Cancelled (hollow) timers still linked, unlinked in batches.
-    pending: Pending,
+    /// Reused buffer for sorting a slot that fires.
+    batch: Vec<Entry>,
 }
 
 impl<T> Wheel<T> {
@@ -71,15 +85,19 @@ impl<T> Wheel<T> {
     /// ```
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         let sizes = config.sizes()?;
+        let most = sizes.intervals as usize + sizes.max_timers as usize;
+        let prealloc = match sizes.capacity + sizes.intervals {
+            0 => 0,
+            n => chunks_for(n as usize),
+        };
         Ok(Self {
             slab: Slab::new(sizes.intervals, sizes.capacity, sizes.max_timers),
-            lists: Lists::new(),
+            lists: Lists::new(prealloc, chunks_for(most)),
             now: 0,
             tick: config.tick,
             intervals: Intervals::new(sizes.intervals),
             timers: 0,
             batch: Vec::with_capacity(64),
-            pending: Pending::new(),
         })
     }
 
@@ -152,28 +170,21 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.cancel(handle), Ok(42));
     /// ```
     pub fn insert(&mut self, deadline: u64, payload: T) -> Result<TimerHandle, InsertError<T>> {
-        let index = match self.slab.insert(deadline, payload) {
-            Ok(index) => index,
-            // Hollow (cancelled) timers may be holding the last entries.
-            Err(payload) if !self.pending.is_empty() => {
-                self.pending.flush(&mut self.lists, &mut self.slab);
-                self.slab
-                    .insert(deadline, payload)
-                    .map_err(InsertError::Full)?
-            }
-            Err(payload) => return Err(InsertError::Full(payload)),
-        };
-        self.link(index);
-        self.timers += 1;
-        Ok(TimerHandle {
+        let (index, generation) = self.slab.insert(payload).map_err(InsertError::Full)?;
+        self.file(Entry {
+            deadline,
             index,
-            generation: self.slab.nodes[index as usize].generation,
-        })
+            generation,
+        });
+        self.timers += 1;
+        Ok(TimerHandle { index, generation })
     }
 
-    /// Disarms a one-shot timer and returns its payload, in O(1). A handle
-    /// whose timer already fired or was cancelled gives
-    /// [`CancelError::Inactive`] and changes nothing.
+    /// Disarms a one-shot timer and returns its payload, in O(1): one look
+    /// at the timer's node, which is free again at once (its slot entry is
+    /// left as a tombstone, see the module doc). A handle whose timer
+    /// already fired or was cancelled gives [`CancelError::Inactive`] and
+    /// changes nothing.
     ///
     /// ```
     /// use percore_timer::{CancelError, Config, TickShift, Wheel};
@@ -187,13 +198,26 @@ impl<T> Wheel<T> {
         if index < self.slab.reserved() {
             return Err(CancelError::Inactive);
         }
-        let payload = self
+        let (payload, released) = self
             .slab
-            .take_live(index, generation)
+            .take(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.timers -= 1;
-        self.pending.push(index, &mut self.lists, &mut self.slab);
+        self.buried(released);
         Ok(payload)
+    }
+
+    /// A timer was cancelled: its entry is a tombstone now. Compacts a
+    /// little if tombstones are due for it, or in full if the node's
+    /// generation wrapped.
+    #[inline]
+    fn buried(&mut self, released: Released) {
+        self.lists.tombstones += 1;
+        if released == Released::Wrapped {
+            self.lists.compact_all(&self.slab.nodes);
+        } else if self.lists.tombstones > self.len() + SLACK {
+            self.lists.compact(&self.slab.nodes, CANCEL_STEP);
+        }
     }
 
     /// Arms an interval timer: it fires at `first`, then every `period` ns
@@ -223,12 +247,13 @@ impl<T> Wheel<T> {
         let Some(index) = self.intervals.claim(period) else {
             return Err(IntervalError::Full(payload));
         };
-        self.slab.fill(index, first, payload);
-        self.link(index);
-        Ok(IntervalHandle {
+        let generation = self.slab.fill(index, payload);
+        self.file(Entry {
+            deadline: first,
             index,
-            generation: self.slab.nodes[index as usize].generation,
-        })
+            generation,
+        });
+        Ok(IntervalHandle { index, generation })
     }
 
     /// Removes an interval timer, returning its payload and freeing its
@@ -244,12 +269,15 @@ impl<T> Wheel<T> {
     /// ```
     pub fn remove_interval(&mut self, handle: IntervalHandle) -> Result<T, CancelError> {
         let IntervalHandle { index, generation } = handle;
-        if index >= self.slab.reserved() || !self.slab.is_live(index, generation) {
+        if index >= self.slab.reserved() {
             return Err(CancelError::Inactive);
         }
-        self.lists.unlink(&mut self.slab.nodes, index);
-        let payload = self.slab.remove(index).ok_or(CancelError::Inactive)?;
+        let (payload, released) = self
+            .slab
+            .take(index, generation)
+            .ok_or(CancelError::Inactive)?;
         self.intervals.release(index);
+        self.buried(released);
         Ok(payload)
     }
 
@@ -260,8 +288,9 @@ impl<T> Wheel<T> {
     /// rounded up to a tick); it is [`now`](Self::now) when timers are
     /// already due. It is earlier than any fire instant only when a coarse
     /// slot must first be cascaded (or the overflow list re-examined) at
-    /// that instant, or when a slot holds only timers cancelled since the
-    /// last `advance` (they are unlinked in batches); advancing to it then
+    /// that instant, or when a slot holds only cancelled timers (their
+    /// entries are dropped when the slot is walked or compacted); advancing
+    /// to it then
     /// does that work, and the next call returns a later value. O(levels),
     /// no list walks.
     ///
@@ -281,7 +310,7 @@ impl<T> Wheel<T> {
         if self.is_empty() {
             return None;
         }
-        if self.lists.head(ListId::DUE) != NIL {
+        if !self.lists.is_empty(ListId::DUE) {
             return Some(self.now());
         }
         let expiration = self.lists.next_expiration(self.now)?;
@@ -313,13 +342,11 @@ impl<T> Wheel<T> {
     where
         F: FnMut(Expired<'_, T>),
     {
-        // Lists are walked below: none may hold a hollow (cancelled) node.
-        self.pending.flush(&mut self.lists, &mut self.slab);
         let target = self.tick.floor(now);
         let limit = self.tick.to_nanos(target.max(self.now));
         let mut fired = 0;
         loop {
-            if self.lists.head(ListId::DUE) != NIL {
+            if !self.lists.is_empty(ListId::DUE) {
                 fired += self.fire_list(ListId::DUE, limit, &mut expired);
             }
             let Some(work) = self.lists.next_expiration(self.now) else {
@@ -351,141 +378,144 @@ impl<T> Wheel<T> {
             }
         }
         self.now = self.now.max(target);
+        if self.lists.tombstones > self.len() + SLACK {
+            // Fewer live timers: keep the tombstones in proportion.
+            self.lists.compact(&self.slab.nodes, 2 + fired / 4);
+        }
         fired
     }
 
-    /// The earliest due tick on the overflow list (`u64::MAX` if empty).
+    /// The earliest due tick on the overflow list (`u64::MAX` if empty;
+    /// tombstones count, which can only make it early).
     fn earliest_overflow_tick(&self) -> u64 {
-        let mut earliest = u64::MAX;
-        let mut index = self.lists.head(ListId::OVERFLOW);
-        while index != NIL {
-            let node = &self.slab.nodes[index as usize];
-            earliest = earliest.min(self.tick.ceil(node.deadline));
-            index = node.next;
-        }
-        earliest
+        self.lists
+            .iter(ListId::OVERFLOW)
+            .map(|e| self.tick.ceil(e.deadline))
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
-    /// Files node `index` on the list its deadline calls for.
-    fn link(&mut self, index: u32) {
-        let due = self.tick.ceil(self.slab.nodes[index as usize].deadline);
+    /// Files `entry` on the list its deadline calls for.
+    #[inline]
+    fn file(&mut self, entry: Entry) {
+        let due = self.tick.ceil(entry.deadline);
         let list = list_for(self.now, due);
-        self.lists.push(&mut self.slab.nodes, list, index);
+        self.lists.push(&self.slab.nodes, list, entry);
     }
 
-    /// Refiles every timer of `list` relative to the current tick; each
-    /// moves to a finer level or onto `DUE`.
+    /// Refiles every entry of `list` relative to the current tick; each
+    /// moves to a finer level or onto `DUE`. Nodes are not looked at:
+    /// tombstones move too.
     fn cascade(&mut self, list: ListId) {
-        let batch = self.gather(list);
-        for &(_, index) in &batch {
-            self.link(index);
+        let mut chunk = self.lists.detach(list);
+        let mut entries = [Entry::EMPTY; CHUNK_ENTRIES];
+        while chunk != NIL {
+            let (len, next) = self.lists.pop_chunk(chunk, &mut entries);
+            for &entry in &entries[..len] {
+                self.file(entry);
+            }
+            chunk = next;
         }
-        self.batch = batch;
     }
 
-    /// Detaches `list` and returns its timers as `(deadline, index)` in the
-    /// reusable batch buffer (the caller puts the buffer back).
-    ///
-    /// Walking a list is a chain of dependent loads, each likely a cache
-    /// miss (~100 ns) once the slab outgrows the cache. When the list holds
-    /// more than 1/16 of the slab, a sequential scan of the whole slab for
-    /// nodes tagged with this list is cheaper (a few ns per node, prefetched).
-    fn gather(&mut self, list: ListId) -> Vec<(u64, u32)> {
-        let mut batch = core::mem::take(&mut self.batch);
-        batch.clear();
-        let scan = self.lists.len(list) as usize > self.slab.nodes.len() / 16;
-        let mut index = self.lists.detach(list);
-        if scan {
-            for (i, node) in self.slab.nodes.iter().enumerate() {
-                if node.list == list {
-                    // Slab indices fit in u32 (checked by `Config`).
-                    batch.push((node.deadline, i as u32));
-                }
-            }
-        } else {
-            while index != NIL {
-                let node = &self.slab.nodes[index as usize];
-                batch.push((node.deadline, index));
-                index = node.next;
-            }
-        }
-        batch
-    }
-
-    /// Fires every timer on `list` (all due by `limit` ns) in deadline order.
+    /// Fires every live timer on `list` (all due by `limit` ns) in deadline
+    /// order, skipping tombstones; returns how many fired.
     fn fire_list<F>(&mut self, list: ListId, limit: u64, expired: &mut F) -> usize
     where
         F: FnMut(Expired<'_, T>),
     {
-        let head = self.lists.head(list);
-        if self.slab.nodes[head as usize].next == NIL {
-            self.lists.detach(list);
-            self.fire(head, limit, expired);
-            return 1;
+        let mut batch = core::mem::take(&mut self.batch);
+        batch.clear();
+        self.lists.drain(list, &mut batch);
+        batch.sort_unstable_by_key(|e| e.deadline);
+        for e in batch.iter().take(FIRE_PREFETCH) {
+            prefetch(&self.slab.nodes, e.index);
         }
-        let mut batch = self.gather(list);
-        batch.sort_unstable();
         let mut rest = Refile {
             wheel: self,
             batch,
-            fired: 0,
+            next: 0,
         };
-        while let Some(&(_, index)) = rest.batch.get(rest.fired) {
-            rest.fired += 1;
-            rest.wheel.fire(index, limit, expired);
+        let mut fired = 0;
+        while let Some(&entry) = rest.batch.get(rest.next) {
+            if let Some(ahead) = rest.batch.get(rest.next + FIRE_PREFETCH) {
+                prefetch(&rest.wheel.slab.nodes, ahead.index);
+            }
+            rest.next += 1;
+            fired += usize::from(rest.wheel.fire(entry, limit, expired));
         }
-        rest.fired
+        fired
     }
 
-    /// Fires one detached timer: frees a one-shot, re-arms an interval.
-    fn fire<F>(&mut self, index: u32, limit: u64, expired: &mut F)
+    /// Fires one detached entry: frees a one-shot, re-arms an interval,
+    /// drops a tombstone. Returns whether a timer fired.
+    fn fire<F>(&mut self, entry: Entry, limit: u64, expired: &mut F) -> bool
     where
         F: FnMut(Expired<'_, T>),
     {
-        let node = &self.slab.nodes[index as usize];
-        let (deadline, generation) = (node.deadline, node.generation);
+        let Entry {
+            deadline,
+            index,
+            generation,
+        } = entry;
         if index >= self.slab.reserved() {
-            if let Some(payload) = self.slab.remove(index) {
-                self.timers -= 1;
-                expired(Expired::Oneshot { deadline, payload });
+            let Some((payload, released)) = self.slab.take(index, generation) else {
+                self.lists.tombstones -= 1;
+                return false;
+            };
+            self.timers -= 1;
+            if released == Released::Wrapped {
+                self.lists.compact_all(&self.slab.nodes);
             }
-            return;
+            expired(Expired::Oneshot { deadline, payload });
+            return true;
+        }
+        if !self.slab.is_live(index, generation) {
+            self.lists.tombstones -= 1;
+            return false;
         }
         let (missed, next) = self.intervals.rearm(index, deadline, limit);
-        self.slab.nodes[index as usize].deadline = next;
+        let rearmed = Entry {
+            deadline: next,
+            index,
+            generation,
+        };
         if next > limit {
-            self.link(index);
+            self.file(rearmed);
         } else {
             // `next` saturated at u64::MAX and is still due: park it rather
             // than fire it again in this same call, forever.
-            self.lists.push(&mut self.slab.nodes, ListId::PARKED, index);
+            self.lists.push(&self.slab.nodes, ListId::PARKED, rearmed);
         }
-        if let Some(payload) = self.slab.payload_mut(index) {
-            let handle = IntervalHandle { index, generation };
-            expired(Expired::Interval {
-                handle,
-                deadline,
-                missed,
-                payload,
-            });
-        }
+        let Some(payload) = self.slab.payload_mut(index, generation) else {
+            return false;
+        };
+        let handle = IntervalHandle { index, generation };
+        expired(Expired::Interval {
+            handle,
+            deadline,
+            missed,
+            payload,
+        });
+        true
     }
 }
 
-/// A sorted batch being fired. Its timers are off every list, so if the
+/// A sorted batch being fired. Its entries are off every list, so if the
 /// callback unwinds part-way, dropping this puts the unfired rest on `DUE`
 /// (they fire at the next `advance`) and the wheel stays consistent.
 struct Refile<'a, T> {
     wheel: &'a mut Wheel<T>,
-    batch: Vec<(u64, u32)>,
-    fired: usize,
+    batch: Vec<Entry>,
+    /// The first entry not yet fired.
+    next: usize,
 }
 
 impl<T> Drop for Refile<'_, T> {
     fn drop(&mut self) {
         let wheel = &mut *self.wheel;
-        for &(_, index) in &self.batch[self.fired..] {
-            wheel.lists.push(&mut wheel.slab.nodes, ListId::DUE, index);
+        for &entry in &self.batch[self.next..] {
+            wheel.lists.push(&wheel.slab.nodes, ListId::DUE, entry);
         }
         wheel.batch = core::mem::take(&mut self.batch);
     }
