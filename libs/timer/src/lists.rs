@@ -31,6 +31,10 @@ use alloc::vec::Vec;
 use crate::level::{LEVELS, LIST_COUNT, ListId, NIL, SLOT_BITS, SLOTS, WHEEL_BITS};
 use crate::slab::{Node, prefetch};
 
+/// Tombstones tolerated beyond the number of live timers before
+/// compaction starts.
+pub(crate) const SLACK: usize = 256;
+
 /// Entries per chunk: 15 entries and an 8-byte header fill 256 bytes.
 pub(crate) const CHUNK_ENTRIES: usize = 15;
 
@@ -120,8 +124,13 @@ pub(crate) struct Lists {
     /// pool grows.
     limit: usize,
     cursor: Cursor,
-    /// Entries on the lists whose timer was cancelled (see the module doc).
-    pub(crate) tombstones: usize,
+    /// Entries on the lists or in a batch being fired, tombstones
+    /// included.
+    entries: usize,
+    /// `2 * tombstones - entries - SLACK`, i.e. tombstones minus live
+    /// timers minus [`SLACK`]: compaction is due while it is positive. One
+    /// counter, so that `cancel` pays one add and one test for it.
+    excess: isize,
 }
 
 impl Lists {
@@ -142,8 +151,53 @@ impl Lists {
                 prev: NIL,
                 cur: NIL,
             },
-            tombstones: 0,
+            entries: 0,
+            excess: -(SLACK as isize),
         }
+    }
+
+    /// Entries that name a live timer: timers armed.
+    pub(crate) fn live(&self) -> usize {
+        self.entries - self.tombstones()
+    }
+
+    /// Entries whose timer was cancelled.
+    pub(crate) fn tombstones(&self) -> usize {
+        // excess + entries + SLACK = 2 * tombstones, never negative.
+        (self.excess + self.entries as isize + SLACK as isize) as usize / 2
+    }
+
+    /// Whether tombstones outnumber live timers by more than [`SLACK`].
+    #[inline(always)]
+    pub(crate) fn compaction_due(&self) -> bool {
+        self.excess > 0
+    }
+
+    /// A timer was armed: one more (live) entry.
+    #[inline(always)]
+    pub(crate) fn armed(&mut self) {
+        self.entries += 1;
+        self.excess -= 1;
+    }
+
+    /// A timer was cancelled: its entry is a tombstone now.
+    #[inline(always)]
+    pub(crate) fn buried(&mut self) {
+        self.excess += 2;
+    }
+
+    /// A one-shot timer fired: its (live) entry is gone.
+    #[inline(always)]
+    pub(crate) fn fired(&mut self) {
+        self.entries -= 1;
+        self.excess += 1;
+    }
+
+    /// `n` tombstones were dropped.
+    #[inline(always)]
+    pub(crate) fn dropped(&mut self, n: usize) {
+        self.entries -= n;
+        self.excess -= n as isize;
     }
 
     pub(crate) fn is_empty(&self, list: ListId) -> bool {
@@ -184,7 +238,7 @@ impl Lists {
     #[inline(never)]
     fn push_chunk<T>(&mut self, nodes: &[Node<T>], list: ListId, entry: Entry) {
         let l = list.0 as usize;
-        if self.free == NIL && self.chunks.len() >= self.limit && self.tombstones > 0 {
+        if self.free == NIL && self.chunks.len() >= self.limit && self.tombstones() > 0 {
             // Out of chunks: drop every tombstone before growing the pool.
             self.compact_all(nodes);
             let tail = self.tails[l];
@@ -356,7 +410,7 @@ impl Lists {
         }
         chunk.len = kept as u32;
         let next = chunk.next;
-        self.tombstones -= len - kept;
+        self.dropped(len - kept);
         let prev = self.cursor.prev;
         if prev != NIL && self.chunks[prev as usize].len as usize + kept <= CHUNK_ENTRIES {
             // Merge into the previous chunk and free this one.
@@ -494,9 +548,13 @@ mod tests {
         for i in 0..100 {
             lists.push(&nodes, list, Entry { deadline: i, index: i as u32, generation: 1 });
         }
-        lists.tombstones = 100;
+        for _ in 0..100 {
+            lists.armed();
+            lists.buried();
+        }
+        assert_eq!(lists.tombstones(), 100);
         assert_eq!(lists.chunk_counts().0, 7);
-        while lists.tombstones > 0 {
+        while lists.tombstones() > 0 {
             lists.compact(&nodes, 1);
         }
         assert!(lists.is_empty(list));

@@ -5,14 +5,19 @@
 //! the wheel (its deadline, its slot) is not here: that is its *entry* in a
 //! slot list (`lists.rs`), which names the node by `(index, generation)`.
 //!
-//! **Liveness is the generation's parity**: odd means the node holds a
-//! payload (a live timer), even means vacant. Arming a timer bumps the
-//! generation to odd, cancelling or firing bumps it to even, so a handle or
-//! an entry whose generation no longer matches is stale, and checking a
-//! handle is one compare. Free one-shot nodes form a LIFO free list through
-//! `next_free`, so arming after warm-up pops a node instead of allocating,
-//! and recently freed (cache-hot) nodes are reused first. The first
-//! `reserved` nodes belong to the interval timers and never join it.
+//! **The generation says everything**: odd means the node holds a payload
+//! (a live timer), even means vacant; and modulo 4, live one-shot nodes
+//! are 1 and live interval nodes 3. Arming adds 3 (vacant to live),
+//! cancelling or firing adds 1 (live to vacant), so a handle or an entry
+//! whose generation no longer matches is stale, and a [`TimerHandle`]
+//! (always 1 mod 4) can only ever match a live one-shot node: checking a
+//! handle is one compare, with no test of the index range. Free one-shot
+//! nodes form a LIFO free list through `next_free`, so arming after
+//! warm-up pops a node instead of allocating, and recently freed
+//! (cache-hot) nodes are reused first. The first `reserved` nodes belong
+//! to the interval timers and never join it.
+//!
+//! [`TimerHandle`]: crate::TimerHandle
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
@@ -31,9 +36,11 @@ pub(crate) struct Node<T> {
 }
 
 impl<T> Node<T> {
+    /// A vacant reserved (interval) node: generation 0 mod 4, and 4 rather
+    /// than 0 so that only a wrap makes a fill return [`WRAPPED`].
     const fn vacant() -> Self {
         Self {
-            generation: 0,
+            generation: 4,
             next_free: NIL,
             payload: MaybeUninit::uninit(),
         }
@@ -45,15 +52,15 @@ impl<T> Node<T> {
     }
 }
 
-/// What [`Slab::release`] reports.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Released {
-    /// The node's generation went back to even; nothing else to do.
-    Done,
-    /// The generation wrapped to 0: an old entry naming this node could
-    /// match again in 2^31 more reuses, so the caller must drop every stale
-    /// entry now (a full compaction).
-    Wrapped,
+/// Generations below this are handed out only after a node's generation
+/// wrapped (fresh nodes start above it): an old tombstone naming the node
+/// could match again, so the caller must drop every tombstone (a full
+/// compaction) before filing the new entry.
+pub(crate) const WRAPPED: u32 = 4;
+
+/// Whether `generation` (of a live handle or entry) is an interval timer's.
+pub(crate) const fn is_interval(generation: u32) -> bool {
+    generation & 2 != 0
 }
 
 pub(crate) struct Slab<T> {
@@ -81,12 +88,9 @@ impl<T> Slab<T> {
         }
     }
 
-    pub(crate) fn reserved(&self) -> u32 {
-        self.reserved
-    }
-
     /// Takes a one-shot node and fills it; returns `(index, generation)`.
-    /// Gives the payload back when `max_timers` nodes are live.
+    /// Gives the payload back when `max_timers` nodes are live. A reused
+    /// node whose generation wrapped comes back below [`WRAPPED`].
     #[inline]
     pub(crate) fn insert(&mut self, payload: T) -> Result<(u32, u32), T> {
         if self.free != NIL {
@@ -99,16 +103,18 @@ impl<T> Slab<T> {
         if index >= self.max_len {
             return Err(payload);
         }
-        // A fresh node is written once, whole, already holding its payload.
+        // A fresh node is written once, whole, already holding its payload;
+        // generation 5 (a live one-shot, and not below WRAPPED).
         self.nodes.push(Node {
-            generation: 1,
+            generation: 5,
             next_free: NIL,
             payload: MaybeUninit::new(payload),
         });
-        Ok((index, 1))
+        Ok((index, 5))
     }
 
-    /// Fills a vacant reserved (interval) node; returns its new generation.
+    /// Fills a vacant reserved (interval) node; returns its new generation
+    /// (below [`WRAPPED`] after a wrap).
     pub(crate) fn fill(&mut self, index: u32, payload: T) -> u32 {
         Self::fill_node(&mut self.nodes[index as usize], payload)
     }
@@ -117,53 +123,54 @@ impl<T> Slab<T> {
     fn fill_node(node: &mut Node<T>, payload: T) -> u32 {
         debug_assert!(!node.is_live());
         node.payload.write(payload);
-        node.generation = node.generation.wrapping_add(1);
+        node.generation = node.generation.wrapping_add(3);
         node.generation
     }
 
     /// Whether `index` holds a live timer of `generation`: one compare
-    /// (a vacant node's generation is even, a handle's odd).
+    /// (every handle and entry carries an odd generation, so a match means
+    /// the node is live, and of the handle's kind).
     #[inline]
     pub(crate) fn is_live(&self, index: u32, generation: u32) -> bool {
+        debug_assert!(generation & 1 == 1);
         self.nodes
             .get(index as usize)
-            .is_some_and(|n| n.generation == generation && n.is_live())
+            .is_some_and(|n| n.generation == generation)
     }
 
     /// If `index` holds a live timer of `generation`, takes its payload and
     /// frees the node, in one look at it. A one-shot node goes back on the
     /// free list at once.
     #[inline]
-    pub(crate) fn take(&mut self, index: u32, generation: u32) -> Option<(T, Released)> {
-        let reserved = self.reserved;
+    pub(crate) fn take(&mut self, index: u32, generation: u32) -> Option<T> {
+        debug_assert!(generation & 1 == 1);
         let node = self.nodes.get_mut(index as usize)?;
-        if node.generation != generation || !node.is_live() {
+        if node.generation != generation {
             return None;
         }
         node.generation = generation.wrapping_add(1);
-        // SAFETY: the generation was odd, so the payload is initialised
-        // (see the module doc); it is now even, so nothing reads the
-        // payload again until `fill_node` rewrites it.
+        // SAFETY: the generation matched an (odd) handle or entry
+        // generation, so the payload is initialised (see the module doc);
+        // it is now even, so nothing reads the payload again until
+        // `fill_node` rewrites it.
         let payload = unsafe { node.payload.assume_init_read() };
-        let released = if node.generation == 0 {
-            Released::Wrapped
-        } else {
-            Released::Done
-        };
-        if index >= reserved {
+        if !is_interval(generation) {
+            debug_assert!(index >= self.reserved);
             node.next_free = self.free;
             self.free = index;
         }
-        Some((payload, released))
+        Some(payload)
     }
 
     /// The payload of a live node of `generation`.
     pub(crate) fn payload_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
+        debug_assert!(generation & 1 == 1);
         let node = self.nodes.get_mut(index as usize)?;
-        if node.generation != generation || !node.is_live() {
+        if node.generation != generation {
             return None;
         }
-        // SAFETY: the generation is odd, so the payload is initialised.
+        // SAFETY: the generation matched an odd one, so the payload is
+        // initialised.
         Some(unsafe { node.payload.assume_init_mut() })
     }
 }

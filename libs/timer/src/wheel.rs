@@ -9,7 +9,7 @@
 //! copied, nodes untouched) or firing a slot, sorted by exact deadline.
 //!
 //! **Bounded memory.** Whenever tombstones outnumber live timers by more
-//! than [`SLACK`], each `cancel` and `remove_interval` compacts up to
+//! than [`SLACK`](crate::lists::SLACK), each `cancel` and `remove_interval` compacts up to
 //! [`CANCEL_STEP`] chunks and each `advance` up to `2 + fired / 4`, so
 //! compaction keeps pace with the cancels that feed it, and entries stay
 //! below about `2 * live + SLACK` plus the work in flight (a pass over
@@ -24,12 +24,9 @@ use crate::handle::{IntervalHandle, TimerHandle};
 use crate::interval::Intervals;
 use crate::level::{ListId, NIL, SLOT_BITS, list_for};
 use crate::lists::{CHUNK_ENTRIES, Entry, Lists, chunks_for};
-use crate::slab::{Released, Slab, prefetch};
+use crate::slab::{Slab, WRAPPED, is_interval, prefetch};
 use crate::time::TickShift;
 
-/// Tombstones tolerated beyond the number of live timers before
-/// compaction starts.
-const SLACK: usize = 256;
 /// Chunks compacted per `cancel` while compaction is due.
 const CANCEL_STEP: usize = 2;
 /// How far ahead of the timer being fired its batch's nodes are requested.
@@ -68,8 +65,6 @@ pub struct Wheel<T> {
     now: u64,
     tick: TickShift,
     intervals: Intervals,
-    /// One-shot timers armed.
-    timers: usize,
     /// Reused buffer for sorting a slot that fires.
     batch: Vec<Entry>,
 }
@@ -96,7 +91,6 @@ impl<T> Wheel<T> {
             now: 0,
             tick: config.tick,
             intervals: Intervals::new(sizes.intervals),
-            timers: 0,
             batch: Vec::with_capacity(64),
         })
     }
@@ -133,7 +127,8 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.timers + self.intervals.active()
+        // Every armed timer has one live entry; the rest are tombstones.
+        self.lists.live()
     }
 
     /// How many interval timers the wheel can hold (fixed at creation).
@@ -171,12 +166,11 @@ impl<T> Wheel<T> {
     /// ```
     pub fn insert(&mut self, deadline: u64, payload: T) -> Result<TimerHandle, InsertError<T>> {
         let (index, generation) = self.slab.insert(payload).map_err(InsertError::Full)?;
-        self.file(Entry {
+        self.arm(Entry {
             deadline,
             index,
             generation,
         });
-        self.timers += 1;
         Ok(TimerHandle { index, generation })
     }
 
@@ -194,28 +188,36 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.cancel(handle), Err(CancelError::Inactive));
     /// ```
     pub fn cancel(&mut self, handle: TimerHandle) -> Result<T, CancelError> {
+        // A handle's generation can only match a live one-shot node (see
+        // `slab.rs`): no range check of the index against the intervals'.
         let TimerHandle { index, generation } = handle;
-        if index < self.slab.reserved() {
-            return Err(CancelError::Inactive);
-        }
-        let (payload, released) = self
+        let payload = self
             .slab
             .take(index, generation)
             .ok_or(CancelError::Inactive)?;
-        self.timers -= 1;
-        self.buried(released);
+        self.buried();
         Ok(payload)
     }
 
-    /// A timer was cancelled: its entry is a tombstone now. Compacts a
-    /// little if tombstones are due for it, or in full if the node's
-    /// generation wrapped.
+    /// Files the entry of a timer just armed. If its node's generation
+    /// wrapped, first drops every tombstone, one of which could otherwise
+    /// match the node again.
     #[inline]
-    fn buried(&mut self, released: Released) {
-        self.lists.tombstones += 1;
-        if released == Released::Wrapped {
+    fn arm(&mut self, entry: Entry) {
+        if entry.generation < WRAPPED {
             self.lists.compact_all(&self.slab.nodes);
-        } else if self.lists.tombstones > self.len() + SLACK {
+        }
+        self.lists.armed();
+        self.file(entry);
+    }
+
+    /// A timer was cancelled: its entry is a tombstone now. Compacts a
+    /// little while tombstones outnumber live timers by more than
+    /// [`SLACK`](crate::lists::SLACK).
+    #[inline]
+    fn buried(&mut self) {
+        self.lists.buried();
+        if self.lists.compaction_due() {
             self.lists.compact(&self.slab.nodes, CANCEL_STEP);
         }
     }
@@ -248,7 +250,7 @@ impl<T> Wheel<T> {
             return Err(IntervalError::Full(payload));
         };
         let generation = self.slab.fill(index, payload);
-        self.file(Entry {
+        self.arm(Entry {
             deadline: first,
             index,
             generation,
@@ -269,15 +271,12 @@ impl<T> Wheel<T> {
     /// ```
     pub fn remove_interval(&mut self, handle: IntervalHandle) -> Result<T, CancelError> {
         let IntervalHandle { index, generation } = handle;
-        if index >= self.slab.reserved() {
-            return Err(CancelError::Inactive);
-        }
-        let (payload, released) = self
+        let payload = self
             .slab
             .take(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.intervals.release(index);
-        self.buried(released);
+        self.buried();
         Ok(payload)
     }
 
@@ -378,7 +377,7 @@ impl<T> Wheel<T> {
             }
         }
         self.now = self.now.max(target);
-        if self.lists.tombstones > self.len() + SLACK {
+        if self.lists.compaction_due() {
             // Fewer live timers: keep the tombstones in proportion.
             self.lists.compact(&self.slab.nodes, 2 + fired / 4);
         }
@@ -458,20 +457,17 @@ impl<T> Wheel<T> {
             index,
             generation,
         } = entry;
-        if index >= self.slab.reserved() {
-            let Some((payload, released)) = self.slab.take(index, generation) else {
-                self.lists.tombstones -= 1;
+        if !is_interval(generation) {
+            let Some(payload) = self.slab.take(index, generation) else {
+                self.lists.dropped(1);
                 return false;
             };
-            self.timers -= 1;
-            if released == Released::Wrapped {
-                self.lists.compact_all(&self.slab.nodes);
-            }
+            self.lists.fired();
             expired(Expired::Oneshot { deadline, payload });
             return true;
         }
         if !self.slab.is_live(index, generation) {
-            self.lists.tombstones -= 1;
+            self.lists.dropped(1);
             return false;
         }
         let (missed, next) = self.intervals.rearm(index, deadline, limit);
