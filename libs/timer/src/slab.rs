@@ -138,13 +138,29 @@ impl<T> Slab<T> {
             .is_some_and(|n| n.generation == generation)
     }
 
-    /// If `index` holds a live timer of `generation`, takes its payload and
-    /// frees the node, in one look at it. A one-shot node goes back on the
-    /// free list at once.
+    /// If `index` holds a live one-shot timer of `generation`, takes its
+    /// payload and puts the node back on the free list, in one look at it.
     #[inline]
-    pub(crate) fn take(&mut self, index: u32, generation: u32) -> Option<T> {
-        debug_assert!(generation & 1 == 1);
-        let node = self.nodes.get_mut(index as usize)?;
+    pub(crate) fn take_oneshot(&mut self, index: u32, generation: u32) -> Option<T> {
+        debug_assert!(generation & 3 == 1);
+        let free = self.free;
+        let payload = Self::take_node(self.nodes.get_mut(index as usize)?, generation)?;
+        // A match means a live one-shot node: it joins the free list.
+        debug_assert!(index >= self.reserved);
+        self.nodes[index as usize].next_free = free;
+        self.free = index;
+        Some(payload)
+    }
+
+    /// If `index` holds a live interval timer of `generation`, takes its
+    /// payload (the node stays reserved).
+    pub(crate) fn take_interval(&mut self, index: u32, generation: u32) -> Option<T> {
+        debug_assert!(generation & 3 == 3);
+        Self::take_node(self.nodes.get_mut(index as usize)?, generation)
+    }
+
+    #[inline(always)]
+    fn take_node(node: &mut Node<T>, generation: u32) -> Option<T> {
         if node.generation != generation {
             return None;
         }
@@ -153,13 +169,7 @@ impl<T> Slab<T> {
         // generation, so the payload is initialised (see the module doc);
         // it is now even, so nothing reads the payload again until
         // `fill_node` rewrites it.
-        let payload = unsafe { node.payload.assume_init_read() };
-        if !is_interval(generation) {
-            debug_assert!(index >= self.reserved);
-            node.next_free = self.free;
-            self.free = index;
-        }
-        Some(payload)
+        Some(unsafe { node.payload.assume_init_read() })
     }
 
     /// The payload of a live node of `generation`.

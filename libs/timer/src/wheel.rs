@@ -193,7 +193,7 @@ impl<T> Wheel<T> {
         let TimerHandle { index, generation } = handle;
         let payload = self
             .slab
-            .take(index, generation)
+            .take_oneshot(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.buried();
         Ok(payload)
@@ -273,7 +273,7 @@ impl<T> Wheel<T> {
         let IntervalHandle { index, generation } = handle;
         let payload = self
             .slab
-            .take(index, generation)
+            .take_interval(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.intervals.release(index);
         self.buried();
@@ -458,7 +458,7 @@ impl<T> Wheel<T> {
             generation,
         } = entry;
         if !is_interval(generation) {
-            let Some(payload) = self.slab.take(index, generation) else {
+            let Some(payload) = self.slab.take_oneshot(index, generation) else {
                 self.lists.dropped(1);
                 return false;
             };
