@@ -210,6 +210,18 @@ impl Lists {
         (self.in_use, self.chunks.len())
     }
 
+    /// The pool's allocated capacity, in chunks (for tests).
+    #[cfg(test)]
+    pub(crate) fn pool_capacity(&self) -> usize {
+        self.chunks.capacity()
+    }
+
+    /// Entries on the lists by the counter (for tests).
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.entries
+    }
+
     /// Entries on all lists, tombstones included (for tests).
     #[cfg(test)]
     pub(crate) fn entry_count(&self) -> usize {

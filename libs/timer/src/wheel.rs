@@ -565,3 +565,182 @@ impl<T> Drop for Refile<'_, T> {
         wheel.batch = core::mem::take(&mut self.batch);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lists::SLACK;
+    use crate::time::TickShift;
+
+    /// The counters agree with the lists, and `len` with the tombstones.
+    fn check_counts<T>(w: &Wheel<T>) {
+        assert_eq!(w.lists.entry_count(), w.lists.entries());
+        assert_eq!(w.lists.entries() - w.lists.tombstones(), w.len());
+        let (in_use, pool) = w.lists.chunk_counts();
+        assert!(in_use <= pool);
+    }
+
+    /// The bound the docs state: entries below `2 * live + SLACK`, plus
+    /// what one compaction pass lets through while it runs.
+    fn entry_bound(live: usize) -> usize {
+        2 * live + SLACK + (live + SLACK) / 8 + 2 * CHUNK_ENTRIES
+    }
+
+    #[test]
+    fn far_insert_cancel_loop_keeps_entries_bounded() {
+        let mut w = Wheel::new(Config::new(TickShift::new(0).unwrap())).unwrap();
+        // 1000 live timers spread over every level, which compaction has
+        // to walk past.
+        let live = 1000u64;
+        for i in 0..live {
+            w.insert(1 + (i * 7_919_993) % (1 << 40), i).unwrap();
+        }
+        let mut peak = (0, 0);
+        for k in 0..100_000u64 {
+            // Far deadlines: the overflow list, the top level, one slot.
+            let deadline = [1 << 40, 1 << 33, 5_000 + k % 64][k as usize % 3];
+            let h = w.insert(deadline, k).unwrap();
+            assert_eq!(w.cancel(h), Ok(k));
+            let entries = w.lists.entries();
+            assert!(entries <= entry_bound(live as usize), "{entries} entries at {k}");
+            let (in_use, pool) = w.lists.chunk_counts();
+            peak = (peak.0.max(entries), peak.1.max(pool));
+            assert!(in_use <= chunks_for(entry_bound(live as usize)));
+            if k % 9_973 == 0 {
+                check_counts(&w);
+            }
+        }
+        check_counts(&w);
+        assert_eq!(w.len(), live as usize);
+        // The pool never grew past what the bound needs.
+        assert!(peak.1 <= chunks_for(entry_bound(live as usize)), "{peak:?}");
+        // Everything left still fires, once.
+        assert_eq!(w.advance(u64::MAX, |_| {}), live as usize);
+        check_counts(&w);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn cancelling_everything_then_advancing_gives_the_entries_back() {
+        let mut w = Wheel::new(Config::new(TickShift::new(0).unwrap())).unwrap();
+        let handles: Vec<_> = (0..10_000u64)
+            .map(|i| w.insert(1_000 + i * 1_000, i).unwrap())
+            .collect();
+        for h in handles {
+            w.cancel(h).unwrap();
+        }
+        // Cancels compact as they go: entries stay within the bound of an
+        // empty wheel.
+        assert!(w.lists.entries() <= entry_bound(0), "{}", w.lists.entries());
+        check_counts(&w);
+        w.advance(u64::MAX, |_| unreachable!());
+        assert_eq!(w.lists.entries(), 0);
+        assert_eq!(w.lists.chunk_counts().0, 0);
+        assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
+    fn compaction_keeps_counts_through_cascades_and_expiry() {
+        // 1 ns ticks; timers at every level, most cancelled, with time
+        // moving in steps that cascade and fire slots while a compaction
+        // pass is half-way through the lists.
+        let mut w = Wheel::new(Config::new(TickShift::new(0).unwrap()).with_intervals(2)).unwrap();
+        w.add_interval(50, 4_099, u64::MAX).unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut now = 0;
+        let mut armed = Vec::new();
+        let mut fired = 0;
+        for _ in 0..200 {
+            for _ in 0..100 {
+                let d = now + 1 + rand() % [100, 10_000, 1 << 20, 1 << 30][rand() as usize % 4];
+                armed.push(w.insert(d, d).unwrap());
+            }
+            for _ in 0..90 {
+                let i = rand() as usize % armed.len();
+                let _ = w.cancel(armed.swap_remove(i));
+            }
+            now += rand() % 5_000;
+            fired += w.advance(now, |e| {
+                if let Expired::Oneshot { deadline, payload } = e {
+                    assert_eq!(deadline, payload);
+                    assert!(deadline <= now);
+                }
+            });
+            check_counts(&w);
+            assert!(w.lists.entries() <= entry_bound(w.len()));
+        }
+        assert!(fired > 0);
+        w.advance(u64::MAX - 1, |_| {});
+        check_counts(&w);
+    }
+
+    #[test]
+    fn a_wrapped_generation_drops_old_tombstones_first() {
+        let mut w = Wheel::new(Config::new(TickShift::new(0).unwrap())).unwrap();
+        let a = w.insert(100, 'a').unwrap();
+        assert_eq!(w.cancel(a), Ok('a'));
+        // A tombstone at 100 names node 0 with a's generation. Move the node
+        // to the end of its generations, as if reused 2^30 times.
+        assert_eq!(a.generation, 5);
+        w.slab.nodes[0].generation = u32::MAX - 1;
+        let b = w.insert(500, 'b').unwrap();
+        assert!(b.generation < WRAPPED);
+        // The wrap dropped every tombstone before b was filed.
+        assert_eq!(w.lists.tombstones(), 0);
+        check_counts(&w);
+        assert_eq!(w.cancel(b), Ok('b'));
+        // c gets a's old generation back; a's tombstone must not fire it.
+        let c = w.insert(1_000, 'c').unwrap();
+        assert_eq!(c.generation, a.generation);
+        assert_eq!(w.advance(999, |_| unreachable!()), 0);
+        let mut got = Vec::new();
+        w.advance(1_000, |e| {
+            if let Expired::Oneshot { payload, .. } = e {
+                got.push(payload);
+            }
+        });
+        assert_eq!(got, ['c']);
+        check_counts(&w);
+    }
+
+    #[test]
+    fn churn_at_max_timers_does_not_allocate() {
+        let config = Config::new(TickShift::new(0).unwrap())
+            .with_capacity(1_000)
+            .with_max_timers(1_000)
+            .with_intervals(1);
+        let mut w = Wheel::new(config).unwrap();
+        let pool = w.lists.pool_capacity();
+        let nodes = w.slab.nodes.capacity();
+        w.add_interval(10, 777, 0).unwrap();
+        let mut handles: Vec<_> = (0..1_000u64)
+            .map(|i| w.insert(i * 1_000_003 % (1 << 34), i).unwrap())
+            .collect();
+        assert!(w.insert(5, 0).is_err());
+        let mut x = 12345u64;
+        for k in 0..50_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = x as usize % handles.len();
+            w.cancel(handles[i]).unwrap();
+            handles[i] = w.insert(k * 7 + x % (1 << 36), k).unwrap();
+            if k % 1_000 == 0 {
+                w.advance(k * 5, |_| {});
+                handles.retain(|h| w.slab.is_live(h.index, h.generation));
+                while handles.len() < 1_000 {
+                    handles.push(w.insert((1 << 35) + k, k).unwrap());
+                }
+            }
+        }
+        check_counts(&w);
+        assert_eq!(w.lists.pool_capacity(), pool);
+        assert_eq!(w.slab.nodes.capacity(), nodes);
+    }
+}
