@@ -321,7 +321,11 @@ impl Lists {
     /// returns `(entries copied, next chunk)`; starts loading the next
     /// chunk.
     #[inline]
-    pub(crate) fn pop_chunk(&mut self, chunk: u32, out: &mut [Entry; CHUNK_ENTRIES]) -> (usize, u32) {
+    pub(crate) fn pop_chunk(
+        &mut self,
+        chunk: u32,
+        out: &mut [Entry; CHUNK_ENTRIES],
+    ) -> (usize, u32) {
         let c = &self.chunks[chunk as usize];
         let (len, next) = (c.len as usize, c.next);
         out[..len].copy_from_slice(&c.entries[..len]);
@@ -558,7 +562,15 @@ mod tests {
         let mut lists = Lists::new(0, usize::MAX);
         let list = ListId::slot(2, 5);
         for i in 0..100 {
-            lists.push(&nodes, list, Entry { deadline: i, index: i as u32, generation: 1 });
+            lists.push(
+                &nodes,
+                list,
+                Entry {
+                    deadline: i,
+                    index: i as u32,
+                    generation: 1,
+                },
+            );
         }
         for _ in 0..100 {
             lists.armed();

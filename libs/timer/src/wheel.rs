@@ -33,8 +33,6 @@ const CANCEL_STEP: usize = 2;
 const FIRE_PREFETCH: usize = 4;
 /// How far ahead of the tombstone check a batch's nodes are requested.
 const FILTER_PREFETCH: usize = 8;
-/// Whether cascades drop tombstones (one node look per entry) or copy them.
-
 
 /// A hierarchical timer wheel holding payloads of type `T`.
 ///
@@ -434,8 +432,7 @@ impl<T> Wheel<T> {
                 }
             }
             let mut dropped = 0;
-            for i in 0..lens[k] {
-                let entry = bufs[k][i];
+            for &entry in &bufs[k][..lens[k]] {
                 if entry.is_live(&self.slab.nodes) {
                     self.file(entry);
                 } else {
@@ -602,7 +599,10 @@ mod tests {
             let h = w.insert(deadline, k).unwrap();
             assert_eq!(w.cancel(h), Ok(k));
             let entries = w.lists.entries();
-            assert!(entries <= entry_bound(live as usize), "{entries} entries at {k}");
+            assert!(
+                entries <= entry_bound(live as usize),
+                "{entries} entries at {k}"
+            );
             let (in_use, pool) = w.lists.chunk_counts();
             peak = (peak.0.max(entries), peak.1.max(pool));
             assert!(in_use <= chunks_for(entry_bound(live as usize)));
