@@ -50,6 +50,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// Overwrites `self` field by field: the stores match how `entry` was
+    /// built, so nothing waits on a store-to-load forward of a wider read.
+    #[inline(always)]
+    fn set(&mut self, entry: Entry) {
+        self.deadline = entry.deadline;
+        self.index = entry.index;
+        self.generation = entry.generation;
+    }
+
     pub(crate) const EMPTY: Self = Self {
         deadline: 0,
         index: NIL,
@@ -127,10 +136,10 @@ pub(crate) struct Lists {
     /// Entries on the lists or in a batch being fired, tombstones
     /// included.
     entries: usize,
-    /// `2 * tombstones - entries - SLACK`, i.e. tombstones minus live
-    /// timers minus [`SLACK`]: compaction is due while it is positive. One
-    /// counter, so that `cancel` pays one add and one test for it.
-    excess: isize,
+    /// `2 * tombstones - SLACK`: compaction is due while it exceeds
+    /// `entries` (tombstones > live + SLACK). Kept in this form so that
+    /// `cancel` and `insert` each update one counter.
+    doubled: isize,
 }
 
 impl Lists {
@@ -152,7 +161,7 @@ impl Lists {
                 cur: NIL,
             },
             entries: 0,
-            excess: -(SLACK as isize),
+            doubled: -(SLACK as isize),
         }
     }
 
@@ -163,41 +172,39 @@ impl Lists {
 
     /// Entries whose timer was cancelled.
     pub(crate) fn tombstones(&self) -> usize {
-        // excess + entries + SLACK = 2 * tombstones, never negative.
-        (self.excess + self.entries as isize + SLACK as isize) as usize / 2
+        // doubled + SLACK = 2 * tombstones, never negative.
+        (self.doubled + SLACK as isize) as usize / 2
     }
 
     /// Whether tombstones outnumber live timers by more than [`SLACK`].
     #[inline(always)]
     pub(crate) fn compaction_due(&self) -> bool {
-        self.excess > 0
+        self.doubled > self.entries as isize
     }
 
     /// A timer was armed: one more (live) entry.
     #[inline(always)]
     pub(crate) fn armed(&mut self) {
         self.entries += 1;
-        self.excess -= 1;
     }
 
     /// A timer was cancelled: its entry is a tombstone now.
     #[inline(always)]
     pub(crate) fn buried(&mut self) {
-        self.excess += 2;
+        self.doubled += 2;
     }
 
     /// A one-shot timer fired: its (live) entry is gone.
     #[inline(always)]
     pub(crate) fn fired(&mut self) {
         self.entries -= 1;
-        self.excess += 1;
     }
 
     /// `n` tombstones were dropped.
     #[inline(always)]
     pub(crate) fn dropped(&mut self, n: usize) {
         self.entries -= n;
-        self.excess -= n as isize;
+        self.doubled -= 2 * n as isize;
     }
 
     pub(crate) fn is_empty(&self, list: ListId) -> bool {
@@ -238,7 +245,7 @@ impl Lists {
             let chunk = &mut self.chunks[tail as usize];
             let len = chunk.len as usize;
             if len < CHUNK_ENTRIES {
-                chunk.entries[len] = entry;
+                chunk.entries[len].set(entry);
                 chunk.len += 1;
                 return;
             }
