@@ -12,8 +12,8 @@
 //! entry where it is: the entry's generation no longer matches the node's,
 //! so it is a *tombstone*, skipped when its list fires and dropped by
 //! compaction. [`Lists::tombstones`] counts them exactly (+1 at cancel, -1
-//! whenever a walk finds one). Cascading copies entries, tombstones
-//! included, without looking at nodes.
+//! whenever a walk finds one). Firing and cascading a list drop its
+//! tombstones (`wheel.rs`).
 //!
 //! **Compaction** ([`Lists::compact`]) walks the lists chunk by chunk with a
 //! cursor that survives between calls: it drops the tombstones of one chunk

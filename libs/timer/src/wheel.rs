@@ -157,8 +157,11 @@ impl<T> Wheel<T> {
 
     /// Arms a one-shot timer that fires at the first `advance(now)` with
     /// `now >= deadline` rounded up to a tick. A deadline already passed
-    /// fires at the next `advance`. O(1); allocates only while the slab
-    /// grows towards its high-water mark.
+    /// fires at the next `advance`. O(1); allocates only while the slab or
+    /// the chunk pool grows towards its high-water mark. Two rare
+    /// exceptions do one full compaction pass, O(entries): the chunk pool
+    /// at the size `with_max_timers` needs with no chunk free, and a node
+    /// whose generation wraps (once per 2^30 reuses of that node).
     ///
     /// ```
     /// use percore_timer::{Config, TickShift, Wheel};
@@ -178,9 +181,10 @@ impl<T> Wheel<T> {
 
     /// Disarms a one-shot timer and returns its payload, in O(1): one look
     /// at the timer's node, which is free again at once (its slot entry is
-    /// left as a tombstone, see the module doc). A handle whose timer
-    /// already fired or was cancelled gives [`CancelError::Inactive`] and
-    /// changes nothing.
+    /// left as a tombstone, see the module doc; while tombstones are due
+    /// for compaction, a cancel also compacts two chunks). A handle whose
+    /// timer already fired or was cancelled gives [`CancelError::Inactive`]
+    /// and changes nothing.
     ///
     /// ```
     /// use percore_timer::{CancelError, Config, TickShift, Wheel};
@@ -325,9 +329,10 @@ impl<T> Wheel<T> {
     /// tick. Timers fired by one call come out in non-decreasing order of
     /// their exact deadline; equal deadlines fire in unspecified order.
     /// Only occupied slots are visited: the cost is O(levels) per occupied
-    /// slot passed plus O(1) per timer cascaded or fired (and a sort of each
-    /// same-tick batch). A `now` earlier than [`Wheel::now`] moves nothing
-    /// back; timers already due still fire.
+    /// slot passed plus O(1) per entry cascaded, fired or dropped as a
+    /// tombstone (and a sort of each batch fired together), plus at most
+    /// `2 + fired / 4` chunks of compaction. A `now` earlier than
+    /// [`Wheel::now`] moves nothing back; timers already due still fire.
     ///
     /// ```
     /// use percore_timer::{Config, TickShift, Wheel};
