@@ -182,6 +182,12 @@ impl Lists {
         self.doubled > self.entries as isize
     }
 
+    /// Tombstones beyond live timers plus [`SLACK`] (0 unless compaction
+    /// is due).
+    pub(crate) fn excess(&self) -> usize {
+        (self.doubled - self.entries as isize).max(0) as usize
+    }
+
     /// A timer was armed: one more (live) entry.
     #[inline(always)]
     pub(crate) fn armed(&mut self) {

