@@ -52,8 +52,10 @@ impl Config {
     }
 
     /// Refuse ([`InsertError::Full`](crate::InsertError::Full)) one-shot
-    /// timers beyond `max` armed at once. With `max == capacity` the wheel
-    /// never allocates after creation.
+    /// timers beyond `max` armed at once. With `max == capacity` the nodes
+    /// and the chunk pool are preallocated for that many timers (at the
+    /// pool's limit a full compaction runs rather than growing it); only
+    /// the buffer a fired slot is sorted in can still grow.
     pub const fn with_max_timers(mut self, max: usize) -> Self {
         self.max_timers = Some(max);
         self

@@ -1,15 +1,20 @@
 //! Generation-checked handles to timers.
 //!
-//! A handle is a slab index plus the generation the slab entry had when the
-//! timer was armed. Firing or cancelling a timer bumps the entry's
+//! A handle is a node index plus the generation the node had when the
+//! timer was armed. Firing or cancelling a timer bumps the node's
 //! generation, so an old handle no longer matches and using it is a harmless
-//! error instead of touching whatever timer reuses the entry later.
+//! error instead of touching whatever timer reuses the node later. The
+//! generation also tells one-shot from interval nodes (see `slab.rs`), so a
+//! [`TimerHandle`] can never name an interval timer, nor an
+//! [`IntervalHandle`] a one-shot.
 //!
 //! Handles are only meaningful to the wheel that issued them. Passing one to
 //! another wheel can never corrupt it (every index is bounds- and
 //! generation-checked), but it may name an unrelated live timer there.
-//! Generations are 32 bits: a handle kept across 2^32 reuses of the same
-//! entry could match again.
+//! Generations are 32 bits and a node's advances by 4 per timer: a handle
+//! kept across 2^30 reuses of the same node could match again. (The
+//! wheel's own entries are safe from this: when a node's generation wraps,
+//! every tombstone is dropped first.)
 
 /// Names a one-shot timer armed with [`Wheel::insert`](crate::Wheel::insert).
 ///

@@ -1,4 +1,4 @@
-//! Levels, slots, occupied-slot bitmaps and the intrusive slot lists.
+//! Levels, slots, and where a timer goes.
 //!
 //! The wheel has [`LEVELS`] levels of 64 slots. A slot of level `l` spans
 //! `64^l` ticks, so level `l` as a whole spans `64^(l+1)` ticks and the six
@@ -36,13 +36,10 @@
 //!
 //! # Lists
 //!
-//! Each slot is an intrusive doubly-linked list of slab indices, so a timer
-//! is unlinked in O(1) given only its index. Two more lists hang off the same
-//! table: `DUE` (timers whose tick has already been reached, waiting for the
-//! next `advance`), `OVERFLOW` (timers beyond the top level) and `PARKED`
-//! (interval timers that ran past the end of time).
-
-use crate::slab::Node;
+//! Each slot is a list of entries (`lists.rs`). Three more lists hang off
+//! the same table: `DUE` (timers whose tick has already been reached,
+//! waiting for the next `advance`), `OVERFLOW` (timers beyond the top level)
+//! and `PARKED` (interval timers that ran past the end of time).
 
 /// Bits of a tick consumed per level: 64 slots per level.
 pub(crate) const SLOT_BITS: u32 = 6;
@@ -52,15 +49,14 @@ pub(crate) const SLOTS: usize = 1 << SLOT_BITS;
 pub(crate) const LEVELS: usize = 6;
 /// Ticks spanned by all levels, as a power of two.
 pub(crate) const WHEEL_BITS: u32 = SLOT_BITS * LEVELS as u32;
-/// The null slab index.
-pub(crate) const NIL: u32 = u32::MAX;
+pub(crate) use crate::slab::NIL;
 
-const SLOT_LISTS: usize = LEVELS * SLOTS;
-const LIST_COUNT: usize = SLOT_LISTS + 3;
+pub(crate) const SLOT_LISTS: usize = LEVELS * SLOTS;
+pub(crate) const LIST_COUNT: usize = SLOT_LISTS + 3;
 
-/// Which list a node is on: a wheel slot, `DUE`, `OVERFLOW`, or `FREE`.
+/// A list: a wheel slot, `DUE`, `OVERFLOW` or `PARKED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ListId(u16);
+pub(crate) struct ListId(pub(crate) u16);
 
 impl ListId {
     /// Timers whose tick the wheel has already reached.
@@ -70,10 +66,8 @@ impl ListId {
     /// Interval timers whose next deadline would pass `u64::MAX` ns: live,
     /// but never examined again.
     pub(crate) const PARKED: Self = Self(SLOT_LISTS as u16 + 2);
-    /// Not on any list: the slab entry is vacant.
-    pub(crate) const FREE: Self = Self(u16::MAX);
 
-    const fn slot(level: usize, slot: usize) -> Self {
+    pub(crate) const fn slot(level: usize, slot: usize) -> Self {
         Self((level * SLOTS + slot) as u16)
     }
 
@@ -102,122 +96,6 @@ pub(crate) fn list_for(now: u64, due: u64) -> ListId {
     ListId::slot(level, slot)
 }
 
-/// The next piece of work: a list and the tick at which it comes due.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Expiration {
-    pub(crate) list: ListId,
-    pub(crate) tick: u64,
-}
-
-/// Heads and lengths of every list plus one occupied-slot bitmap per level.
-pub(crate) struct Lists {
-    heads: [u32; LIST_COUNT],
-    lens: [u32; LIST_COUNT],
-    occupied: [u64; LEVELS],
-}
-
-impl Lists {
-    pub(crate) const fn new() -> Self {
-        Self {
-            heads: [NIL; LIST_COUNT],
-            lens: [0; LIST_COUNT],
-            occupied: [0; LEVELS],
-        }
-    }
-
-    pub(crate) fn head(&self, list: ListId) -> u32 {
-        self.heads[list.0 as usize]
-    }
-
-    /// Number of nodes on `list`.
-    pub(crate) fn len(&self, list: ListId) -> u32 {
-        self.lens[list.0 as usize]
-    }
-
-    /// Pushes `index` at the head of `list` (order within a list is
-    /// irrelevant: batches are sorted when they fire).
-    pub(crate) fn push<T>(&mut self, nodes: &mut [Node<T>], list: ListId, index: u32) {
-        let head = self.heads[list.0 as usize];
-        if head != NIL {
-            nodes[head as usize].prev = index;
-        }
-        let node = &mut nodes[index as usize];
-        node.prev = NIL;
-        node.next = head;
-        node.list = list;
-        self.heads[list.0 as usize] = index;
-        self.lens[list.0 as usize] += 1;
-        if let Some(level) = list.level() {
-            self.occupied[level] |= 1 << (list.0 as usize % SLOTS);
-        }
-    }
-
-    /// Unlinks `index` from whatever list it is on, in O(1). Its `list`
-    /// field is left as is; the caller relinks or frees the node.
-    pub(crate) fn unlink<T>(&mut self, nodes: &mut [Node<T>], index: u32) {
-        let Node {
-            prev, next, list, ..
-        } = nodes[index as usize];
-        self.lens[list.0 as usize] -= 1;
-        if next != NIL {
-            nodes[next as usize].prev = prev;
-        }
-        if prev != NIL {
-            nodes[prev as usize].next = next;
-        } else {
-            self.heads[list.0 as usize] = next;
-            if next == NIL
-                && let Some(level) = list.level()
-            {
-                self.occupied[level] &= !(1 << (list.0 as usize % SLOTS));
-            }
-        }
-    }
-
-    /// Empties `list` in O(1) and returns its old head; the detached chain
-    /// is walked through `next` by the caller, who relinks every node.
-    pub(crate) fn detach(&mut self, list: ListId) -> u32 {
-        let head = core::mem::replace(&mut self.heads[list.0 as usize], NIL);
-        self.lens[list.0 as usize] = 0;
-        if let Some(level) = list.level() {
-            self.occupied[level] &= !(1 << (list.0 as usize % SLOTS));
-        }
-        head
-    }
-
-    /// The earliest non-empty wheel slot, or the overflow list's next
-    /// re-examination, for a wheel at tick `now`.
-    pub(crate) fn next_expiration(&self, now: u64) -> Option<Expiration> {
-        for (level, &occupied) in self.occupied.iter().enumerate() {
-            let shift = level as u32 * SLOT_BITS;
-            let now_slot = (now >> shift) as u32 & (SLOTS as u32 - 1);
-            // Slots before `now`'s digit are empty (see the module doc), so
-            // shifting them out leaves the first occupied slot at bit 0.
-            let ahead = occupied >> now_slot;
-            if ahead != 0 {
-                let slot = u64::from(now_slot + ahead.trailing_zeros());
-                // Keep `now`'s digits above this level, put `slot` in this
-                // level's digit, zero the digits below: the slot's first tick.
-                let window = !((1u64 << (shift + SLOT_BITS)) - 1);
-                return Some(Expiration {
-                    list: ListId::slot(level, slot as usize),
-                    tick: (now & window) | (slot << shift),
-                });
-            }
-        }
-        if self.heads[ListId::OVERFLOW.0 as usize] == NIL {
-            return None;
-        }
-        // Overflow timers are refiled when `now` enters the next top-level
-        // window. One exists: an overflow timer is due beyond this window.
-        let tick = ((now >> WHEEL_BITS) + 1).checked_mul(1 << WHEEL_BITS)?;
-        Some(Expiration {
-            list: ListId::OVERFLOW,
-            tick,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,26 +115,5 @@ mod tests {
         assert_eq!(list_for(5, u64::MAX), ListId::OVERFLOW);
         assert_eq!(ListId::DUE.level(), None);
         assert_eq!(ListId::slot(3, 7).level(), Some(3));
-    }
-
-    #[test]
-    fn next_expiration_is_slot_start() {
-        let mut lists = Lists::new();
-        let mut nodes: alloc::vec::Vec<Node<()>> = alloc::vec::Vec::new();
-        assert_eq!(lists.next_expiration(0), None);
-        // A timer at tick 200 seen from tick 70 lives at level 1, slot 3,
-        // whose first tick is 192.
-        let list = list_for(70, 200);
-        assert_eq!(list, ListId::slot(1, 3));
-        nodes.push(crate::slab::Node::vacant_for_tests());
-        lists.push(&mut nodes, list, 0);
-        assert_eq!(
-            lists.next_expiration(70),
-            Some(Expiration { list, tick: 192 })
-        );
-        lists.unlink(&mut nodes, 0);
-        assert_eq!(lists.next_expiration(70), None);
-        lists.push(&mut nodes, ListId::OVERFLOW, 0);
-        assert_eq!(lists.next_expiration(70).map(|e| e.tick), Some(1 << 36));
     }
 }

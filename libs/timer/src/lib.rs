@@ -12,10 +12,14 @@
 //!   occupied-slot bitmap per level, so advancing skips empty slots in
 //!   O(levels) and never walks tick by tick. Timers further out wait on an
 //!   overflow list that is re-examined once per 2^36 ticks.
-//! * **O(1) insert and cancel**: timers live in a slab (no allocation per
-//!   timer after warm-up) on intrusive doubly-linked slot lists; a
-//!   [`TimerHandle`] is a generation-checked slab index, so cancelling a
-//!   fired or reused handle is a harmless [`CancelError::Inactive`].
+//! * **O(1) insert and cancel**: a timer is a small node in a slab
+//!   (generation and payload; no allocation per timer after warm-up) plus
+//!   a 16-byte entry (deadline, node index, generation) on its slot's list
+//!   of pooled chunks. A [`TimerHandle`] is a generation-checked node
+//!   index, so cancelling a fired or reused handle is a harmless
+//!   [`CancelError::Inactive`]. `cancel` frees the node in one look and
+//!   leaves the entry as a tombstone, dropped when its slot is walked or by
+//!   incremental compaction, so memory stays bounded by the live timers.
 //! * **Interval timers**: a fixed table sized at creation; they re-arm from
 //!   their previous deadline (no drift) and coalesce missed periods.
 //! * **Guarantees**: a timer with deadline `d` fires exactly once, at the
@@ -56,7 +60,7 @@ mod expired;
 mod handle;
 mod interval;
 mod level;
-mod pending;
+mod lists;
 mod slab;
 mod time;
 mod wheel;

@@ -1,74 +1,82 @@
-//! The slab every timer entry lives in.
+//! The slab of timer nodes: a generation and a payload per timer.
 //!
-//! Entries are addressed by `u32` index. Free one-shot entries form a LIFO
-//! free list threaded through `next`, so arming a timer after warm-up pops an
-//! entry instead of allocating, and recently freed (cache-hot) entries are
-//! reused first. The first `reserved` entries belong to the interval timers:
-//! they are created up front and never join the one-shot free list.
+//! A node is `{generation: u32, next_free: u32, payload}`: 16 bytes for a
+//! `u64` payload. Nodes are addressed by `u32` index. Where a timer sits in
+//! the wheel (its deadline, its slot) is not here: that is its *entry* in a
+//! slot list (`lists.rs`), which names the node by `(index, generation)`.
 //!
-//! An entry's `list` field doubles as its liveness tag: [`ListId::FREE`]
-//! means the payload is uninitialised. A cancelled timer is first made
-//! *hollow* (payload taken, generation bumped, still linked on its list) and
-//! freed later in a batch (see `pending.rs`); so an entry holds a `T` exactly
-//! when its list is not FREE and it is not hollow.
+//! **The generation says everything**: odd means the node holds a payload
+//! (a live timer), even means vacant; and modulo 4, live one-shot nodes
+//! are 1 and live interval nodes 3. Arming adds 3 (vacant to live),
+//! cancelling or firing adds 1 (live to vacant), so a handle or an entry
+//! whose generation no longer matches is stale, and a [`TimerHandle`]
+//! (always 1 mod 4) can only ever match a live one-shot node: checking a
+//! handle is one compare, with no test of the index range. Free one-shot
+//! nodes form a LIFO free list through `next_free`, so arming after
+//! warm-up pops a node instead of allocating, and recently freed
+//! (cache-hot) nodes are reused first. The first `reserved` nodes belong
+//! to the interval timers and never join it.
+//!
+//! [`TimerHandle`]: crate::TimerHandle
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
 
-use crate::level::{ListId, NIL};
+/// The null node index.
+pub(crate) const NIL: u32 = u32::MAX;
 
-/// One timer: its exact deadline, its links in a slot list, and its payload.
+/// One timer's generation and payload.
+#[repr(C)]
 pub(crate) struct Node<T> {
-    /// Exact deadline in nanoseconds (not rounded to a tick).
-    pub(crate) deadline: u64,
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
+    /// Odd while the node holds a live timer (see the module doc).
     pub(crate) generation: u32,
-    /// The list the node is on; [`ListId::FREE`] when it holds no payload.
-    pub(crate) list: ListId,
-    /// Cancelled, payload taken, waiting to be unlinked and freed.
-    hollow: bool,
+    /// Next node on the free list while vacant.
+    next_free: u32,
     payload: MaybeUninit<T>,
 }
 
 impl<T> Node<T> {
+    /// A vacant reserved (interval) node: generation 0 mod 4, and 4 rather
+    /// than 0 so that only a wrap makes a fill return [`WRAPPED`].
     const fn vacant() -> Self {
         Self {
-            deadline: 0,
-            prev: NIL,
-            next: NIL,
-            generation: 0,
-            list: ListId::FREE,
-            hollow: false,
+            generation: 4,
+            next_free: NIL,
             payload: MaybeUninit::uninit(),
         }
     }
 
-    /// Whether the payload is initialised: on a list and not hollow.
-    fn holds_payload(&self) -> bool {
-        self.list != ListId::FREE && !self.hollow
+    /// Whether the payload is initialised.
+    const fn is_live(&self) -> bool {
+        self.generation & 1 == 1
     }
+}
 
-    #[cfg(test)]
-    pub(crate) const fn vacant_for_tests() -> Self {
-        Self::vacant()
-    }
+/// Generations below this are handed out only after a node's generation
+/// wrapped (fresh nodes start above it): an old tombstone naming the node
+/// could match again, so the caller must drop every tombstone (a full
+/// compaction) before filing the new entry.
+pub(crate) const WRAPPED: u32 = 4;
+
+/// Whether `generation` (of a live handle or entry) is an interval timer's.
+pub(crate) const fn is_interval(generation: u32) -> bool {
+    generation & 2 != 0
 }
 
 pub(crate) struct Slab<T> {
     pub(crate) nodes: Vec<Node<T>>,
     /// Head of the one-shot free list, or [`NIL`].
     free: u32,
-    /// Entries `[0, reserved)` belong to interval timers.
+    /// Nodes `[0, reserved)` belong to interval timers.
     reserved: u32,
     /// Upper bound on `nodes.len()`.
     max_len: u32,
 }
 
 impl<T> Slab<T> {
-    /// A slab with `reserved` interval entries and room for `capacity`
+    /// A slab with `reserved` interval nodes and room for `capacity`
     /// one-shot timers before it first allocates; it never grows beyond
-    /// `reserved + max_timers` entries.
+    /// `reserved + max_timers` nodes.
     pub(crate) fn new(reserved: u32, capacity: u32, max_timers: u32) -> Self {
         let mut nodes = Vec::with_capacity((reserved + capacity) as usize);
         nodes.extend((0..reserved).map(|_| Node::vacant()));
@@ -80,115 +88,99 @@ impl<T> Slab<T> {
         }
     }
 
-    pub(crate) fn reserved(&self) -> u32 {
-        self.reserved
-    }
-
-    /// Takes a one-shot entry and fills it; the caller links it into a list.
-    /// Gives the payload back when `max_timers` entries are live.
-    pub(crate) fn insert(&mut self, deadline: u64, payload: T) -> Result<u32, T> {
+    /// Takes a one-shot node and fills it; returns `(index, generation)`.
+    /// Gives the payload back when `max_timers` nodes are live. A reused
+    /// node whose generation wrapped comes back below [`WRAPPED`].
+    #[inline]
+    pub(crate) fn insert(&mut self, payload: T) -> Result<(u32, u32), T> {
         if self.free != NIL {
             let index = self.free;
-            self.free = self.nodes[index as usize].next;
-            self.fill(index, deadline, payload);
-            return Ok(index);
+            let node = &mut self.nodes[index as usize];
+            self.free = node.next_free;
+            return Ok((index, Self::fill_node(node, payload)));
         }
         let index = self.nodes.len() as u32;
         if index >= self.max_len {
             return Err(payload);
         }
-        // A fresh entry is written once, whole, already holding its payload
-        // (any non-FREE list marks it so; the caller links it next).
+        // A fresh node is written once, whole, already holding its payload;
+        // generation 5 (a live one-shot, and not below WRAPPED).
         self.nodes.push(Node {
-            deadline,
-            list: ListId::DUE,
+            generation: 5,
+            next_free: NIL,
             payload: MaybeUninit::new(payload),
-            ..Node::vacant()
         });
-        Ok(index)
+        Ok((index, 5))
     }
 
-    /// Fills a vacant entry (one-shot or reserved) with a payload.
-    pub(crate) fn fill(&mut self, index: u32, deadline: u64, payload: T) {
-        let node = &mut self.nodes[index as usize];
-        debug_assert!(node.list == ListId::FREE);
-        node.deadline = deadline;
+    /// Fills a vacant reserved (interval) node; returns its new generation
+    /// (below [`WRAPPED`] after a wrap).
+    pub(crate) fn fill(&mut self, index: u32, payload: T) -> u32 {
+        Self::fill_node(&mut self.nodes[index as usize], payload)
+    }
+
+    #[inline]
+    fn fill_node(node: &mut Node<T>, payload: T) -> u32 {
+        debug_assert!(!node.is_live());
         node.payload.write(payload);
-        // Any non-FREE value marks the payload initialised; the caller links
-        // the node next, which overwrites this with the real list.
-        node.list = ListId::DUE;
+        node.generation = node.generation.wrapping_add(3);
+        node.generation
     }
 
-    /// Whether `index` holds a live timer whose generation is `generation`.
+    /// Whether `index` holds a live timer of `generation`: one compare
+    /// (every handle and entry carries an odd generation, so a match means
+    /// the node is live, and of the handle's kind).
+    #[inline]
     pub(crate) fn is_live(&self, index: u32, generation: u32) -> bool {
+        debug_assert!(generation & 1 == 1);
         self.nodes
             .get(index as usize)
-            .is_some_and(|n| n.generation == generation && n.holds_payload())
+            .is_some_and(|n| n.generation == generation)
     }
 
-    /// Empties a live entry (already unlinked from its list), bumps its
-    /// generation so old handles go stale, and returns the payload.
-    /// One-shot entries go back on the free list. `None` if it was vacant.
-    pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
-        let payload = self.take(index)?;
-        self.release(index);
+    /// If `index` holds a live one-shot timer of `generation`, takes its
+    /// payload and puts the node back on the free list, in one look at it.
+    #[inline]
+    pub(crate) fn take_oneshot(&mut self, index: u32, generation: u32) -> Option<T> {
+        debug_assert!(generation & 3 == 1);
+        let free = self.free;
+        let payload = Self::take_node(self.nodes.get_mut(index as usize)?, generation)?;
+        // A match means a live one-shot node: it joins the free list.
+        debug_assert!(index >= self.reserved);
+        self.nodes[index as usize].next_free = free;
+        self.free = index;
         Some(payload)
     }
 
-    /// [`Slab::take`] if `index` holds a live timer of `generation`, in one
-    /// look at the entry (cancel's whole cost is this one cache line).
-    pub(crate) fn take_live(&mut self, index: u32, generation: u32) -> Option<T> {
-        let node = self.nodes.get_mut(index as usize)?;
-        if node.generation != generation || !node.holds_payload() {
+    /// If `index` holds a live interval timer of `generation`, takes its
+    /// payload (the node stays reserved).
+    pub(crate) fn take_interval(&mut self, index: u32, generation: u32) -> Option<T> {
+        debug_assert!(generation & 3 == 3);
+        Self::take_node(self.nodes.get_mut(index as usize)?, generation)
+    }
+
+    #[inline(always)]
+    fn take_node(node: &mut Node<T>, generation: u32) -> Option<T> {
+        if node.generation != generation {
             return None;
         }
-        node.hollow = true;
         node.generation = generation.wrapping_add(1);
-        // SAFETY: `holds_payload` was true, so the payload is initialised;
-        // `hollow` is now set, so nothing reads it again until `fill`.
+        // SAFETY: the generation matched an (odd) handle or entry
+        // generation, so the payload is initialised (see the module doc);
+        // it is now even, so nothing reads the payload again until
+        // `fill_node` rewrites it.
         Some(unsafe { node.payload.assume_init_read() })
     }
 
-    /// Takes the payload of a live entry and bumps its generation, leaving
-    /// it hollow: still linked, to be released by [`Slab::release`].
-    pub(crate) fn take(&mut self, index: u32) -> Option<T> {
+    /// The payload of a live node of `generation`.
+    pub(crate) fn payload_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
+        debug_assert!(generation & 1 == 1);
         let node = self.nodes.get_mut(index as usize)?;
-        if !node.holds_payload() {
+        if node.generation != generation {
             return None;
         }
-        node.hollow = true;
-        node.generation = node.generation.wrapping_add(1);
-        // SAFETY: `holds_payload` was true, so the payload is initialised
-        // (see the module doc); `hollow` is now set, so nothing reads it
-        // again until `fill` rewrites it.
-        Some(unsafe { node.payload.assume_init_read() })
-    }
-
-    /// Frees a hollow entry (already unlinked); one-shot entries go back on
-    /// the free list. Does nothing to an entry that is not hollow.
-    pub(crate) fn release(&mut self, index: u32) {
-        let reserved = self.reserved;
-        let Some(node) = self.nodes.get_mut(index as usize) else {
-            return;
-        };
-        if !node.hollow {
-            return;
-        }
-        node.hollow = false;
-        node.list = ListId::FREE;
-        if index >= reserved {
-            node.next = self.free;
-            self.free = index;
-        }
-    }
-
-    /// The payload of a live entry.
-    pub(crate) fn payload_mut(&mut self, index: u32) -> Option<&mut T> {
-        let node = self.nodes.get_mut(index as usize)?;
-        if !node.holds_payload() {
-            return None;
-        }
-        // SAFETY: `holds_payload` means the payload is initialised.
+        // SAFETY: the generation matched an odd one, so the payload is
+        // initialised.
         Some(unsafe { node.payload.assume_init_mut() })
     }
 }
@@ -199,11 +191,28 @@ impl<T> Drop for Slab<T> {
             return;
         }
         for node in &mut self.nodes {
-            if node.holds_payload() {
-                // SAFETY: `holds_payload` means an initialised payload, and
-                // the slab is being dropped, so it is dropped exactly once.
+            if node.is_live() {
+                // SAFETY: an odd generation means an initialised payload,
+                // and the slab is being dropped, so it is dropped exactly
+                // once.
                 unsafe { node.payload.assume_init_drop() };
             }
         }
     }
+}
+
+/// Asks the CPU to start loading node `index` (if it exists) into the cache,
+/// without waiting for it: a hint with no effect on the program's meaning.
+#[inline(always)]
+pub(crate) fn prefetch<T>(nodes: &[Node<T>], index: u32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(node) = nodes.get(index as usize) {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has; a
+        // prefetch never faults and does not access memory in the sense of
+        // the memory model (it only warms the cache line of `node`).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((node as *const Node<T>).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (nodes, index);
 }

@@ -127,9 +127,9 @@ fn overflow_timers_fire_after_the_top_level_wraps() {
 }
 
 #[test]
-fn batched_cancels_unlink_neighbours_correctly() {
-    // 1000 timers in 4 slots, so cancelled nodes are often list neighbours
-    // of each other; 900 cancels cross many batch flushes.
+fn many_cancels_in_few_slots() {
+    // 1000 timers in 4 slots, 900 of them cancelled: the slots hold mostly
+    // tombstones, enough to start compaction half-way.
     let mut w = wheel(0);
     let handles: Vec<_> = (0..1000u64)
         .map(|i| (i, w.insert(10 + i % 4, i).unwrap()))
@@ -143,7 +143,7 @@ fn batched_cancels_unlink_neighbours_correctly() {
         }
     }
     assert_eq!(w.len(), 100);
-    // Cancelling again is an error even while the node awaits unlinking.
+    // Cancelling again is an error even though its entry is still there.
     assert!(w.cancel(handles[0].1).is_err());
     let mut fired = Vec::new();
     assert_eq!(
@@ -161,8 +161,8 @@ fn batched_cancels_unlink_neighbours_correctly() {
 
 #[test]
 fn cancel_advance_reuse_rounds_match_expectation() {
-    // Rounds of insert, cancel most (crossing batch unlinks), advance part
-    // way, with slab entries reused from round to round.
+    // Rounds of insert, cancel most (leaving tombstones, compacted as they
+    // go), advance part way, with nodes reused from round to round.
     let mut w = wheel(0);
     let mut next = 0u64;
     let mut live: Vec<(u64, percore_timer::TimerHandle)> = Vec::new();
@@ -222,4 +222,70 @@ fn one_long_jump_refiles_overflow_once() {
     assert_eq!(w.advance(u64::MAX - 1, |e| fired.push(e.deadline())), 2);
     assert_eq!(fired, [1 << 63, (1 << 63) + 5]);
     assert_eq!(w.now(), u64::MAX - 1);
+}
+
+#[test]
+fn a_stale_handle_stays_stale_after_its_node_is_reused() {
+    let mut w = wheel(0);
+    let a = w.insert(1_000, 'a').unwrap();
+    assert_eq!(w.cancel(a), Ok('a'));
+    // The node is free at once: the next timer reuses it, while a's entry
+    // is still on its slot as a tombstone.
+    let b = w.insert(1_000, 'b').unwrap();
+    assert_ne!(a, b);
+    assert_eq!(w.cancel(a), Err(percore_timer::CancelError::Inactive));
+    assert_eq!(w.len(), 1);
+    // b fires once, at its deadline; a's tombstone fires nothing.
+    let mut got = Vec::new();
+    assert_eq!(w.advance(1_000, |e| got.push(e.deadline())), 1);
+    assert_eq!(got, [1_000]);
+    assert_eq!(w.cancel(b), Err(percore_timer::CancelError::Inactive));
+    assert_eq!(w.cancel(a), Err(percore_timer::CancelError::Inactive));
+    assert_eq!(w.next_deadline(), None);
+}
+
+#[test]
+fn a_timer_can_be_cancelled_after_its_entry_cascaded() {
+    // 1 ns ticks: 5000 is on level 2 at time 0 and is cascaded to finer
+    // levels as time passes (its entry is copied, its handle stays good).
+    let mut w = wheel(0);
+    let h = w.insert(5_000, "cascaded").unwrap();
+    let other = w.insert(5_001, "other").unwrap();
+    let mut steps = 0;
+    while w.now() < 4_990 {
+        let at = w.next_deadline().unwrap().max(w.now() + 1).min(4_990);
+        assert_eq!(w.advance(at, |_| unreachable!()), 0);
+        steps += 1;
+    }
+    assert!(steps >= 2, "{steps} steps");
+    assert_eq!(w.cancel(h), Ok("cascaded"));
+    assert_eq!(w.cancel(h), Err(percore_timer::CancelError::Inactive));
+    let mut got = Vec::new();
+    w.advance(10_000, |e| got.push(e.deadline()));
+    assert_eq!(got, [5_001]);
+    assert_eq!(w.cancel(other), Err(percore_timer::CancelError::Inactive));
+    assert!(w.is_empty());
+}
+
+#[test]
+fn a_slot_of_tombstones_makes_progress() {
+    // Far timers armed and cancelled: next_deadline may name their slot
+    // (it is allowed to be early), and advancing to it drops them.
+    let mut w = wheel(0);
+    for i in 0..100u64 {
+        let h = w.insert(1 << 30 | i, i).unwrap();
+        w.cancel(h).unwrap();
+    }
+    assert!(w.is_empty());
+    // An empty wheel reports no deadline, whatever tombstones it holds.
+    assert_eq!(w.next_deadline(), None);
+    let keep = w.insert(1 << 31, 7).unwrap();
+    let mut wakeups = 0;
+    while let Some(at) = w.next_deadline() {
+        wakeups += 1;
+        assert!(at <= 1 << 31);
+        w.advance(at, |e| assert_eq!(e.deadline(), 1 << 31));
+        assert!(wakeups < 20);
+    }
+    assert_eq!(w.cancel(keep), Err(percore_timer::CancelError::Inactive));
 }

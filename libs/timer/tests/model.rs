@@ -117,6 +117,10 @@ enum Op {
     AdvanceToNext,
     AddInterval(u64, u64),
     RemoveInterval(usize),
+    /// Arm this many timers (near, mid and far deadlines from the seed),
+    /// then cancel seven in eight of them: enough tombstones to start
+    /// compaction, which the following operations then run into.
+    Churn(u16, u64),
 }
 
 fn op(tick: u64) -> impl Strategy<Value = Op> {
@@ -134,6 +138,7 @@ fn op(tick: u64) -> impl Strategy<Value = Op> {
         3 => Just(Op::AdvanceToNext),
         1 => ((0..tick * 1000), (0..tick * 500)).prop_map(|(f, p)| Op::AddInterval(f, p)),
         1 => any::<usize>().prop_map(Op::RemoveInterval),
+        1 => (200..700u16, any::<u64>()).prop_map(|(n, seed)| Op::Churn(n, seed)),
     ]
 }
 
@@ -189,8 +194,28 @@ impl Harness {
             }
             Op::AddInterval(first, period) => self.add_interval(first, period)?,
             Op::RemoveInterval(pick) => self.remove_interval(pick)?,
+            Op::Churn(count, seed) => self.churn(count, seed)?,
         }
         self.check_invariants()
+    }
+
+    fn churn(&mut self, count: u16, seed: u64) -> Result<(), TestCaseError> {
+        let tick = 1u64 << self.model.shift;
+        let mut x = seed | 1;
+        let first = self.handles.len();
+        for k in 0..count {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let span = [tick * 200, tick * 300_000, tick << 40][k as usize % 3];
+            self.insert(self.now.saturating_add(x % span))?;
+        }
+        for pick in first..self.handles.len() {
+            if pick % 8 != 0 {
+                self.cancel(pick)?;
+            }
+        }
+        Ok(())
     }
 
     fn insert(&mut self, deadline: u64) -> Result<(), TestCaseError> {
@@ -359,6 +384,45 @@ fn many_timers_match_model() {
     }
     ops.push(Op::Advance(u64::MAX));
     run(10, &ops).unwrap();
+}
+
+/// Like a server: most timers are cancelled before they fire, with time
+/// advancing in small steps, so tombstone compaction runs again and again
+/// between cascades and expiry.
+#[test]
+fn cancel_heavy_run_matches_model() {
+    let mut ops = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Handles issued so far (the harness keeps them in order).
+    let mut issued = 0usize;
+    for round in 0..60 {
+        for _ in 0..400 {
+            ops.push(Op::Insert((rand() % 500_000) as i64));
+            issued += 1;
+            if rand() % 10 != 0 {
+                // Cancel one of the last 64 timers armed (most still live).
+                let back = (rand() as usize % 64).min(issued - 1);
+                ops.push(Op::Cancel(issued - 1 - back));
+            }
+        }
+        for _ in 0..8 {
+            ops.push(Op::Advance(rand() % 3_000));
+            ops.push(Op::AdvanceToNext);
+        }
+        if round % 10 == 0 {
+            ops.push(Op::Churn(2_000, rand()));
+            issued += 2_000;
+            ops.push(Op::AddInterval(rand() % 10_000, 1 + rand() % 50_000));
+        }
+    }
+    ops.push(Op::Advance(u64::MAX));
+    run(4, &ops).unwrap();
 }
 
 #[test]
