@@ -9,19 +9,21 @@
 //!
 //! Batched release (MCRingBuffer): the producer publishes `tail` on every
 //! push, so a message is visible at once, but the consumer publishes `head`
-//! only every `release_batch` pops (a quarter of the
-//! capacity, at most 256; every pop below 32 slots), and whenever it refreshes its copy of `tail` (its
-//! cache says "empty"), commits a read chunk, or is dropped. Freed slots are
-//! the only thing that waits: a ring being drained hands the producer its
-//! space back in runs, so a producer that fills the ring reloads `head` once
+//! only every `release_batch` pops (a quarter of the capacity, at most 256;
+//! every pop below 32 slots), and whenever it refreshes its copy of `tail`
+//! (its cache says "empty"), commits a read chunk, or is dropped. Freed
+//! slots are the only thing that waits: a ring being drained hands the
+//! producer its space back in runs, so a producer that fills the ring reloads `head` once
 //! per run instead of once per message, and it stays a run behind the
 //! consumer, never writing into the cache line the consumer is reading. A
 //! consumer that has drained the ring has always published everything; one
 //! that stops part-way holds back fewer than `release_batch` slots.
 //!
-//! Hot paths: a push compares its cursor with `limit` (cached `head` +
-//! capacity), writes the slot and stores `tail`; a pop compares `head` with
-//! its cached `tail`, reads the slot and counts towards the next release.
+//! Hot paths: each side compares its cursor with one precomputed *stop*
+//! position and takes the slow path only there: the producer's `limit`
+//! (cached `head` + capacity), the consumer's `stop` (the nearer of the
+//! cached `tail` and the next release). So a push is one compare, the slot
+//! write and the `tail` store; a pop is one compare and the slot read.
 //!
 //! Chasing (the consumer's *hold*): a consumer that is faster than its
 //! producer catches up with it and then reloads `tail` after every few
