@@ -13,11 +13,12 @@
 //! every pop below 32 slots), and whenever it refreshes its copy of `tail`
 //! (its cache says "empty"), commits a read chunk, or is dropped. Freed
 //! slots are the only thing that waits: a ring being drained hands the
-//! producer its space back in runs, so a producer that fills the ring reloads `head` once
-//! per run instead of once per message, and it stays a run behind the
-//! consumer, never writing into the cache line the consumer is reading. A
-//! consumer that has drained the ring has always published everything; one
-//! that stops part-way holds back fewer than `release_batch` slots.
+//! producer its space back in runs, so a producer that fills the ring
+//! reloads `head` once per run instead of once per message, and it stays a
+//! run behind the consumer, never writing into the cache line the consumer
+//! is reading. A consumer that has drained the ring has always published
+//! everything; one that stops part-way holds back fewer than
+//! `release_batch` slots.
 //!
 //! Hot paths: each side compares its cursor with one precomputed *stop*
 //! position and takes the slow path only there: the producer's `limit`
