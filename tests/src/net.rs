@@ -414,13 +414,7 @@ pub fn readiness_events(_: &Kernel) -> Result<(), String> {
 /// at the guest's own address: every line comes back; the frames looped
 /// back (the stack has no loopback device: the steering is the path).
 pub fn exchange_with_itself(_: &Kernel) -> Result<(), String> {
-    let address = stack()?;
-    match block_on(within("echo", samples::serve(Service::Echo)))? {
-        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
-        Err(error) => return Err(format!("serve echo: {error:?}")),
-    }
-    let [a, b, c, d] = address.ip;
-    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let target = serve_echo()?;
     let here = cpu::core_id();
     block_on(within("exchanges with itself", async {
         for i in 0..8 {
@@ -463,13 +457,7 @@ const IDLE: usize = 32;
 /// no read buffer while idle (it waits for readability without one). What
 /// the cores' buffer pools gained meanwhile is not the connections'.
 pub fn idle_connection_bytes(_: &Kernel) -> Result<(), String> {
-    let address = stack()?;
-    match block_on(within("echo", samples::serve(Service::Echo)))? {
-        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
-        Err(error) => return Err(format!("serve echo: {error:?}")),
-    }
-    let [a, b, c, d] = address.ip;
-    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let target = serve_echo()?;
     let (per_connection, streams) = block_on(within("idle connections", async {
         let mut streams = alloc::vec::Vec::with_capacity(IDLE);
         // The first connection warms up what is allocated once (tables,
@@ -550,13 +538,7 @@ const ROUND_BYTES: usize = 12 * 1024;
 /// ends' small receive buffers plus at most 4 KiB of state and
 /// bookkeeping (as `net_idle_echo_connection_bytes` bounds it).
 pub fn streamed_connections_give_buffers_back(_: &Kernel) -> Result<(), String> {
-    let address = stack()?;
-    match block_on(within("echo", samples::serve(Service::Echo)))? {
-        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
-        Err(error) => return Err(format!("serve echo: {error:?}")),
-    }
-    let [a, b, c, d] = address.ip;
-    let target = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), 7));
+    let target = serve_echo()?;
     let quiet = Duration::from_nanos(3 * stack::buffers::QUIET_NS);
     let (per_connection, lent, returned) = block_on(within("streamed connections", async {
         let mut warm = TcpStream::connect_async(target)
@@ -627,6 +609,21 @@ pub fn streamed_connections_give_buffers_back(_: &Kernel) -> Result<(), String> 
         ));
     }
     Ok(())
+}
+
+/// Starts the echo sample on every core (or finds it serving) and returns
+/// its address at the guest's own IP, port 7.
+fn serve_echo() -> Result<SocketAddr, String> {
+    let address = stack()?;
+    match block_on(within("echo", samples::serve(Service::Echo)))? {
+        Ok(_) | Err(samples::ServeError::AlreadyServing) => {}
+        Err(error) => return Err(format!("serve echo: {error:?}")),
+    }
+    let [a, b, c, d] = address.ip;
+    Ok(SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(a, b, c, d),
+        7,
+    )))
 }
 
 /// Sends `line` on connection `i` (an echo) and reads it back.
