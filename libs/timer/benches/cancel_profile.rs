@@ -1,6 +1,6 @@
 //! The cancel phase of `wheel.rs` on its own, for instruction and cache
 //! profiles: `valgrind --tool=callgrind [--cache-sim=yes] <bench binary>
-//! --bench percore|heap [cancels]`. Arms 1M timers with deadlines uniform in
+//! --bench percore|heap|heap8 [cancels]`. Arms 1M timers with deadlines uniform in
 //! [1, 1e6] ticks, then cancels a random half in random order (the same
 //! workload as `wheel.rs`'s `cancel` row); prints a checksum and the
 //! wall-clock ns per cancel. Without
@@ -39,21 +39,11 @@ fn main() {
     order.truncate(cancels);
     let mut sum = 0u64;
     if args.iter().any(|a| a == "heap") {
-        let mut heap = BinaryHeap::with_capacity(N);
-        let mut payloads: Vec<Option<u64>> = Vec::with_capacity(N);
-        let keys: Vec<u32> = (0..N)
-            .map(|i| {
-                payloads.push(Some(i as u64));
-                heap.push(Reverse((deadlines[i], i as u32)));
-                i as u32
-            })
-            .collect();
-        let start = std::time::Instant::now();
-        for &i in &order {
-            sum = sum.wrapping_add(payloads[keys[i] as usize].take().unwrap());
-        }
-        report(start, order.len());
-        black_box(&heap);
+        sum = heap::<u32>(&deadlines, &order);
+    } else if args.iter().any(|a| a == "heap8") {
+        // The same heap with 8-byte keys, the size of a `TimerHandle`: what
+        // the width of the caller's handle array alone costs a cancel.
+        sum = heap::<u64>(&deadlines, &order);
     } else {
         let config = Config::new(TickShift::new(20).unwrap()).with_capacity(N);
         let mut wheel = Wheel::new(config).unwrap();
@@ -68,6 +58,30 @@ fn main() {
         black_box(&wheel);
     }
     println!("checksum {sum}");
+}
+
+/// The lazy heap of `wheel.rs` with keys of type `K`: arms every timer,
+/// then cancels `order`; returns the checksum.
+fn heap<K: Copy + TryFrom<usize> + TryInto<usize>>(deadlines: &[u64], order: &[usize]) -> u64 {
+    let key = |i: usize| K::try_from(i).ok().unwrap();
+    let mut heap = BinaryHeap::with_capacity(N);
+    let mut payloads: Vec<Option<u64>> = Vec::with_capacity(N);
+    let keys: Vec<K> = (0..N)
+        .map(|i| {
+            payloads.push(Some(i as u64));
+            heap.push(Reverse((deadlines[i], i as u32)));
+            key(i)
+        })
+        .collect();
+    let mut sum = 0u64;
+    let start = std::time::Instant::now();
+    for &i in order {
+        let slot = keys[i].try_into().ok().unwrap();
+        sum = sum.wrapping_add(payloads[slot].take().unwrap());
+    }
+    report(start, order.len());
+    black_box(&heap);
+    sum
 }
 
 /// Prints the wall-clock time per cancel (for direction only: under
