@@ -674,10 +674,24 @@ pub fn churn_parallel(ports: &Ports, n: usize, clients: usize) -> Outcome<u64> {
     Ok((n as f64 / start.elapsed().as_secs_f64().max(1e-9)) as u64)
 }
 
-/// Half-close: a writer sends `bytes` and shuts its side down
-/// (`shutdown(Write)`); the reader must get every byte back and then the
-/// guest's close.
-pub fn half_close(ports: &Ports, bytes: usize) -> Outcome<()> {
+/// Half-close, `rounds` times over: a writer sends `bytes` and shuts its
+/// side down (`shutdown(Write)`); the reader must get every byte back and
+/// then the guest's close. Returns the slowest round. Several rounds,
+/// because what this catches is rare: a segment lost on the way out while
+/// the guest's side is in CLOSE-WAIT, which smoltcp 0.12.0 never sent
+/// again (about one round in 40 under slirp; see
+/// `third_party/smoltcp/PERCORE.md`).
+pub fn half_close(ports: &Ports, bytes: usize, rounds: usize) -> Outcome<Duration> {
+    let mut slowest = Duration::ZERO;
+    for round in 0..rounds {
+        let start = Instant::now();
+        half_close_once(ports, bytes).map_err(|e| format!("round {round}: {e}"))?;
+        slowest = slowest.max(start.elapsed());
+    }
+    Ok(slowest)
+}
+
+fn half_close_once(ports: &Ports, bytes: usize) -> Outcome<()> {
     let stream = connect(ports.echo())?;
     let mut reader = stream.try_clone().map_err(io("clone"))?;
     let data = pattern(77, bytes);
@@ -1105,7 +1119,7 @@ mod tests {
         let good = echo_server(Fault::None);
         assert!(echo_round_trips(&good, 50).is_ok());
         assert!(bulk(&good, 1 << 20).is_ok());
-        assert!(half_close(&good, 100_000).is_ok());
+        assert!(half_close(&good, 100_000, 3).is_ok());
         assert!(concurrent(&good, 20, 1024).is_ok());
         assert!(churn(&good, 20).is_ok());
         assert!(churn_parallel(&good, 20, 4).is_ok());
@@ -1125,7 +1139,7 @@ mod tests {
         };
         assert!(churn_parallel(&closed, 8, 4).is_err());
         let dropping = echo_server(Fault::DropTail);
-        assert!(half_close(&dropping, 100_000).is_err());
+        assert!(half_close(&dropping, 100_000, 3).is_err());
         assert!(bulk(&dropping, 1 << 20).is_err());
     }
 

@@ -32,6 +32,7 @@ pub struct Counts {
     pub concurrent_bytes: usize,
     pub churn: usize,
     pub half_close_bytes: usize,
+    pub half_close_rounds: usize,
     pub vanish: usize,
     pub udp: usize,
     pub wrk_seconds: u32,
@@ -45,6 +46,7 @@ pub const ISSUE_COUNTS: Counts = Counts {
     concurrent_bytes: 1024,
     churn: 10_000,
     half_close_bytes: 1 << 20,
+    half_close_rounds: 20,
     vanish: 10,
     udp: 1000,
     wrk_seconds: 10,
@@ -321,10 +323,12 @@ fn churn(ports: &Ports, counts: &Counts) -> Outcome<Done> {
 }
 
 fn half_close(ports: &Ports, counts: &Counts) -> Outcome<Done> {
-    netload::half_close(ports, counts.half_close_bytes)?;
+    let slowest = netload::half_close(ports, counts.half_close_bytes, counts.half_close_rounds)?;
     Ok(Done::Passed(format!(
-        "{} bytes back after FIN",
-        counts.half_close_bytes
+        "{} x {} bytes back after FIN, slowest round {:.2} s",
+        counts.half_close_rounds,
+        counts.half_close_bytes,
+        slowest.as_secs_f64()
     )))
 }
 

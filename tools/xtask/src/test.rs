@@ -226,7 +226,22 @@ fn host_tests(tally: &mut Tally) -> Result<(), Error> {
         "--target",
         &build::host_target()?,
     ]);
-    cargo_test("the kernel on the simulated arch (host)", kernel, tally)
+    cargo_test("the kernel on the simulated arch (host)", kernel, tally)?;
+    // The vendored smoltcp (outside the workspace): its own unit tests and
+    // ours, over the upstream fixes and our patch (its PERCORE.md).
+    let mut smoltcp = build::cargo();
+    smoltcp
+        .args([
+            "test",
+            "--manifest-path",
+            "third_party/smoltcp/Cargo.toml",
+            "--lib",
+            "--features",
+            "std,alloc,log,medium-ethernet,medium-ip,proto-ipv4,proto-ipv6,\
+             socket-tcp,socket-udp,socket-dhcpv4,socket-icmp,socket-raw,socket-dns",
+        ])
+        .env("CARGO_TARGET_DIR", build::target_dir().join("smoltcp"));
+    cargo_test("the vendored smoltcp", smoltcp, tally)
 }
 
 /// Loom model checks of every library that has `tests/loom.rs`, in their own
