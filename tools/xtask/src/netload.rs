@@ -679,7 +679,7 @@ pub fn churn_parallel(ports: &Ports, n: usize, clients: usize) -> Outcome<u64> {
 /// then the guest's close. Returns the slowest round. Several rounds,
 /// because what this catches is rare: a segment lost on the way out while
 /// the guest's side is in CLOSE-WAIT, which smoltcp 0.12.0 never sent
-/// again (about one round in 40 under slirp; see
+/// again (3 rounds of about 380 under slirp; see
 /// `third_party/smoltcp/PERCORE.md`).
 pub fn half_close(ports: &Ports, bytes: usize, rounds: usize) -> Outcome<Duration> {
     let mut slowest = Duration::ZERO;

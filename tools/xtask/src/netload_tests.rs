@@ -45,7 +45,7 @@ pub const ISSUE_COUNTS: Counts = Counts {
     concurrent_bytes: 1024,
     churn: 10_000,
     half_close_bytes: 1 << 20,
-    half_close_rounds: 20,
+    half_close_rounds: 100,
     vanish: 10,
     udp: 1000,
     wrk_seconds: 10,
