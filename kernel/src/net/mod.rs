@@ -56,6 +56,9 @@
 //!   gets (or the static one) is published to every core, which applies it
 //!   to its interface on its next turn.
 //!
+//! **Injected loss** ([`loss`]): for testing, a boot configuration file
+//! makes every core drop one TCP segment in `N` each way.
+//!
 //! **Buffers** ([`buffers`]): an idle TCP connection holds a 1 KiB
 //! receive buffer and no send buffer; full-size ones are lent from its
 //! core's pool while data is in flight and taken back when it is quiet.
@@ -70,6 +73,7 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod loan;
+pub mod loss;
 pub mod meta;
 pub mod samples;
 pub mod shard;
@@ -129,6 +133,7 @@ fn start() -> Result<()> {
     let cores = cpu::online_cores();
     let owner = nic.pairs().first().map_or(CoreId(0), |p| p.owner);
     let mode = configured_mode();
+    configure_loss();
     let mut rings = Vec::new();
     for _ in 0..cores {
         rings.push(channel::channel::<shard::Inbound>(RING).map_err(|_| Error::NoNetwork)?);
@@ -179,6 +184,7 @@ fn start() -> Result<()> {
             mac: nic.mac(),
             ip: None,
             looped: &mut looped,
+            loss: &mut loss::Dice::default(),
         };
         let iface = Interface::new(config, &mut device, shard::now());
         let mut sockets = SocketSet::new(Vec::new());
@@ -211,6 +217,7 @@ fn start() -> Result<()> {
             syns: Vec::new(),
             pool: buffers::Pool::default(),
             buffers_due: None,
+            loss: loss::Dice::default(),
         };
         shards.push((shard, inbox));
     }
@@ -238,6 +245,27 @@ fn start() -> Result<()> {
         drop(reactor::spawn_with(core, options, shard::run(core, nic)));
     }
     Ok(())
+}
+
+/// Turns injected loss on if the boot configuration asks for it
+/// ([`loss::LOSS_FILE`]); a bad value is logged and leaves it off.
+fn configure_loss() {
+    let mut buffer = [0u8; 16];
+    let Ok(len) = fw_cfg::read_file(loss::LOSS_FILE, &mut buffer) else {
+        return;
+    };
+    let text = core::str::from_utf8(&buffer[..len]).unwrap_or("");
+    match loss::parse(text) {
+        Ok(every) => {
+            loss::set(every);
+            log::warn!("net: injected loss: one TCP segment in {every} dropped each way");
+        }
+        Err(_) => log::warn!(
+            "net: {} = `{}`: not a number from 2 to 1000000; no loss injected",
+            loss::LOSS_FILE,
+            text.trim()
+        ),
+    }
 }
 
 /// The mode the boot configuration asks for (DHCP when absent or bad,

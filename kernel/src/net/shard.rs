@@ -119,6 +119,8 @@ pub struct Stats {
     pub drop_held: AtomicU64,
     pub drop_queue_full: AtomicU64,
     pub drop_tx_dead: AtomicU64,
+    /// TCP segments dropped on purpose, either way ([`super::loss`]).
+    pub drop_injected: AtomicU64,
     /// Received frames dropped as bad input ([`check`]): the IPv4 header,
     /// the TCP header (checksum, flags, cut short), the UDP header.
     pub drop_bad_ip: AtomicU64,
@@ -199,6 +201,8 @@ pub struct Shard {
     /// next be taken back ([`super::buffers`]).
     pub pool: super::buffers::Pool,
     pub buffers_due: Option<Instant>,
+    /// Injected loss's counts (off unless configured, [`super::loss`]).
+    pub loss: super::loss::Dice,
 }
 
 /// A core's slot in the table.
@@ -622,6 +626,7 @@ impl Shard {
             mac,
             ip,
             looped: &mut self.looped,
+            loss: &mut self.loss,
         };
         let polled = Clock::now();
         add_ns(&stats.ns_flush, started);

@@ -28,6 +28,10 @@
 //! them. Received checksums are checked before steering
 //! ([`super::check`], skipped for frames the device validated), so
 //! smoltcp never checks them again.
+//!
+//! Injected loss ([`super::loss`], for tests, off by default): one TCP
+//! segment in `N` each way is dropped here, a received one before smoltcp
+//! sees it, a sent one after smoltcp made it.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -38,6 +42,7 @@ use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::loan::{Buffer, Up, carries_payload};
+use super::loss::Dice;
 use super::shard::Stats;
 use crate::drivers::virtio::net::pair::{TxSlot, offload_header};
 use crate::drivers::virtio::net::{MAX_FRAME, Pair};
@@ -67,6 +72,8 @@ pub struct Wire<'a> {
     pub mac: [u8; 6],
     pub ip: Option<[u8; 4]>,
     pub looped: &'a mut Vec<Vec<u8>>,
+    /// Injected loss (off unless configured, see [`super::loss`]).
+    pub loss: &'a mut Dice,
 }
 
 /// A received frame for smoltcp; its buffer goes to `spent` afterwards.
@@ -94,6 +101,7 @@ pub struct Tx<'a> {
     mac: [u8; 6],
     ip: Option<[u8; 4]>,
     looped: &'a mut Vec<Vec<u8>>,
+    loss: &'a mut Dice,
 }
 
 impl Drop for Tx<'_> {
@@ -131,6 +139,7 @@ impl Wire<'_> {
             mac: self.mac,
             ip: self.ip,
             looped: self.looped,
+            loss: self.loss,
         }
     }
 }
@@ -146,7 +155,14 @@ impl phy::Device for Wire<'_> {
         Self: 'a;
 
     fn receive(&mut self, _: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
-        let frame = self.rx.pop_front()?;
+        let frame = loop {
+            let frame = self.rx.pop_front()?;
+            if !self.loss.drop_rx(frame.data()) {
+                break frame;
+            }
+            self.stats.drop_injected.fetch_add(1, Ordering::Relaxed);
+            self.spent.push(frame);
+        };
         let tx = Tx {
             slot: None,
             backlog: self.backlog,
@@ -156,6 +172,7 @@ impl phy::Device for Wire<'_> {
             mac: self.mac,
             ip: self.ip,
             looped: self.looped,
+            loss: self.loss,
         };
         Some((
             Rx {
@@ -242,6 +259,8 @@ impl phy::TxToken for Tx<'_> {
             if loops(&frame, self.mac, self.ip) {
                 self.stats.looped.fetch_add(1, Ordering::Relaxed);
                 self.looped.push(frame);
+            } else if self.loss.drop_tx(&frame) {
+                self.stats.drop_injected.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.backlog.push_back(frame);
                 self.stats.tx_backlogged.fetch_add(1, Ordering::Relaxed);
@@ -253,6 +272,11 @@ impl phy::TxToken for Tx<'_> {
         if loops(frame, self.mac, self.ip) {
             self.stats.looped.fetch_add(1, Ordering::Relaxed);
             self.looped.push(frame.to_vec());
+            pair.put_back(slot);
+            return result;
+        }
+        if self.loss.drop_tx(frame) {
+            self.stats.drop_injected.fetch_add(1, Ordering::Relaxed);
             pair.put_back(slot);
             return result;
         }

@@ -43,6 +43,8 @@ use crate::tools;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// The fw_cfg file naming the services percore starts at boot.
 pub const SERVE_FW_CFG: &str = "opt/percore/serve";
+/// The boot configuration file that injects loss (`kernel/src/net/loss.rs`).
+pub const LOSS_FW_CFG: &str = "opt/percore/netloss";
 /// The contract's ready lines (their beginnings; percore's shell prompt may come
 /// first on the same line).
 const READY: [&str; 2] = [
@@ -871,6 +873,42 @@ pub fn heap_used(ports: &Ports) -> Outcome<u64> {
     let json: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| format!("/stats is not JSON: {e}"))?;
     find_number(&json, "heap_used_bytes").ok_or_else(|| "no heap_used_bytes in /stats".into())
+}
+
+/// The sum of every number named `key` in the guest's `/stats` (one per
+/// core for the network's counters).
+pub fn stat_sum(ports: &Ports, key: &str) -> Outcome<u64> {
+    let (status, body) = http_get(ports, "/stats")?;
+    if status != 200 {
+        return Err(format!("GET /stats answered {status}"));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("/stats is not JSON: {e}"))?;
+    let mut found = Vec::new();
+    collect_numbers(&json, key, &mut found);
+    if found.is_empty() {
+        return Err(format!("no {key} in /stats"));
+    }
+    Ok(found.iter().sum())
+}
+
+fn collect_numbers(value: &serde_json::Value, key: &str, found: &mut Vec<u64>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v.as_u64() {
+                    Some(n) if k == key => found.push(n),
+                    _ => collect_numbers(v, key, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_numbers(item, key, found);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn find_number(value: &serde_json::Value, key: &str) -> Option<u64> {

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::netload::{self, Backend, Outcome, Ports, Served, Target, WrkMode};
+use crate::netload::{self, Backend, LOSS_FW_CFG, Outcome, Ports, Served, Target, WrkMode};
 use crate::qemu::{Firmware, Machine};
 use crate::test::{Tally, timeout};
 
@@ -89,7 +89,64 @@ const TESTS: &[(&str, Check)] = &[
     ("still_serving_after_load", still_serving),
 ];
 
-/// The test of the guest's address line.
+/// The tests of the lossy set (`qemu/netload-percore-lossy/*`): percore
+/// booted dropping one TCP segment in [`LOSS_EVERY`] each way
+/// (`kernel/src/net/loss.rs`), so TCP's recovery is what is tested: every
+/// byte must still come back, and the guest must say it dropped segments.
+const LOSSY_TESTS: &[(&str, Check)] = &[
+    ("bulk_echo_checksums", bulk),
+    ("half_close", half_close),
+    ("connection_churn", churn),
+    ("loss_was_injected", loss_injected),
+];
+
+/// One TCP segment in this many is dropped each way in the lossy set.
+const LOSS_EVERY: u32 = 100;
+
+/// What the lossy set does: small enough that the segments lost at the
+/// end of a transfer, which wait for a retransmission timeout (1 s), keep
+/// it short.
+const LOSSY_COUNTS: Counts = Counts {
+    bulk_bytes: 2 << 20,
+    churn: 30,
+    half_close_rounds: 3,
+    ..TEST_COUNTS
+};
+
+/// A set of tests: the plain one, or the lossy one.
+struct Set {
+    /// After `netload-TARGET` in the tests' names.
+    suffix: &'static str,
+    tests: &'static [(&'static str, Check)],
+    counts: &'static Counts,
+    /// Injected loss, if any ([`LOSS_EVERY`]).
+    loss: Option<u32>,
+}
+
+const PLAIN: Set = Set {
+    suffix: "",
+    tests: TESTS,
+    counts: &TEST_COUNTS,
+    loss: None,
+};
+
+const LOSSY: Set = Set {
+    suffix: "-lossy",
+    tests: LOSSY_TESTS,
+    counts: &LOSSY_COUNTS,
+    loss: Some(LOSS_EVERY),
+};
+
+/// The sets run against `target`: the lossy one only against percore (the
+/// loss is injected by its network stack).
+fn sets(target: Target) -> &'static [Set] {
+    match target {
+        Target::Percore => &[PLAIN, LOSSY],
+        Target::Linux => &[PLAIN],
+    }
+}
+
+/// The test of the guest's address line (plain set only).
 const ADDRESS_TEST: &str = "address_line";
 
 /// The contract's address on QEMU's user network, as the guest prints it.
@@ -105,43 +162,65 @@ fn address(line: Option<&str>) -> Outcome<&str> {
 }
 
 /// The tests' names as `cargo xtask test` shows them.
-fn full_name(target: Target, test: &str) -> String {
-    format!("qemu/netload-{}/{test}", target.name())
+fn full_name(target: Target, set: &Set, test: &str) -> String {
+    format!("qemu/netload-{}{}/{test}", target.name(), set.suffix)
+}
+
+/// The names of `set`'s tests.
+fn names(set: &Set) -> impl Iterator<Item = &'static str> {
+    let address = set.loss.is_none().then_some(ADDRESS_TEST);
+    set.tests.iter().map(|(t, _)| *t).chain(address)
+}
+
+/// Whether `filter` selects any test of `set` against `target`.
+fn set_selected(target: Target, set: &Set, filter: Option<&str>) -> bool {
+    filter.is_none_or(|f| names(set).any(|t| full_name(target, set, t).contains(f)))
 }
 
 /// Whether `filter` selects any of the tests against `target`.
 pub fn selected(target: Target, filter: Option<&str>) -> bool {
-    filter.is_none_or(|f| {
-        TESTS
-            .iter()
-            .map(|(t, _)| *t)
-            .chain([ADDRESS_TEST])
-            .any(|t| full_name(target, t).contains(f))
-    })
+    sets(target)
+        .iter()
+        .any(|set| set_selected(target, set, filter))
 }
 
-/// Boots `target` serving on a 2-core machine and runs the tests `filter`
-/// selects, recording each in `tally`.
+/// Runs every set of tests against `target` that `filter` selects,
+/// recording each test in `tally`.
 pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
-    let tests: Vec<&(&str, Check)> = TESTS
+    for set in sets(target) {
+        if set_selected(target, set, filter) {
+            run_set(target, set, filter, tally);
+        }
+    }
+}
+
+/// Boots `target` serving on a 2-core machine (with `set`'s loss) and runs
+/// the tests of `set` that `filter` selects, recording each in `tally`.
+fn run_set(target: Target, set: &Set, filter: Option<&str>, tally: &mut Tally) {
+    let tests: Vec<&(&str, Check)> = set
+        .tests
         .iter()
-        .filter(|(t, _)| filter.is_none_or(|f| full_name(target, t).contains(f)))
+        .filter(|(t, _)| filter.is_none_or(|f| full_name(target, set, t).contains(f)))
         .collect();
-    println!("\n== network load tests against {}", target.name());
+    let mut machine = Machine::new(Firmware::Bios, 2);
+    match set.loss {
+        Some(every) => {
+            println!(
+                "\n== network load tests against {}, one TCP segment in {every} lost each way",
+                target.name()
+            );
+            machine.fw_cfg.push((LOSS_FW_CFG.into(), every.to_string()));
+        }
+        None => println!("\n== network load tests against {}", target.name()),
+    }
     let started = Instant::now();
     // percore's release kernel, the one users run: under TCG the debug
     // kernel makes the set take about 2.5 minutes instead of 30 s.
-    let served = match Served::start(
-        target,
-        &Machine::new(Firmware::Bios, 2),
-        Backend::Slirp,
-        timeout(),
-        true,
-    ) {
+    let served = match Served::start(target, &machine, Backend::Slirp, timeout(), true) {
         Ok(served) => served,
         Err(error) => {
             for (test, _) in &tests {
-                let name = full_name(target, test);
+                let name = full_name(target, set, test);
                 println!("test {name} ... FAILED: {error}");
                 tally.record(&name, false);
             }
@@ -158,8 +237,9 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
         served.ports.http
     );
     let mut failed = false;
-    if filter.is_none_or(|f| full_name(target, ADDRESS_TEST).contains(f)) {
-        let name = full_name(target, ADDRESS_TEST);
+    if set.loss.is_none() && filter.is_none_or(|f| full_name(target, set, ADDRESS_TEST).contains(f))
+    {
+        let name = full_name(target, set, ADDRESS_TEST);
         let verdict = address(served.net_line.as_deref());
         match &verdict {
             Ok(line) => println!("test {name} ... ok ({line})"),
@@ -169,9 +249,9 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
         tally.record(&name, verdict.is_ok());
     }
     for (test, check) in tests {
-        let name = full_name(target, test);
+        let name = full_name(target, set, test);
         let start = Instant::now();
-        let verdict = check(&served.ports, &TEST_COUNTS);
+        let verdict = check(&served.ports, set.counts);
         let took = start.elapsed().as_secs_f64();
         match &verdict {
             Ok(Done::Passed(what)) => println!("test {name} ... ok ({what}; {took:.1} s)"),
@@ -195,8 +275,9 @@ pub fn run(target: Target, filter: Option<&str>, tally: &mut Tally) {
         Err(error) => println!("   (stopping the guest: {error})"),
     }
     println!(
-        "   (netload-{}: {:.1} s)",
+        "   (netload-{}{}: {:.1} s)",
         target.name(),
+        set.suffix,
         started.elapsed().as_secs_f64()
     );
 }
@@ -359,6 +440,19 @@ fn wrk_keep_alive(ports: &Ports, counts: &Counts) -> Outcome<Done> {
 fn wrk_close(ports: &Ports, counts: &Counts) -> Outcome<Done> {
     let connections = netload::CLOSE_CONNECTIONS;
     wrk_run(ports, counts, WrkMode::Close { connections })
+}
+
+/// The lossy set's own check: the guest dropped segments (its `/stats`,
+/// `drop_injected` summed over the cores), so the tests before it did run
+/// over a lossy link.
+fn loss_injected(ports: &Ports, _: &Counts) -> Outcome<Done> {
+    let dropped = netload::stat_sum(ports, "drop_injected")?;
+    if dropped == 0 {
+        return Err("the guest dropped no segment: no loss was injected".into());
+    }
+    Ok(Done::Passed(format!(
+        "{dropped} segments dropped by the guest"
+    )))
 }
 
 /// After everything above: echo and HTTP still answer.

@@ -153,7 +153,7 @@ pub fn stats_json() -> String {
             let n = &slot.stats;
             let _ = write!(
                 json,
-                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"tx_handed\":{},\"tx_for_others\":{},\"copied_bytes\":{},\"drop_ring_full\":{},\"drop_held\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{},\"buffers_lent\":{},\"buffers_returned\":{},\"turns\":{},\"ns_take\":{},\"ns_flush\":{},\"ns_poll\":{},\"ns_report\":{}",
+                ",\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"steered_in\":{},\"steered_out\":{},\"looped\":{},\"tx_handed\":{},\"tx_for_others\":{},\"copied_bytes\":{},\"drop_ring_full\":{},\"drop_held\":{},\"drop_queue_full\":{},\"drop_tx_dead\":{},\"drop_injected\":{},\"drop_bad_ip\":{},\"drop_bad_tcp\":{},\"drop_bad_udp\":{},\"drop_syn_backlog\":{},\"tcp_open\":{},\"udp_open\":{},\"accepted\":{},\"connected\":{},\"buffers_lent\":{},\"buffers_returned\":{},\"turns\":{},\"ns_take\":{},\"ns_flush\":{},\"ns_poll\":{},\"ns_report\":{}",
                 load(&n.rx_frames),
                 load(&n.rx_bytes),
                 load(&n.tx_frames),
@@ -168,6 +168,7 @@ pub fn stats_json() -> String {
                 load(&n.drop_held),
                 load(&n.drop_queue_full),
                 load(&n.drop_tx_dead),
+                load(&n.drop_injected),
                 load(&n.drop_bad_ip),
                 load(&n.drop_bad_tcp),
                 load(&n.drop_bad_udp),
