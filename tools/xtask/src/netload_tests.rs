@@ -104,8 +104,8 @@ const LOSSY_TESTS: &[(&str, Check)] = &[
 const LOSS_EVERY: u32 = 100;
 
 /// What the lossy set does: small enough that the segments lost at the
-/// end of a transfer, which wait for a retransmission timeout (1 s), keep
-/// it short.
+/// end of a transfer, which wait for a retransmission timeout (200 ms at
+/// least, doubling while they repeat), keep it short.
 const LOSSY_COUNTS: Counts = Counts {
     bulk_bytes: 2 << 20,
     churn: 30,
