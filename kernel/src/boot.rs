@@ -61,9 +61,8 @@ impl Kernel {
     /// which is logged).
     pub fn sched_config(&self) -> SchedConfig {
         let mut buffer = [0u8; 256];
-        let text = match fw_cfg::read_file(SCHED_FILE, &mut buffer) {
-            Ok(len) => core::str::from_utf8(&buffer[..len]).unwrap_or(""),
-            Err(_) => return SchedConfig::default(),
+        let Ok(text) = fw_cfg::read_text(SCHED_FILE, &mut buffer) else {
+            return SchedConfig::default();
         };
         SchedConfig::parse(text).unwrap_or_else(|error| {
             log::warn!("boot: {SCHED_FILE} = `{text}`: {error:?}; round robin on every core");

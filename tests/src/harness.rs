@@ -88,8 +88,8 @@ pub fn run(kernel: &Kernel, suites: &[&'static [Test]]) -> ! {
     let tests: &[&Test] = TABLE.call_once(|| suites.iter().flat_map(|s| s.iter()).collect());
     fatal::set_hook(on_fatal);
     let mut buffer = [0u8; 4096];
-    let command = match fw_cfg::read_file(COMMAND_FILE, &mut buffer) {
-        Ok(len) => core::str::from_utf8(&buffer[..len]).unwrap_or(""),
+    let command = match fw_cfg::read_text(COMMAND_FILE, &mut buffer) {
+        Ok(text) => text,
         Err(error) => {
             println!("test harness: no command in fw_cfg {COMMAND_FILE}: {error:?}");
             exit_qemu(ExitCode::Failure)

@@ -78,3 +78,11 @@ pub fn read_file(name: &str, buf: &mut [u8]) -> Result<usize, FwCfgError> {
     }
     Err(FwCfgError::NotFound)
 }
+
+/// Reads the file `name` into `buf` as text (the boot configuration files
+/// under `opt/percore/`). Bytes that are not UTF-8 read as empty text,
+/// which each file's parser refuses or takes as its default.
+pub fn read_text<'a>(name: &str, buf: &'a mut [u8]) -> Result<&'a str, FwCfgError> {
+    let len = read_file(name, buf)?;
+    Ok(core::str::from_utf8(&buf[..len]).unwrap_or(""))
+}

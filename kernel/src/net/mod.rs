@@ -251,10 +251,9 @@ fn start() -> Result<()> {
 /// ([`loss::LOSS_FILE`]); a bad value is logged and leaves it off.
 fn configure_loss() {
     let mut buffer = [0u8; 16];
-    let Ok(len) = fw_cfg::read_file(loss::LOSS_FILE, &mut buffer) else {
+    let Ok(text) = fw_cfg::read_text(loss::LOSS_FILE, &mut buffer) else {
         return;
     };
-    let text = core::str::from_utf8(&buffer[..len]).unwrap_or("");
     match loss::parse(text) {
         Ok(every) => {
             loss::set(every);
@@ -272,17 +271,14 @@ fn configure_loss() {
 /// which is logged).
 fn configured_mode() -> config::Mode {
     let mut buffer = [0u8; 128];
-    match fw_cfg::read_file(config::NET_FILE, &mut buffer) {
-        Ok(len) => {
-            let text = core::str::from_utf8(&buffer[..len]).unwrap_or("");
-            config::parse(text).unwrap_or_else(|error| {
-                log::warn!(
-                    "net: {} = `{text}`: {error:?}; using DHCP",
-                    config::NET_FILE
-                );
-                config::Mode::Dhcp
-            })
-        }
+    match fw_cfg::read_text(config::NET_FILE, &mut buffer) {
+        Ok(text) => config::parse(text).unwrap_or_else(|error| {
+            log::warn!(
+                "net: {} = `{text}`: {error:?}; using DHCP",
+                config::NET_FILE
+            );
+            config::Mode::Dhcp
+        }),
         Err(_) => config::Mode::Dhcp,
     }
 }

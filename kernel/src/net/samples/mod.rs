@@ -118,10 +118,9 @@ pub async fn serve(service: Service) -> core::result::Result<usize, ServeError> 
 /// The services [`SERVE_FILE`] names (unknown names are logged and skipped).
 pub fn configured_services() -> Vec<Service> {
     let mut buffer = [0u8; 128];
-    let Ok(len) = fw_cfg::read_file(SERVE_FILE, &mut buffer) else {
+    let Ok(text) = fw_cfg::read_text(SERVE_FILE, &mut buffer) else {
         return Vec::new();
     };
-    let text = core::str::from_utf8(&buffer[..len]).unwrap_or("");
     text.split(',')
         .filter(|n| !n.trim().is_empty())
         .filter_map(|name| {
