@@ -864,62 +864,59 @@ fn parse_response(response: &[u8]) -> Outcome<(u16, Vec<u8>)> {
     Ok((status, body.to_vec()))
 }
 
-/// The first number named `heap_used_bytes` in the guest's `/stats`.
-pub fn heap_used(ports: &Ports) -> Outcome<u64> {
+/// The guest's `/stats`, parsed.
+fn stats(ports: &Ports) -> Outcome<serde_json::Value> {
     let (status, body) = http_get(ports, "/stats")?;
     if status != 200 {
         return Err(format!("GET /stats answered {status}"));
     }
-    let json: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| format!("/stats is not JSON: {e}"))?;
-    find_number(&json, "heap_used_bytes").ok_or_else(|| "no heap_used_bytes in /stats".into())
+    serde_json::from_slice(&body).map_err(|e| format!("/stats is not JSON: {e}"))
+}
+
+/// The first number named `heap_used_bytes` in the guest's `/stats`.
+pub fn heap_used(ports: &Ports) -> Outcome<u64> {
+    find_number(&stats(ports)?, "heap_used_bytes")
+        .ok_or_else(|| "no heap_used_bytes in /stats".into())
 }
 
 /// The sum of every number named `key` in the guest's `/stats` (one per
 /// core for the network's counters).
 pub fn stat_sum(ports: &Ports, key: &str) -> Outcome<u64> {
-    let (status, body) = http_get(ports, "/stats")?;
-    if status != 200 {
-        return Err(format!("GET /stats answered {status}"));
-    }
-    let json: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| format!("/stats is not JSON: {e}"))?;
-    let mut found = Vec::new();
-    collect_numbers(&json, key, &mut found);
+    let found = numbers(&stats(ports)?, key);
     if found.is_empty() {
         return Err(format!("no {key} in /stats"));
     }
     Ok(found.iter().sum())
 }
 
-fn collect_numbers(value: &serde_json::Value, key: &str, found: &mut Vec<u64>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                match v.as_u64() {
-                    Some(n) if k == key => found.push(n),
-                    _ => collect_numbers(v, key, found),
+/// Every number named `key` anywhere in `value`, in document order.
+fn numbers(value: &serde_json::Value, key: &str) -> Vec<u64> {
+    fn walk(value: &serde_json::Value, key: &str, found: &mut Vec<u64>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match v.as_u64() {
+                        Some(n) if k == key => found.push(n),
+                        _ => walk(v, key, found),
+                    }
                 }
             }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                collect_numbers(item, key, found);
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, key, found);
+                }
             }
+            _ => {}
         }
-        _ => {}
     }
+    let mut found = Vec::new();
+    walk(value, key, &mut found);
+    found
 }
 
+/// The first number named `key` anywhere in `value`.
 fn find_number(value: &serde_json::Value, key: &str) -> Option<u64> {
-    match value {
-        serde_json::Value::Object(map) => map
-            .get(key)
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| map.values().find_map(|v| find_number(v, key))),
-        serde_json::Value::Array(items) => items.iter().find_map(|v| find_number(v, key)),
-        _ => None,
-    }
+    numbers(value, key).first().copied()
 }
 
 /// Runs a Debian tool (`curl`, `nc`, `wrk`) with a host-side time limit:
