@@ -65,21 +65,25 @@ fn spsc_batched_release() {
 /// consumer that then goes idle.
 #[test]
 fn spsc_full_ring_then_idle_consumer() {
-    loom::model(|| {
-        let (mut tx, mut rx) = spsc::channel::<u32>(4).unwrap();
-        let h = thread::spawn(move || {
-            (0..6).for_each(|i| tx.push(i, &mut LoomYield));
-            tx
-        });
-        for i in 0..6 {
-            assert_eq!(rx.pop(&mut LoomYield), i);
-        }
-        let mut tx = h.join().unwrap();
-        // The consumer goes idle after finding the ring empty: the producer
-        // sees every slot free.
-        assert!(rx.try_pop().is_err());
-        assert_eq!(tx.slots(), 4);
+    loom::model(|| stream_then_idle(4, 6));
+}
+
+/// One loom execution: a producer thread pushes `0..messages` into a ring
+/// of `capacity` slots while this thread pops them in order; then the
+/// consumer finds the ring empty and goes idle, and the producer must see
+/// every slot free.
+fn stream_then_idle(capacity: usize, messages: u32) {
+    let (mut tx, mut rx) = spsc::channel::<u32>(capacity).unwrap();
+    let h = thread::spawn(move || {
+        (0..messages).for_each(|i| tx.push(i, &mut LoomYield));
+        tx
     });
+    for i in 0..messages {
+        assert_eq!(rx.pop(&mut LoomYield), i);
+    }
+    let mut tx = h.join().unwrap();
+    assert!(rx.try_pop().is_err());
+    assert_eq!(tx.slots(), capacity);
 }
 
 /// The consumer's hold (a reload that found a short run makes the next
@@ -89,19 +93,7 @@ fn spsc_full_ring_then_idle_consumer() {
 /// consumer that then finds the ring empty has released every slot.
 #[test]
 fn spsc_hold_delays_but_never_hides() {
-    loom::model(|| {
-        let (mut tx, mut rx) = spsc::channel::<u32>(32).unwrap();
-        let h = thread::spawn(move || {
-            (0..4).for_each(|i| tx.push(i, &mut LoomYield));
-            tx
-        });
-        for i in 0..4 {
-            assert_eq!(rx.pop(&mut LoomYield), i);
-        }
-        let mut tx = h.join().unwrap();
-        assert!(rx.try_pop().is_err());
-        assert_eq!(tx.slots(), 32);
-    });
+    loom::model(|| stream_then_idle(32, 4));
 }
 
 #[test]

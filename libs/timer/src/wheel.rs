@@ -585,6 +585,17 @@ mod tests {
     use crate::lists::SLACK;
     use crate::time::TickShift;
 
+    /// xorshift64 from `seed` (non-zero): the same sequence on every run.
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     /// The counters agree with the lists, and `len` with the tombstones.
     fn check_counts<T>(w: &Wheel<T>) {
         assert_eq!(w.lists.entry_count(), w.lists.entries());
@@ -667,13 +678,7 @@ mod tests {
         // pass is half-way through the lists.
         let mut w = Wheel::new(Config::new(TickShift::new(0).unwrap()).with_intervals(2)).unwrap();
         w.add_interval(50, 4_099, u64::MAX).unwrap();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut now = 0;
         let mut armed = Vec::new();
         let mut fired = 0;
@@ -744,11 +749,9 @@ mod tests {
             .map(|i| w.insert(i * 1_000_003 % (1 << 34), i).unwrap())
             .collect();
         assert!(w.insert(5, 0).is_err());
-        let mut x = 12345u64;
+        let mut rand = xorshift(12345);
         for k in 0..50_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rand();
             let i = x as usize % handles.len();
             w.cancel(handles[i]).unwrap();
             handles[i] = w.insert(k * 7 + x % (1 << 36), k).unwrap();

@@ -201,14 +201,11 @@ impl Harness {
 
     fn churn(&mut self, count: u16, seed: u64) -> Result<(), TestCaseError> {
         let tick = 1u64 << self.model.shift;
-        let mut x = seed | 1;
+        let mut rand = xorshift(seed | 1);
         let first = self.handles.len();
         for k in 0..count {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
             let span = [tick * 200, tick * 300_000, tick << 40][k as usize % 3];
-            self.insert(self.now.saturating_add(x % span))?;
+            self.insert(self.now.saturating_add(rand() % span))?;
         }
         for pick in first..self.handles.len() {
             if pick % 8 != 0 {
@@ -358,17 +355,22 @@ proptest! {
     }
 }
 
-/// A bigger deterministic run: many timers, random cancels, stepped advance.
-#[test]
-fn many_timers_match_model() {
-    let mut ops = Vec::new();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move || {
+/// xorshift64 from `seed` (non-zero): the same sequence on every run.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
+    }
+}
+
+/// A bigger deterministic run: many timers, random cancels, stepped advance.
+#[test]
+fn many_timers_match_model() {
+    let mut ops = Vec::new();
+    let mut rand = xorshift(0x2545_f491_4f6c_dd1du64);
     for round in 0..40 {
         for _ in 0..500 {
             ops.push(Op::Insert((rand() % 2_000_000) as i64));
@@ -392,13 +394,7 @@ fn many_timers_match_model() {
 #[test]
 fn cancel_heavy_run_matches_model() {
     let mut ops = Vec::new();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rand = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rand = xorshift(0x9e37_79b9_7f4a_7c15u64);
     // Handles issued so far (the harness keeps them in order).
     let mut issued = 0usize;
     for round in 0..60 {
