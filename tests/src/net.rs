@@ -612,7 +612,7 @@ pub fn streamed_connections_give_buffers_back(_: &Kernel) -> Result<(), String> 
 }
 
 /// Starts the echo sample on every core (or finds it serving) and returns
-/// its address at the guest's own IP, port 7.
+/// its address at the guest's own IP, the echo port.
 fn serve_echo() -> Result<SocketAddr, String> {
     let address = stack()?;
     match block_on(within("echo", samples::serve(Service::Echo)))? {
@@ -622,7 +622,7 @@ fn serve_echo() -> Result<SocketAddr, String> {
     let [a, b, c, d] = address.ip;
     Ok(SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::new(a, b, c, d),
-        7,
+        samples::echo::PORT,
     )))
 }
 
